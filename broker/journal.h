@@ -1,0 +1,160 @@
+/* journal: the broker's durable, tamper-evident record of every flow, in LMDB.
+ * Records are keyed by a 64-bit sequence (big-endian keys), versioned, and chained:
+ * each stores BLAKE2b-256(previous hash || its own content), so an edit, deletion or
+ * reordering breaks the chain. Signed checkpoints (Ed25519) pin the chain head.
+ * Secondary indexes (dedup, message id, partner/type/time, person by HMAC of the NIR)
+ * are written in the same write transaction as the record. See docs/journal.md. */
+#ifndef PT_JOURNAL_H
+#define PT_JOURNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+typedef struct journal journal_t;
+typedef struct journal_txn journal_txn_t;
+
+/* Current on-disk record format version (bumped on any layout change; readers keep
+ * the old decoders). */
+#define PT_JOURNAL_FORMAT 1
+#define PT_JOURNAL_HASH_LEN 32
+
+typedef enum journal_kind {
+    PT_REC_RECEIVED = 1,     /* accepted message; payload = packed Envelope as journaled */
+    PT_REC_REJECTED = 2,     /* refused message; reason set, payload_hash = BLAKE2b of bytes */
+    PT_REC_DELIVERED = 3,    /* handed to a recipient (part 2) */
+    PT_REC_ACKNOWLEDGED = 4, /* recipient acknowledged (part 2) */
+    PT_REC_DEAD_LETTERED = 5,
+    PT_REC_REPLAYED = 6,
+    PT_REC_ADMIN = 7, /* an administrator's action; reason describes it */
+    PT_REC_RECEIPT = 8,
+} journal_kind_t;
+
+/* Returns "RECEIVED", "REJECTED", ...; "UNKNOWN" for other values. */
+const char *journal_kind_name(journal_kind_t kind);
+
+typedef struct journal_options {
+    const char *dir;          /* created 0700 if missing; files 0600 */
+    size_t map_size_initial;  /* bytes; 0 = 64 MiB */
+    size_t map_size_max;      /* bytes; 0 = 64 GiB. The map grows up to this, then PT_EJOURNALFULL */
+    const uint8_t *hmac_key;  /* 32 bytes: key of the person index (HMAC-SHA256 of the NIR) */
+    const uint8_t *sign_sk;   /* 64 bytes Ed25519 secret key for checkpoints; NULL = no signing */
+    bool unsafe_nosync;       /* MDB_NOSYNC: acks before disk. Only by explicit operator choice */
+} journal_options_t;
+
+/* A record to append. Strings are NUL-terminated and borrowed for the call. */
+typedef struct journal_record {
+    journal_kind_t kind;
+    int64_t time_ms;        /* Unix ms; 0 = now */
+    const char *partner;    /* sender (RECEIVED/REJECTED) or recipient (delivery kinds) */
+    const char *msg_type;   /* envelope body case name, "" when unknown */
+    const char *message_id; /* "" when unknown */
+    const char *correlation_id;
+    uint64_t ref_seq;       /* the RECEIVED record this one is about (delivery kinds), else 0 */
+    uint32_t attempt;       /* delivery attempt (DELIVERED) */
+    const char *reason;     /* REJECTED / DEAD_LETTERED / ADMIN text; NULL = none */
+    const uint8_t *payload; /* RECEIVED: envelope bytes; else NULL */
+    size_t payload_len;
+    const char *person_nir; /* normalised NIR (13 chars) to index, NULL = none; never stored */
+    const char *const *recipients; /* RECEIVED: routed recipients, NULL-terminated; may be NULL */
+} journal_record_t;
+
+/* A stored record, decoded. All pointers borrow from the read transaction or the
+ * buffer that journal_get filled: valid until the next call on the same cursor. */
+typedef struct journal_view {
+    uint32_t format;
+    journal_kind_t kind;
+    uint64_t seq;
+    int64_t time_ms;
+    const char *partner;
+    const char *msg_type;
+    const char *message_id;
+    const char *correlation_id;
+    uint64_t ref_seq;
+    uint32_t attempt;
+    const char *reason;
+    const uint8_t *payload;
+    size_t payload_len;
+    uint8_t payload_hash[PT_JOURNAL_HASH_LEN]; /* BLAKE2b-256 of the message bytes */
+    uint8_t hash[PT_JOURNAL_HASH_LEN];         /* chain hash of this record */
+    size_t n_recipients;
+    const char *recipients[32];
+} journal_view_t;
+
+/* Opens (creating if needed) the journal in opts->dir, resumes the sequence and chain
+ * head from the meta record without a full scan, and verifies the last records.
+ * Caller owns *out; close with journal_close(). Returns 0, -errno or PT_E*. */
+int journal_open(const journal_options_t *opts, journal_t **out, pt_error_t *err);
+
+/* Closes and sets *j to NULL; accepts NULL. No transaction may be open. */
+void journal_close(journal_t **j);
+
+/* Group commit: one write transaction per batch. */
+int journal_begin(journal_t *j, journal_txn_t **txn, pt_error_t *err);
+
+/* Appends a record in txn; on success *seq is its sequence. PT_EJOURNALFULL means
+ * the map is at its maximum: the transaction is then unusable and must be aborted
+ * (nothing of the batch is kept). */
+int journal_append(journal_txn_t *txn, const journal_record_t *rec, uint64_t *seq,
+                   pt_error_t *err);
+
+/* Dedup lookup of (sender, message_id) inside txn (sees this batch's own appends).
+ * Returns 0 and fills *seq and hash (BLAKE2b-256 of the RECEIVED payload), or
+ * PT_ENOTFOUND. */
+int journal_dedup_find(journal_txn_t *txn, const char *sender, const char *message_id,
+                       uint64_t *seq, uint8_t hash[PT_JOURNAL_HASH_LEN]);
+
+/* Commits with a real fsync (unless unsafe_nosync) and frees txn. On failure nothing
+ * of the batch is kept (PT_EJOURNALFULL for a full map or disk, or -errno) and the
+ * journal tries to grow the map before the next batch. */
+int journal_commit(journal_txn_t **txn, pt_error_t *err);
+
+/* Aborts and frees txn; accepts NULL. */
+void journal_abort(journal_txn_t **txn);
+
+/* Last committed sequence (0 when empty) and its chain hash. */
+uint64_t journal_last_seq(const journal_t *j);
+
+/* Reads one committed record into view; buf is caller-owned storage the view points
+ * into (grown with realloc as needed; free() it when done). PT_ENOTFOUND if absent. */
+int journal_get(journal_t *j, uint64_t seq, journal_view_t *view, uint8_t **buf, size_t *cap,
+                pt_error_t *err);
+
+/* Calls fn for each record with first <= seq <= last (last 0 = end) in order, inside one
+ * read transaction; fn returns nonzero to stop (and that value is returned). */
+typedef int (*journal_visit_fn)(const journal_view_t *view, void *arg);
+int journal_scan(journal_t *j, uint64_t first, uint64_t last, journal_visit_fn fn, void *arg,
+                 pt_error_t *err);
+
+/* Sequences of every record carrying message_id (any kind, any partner), ascending.
+ * Caller frees *seqs. */
+int journal_find_message(journal_t *j, const char *message_id, uint64_t **seqs, size_t *n,
+                         pt_error_t *err);
+
+/* Sequences of records of partner (and msg_type when not NULL) with from_ms <= time < to_ms. */
+int journal_find_partner(journal_t *j, const char *partner, const char *msg_type, int64_t from_ms,
+                         int64_t to_ms, uint64_t **seqs, size_t *n, pt_error_t *err);
+
+/* Sequences of RECEIVED records about the person with this NIR (normalised 13 chars;
+ * the index holds only HMAC-SHA256(hmac_key, nir)). */
+int journal_find_person(journal_t *j, const char *nir, uint64_t **seqs, size_t *n,
+                        pt_error_t *err);
+
+/* Signs the current chain head (seq, hash, time) with the Ed25519 key and stores the
+ * checkpoint in its own committed transaction. No-op (0) when the head is unchanged
+ * since the last checkpoint or no key was given. */
+int journal_checkpoint(journal_t *j, pt_error_t *err);
+
+/* Walks records first..last (last 0 = end): recomputes the chain, checks sequence
+ * continuity, format versions and every checkpoint signature in range (pk: 32-byte
+ * Ed25519 public key, or NULL to skip signatures). Returns 0 when intact; otherwise
+ * PT_ECORRUPT with *bad_seq the first bad record and err saying what is wrong. */
+int journal_verify(journal_t *j, uint64_t first, uint64_t last, const uint8_t *pk,
+                   uint64_t *bad_seq, pt_error_t *err);
+
+/* Current map size and maximum, and bytes in use, for metrics and the full check. */
+void journal_usage(const journal_t *j, size_t *used, size_t *map_size, size_t *map_max);
+
+#endif

@@ -1,0 +1,107 @@
+/* codec: size-limited protobuf-c pack/unpack and envelope type names. */
+#include "codec.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int
+codec_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len, size_t max,
+             ProtobufCMessage **out, pt_error_t *err)
+{
+    *out = NULL;
+    if (len > max)
+        return pt_error_set(err, PT_ETOOLARGE, desc->name, "%zu bytes is over the limit of %zu",
+                            len, max);
+    ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, len, buf);
+    if (m == NULL)
+        return pt_error_set(err, PT_EMALFORMED, desc->name,
+                            "%zu bytes are not a valid protobuf encoding of this message", len);
+    *out = m;
+    return 0;
+}
+
+int
+codec_pack(const ProtobufCMessage *msg, size_t max, uint8_t **out, size_t *len, pt_error_t *err)
+{
+    size_t n = protobuf_c_message_get_packed_size(msg);
+    *out = NULL;
+    *len = 0;
+    if (n > max)
+        return pt_error_set(err, PT_ETOOLARGE, msg->descriptor->name,
+                            "packed size %zu is over the limit of %zu", n, max);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (buf == NULL)
+        return pt_error_set(err, -12, msg->descriptor->name, "out of memory");
+    protobuf_c_message_pack(msg, buf);
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+void
+codec_free(ProtobufCMessage **msg)
+{
+    if (msg == NULL || *msg == NULL)
+        return;
+    protobuf_c_message_free_unpacked(*msg, NULL);
+    *msg = NULL;
+}
+
+/* The body oneof's cases are the envelope fields numbered 10 and up. */
+static const ProtobufCFieldDescriptor *
+body_field_by_number(uint32_t number)
+{
+    return protobuf_c_message_descriptor_get_field(&ptibus__v1__envelope__descriptor, number);
+}
+
+const char *
+codec_envelope_type(const Ptibus__V1__Envelope *env)
+{
+    if (env == NULL || env->body_case == PTIBUS__V1__ENVELOPE__BODY__NOT_SET)
+        return NULL;
+    const ProtobufCFieldDescriptor *f = body_field_by_number((uint32_t)env->body_case);
+    return f ? f->name : NULL;
+}
+
+static size_t
+body_first_index(void)
+{
+    const ProtobufCMessageDescriptor *d = &ptibus__v1__envelope__descriptor;
+    for (unsigned i = 0; i < d->n_fields; i++)
+        if (d->fields[i].flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
+            return i;
+    return d->n_fields;
+}
+
+size_t
+codec_envelope_type_count(void)
+{
+    const ProtobufCMessageDescriptor *d = &ptibus__v1__envelope__descriptor;
+    size_t n = 0;
+    for (unsigned i = 0; i < d->n_fields; i++)
+        if (d->fields[i].flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
+            n++;
+    return n;
+}
+
+const char *
+codec_envelope_type_at(size_t i)
+{
+    const ProtobufCMessageDescriptor *d = &ptibus__v1__envelope__descriptor;
+    size_t first = body_first_index();
+    if (first + i >= d->n_fields)
+        return NULL;
+    return d->fields[first + i].name;
+}
+
+Ptibus__V1__Envelope__BodyCase
+codec_envelope_case(const char *type)
+{
+    if (type == NULL)
+        return PTIBUS__V1__ENVELOPE__BODY__NOT_SET;
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field_by_name(&ptibus__v1__envelope__descriptor, type);
+    if (f == NULL || !(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
+        return PTIBUS__V1__ENVELOPE__BODY__NOT_SET;
+    return (Ptibus__V1__Envelope__BodyCase)f->id;
+}

@@ -1,0 +1,45 @@
+/* codec: size-limited protobuf pack/unpack over protobuf-c, plus the helpers that
+ * name an Envelope's message type (its body oneof case). Bytes from the network go
+ * through codec_unpack only. */
+#ifndef PT_CODEC_H
+#define PT_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "err.h"
+#include "ptibus/v1/envelope.pb-c.h"
+#include "ptibus/v1/protocol.pb-c.h"
+
+/* Default limit on a packed Envelope (the broker config can lower or raise it). */
+#define PT_MAX_MESSAGE_SIZE (256 * 1024)
+
+/* Unpacks len bytes as a message of type desc. Refuses len > max (PT_ETOOLARGE) and
+ * undecodable bytes (PT_EMALFORMED), filling err. On success the caller owns *out;
+ * free with codec_free(). */
+int codec_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len,
+                 size_t max, ProtobufCMessage **out, pt_error_t *err);
+
+/* Packs msg into a new buffer; refuses a result over max (PT_ETOOLARGE). On success
+ * the caller owns *out (free()). */
+int codec_pack(const ProtobufCMessage *msg, size_t max, uint8_t **out, size_t *len,
+               pt_error_t *err);
+
+/* Frees a message from codec_unpack (or protobuf-c's unpack) and sets *msg to NULL.
+ * Accepts NULL and *msg == NULL. */
+void codec_free(ProtobufCMessage **msg);
+
+/* The message type of an envelope: the JSON/proto name of its body case
+ * ("orientation", "referral", "sanction", ...), or NULL when the body is unset. */
+const char *codec_envelope_type(const Ptibus__V1__Envelope *env);
+
+/* The body case for a type name, or PTIBUS__V1__ENVELOPE__BODY__NOT_SET if unknown. */
+Ptibus__V1__Envelope__BodyCase codec_envelope_case(const char *type);
+
+/* Number of body cases and the i-th type name (0 <= i < count), for tables. */
+size_t codec_envelope_type_count(void);
+const char *codec_envelope_type_at(size_t i);
+
+#endif
