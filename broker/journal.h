@@ -42,6 +42,7 @@ typedef struct journal_options {
     const uint8_t *hmac_key;  /* 32 bytes: key of the person index (HMAC-SHA256 of the NIR) */
     const uint8_t *sign_sk;   /* 64 bytes Ed25519 secret key for checkpoints; NULL = no signing */
     bool unsafe_nosync;       /* MDB_NOSYNC: acks before disk. Only by explicit operator choice */
+    bool read_only;           /* admin tools: MDB_RDONLY, no writes; start-up checks only warn */
 } journal_options_t;
 
 /* A record to append. Strings are NUL-terminated and borrowed for the call. */

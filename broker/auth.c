@@ -1,0 +1,215 @@
+/* auth: ZAP handler mapping CURVE keys to partner ids. */
+#include "auth.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <zmq.h>
+
+#include "keys.h"
+#include "log.h"
+
+#define ZAP_ENDPOINT "inproc://zeromq.zap.01"
+#define ZAP_PARTS 7 /* version, request id, domain, address, identity, mechanism, key */
+
+struct auth {
+    void *sock;
+    const bconfig_t *cfg;
+    uint64_t refused;
+    uint64_t accepted;
+};
+
+typedef struct zap_request {
+    zmq_msg_t part[ZAP_PARTS];
+    int n;
+    bool extra; /* more parts than expected (PLAIN sends 2 credentials) */
+} zap_request_t;
+
+int
+auth_open(void *zctx, const bconfig_t *cfg, auth_t **out, pt_error_t *err)
+{
+    *out = NULL;
+    auth_t *a = calloc(1, sizeof *a);
+    if (a == NULL)
+        return pt_error_set(err, -ENOMEM, "auth", "out of memory");
+    a->cfg = cfg;
+    a->sock = zmq_socket(zctx, ZMQ_REP);
+    int linger = 0;
+    if (a->sock == NULL || zmq_setsockopt(a->sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        zmq_bind(a->sock, ZAP_ENDPOINT) != 0) {
+        int e = zmq_errno();
+        auth_close(&a);
+        return pt_error_set(err, -e, ZAP_ENDPOINT, "cannot bind the ZAP handler: %s",
+                            zmq_strerror(e));
+    }
+    *out = a;
+    return 0;
+}
+
+void
+auth_close(auth_t **ap)
+{
+    if (ap == NULL || *ap == NULL)
+        return;
+    if ((*ap)->sock)
+        zmq_close((*ap)->sock);
+    free(*ap);
+    *ap = NULL;
+}
+
+void *
+auth_socket(auth_t *a)
+{
+    return a->sock;
+}
+
+uint64_t
+auth_refused_count(const auth_t *a)
+{
+    return a->refused;
+}
+
+uint64_t
+auth_accepted_count(const auth_t *a)
+{
+    return a->accepted;
+}
+
+static bool
+part_equals(zmq_msg_t *m, const char *s)
+{
+    size_t n = strlen(s);
+    return zmq_msg_size(m) == n && memcmp(zmq_msg_data(m), s, n) == 0;
+}
+
+static void
+part_copy(zmq_msg_t *m, char *out, size_t cap)
+{
+    size_t n = zmq_msg_size(m);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(out, zmq_msg_data(m), n);
+    out[n] = '\0';
+}
+
+/* Reads one whole multipart request without blocking; false when none is pending. */
+static bool
+zap_read(void *sock, zap_request_t *r)
+{
+    r->n = 0;
+    r->extra = false;
+    int more = 1;
+    while (more) {
+        zmq_msg_t tmp;
+        zmq_msg_init(&tmp);
+        if (zmq_msg_recv(&tmp, sock, r->n == 0 ? ZMQ_DONTWAIT : 0) < 0) {
+            zmq_msg_close(&tmp);
+            return r->n > 0;
+        }
+        more = zmq_msg_more(&tmp);
+        if (r->n < ZAP_PARTS) {
+            r->part[r->n++] = tmp;
+        } else {
+            r->extra = true;
+            zmq_msg_close(&tmp);
+        }
+    }
+    return true;
+}
+
+static void
+zap_release(zap_request_t *r)
+{
+    for (int i = 0; i < r->n; i++)
+        zmq_msg_close(&r->part[i]);
+    r->n = 0;
+}
+
+static void
+zap_reply(void *sock, zmq_msg_t *request_id, const char *code, const char *text,
+          const char *user)
+{
+    zmq_send(sock, "1.0", 3, ZMQ_SNDMORE);
+    zmq_send(sock, zmq_msg_data(request_id), zmq_msg_size(request_id), ZMQ_SNDMORE);
+    zmq_send(sock, code, strlen(code), ZMQ_SNDMORE);
+    zmq_send(sock, text, strlen(text), ZMQ_SNDMORE);
+    zmq_send(sock, user, strlen(user), ZMQ_SNDMORE);
+    zmq_send(sock, "", 0, 0);
+}
+
+/* Decides on one well-formed CURVE request; fills user on success. */
+static const char *
+zap_decide(auth_t *a, const char *domain, const uint8_t key[32], char *user, size_t cap)
+{
+    char fp[17];
+    keys_fingerprint(key, fp);
+    if (strcmp(domain, PT_ZAP_DOMAIN_ADMIN) == 0) {
+        for (size_t i = 0; i < a->cfg->n_admin_keys; i++)
+            if (memcmp(a->cfg->admin_keys[i], key, 32) == 0) {
+                snprintf(user, cap, "%s%s", PT_ADMIN_USER_PREFIX, fp);
+                return NULL;
+            }
+        return "not an administrator key";
+    }
+    if (strcmp(domain, PT_ZAP_DOMAIN_PARTNERS) == 0) {
+        const bconfig_partner_t *p = bconfig_partner_by_key(a->cfg, key);
+        if (p == NULL)
+            return "unknown partner key";
+        snprintf(user, cap, "%s", p->id);
+        return NULL;
+    }
+    return "unknown ZAP domain";
+}
+
+static void
+zap_handle_one(auth_t *a, zap_request_t *r)
+{
+    char domain[64] = "", address[64] = "", mech[16] = "", user[64] = "", fp[17] = "-";
+    const char *why = NULL;
+    if (r->n < 6 || !part_equals(&r->part[0], "1.0")) {
+        why = "malformed ZAP request";
+    } else {
+        part_copy(&r->part[2], domain, sizeof domain);
+        part_copy(&r->part[3], address, sizeof address);
+        part_copy(&r->part[5], mech, sizeof mech);
+        if (strcmp(mech, "CURVE") != 0)
+            why = "mechanism refused (only CURVE is accepted)";
+        else if (r->n != 7 || r->extra || zmq_msg_size(&r->part[6]) != 32)
+            why = "malformed CURVE credentials";
+    }
+    if (why == NULL) {
+        const uint8_t *key = zmq_msg_data(&r->part[6]);
+        keys_fingerprint(key, fp);
+        why = zap_decide(a, domain, key, user, sizeof user);
+    }
+    if (r->n >= 2) {
+        if (why == NULL)
+            zap_reply(a->sock, &r->part[1], "200", "OK", user);
+        else
+            zap_reply(a->sock, &r->part[1], "400", why, "");
+    }
+    if (why == NULL) {
+        a->accepted++;
+        pt_log_info("auth.accepted", "%s from %s authenticated as %s (key %s)", mech, address,
+                    user, fp);
+    } else {
+        a->refused++;
+        pt_log_warn("auth.refused", "%s connection from %s refused on %s: %s (key %s)",
+                    mech[0] ? mech : "?", address, domain[0] ? domain : "?", why, fp);
+    }
+}
+
+int
+auth_handle(auth_t *a)
+{
+    int handled = 0;
+    zap_request_t r;
+    while (zap_read(a->sock, &r)) {
+        zap_handle_one(a, &r);
+        zap_release(&r);
+        handled++;
+    }
+    return handled;
+}

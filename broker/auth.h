@@ -1,0 +1,40 @@
+/* auth: the broker's ZAP handler (ZeroMQ RFC 27). It maps each client's CURVE public
+ * key to a partner id (domain PT_ZAP_DOMAIN_PARTNERS) or to an administrator (domain
+ * PT_ZAP_DOMAIN_ADMIN), and refuses everything else: unknown keys, a partner key on
+ * the admin socket, NULL and PLAIN mechanisms. Refusals are logged with the key's
+ * fingerprint, never a secret. The ZAP User-Id it returns is the partner id, which
+ * the broker reads back from every message (the only trusted sender identity). */
+#ifndef PT_AUTH_H
+#define PT_AUTH_H
+
+#include <stdint.h>
+
+#include "bconfig.h"
+#include "err.h"
+
+#define PT_ZAP_DOMAIN_PARTNERS "ptibus-partners"
+#define PT_ZAP_DOMAIN_ADMIN "ptibus-admin"
+/* User-Id prefix of administrators ("admin:" + key fingerprint). */
+#define PT_ADMIN_USER_PREFIX "admin:"
+
+typedef struct auth auth_t;
+
+/* Binds the ZAP endpoint in zctx. cfg is borrowed for the handler's lifetime.
+ * Caller owns *out; close with auth_close(). Must be opened before any CURVE socket
+ * of the context binds. */
+int auth_open(void *zctx, const bconfig_t *cfg, auth_t **out, pt_error_t *err);
+
+/* Closes the ZAP socket; accepts NULL; sets *a to NULL. */
+void auth_close(auth_t **a);
+
+/* The ZAP REP socket, for an event loop to poll. */
+void *auth_socket(auth_t *a);
+
+/* Answers every pending ZAP request without blocking. Returns the number handled. */
+int auth_handle(auth_t *a);
+
+/* Counters for metrics. */
+uint64_t auth_refused_count(const auth_t *a);
+uint64_t auth_accepted_count(const auth_t *a);
+
+#endif

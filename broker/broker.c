@@ -1,0 +1,481 @@
+/* broker: ptibusd's event loop, sockets and lifecycle. */
+#include "broker.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+#include <uv.h>
+#include <zmq.h>
+#ifdef PTIBUS_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#include "auth.h"
+#include "codec.h"
+#include "ingest.h"
+#include "journal.h"
+#include "keys.h"
+#include "log.h"
+
+/* Room for the Frame around an envelope of max_message_size. */
+#define FRAME_OVERHEAD 4096
+
+struct broker {
+    bconfig_t *cfg;
+    uv_loop_t loop;
+    uv_poll_t router_poll;
+    uv_poll_t zap_poll;
+    uv_signal_t sig_term;
+    uv_signal_t sig_int;
+    uv_timer_t checkpoint_timer;
+    void *zctx;
+    void *router;
+    auth_t *auth;
+    journal_t *journal;
+    ingest_t *ingest;
+    uint8_t server_sk[32];
+    uint8_t sign_sk[64];
+    uint8_t hmac_key[32];
+    bool loop_ready;
+    bool stopping;
+};
+
+static void
+notify(const char *state)
+{
+#ifdef PTIBUS_HAVE_SYSTEMD
+    sd_notify(0, state);
+#else
+    (void)state;
+#endif
+}
+
+static int
+broker_load_keys(broker_t *b, pt_error_t *err)
+{
+    int rc = keys_read(b->cfg->server_secret_key_file, b->server_sk, 32, true, err);
+    if (rc == 0)
+        rc = keys_read(b->cfg->signing_key_file, b->sign_sk, 64, true, err);
+    if (rc == 0)
+        rc = keys_read(b->cfg->hmac_key_file, b->hmac_key, 32, true, err);
+    return rc;
+}
+
+static int
+broker_open_journal(broker_t *b, pt_error_t *err)
+{
+    journal_options_t jo = {.dir = b->cfg->journal_dir,
+                            .map_size_initial = b->cfg->journal_map_initial,
+                            .map_size_max = b->cfg->journal_map_max,
+                            .hmac_key = b->hmac_key,
+                            .sign_sk = b->sign_sk,
+                            .unsafe_nosync = b->cfg->unsafe_ack_before_fsync};
+    if (b->cfg->unsafe_ack_before_fsync)
+        pt_log_warn("journal.unsafe",
+                    "unsafe_ack_before_fsync is set: messages are acknowledged before they are "
+                    "on disk and a crash can lose acknowledged messages");
+    int rc = journal_open(&jo, &b->journal, err);
+    if (rc == 0)
+        rc = ingest_new(b->journal, b->cfg, &b->ingest, err);
+    return rc;
+}
+
+static int
+zmq_fail(pt_error_t *err, const char *what)
+{
+    int e = zmq_errno();
+    return pt_error_set(err, -e, what, "%s", zmq_strerror(e));
+}
+
+static int
+broker_open_router(broker_t *b, pt_error_t *err)
+{
+    b->router = zmq_socket(b->zctx, ZMQ_ROUTER);
+    if (b->router == NULL)
+        return zmq_fail(err, "zmq_socket");
+    int one = 1, linger = 0;
+    int hb = (int)b->cfg->heartbeat_interval_ms, hbto = hb * 3;
+    int64_t maxmsg = (int64_t)b->cfg->max_message_size * 2 + FRAME_OVERHEAD;
+    const char *domain = PT_ZAP_DOMAIN_PARTNERS;
+    if (zmq_setsockopt(b->router, ZMQ_CURVE_SERVER, &one, sizeof one) != 0 ||
+        zmq_setsockopt(b->router, ZMQ_CURVE_SECRETKEY, b->server_sk, 32) != 0 ||
+        zmq_setsockopt(b->router, ZMQ_ZAP_DOMAIN, domain, strlen(domain)) != 0 ||
+        zmq_setsockopt(b->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one) != 0 ||
+        zmq_setsockopt(b->router, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        zmq_setsockopt(b->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) != 0 ||
+        zmq_setsockopt(b->router, ZMQ_HEARTBEAT_IVL, &hb, sizeof hb) != 0 ||
+        zmq_setsockopt(b->router, ZMQ_HEARTBEAT_TIMEOUT, &hbto, sizeof hbto) != 0)
+        return zmq_fail(err, "zmq_setsockopt(router)");
+    if (zmq_bind(b->router, b->cfg->listen) != 0)
+        return zmq_fail(err, b->cfg->listen);
+    return 0;
+}
+
+int
+broker_new(bconfig_t *cfg, broker_t **out, pt_error_t *err)
+{
+    *out = NULL;
+    if (sodium_init() < 0)
+        return pt_error_set(err, PT_EINTERNAL, "libsodium", "initialisation failed");
+    broker_t *b = calloc(1, sizeof *b);
+    if (b == NULL)
+        return pt_error_set(err, -ENOMEM, "broker", "out of memory");
+    b->cfg = cfg;
+    int rc = broker_load_keys(b, err);
+    if (rc == 0)
+        rc = broker_open_journal(b, err);
+    if (rc == 0 && (b->zctx = zmq_ctx_new()) == NULL)
+        rc = zmq_fail(err, "zmq_ctx_new");
+    if (rc == 0)
+        rc = auth_open(b->zctx, cfg, &b->auth, err);
+    if (rc == 0)
+        rc = broker_open_router(b, err);
+    if (rc != 0) {
+        b->cfg = NULL; /* the caller keeps cfg on error */
+        broker_destroy(&b);
+        return rc;
+    }
+    *out = b;
+    return 0;
+}
+
+static bool
+socket_readable(void *sock)
+{
+    int events = 0;
+    size_t len = sizeof events;
+    if (zmq_getsockopt(sock, ZMQ_EVENTS, &events, &len) != 0)
+        return false;
+    return (events & ZMQ_POLLIN) != 0;
+}
+
+/* Sends one frame to a ROUTER peer. A peer that has gone or whose queue is full loses
+ * the reply; it will publish again and get the same answer (publish is idempotent). */
+static void
+broker_send_frame(broker_t *b, const uint8_t *rid, size_t rid_len, const Ptibus__V1__Frame *f)
+{
+    uint8_t *buf;
+    size_t len;
+    pt_error_t err;
+    if (codec_pack(&f->base, (size_t)b->cfg->max_message_size * 2 + FRAME_OVERHEAD, &buf, &len,
+                   &err) != 0) {
+        pt_log_error("broker.pack", "%s", err.msg);
+        return;
+    }
+    if (zmq_send(b->router, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_send(b->router, buf, len, ZMQ_DONTWAIT) < 0)
+        pt_log_warn("broker.send", "reply dropped: %s", zmq_strerror(zmq_errno()));
+    free(buf);
+}
+
+static void
+broker_send_reply(const ingest_reply_t *r, void *arg)
+{
+    broker_t *b = arg;
+    Ptibus__V1__Frame f = PTIBUS__V1__FRAME__INIT;
+    Ptibus__V1__PublishAck ack = PTIBUS__V1__PUBLISH_ACK__INIT;
+    Ptibus__V1__Nack nack = PTIBUS__V1__NACK__INIT;
+    if (r->nack_code == 0) {
+        ack.message_id = (char *)r->message_id;
+        ack.seq = r->seq;
+        ack.duplicate = r->duplicate;
+        f.kind_case = PTIBUS__V1__FRAME__KIND_PUBLISH_ACK;
+        f.publish_ack = &ack;
+    } else {
+        nack.message_id = (char *)r->message_id;
+        nack.code = (Ptibus__V1__NackCode)r->nack_code;
+        nack.reason = (char *)r->reason;
+        nack.field_path = (char *)r->field_path;
+        nack.seq = r->seq;
+        nack.retryable = r->retryable;
+        f.kind_case = PTIBUS__V1__FRAME__KIND_NACK;
+        f.nack = &nack;
+    }
+    broker_send_frame(b, r->rid, r->rid_len, &f);
+}
+
+static void
+broker_send_nack(broker_t *b, const uint8_t *rid, size_t rid_len, int code, const char *reason)
+{
+    ingest_reply_t r = {.nack_code = code};
+    r.rid_len = rid_len < sizeof r.rid ? rid_len : sizeof r.rid;
+    memcpy(r.rid, rid, r.rid_len);
+    snprintf(r.reason, sizeof r.reason, "%s", reason);
+    r.message_id[0] = r.field_path[0] = '\0';
+    broker_send_reply(&r, b);
+}
+
+static void
+broker_on_hello(broker_t *b, const uint8_t *rid, size_t rid_len, const bconfig_partner_t *p,
+                const Ptibus__V1__Hello *h)
+{
+    if (h->protocol_version != 1) {
+        broker_send_nack(b, rid, rid_len, PTIBUS__V1__NACK_CODE__NACK_CODE_PROTOCOL,
+                         "hello.protocol_version: only version 1 is supported");
+        return;
+    }
+    pt_log_info("broker.hello", "partner=%s client=%s version=%s", p->id, h->client_name,
+                h->software_version);
+    Ptibus__V1__Frame f = PTIBUS__V1__FRAME__INIT;
+    Ptibus__V1__Welcome w = PTIBUS__V1__WELCOME__INIT;
+    w.protocol_version = 1;
+    w.partner_id = p->id;
+    w.heartbeat_interval_ms = b->cfg->heartbeat_interval_ms;
+    w.max_message_size = b->cfg->max_message_size;
+    f.kind_case = PTIBUS__V1__FRAME__KIND_WELCOME;
+    f.welcome = &w;
+    broker_send_frame(b, rid, rid_len, &f);
+}
+
+static void
+broker_on_heartbeat(broker_t *b, const uint8_t *rid, size_t rid_len)
+{
+    Ptibus__V1__Frame f = PTIBUS__V1__FRAME__INIT;
+    Ptibus__V1__Heartbeat h = PTIBUS__V1__HEARTBEAT__INIT;
+    h.sent_at_ms = (int64_t)(uv_now(&b->loop));
+    f.kind_case = PTIBUS__V1__FRAME__KIND_HEARTBEAT;
+    f.heartbeat = &h;
+    broker_send_frame(b, rid, rid_len, &f);
+}
+
+static void
+broker_on_frame(broker_t *b, const uint8_t *rid, size_t rid_len, const bconfig_partner_t *p,
+                const uint8_t *data, size_t len)
+{
+    ProtobufCMessage *m;
+    pt_error_t err;
+    int rc = codec_unpack(&ptibus__v1__frame__descriptor, data, len,
+                          (size_t)b->cfg->max_message_size * 2 + FRAME_OVERHEAD, &m, &err);
+    if (rc != 0) {
+        int code = rc == PT_ETOOLARGE ? PTIBUS__V1__NACK_CODE__NACK_CODE_TOO_LARGE
+                                      : PTIBUS__V1__NACK_CODE__NACK_CODE_MALFORMED;
+        ingest_reject_raw(b->ingest, rid, rid_len, p, data, len, code, &err);
+        return;
+    }
+    Ptibus__V1__Frame *f = (Ptibus__V1__Frame *)m;
+    switch (f->kind_case) {
+    case PTIBUS__V1__FRAME__KIND_PUBLISH:
+        ingest_publish(b->ingest, rid, rid_len, p, f->publish);
+        break;
+    case PTIBUS__V1__FRAME__KIND_HELLO:
+        broker_on_hello(b, rid, rid_len, p, f->hello);
+        break;
+    case PTIBUS__V1__FRAME__KIND_HEARTBEAT:
+        broker_on_heartbeat(b, rid, rid_len);
+        break;
+    default:
+        broker_send_nack(b, rid, rid_len, PTIBUS__V1__NACK_CODE__NACK_CODE_PROTOCOL,
+                         "frame: this frame kind is not accepted from a client");
+        break;
+    }
+    codec_free(&m);
+}
+
+/* Reads one [routing id][payload] message from the ROUTER; false when none is pending. */
+static bool
+broker_read_one(broker_t *b)
+{
+    zmq_msg_t rid, payload;
+    zmq_msg_init(&rid);
+    zmq_msg_init(&payload);
+    bool got = false;
+    if (zmq_msg_recv(&rid, b->router, ZMQ_DONTWAIT) < 0)
+        goto out;
+    got = true;
+    if (!zmq_msg_more(&rid) || zmq_msg_recv(&payload, b->router, 0) < 0)
+        goto out;
+    while (zmq_msg_more(&payload)) { /* a frame is one part: drop extra parts */
+        zmq_msg_t extra;
+        zmq_msg_init(&extra);
+        zmq_msg_recv(&extra, b->router, 0);
+        zmq_msg_close(&extra);
+    }
+    const char *user = zmq_msg_gets(&payload, "User-Id");
+    const bconfig_partner_t *p = user ? bconfig_partner_by_id(b->cfg, user) : NULL;
+    if (p == NULL) {
+        pt_log_error("broker.identity", "message without an authenticated partner dropped");
+        goto out;
+    }
+    broker_on_frame(b, zmq_msg_data(&rid), zmq_msg_size(&rid), p, zmq_msg_data(&payload),
+                    zmq_msg_size(&payload));
+out:
+    zmq_msg_close(&payload);
+    zmq_msg_close(&rid);
+    return got;
+}
+
+/* One loop turn on the partners' socket: everything readable now (up to max_batch)
+ * goes into one journal transaction, committed before any reply is sent. ZMQ_FD is
+ * edge-triggered, so keep going until ZMQ_EVENTS reports no more input. */
+static void
+broker_drain(broker_t *b)
+{
+    for (;;) {
+        uint32_t n = 0;
+        while (n < b->cfg->max_batch && broker_read_one(b))
+            n++;
+        ingest_flush(b->ingest, broker_send_reply, b);
+        if (n < b->cfg->max_batch && !socket_readable(b->router))
+            break;
+    }
+}
+
+static void
+on_router(uv_poll_t *h, int status, int events)
+{
+    (void)events;
+    broker_t *b = h->data;
+    if (status < 0)
+        pt_log_error("broker.poll", "%s", uv_strerror(status));
+    if (!b->stopping)
+        broker_drain(b);
+}
+
+static void
+on_zap(uv_poll_t *h, int status, int events)
+{
+    (void)status;
+    (void)events;
+    broker_t *b = h->data;
+    do {
+        auth_handle(b->auth);
+    } while (socket_readable(auth_socket(b->auth)));
+}
+
+static void
+broker_checkpoint(broker_t *b)
+{
+    pt_error_t err;
+    if (journal_checkpoint(b->journal, &err) != 0)
+        pt_log_error("journal.checkpoint", "%s", err.msg);
+}
+
+static void
+on_checkpoint(uv_timer_t *t)
+{
+    broker_checkpoint(t->data);
+}
+
+static void
+on_signal(uv_signal_t *s, int signum)
+{
+    broker_t *b = s->data;
+    pt_log_info("broker.signal", "signal %d: stopping after the current batch", signum);
+    broker_stop(b);
+}
+
+void
+broker_stop(broker_t *b)
+{
+    if (b->stopping)
+        return;
+    b->stopping = true;
+    notify("STOPPING=1");
+    uv_poll_stop(&b->router_poll);
+    uv_poll_stop(&b->zap_poll);
+    uv_timer_stop(&b->checkpoint_timer);
+    uv_signal_stop(&b->sig_term);
+    uv_signal_stop(&b->sig_int);
+}
+
+static int
+poll_fd(void *sock, uv_os_sock_t *fd)
+{
+    size_t len = sizeof *fd;
+    return zmq_getsockopt(sock, ZMQ_FD, fd, &len);
+}
+
+static int
+broker_loop_init(broker_t *b)
+{
+    uv_os_sock_t rfd, zfd;
+    if (poll_fd(b->router, &rfd) != 0 || poll_fd(auth_socket(b->auth), &zfd) != 0)
+        return -zmq_errno();
+    int rc = uv_loop_init(&b->loop);
+    if (rc != 0)
+        return rc;
+    b->loop_ready = true;
+    uv_poll_init_socket(&b->loop, &b->router_poll, rfd);
+    uv_poll_init_socket(&b->loop, &b->zap_poll, zfd);
+    uv_signal_init(&b->loop, &b->sig_term);
+    uv_signal_init(&b->loop, &b->sig_int);
+    uv_timer_init(&b->loop, &b->checkpoint_timer);
+    b->router_poll.data = b->zap_poll.data = b->sig_term.data = b->sig_int.data =
+        b->checkpoint_timer.data = b;
+    uv_poll_start(&b->router_poll, UV_READABLE, on_router);
+    uv_poll_start(&b->zap_poll, UV_READABLE, on_zap);
+    uv_signal_start(&b->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&b->sig_int, on_signal, SIGINT);
+    uint64_t ivl = b->cfg->checkpoint_interval_ms;
+    uv_timer_start(&b->checkpoint_timer, on_checkpoint, ivl, ivl);
+    return 0;
+}
+
+int
+broker_run(broker_t *b)
+{
+    int rc = broker_loop_init(b);
+    if (rc != 0) {
+        pt_log_error("broker.loop", "cannot start the event loop: %s", pt_strerror(rc));
+        return rc;
+    }
+    pt_log_info("broker.ready", "listening on %s, journal %s at seq %llu, %zu partners",
+                b->cfg->listen, b->cfg->journal_dir,
+                (unsigned long long)journal_last_seq(b->journal), b->cfg->n_partners);
+    notify("READY=1");
+    /* Messages may already be queued: the edge has passed, so drain once. */
+    on_zap(&b->zap_poll, 0, 0);
+    broker_drain(b);
+    uv_run(&b->loop, UV_RUN_DEFAULT);
+    return 0;
+}
+
+static void
+on_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void
+broker_loop_fini(broker_t *b)
+{
+    if (!b->loop_ready)
+        return;
+    uv_handle_t *handles[] = {(uv_handle_t *)&b->router_poll, (uv_handle_t *)&b->zap_poll,
+                              (uv_handle_t *)&b->sig_term, (uv_handle_t *)&b->sig_int,
+                              (uv_handle_t *)&b->checkpoint_timer};
+    for (size_t i = 0; i < sizeof handles / sizeof handles[0]; i++)
+        if (!uv_is_closing(handles[i]))
+            uv_close(handles[i], on_closed);
+    uv_run(&b->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&b->loop);
+    b->loop_ready = false;
+}
+
+void
+broker_destroy(broker_t **bp)
+{
+    if (bp == NULL || *bp == NULL)
+        return;
+    broker_t *b = *bp;
+    broker_loop_fini(b);
+    if (b->journal)
+        broker_checkpoint(b);
+    ingest_destroy(&b->ingest);
+    if (b->router)
+        zmq_close(b->router);
+    auth_close(&b->auth);
+    if (b->zctx)
+        zmq_ctx_term(b->zctx);
+    journal_close(&b->journal);
+    sodium_memzero(b->server_sk, sizeof b->server_sk);
+    sodium_memzero(b->sign_sk, sizeof b->sign_sk);
+    sodium_memzero(b->hmac_key, sizeof b->hmac_key);
+    bconfig_destroy(&b->cfg);
+    free(b);
+    *bp = NULL;
+}

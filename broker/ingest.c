@@ -1,0 +1,355 @@
+/* ingest: decode, validate, authorise, deduplicate and journal published messages,
+ * with group commit. */
+#include "ingest.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "codec.h"
+#include "log.h"
+#include "nir.h"
+#include "validate.h"
+
+struct ingest {
+    journal_t *journal;
+    const bconfig_t *cfg;
+    journal_txn_t *txn;
+    int failed; /* first journal failure of this batch: every later reply is a Nack */
+    uint64_t batch_accepted;
+    ingest_reply_t *replies;
+    size_t n_replies, cap_replies;
+    ingest_stats_t stats;
+};
+
+int
+ingest_new(journal_t *j, const bconfig_t *cfg, ingest_t **out, pt_error_t *err)
+{
+    *out = calloc(1, sizeof **out);
+    if (*out == NULL)
+        return pt_error_set(err, -ENOMEM, "ingest", "out of memory");
+    (*out)->journal = j;
+    (*out)->cfg = cfg;
+    return 0;
+}
+
+void
+ingest_destroy(ingest_t **inp)
+{
+    if (inp == NULL || *inp == NULL)
+        return;
+    journal_abort(&(*inp)->txn);
+    free((*inp)->replies);
+    free(*inp);
+    *inp = NULL;
+}
+
+size_t
+ingest_pending(const ingest_t *in)
+{
+    return in->n_replies;
+}
+
+const ingest_stats_t *
+ingest_stats(const ingest_t *in)
+{
+    return &in->stats;
+}
+
+/* Copies a client-chosen id for echoing: printable ASCII only, at most 64 chars. */
+static void
+copy_echo_id(char *dst, size_t cap, const char *src)
+{
+    size_t i = 0;
+    for (; src && src[i] && i < 64 && i + 1 < cap; i++)
+        dst[i] = (src[i] > 0x20 && src[i] < 0x7f) ? src[i] : '?';
+    dst[i] = '\0';
+}
+
+static ingest_reply_t *
+reply_push(ingest_t *in, const uint8_t *rid, size_t rid_len, const char *message_id)
+{
+    if (in->n_replies == in->cap_replies) {
+        size_t cap = in->cap_replies ? in->cap_replies * 2 : 64;
+        ingest_reply_t *r = realloc(in->replies, cap * sizeof *r);
+        if (r == NULL)
+            return NULL;
+        in->replies = r;
+        in->cap_replies = cap;
+    }
+    ingest_reply_t *r = &in->replies[in->n_replies++];
+    memset(r, 0, offsetof(ingest_reply_t, reason));
+    r->reason[0] = r->field_path[0] = '\0';
+    r->rid_len = rid_len < sizeof r->rid ? rid_len : sizeof r->rid;
+    memcpy(r->rid, rid, r->rid_len);
+    copy_echo_id(r->message_id, sizeof r->message_id, message_id);
+    return r;
+}
+
+static void
+reply_nack(ingest_reply_t *r, int code, const char *path, const char *reason, bool retryable)
+{
+    r->nack_code = code;
+    r->retryable = retryable;
+    snprintf(r->field_path, sizeof r->field_path, "%s", path ? path : "");
+    snprintf(r->reason, sizeof r->reason, "%s", reason);
+}
+
+static int
+batch_txn(ingest_t *in)
+{
+    if (in->failed)
+        return in->failed;
+    if (in->txn)
+        return 0;
+    pt_error_t err;
+    int rc = journal_begin(in->journal, &in->txn, &err);
+    if (rc != 0) {
+        pt_log_error("journal.begin", "%s", err.msg);
+        in->failed = rc == PT_EJOURNALFULL ? rc : PT_ECLOSED;
+    }
+    return in->failed;
+}
+
+/* Records a journal failure: the write transaction is lost, so is the whole batch. */
+static void
+batch_fail(ingest_t *in, int rc, const pt_error_t *err)
+{
+    in->failed = rc == PT_EJOURNALFULL ? rc : PT_ECLOSED;
+    pt_log_error("journal.append", "%s: the batch of %zu messages is refused", err->msg,
+                 in->n_replies);
+    journal_abort(&in->txn);
+}
+
+static void
+reply_journal_failure(ingest_t *in, ingest_reply_t *r)
+{
+    if (in->failed == PT_EJOURNALFULL)
+        reply_nack(r, PTIBUS__V1__NACK_CODE__NACK_CODE_JOURNAL_FULL, "",
+                   "journal full: nothing was stored, retry later", true);
+    else
+        reply_nack(r, PTIBUS__V1__NACK_CODE__NACK_CODE_UNAVAILABLE, "",
+                   "journal unavailable: nothing was stored, retry later", true);
+}
+
+/* Journals a refusal and turns r into its Nack. bytes are hashed, not stored. */
+static void
+reject(ingest_t *in, ingest_reply_t *r, const bconfig_partner_t *p, const char *type,
+       const uint8_t *bytes, size_t len, int code, const pt_error_t *why)
+{
+    in->stats.rejected++;
+    reply_nack(r, code, why->path, why->msg, false);
+    if (batch_txn(in) != 0) {
+        reply_journal_failure(in, r);
+        return;
+    }
+    journal_record_t rec = {.kind = PT_REC_REJECTED,
+                            .partner = p->id,
+                            .msg_type = type ? type : "",
+                            .message_id = r->message_id,
+                            .reason = why->msg,
+                            .payload = bytes,
+                            .payload_len = len};
+    pt_error_t err;
+    int rc = journal_append(in->txn, &rec, &r->seq, &err);
+    if (rc != 0) {
+        batch_fail(in, rc, &err);
+        reply_journal_failure(in, r);
+        return;
+    }
+    pt_log_info("ingest.rejected", "partner=%s message_id=%s seq=%llu code=%d: %s", p->id,
+                r->message_id, (unsigned long long)r->seq, code, why->msg);
+}
+
+void
+ingest_reject_raw(ingest_t *in, const uint8_t *rid, size_t rid_len, const bconfig_partner_t *p,
+                  const uint8_t *bytes, size_t len, int code, const pt_error_t *why)
+{
+    ingest_reply_t *r = reply_push(in, rid, rid_len, "");
+    if (r == NULL)
+        return;
+    reject(in, r, p, NULL, bytes, len, code, why);
+}
+
+/* The decoded envelope of one publish, with the sender already overwritten. */
+typedef struct accepted {
+    Ptibus__V1__Envelope *env;
+    char *client_sender; /* restored before the envelope is freed */
+    const char *type;
+    uint8_t *bytes; /* canonical packed envelope, as journaled */
+    size_t len;
+    uint8_t hash[PT_JOURNAL_HASH_LEN];
+} accepted_t;
+
+static void
+accepted_fini(accepted_t *a)
+{
+    if (a->env) {
+        a->env->sender = a->client_sender;
+        codec_free((ProtobufCMessage **)&a->env);
+    }
+    free(a->bytes);
+}
+
+/* decode → sender overwrite → validate → ACL → canonical bytes. On refusal returns the
+ * Nack code with why filled. */
+static int
+accept_check(ingest_t *in, const bconfig_partner_t *p, const Ptibus__V1__Publish *pub,
+             accepted_t *a, pt_error_t *why)
+{
+    ProtobufCMessage *m;
+    int rc = codec_unpack(&ptibus__v1__envelope__descriptor, pub->envelope.data,
+                          pub->envelope.len, in->cfg->max_message_size, &m, why);
+    if (rc == PT_ETOOLARGE)
+        return PTIBUS__V1__NACK_CODE__NACK_CODE_TOO_LARGE;
+    if (rc != 0)
+        return PTIBUS__V1__NACK_CODE__NACK_CODE_MALFORMED;
+    a->env = (Ptibus__V1__Envelope *)m;
+    a->client_sender = a->env->sender;
+    a->env->sender = p->id;
+    if (strcmp(a->env->message_id, pub->message_id) != 0) {
+        pt_error_set(why, PT_EINVALID, "message_id",
+                     "differs from the message_id of the Publish frame");
+        return PTIBUS__V1__NACK_CODE__NACK_CODE_INVALID;
+    }
+    if (validate_envelope(a->env, why) != 0)
+        return PTIBUS__V1__NACK_CODE__NACK_CODE_INVALID;
+    a->type = codec_envelope_type(a->env);
+    if (!bconfig_may_send(p, a->type)) {
+        pt_error_set(why, PT_EDENIED, a->type, "partner %s may not send %s messages", p->id,
+                     a->type);
+        return PTIBUS__V1__NACK_CODE__NACK_CODE_NOT_ALLOWED;
+    }
+    if (codec_pack(&a->env->base, (size_t)in->cfg->max_message_size * 2, &a->bytes, &a->len,
+                   why) != 0)
+        return PTIBUS__V1__NACK_CODE__NACK_CODE_TOO_LARGE;
+    crypto_generichash(a->hash, sizeof a->hash, a->bytes, a->len, NULL, 0);
+    return 0;
+}
+
+/* Same (sender, message_id) seen before: 1 = idempotent retry acked again, -1 =
+ * conflict refused, 0 = new message. */
+static int
+dedup_check(ingest_t *in, ingest_reply_t *r, const bconfig_partner_t *p, const accepted_t *a)
+{
+    uint64_t seq;
+    uint8_t old[PT_JOURNAL_HASH_LEN];
+    if (journal_dedup_find(in->txn, p->id, a->env->message_id, &seq, old) != 0)
+        return 0;
+    if (memcmp(old, a->hash, sizeof old) == 0) {
+        r->seq = seq;
+        r->duplicate = true;
+        in->stats.duplicates++;
+        return 1;
+    }
+    return -1;
+}
+
+static void
+accept_append(ingest_t *in, ingest_reply_t *r, const bconfig_partner_t *p, const accepted_t *a)
+{
+    char nir[14];
+    const char *person_nir = NULL;
+    const Ptibus__V1__PersonRef *person = validate_envelope_person(a->env);
+    if (person && person->nir && person->nir[0] && nir_normalise(person->nir, nir, NULL) == 0)
+        person_nir = nir;
+    journal_record_t rec = {.kind = PT_REC_RECEIVED,
+                            .partner = p->id,
+                            .msg_type = a->type,
+                            .message_id = a->env->message_id,
+                            .correlation_id = a->env->correlation_id,
+                            .payload = a->bytes,
+                            .payload_len = a->len,
+                            .person_nir = person_nir};
+    pt_error_t err;
+    int rc = journal_append(in->txn, &rec, &r->seq, &err);
+    sodium_memzero(nir, sizeof nir);
+    if (rc != 0) {
+        batch_fail(in, rc, &err);
+        reply_journal_failure(in, r);
+        return;
+    }
+    in->batch_accepted++;
+}
+
+void
+ingest_publish(ingest_t *in, const uint8_t *rid, size_t rid_len, const bconfig_partner_t *p,
+               const Ptibus__V1__Publish *pub)
+{
+    ingest_reply_t *r = reply_push(in, rid, rid_len, pub->message_id);
+    if (r == NULL) {
+        pt_log_error("ingest.oom", "no memory for a reply: the publish is dropped unanswered");
+        return;
+    }
+    if (in->failed) {
+        reply_journal_failure(in, r);
+        return;
+    }
+    accepted_t a = {0};
+    pt_error_t why;
+    pt_error_clear(&why);
+    int code = accept_check(in, p, pub, &a, &why);
+    if (code == 0 && batch_txn(in) != 0) {
+        reply_journal_failure(in, r);
+    } else if (code == 0) {
+        int d = dedup_check(in, r, p, &a);
+        if (d < 0) {
+            pt_error_set(&why, PT_EDUPCONFLICT, "message_id",
+                         "already used by %s with different content (seq %llu)", p->id,
+                         (unsigned long long)r->seq);
+            code = PTIBUS__V1__NACK_CODE__NACK_CODE_DUPLICATE_CONFLICT;
+        } else if (d == 0) {
+            accept_append(in, r, p, &a);
+        }
+    }
+    if (code != 0)
+        reject(in, r, p, a.type, pub->envelope.data, pub->envelope.len, code, &why);
+    accepted_fini(&a);
+}
+
+static int
+batch_commit(ingest_t *in)
+{
+    if (in->failed) {
+        journal_abort(&in->txn);
+        return in->failed;
+    }
+    if (in->txn == NULL)
+        return 0;
+    pt_error_t err;
+    int rc = journal_commit(&in->txn, &err);
+    if (rc != 0) {
+        in->failed = rc == PT_EJOURNALFULL ? rc : PT_ECLOSED;
+        in->stats.commit_failures++;
+        pt_log_error("journal.commit", "%s: %zu messages refused, nothing acknowledged", err.msg,
+                     in->n_replies);
+    }
+    return rc;
+}
+
+int
+ingest_flush(ingest_t *in, ingest_send_fn send, void *arg)
+{
+    int rc = batch_commit(in);
+    if (in->failed) {
+        for (size_t i = 0; i < in->n_replies; i++) {
+            in->replies[i].seq = 0;
+            in->replies[i].duplicate = false;
+            reply_journal_failure(in, &in->replies[i]);
+        }
+    }
+    if (in->n_replies) {
+        in->stats.batches++;
+        in->stats.last_batch = (uint32_t)in->n_replies;
+    }
+    for (size_t i = 0; i < in->n_replies; i++)
+        send(&in->replies[i], arg);
+    if (!in->failed)
+        in->stats.accepted += in->batch_accepted;
+    in->batch_accepted = 0;
+    in->n_replies = 0;
+    in->failed = 0;
+    return rc;
+}

@@ -1,0 +1,96 @@
+/* ptibusd: the ptibus broker daemon. Runs in the foreground (systemd Type=notify). */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "bconfig.h"
+#include "broker.h"
+#include "keys.h"
+#include "log.h"
+
+static void
+usage(FILE *out)
+{
+    fprintf(out, "usage: ptibusd --config FILE [--check-config] [--log-level LEVEL]\n"
+                 "       ptibusd --version\n"
+                 "Runs the ptibus broker in the foreground. --check-config loads and checks\n"
+                 "the configuration and the key files it names, then exits.\n");
+}
+
+static int
+check_keys(const bconfig_t *cfg, pt_error_t *err)
+{
+    uint8_t k[64];
+    int rc = keys_read(cfg->server_secret_key_file, k, 32, true, err);
+    if (rc == 0)
+        rc = keys_read(cfg->signing_key_file, k, 64, true, err);
+    if (rc == 0)
+        rc = keys_read(cfg->hmac_key_file, k, 32, true, err);
+    return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"check-config", no_argument, NULL, 'k'},
+                                         {"log-level", required_argument, NULL, 'l'},
+                                         {"version", no_argument, NULL, 'V'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *config = NULL;
+    int check = 0, level = -1, c;
+    while ((c = getopt_long(argc, argv, "c:l:Vh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            config = optarg;
+            break;
+        case 'k':
+            check = 1;
+            break;
+        case 'l':
+            level = pt_log_level_parse(optarg);
+            if (level < 0) {
+                fprintf(stderr, "ptibusd: --log-level: %s is not error|warn|info|debug\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        case 'V':
+            printf("ptibusd %s\n", PTIBUS_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (config == NULL || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    pt_log_init("ptibusd", level);
+    bconfig_t *cfg;
+    pt_error_t err;
+    if (bconfig_load(config, &cfg, &err) != 0 || (check && check_keys(cfg, &err) != 0)) {
+        fprintf(stderr, "ptibusd: %s\n", err.msg);
+        return 1;
+    }
+    if (check) {
+        printf("%s: configuration OK (%zu partners)\n", config, cfg->n_partners);
+        bconfig_destroy(&cfg);
+        return 0;
+    }
+    broker_t *b;
+    if (broker_new(cfg, &b, &err) != 0) {
+        pt_log_error("broker.start", "%s", err.msg);
+        bconfig_destroy(&cfg);
+        return 1;
+    }
+    int rc = broker_run(b);
+    broker_destroy(&b);
+    pt_log_info("broker.stopped", "stopped");
+    return rc == 0 ? 0 : 1;
+}

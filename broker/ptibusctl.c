@@ -1,0 +1,334 @@
+/* ptibusctl: the ptibus administration command. This first version works on local
+ * files: it generates key files, publishes JSON envelopes as a partner (for the demo
+ * and for partner integration checks), lists and verifies the journal. The admin
+ * socket commands (trace, replay, dead letters) come with the broker's part 2. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "client.h"
+#include "codec.h"
+#include "journal.h"
+#include "keys.h"
+#include "log.h"
+#include "pjson.h"
+
+typedef int (*command_fn)(int argc, char **argv);
+
+typedef struct command {
+    const char *name;
+    command_fn run;
+    const char *usage;
+} command_t;
+
+static int
+fail(const pt_error_t *err)
+{
+    fprintf(stderr, "ptibusctl: %s\n", err->msg);
+    return 1;
+}
+
+/* keygen --dir DIR --kind curve|sign|hmac NAME */
+static int
+cmd_keygen(int argc, char **argv)
+{
+    static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
+                                         {"kind", required_argument, NULL, 'k'},
+                                         {NULL, 0, NULL, 0}};
+    const char *dir = ".", *kind = "curve";
+    int c;
+    while ((c = getopt_long(argc, argv, "d:k:", opts, NULL)) != -1) {
+        if (c == 'd')
+            dir = optarg;
+        else if (c == 'k')
+            kind = optarg;
+        else
+            return 2;
+    }
+    if (optind + 1 != argc)
+        return 2;
+    const char *name = argv[optind];
+    pt_error_t err;
+    int rc;
+    if (strcmp(kind, "curve") == 0)
+        rc = keys_curve_generate(dir, name, &err);
+    else if (strcmp(kind, "sign") == 0)
+        rc = keys_sign_generate(dir, name, &err);
+    else if (strcmp(kind, "hmac") == 0)
+        rc = keys_hmac_generate(dir, name, &err);
+    else {
+        fprintf(stderr, "ptibusctl: keygen: --kind %s is not curve, sign or hmac\n", kind);
+        return 2;
+    }
+    return rc == 0 ? 0 : fail(&err);
+}
+
+typedef struct publish_opts {
+    const char *endpoint;
+    const char *server_pub;
+    const char *key;
+    const char *pub;
+    int timeout_ms;
+} publish_opts_t;
+
+static int
+publish_connect(const publish_opts_t *o, client_t **c, pt_error_t *err)
+{
+    uint8_t spk[32], sk[32], pk[32];
+    int rc = keys_read(o->server_pub, spk, 32, false, err);
+    if (rc == 0)
+        rc = keys_read(o->key, sk, 32, true, err);
+    if (rc == 0)
+        rc = keys_read(o->pub, pk, 32, false, err);
+    if (rc != 0)
+        return rc;
+    client_options_t co = {.endpoint = o->endpoint,
+                           .server_pk = spk,
+                           .client_sk = sk,
+                           .client_pk = pk,
+                           .client_name = "ptibusctl"};
+    rc = client_open(&co, c, err);
+    sodium_memzero(sk, sizeof sk);
+    return rc;
+}
+
+/* Publishes one JSON envelope file; prints one line with the broker's answer. */
+static int
+publish_file(client_t *c, const char *path, int timeout_ms)
+{
+    pt_error_t err;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "ptibusctl: %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    char *text = malloc(PT_MAX_MESSAGE_SIZE * 4);
+    size_t len = text ? fread(text, 1, PT_MAX_MESSAGE_SIZE * 4, f) : 0;
+    fclose(f);
+    ProtobufCMessage *m = NULL;
+    int rc = pjson_parse(&ptibus__v1__envelope__descriptor, text, len, PT_MAX_MESSAGE_SIZE * 4,
+                         &m, &err);
+    free(text);
+    if (rc != 0) {
+        fprintf(stderr, "ptibusctl: %s: %s\n", path, err.msg);
+        return 1;
+    }
+    client_result_t res;
+    rc = client_publish(c, (Ptibus__V1__Envelope *)m, timeout_ms, &res, &err);
+    const char *mid = ((Ptibus__V1__Envelope *)m)->message_id;
+    if (rc != 0)
+        fprintf(stderr, "ptibusctl: %s: %s: %s\n", path, mid, err.msg);
+    else if (res.nack_code == 0)
+        printf("%s: %s accepted, seq %" PRIu64 "%s\n", path, mid, res.seq,
+               res.duplicate ? " (duplicate)" : "");
+    else
+        printf("%s: %s refused (%s): %s\n", path, mid,
+               protobuf_c_enum_descriptor_get_value(&ptibus__v1__nack_code__descriptor,
+                                                    res.nack_code)
+                   ->name,
+               res.reason);
+    codec_free(&m);
+    return rc != 0 ? 1 : 0;
+}
+
+/* publish --endpoint E --server-key broker.pub --key me.key --pub me.pub FILE.json... */
+static int
+cmd_publish(int argc, char **argv)
+{
+    static const struct option opts[] = {{"endpoint", required_argument, NULL, 'e'},
+                                         {"server-key", required_argument, NULL, 's'},
+                                         {"key", required_argument, NULL, 'k'},
+                                         {"pub", required_argument, NULL, 'p'},
+                                         {NULL, 0, NULL, 0}};
+    publish_opts_t o = {.endpoint = "tcp://127.0.0.1:7400", .timeout_ms = 10000};
+    int c;
+    while ((c = getopt_long(argc, argv, "e:s:k:p:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'e':
+            o.endpoint = optarg;
+            break;
+        case 's':
+            o.server_pub = optarg;
+            break;
+        case 'k':
+            o.key = optarg;
+            break;
+        case 'p':
+            o.pub = optarg;
+            break;
+        default:
+            return 2;
+        }
+    }
+    if (!o.server_pub || !o.key || !o.pub || optind >= argc)
+        return 2;
+    client_t *cl;
+    pt_error_t err;
+    if (publish_connect(&o, &cl, &err) != 0)
+        return fail(&err);
+    int rc = 0;
+    for (int i = optind; i < argc; i++)
+        rc |= publish_file(cl, argv[i], o.timeout_ms);
+    client_close(&cl);
+    return rc;
+}
+
+static int
+open_journal_ro(const char *dir, journal_t **j)
+{
+    journal_options_t o = {.dir = dir, .read_only = true};
+    pt_error_t err;
+    if (journal_open(&o, j, &err) != 0)
+        return fail(&err);
+    return 0;
+}
+
+static void
+format_time(int64_t ms, char *out, size_t cap)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    size_t n = strftime(out, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, cap - n, ".%03dZ", (int)(ms % 1000));
+}
+
+/* One line per record: never the payload (personal data), only the audit fields. */
+static int
+print_record(const journal_view_t *v, void *arg)
+{
+    (void)arg;
+    char when[40];
+    format_time(v->time_ms, when, sizeof when);
+    printf("%" PRIu64 "\t%s\t%-12s\t%-12s\t%-20s\t%s", v->seq, when, journal_kind_name(v->kind),
+           v->partner, v->msg_type[0] ? v->msg_type : "-",
+           v->message_id[0] ? v->message_id : "-");
+    if (v->ref_seq)
+        printf("\tref=%" PRIu64, v->ref_seq);
+    if (v->reason && v->reason[0])
+        printf("\t%s", v->reason);
+    putchar('\n');
+    return 0;
+}
+
+static int
+journal_args(int argc, char **argv, const char **dir, uint64_t *from, uint64_t *to,
+             const char **pub)
+{
+    static const struct option opts[] = {{"journal", required_argument, NULL, 'j'},
+                                         {"from", required_argument, NULL, 'f'},
+                                         {"to", required_argument, NULL, 't'},
+                                         {"pubkey", required_argument, NULL, 'p'},
+                                         {NULL, 0, NULL, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "j:f:t:p:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'j':
+            *dir = optarg;
+            break;
+        case 'f':
+            *from = strtoull(optarg, NULL, 10);
+            break;
+        case 't':
+            *to = strtoull(optarg, NULL, 10);
+            break;
+        case 'p':
+            *pub = optarg;
+            break;
+        default:
+            return 2;
+        }
+    }
+    return *dir && optind == argc ? 0 : 2;
+}
+
+/* journal-list --journal DIR [--from N] [--to M] */
+static int
+cmd_journal_list(int argc, char **argv)
+{
+    const char *dir = NULL, *pub = NULL;
+    uint64_t from = 1, to = 0;
+    if (journal_args(argc, argv, &dir, &from, &to, &pub) != 0)
+        return 2;
+    journal_t *j;
+    if (open_journal_ro(dir, &j) != 0)
+        return 1;
+    pt_error_t err;
+    int rc = journal_scan(j, from, to, print_record, NULL, &err);
+    journal_close(&j);
+    return rc == 0 ? 0 : fail(&err);
+}
+
+/* journal-verify --journal DIR [--pubkey broker.sign.pub] [--from N] [--to M] */
+static int
+cmd_journal_verify(int argc, char **argv)
+{
+    const char *dir = NULL, *pub = NULL;
+    uint64_t from = 1, to = 0, bad = 0;
+    if (journal_args(argc, argv, &dir, &from, &to, &pub) != 0)
+        return 2;
+    uint8_t pk[32];
+    pt_error_t err;
+    if (pub && keys_read(pub, pk, 32, false, &err) != 0)
+        return fail(&err);
+    journal_t *j;
+    if (open_journal_ro(dir, &j) != 0)
+        return 1;
+    int rc = journal_verify(j, from, to, pub ? pk : NULL, &bad, &err);
+    uint64_t last = journal_last_seq(j);
+    journal_close(&j);
+    if (rc != 0) {
+        fprintf(stderr, "ptibusctl: journal verify FAILED at record %" PRIu64 ": %s\n", bad,
+                err.msg);
+        return 1;
+    }
+    printf("journal %s: records %" PRIu64 "..%" PRIu64 " intact%s\n", dir, from,
+           to ? to : last, pub ? ", checkpoint signatures valid" : "");
+    return 0;
+}
+
+static const command_t commands[] = {
+    {"keygen", cmd_keygen, "keygen [--dir DIR] [--kind curve|sign|hmac] NAME"},
+    {"publish", cmd_publish,
+     "publish --endpoint E --server-key BROKER.pub --key ME.key --pub ME.pub FILE.json..."},
+    {"journal-list", cmd_journal_list, "journal-list --journal DIR [--from N] [--to M]"},
+    {"journal-verify", cmd_journal_verify,
+     "journal-verify --journal DIR [--pubkey SIGN.pub] [--from N] [--to M]"},
+};
+
+static void
+usage(FILE *out)
+{
+    fprintf(out, "usage: ptibusctl COMMAND [options]\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  ptibusctl %s\n", commands[i].usage);
+}
+
+int
+main(int argc, char **argv)
+{
+    pt_log_init("ptibusctl", PT_LOG_WARN);
+    if (sodium_init() < 0)
+        return 1;
+    if (argc < 2 || strcmp(argv[1], "--help") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(argv[1], commands[i].name) != 0)
+            continue;
+        int rc = commands[i].run(argc - 1, argv + 1);
+        if (rc == 2)
+            fprintf(stderr, "usage: ptibusctl %s\n", commands[i].usage);
+        return rc;
+    }
+    fprintf(stderr, "ptibusctl: unknown command %s\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,278 @@
+/* client: DEALER-side implementation of the broker protocol. */
+#include "client.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <zmq.h>
+
+#include "codec.h"
+
+/* Frames may carry an envelope of up to 16 MiB plus framing. */
+#define CLIENT_MAX_FRAME (17 * 1024 * 1024)
+
+struct client {
+    void *ctx;
+    bool own_ctx;
+    void *sock;
+    char name[64];
+    uint32_t initial_credit;
+};
+
+static int
+zmq_fail(pt_error_t *err, const char *what)
+{
+    int e = zmq_errno();
+    return pt_error_set(err, -e, what, "%s", zmq_strerror(e));
+}
+
+static int
+client_set_curve(void *sock, const client_options_t *o, pt_error_t *err)
+{
+    if (o->no_curve)
+        return 0;
+    if (o->server_pk == NULL || o->client_sk == NULL || o->client_pk == NULL)
+        return pt_error_set(err, -EINVAL, "client", "CURVE keys missing");
+    if (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, o->server_pk, 32) != 0 ||
+        zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, o->client_pk, 32) != 0 ||
+        zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, o->client_sk, 32) != 0)
+        return zmq_fail(err, "zmq_setsockopt(CURVE)");
+    return 0;
+}
+
+static int
+client_configure(client_t *c, const client_options_t *o, pt_error_t *err)
+{
+    int linger = 0, hb = 2000, hbto = 10000;
+    int64_t maxmsg = CLIENT_MAX_FRAME;
+    if (zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        zmq_setsockopt(c->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) != 0 ||
+        zmq_setsockopt(c->sock, ZMQ_HEARTBEAT_IVL, &hb, sizeof hb) != 0 ||
+        zmq_setsockopt(c->sock, ZMQ_HEARTBEAT_TIMEOUT, &hbto, sizeof hbto) != 0)
+        return zmq_fail(err, "zmq_setsockopt");
+    int rc = client_set_curve(c->sock, o, err);
+    if (rc != 0)
+        return rc;
+    if (zmq_connect(c->sock, o->endpoint) != 0)
+        return zmq_fail(err, o->endpoint);
+    return 0;
+}
+
+int
+client_open(const client_options_t *o, client_t **out, pt_error_t *err)
+{
+    *out = NULL;
+    client_t *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return pt_error_set(err, -ENOMEM, "client", "out of memory");
+    c->ctx = o->zmq_context;
+    if (c->ctx == NULL) {
+        c->ctx = zmq_ctx_new();
+        c->own_ctx = true;
+    }
+    snprintf(c->name, sizeof c->name, "%s", o->client_name ? o->client_name : "ptibus-client");
+    c->initial_credit = o->initial_credit;
+    int rc = -ENOMEM;
+    c->sock = c->ctx ? zmq_socket(c->ctx, ZMQ_DEALER) : NULL;
+    if (c->sock == NULL) {
+        rc = zmq_fail(err, "zmq_socket");
+        goto fail;
+    }
+    rc = client_configure(c, o, err);
+    if (rc != 0)
+        goto fail;
+    *out = c;
+    return 0;
+fail:
+    client_close(&c);
+    return rc;
+}
+
+void
+client_close(client_t **cp)
+{
+    if (cp == NULL || *cp == NULL)
+        return;
+    client_t *c = *cp;
+    if (c->sock)
+        zmq_close(c->sock);
+    if (c->own_ctx && c->ctx)
+        zmq_ctx_term(c->ctx);
+    free(c);
+    *cp = NULL;
+}
+
+void *
+client_socket(client_t *c)
+{
+    return c->sock;
+}
+
+int
+client_send(client_t *c, const Ptibus__V1__Frame *frame, pt_error_t *err)
+{
+    uint8_t *buf;
+    size_t len;
+    int rc = codec_pack(&frame->base, CLIENT_MAX_FRAME, &buf, &len, err);
+    if (rc != 0)
+        return rc;
+    rc = zmq_send(c->sock, buf, len, ZMQ_DONTWAIT);
+    free(buf);
+    if (rc < 0)
+        return zmq_fail(err, "zmq_send");
+    return 0;
+}
+
+int
+client_recv(client_t *c, int timeout_ms, Ptibus__V1__Frame **out, pt_error_t *err)
+{
+    *out = NULL;
+    zmq_pollitem_t item = {.socket = c->sock, .events = ZMQ_POLLIN};
+    int n = zmq_poll(&item, 1, timeout_ms);
+    if (n < 0)
+        return zmq_fail(err, "zmq_poll");
+    if (n == 0)
+        return pt_error_set(err, PT_ETIMEOUT, "client", "no frame within %d ms", timeout_ms);
+    zmq_msg_t msg;
+    zmq_msg_init(&msg);
+    if (zmq_msg_recv(&msg, c->sock, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&msg);
+        return zmq_fail(err, "zmq_msg_recv");
+    }
+    ProtobufCMessage *m;
+    int rc = codec_unpack(&ptibus__v1__frame__descriptor, zmq_msg_data(&msg), zmq_msg_size(&msg),
+                          CLIENT_MAX_FRAME, &m, err);
+    zmq_msg_close(&msg);
+    if (rc == 0)
+        *out = (Ptibus__V1__Frame *)m;
+    return rc;
+}
+
+static int64_t
+now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits for a frame of the wanted case, dropping others, until the deadline. */
+static int
+client_wait_case(client_t *c, int timeout_ms, Ptibus__V1__Frame__KindCase want1,
+                 Ptibus__V1__Frame__KindCase want2, const char *message_id,
+                 Ptibus__V1__Frame **out, pt_error_t *err)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    for (;;) {
+        int left = (int)(deadline - now_ms());
+        if (left < 0)
+            left = 0;
+        int rc = client_recv(c, left, out, err);
+        if (rc != 0)
+            return rc;
+        Ptibus__V1__Frame *f = *out;
+        const char *mid = NULL;
+        client_result_t tmp;
+        bool is_result = client_result_from_frame(f, &tmp, &mid);
+        if ((f->kind_case == want1 || f->kind_case == want2) &&
+            (message_id == NULL || (is_result && strcmp(mid, message_id) == 0)))
+            return 0;
+        codec_free((ProtobufCMessage **)out);
+    }
+}
+
+int
+client_hello(client_t *c, int timeout_ms, char *partner_id, size_t partner_id_len,
+             pt_error_t *err)
+{
+    Ptibus__V1__Frame f = PTIBUS__V1__FRAME__INIT;
+    Ptibus__V1__Hello h = PTIBUS__V1__HELLO__INIT;
+    h.protocol_version = 1;
+    h.client_name = c->name;
+    h.software_version = PTIBUS_VERSION;
+    h.initial_credit = c->initial_credit;
+    f.kind_case = PTIBUS__V1__FRAME__KIND_HELLO;
+    f.hello = &h;
+    int rc = client_send(c, &f, err);
+    if (rc != 0)
+        return rc;
+    Ptibus__V1__Frame *w;
+    rc = client_wait_case(c, timeout_ms, PTIBUS__V1__FRAME__KIND_WELCOME,
+                          PTIBUS__V1__FRAME__KIND_WELCOME, NULL, &w, err);
+    if (rc != 0)
+        return rc;
+    if (partner_id && partner_id_len)
+        snprintf(partner_id, partner_id_len, "%s", w->welcome->partner_id);
+    codec_free((ProtobufCMessage **)&w);
+    return 0;
+}
+
+int
+client_publish_bytes(client_t *c, const char *message_id, const uint8_t *env, size_t len,
+                     pt_error_t *err)
+{
+    Ptibus__V1__Frame f = PTIBUS__V1__FRAME__INIT;
+    Ptibus__V1__Publish p = PTIBUS__V1__PUBLISH__INIT;
+    p.message_id = (char *)message_id;
+    p.envelope.data = (uint8_t *)env;
+    p.envelope.len = len;
+    f.kind_case = PTIBUS__V1__FRAME__KIND_PUBLISH;
+    f.publish = &p;
+    return client_send(c, &f, err);
+}
+
+int
+client_publish_async(client_t *c, const Ptibus__V1__Envelope *env, pt_error_t *err)
+{
+    uint8_t *buf;
+    size_t len;
+    int rc = codec_pack(&env->base, CLIENT_MAX_FRAME, &buf, &len, err);
+    if (rc != 0)
+        return rc;
+    rc = client_publish_bytes(c, env->message_id, buf, len, err);
+    free(buf);
+    return rc;
+}
+
+bool
+client_result_from_frame(const Ptibus__V1__Frame *f, client_result_t *res, const char **mid)
+{
+    memset(res, 0, sizeof *res);
+    if (f->kind_case == PTIBUS__V1__FRAME__KIND_PUBLISH_ACK) {
+        res->seq = f->publish_ack->seq;
+        res->duplicate = f->publish_ack->duplicate;
+        *mid = f->publish_ack->message_id;
+        return true;
+    }
+    if (f->kind_case == PTIBUS__V1__FRAME__KIND_NACK) {
+        const Ptibus__V1__Nack *n = f->nack;
+        res->nack_code = n->code ? (int)n->code : PTIBUS__V1__NACK_CODE__NACK_CODE_PROTOCOL;
+        res->seq = n->seq;
+        res->retryable = n->retryable;
+        snprintf(res->reason, sizeof res->reason, "%s", n->reason);
+        snprintf(res->field_path, sizeof res->field_path, "%s", n->field_path);
+        *mid = n->message_id;
+        return true;
+    }
+    return false;
+}
+
+int
+client_publish(client_t *c, const Ptibus__V1__Envelope *env, int timeout_ms, client_result_t *res,
+               pt_error_t *err)
+{
+    int rc = client_publish_async(c, env, err);
+    if (rc != 0)
+        return rc;
+    Ptibus__V1__Frame *f;
+    rc = client_wait_case(c, timeout_ms, PTIBUS__V1__FRAME__KIND_PUBLISH_ACK,
+                          PTIBUS__V1__FRAME__KIND_NACK, env->message_id, &f, err);
+    if (rc != 0)
+        return rc;
+    const char *mid;
+    client_result_from_frame(f, res, &mid);
+    codec_free((ProtobufCMessage **)&f);
+    return 0;
+}

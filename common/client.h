@@ -1,0 +1,77 @@
+/* client: the partner side of the broker protocol, over a ZeroMQ DEALER socket with
+ * CURVE. Used by the adapters, the admin CLI's publish command and the tests. It owns
+ * its socket (and a ZeroMQ context unless one is given); it is not thread-safe.
+ * Frames are ptibus.v1.Frame messages, one per ZeroMQ message (docs/protocol.md). */
+#ifndef PT_CLIENT_H
+#define PT_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "ptibus/v1/envelope.pb-c.h"
+#include "ptibus/v1/protocol.pb-c.h"
+
+typedef struct client client_t;
+
+typedef struct client_options {
+    const char *endpoint;      /* e.g. "tcp://127.0.0.1:7400" */
+    const uint8_t *server_pk;  /* 32 bytes: the broker's CURVE public key */
+    const uint8_t *client_sk;  /* 32 bytes: this partner's CURVE secret key */
+    const uint8_t *client_pk;  /* 32 bytes: this partner's CURVE public key */
+    const char *client_name;   /* sent in Hello, e.g. "ptibus-adapter-caf" */
+    uint32_t initial_credit;   /* deliveries granted in Hello */
+    bool no_curve;             /* tests only: connect without CURVE (must be refused) */
+    void *zmq_context;         /* borrowed context, or NULL to own one */
+} client_options_t;
+
+/* The broker's answer to one Publish. */
+typedef struct client_result {
+    int nack_code;    /* 0 for a PublishAck, else a PTIBUS__V1__NACK_CODE__NACK_CODE_* value */
+    uint64_t seq;     /* journal sequence (RECEIVED for an ack, REJECTED for a nack) */
+    bool duplicate;   /* ack of an earlier identical publish */
+    bool retryable;   /* nack that may succeed later (journal full, unavailable) */
+    char reason[512]; /* nack reason, names the field */
+    char field_path[128];
+} client_result_t;
+
+/* Connects (asynchronously, as ZeroMQ does). Caller owns *out; close with
+ * client_close(). Returns 0 or a negative code with err filled. */
+int client_open(const client_options_t *opts, client_t **out, pt_error_t *err);
+
+/* Closes the socket (linger 0: unsent frames are dropped) and sets *c to NULL. */
+void client_close(client_t **c);
+
+/* Sends Hello and waits up to timeout_ms for Welcome; fills partner_id (may be NULL).
+ * PT_ETIMEOUT when the broker does not answer (e.g. refused authentication). */
+int client_hello(client_t *c, int timeout_ms, char *partner_id, size_t partner_id_len,
+                 pt_error_t *err);
+
+/* Sends one frame (non-blocking; -EAGAIN when the socket's queue is full). */
+int client_send(client_t *c, const Ptibus__V1__Frame *frame, pt_error_t *err);
+
+/* Receives one frame, waiting up to timeout_ms (-1 forever). Caller owns *out; free
+ * with codec_free((ProtobufCMessage **)out). PT_ETIMEOUT when nothing came. */
+int client_recv(client_t *c, int timeout_ms, Ptibus__V1__Frame **out, pt_error_t *err);
+
+/* Packs env and sends it as a Publish frame without waiting. */
+int client_publish_async(client_t *c, const Ptibus__V1__Envelope *env, pt_error_t *err);
+
+/* Sends a Publish of already packed envelope bytes without waiting. */
+int client_publish_bytes(client_t *c, const char *message_id, const uint8_t *env, size_t len,
+                         pt_error_t *err);
+
+/* Publishes env and waits up to timeout_ms for its PublishAck or Nack (frames for
+ * other messages that arrive meanwhile are dropped: use the async calls to pipeline). */
+int client_publish(client_t *c, const Ptibus__V1__Envelope *env, int timeout_ms,
+                   client_result_t *res, pt_error_t *err);
+
+/* Fills res from a PublishAck or Nack frame; returns false for other frames. */
+bool client_result_from_frame(const Ptibus__V1__Frame *frame, client_result_t *res,
+                              const char **message_id);
+
+/* The underlying ZeroMQ socket, for event loops (poll its ZMQ_FD). */
+void *client_socket(client_t *c);
+
+#endif

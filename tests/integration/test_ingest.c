@@ -1,0 +1,533 @@
+/* Integration tests of the broker's ingest half: real ptibusd processes on
+ * 127.0.0.1, real CURVE clients, the real LMDB journal read back after the broker
+ * stopped (or was killed). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <zmq.h>
+
+#include "codec.h"
+#include "daemon.h"
+#include "journal.h"
+#include "keys.h"
+#include "samples.h"
+#include "testutil.h"
+
+#define TIMEOUT_MS 5000
+
+typedef struct fixture {
+    td_net_t net;
+    client_t *client;
+} fixture_t;
+
+static int
+setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof *f);
+    td_net_init(&f->net, "ingest", NULL);
+    if (td_broker_start(&f->net) != 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    fixture_t *f = *state;
+    client_close(&f->client);
+    td_net_fini(&f->net);
+    free(f);
+    return 0;
+}
+
+static client_t *
+connect_as(fixture_t *f, const char *partner)
+{
+    client_close(&f->client);
+    assert_int_equal(td_client_open(&f->net, partner, true, &f->client), 0);
+    char who[64];
+    pt_error_t err;
+    assert_int_equal(client_hello(f->client, TIMEOUT_MS, who, sizeof who, &err), 0);
+    assert_string_equal(who, partner);
+    return f->client;
+}
+
+static client_result_t
+publish(client_t *c, const Ptibus__V1__Envelope *env)
+{
+    client_result_t res;
+    pt_error_t err;
+    int rc = client_publish(c, env, TIMEOUT_MS, &res, &err);
+    if (rc != 0)
+        fail_msg("publish %s: %s", env->message_id, err.msg);
+    return res;
+}
+
+/* Opens the journal of a stopped broker (read_only: as the admin tools do, without
+ * refusing a journal that fails its start-up checks). */
+static journal_t *
+open_journal_mode(fixture_t *f, bool read_only)
+{
+    char path[4300];
+    uint8_t hmac[32];
+    pt_error_t err;
+    snprintf(path, sizeof path, "%s/keys/person-index.hmac", f->net.dir);
+    assert_int_equal(keys_read(path, hmac, 32, true, &err), 0);
+    journal_options_t o = {.dir = f->net.journal_dir, .hmac_key = hmac, .read_only = read_only};
+    journal_t *j;
+    if (journal_open(&o, &j, &err) != 0)
+        fail_msg("journal_open: %s", err.msg);
+    return j;
+}
+
+static journal_t *
+open_journal(fixture_t *f)
+{
+    return open_journal_mode(f, false);
+}
+
+static journal_t *
+open_journal_ro(fixture_t *f)
+{
+    return open_journal_mode(f, true);
+}
+
+static void
+read_pk(fixture_t *f, uint8_t pk[32])
+{
+    char path[4300];
+    pt_error_t err;
+    snprintf(path, sizeof path, "%s/keys/journal.sign.pub", f->net.dir);
+    assert_int_equal(keys_read(path, pk, 32, false, &err), 0);
+}
+
+static void
+get_record(journal_t *j, uint64_t seq, journal_view_t *v, uint8_t **buf, size_t *cap)
+{
+    pt_error_t err;
+    if (journal_get(j, seq, v, buf, cap, &err) != 0)
+        fail_msg("journal_get %llu: %s", (unsigned long long)seq, err.msg);
+}
+
+static void
+test_publish_ack_and_spoofed_sender(void **state)
+{
+    fixture_t *f = *state;
+    client_t *c = connect_as(f, "departement");
+    td_sample_t s;
+    td_sample_orientation(&s, "ori-0001");
+    s.env.sender = "caf"; /* a lie the broker must overwrite */
+    client_result_t r = publish(c, &s.env);
+    assert_int_equal(r.nack_code, 0);
+    assert_true(r.seq > 0);
+    assert_false(r.duplicate);
+    assert_int_equal(td_broker_stop(&f->net), 0);
+
+    journal_t *j = open_journal(f);
+    journal_view_t v;
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    get_record(j, r.seq, &v, &buf, &cap);
+    assert_int_equal(v.kind, PT_REC_RECEIVED);
+    assert_string_equal(v.partner, "departement");
+    assert_string_equal(v.msg_type, "orientation");
+    assert_string_equal(v.message_id, "ori-0001");
+    ProtobufCMessage *m;
+    pt_error_t err;
+    assert_int_equal(codec_unpack(&ptibus__v1__envelope__descriptor, v.payload, v.payload_len,
+                                  1 << 20, &m, &err),
+                     0);
+    assert_string_equal(((Ptibus__V1__Envelope *)m)->sender, "departement");
+    codec_free(&m);
+    free(buf);
+    journal_close(&j);
+}
+
+static void
+test_not_allowed_is_nacked_and_journaled(void **state)
+{
+    fixture_t *f = *state;
+    client_t *c = connect_as(f, "caf");
+    td_sample_t s;
+    td_sample_sanction(&s, "san-caf-1", PTIBUS__V1__PAYER__PAYER_CAF);
+    client_result_t r = publish(c, &s.env);
+    assert_int_equal(r.nack_code, PTIBUS__V1__NACK_CODE__NACK_CODE_NOT_ALLOWED);
+    assert_false(r.retryable);
+    assert_non_null(strstr(r.reason, "may not send sanction"));
+    assert_true(r.seq > 0);
+    assert_int_equal(td_broker_stop(&f->net), 0);
+
+    journal_t *j = open_journal(f);
+    journal_view_t v;
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    get_record(j, r.seq, &v, &buf, &cap);
+    assert_int_equal(v.kind, PT_REC_REJECTED);
+    assert_string_equal(v.partner, "caf");
+    assert_string_equal(v.message_id, "san-caf-1");
+    assert_non_null(strstr(v.reason, "may not send sanction"));
+    free(buf);
+    journal_close(&j);
+}
+
+static void
+test_invalid_payload_names_the_field(void **state)
+{
+    fixture_t *f = *state;
+    client_t *c = connect_as(f, "departement");
+    td_sample_t s;
+    td_sample_sanction(&s, "san-bad-rate", PTIBUS__V1__PAYER__PAYER_MSA);
+    s.sanction.rate_percent = 120;
+    client_result_t r = publish(c, &s.env);
+    assert_int_equal(r.nack_code, PTIBUS__V1__NACK_CODE__NACK_CODE_INVALID);
+    assert_string_equal(r.field_path, "sanction.rate_percent");
+    assert_string_equal(r.reason, "sanction.rate_percent: 120 is above 100");
+    assert_true(r.seq > 0);
+
+    td_sample_orientation(&s, "ori-bad-nir");
+    s.person.nir = "185057800608400"; /* wrong key */
+    r = publish(c, &s.env);
+    assert_int_equal(r.nack_code, PTIBUS__V1__NACK_CODE__NACK_CODE_INVALID);
+    assert_non_null(strstr(r.field_path, "person.nir"));
+    assert_null(strstr(r.reason, "1850578006084")); /* never echo a NIR */
+}
+
+static void
+test_malformed_frame_and_envelope(void **state)
+{
+    fixture_t *f = *state;
+    client_t *c = connect_as(f, "departement");
+    pt_error_t err;
+    const uint8_t junk[] = {0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f};
+    assert_int_equal(client_publish_bytes(c, "junk-1", junk, sizeof junk, &err), 0);
+    Ptibus__V1__Frame *fr;
+    assert_int_equal(client_recv(c, TIMEOUT_MS, &fr, &err), 0);
+    assert_int_equal(fr->kind_case, PTIBUS__V1__FRAME__KIND_NACK);
+    assert_int_equal(fr->nack->code, PTIBUS__V1__NACK_CODE__NACK_CODE_MALFORMED);
+    assert_string_equal(fr->nack->message_id, "junk-1");
+    assert_true(fr->nack->seq > 0);
+    codec_free((ProtobufCMessage **)&fr);
+
+    /* Bytes that are not even a Frame. */
+    const uint8_t garbage[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    assert_int_equal(zmq_send(client_socket(c), garbage, sizeof garbage, 0), (int)sizeof garbage);
+    assert_int_equal(client_recv(c, TIMEOUT_MS, &fr, &err), 0);
+    assert_int_equal(fr->kind_case, PTIBUS__V1__FRAME__KIND_NACK);
+    assert_int_equal(fr->nack->code, PTIBUS__V1__NACK_CODE__NACK_CODE_MALFORMED);
+    assert_string_equal(fr->nack->message_id, "");
+    assert_true(fr->nack->seq > 0);
+    codec_free((ProtobufCMessage **)&fr);
+}
+
+static void
+test_dedup_same_and_different_content(void **state)
+{
+    fixture_t *f = *state;
+    client_t *c = connect_as(f, "pole_emploi");
+    td_sample_t s;
+    td_sample_referral(&s, "ref-dup-1", "ml_nord");
+    client_result_t r1 = publish(c, &s.env);
+    assert_int_equal(r1.nack_code, 0);
+    client_result_t r2 = publish(c, &s.env);
+    assert_int_equal(r2.nack_code, 0);
+    assert_true(r2.duplicate);
+    assert_int_equal(r2.seq, r1.seq);
+    s.referral.reason = "Un autre motif";
+    client_result_t r3 = publish(c, &s.env);
+    assert_int_equal(r3.nack_code, PTIBUS__V1__NACK_CODE__NACK_CODE_DUPLICATE_CONFLICT);
+    assert_string_equal(r3.field_path, "message_id");
+    /* The same id from another partner is another message. */
+    c = connect_as(f, "ml_nord");
+    client_result_t r4 = publish(c, &s.env);
+    assert_int_equal(r4.nack_code, 0);
+    assert_false(r4.duplicate);
+    assert_true(r4.seq > r1.seq);
+}
+
+static void
+test_unknown_key_and_plaintext_refused(void **state)
+{
+    fixture_t *f = *state;
+    pt_error_t err;
+    client_t *c;
+    assert_int_equal(td_client_open(&f->net, "intruder", true, &c), 0);
+    assert_int_equal(client_hello(c, 1500, NULL, 0, &err), PT_ETIMEOUT);
+    client_close(&c);
+    assert_true(td_log_contains(&f->net, "unknown partner key"));
+
+    assert_int_equal(td_client_open(&f->net, "departement", false, &c), 0);
+    td_sample_t s;
+    td_sample_orientation(&s, "ori-plain");
+    client_result_t r;
+    assert_int_equal(client_publish(c, &s.env, 1500, &r, &err), PT_ETIMEOUT);
+    client_close(&c);
+    assert_int_equal(td_broker_stop(&f->net), 0);
+    journal_t *j = open_journal(f);
+    assert_int_equal(journal_last_seq(j), 0); /* nothing from either got in */
+    journal_close(&j);
+}
+
+/* Publishes n messages pipelined (window w) and records the acked seqs by index. */
+static size_t
+publish_window(client_t *c, const char *prefix, size_t n, size_t w, uint64_t *acked)
+{
+    pt_error_t err;
+    size_t sent = 0, done = 0;
+    td_sample_t s;
+    while (done < n) {
+        while (sent < n && sent - done < w) {
+            char id[64];
+            snprintf(id, sizeof id, "%s-%06zu", prefix, sent);
+            td_sample_beneficiary_event(&s, id);
+            assert_int_equal(client_publish_async(c, &s.env, &err), 0);
+            sent++;
+        }
+        Ptibus__V1__Frame *fr;
+        if (client_recv(c, TIMEOUT_MS, &fr, &err) != 0)
+            break;
+        client_result_t r;
+        const char *mid;
+        if (client_result_from_frame(fr, &r, &mid) && r.nack_code == 0) {
+            size_t idx = (size_t)strtoul(mid + strlen(prefix) + 1, NULL, 10);
+            if (idx < n)
+                acked[idx] = r.seq;
+        }
+        codec_free((ProtobufCMessage **)&fr);
+        done++;
+    }
+    return done;
+}
+
+static void
+test_kill9_loses_no_acked_message(void **state)
+{
+    fixture_t *f = *state;
+    client_t *c = connect_as(f, "caf");
+    enum { N = 400 };
+    uint64_t *acked = calloc(N, sizeof *acked);
+    assert_int_equal(publish_window(c, "k9", N, 64, acked), N);
+    td_broker_kill9(&f->net); /* right after the last ack: no clean shutdown */
+    client_close(&f->client);
+
+    journal_t *j = open_journal(f);
+    journal_view_t v;
+    uint8_t *buf = NULL;
+    size_t cap = 0, n_acked = 0;
+    for (size_t i = 0; i < N; i++) {
+        if (acked[i] == 0)
+            continue;
+        n_acked++;
+        get_record(j, acked[i], &v, &buf, &cap);
+        char id[64];
+        snprintf(id, sizeof id, "k9-%06zu", i);
+        assert_string_equal(v.message_id, id);
+        assert_int_equal(v.kind, PT_REC_RECEIVED);
+    }
+    assert_int_equal(n_acked, N);
+    uint8_t pk[32];
+    read_pk(f, pk);
+    uint64_t bad = 0;
+    pt_error_t err;
+    if (journal_verify(j, 1, 0, pk, &bad, &err) != 0)
+        fail_msg("chain broken at %llu: %s", (unsigned long long)bad, err.msg);
+    free(buf);
+    journal_close(&j);
+    free(acked);
+
+    /* The broker restarts on the same journal and goes on from the same sequence. */
+    assert_int_equal(td_broker_start(&f->net), 0);
+    c = connect_as(f, "caf");
+    td_sample_t s;
+    td_sample_beneficiary_event(&s, "after-restart");
+    client_result_t r = publish(c, &s.env);
+    assert_int_equal(r.nack_code, 0);
+    assert_int_equal(r.seq, (uint64_t)N + 1);
+    td_sample_beneficiary_event(&s, "k9-000007");
+    r = publish(c, &s.env); /* a retry across the restart is still a duplicate */
+    assert_true(r.duplicate);
+}
+
+/* Flips one byte of a stored record in data.mdb: verify must name that record.
+ * LMDB is copy-on-write, so stale copies of a page may hold the same bytes: every
+ * occurrence is flipped, which certainly includes the live one. */
+static void
+test_flipped_byte_is_detected(void **state)
+{
+    fixture_t *f = *state;
+    client_t *c = connect_as(f, "region");
+    td_sample_t s;
+    uint64_t seqs[3];
+    const char *titles[3] = {"Titre-AAAA-unique", "Titre-BBBB-unique", "Titre-CCCC-unique"};
+    for (int i = 0; i < 3; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "offer-%d", i);
+        td_sample_training_offer(&s, id);
+        s.offer.title = (char *)titles[i];
+        client_result_t r = publish(c, &s.env);
+        assert_int_equal(r.nack_code, 0);
+        seqs[i] = r.seq;
+    }
+    assert_int_equal(td_broker_stop(&f->net), 0);
+
+    char path[4300];
+    snprintf(path, sizeof path, "%s/data.mdb", f->net.journal_dir);
+    uint8_t *data;
+    size_t len;
+    assert_int_equal(tu_read_file(path, &data, &len), 0);
+    const char *needle = titles[1];
+    size_t nl = strlen(needle), hits = 0;
+    for (size_t i = 0; i + nl <= len; i++)
+        if (memcmp(data + i, needle, nl) == 0) {
+            data[i + 6] ^= 0x01; /* 'B' -> 'C' */
+            hits++;
+        }
+    assert_true(hits >= 1);
+    assert_int_equal(tu_write_file(path, data, len), 0);
+    free(data);
+
+    journal_t *j = open_journal_ro(f);
+    uint8_t pk[32];
+    read_pk(f, pk);
+    uint64_t bad = 0;
+    pt_error_t err;
+    assert_int_equal(journal_verify(j, 1, 0, pk, &bad, &err), PT_ECORRUPT);
+    assert_int_equal(bad, seqs[1]);
+    assert_non_null(strstr(err.msg, "record"));
+    journal_close(&j);
+}
+
+static void
+test_journal_full_then_recovery(void **state)
+{
+    fixture_t *f = *state;
+    td_broker_stop(&f->net);
+    td_net_options_t small = {.journal_max_size = "1MiB", .journal_initial_size = "1MiB"};
+    td_net_configure(&f->net, &small);
+    assert_int_equal(td_broker_start(&f->net), 0);
+    client_t *c = connect_as(f, "region");
+    static char big[4001];
+    memset(big, 'x', sizeof big - 1);
+    td_sample_t s;
+    client_result_t r = {0};
+    uint64_t last_ok = 0;
+    int i;
+    for (i = 0; i < 2000; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "fill-%d", i);
+        td_sample_training_offer(&s, id);
+        s.offer.objective = big;
+        r = publish(c, &s.env);
+        if (r.nack_code != 0)
+            break;
+        last_ok = r.seq;
+    }
+    assert_true(i < 2000);
+    assert_int_equal(r.nack_code, PTIBUS__V1__NACK_CODE__NACK_CODE_JOURNAL_FULL);
+    assert_true(r.retryable);
+    assert_int_equal(r.seq, 0);
+    assert_true(td_log_contains(&f->net, "journal full") ||
+                td_log_contains(&f->net, "JOURNAL_FULL") || td_log_contains(&f->net, "full"));
+    /* Still full for the next message: nothing half-written meanwhile. */
+    td_sample_training_offer(&s, "still-full");
+    s.offer.objective = big;
+    r = publish(c, &s.env);
+    assert_int_equal(r.nack_code, PTIBUS__V1__NACK_CODE__NACK_CODE_JOURNAL_FULL);
+    assert_int_equal(td_broker_stop(&f->net), 0);
+
+    /* The operator raises the maximum: the broker accepts again, nothing was lost. */
+    td_net_options_t bigger = {.journal_max_size = "16MiB", .journal_initial_size = "1MiB"};
+    td_net_configure(&f->net, &bigger);
+    assert_int_equal(td_broker_start(&f->net), 0);
+    c = connect_as(f, "region");
+    r = publish(c, &s.env);
+    assert_int_equal(r.nack_code, 0);
+    assert_int_equal(r.seq, last_ok + 1);
+    assert_int_equal(td_broker_stop(&f->net), 0);
+    journal_t *j = open_journal(f);
+    uint64_t bad;
+    pt_error_t err;
+    assert_int_equal(journal_verify(j, 1, 0, NULL, &bad, &err), 0);
+    assert_int_equal(journal_last_seq(j), last_ok + 1);
+    journal_close(&j);
+}
+
+static int
+run_ptibusd(const char *const argv[], char *out, size_t cap)
+{
+    int pipefd[2];
+    assert_int_equal(pipe(pipefd), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(pipefd[1], 1);
+        dup2(pipefd[1], 2);
+        close(pipefd[0]);
+        execv(PT_PTIBUSD_PATH, (char *const *)argv);
+        _exit(127);
+    }
+    close(pipefd[1]);
+    size_t n = 0;
+    ssize_t r;
+    while (n + 1 < cap && (r = read(pipefd[0], out + n, cap - 1 - n)) > 0)
+        n += (size_t)r;
+    out[n] = '\0';
+    close(pipefd[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void
+test_check_config_and_key_mode(void **state)
+{
+    fixture_t *f = *state;
+    char out[4096];
+    const char *ok[] = {"ptibusd", "--config", f->net.config, "--check-config", NULL};
+    assert_int_equal(run_ptibusd(ok, out, sizeof out), 0);
+    assert_non_null(strstr(out, "configuration OK (6 partners)"));
+
+    char path[4300];
+    snprintf(path, sizeof path, "%s/bad.yaml", f->net.dir);
+    const char bad[] = "listen: \"tcp://127.0.0.1:1\"\njournal:\n  dir: j\n  max_size: 12 potatoes\n";
+    assert_int_equal(tu_write_file(path, bad, strlen(bad)), 0);
+    const char *badargv[] = {"ptibusd", "--config", path, "--check-config", NULL};
+    assert_int_equal(run_ptibusd(badargv, out, sizeof out), 1);
+    assert_non_null(strstr(out, "bad.yaml:4"));
+
+    /* A server secret key readable by others: refuse to start. */
+    td_broker_stop(&f->net);
+    snprintf(path, sizeof path, "%s/keys/broker.key", f->net.dir);
+    assert_int_equal(chmod(path, 0644), 0);
+    const char *run[] = {"ptibusd", "--config", f->net.config, NULL};
+    assert_int_equal(run_ptibusd(run, out, sizeof out), 1);
+    assert_non_null(strstr(out, "chmod 600"));
+    assert_int_equal(chmod(path, 0600), 0);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_publish_ack_and_spoofed_sender, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_allowed_is_nacked_and_journaled, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_payload_names_the_field, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_frame_and_envelope, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dedup_same_and_different_content, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_key_and_plaintext_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill9_loses_no_acked_message, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flipped_byte_is_detected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_journal_full_then_recovery, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_config_and_key_mode, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

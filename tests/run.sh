@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs the whole ptibus test suite on a fresh Debian machine: installs what is
+# missing, configures, builds and runs ctest.
+#   tests/run.sh                    gcc build in build/
+#   tests/run.sh --sanitize         clang build with AddressSanitizer + UBSan and
+#                                   libFuzzer targets, in build-asan/
+# Extra arguments after -- go to ctest (e.g. tests/run.sh -- -L unit).
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+"$top/deploy/install-deps.sh"
+
+build=${PTIBUS_BUILD_DIR:-build}
+cmake_args=(-DPTIBUS_WERROR="${PTIBUS_WERROR:-OFF}")
+export CC=${CC:-gcc}
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --sanitize)
+        build=${PTIBUS_BUILD_DIR:-build-asan}
+        export CC=clang
+        cmake_args+=(-DPTIBUS_SANITIZE="address;undefined" -DPTIBUS_FUZZ=ON)
+        ;;
+    --) shift; break ;;
+    *) echo "usage: tests/run.sh [--sanitize] [-- ctest args]" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+cmake -S "$top" -B "$build" "${cmake_args[@]}" >/dev/null
+cmake --build "$build" -j"$(nproc)"
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+cd "$build"
+ctest --output-on-failure -j2 "$@"

@@ -1,0 +1,252 @@
+/* daemon: start and stop real ptibusd processes for tests. */
+#include "daemon.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "keys.h"
+#include "testutil.h"
+
+const char *const td_partners[] = {"departement", "pole_emploi", "caf", "msa",
+                                   "region",      "ml_nord",     NULL};
+
+static const char *const td_may_send[] = {
+    "[orientation, sanction, referral, referral_status, reorientation_answer]",
+    "[sanction, referral, referral_status, reorientation_request]",
+    "[beneficiary_event, referral_status]",
+    "[beneficiary_event, referral_status]",
+    "[training_offer, referral_status]",
+    "[referral, referral_status, reorientation_request]",
+};
+
+static void
+die(const char *what, const pt_error_t *err)
+{
+    fprintf(stderr, "td: %s: %s\n", what, err ? err->msg : strerror(errno));
+    abort();
+}
+
+static void
+td_keys(td_net_t *n)
+{
+    char kdir[4200];
+    pt_error_t err;
+    snprintf(kdir, sizeof kdir, "%s/keys", n->dir);
+    mkdir(kdir, 0700);
+    if (keys_curve_generate(kdir, "broker", &err) || keys_sign_generate(kdir, "journal", &err) ||
+        keys_hmac_generate(kdir, "person-index", &err) ||
+        keys_curve_generate(kdir, "intruder", &err) || keys_curve_generate(kdir, "admin", &err))
+        die("keys", &err);
+    for (int i = 0; td_partners[i]; i++)
+        if (keys_curve_generate(kdir, td_partners[i], &err))
+            die("keys", &err);
+    char path[4300];
+    snprintf(path, sizeof path, "%s/broker.pub", kdir);
+    if (keys_read(path, n->server_pk, 32, false, &err))
+        die("keys", &err);
+}
+
+void
+td_net_configure(td_net_t *n, const td_net_options_t *o)
+{
+    FILE *f = fopen(n->config, "w");
+    if (f == NULL)
+        die(n->config, NULL);
+    fprintf(f, "listen: \"%s\"\n", n->endpoint);
+    fprintf(f, "journal:\n  dir: journal\n  checkpoint_interval: 1s\n");
+    if (o && o->journal_max_size)
+        fprintf(f, "  max_size: %s\n", o->journal_max_size);
+    if (o && o->journal_initial_size)
+        fprintf(f, "  initial_size: %s\n", o->journal_initial_size);
+    fprintf(f, "keys:\n  server_secret: keys/broker.key\n  signing_secret: keys/journal.sign\n"
+               "  person_index_hmac: keys/person-index.hmac\n");
+    fprintf(f, "limits:\n  heartbeat_interval: 1s\n");
+    if (o && o->max_message_size)
+        fprintf(f, "  max_message_size: %s\n", o->max_message_size);
+    fprintf(f, "partners:\n");
+    for (int i = 0; td_partners[i]; i++)
+        fprintf(f, "  - id: %s\n    public_key_file: keys/%s.pub\n    may_send: %s\n",
+                td_partners[i], td_partners[i], td_may_send[i]);
+    fclose(f);
+}
+
+void
+td_net_init(td_net_t *n, const char *tag, const td_net_options_t *opts)
+{
+    memset(n, 0, sizeof *n);
+    n->dir = tu_tmpdir(tag);
+    n->port = tu_free_port();
+    snprintf(n->endpoint, sizeof n->endpoint, "tcp://127.0.0.1:%d", n->port);
+    snprintf(n->config, sizeof n->config, "%s/broker.yaml", n->dir);
+    snprintf(n->journal_dir, sizeof n->journal_dir, "%s/journal", n->dir);
+    td_keys(n);
+    td_net_configure(n, opts);
+}
+
+void
+td_net_fini(td_net_t *n)
+{
+    if (n->pid > 0)
+        td_broker_kill9(n);
+    tu_rmtree(n->dir);
+    n->dir = NULL;
+}
+
+static int
+notify_socket(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+    unlink(path);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0)
+        die("notify socket", NULL);
+    return fd;
+}
+
+static void
+print_log(td_net_t *n)
+{
+    char path[4300], line[1024];
+    snprintf(path, sizeof path, "%s/broker.log", n->dir);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return;
+    fprintf(stderr, "---- %s\n", path);
+    while (fgets(line, sizeof line, f))
+        fputs(line, stderr);
+    fclose(f);
+}
+
+static void
+td_exec(td_net_t *n, const char *notify_path)
+{
+    char log[4300];
+    snprintf(log, sizeof log, "%s/broker.log", n->dir);
+    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    if (fd >= 0) {
+        dup2(fd, STDERR_FILENO);
+        close(fd);
+    }
+    setenv("NOTIFY_SOCKET", notify_path, 1);
+    setenv("PTIBUS_LOG_LEVEL", "debug", 1);
+    execl(PT_PTIBUSD_PATH, "ptibusd", "--config", n->config, (char *)NULL);
+    _exit(127);
+}
+
+/* Waits for READY=1 on the notify socket while the child is alive. */
+static int
+wait_ready(td_net_t *n, int fd)
+{
+    int64_t deadline = tu_now_ms() + 10000;
+    while (tu_now_ms() < deadline) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 100) > 0) {
+            char buf[256];
+            ssize_t r = recv(fd, buf, sizeof buf - 1, 0);
+            if (r > 0) {
+                buf[r] = '\0';
+                if (strstr(buf, "READY=1"))
+                    return 0;
+            }
+        }
+        int status;
+        if (waitpid(n->pid, &status, WNOHANG) == n->pid) {
+            n->pid = 0;
+            return -1;
+        }
+    }
+    return -1;
+}
+
+int
+td_broker_start(td_net_t *n)
+{
+    char notify_path[4300];
+    snprintf(notify_path, sizeof notify_path, "%s/notify", n->dir);
+    int fd = notify_socket(notify_path);
+    n->pid = fork();
+    if (n->pid < 0)
+        die("fork", NULL);
+    if (n->pid == 0)
+        td_exec(n, notify_path);
+    int rc = wait_ready(n, fd);
+    close(fd);
+    if (rc != 0) {
+        print_log(n);
+        if (n->pid > 0)
+            td_broker_kill9(n);
+    }
+    return rc;
+}
+
+int
+td_broker_stop(td_net_t *n)
+{
+    if (n->pid <= 0)
+        return -1;
+    kill(n->pid, SIGTERM);
+    int status = 0;
+    pid_t r = waitpid(n->pid, &status, 0);
+    n->pid = 0;
+    if (r < 0 || !WIFEXITED(status)) {
+        print_log(n);
+        return -1;
+    }
+    return WEXITSTATUS(status);
+}
+
+void
+td_broker_kill9(td_net_t *n)
+{
+    if (n->pid <= 0)
+        return;
+    kill(n->pid, SIGKILL);
+    waitpid(n->pid, NULL, 0);
+    n->pid = 0;
+}
+
+int
+td_client_open(td_net_t *n, const char *partner, bool curve, client_t **out)
+{
+    uint8_t sk[32], pk[32];
+    char path[4300];
+    pt_error_t err;
+    snprintf(path, sizeof path, "%s/keys/%s.key", n->dir, partner);
+    if (keys_read(path, sk, 32, true, &err))
+        die("client key", &err);
+    snprintf(path, sizeof path, "%s/keys/%s.pub", n->dir, partner);
+    if (keys_read(path, pk, 32, false, &err))
+        die("client key", &err);
+    client_options_t o = {.endpoint = n->endpoint,
+                          .server_pk = n->server_pk,
+                          .client_sk = sk,
+                          .client_pk = pk,
+                          .client_name = "ptibus-test",
+                          .no_curve = !curve};
+    return client_open(&o, out, &err);
+}
+
+bool
+td_log_contains(td_net_t *n, const char *s)
+{
+    char path[4300];
+    snprintf(path, sizeof path, "%s/broker.log", n->dir);
+    uint8_t *buf;
+    size_t len;
+    if (tu_read_file(path, &buf, &len) != 0)
+        return false;
+    bool found = strstr((char *)buf, s) != NULL;
+    free(buf);
+    return found;
+}

@@ -1,0 +1,59 @@
+/* daemon: a real ptibusd for integration tests. It makes a private directory with
+ * fresh keys for the broker and the test partners, writes a broker.yaml, starts the
+ * daemon as a child process on a free 127.0.0.1 port, waits for its systemd READY=1
+ * notification, and stops or kill -9s it on demand. */
+#ifndef PT_DAEMON_H
+#define PT_DAEMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "client.h"
+
+typedef struct td_net {
+    char *dir;
+    int port;
+    char endpoint[64];
+    char config[4200];
+    char journal_dir[4200];
+    pid_t pid;
+    uint8_t server_pk[32];
+} td_net_t;
+
+typedef struct td_net_options {
+    const char *journal_max_size;    /* e.g. "1MiB"; NULL = default */
+    const char *journal_initial_size; /* NULL = default */
+    const char *max_message_size;    /* NULL = default */
+} td_net_options_t;
+
+/* Test partners with keys in the network: departement, pole_emploi, caf, msa, region,
+ * ml_nord. "intruder" also has a key pair, unknown to the broker. */
+extern const char *const td_partners[];
+
+/* Creates the directory, keys and configuration (opts may be NULL). Aborts on error. */
+void td_net_init(td_net_t *n, const char *tag, const td_net_options_t *opts);
+
+/* Rewrites broker.yaml with other options (for the next start). */
+void td_net_configure(td_net_t *n, const td_net_options_t *opts);
+
+/* Stops the broker if running and removes the directory. */
+void td_net_fini(td_net_t *n);
+
+/* Starts ptibusd and waits (up to 10 s) for READY=1. Returns 0, or -1 if it exited or
+ * did not become ready (its log is then printed). */
+int td_broker_start(td_net_t *n);
+
+/* SIGTERM and wait; returns the exit status (or -1). */
+int td_broker_stop(td_net_t *n);
+
+/* SIGKILL and reap, no clean-up of any kind. */
+void td_broker_kill9(td_net_t *n);
+
+/* Connects as a partner with its keys (curve = false connects without CURVE). */
+int td_client_open(td_net_t *n, const char *partner, bool curve, client_t **out);
+
+/* Path of the broker's log (stderr) in the test directory, and whether it contains s. */
+bool td_log_contains(td_net_t *n, const char *s);
+
+#endif
