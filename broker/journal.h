@@ -118,6 +118,9 @@ void journal_abort(journal_txn_t **txn);
 /* Last committed sequence (0 when empty) and its chain hash. */
 uint64_t journal_last_seq(const journal_t *j);
 
+/* Last committed sequence and its chain hash (32 zero bytes when empty). */
+void journal_head(const journal_t *j, uint64_t *seq, uint8_t hash[PT_JOURNAL_HASH_LEN]);
+
 /* Reads one committed record into view; buf is caller-owned storage the view points
  * into (grown with realloc as needed; free() it when done). PT_ENOTFOUND if absent. */
 int journal_get(journal_t *j, uint64_t seq, journal_view_t *view, uint8_t **buf, size_t *cap,

@@ -1,0 +1,70 @@
+/* journal_record: the byte layout of one journal record and of one checkpoint, and
+ * the chain hash that links records. Pure functions over caller-owned buffers: no
+ * LMDB, no heap. Integers in records are little-endian; keys (built by journal.c) are
+ * big-endian so that LMDB's byte order is numeric order. Layout tables: docs/journal.md. */
+#ifndef PT_JOURNAL_RECORD_H
+#define PT_JOURNAL_RECORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "journal.h"
+
+/* Fixed header: format u16, kind u8, flags u8, seq u64, time_ms i64. */
+#define PT_JREC_HEADER_LEN 20
+/* Fixed trailer: ref_seq u64, attempt u32, payload hash, chain hash. */
+#define PT_JREC_TRAILER_LEN (8 + 4 + 2 * PT_JOURNAL_HASH_LEN)
+#define PT_JREC_MAX_RECIPIENTS 32
+
+/* Checkpoint value: format u16, reserved u16, seq u64, hash, time_ms i64, signature. */
+#define PT_JCKP_FORMAT 1
+#define PT_JCKP_SIG_LEN 64
+#define PT_JCKP_LEN (2 + 2 + 8 + PT_JOURNAL_HASH_LEN + 8 + PT_JCKP_SIG_LEN)
+/* The signed message: domain tag || seq u64 LE || hash || time_ms i64 LE. */
+#define PT_JCKP_DOMAIN "ptibus-journal-checkpoint-v1"
+#define PT_JCKP_DOMAIN_LEN (sizeof PT_JCKP_DOMAIN - 1)
+#define PT_JCKP_MSG_LEN (PT_JCKP_DOMAIN_LEN + 8 + PT_JOURNAL_HASH_LEN + 8)
+
+typedef struct journal_checkpoint_rec {
+    uint64_t seq;
+    int64_t time_ms;
+    uint8_t hash[PT_JOURNAL_HASH_LEN];
+    uint8_t sig[PT_JCKP_SIG_LEN];
+} journal_checkpoint_rec_t;
+
+/* Validates rec (kind, field sizes, recipient count) and sets *len to its encoded size.
+ * Returns 0, PT_EINVALID or PT_ETOOLARGE with err naming the field. */
+int journal_record_size(const journal_record_t *rec, size_t *len, pt_error_t *err);
+
+/* Encodes rec (already sized by journal_record_size) into out[0..len): header with seq
+ * and time_ms, fields, trailer with the payload hash and the chain hash computed from
+ * prev. REJECTED records keep only the payload hash, never the bytes. */
+void journal_record_encode(const journal_record_t *rec, uint64_t seq, int64_t time_ms,
+                           const uint8_t prev[PT_JOURNAL_HASH_LEN], uint8_t *out, size_t len);
+
+/* Decodes buf[0..len) into view, checking every length against len. Pointers in view
+ * borrow from buf. Returns 0, PT_EVERSION for an unknown format, PT_ECORRUPT otherwise
+ * (err: "record <seq>: ..."; seq is the key the caller read it under). */
+int journal_record_decode(const uint8_t *buf, size_t len, uint64_t seq, journal_view_t *view,
+                          pt_error_t *err);
+
+/* out = BLAKE2b-256(prev || buf[0 .. len - 32)): the chain hash a record of len bytes
+ * must carry in its last 32 bytes. len must be >= PT_JOURNAL_HASH_LEN. */
+void journal_record_chain(const uint8_t prev[PT_JOURNAL_HASH_LEN], const uint8_t *buf, size_t len,
+                          uint8_t out[PT_JOURNAL_HASH_LEN]);
+
+/* The chain hash stored in a record of len bytes (its last 32 bytes), or NULL when the
+ * record is too short to hold one. Borrowed from buf. */
+const uint8_t *journal_record_stored_hash(const uint8_t *buf, size_t len);
+
+/* Fills msg with the fixed byte string a checkpoint signature covers. */
+void journal_checkpoint_message(const journal_checkpoint_rec_t *cp, uint8_t msg[PT_JCKP_MSG_LEN]);
+
+/* Encodes cp into out (PT_JCKP_LEN bytes). */
+void journal_checkpoint_encode(const journal_checkpoint_rec_t *cp, uint8_t out[PT_JCKP_LEN]);
+
+/* Decodes a checkpoint value; PT_ECORRUPT (bad size) or PT_EVERSION (format). */
+int journal_checkpoint_decode(const uint8_t *buf, size_t len, journal_checkpoint_rec_t *cp,
+                              pt_error_t *err);
+
+#endif

@@ -1,0 +1,892 @@
+/* Unit tests of broker/journal: round trips, group commit, reopen, permissions,
+ * tamper detection on the real LMDB files, checkpoints, a full map, indexes. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+#include <lmdb.h>
+#include <sodium.h>
+
+#include "journal.h"
+#include "journal_record.h"
+#include "testutil.h"
+
+static const uint8_t hmac_key[32] = "0123456789abcdef0123456789abcdef";
+static const char nir_a[] = "1850578006048";
+static const char nir_b[] = "2940375123456";
+
+typedef struct fixture {
+    char *dir;
+    journal_t *j;
+    journal_options_t opts;
+    uint8_t pk[crypto_sign_PUBLICKEYBYTES];
+    uint8_t sk[crypto_sign_SECRETKEYBYTES];
+} fixture_t;
+
+static void
+fx_open(fixture_t *f)
+{
+    pt_error_t err;
+    int rc = journal_open(&f->opts, &f->j, &err);
+    if (rc != 0)
+        fail_msg("journal_open: %s", err.msg);
+}
+
+static void
+fx_reopen(fixture_t *f)
+{
+    journal_close(&f->j);
+    assert_null(f->j);
+    fx_open(f);
+}
+
+static int
+setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof *f);
+    assert_int_equal(sodium_init() >= 0, 1);
+    f->dir = tu_tmpdir("journal");
+    crypto_sign_keypair(f->pk, f->sk);
+    char *jdir = malloc(strlen(f->dir) + 8);
+    sprintf(jdir, "%s/j", f->dir);
+    f->opts = (journal_options_t){.dir = jdir, .hmac_key = hmac_key, .sign_sk = f->sk};
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    fixture_t *f = *state;
+    journal_close(&f->j);
+    free((char *)f->opts.dir);
+    tu_rmtree(f->dir);
+    free(f);
+    return 0;
+}
+
+static journal_record_t
+rec_received(const char *partner, const char *msgid, int64_t time_ms, const char *payload)
+{
+    return (journal_record_t){.kind = PT_REC_RECEIVED,
+                              .time_ms = time_ms,
+                              .partner = partner,
+                              .msg_type = "orientation",
+                              .message_id = msgid,
+                              .correlation_id = "",
+                              .payload = (const uint8_t *)payload,
+                              .payload_len = payload ? strlen(payload) : 0};
+}
+
+static uint64_t
+append1(journal_txn_t *t, const journal_record_t *r)
+{
+    uint64_t seq = 0;
+    pt_error_t err;
+    int rc = journal_append(t, r, &seq, &err);
+    if (rc != 0)
+        fail_msg("journal_append: %s", err.msg);
+    return seq;
+}
+
+static void
+commit(journal_txn_t **t)
+{
+    pt_error_t err;
+    int rc = journal_commit(t, &err);
+    if (rc != 0)
+        fail_msg("journal_commit: %s", err.msg);
+    assert_null(*t);
+}
+
+/* Appends n RECEIVED records with distinct ids and payloads "PAYLOAD-MARK-%04d". */
+static void
+append_n(fixture_t *f, int n)
+{
+    journal_txn_t *t;
+    pt_error_t err;
+    assert_int_equal(journal_begin(f->j, &t, &err), 0);
+    for (int i = 0; i < n; i++) {
+        char id[32], payload[64];
+        uint64_t s = journal_last_seq(f->j) + (uint64_t)i + 1;
+        snprintf(id, sizeof id, "msg-%llu", (unsigned long long)s);
+        snprintf(payload, sizeof payload, "PAYLOAD-MARK-%04llu", (unsigned long long)s);
+        journal_record_t r = rec_received("caf", id, 1000 + (int64_t)s, payload);
+        assert_int_equal(append1(t, &r), s);
+    }
+    commit(&t);
+}
+
+static int
+verify(fixture_t *f, const uint8_t *pk, uint64_t *bad, pt_error_t *err)
+{
+    return journal_verify(f->j, 0, 0, pk, bad, err);
+}
+
+static void
+assert_intact(fixture_t *f)
+{
+    uint64_t bad;
+    pt_error_t err;
+    int rc = verify(f, f->pk, &bad, &err);
+    if (rc != 0)
+        fail_msg("verify: %s", err.msg);
+}
+
+static void
+assert_bad(fixture_t *f, const uint8_t *pk, uint64_t want_seq, const char *want_msg)
+{
+    uint64_t bad = 0;
+    pt_error_t err;
+    assert_int_equal(verify(f, pk, &bad, &err), PT_ECORRUPT);
+    assert_int_equal(bad, want_seq);
+    if (strstr(err.msg, want_msg) == NULL)
+        fail_msg("verify said \"%s\", expected \"%s\"", err.msg, want_msg);
+}
+
+/* ---- direct LMDB access, the way an attacker with the files would edit them ---- */
+
+typedef struct raw {
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+} raw_t;
+
+static void
+raw_open(raw_t *r, const char *dir, const char *db)
+{
+    assert_int_equal(mdb_env_create(&r->env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(r->env, 16), 0);
+    assert_int_equal(mdb_env_open(r->env, dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(r->env, NULL, 0, &r->txn), 0);
+    assert_int_equal(mdb_dbi_open(r->txn, db, 0, &r->dbi), 0);
+}
+
+static void
+raw_close(raw_t *r)
+{
+    assert_int_equal(mdb_txn_commit(r->txn), 0);
+    mdb_env_close(r->env);
+}
+
+static void
+be64(uint8_t k[8], uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        k[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+/* Copies record seq's bytes into a malloc'd buffer. */
+static uint8_t *
+raw_get(raw_t *r, uint64_t seq, size_t *len)
+{
+    uint8_t key[8];
+    be64(key, seq);
+    MDB_val k = {8, key}, v;
+    assert_int_equal(mdb_get(r->txn, r->dbi, &k, &v), 0);
+    uint8_t *copy = malloc(v.mv_size);
+    memcpy(copy, v.mv_data, v.mv_size);
+    *len = v.mv_size;
+    return copy;
+}
+
+static void
+raw_put(raw_t *r, uint64_t seq, const uint8_t *data, size_t len)
+{
+    uint8_t key[8];
+    be64(key, seq);
+    MDB_val k = {8, key}, v = {len, (void *)data};
+    assert_int_equal(mdb_put(r->txn, r->dbi, &k, &v, 0), 0);
+}
+
+static void
+raw_del(raw_t *r, uint64_t seq)
+{
+    uint8_t key[8];
+    be64(key, seq);
+    MDB_val k = {8, key};
+    assert_int_equal(mdb_del(r->txn, r->dbi, &k, NULL), 0);
+}
+
+static bool
+file_contains(const char *dir, const void *needle, size_t n)
+{
+    char path[4096];
+    uint8_t *buf;
+    size_t len;
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    assert_int_equal(tu_read_file(path, &buf, &len), 0);
+    bool found = memmem(buf, len, needle, n) != NULL;
+    free(buf);
+    return found;
+}
+
+/* ---- tests ---- */
+
+static void
+test_roundtrip_every_kind(void **state)
+{
+    fixture_t *f = *state;
+    fx_open(f);
+    const char *rcpts[] = {"pe", "dept", NULL};
+    const char *payload = "envelope-bytes";
+    journal_txn_t *t;
+    pt_error_t err;
+    assert_int_equal(journal_begin(f->j, &t, &err), 0);
+    for (int k = PT_REC_RECEIVED; k <= PT_REC_RECEIPT; k++) {
+        journal_record_t r = {.kind = (journal_kind_t)k,
+                              .time_ms = 1700000000000 + k,
+                              .partner = "caf",
+                              .msg_type = "sanction",
+                              .message_id = "m-1",
+                              .correlation_id = "c-9",
+                              .ref_seq = (uint64_t)k - 1,
+                              .attempt = (uint32_t)k * 3,
+                              .reason = k % 2 ? NULL : "why not",
+                              .payload = (const uint8_t *)payload,
+                              .payload_len = strlen(payload),
+                              .recipients = rcpts};
+        assert_int_equal(append1(t, &r), (uint64_t)k);
+    }
+    commit(&t);
+    assert_int_equal(journal_last_seq(f->j), PT_REC_RECEIPT);
+    uint8_t *buf = NULL, want_hash[32];
+    size_t cap = 0;
+    crypto_generichash(want_hash, 32, (const uint8_t *)payload, strlen(payload), NULL, 0);
+    for (int k = PT_REC_RECEIVED; k <= PT_REC_RECEIPT; k++) {
+        journal_view_t v;
+        assert_int_equal(journal_get(f->j, (uint64_t)k, &v, &buf, &cap, &err), 0);
+        assert_int_equal(v.format, PT_JOURNAL_FORMAT);
+        assert_int_equal(v.kind, k);
+        assert_int_equal(v.seq, k);
+        assert_int_equal(v.time_ms, 1700000000000 + k);
+        assert_string_equal(v.partner, "caf");
+        assert_string_equal(v.msg_type, "sanction");
+        assert_string_equal(v.message_id, "m-1");
+        assert_string_equal(v.correlation_id, "c-9");
+        assert_int_equal(v.ref_seq, k - 1);
+        assert_int_equal(v.attempt, k * 3);
+        if (k % 2)
+            assert_null(v.reason);
+        else
+            assert_string_equal(v.reason, "why not");
+        assert_int_equal(v.n_recipients, 2);
+        assert_string_equal(v.recipients[1], "dept");
+        assert_memory_equal(v.payload_hash, want_hash, 32);
+        if (k == PT_REC_REJECTED) {
+            assert_null(v.payload); /* only the hash of refused bytes is kept */
+            assert_int_equal(v.payload_len, 0);
+        } else {
+            assert_int_equal(v.payload_len, strlen(payload));
+            assert_memory_equal(v.payload, payload, v.payload_len);
+        }
+    }
+    journal_view_t v;
+    assert_int_equal(journal_get(f->j, 99, &v, &buf, &cap, &err), PT_ENOTFOUND);
+    free(buf);
+    assert_string_equal(journal_kind_name(PT_REC_DEAD_LETTERED), "DEAD_LETTERED");
+    assert_string_equal(journal_kind_name((journal_kind_t)42), "UNKNOWN");
+    assert_intact(f);
+}
+
+static void
+test_bad_input_leaves_batch_usable(void **state)
+{
+    fixture_t *f = *state;
+    fx_open(f);
+    journal_txn_t *t;
+    pt_error_t err;
+    uint64_t seq;
+    char longid[600];
+    memset(longid, 'x', sizeof longid - 1);
+    longid[sizeof longid - 1] = '\0';
+    assert_int_equal(journal_begin(f->j, &t, &err), 0);
+    journal_txn_t *t2;
+    assert_int_equal(journal_begin(f->j, &t2, &err), -EBUSY);
+    journal_record_t r = rec_received("caf", longid, 0, "p");
+    assert_int_equal(journal_append(t, &r, &seq, &err), PT_ETOOLARGE);
+    r = rec_received("caf", "ok", 0, "p");
+    r.kind = (journal_kind_t)77;
+    assert_int_equal(journal_append(t, &r, &seq, &err), PT_EINVALID);
+    r.kind = PT_REC_RECEIVED;
+    assert_int_equal(append1(t, &r), 1);
+    commit(&t);
+    assert_intact(f);
+}
+
+static void
+test_dedup_sees_batch(void **state)
+{
+    fixture_t *f = *state;
+    fx_open(f);
+    journal_txn_t *t;
+    pt_error_t err;
+    uint64_t seq;
+    uint8_t hash[32], want[32];
+    crypto_generichash(want, 32, (const uint8_t *)"body", 4, NULL, 0);
+    assert_int_equal(journal_begin(f->j, &t, &err), 0);
+    assert_int_equal(journal_dedup_find(t, "caf", "m-1", &seq, hash), PT_ENOTFOUND);
+    journal_record_t r = rec_received("caf", "m-1", 0, "body");
+    assert_int_equal(append1(t, &r), 1);
+    assert_int_equal(journal_dedup_find(t, "caf", "m-1", &seq, hash), 0);
+    assert_int_equal(seq, 1);
+    assert_memory_equal(hash, want, 32);
+    assert_int_equal(journal_dedup_find(t, "pe", "m-1", &seq, hash), PT_ENOTFOUND);
+    r = rec_received("caf", "m-1", 0, "other body"); /* the first RECEIVED keeps the entry */
+    assert_int_equal(append1(t, &r), 2);
+    commit(&t);
+    assert_int_equal(journal_begin(f->j, &t, &err), 0);
+    assert_int_equal(journal_dedup_find(t, "caf", "m-1", &seq, hash), 0);
+    assert_int_equal(seq, 1);
+    assert_memory_equal(hash, want, 32);
+    journal_abort(&t);
+    assert_null(t);
+    journal_abort(NULL);
+}
+
+static void
+test_abort_keeps_nothing(void **state)
+{
+    fixture_t *f = *state;
+    fx_open(f);
+    append_n(f, 2);
+    journal_txn_t *t;
+    pt_error_t err;
+    uint64_t seq, *seqs;
+    size_t n;
+    uint8_t hash[32], head_before[32], head_after[32];
+    journal_head(f->j, &seq, head_before);
+    assert_int_equal(journal_begin(f->j, &t, &err), 0);
+    journal_record_t r = rec_received("caf", "gone", 0, "x");
+    r.person_nir = nir_a;
+    assert_int_equal(append1(t, &r), 3);
+    journal_abort(&t);
+    journal_head(f->j, &seq, head_after);
+    assert_int_equal(seq, 2);
+    assert_memory_equal(head_before, head_after, 32);
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    journal_view_t v;
+    assert_int_equal(journal_get(f->j, 3, &v, &buf, &cap, &err), PT_ENOTFOUND);
+    free(buf);
+    assert_int_equal(journal_find_message(f->j, "gone", &seqs, &n, &err), 0);
+    assert_int_equal(n, 0);
+    free(seqs);
+    assert_int_equal(journal_find_person(f->j, nir_a, &seqs, &n, &err), 0);
+    assert_int_equal(n, 0);
+    free(seqs);
+    assert_int_equal(journal_begin(f->j, &t, &err), 0);
+    assert_int_equal(journal_dedup_find(t, "caf", "gone", &seq, hash), PT_ENOTFOUND);
+    assert_int_equal(append1(t, &r), 3); /* the sequence is reused, the chain continues */
+    commit(&t);
+    assert_intact(f);
+}
+
+static void
+test_reopen_resumes(void **state)
+{
+    fixture_t *f = *state;
+    fx_open(f);
+    append_n(f, 10);
+    append_n(f, 5);
+    uint64_t seq, seq2;
+    uint8_t head[32], head2[32];
+    journal_head(f->j, &seq, head);
+    assert_int_equal(seq, 15);
+    fx_reopen(f);
+    journal_head(f->j, &seq2, head2);
+    assert_int_equal(seq2, 15);
+    assert_memory_equal(head, head2, 32);
+    append_n(f, 1);
+    assert_int_equal(journal_last_seq(f->j), 16);
+    assert_intact(f);
+}
+
+static void
+test_permissions(void **state)
+{
+    fixture_t *f = *state;
+    mode_t old = umask(0);
+    fx_open(f);
+    umask(old);
+    struct stat st;
+    char path[4096];
+    assert_int_equal(stat(f->opts.dir, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+    const char *files[] = {"data.mdb", "lock.mdb"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s", f->opts.dir, files[i]);
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0600);
+    }
+}
+
+static void
+test_chain_verifies(void **state)
+{
+    fixture_t *f = *state;
+    fx_open(f);
+    uint64_t bad;
+    pt_error_t err;
+    assert_int_equal(verify(f, NULL, &bad, &err), 0); /* empty */
+    for (int i = 0; i < 10; i++)
+        append_n(f, 10);
+    assert_intact(f);
+    assert_int_equal(journal_verify(f->j, 40, 60, NULL, &bad, &err), 0);
+    assert_int_equal(journal_verify(f->j, 2, 2, NULL, &bad, &err), 0);
+    assert_int_equal(journal_verify(f->j, 100, 500, NULL, &bad, &err), 0);
+}
+
+static void
+test_flipped_byte_on_disk(void **state)
+{
+    fixture_t *f = *state;
+    fx_open(f);
+    append_n(f, 100);
+    journal_close(&f->j);
+    char path[4096];
+    uint8_t *buf;
+    size_t len;
+    snprintf(path, sizeof path, "%s/data.mdb", f->opts.dir);
+    assert_int_equal(tu_read_file(path, &buf, &len), 0);
+    int flipped = 0;
+    for (uint8_t *p = buf; (p = memmem(p, len - (size_t)(p - buf), "PAYLOAD-MARK-0042", 17));
+         p++, flipped++)
+        p[16] ^= 0x01;
+    assert_true(flipped >= 1);
+    assert_int_equal(tu_write_file(path, buf, len), 0);
+    free(buf);
+    fx_open(f); /* the tail (last 16) is intact: open succeeds */
+    assert_bad(f, NULL, 42, "record 42: chain hash mismatch");
+    uint64_t bad;
+    pt_error_t err;
+    assert_int_equal(journal_verify(f->j, 50, 0, NULL, &bad, &err), 0);
+    assert_int_equal(journal_verify(f->j, 43, 0, NULL, &bad, &err), PT_ECORRUPT);
+    assert_int_equal(bad, 42); /* the anchor before the range is checked too */
+}
+
+static void
+test_edited_record_detected(void **state)
+{
+    fixture_t *f = *state;
+    fx_open(f);
+    append_n(f, 50);
+    journal_close(&f->j);
+    raw_t r;
+    size_t len;
+    raw_open(&r, f->opts.dir, "records");
+    uint8_t *rec = raw_get(&r, 20, &len);
+    rec[PT_JREC_HEADER_LEN + 4] ^= 0x20; /* first byte of the partner: "caf" -> "Caf" */
+    raw_put(&r, 20, rec, len);
+    raw_close(&r);
+    free(rec);
+    fx_open(f);
+    assert_bad(f, NULL, 20, "record 20: chain hash mismatch (edited or reordered)");
+}
+
+static void
+test_deleted_record_detected(void **state)
+{
+    fixture_t *f = *state;
+    fx_open(f);
+    append_n(f, 100);
+    journal_close(&f->j);
+    raw_t r;
+    raw_open(&r, f->opts.dir, "records");
+    raw_del(&r, 17);
+    raw_close(&r);
+    fx_open(f);
+    assert_bad(f, NULL, 17, "record 17: missing (deleted?)");
+    journal_close(&f->j);
+    raw_open(&r, f->opts.dir, "records"); /* deleting the tail: meta disagrees */
+    raw_del(&r, 100);
+    raw_close(&r);
+    pt_error_t err;
+    assert_int_equal(journal_open(&f->opts, &f->j, &err), PT_ECORRUPT);
+    assert_null(f->j);
+    assert_non_null(strstr(err.msg, "records end at 99"));
+}
+
+static void
+test_reordered_records_detected(void **state)
+{
+    fixture_t *f = *state;
+    fx_open(f);
+    append_n(f, 60);
+    journal_close(&f->j);
+    raw_t r;
+    size_t l30, l31;
+    raw_open(&r, f->opts.dir, "records");
+    uint8_t *a = raw_get(&r, 30, &l30), *b = raw_get(&r, 31, &l31);
+    raw_put(&r, 30, b, l31);
+    raw_put(&r, 31, a, l30);
+    raw_close(&r);
+    fx_open(f);
+    assert_bad(f, NULL, 30, "record 30: holds seq 31");
+    journal_close(&f->j);
+    /* Also swap the seq fields so each record claims its new place: the chain breaks. */
+    raw_open(&r, f->opts.dir, "records");
+    b[4] = 30; /* seq is little-endian at offset 4 */
+    a[4] = 31;
+    raw_put(&r, 30, b, l31);
+    raw_put(&r, 31, a, l30);
+    raw_close(&r);
+    free(a);
+    free(b);
+    fx_open(f);
+    assert_bad(f, NULL, 30, "record 30: chain hash mismatch");
+}
+
+static void
+test_checkpoints(void **state)
+{
+    fixture_t *f = *state;
+    fx_open(f);
+    pt_error_t err;
+    assert_int_equal(journal_checkpoint(f->j, &err), 0); /* empty: nothing to sign */
+    append_n(f, 10);
+    assert_int_equal(journal_checkpoint(f->j, &err), 0);
+    assert_int_equal(journal_checkpoint(f->j, &err), 0); /* unchanged head: no-op */
+    append_n(f, 10);
+    assert_int_equal(journal_checkpoint(f->j, &err), 0);
+    assert_int_equal(journal_last_seq(f->j), 20);
+    assert_intact(f);
+    uint8_t other_pk[32], other_sk[64];
+    crypto_sign_keypair(other_pk, other_sk);
+    assert_bad(f, other_pk, 10, "checkpoint 10: bad signature");
+    journal_close(&f->j);
+    raw_t r;
+    size_t len;
+    raw_open(&r, f->opts.dir, "checkpoints");
+    uint8_t *cp = raw_get(&r, 20, &len);
+    assert_int_equal(len, PT_JCKP_LEN);
+    cp[2 + 2 + 8 + 32] ^= 1; /* the time field */
+    raw_put(&r, 20, cp, len);
+    raw_close(&r);
+    free(cp);
+    fx_open(f);
+    assert_bad(f, f->pk, 20, "checkpoint 20: bad signature (forged or altered)");
+    uint64_t bad;
+    assert_int_equal(journal_verify(f->j, 1, 15, f->pk, &bad, &err), 0);
+}
+
+/* An attacker who edits a record and recomputes every later hash (and meta's head)
+ * passes the chain check; only the signed checkpoint catches it. */
+static void
+test_rewritten_chain_caught_by_checkpoint(void **state)
+{
+    fixture_t *f = *state;
+    fx_open(f);
+    append_n(f, 20);
+    pt_error_t err;
+    assert_int_equal(journal_checkpoint(f->j, &err), 0);
+    journal_close(&f->j);
+    raw_t r;
+    uint8_t prev[32];
+    raw_open(&r, f->opts.dir, "records");
+    size_t len;
+    uint8_t *rec = raw_get(&r, 4, &len);
+    memcpy(prev, rec + len - 32, 32);
+    free(rec);
+    for (uint64_t s = 5; s <= 20; s++) {
+        rec = raw_get(&r, s, &len);
+        if (s == 5)
+            rec[PT_JREC_HEADER_LEN + 4] = 'X';
+        journal_record_chain(prev, rec, len, rec + len - 32);
+        memcpy(prev, rec + len - 32, 32);
+        raw_put(&r, s, rec, len);
+        free(rec);
+    }
+    MDB_dbi meta;
+    assert_int_equal(mdb_dbi_open(r.txn, "meta", 0, &meta), 0);
+    MDB_val k = {4, "head"}, v = {32, prev};
+    assert_int_equal(mdb_put(r.txn, meta, &k, &v, 0), 0);
+    raw_close(&r);
+    fx_open(f);
+    assert_bad(f, NULL, 20, "checkpoint 20: hash differs from the record's");
+}
+
+static void
+test_unknown_format_refused(void **state)
+{
+    fixture_t *f = *state;
+    fx_open(f);
+    append_n(f, 1);
+    journal_close(&f->j);
+    raw_t r;
+    raw_open(&r, f->opts.dir, "meta");
+    uint8_t fmt[4] = {PT_JOURNAL_FORMAT + 1, 0, 0, 0};
+    MDB_val k = {6, "format"}, v = {4, fmt};
+    assert_int_equal(mdb_put(r.txn, r.dbi, &k, &v, 0), 0);
+    raw_close(&r);
+    pt_error_t err;
+    assert_int_equal(journal_open(&f->opts, &f->j, &err), PT_EVERSION);
+}
+
+/* Fills the journal in batches until PT_EJOURNALFULL; returns the committed count. */
+static uint64_t
+fill_until_full(fixture_t *f)
+{
+    static uint8_t payload[1024];
+    pt_error_t err;
+    for (;;) {
+        journal_txn_t *t;
+        uint64_t seq;
+        assert_int_equal(journal_begin(f->j, &t, &err), 0);
+        int rc = 0;
+        for (int i = 0; i < 16 && rc == 0; i++) {
+            journal_record_t r = rec_received("caf", "", 0, NULL);
+            r.payload = payload;
+            r.payload_len = sizeof payload;
+            rc = journal_append(t, &r, &seq, &err);
+        }
+        if (rc == 0)
+            rc = journal_commit(&t, &err);
+        else
+            journal_abort(&t);
+        if (rc != 0) {
+            assert_int_equal(rc, PT_EJOURNALFULL);
+            return journal_last_seq(f->j);
+        }
+    }
+}
+
+static int
+count_visit(const journal_view_t *v, void *arg)
+{
+    uint64_t *n = arg;
+    (*n)++;
+    return v->seq == *n ? 0 : -1;
+}
+
+static void
+test_full_map(void **state)
+{
+    fixture_t *f = *state;
+    f->opts.map_size_initial = 128 * 1024;
+    f->opts.map_size_max = 512 * 1024;
+    fx_open(f);
+    uint64_t committed = fill_until_full(f);
+    assert_true(committed > 100);
+    size_t used, map, max;
+    journal_usage(f->j, &used, &map, &max);
+    assert_int_equal(map, 512 * 1024); /* it grew up to the maximum */
+    assert_int_equal(max, 512 * 1024);
+    assert_true(used <= map);
+    uint64_t n = 0;
+    pt_error_t err;
+    assert_int_equal(journal_scan(f->j, 1, 0, count_visit, &n, &err), 0);
+    assert_int_equal(n, committed); /* nothing of the failed batch */
+    assert_intact(f);
+    assert_int_equal(fill_until_full(f), committed); /* still full */
+    f->opts.map_size_max = 4 * 1024 * 1024;
+    fx_reopen(f);
+    assert_int_equal(journal_last_seq(f->j), committed);
+    append_n(f, 50);
+    assert_int_equal(journal_last_seq(f->j), committed + 50);
+    assert_intact(f);
+}
+
+static void
+test_person_index(void **state)
+{
+    fixture_t *f = *state;
+    fx_open(f);
+    journal_txn_t *t;
+    pt_error_t err;
+    assert_int_equal(journal_begin(f->j, &t, &err), 0);
+    const char *people[] = {nir_a, NULL, nir_b, nir_a, NULL, nir_a};
+    for (int i = 0; i < 6; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "p-%d", i);
+        journal_record_t r = rec_received("caf", id, 0, "no personal data here");
+        r.person_nir = people[i];
+        append1(t, &r);
+    }
+    commit(&t);
+    uint64_t *seqs;
+    size_t n;
+    assert_int_equal(journal_find_person(f->j, nir_a, &seqs, &n, &err), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(seqs[0], 1);
+    assert_int_equal(seqs[1], 4);
+    assert_int_equal(seqs[2], 6);
+    free(seqs);
+    assert_int_equal(journal_find_person(f->j, nir_b, &seqs, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(seqs[0], 3);
+    free(seqs);
+    assert_int_equal(journal_find_person(f->j, "1111111111111", &seqs, &n, &err), 0);
+    assert_int_equal(n, 0);
+    free(seqs);
+    journal_close(&f->j);
+    uint8_t mac[32];
+    crypto_auth_hmacsha256(mac, (const uint8_t *)nir_a, strlen(nir_a), hmac_key);
+    assert_true(file_contains(f->opts.dir, mac, sizeof mac)); /* the check can see the index */
+    assert_false(file_contains(f->opts.dir, nir_a, strlen(nir_a)));
+    assert_false(file_contains(f->opts.dir, nir_b, strlen(nir_b)));
+}
+
+static void
+append_at(journal_txn_t *t, const char *partner, const char *type, const char *id, int64_t ms)
+{
+    journal_record_t r = rec_received(partner, id, ms, "x");
+    r.msg_type = type;
+    append1(t, &r);
+}
+
+static void
+assert_seqs(uint64_t *seqs, size_t n, const uint64_t *want, size_t wn)
+{
+    if (n != wn)
+        fail_msg("got %zu seqs, want %zu (first want %llu)", n, wn,
+                 wn ? (unsigned long long)want[0] : 0ULL);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(seqs[i], want[i]);
+    free(seqs);
+}
+
+static void
+test_queries(void **state)
+{
+    fixture_t *f = *state;
+    fx_open(f);
+    journal_txn_t *t;
+    pt_error_t err;
+    assert_int_equal(journal_begin(f->j, &t, &err), 0);
+    append_at(t, "caf", "sanction", "a", 1000);    /* 1 */
+    append_at(t, "caf", "orientation", "b", 2000); /* 2 */
+    append_at(t, "cafe", "sanction", "c", 2500);   /* 3: another partner, same prefix */
+    append_at(t, "caf", "sanction", "d", 3000);    /* 4 */
+    append_at(t, "caf", "", "e", 1500);            /* 5: unknown type */
+    append_at(t, "caf", "orientation", "f", -50);  /* 6: before 1970 sorts first */
+    journal_record_t d = {.kind = PT_REC_DELIVERED,
+                          .partner = "pe",
+                          .msg_type = "sanction",
+                          .message_id = "a",
+                          .ref_seq = 1,
+                          .time_ms = 4000};
+    append1(t, &d); /* 7 */
+    commit(&t);
+    uint64_t *s;
+    size_t n;
+    assert_int_equal(journal_find_message(f->j, "a", &s, &n, &err), 0);
+    assert_seqs(s, n, (uint64_t[]){1, 7}, 2);
+    assert_int_equal(journal_find_message(f->j, "zz", &s, &n, &err), 0);
+    assert_seqs(s, n, NULL, 0);
+    assert_int_equal(journal_find_partner(f->j, "caf", NULL, 1000, 3000, &s, &n, &err), 0);
+    assert_seqs(s, n, (uint64_t[]){1, 2, 5}, 3);
+    assert_int_equal(journal_find_partner(f->j, "caf", NULL, INT64_MIN, INT64_MAX, &s, &n, &err),
+                     0);
+    assert_seqs(s, n, (uint64_t[]){1, 2, 4, 5, 6}, 5);
+    assert_int_equal(journal_find_partner(f->j, "caf", "sanction", 0, 5000, &s, &n, &err), 0);
+    assert_seqs(s, n, (uint64_t[]){1, 4}, 2);
+    assert_int_equal(journal_find_partner(f->j, "caf", "sanction", 1001, 3000, &s, &n, &err), 0);
+    assert_seqs(s, n, NULL, 0);
+    assert_int_equal(journal_find_partner(f->j, "caf", "orientation", -100, 0, &s, &n, &err), 0);
+    assert_seqs(s, n, (uint64_t[]){6}, 1);
+    assert_int_equal(journal_find_partner(f->j, "pe", NULL, 0, 5000, &s, &n, &err), 0);
+    assert_seqs(s, n, (uint64_t[]){7}, 1);
+    assert_int_equal(journal_find_partner(f->j, "ca", NULL, INT64_MIN, INT64_MAX, &s, &n, &err), 0);
+    assert_seqs(s, n, NULL, 0);
+}
+
+static int
+stop_at_5(const journal_view_t *v, void *arg)
+{
+    (void)arg;
+    return v->seq == 5 ? 42 : 0;
+}
+
+static void
+test_scan(void **state)
+{
+    fixture_t *f = *state;
+    fx_open(f);
+    append_n(f, 20);
+    uint64_t n = 0;
+    pt_error_t err;
+    assert_int_equal(journal_scan(f->j, 0, 0, count_visit, &n, &err), 0);
+    assert_int_equal(n, 20);
+    n = 9;
+    assert_int_equal(journal_scan(f->j, 10, 12, count_visit, &n, &err), 0);
+    assert_int_equal(n, 12);
+    assert_int_equal(journal_scan(f->j, 1, 0, stop_at_5, NULL, &err), 42);
+}
+
+/* Every truncation and every single-byte change of an encoded record decodes
+ * without crashing; truncations are always refused. */
+static void
+test_decode_bounds(void **state)
+{
+    (void)state;
+    const char *rcpts[] = {"a", "bb", NULL};
+    journal_record_t r = {.kind = PT_REC_RECEIVED,
+                          .partner = "caf",
+                          .msg_type = "t",
+                          .message_id = "m",
+                          .reason = "r",
+                          .payload = (const uint8_t *)"pl",
+                          .payload_len = 2,
+                          .recipients = rcpts};
+    size_t len;
+    pt_error_t err;
+    uint8_t zero[32] = {0}, buf[512];
+    assert_int_equal(journal_record_size(&r, &len, &err), 0);
+    assert_true(len <= sizeof buf);
+    journal_record_encode(&r, 7, 1234, zero, buf, len);
+    journal_view_t v;
+    assert_int_equal(journal_record_decode(buf, len, 7, &v, &err), 0);
+    assert_string_equal(v.recipients[0], "a");
+    for (size_t cut = 0; cut < len; cut++) {
+        uint8_t *copy = malloc(cut ? cut : 1); /* exact size: ASan sees any overread */
+        memcpy(copy, buf, cut);
+        int rc = journal_record_decode(copy, cut, 7, &v, &err);
+        assert_true(rc == PT_ECORRUPT || rc == PT_EVERSION);
+        free(copy);
+    }
+    for (size_t i = 0; i < len; i++) {
+        uint8_t *copy = malloc(len);
+        memcpy(copy, buf, len);
+        copy[i] ^= 0xff;
+        (void)journal_record_decode(copy, len, 7, &v, &err);
+        free(copy);
+    }
+    buf[0] = 9;
+    assert_int_equal(journal_record_decode(buf, len, 7, &v, &err), PT_EVERSION);
+    assert_non_null(strstr(err.msg, "record 7: unsupported format 9"));
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_roundtrip_every_kind, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_input_leaves_batch_usable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dedup_sees_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_abort_keeps_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_resumes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_permissions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chain_verifies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flipped_byte_on_disk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_edited_record_detected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deleted_record_detected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reordered_records_detected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoints, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rewritten_chain_caught_by_checkpoint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_format_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_map, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_person_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan, setup, teardown),
+        cmocka_unit_test(test_decode_bounds),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
