@@ -49,6 +49,7 @@ struct journal {
     MDB_dbi dbi[JDB_COUNT];
     journal_txn_t wtxn; /* the one write transaction (the broker is single-threaded) */
     bool in_txn;
+    bool read_only;
     bool grow_pending; /* a batch hit MDB_MAP_FULL: grow before the next one */
     uint64_t last_seq;
     uint8_t head[PT_JOURNAL_HASH_LEN];
@@ -303,6 +304,8 @@ round_pages(size_t n, size_t page)
 static int
 open_dir(const journal_options_t *o, pt_error_t *err)
 {
+    if (o->read_only)
+        return 0;
     if (mkdir(o->dir, 0700) == 0) {
         if (chmod(o->dir, 0700) != 0)
             return pt_error_set(err, -errno, o->dir, "chmod: %s", strerror(errno));
@@ -344,13 +347,15 @@ open_env(journal_t *j, const journal_options_t *o, pt_error_t *err)
     if (rc != 0)
         return mdb_fail(err, rc, j->dir, "creating the LMDB environment");
     unsigned flags = MDB_NOTLS | (o->unsafe_nosync ? MDB_NOSYNC : 0);
+    if (o->read_only)
+        flags |= MDB_RDONLY;
     rc = mdb_env_open(j->env, j->dir, flags, 0600);
     if (rc != 0)
         return mdb_fail(err, rc, j->dir, "opening the LMDB environment");
     MDB_stat st;
     mdb_env_stat(j->env, &st);
     j->psize = st.ms_psize;
-    return chmod_files(j, err);
+    return o->read_only ? 0 : chmod_files(j, err);
 }
 
 static bool
@@ -365,14 +370,20 @@ static int
 open_dbs(journal_t *j, pt_error_t *err)
 {
     MDB_txn *txn;
-    int rc = mdb_txn_begin(j->env, NULL, 0, &txn);
+    unsigned create = j->read_only ? 0 : MDB_CREATE;
+    int rc = mdb_txn_begin(j->env, NULL, j->read_only ? MDB_RDONLY : 0, &txn);
     if (rc != 0)
         return mdb_fail(err, rc, j->dir, "beginning the opening transaction");
     for (int i = 0; i < JDB_COUNT && rc == 0; i++)
-        rc = mdb_dbi_open(txn, journal_dbs[i].name, journal_dbs[i].flags | MDB_CREATE, &j->dbi[i]);
+        rc = mdb_dbi_open(txn, journal_dbs[i].name, journal_dbs[i].flags | create, &j->dbi[i]);
     if (rc != 0) {
         mdb_txn_abort(txn);
-        return mdb_fail(err, rc, j->dir, "opening the databases");
+        return mdb_fail(err, rc, j->dir, "opening the databases (is this a ptibus journal?)");
+    }
+    if (j->read_only) {
+        /* Named databases opened in a read-only transaction stay valid after commit. */
+        rc = mdb_txn_commit(txn);
+        return rc ? mdb_fail(err, rc, j->dir, "committing the opening transaction") : 0;
     }
     journal_meta_t m;
     rc = meta_read(j, txn, &m, err);
@@ -436,6 +447,11 @@ resume(journal_t *j, pt_error_t *err)
                           (unsigned)m.format, PT_JOURNAL_FORMAT);
     if (rc == 0)
         rc = check_tail(j, txn, &m, err);
+    if (rc == PT_ECORRUPT && j->read_only) {
+        /* The admin tools must be able to open a damaged journal to inspect it. */
+        pt_log_warn("journal.tail", "%s (opened read-only for inspection)", err->msg);
+        rc = 0;
+    }
     if (rc == 0) {
         j->last_seq = m.last_seq;
         memcpy(j->head, m.head, PT_JOURNAL_HASH_LEN);
@@ -469,6 +485,7 @@ journal_open(const journal_options_t *opts, journal_t **out, pt_error_t *err)
     journal_t *j = calloc(1, sizeof *j);
     if (j == NULL)
         return pt_error_set(err, -ENOMEM, "journal", "out of memory");
+    j->read_only = opts->read_only;
     int rc = copy_keys(j, opts, err);
     if (rc == 0)
         rc = open_dir(opts, err);
@@ -520,6 +537,8 @@ int
 journal_begin(journal_t *j, journal_txn_t **txn, pt_error_t *err)
 {
     *txn = NULL;
+    if (j->read_only)
+        return pt_error_set(err, PT_EDENIED, j->dir, "the journal is open read-only");
     if (j->in_txn)
         return pt_error_set(err, -EBUSY, j->dir, "a write transaction is already open");
     int rc = journal_grow(j, j->grow_pending, err);
@@ -1226,7 +1245,7 @@ put_checkpoint(journal_txn_t *t)
 int
 journal_checkpoint(journal_t *j, pt_error_t *err)
 {
-    if (!j->have_sk || j->last_seq == 0)
+    if (!j->have_sk || j->last_seq == 0 || j->read_only)
         return 0;
     journal_txn_t *t;
     uint64_t last;
