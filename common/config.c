@@ -266,6 +266,9 @@ parse_key(loader_t *ld, config_node_t *map, config_node_t **key, bool *done)
         rc = 0;
     else if ((rc = check_event(ld, &ev, map->path)) != 0)
         ;
+    else if (map->n >= PT_CONFIG_MAX_MAP_KEYS)
+        rc = error_at(ld->name, line, map->path, NULL, PT_ETOOLARGE, ld->err,
+                      "more than %d keys in one mapping", PT_CONFIG_MAX_MAP_KEYS);
     else if (ev.type != YAML_SCALAR_EVENT)
         rc = error_at(ld->name, line, map->path, NULL, PT_EMALFORMED, ld->err,
                       "a key must be a plain string, not a mapping or a list");

@@ -16,6 +16,7 @@
 #define PT_CONFIG_MAX_BYTES (1024 * 1024)
 #define PT_CONFIG_MAX_DEPTH 32
 #define PT_CONFIG_MAX_NODES 100000
+#define PT_CONFIG_MAX_MAP_KEYS 1000 /* keeps the duplicate-key check cheap */
 
 typedef struct config config_t;
 typedef struct config_node config_node_t;

@@ -344,6 +344,13 @@ test_limits(void **state)
     text[n - 1] = ']';
     assert_int_equal(config_load_buffer(text, n, "t.yaml", &cfg, &err), PT_ETOOLARGE);
     assert_non_null(strstr(err.msg, "more than 100000 nodes"));
+    /* Keys in one mapping. */
+    n = 0;
+    n += (size_t)sprintf(text + n, "top:\n");
+    for (int i = 0; i <= PT_CONFIG_MAX_MAP_KEYS; i++)
+        n += (size_t)sprintf(text + n, "  k%d: 1\n", i);
+    assert_int_equal(config_load_buffer(text, n, "t.yaml", &cfg, &err), PT_ETOOLARGE);
+    assert_string_equal(err.msg, "t.yaml:1002: top: more than 1000 keys in one mapping");
     free(text);
 }
 
