@@ -1,0 +1,595 @@
+/* bconfig: the broker's YAML configuration, validated into a bconfig_t. Each top-level
+ * section has one parser in the `sections` table; adding one (the routes of part 2)
+ * is a new table entry and its function. */
+#include "bconfig.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "config.h"
+#include "keys.h"
+
+#define KiB (UINT64_C(1) << 10)
+#define MiB (UINT64_C(1) << 20)
+#define GiB (UINT64_C(1) << 30)
+#define TiB (UINT64_C(1) << 40)
+
+typedef struct bload {
+    const config_t *doc;
+    const config_node_t *root;
+    bconfig_t *cfg;
+    char *dir; /* directory of the config file, for relative paths */
+    pt_error_t *err;
+} bload_t;
+
+typedef int (*section_fn)(bload_t *ld);
+
+static int parse_listen(bload_t *ld);
+static int parse_journal(bload_t *ld);
+static int parse_keys(bload_t *ld);
+static int parse_limits(bload_t *ld);
+static int parse_metrics(bload_t *ld);
+static int parse_partners(bload_t *ld);
+static int parse_admin(bload_t *ld);
+
+/* Top-level sections, parsed in this order (admin after partners: admin keys are
+ * checked against the partner keys). Part 2 adds {"routes", parse_routes}. */
+static const struct {
+    const char *key;
+    section_fn parse;
+} sections[] = {
+    {"listen", parse_listen}, {"journal", parse_journal}, {"keys", parse_keys},
+    {"limits", parse_limits}, {"metrics", parse_metrics}, {"partners", parse_partners},
+    {"admin", parse_admin},
+};
+
+#define N_SECTIONS (sizeof sections / sizeof sections[0])
+
+static int
+oom(bload_t *ld)
+{
+    return pt_error_set(ld->err, -ENOMEM, config_name(ld->doc), "out of memory");
+}
+
+static int
+dup_string(bload_t *ld, const char *s, char **out)
+{
+    if ((*out = strdup(s)) == NULL)
+        return oom(ld);
+    return 0;
+}
+
+/* A relative path is taken from the config file's directory. */
+static int
+resolve_path(bload_t *ld, const char *p, char **out)
+{
+    if (p[0] == '/')
+        return dup_string(ld, p, out);
+    size_t n = strlen(ld->dir) + strlen(p) + 2;
+    if ((*out = malloc(n)) == NULL)
+        return oom(ld);
+    snprintf(*out, n, "%s/%s", ld->dir, p);
+    return 0;
+}
+
+/* ---- endpoints ------------------------------------------------------------- */
+
+static bool
+zmq_endpoint_ok(const char *s)
+{
+    static const char *const schemes[] = {"tcp://", "ipc://", "inproc://"};
+    for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {
+        size_t n = strlen(schemes[i]);
+        if (strncmp(s, schemes[i], n) == 0 && s[n] != '\0')
+            return true;
+    }
+    return false;
+}
+
+static int
+get_endpoint(bload_t *ld, const config_node_t *map, const char *key, char **out)
+{
+    const config_node_t *n = config_map_get(map, key);
+    const char *s;
+    if (n == NULL)
+        return 0;
+    int rc = config_node_string(ld->doc, n, &s, ld->err);
+    if (rc == 0 && !zmq_endpoint_ok(s))
+        rc = config_error(ld->doc, n, PT_ECONFIG, ld->err,
+                          "\"%.60s\" is not a ZeroMQ endpoint (tcp://HOST:PORT, ipc://PATH)", s);
+    if (rc == 0) {
+        free(*out);
+        rc = dup_string(ld, s, out);
+    }
+    return rc;
+}
+
+/* "HOST:PORT" with a port in 1..65535 (the metrics HTTP listener). */
+static bool
+host_port_ok(const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    if (colon == NULL || colon == s || colon[1] == '\0' || strlen(colon + 1) > 5)
+        return false;
+    unsigned port = 0;
+    for (const char *p = colon + 1; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        port = port * 10 + (unsigned)(*p - '0');
+    }
+    return port >= 1 && port <= 65535;
+}
+
+static int
+parse_listen(bload_t *ld)
+{
+    return get_endpoint(ld, ld->root, "listen", &ld->cfg->listen);
+}
+
+static int
+parse_metrics(bload_t *ld)
+{
+    static const char *const allowed[] = {"listen", NULL};
+    const config_node_t *m = NULL, *n;
+    const char *s;
+    int rc = config_get_map(ld->doc, ld->root, "metrics", false, &m, ld->err);
+    if (rc != 0 || m == NULL)
+        return rc;
+    if ((rc = config_check_keys(ld->doc, m, allowed, ld->err)) != 0)
+        return rc;
+    if ((n = config_map_get(m, "listen")) == NULL)
+        return 0;
+    if ((rc = config_node_string(ld->doc, n, &s, ld->err)) != 0)
+        return rc;
+    if (!host_port_ok(s))
+        return config_error(ld->doc, n, PT_ECONFIG, ld->err,
+                            "\"%.60s\" is not HOST:PORT (e.g. 127.0.0.1:9400)", s);
+    return dup_string(ld, s, &ld->cfg->metrics_listen);
+}
+
+/* ---- journal, keys, limits ------------------------------------------------- */
+
+static int
+parse_journal(bload_t *ld)
+{
+    static const char *const allowed[] = {
+        "dir", "initial_size", "max_size", "checkpoint_interval", "unsafe_ack_before_fsync", NULL};
+    const config_node_t *j = NULL;
+    const char *dir = NULL;
+    bconfig_t *c = ld->cfg;
+    uint64_t init = c->journal_map_initial, max = c->journal_map_max;
+    uint64_t ckpt = c->checkpoint_interval_ms;
+    int rc = config_get_map(ld->doc, ld->root, "journal", true, &j, ld->err);
+    if (rc == 0)
+        rc = config_check_keys(ld->doc, j, allowed, ld->err);
+    if (rc == 0)
+        rc = config_get_string(ld->doc, j, "dir", true, &dir, ld->err);
+    if (rc == 0)
+        rc = config_get_size(ld->doc, j, "initial_size", false, MiB, TiB, &init, ld->err);
+    if (rc == 0)
+        rc = config_get_size(ld->doc, j, "max_size", false, MiB, SIZE_MAX, &max, ld->err);
+    if (rc == 0)
+        rc = config_get_duration(ld->doc, j, "checkpoint_interval", false, 1000, 24 * 3600 * 1000,
+                                 &ckpt, ld->err);
+    if (rc == 0)
+        rc = config_get_bool(ld->doc, j, "unsafe_ack_before_fsync", false,
+                             &c->unsafe_ack_before_fsync, ld->err);
+    const config_node_t *at = config_map_get(j, "initial_size");
+    if (rc == 0 && init > max)
+        rc = config_error(ld->doc, at ? at : j, PT_ECONFIG, ld->err,
+                          "the initial size is larger than max_size");
+    if (rc != 0)
+        return rc;
+    c->journal_map_initial = (size_t)init;
+    c->journal_map_max = (size_t)max;
+    c->checkpoint_interval_ms = (uint32_t)ckpt;
+    return resolve_path(ld, dir, &c->journal_dir);
+}
+
+static int
+parse_keys(bload_t *ld)
+{
+    static const char *const allowed[] = {"server_secret", "signing_secret", "person_index_hmac",
+                                          NULL};
+    bconfig_t *c = ld->cfg;
+    char **const dest[] = {&c->server_secret_key_file, &c->signing_key_file, &c->hmac_key_file};
+    const config_node_t *k = NULL;
+    int rc = config_get_map(ld->doc, ld->root, "keys", true, &k, ld->err);
+    if (rc == 0)
+        rc = config_check_keys(ld->doc, k, allowed, ld->err);
+    for (size_t i = 0; rc == 0 && i < 3; i++) {
+        const char *p = NULL;
+        rc = config_get_string(ld->doc, k, allowed[i], true, &p, ld->err);
+        if (rc == 0)
+            rc = resolve_path(ld, p, dest[i]);
+    }
+    return rc;
+}
+
+static int
+parse_limits(bload_t *ld)
+{
+    static const char *const allowed[] = {"max_message_size", "max_batch", "heartbeat_interval",
+                                          NULL};
+    bconfig_t *c = ld->cfg;
+    const config_node_t *l = NULL;
+    uint64_t size = c->max_message_size, batch = c->max_batch, hb = c->heartbeat_interval_ms;
+    int rc = config_get_map(ld->doc, ld->root, "limits", false, &l, ld->err);
+    if (rc != 0 || l == NULL)
+        return rc;
+    rc = config_check_keys(ld->doc, l, allowed, ld->err);
+    if (rc == 0)
+        rc = config_get_size(ld->doc, l, "max_message_size", false, KiB, 16 * MiB, &size, ld->err);
+    if (rc == 0)
+        rc = config_get_uint(ld->doc, l, "max_batch", false, 1, 65536, &batch, ld->err);
+    if (rc == 0)
+        rc = config_get_duration(ld->doc, l, "heartbeat_interval", false, 100, 600 * 1000, &hb,
+                                 ld->err);
+    if (rc != 0)
+        return rc;
+    c->max_message_size = (uint32_t)size;
+    c->max_batch = (uint32_t)batch;
+    c->heartbeat_interval_ms = (uint32_t)hb;
+    return 0;
+}
+
+/* ---- partners -------------------------------------------------------------- */
+
+static bool
+partner_id_ok(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > PT_PARTNER_ID_MAX)
+        return false;
+    return strspn(id, "abcdefghijklmnopqrstuvwxyz0123456789_") == n;
+}
+
+/* The node that gave a partner its key (for "first given on line N"). */
+static const config_node_t *
+key_node(const config_node_t *pmap)
+{
+    const config_node_t *n = config_map_get(pmap, "public_key");
+    return n ? n : config_map_get(pmap, "public_key_file");
+}
+
+static int
+parse_partner_id(bload_t *ld, const config_node_t *pmap, bconfig_partner_t *p)
+{
+    const char *id = NULL, *name = NULL;
+    int rc = config_get_string(ld->doc, pmap, "id", true, &id, ld->err);
+    const config_node_t *n = config_map_get(pmap, "id");
+    if (rc == 0 && !partner_id_ok(id))
+        rc = config_error(ld->doc, n, PT_ECONFIG, ld->err,
+                          "\"%.40s\" is not a valid partner id (1 to %d of a-z, 0-9 and _)", id,
+                          PT_PARTNER_ID_MAX);
+    for (size_t i = 0; rc == 0 && i < ld->cfg->n_partners; i++)
+        if (strcmp(ld->cfg->partners[i].id, id) == 0)
+            rc = config_error(ld->doc, n, PT_ECONFIG, ld->err,
+                              "duplicate partner id \"%s\" (partners[%zu] has it already)", id, i);
+    name = id;
+    if (rc == 0)
+        rc = config_get_string(ld->doc, pmap, "name", false, &name, ld->err);
+    if (rc == 0)
+        rc = dup_string(ld, id, &p->id);
+    if (rc == 0)
+        rc = dup_string(ld, name, &p->name);
+    return rc;
+}
+
+/* Exactly one of public_key (Z85) and public_key_file. */
+static int
+parse_partner_key(bload_t *ld, const config_node_t *pmap, bconfig_partner_t *p)
+{
+    const config_node_t *z = config_map_get(pmap, "public_key");
+    const config_node_t *f = config_map_get(pmap, "public_key_file");
+    const char *s;
+    char *path = NULL;
+    pt_error_t kerr;
+    if (z != NULL && f != NULL)
+        return config_error(ld->doc, f, PT_ECONFIG, ld->err,
+                            "give either public_key or public_key_file, not both");
+    if (z == NULL && f == NULL)
+        return config_error(ld->doc, pmap, PT_ECONFIG, ld->err,
+                            "missing public_key or public_key_file");
+    const config_node_t *n = z ? z : f;
+    int rc = config_node_string(ld->doc, n, &s, ld->err);
+    if (rc != 0)
+        return rc;
+    if (z != NULL)
+        rc = keys_curve_public_from_z85(s, p->public_key, &kerr);
+    else if ((rc = resolve_path(ld, s, &path)) == 0)
+        rc = keys_read(path, p->public_key, sizeof p->public_key, false, &kerr);
+    else
+        return rc;
+    free(path);
+    if (rc != 0)
+        rc = config_error(ld->doc, n, rc, ld->err, "%s", kerr.msg);
+    return rc;
+}
+
+static int
+check_partner_key_unique(bload_t *ld, const config_node_t *partners, size_t idx)
+{
+    const bconfig_partner_t *p = &ld->cfg->partners[idx];
+    for (size_t i = 0; i < idx; i++) {
+        if (memcmp(ld->cfg->partners[i].public_key, p->public_key, sizeof p->public_key) != 0)
+            continue;
+        const config_node_t *first = key_node(config_node_at(partners, i));
+        return config_error(ld->doc, key_node(config_node_at(partners, idx)), PT_ECONFIG, ld->err,
+                            "same public key as partner \"%s\" (line %u)", ld->cfg->partners[i].id,
+                            config_node_line(first));
+    }
+    return 0;
+}
+
+static int
+unknown_type_error(bload_t *ld, const config_node_t *n, const char *type)
+{
+    char list[512] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < codec_envelope_type_count() && used < sizeof list; i++)
+        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "",
+                                 codec_envelope_type_at(i));
+    return config_error(ld->doc, n, PT_ECONFIG, ld->err,
+                        "\"%.40s\" is not a message type (valid: %s)", type, list);
+}
+
+static int
+parse_may_send(bload_t *ld, const config_node_t *pmap, bconfig_partner_t *p)
+{
+    const config_node_t *seq = NULL;
+    int rc = config_get_seq(ld->doc, pmap, "may_send", false, &seq, ld->err);
+    size_t n = seq ? config_node_len(seq) : 0;
+    if (rc != 0 || n == 0)
+        return rc;
+    if ((p->may_send = calloc(n, sizeof *p->may_send)) == NULL)
+        return oom(ld);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const config_node_t *item = config_node_at(seq, i);
+        const char *type;
+        if ((rc = config_node_string(ld->doc, item, &type, ld->err)) != 0)
+            break;
+        if (codec_envelope_case(type) == PTIBUS__V1__ENVELOPE__BODY__NOT_SET)
+            return unknown_type_error(ld, item, type);
+        if (bconfig_may_send(p, type))
+            return config_error(ld->doc, item, PT_ECONFIG, ld->err, "\"%s\" is listed twice", type);
+        if ((rc = dup_string(ld, type, &p->may_send[i])) == 0)
+            p->n_may_send++;
+    }
+    return rc;
+}
+
+static int
+parse_partner(bload_t *ld, const config_node_t *partners, size_t idx)
+{
+    static const char *const allowed[] = {"id",       "name", "public_key", "public_key_file",
+                                          "may_send", NULL};
+    const config_node_t *pmap = config_node_at(partners, idx);
+    bconfig_partner_t *p = &ld->cfg->partners[idx];
+    int rc = config_check_keys(ld->doc, pmap, allowed, ld->err);
+    if (rc == 0)
+        rc = parse_partner_id(ld, pmap, p);
+    /* Counted as soon as it owns memory, so bconfig_destroy frees it on error. */
+    ld->cfg->n_partners = idx + 1;
+    if (rc == 0)
+        rc = parse_partner_key(ld, pmap, p);
+    if (rc == 0)
+        rc = check_partner_key_unique(ld, partners, idx);
+    if (rc == 0)
+        rc = parse_may_send(ld, pmap, p);
+    return rc;
+}
+
+static int
+parse_partners(bload_t *ld)
+{
+    const config_node_t *seq = NULL;
+    int rc = config_get_seq(ld->doc, ld->root, "partners", true, &seq, ld->err);
+    if (rc != 0)
+        return rc;
+    size_t n = config_node_len(seq);
+    if (n == 0)
+        return config_error(ld->doc, seq, PT_ECONFIG, ld->err, "no partner is configured");
+    if ((ld->cfg->partners = calloc(n, sizeof *ld->cfg->partners)) == NULL)
+        return oom(ld);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = parse_partner(ld, seq, i);
+    return rc;
+}
+
+/* ---- admin ----------------------------------------------------------------- */
+
+static int
+parse_admin_key(bload_t *ld, const config_node_t *item, uint8_t key[32])
+{
+    const char *s;
+    pt_error_t kerr;
+    int rc = config_node_string(ld->doc, item, &s, ld->err);
+    if (rc != 0)
+        return rc;
+    if ((rc = keys_curve_public_from_z85(s, key, &kerr)) != 0)
+        return config_error(ld->doc, item, rc, ld->err, "%s", kerr.msg);
+    const bconfig_partner_t *p = bconfig_partner_by_key(ld->cfg, key);
+    if (p != NULL)
+        return config_error(ld->doc, item, PT_ECONFIG, ld->err,
+                            "this admin key is also the key of partner \"%s\"; an administrator "
+                            "needs a key of its own",
+                            p->id);
+    for (size_t i = 0; i < ld->cfg->n_admin_keys; i++)
+        if (memcmp(ld->cfg->admin_keys[i], key, 32) == 0)
+            return config_error(ld->doc, item, PT_ECONFIG, ld->err,
+                                "the same admin key is listed twice");
+    return 0;
+}
+
+static int
+parse_admin(bload_t *ld)
+{
+    static const char *const allowed[] = {"listen", "keys", NULL};
+    const config_node_t *a = NULL, *seq = NULL;
+    int rc = config_get_map(ld->doc, ld->root, "admin", false, &a, ld->err);
+    if (rc != 0 || a == NULL)
+        return rc;
+    if ((rc = config_check_keys(ld->doc, a, allowed, ld->err)) != 0 ||
+        (rc = get_endpoint(ld, a, "listen", &ld->cfg->admin_listen)) != 0 ||
+        (rc = config_get_seq(ld->doc, a, "keys", false, &seq, ld->err)) != 0)
+        return rc;
+    size_t n = seq ? config_node_len(seq) : 0;
+    if (n == 0 && ld->cfg->admin_listen != NULL)
+        return config_error(ld->doc, a, PT_ECONFIG, ld->err,
+                            "admin.listen is set but no admin key is listed in admin.keys");
+    if (n > 0 && (ld->cfg->admin_keys = calloc(n, sizeof *ld->cfg->admin_keys)) == NULL)
+        return oom(ld);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = parse_admin_key(ld, config_node_at(seq, i), ld->cfg->admin_keys[i]);
+        if (rc == 0)
+            ld->cfg->n_admin_keys++;
+    }
+    return rc;
+}
+
+/* ---- load ------------------------------------------------------------------ */
+
+static int
+set_defaults(bload_t *ld, const char *name)
+{
+    bconfig_t *c = ld->cfg;
+    c->journal_map_initial = 64 * MiB;
+    c->journal_map_max = (size_t)(16 * GiB);
+    c->checkpoint_interval_ms = 60 * 1000;
+    c->max_message_size = PT_MAX_MESSAGE_SIZE;
+    c->heartbeat_interval_ms = 5000;
+    c->max_batch = 1024;
+    int rc = dup_string(ld, name, &c->path);
+    if (rc == 0)
+        rc = dup_string(ld, "tcp://127.0.0.1:7400", &c->listen);
+    char *copy = strdup(name);
+    if (rc == 0 && copy == NULL)
+        rc = oom(ld);
+    if (rc == 0)
+        rc = dup_string(ld, dirname(copy), &ld->dir);
+    free(copy);
+    return rc;
+}
+
+static int
+parse_document(bload_t *ld)
+{
+    const char *allowed[N_SECTIONS + 1];
+    for (size_t i = 0; i < N_SECTIONS; i++)
+        allowed[i] = sections[i].key;
+    allowed[N_SECTIONS] = NULL;
+    if (ld->root == NULL)
+        return pt_error_set(ld->err, PT_ECONFIG, config_name(ld->doc),
+                            "the configuration is empty");
+    int rc = config_check_keys(ld->doc, ld->root, allowed, ld->err);
+    for (size_t i = 0; rc == 0 && i < N_SECTIONS; i++)
+        rc = sections[i].parse(ld);
+    return rc;
+}
+
+static int
+load_doc(config_t *doc, const char *name, bconfig_t **out, pt_error_t *err)
+{
+    bload_t ld = {.doc = doc, .root = config_root(doc), .err = err};
+    if ((ld.cfg = calloc(1, sizeof *ld.cfg)) == NULL)
+        return pt_error_set(err, -ENOMEM, name, "out of memory");
+    int rc = set_defaults(&ld, name);
+    if (rc == 0)
+        rc = parse_document(&ld);
+    free(ld.dir);
+    if (rc != 0)
+        bconfig_destroy(&ld.cfg);
+    *out = ld.cfg;
+    return rc;
+}
+
+int
+bconfig_load_buffer(const char *text, size_t len, const char *name, bconfig_t **out,
+                    pt_error_t *err)
+{
+    config_t *doc = NULL;
+    *out = NULL;
+    int rc = config_load_buffer(text, len, name, &doc, err);
+    if (rc == 0)
+        rc = load_doc(doc, name, out, err);
+    config_destroy(&doc);
+    return rc;
+}
+
+int
+bconfig_load(const char *path, bconfig_t **out, pt_error_t *err)
+{
+    config_t *doc = NULL;
+    *out = NULL;
+    int rc = config_load_file(path, &doc, err);
+    if (rc == 0)
+        rc = load_doc(doc, path, out, err);
+    config_destroy(&doc);
+    return rc;
+}
+
+static void
+partner_fini(bconfig_partner_t *p)
+{
+    for (size_t i = 0; i < p->n_may_send; i++)
+        free(p->may_send[i]);
+    free(p->may_send);
+    free(p->id);
+    free(p->name);
+}
+
+void
+bconfig_destroy(bconfig_t **cfg)
+{
+    if (cfg == NULL || *cfg == NULL)
+        return;
+    bconfig_t *c = *cfg;
+    for (size_t i = 0; i < c->n_partners; i++)
+        partner_fini(&c->partners[i]);
+    free(c->partners);
+    free(c->admin_keys);
+    char *strings[] = {c->path,
+                       c->listen,
+                       c->admin_listen,
+                       c->metrics_listen,
+                       c->journal_dir,
+                       c->server_secret_key_file,
+                       c->signing_key_file,
+                       c->hmac_key_file};
+    for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++)
+        free(strings[i]);
+    free(c);
+    *cfg = NULL;
+}
+
+const bconfig_partner_t *
+bconfig_partner_by_key(const bconfig_t *cfg, const uint8_t key[32])
+{
+    for (size_t i = 0; i < cfg->n_partners; i++)
+        if (memcmp(cfg->partners[i].public_key, key, 32) == 0)
+            return &cfg->partners[i];
+    return NULL;
+}
+
+const bconfig_partner_t *
+bconfig_partner_by_id(const bconfig_t *cfg, const char *id)
+{
+    for (size_t i = 0; i < cfg->n_partners; i++)
+        if (strcmp(cfg->partners[i].id, id) == 0)
+            return &cfg->partners[i];
+    return NULL;
+}
+
+bool
+bconfig_may_send(const bconfig_partner_t *p, const char *msg_type)
+{
+    for (size_t i = 0; i < p->n_may_send; i++)
+        if (strcmp(p->may_send[i], msg_type) == 0)
+            return true;
+    return false;
+}

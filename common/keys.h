@@ -1,0 +1,48 @@
+/* keys: key files of ptibus (CURVE key pairs, Ed25519 signing keys, HMAC keys).
+ * A key file holds one line of Z85 text (32 bytes -> 40 chars, 64 bytes -> 80 chars)
+ * and a newline. Secret files are written 0600 and refused when group or others may
+ * read or write them; every write is atomic (tmp, fsync, rename, fsync dir). Key
+ * bytes are never logged: use keys_fingerprint() to name a public key. */
+#ifndef PT_KEYS_H
+#define PT_KEYS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+#define PT_KEY_LEN 32     /* CURVE keys, Ed25519 public keys, HMAC keys */
+#define PT_SIGN_SK_LEN 64 /* Ed25519 secret keys (libsodium layout: seed || pk) */
+#define PT_KEY_Z85_MAX 80 /* Z85 text of the longest key */
+#define PT_FINGERPRINT_LEN 16
+
+/* Writes key (len a multiple of 4, at most 64) as Z85 to path, atomically; the
+ * secret variant with mode 0600, the public one 0644. Replaces an existing file.
+ * Returns 0, -errno or PT_EINVALID, filling err with the path. */
+int keys_write_secret(const char *path, const uint8_t *key, size_t len, pt_error_t *err);
+int keys_write_public(const char *path, const uint8_t *key, size_t len, pt_error_t *err);
+
+/* Reads a key of exactly len bytes from path into key. With secret, refuses a file
+ * that group or others may access (PT_EDENIED, saying the mode and "chmod 600").
+ * A file that is not regular, too long, of the wrong length or not Z85 is
+ * PT_EMALFORMED, with the path. */
+int keys_read(const char *path, uint8_t *key, size_t len, bool secret, pt_error_t *err);
+
+/* Creates DIR/NAME.key (CURVE secret, 0600) and DIR/NAME.pub (public, 0644). Refuses
+ * (-EEXIST) to overwrite an existing key file. */
+int keys_curve_generate(const char *dir, const char *name, pt_error_t *err);
+
+/* Creates DIR/NAME.sign (64-byte Ed25519 secret, 0600) and DIR/NAME.sign.pub. */
+int keys_sign_generate(const char *dir, const char *name, pt_error_t *err);
+
+/* Creates DIR/NAME.hmac (32 random bytes, 0600). */
+int keys_hmac_generate(const char *dir, const char *name, pt_error_t *err);
+
+/* Hex of the first 8 bytes of BLAKE2b(pk): a short name for a public key in logs. */
+void keys_fingerprint(const uint8_t pk[PT_KEY_LEN], char out[PT_FINGERPRINT_LEN + 1]);
+
+/* Decodes a 40-character Z85 CURVE public key. PT_EMALFORMED otherwise. */
+int keys_curve_public_from_z85(const char *z85, uint8_t out[PT_KEY_LEN], pt_error_t *err);
+
+#endif

@@ -1,0 +1,334 @@
+/* Unit tests of broker/bconfig: the annotated deploy/broker.yaml loads (with key
+ * files generated into a temporary copy), defaults, look-ups, and every rejection
+ * with its file, line and key. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include "bconfig.h"
+#include "keys.h"
+#include "testutil.h"
+
+
+#define KEY_A "R2zk+4+4q[+FV7XsIsJ03n3]-iB^o!+kkpc08I/u"
+#define KEY_B "l(QeH<[Slbz]s9}+WTWTup8WHRYSew.9@6W3g)f("
+#define KEY_C "fxx8aYC$%5FRx?WfFBUcph#pAH6xN}+${Z)jW=4*"
+
+/* Lines 1-6 of every case. */
+#define HEAD                                                                                       \
+    "journal:\n"                                                                                   \
+    "  dir: j\n"                                                                                   \
+    "keys:\n"                                                                                      \
+    "  server_secret: k/s.key\n"                                                                   \
+    "  signing_secret: /etc/ptibus/s.sign\n"                                                       \
+    "  person_index_hmac: k/p.hmac\n"
+
+/* Lines 7-13. */
+#define PARTNERS                                                                                   \
+    "partners:\n"                                                                                  \
+    "  - id: caf\n"                                                                                \
+    "    public_key: \"" KEY_A "\"\n"                                                              \
+    "    may_send: [beneficiary_event]\n"                                                          \
+    "  - id: departement\n"                                                                        \
+    "    public_key: \"" KEY_B "\"\n"                                                              \
+    "    may_send: [orientation, sanction]\n"
+
+static bconfig_t *
+load_ok(const char *text, const char *name)
+{
+    bconfig_t *cfg = NULL;
+    pt_error_t err;
+    if (bconfig_load_buffer(text, strlen(text), name, &cfg, &err) != 0)
+        fail_msg("load failed: %s", err.msg);
+    return cfg;
+}
+
+static void
+test_minimal_and_defaults(void **state)
+{
+    (void)state;
+    bconfig_t *cfg = load_ok(HEAD PARTNERS, "/srv/ptibus/b.yaml");
+    assert_string_equal(cfg->path, "/srv/ptibus/b.yaml");
+    assert_string_equal(cfg->listen, "tcp://127.0.0.1:7400");
+    assert_null(cfg->admin_listen);
+    assert_null(cfg->metrics_listen);
+    assert_string_equal(cfg->journal_dir, "/srv/ptibus/j");
+    assert_string_equal(cfg->server_secret_key_file, "/srv/ptibus/k/s.key");
+    assert_string_equal(cfg->signing_key_file, "/etc/ptibus/s.sign");
+    assert_string_equal(cfg->hmac_key_file, "/srv/ptibus/k/p.hmac");
+    assert_int_equal(cfg->journal_map_initial, 64 << 20);
+    assert_int_equal(cfg->journal_map_max, 16ULL << 30);
+    assert_int_equal(cfg->checkpoint_interval_ms, 60000);
+    assert_int_equal(cfg->max_message_size, 262144);
+    assert_int_equal(cfg->heartbeat_interval_ms, 5000);
+    assert_int_equal(cfg->max_batch, 1024);
+    assert_false(cfg->unsafe_ack_before_fsync);
+    assert_int_equal(cfg->n_admin_keys, 0);
+    assert_int_equal(cfg->n_partners, 2);
+    const bconfig_partner_t *caf = bconfig_partner_by_id(cfg, "caf");
+    assert_non_null(caf);
+    assert_string_equal(caf->name, "caf"); /* the name defaults to the id */
+    assert_true(bconfig_may_send(caf, "beneficiary_event"));
+    assert_false(bconfig_may_send(caf, "sanction"));
+    uint8_t key[32];
+    pt_error_t err;
+    assert_int_equal(keys_curve_public_from_z85(KEY_B, key, &err), 0);
+    assert_ptr_equal(bconfig_partner_by_key(cfg, key), bconfig_partner_by_id(cfg, "departement"));
+    assert_int_equal(keys_curve_public_from_z85(KEY_C, key, &err), 0);
+    assert_null(bconfig_partner_by_key(cfg, key));
+    assert_null(bconfig_partner_by_id(cfg, "msa"));
+    bconfig_destroy(&cfg);
+    assert_null(cfg);
+    bconfig_destroy(&cfg);
+}
+
+static void
+test_all_keys_set(void **state)
+{
+    (void)state;
+    bconfig_t *cfg = load_ok("listen: ipc:///tmp/p.sock\n"
+                             "admin:\n"
+                             "  listen: tcp://127.0.0.1:7401\n"
+                             "  keys: [\"" KEY_C "\"]\n"
+                             "metrics: {listen: \"[::1]:9400\"}\n"
+                             "journal:\n"
+                             "  dir: /var/lib/j\n"
+                             "  initial_size: 1GiB\n"
+                             "  max_size: 2GiB\n"
+                             "  checkpoint_interval: 2min\n"
+                             "  unsafe_ack_before_fsync: true\n"
+                             "keys: {server_secret: a, signing_secret: b, person_index_hmac: c}\n"
+                             "limits: {max_message_size: 1MiB, max_batch: 10, "
+                             "heartbeat_interval: 500ms}\n" PARTNERS,
+                             "b.yaml");
+    assert_string_equal(cfg->listen, "ipc:///tmp/p.sock");
+    assert_string_equal(cfg->admin_listen, "tcp://127.0.0.1:7401");
+    assert_string_equal(cfg->metrics_listen, "[::1]:9400");
+    assert_int_equal(cfg->journal_map_initial, 1ULL << 30);
+    assert_int_equal(cfg->journal_map_max, 2ULL << 30);
+    assert_int_equal(cfg->checkpoint_interval_ms, 120000);
+    assert_true(cfg->unsafe_ack_before_fsync);
+    assert_string_equal(cfg->server_secret_key_file, "./a");
+    assert_int_equal(cfg->max_message_size, 1 << 20);
+    assert_int_equal(cfg->max_batch, 10);
+    assert_int_equal(cfg->heartbeat_interval_ms, 500);
+    assert_int_equal(cfg->n_admin_keys, 1);
+    uint8_t key[32];
+    pt_error_t err;
+    assert_int_equal(keys_curve_public_from_z85(KEY_C, key, &err), 0);
+    assert_memory_equal(cfg->admin_keys[0], key, 32);
+    bconfig_destroy(&cfg);
+}
+
+/* The source tree's deploy/broker.yaml, found from this file's own path (CMake
+ * compiles with absolute paths). */
+static void
+deploy_yaml_path(char *buf, size_t size)
+{
+    snprintf(buf, size, "%s", __FILE__);
+    char *p = strstr(buf, "tests/unit/test_bconfig.c");
+    assert_non_null(p);
+    snprintf(p, size - (size_t)(p - buf), "deploy/broker.yaml");
+}
+
+/* Copies deploy/broker.yaml into a temp dir and generates every key it names. */
+static void
+test_deploy_example(void **state)
+{
+    (void)state;
+    static const char *const partners[] = {"departement", "pole_emploi", "caf",   "msa",
+                                           "region",      "ml_nord",     "ml_sud"};
+    char *dir = tu_tmpdir("bconfig");
+    char path[4096], keydir[4096];
+    uint8_t *text;
+    size_t len;
+    pt_error_t err;
+    deploy_yaml_path(path, sizeof path);
+    assert_int_equal(tu_read_file(path, &text, &len), 0);
+    snprintf(path, sizeof path, "%s/broker.yaml", dir);
+    assert_int_equal(tu_write_file(path, text, len), 0);
+    free(text);
+    snprintf(keydir, sizeof keydir, "%s/keys", dir);
+    assert_int_equal(mkdir(keydir, 0700), 0);
+    for (size_t i = 0; i < sizeof partners / sizeof partners[0]; i++)
+        assert_int_equal(keys_curve_generate(keydir, partners[i], &err), 0);
+    assert_int_equal(keys_curve_generate(keydir, "broker", &err), 0);
+    assert_int_equal(keys_sign_generate(keydir, "broker", &err), 0);
+    assert_int_equal(keys_hmac_generate(keydir, "person_index", &err), 0);
+
+    bconfig_t *cfg = NULL;
+    if (bconfig_load(path, &cfg, &err) != 0)
+        fail_msg("%s", err.msg);
+    assert_int_equal(cfg->n_partners, 7);
+    assert_string_equal(cfg->listen, "tcp://0.0.0.0:7400");
+    assert_string_equal(cfg->admin_listen, "ipc:///run/ptibus/admin.sock");
+    assert_string_equal(cfg->metrics_listen, "127.0.0.1:9400");
+    assert_string_equal(cfg->journal_dir, "/var/lib/ptibus/journal");
+    assert_int_equal(cfg->n_admin_keys, 1);
+    char want[4200];
+    snprintf(want, sizeof want, "%s/keys/broker.sign", dir);
+    assert_string_equal(cfg->signing_key_file, want);
+    for (size_t i = 0; i < sizeof partners / sizeof partners[0]; i++) {
+        uint8_t pk[32];
+        snprintf(want, sizeof want, "%s/%s.pub", keydir, partners[i]);
+        assert_int_equal(keys_read(want, pk, sizeof pk, false, &err), 0);
+        const bconfig_partner_t *p = bconfig_partner_by_key(cfg, pk);
+        assert_non_null(p);
+        assert_string_equal(p->id, partners[i]);
+    }
+    const bconfig_partner_t *d = bconfig_partner_by_id(cfg, "departement");
+    assert_true(bconfig_may_send(d, "orientation"));
+    assert_true(bconfig_may_send(d, "reorientation_answer"));
+    assert_false(bconfig_may_send(d, "training_offer"));
+    assert_true(bconfig_may_send(bconfig_partner_by_id(cfg, "region"), "training_offer"));
+    assert_true(bconfig_may_send(bconfig_partner_by_id(cfg, "ml_sud"), "reorientation_request"));
+    assert_false(bconfig_may_send(bconfig_partner_by_id(cfg, "caf"), "sanction"));
+    bconfig_destroy(&cfg);
+
+    /* A missing partner key file is named with the line that refers to it. */
+    snprintf(want, sizeof want, "%s/msa.pub", keydir);
+    assert_int_equal(remove(want), 0);
+    assert_int_not_equal(bconfig_load(path, &cfg, &err), 0);
+    assert_null(cfg);
+    assert_non_null(strstr(err.msg, "broker.yaml:94: partners[3].public_key_file: "));
+    assert_non_null(strstr(err.msg, "keys/msa.pub: cannot open the key file"));
+    tu_rmtree(dir);
+}
+
+typedef struct reject_case {
+    const char *text;
+    const char *msg; /* the exact error message */
+} reject_case_t;
+
+static const reject_case_t rejects[] = {
+    {"", "b.yaml: the configuration is empty"},
+    {"- a\n", "b.yaml:1: expected a mapping (key: value), found a list"},
+    {HEAD "routes: []\n" PARTNERS,
+     "b.yaml:7: routes: unknown key (expected one of: listen, journal, keys, limits, metrics, "
+     "partners, admin)"},
+    {"journal:\n  max_size: 1GiB\n", "b.yaml:2: journal.dir: missing required key"},
+    {"journal: {dir: j}\n" PARTNERS, "b.yaml:1: keys: missing required key"},
+    {HEAD, "b.yaml:1: partners: missing required key"},
+    {HEAD "partners: []\n", "b.yaml:7: partners: no partner is configured"},
+    {"journal:\n  dir: j\n  max_size: 12 potatoes\n",
+     "b.yaml:3: journal.max_size: \"12 potatoes\" is not a size (use 512MiB, 2GiB...)"},
+    {"journal:\n  dir: j\n  initial_size: 4GiB\n  max_size: 2GiB\n",
+     "b.yaml:3: journal.initial_size: the initial size is larger than max_size"},
+    {"journal:\n  dir: j\n  checkpoint_interval: 60\n",
+     "b.yaml:3: journal.checkpoint_interval: \"60\" is not a duration (use 500ms, 5s, 2min, 1h)"},
+    {"journal:\n  dir: j\n  unsafe_ack_before_fsync: maybe\n",
+     "b.yaml:3: journal.unsafe_ack_before_fsync: \"maybe\" is not a boolean (use true or false)"},
+    {"journal:\n  dir: j\n  sync: false\n",
+     "b.yaml:3: journal.sync: unknown key (expected one of: dir, initial_size, max_size, "
+     "checkpoint_interval, unsafe_ack_before_fsync)"},
+    {"listen: 127.0.0.1:7400\n",
+     "b.yaml:1: listen: \"127.0.0.1:7400\" is not a ZeroMQ endpoint (tcp://HOST:PORT, "
+     "ipc://PATH)"},
+    {HEAD "limits:\n  max_message_size: 32MiB\n",
+     "b.yaml:8: limits.max_message_size: \"32MiB\" is out of range (1KiB..16MiB)"},
+    {HEAD "limits:\n  max_batch: 0\n",
+     "b.yaml:8: limits.max_batch: \"0\" is out of range (1..65536)"},
+    {HEAD "metrics:\n  listen: localhost\n",
+     "b.yaml:8: metrics.listen: \"localhost\" is not HOST:PORT (e.g. 127.0.0.1:9400)"},
+    {HEAD "metrics:\n  listen: 127.0.0.1:99999\n",
+     "b.yaml:8: metrics.listen: \"127.0.0.1:99999\" is not HOST:PORT (e.g. 127.0.0.1:9400)"},
+    {HEAD "keys2: {}\n",
+     "b.yaml:7: keys2: unknown key (expected one of: listen, journal, keys, limits, metrics, "
+     "partners, admin)"},
+    {HEAD "partners:\n  - id: CAF\n    public_key: \"" KEY_A "\"\n",
+     "b.yaml:8: partners[0].id: \"CAF\" is not a valid partner id (1 to 32 of a-z, 0-9 and _)"},
+    {HEAD "partners:\n  - name: x\n    public_key: \"" KEY_A "\"\n",
+     "b.yaml:8: partners[0].id: missing required key"},
+    {HEAD "partners:\n  - id: caf\n    publickey: \"" KEY_A "\"\n",
+     "b.yaml:9: partners[0].publickey: unknown key (expected one of: id, name, public_key, "
+     "public_key_file, may_send)"},
+    {HEAD "partners:\n  - id: caf\n    may_send: []\n",
+     "b.yaml:8: partners[0]: missing public_key or public_key_file"},
+    {HEAD "partners:\n  - id: caf\n    public_key: \"" KEY_A "\"\n    public_key_file: k.pub\n",
+     "b.yaml:10: partners[0].public_key_file: give either public_key or public_key_file, not "
+     "both"},
+    {HEAD "partners:\n  - id: caf\n    public_key: \"abc\"\n",
+     "b.yaml:9: partners[0].public_key: a CURVE public key is 40 Z85 characters, found 3"},
+    {HEAD "partners:\n  - id: caf\n    public_key: \"" KEY_A "\"\n  - id: caf\n"
+          "    public_key: \"" KEY_B "\"\n",
+     "b.yaml:10: partners[1].id: duplicate partner id \"caf\" (partners[0] has it already)"},
+    {HEAD "partners:\n  - id: caf\n    public_key: \"" KEY_A "\"\n  - id: msa\n"
+          "    public_key: \"" KEY_A "\"\n",
+     "b.yaml:11: partners[1].public_key: same public key as partner \"caf\" (line 9)"},
+    {HEAD "partners:\n  - id: caf\n    public_key: \"" KEY_A "\"\n    may_send: [sanctions]\n",
+     "b.yaml:10: partners[0].may_send[0]: \"sanctions\" is not a message type (valid: "
+     "orientation, reorientation_request, reorientation_answer, referral, referral_status, "
+     "sanction, training_offer, beneficiary_event)"},
+    {HEAD "partners:\n  - id: caf\n    public_key: \"" KEY_A "\"\n    may_send:\n"
+          "      - referral\n      - referral\n",
+     "b.yaml:12: partners[0].may_send[1]: \"referral\" is listed twice"},
+    {HEAD "partners:\n  - id: caf\n    public_key: \"" KEY_A "\"\n    may_send: referral\n",
+     "b.yaml:10: partners[0].may_send: expected a list, found a single value"},
+    {HEAD PARTNERS "admin:\n  keys: [\"" KEY_B "\"]\n",
+     "b.yaml:15: admin.keys[0]: this admin key is also the key of partner \"departement\"; an "
+     "administrator needs a key of its own"},
+    {HEAD PARTNERS "admin:\n  keys:\n    - \"" KEY_C "\"\n    - \"" KEY_C "\"\n",
+     "b.yaml:17: admin.keys[1]: the same admin key is listed twice"},
+    {HEAD PARTNERS "admin:\n  listen: ipc:///run/a.sock\n",
+     "b.yaml:15: admin: admin.listen is set but no admin key is listed in admin.keys"},
+    {HEAD PARTNERS "admin:\n  keys: [\"not a key\"]\n",
+     "b.yaml:15: admin.keys[0]: a CURVE public key is 40 Z85 characters, found 9"},
+    {HEAD PARTNERS "journal: {dir: k}\n", "b.yaml:14: journal: duplicate key (first given on "
+                                          "line 1)"},
+    {"journal: [\n", "b.yaml:2:1: YAML syntax error: did not find expected node content while "
+                     "parsing a flow node"},
+};
+
+static void
+test_rejections(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof rejects / sizeof rejects[0]; i++) {
+        bconfig_t *cfg = NULL;
+        pt_error_t err;
+        pt_error_clear(&err);
+        const char *text = rejects[i].text;
+        int rc = bconfig_load_buffer(text, strlen(text), "b.yaml", &cfg, &err);
+        if (rc == 0 || strcmp(err.msg, rejects[i].msg) != 0)
+            fail_msg("case %zu: rc %d, got\n  %s\nwanted\n  %s", i, rc, err.msg, rejects[i].msg);
+        assert_null(cfg);
+    }
+}
+
+static void
+test_public_key_file_relative(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("bconfig");
+    char path[4096], yaml[8192];
+    pt_error_t err;
+    assert_int_equal(keys_curve_generate(dir, "caf", &err), 0);
+    snprintf(yaml, sizeof yaml, HEAD "partners:\n  - id: caf\n    public_key_file: caf.pub\n");
+    snprintf(path, sizeof path, "%s/b.yaml", dir);
+    bconfig_t *cfg = load_ok(yaml, path);
+    uint8_t pk[32];
+    snprintf(path, sizeof path, "%s/caf.pub", dir);
+    assert_int_equal(keys_read(path, pk, sizeof pk, false, &err), 0);
+    assert_memory_equal(cfg->partners[0].public_key, pk, 32);
+    assert_int_equal(cfg->partners[0].n_may_send, 0);
+    bconfig_destroy(&cfg);
+    tu_rmtree(dir);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_minimal_and_defaults),     cmocka_unit_test(test_all_keys_set),
+        cmocka_unit_test(test_deploy_example),           cmocka_unit_test(test_rejections),
+        cmocka_unit_test(test_public_key_file_relative),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
