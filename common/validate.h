@@ -1,0 +1,100 @@
+/* validate: the business rules of every ptibus message family, applied to a decoded
+ * Envelope before the broker journals or routes it (and by adapters before they
+ * publish). Field-level rules (presence, length, characters, formats, enum values,
+ * numeric ranges) live in one table in validate.c; cross-field rules live in one
+ * function per family, dispatched by a table on the envelope's body case. The rules
+ * are listed in docs/validation.md. No state; never allocates; never puts a field's
+ * value into an error unless it is a number or a code (personal data stays out). */
+#ifndef PT_VALIDATE_H
+#define PT_VALIDATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "err.h"
+#include "ptibus/v1/envelope.pb-c.h"
+
+/* Envelope header. */
+#define PT_MESSAGE_ID_MAX 64 /* message_id, correlation_id: printable ASCII 0x21-0x7e */
+#define PT_PARTNER_ID_MAX 32 /* partner ids: [a-z0-9_]{1,32} */
+#define PT_RECIPIENTS_MAX 32
+#define PT_TERRITORY_MAX 64
+#define PT_CREATED_AT_MIN INT64_C(946684800)  /* 2000-01-01T00:00:00Z, included */
+#define PT_CREATED_AT_MAX INT64_C(4102444800) /* 2100-01-01T00:00:00Z, excluded */
+#define PT_NANOS_MAX 999999999
+
+/* Calendar dates "YYYY-MM-DD". */
+#define PT_DATE_YEAR_MIN 1900
+#define PT_DATE_YEAR_MAX 2199
+
+/* Text lengths, in Unicode code points. */
+#define PT_ID_MAX 64           /* business ids: orientation_id, sanction_id, ... */
+#define PT_OFFER_ID_MAX 128    /* "<formation>/<action>/<session>" */
+#define PT_NAME_MAX 64         /* last_name, birth_name */
+#define PT_FIRST_NAMES_MAX 128 /* first_names */
+#define PT_ORG_NAME_MAX 128    /* organisation and agent names */
+#define PT_LABEL_MAX 255       /* titles, categories, single-line labels */
+#define PT_FREE_TEXT_MAX 2000  /* reasons, opinions: multi-line */
+#define PT_LONG_TEXT_MAX 4000  /* training objective */
+#define PT_EMAIL_MAX 254
+#define PT_STRING_DEFAULT_MAX 256 /* a string field missing from the rule table */
+
+/* Person identifiers. */
+#define PT_PAYER_OFFICE_LEN 3 /* NUMORG */
+#define PT_FILE_NUMBER_MAX 15 /* MATRICULE, digits */
+#define PT_FT_ID_MAX 11       /* identifiant France Travail, letters and digits */
+#define PT_SIRET_LEN 14
+
+/* Numbers. */
+#define PT_SANCTION_RATE_MIN 30
+#define PT_SANCTION_RATE_MAX 100
+#define PT_SANCTION_MONTHS_MIN 1
+#define PT_SANCTION_MONTHS_MAX 4
+#define PT_SANCTION_STAGE_MIN 1
+#define PT_SANCTION_STAGE_MAX 10
+#define PT_HOUSEHOLD_MAX 30
+#define PT_VERSION_MAX 10000 /* orientation version */
+#define PT_FUNDERS_MAX 8
+#define PT_FUNDED_SEATS_MAX 10000
+#define PT_TOTAL_HOURS_MAX 10000
+#define PT_CODES_MAX 16 /* repeated code lists (FORMACODE, ROME, NSF, RNCP, publics) */
+#define PT_REPEATED_DEFAULT_MAX 16
+
+/* All of these return 0, or PT_EINVALID with err set: err->path is the offending
+ * field's path in proto field names ("sanction.person.nir", "recipients[3]",
+ * "training_offer.funders[2].funder_code"), err->msg is "path: what is wrong". For
+ * validate_envelope, paths are relative to the Envelope, so body fields start with the
+ * body case name. The per-family functions start their paths with that same name
+ * ("sanction.", "orientation.", ...), validate_person with "person" and validate_org
+ * with "org". A NULL message is invalid. */
+int validate_envelope(const Ptibus__V1__Envelope *env, pt_error_t *err);
+int validate_orientation(const Ptibus__V1__Orientation *m, pt_error_t *err);
+int validate_reorientation_request(const Ptibus__V1__ReorientationRequest *m, pt_error_t *err);
+int validate_reorientation_answer(const Ptibus__V1__ReorientationAnswer *m, pt_error_t *err);
+int validate_referral(const Ptibus__V1__Referral *m, pt_error_t *err);
+int validate_referral_status(const Ptibus__V1__ReferralStatus *m, pt_error_t *err);
+int validate_sanction(const Ptibus__V1__Sanction *m, pt_error_t *err);
+int validate_training_offer(const Ptibus__V1__TrainingOffer *m, pt_error_t *err);
+int validate_beneficiary_event(const Ptibus__V1__BeneficiaryEvent *m, pt_error_t *err);
+int validate_person(const Ptibus__V1__PersonRef *m, pt_error_t *err);
+int validate_org(const Ptibus__V1__OrgRef *m, pt_error_t *err);
+
+/* The person the envelope's body is about (its `person` field), or NULL when the body
+ * is unset or its family has no person (training offers, referral statuses,
+ * reorientation answers). Borrowed from env. Does not validate. */
+const Ptibus__V1__PersonRef *validate_envelope_person(const Ptibus__V1__Envelope *env);
+
+/* True when s is a partner id: 1 to 32 of [a-z0-9_]. */
+bool validate_is_partner_id(const char *s);
+
+/* True when s is a real calendar date "YYYY-MM-DD" with a year in
+ * [PT_DATE_YEAR_MIN, PT_DATE_YEAR_MAX]. */
+bool validate_is_date(const char *s);
+
+/* True when the rule table has an entry for field `field` of message type msg (every
+ * string and repeated field reachable from the Envelope must have one; tests check). */
+bool validate_has_rule(const ProtobufCMessageDescriptor *msg, const char *field);
+
+#endif
