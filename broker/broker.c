@@ -253,6 +253,8 @@ broker_on_frame(broker_t *b, const uint8_t *rid, size_t rid_len, const bconfig_p
     if (rc != 0) {
         int code = rc == PT_ETOOLARGE ? PTIBUS__V1__NACK_CODE__NACK_CODE_TOO_LARGE
                                       : PTIBUS__V1__NACK_CODE__NACK_CODE_MALFORMED;
+        pt_error_set(&err, rc, "frame", "%zu bytes are not a valid ptibus.v1.Frame%s", len,
+                     code == PTIBUS__V1__NACK_CODE__NACK_CODE_TOO_LARGE ? " (too large)" : "");
         ingest_reject_raw(b->ingest, rid, rid_len, p, data, len, code, &err);
         return;
     }

@@ -118,8 +118,8 @@ static void
 batch_fail(ingest_t *in, int rc, const pt_error_t *err)
 {
     in->failed = rc == PT_EJOURNALFULL ? rc : PT_ECLOSED;
-    pt_log_error("journal.append", "%s: the batch of %zu messages is refused", err->msg,
-                 in->n_replies);
+    pt_log_error("journal.append", "%s%s: the batch of %zu messages is refused",
+                 rc == PT_EJOURNALFULL ? "JOURNAL FULL: " : "", err->msg, in->n_replies);
     journal_abort(&in->txn);
 }
 
@@ -202,10 +202,16 @@ accept_check(ingest_t *in, const bconfig_partner_t *p, const Ptibus__V1__Publish
     ProtobufCMessage *m;
     int rc = codec_unpack(&ptibus__v1__envelope__descriptor, pub->envelope.data,
                           pub->envelope.len, in->cfg->max_message_size, &m, why);
-    if (rc == PT_ETOOLARGE)
+    if (rc == PT_ETOOLARGE) {
+        pt_error_set(why, rc, "envelope", "%zu bytes is over the limit of %u bytes",
+                     pub->envelope.len, in->cfg->max_message_size);
         return PTIBUS__V1__NACK_CODE__NACK_CODE_TOO_LARGE;
-    if (rc != 0)
+    }
+    if (rc != 0) {
+        pt_error_set(why, rc, "envelope", "%zu bytes are not a valid ptibus.v1.Envelope",
+                     pub->envelope.len);
         return PTIBUS__V1__NACK_CODE__NACK_CODE_MALFORMED;
+    }
     a->env = (Ptibus__V1__Envelope *)m;
     a->client_sender = a->env->sender;
     a->env->sender = p->id;
@@ -232,14 +238,14 @@ accept_check(ingest_t *in, const bconfig_partner_t *p, const Ptibus__V1__Publish
 /* Same (sender, message_id) seen before: 1 = idempotent retry acked again, -1 =
  * conflict refused, 0 = new message. */
 static int
-dedup_check(ingest_t *in, ingest_reply_t *r, const bconfig_partner_t *p, const accepted_t *a)
+dedup_check(ingest_t *in, ingest_reply_t *r, const bconfig_partner_t *p, const accepted_t *a,
+            uint64_t *seq)
 {
-    uint64_t seq;
     uint8_t old[PT_JOURNAL_HASH_LEN];
-    if (journal_dedup_find(in->txn, p->id, a->env->message_id, &seq, old) != 0)
+    if (journal_dedup_find(in->txn, p->id, a->env->message_id, seq, old) != 0)
         return 0;
     if (memcmp(old, a->hash, sizeof old) == 0) {
-        r->seq = seq;
+        r->seq = *seq;
         r->duplicate = true;
         in->stats.duplicates++;
         return 1;
@@ -294,11 +300,12 @@ ingest_publish(ingest_t *in, const uint8_t *rid, size_t rid_len, const bconfig_p
     if (code == 0 && batch_txn(in) != 0) {
         reply_journal_failure(in, r);
     } else if (code == 0) {
-        int d = dedup_check(in, r, p, &a);
+        uint64_t first = 0;
+        int d = dedup_check(in, r, p, &a, &first);
         if (d < 0) {
             pt_error_set(&why, PT_EDUPCONFLICT, "message_id",
                          "already used by %s with different content (seq %llu)", p->id,
-                         (unsigned long long)r->seq);
+                         (unsigned long long)first);
             code = PTIBUS__V1__NACK_CODE__NACK_CODE_DUPLICATE_CONFLICT;
         } else if (d == 0) {
             accept_append(in, r, p, &a);
@@ -323,8 +330,8 @@ batch_commit(ingest_t *in)
     if (rc != 0) {
         in->failed = rc == PT_EJOURNALFULL ? rc : PT_ECLOSED;
         in->stats.commit_failures++;
-        pt_log_error("journal.commit", "%s: %zu messages refused, nothing acknowledged", err.msg,
-                     in->n_replies);
+        pt_log_error("journal.commit", "%s%s: %zu messages refused, nothing acknowledged",
+                     rc == PT_EJOURNALFULL ? "JOURNAL FULL: " : "", err.msg, in->n_replies);
     }
     return rc;
 }

@@ -107,7 +107,9 @@ notify_socket(const char *path)
 {
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     struct sockaddr_un a = {.sun_family = AF_UNIX};
-    snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+    if (strlen(path) >= sizeof a.sun_path)
+        die("notify socket path too long", NULL);
+    memcpy(a.sun_path, path, strlen(path) + 1);
     unlink(path);
     if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0)
         die("notify socket", NULL);

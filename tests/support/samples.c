@@ -23,7 +23,7 @@ sample_base(td_sample_t *s, const char *id)
     s->env.message_id = s->message_id;
     s->env.created_at = &s->created_at;
     s->env.territory = "nord_meusien";
-    s->person.nir = "185057800608491";
+    s->person.nir = "285057800608441";
     s->person.birth_date = "1985-05-12";
     s->person.last_name = "Tifour";
     s->person.first_names = "Sophie";
