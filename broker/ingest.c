@@ -215,6 +215,7 @@ accept_check(ingest_t *in, const bconfig_partner_t *p, const Ptibus__V1__Publish
     a->env = (Ptibus__V1__Envelope *)m;
     a->client_sender = a->env->sender;
     a->env->sender = p->id;
+    a->type = codec_envelope_type(a->env);
     if (strcmp(a->env->message_id, pub->message_id) != 0) {
         pt_error_set(why, PT_EINVALID, "message_id",
                      "differs from the message_id of the Publish frame");
@@ -222,7 +223,6 @@ accept_check(ingest_t *in, const bconfig_partner_t *p, const Ptibus__V1__Publish
     }
     if (validate_envelope(a->env, why) != 0)
         return PTIBUS__V1__NACK_CODE__NACK_CODE_INVALID;
-    a->type = codec_envelope_type(a->env);
     if (!bconfig_may_send(p, a->type)) {
         pt_error_set(why, PT_EDENIED, a->type, "partner %s may not send %s messages", p->id,
                      a->type);
