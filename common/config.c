@@ -92,25 +92,25 @@ node_free(config_node_t *n)
     free(n);
 }
 
-static config_node_t *
-node_new(loader_t *ld, config_kind_t kind, const yaml_mark_t *mark, const char *path)
+/* Makes an empty node; counts it against PT_CONFIG_MAX_NODES. */
+static int
+node_new(loader_t *ld, config_kind_t kind, const yaml_mark_t *mark, const char *path,
+         config_node_t **out)
 {
-    if (ld->nodes >= PT_CONFIG_MAX_NODES) {
-        error_at(ld->name, (unsigned)mark->line + 1, path, NULL, PT_ETOOLARGE, ld->err,
-                 "more than %d nodes in the document", PT_CONFIG_MAX_NODES);
-        return NULL;
-    }
+    if (ld->nodes >= PT_CONFIG_MAX_NODES)
+        return error_at(ld->name, (unsigned)mark->line + 1, path, NULL, PT_ETOOLARGE, ld->err,
+                        "more than %d nodes in the document", PT_CONFIG_MAX_NODES);
     config_node_t *n = calloc(1, sizeof *n);
     if (n == NULL || (n->path = strdup(path)) == NULL) {
         free(n);
-        pt_error_set(ld->err, -ENOMEM, ld->name, "out of memory");
-        return NULL;
+        return pt_error_set(ld->err, -ENOMEM, ld->name, "out of memory");
     }
     ld->nodes++;
     n->kind = kind;
     n->line = (unsigned)mark->line + 1;
     n->column = (unsigned)mark->column + 1;
-    return n;
+    *out = n;
+    return 0;
 }
 
 static int
@@ -192,9 +192,10 @@ parse_scalar(loader_t *ld, const yaml_event_t *ev, const char *path, config_node
     if (memchr(value, '\0', len) != NULL)
         return error_at(ld->name, (unsigned)ev->start_mark.line + 1, path, NULL, PT_EMALFORMED,
                         ld->err, "the value contains a NUL character");
-    config_node_t *n = node_new(ld, CONFIG_SCALAR, &ev->start_mark, path);
-    if (n == NULL)
-        return ld->err ? ld->err->code : PT_EMALFORMED;
+    config_node_t *n = NULL;
+    int rc = node_new(ld, CONFIG_SCALAR, &ev->start_mark, path, &n);
+    if (rc != 0)
+        return rc;
     n->text = strndup(value, len);
     if (n->text == NULL) {
         node_free(n);
@@ -342,9 +343,9 @@ parse_node(loader_t *ld, const yaml_event_t *ev, const char *path, int depth, co
     if (depth >= PT_CONFIG_MAX_DEPTH)
         return error_at(ld->name, (unsigned)ev->start_mark.line + 1, path, NULL, PT_ETOOLARGE,
                         ld->err, "nested more than %d levels deep", PT_CONFIG_MAX_DEPTH);
-    config_node_t *n = node_new(ld, is_map ? CONFIG_MAP : CONFIG_SEQ, &ev->start_mark, path);
-    if (n == NULL)
-        return ld->err ? ld->err->code : PT_ETOOLARGE;
+    config_node_t *n = NULL;
+    if ((rc = node_new(ld, is_map ? CONFIG_MAP : CONFIG_SEQ, &ev->start_mark, path, &n)) != 0)
+        return rc;
     rc = is_map ? parse_mapping(ld, n, depth + 1) : parse_sequence(ld, n, depth + 1);
     if (rc != 0) {
         node_free(n);

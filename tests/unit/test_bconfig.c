@@ -16,7 +16,6 @@
 #include "keys.h"
 #include "testutil.h"
 
-
 #define KEY_A "R2zk+4+4q[+FV7XsIsJ03n3]-iB^o!+kkpc08I/u"
 #define KEY_B "l(QeH<[Slbz]s9}+WTWTup8WHRYSew.9@6W3g)f("
 #define KEY_C "fxx8aYC$%5FRx?WfFBUcph#pAH6xN}+${Z)jW=4*"
@@ -298,6 +297,9 @@ test_rejections(void **state)
         int rc = bconfig_load_buffer(text, strlen(text), "b.yaml", &cfg, &err);
         if (rc == 0 || strcmp(err.msg, rejects[i].msg) != 0)
             fail_msg("case %zu: rc %d, got\n  %s\nwanted\n  %s", i, rc, err.msg, rejects[i].msg);
+        assert_null(cfg);
+        /* The error object is optional: the same failure without one. */
+        assert_int_equal(bconfig_load_buffer(text, strlen(text), "b.yaml", &cfg, NULL), rc);
         assert_null(cfg);
     }
 }
