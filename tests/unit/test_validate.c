@@ -1221,10 +1221,10 @@ test_envelope_person(void **state)
     assert_null(validate_envelope_person(&f->env));
 }
 
-/* Values that only arrive over the wire: an undefined enum number decodes fine and
- * must be refused by validation. */
+/* Values that only arrive over the wire: an undefined enum number or a field numbered
+ * 0 decode fine and must be refused by validation. */
 static void
-test_decoded_unknown_enum(void **state)
+test_decoded_wire_quirks(void **state)
 {
     fx_t *f = *state;
     f->sanction.measure = (Ptibus__V1__SanctionMeasure)42;
@@ -1238,6 +1238,24 @@ test_decoded_unknown_enum(void **state)
     EXPECT_INVALID(f, validate_envelope((Ptibus__V1__Envelope *)m, &f->err),
                    "sanction.measure: 42 is not a defined SanctionMeasure value");
     codec_free(&m);
+    free(buf);
+
+    /* Field number 0 in a two-byte tag: protobuf-c decodes it as an unknown field, but
+     * would not decode its own re-encoding. */
+    f->sanction.measure = PTIBUS__V1__SANCTION_MEASURE__SANCTION_MEASURE_SUPPRESSION;
+    assert_int_equal(codec_pack(&f->env.base, PT_MAX_MESSAGE_SIZE, &buf, &len, &f->err), 0);
+    uint8_t *bad = malloc(len + 3);
+    assert_non_null(bad);
+    memcpy(bad, buf, len);
+    memcpy(bad + len, "\x82\x00\x00", 3);
+    assert_int_equal(codec_unpack(&ptibus__v1__envelope__descriptor, bad, len + 3,
+                                  PT_MAX_MESSAGE_SIZE, &m, &f->err),
+                     0);
+    EXPECT_INVALID(f, validate_envelope((Ptibus__V1__Envelope *)m, &f->err),
+                   "envelope: has a field numbered 0 (malformed protobuf)");
+    codec_free(&m);
+    EXPECT_VALID(f, ENV(f));
+    free(bad);
     free(buf);
 }
 
@@ -1334,7 +1352,7 @@ main(void)
         T(test_training_offer_price_and_funders),
         T(test_beneficiary_event),
         T(test_envelope_person),
-        T(test_decoded_unknown_enum),
+        T(test_decoded_wire_quirks),
         T(test_rule_table_is_complete),
         T(test_fuzz_seeds),
     };
