@@ -1,8 +1,38 @@
 /* codec: size-limited protobuf-c pack/unpack and envelope type names. */
 #include "codec.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* protobuf-c accepts a field number 0 written on two bytes (keeping it as an unknown
+ * field) although it cannot re-encode it: refuse such messages, at any depth. */
+static bool
+has_field_zero(const ProtobufCMessage *m, int depth)
+{
+    if (m == NULL || depth > 64)
+        return false;
+    for (unsigned i = 0; i < m->n_unknown_fields; i++)
+        if (m->unknown_fields[i].tag == 0)
+            return true;
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        const char *base = (const char *)m;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)(base + f->quantifier_offset);
+            ProtobufCMessage *const *arr = *(ProtobufCMessage *const *const *)(base + f->offset);
+            for (size_t k = 0; k < n; k++)
+                if (has_field_zero(arr[k], depth + 1))
+                    return true;
+        } else if (has_field_zero(*(ProtobufCMessage *const *)(base + f->offset), depth + 1)) {
+            return true;
+        }
+    }
+    return false;
+}
 
 int
 codec_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len, size_t max,
@@ -16,6 +46,10 @@ codec_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t 
     if (m == NULL)
         return pt_error_set(err, PT_EMALFORMED, desc->name,
                             "%zu bytes are not a valid protobuf encoding of this message", len);
+    if (has_field_zero(m, 0)) {
+        protobuf_c_message_free_unpacked(m, NULL);
+        return pt_error_set(err, PT_EMALFORMED, desc->name, "field number 0 is not allowed");
+    }
     *out = m;
     return 0;
 }
