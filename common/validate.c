@@ -776,25 +776,12 @@ in_active_oneof(const ProtobufCMessage *m, const ProtobufCFieldDescriptor *f)
     return *(const uint32_t *)((const char *)m + f->quantifier_offset) == f->id;
 }
 
-/* Unknown fields are kept for forward compatibility, but protobuf-c accepts a field
- * numbered 0 when its tag is written on more than one byte ("82 00"), and such a
- * message packs into bytes that protobuf-c itself then refuses to unpack. */
-static int
-check_unknown_fields(vctx_t *c, const ProtobufCMessage *m)
-{
-    for (unsigned i = 0; i < m->n_unknown_fields; i++)
-        if (m->unknown_fields[i].tag == 0)
-            return fail(c, NULL, "has a field numbered 0 (malformed protobuf)");
-    return 0;
-}
-
 /* Applies the rule table to every field of m, depth first in field-number order,
  * then m's block hook. The schema has no recursion, so the depth is bounded. */
 static int
 walk_message(vctx_t *c, const ProtobufCMessage *m)
 {
     const ProtobufCMessageDescriptor *d = m->descriptor;
-    TRY(check_unknown_fields(c, m));
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
         if (!in_active_oneof(m, f))
