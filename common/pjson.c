@@ -907,7 +907,7 @@ array_to_json(pj_ctx_t *c, const ProtobufCMessage *m, const ProtobufCFieldDescri
               json_t **out)
 {
     size_t n = CMEMBER(size_t, m, f->quantifier_offset), size = kind_of(f)->size;
-    const char *arr = CMEMBER(const char *, m, f->offset);
+    const char *arr = CMEMBER(char *, m, f->offset);
     json_t *a = json_array();
     if (a == NULL)
         return ctx_nomem(c);
