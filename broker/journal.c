@@ -14,10 +14,9 @@
 #include <lmdb.h>
 #include <sodium.h>
 
+#include "journal_internal.h"
 #include "journal_record.h"
 #include "log.h"
-
-enum { JDB_RECORDS, JDB_META, JDB_DEDUP, JDB_MSGID, JDB_PARTNER, JDB_PERSON, JDB_CKPT, JDB_COUNT };
 
 static const struct {
     const char *name;
@@ -26,7 +25,8 @@ static const struct {
     [JDB_RECORDS] = {"records", 0},    [JDB_META] = {"meta", 0},
     [JDB_DEDUP] = {"dedup", 0},        [JDB_MSGID] = {"by_msgid", MDB_DUPSORT | MDB_DUPFIXED},
     [JDB_PARTNER] = {"by_partner", 0}, [JDB_PERSON] = {"by_person", MDB_DUPSORT | MDB_DUPFIXED},
-    [JDB_CKPT] = {"checkpoints", 0},
+    [JDB_CKPT] = {"checkpoints", 0},   [JDB_QUEUE] = {"queue", 0},
+    [JDB_DEAD] = {"dead", 0},
 };
 
 #define JOURNAL_DEFAULT_INITIAL ((size_t)64 << 20)
@@ -35,32 +35,6 @@ static const struct {
 #define JOURNAL_KEY_MAX 511 /* LMDB's default maximum key size */
 #define SEQ_KEY_LEN 8
 #define DEDUP_VAL_LEN (SEQ_KEY_LEN + PT_JOURNAL_HASH_LEN)
-
-struct journal_txn {
-    journal_t *j;
-    MDB_txn *txn;
-    uint64_t last_seq; /* last sequence appended in this batch */
-    uint8_t head[PT_JOURNAL_HASH_LEN];
-    int poisoned; /* error code that made the transaction unusable, or 0 */
-};
-
-struct journal {
-    MDB_env *env;
-    MDB_dbi dbi[JDB_COUNT];
-    journal_txn_t wtxn; /* the one write transaction (the broker is single-threaded) */
-    bool in_txn;
-    bool read_only;
-    bool grow_pending; /* a batch hit MDB_MAP_FULL: grow before the next one */
-    uint64_t last_seq;
-    uint8_t head[PT_JOURNAL_HASH_LEN];
-    size_t map_max;
-    size_t psize;
-    bool have_hmac;
-    bool have_sk;
-    uint8_t hmac_key[crypto_auth_hmacsha256_KEYBYTES];
-    uint8_t sign_sk[crypto_sign_SECRETKEYBYTES];
-    char dir[PATH_MAX];
-};
 
 typedef struct journal_meta {
     bool present;
@@ -83,8 +57,8 @@ static const struct {
 };
 
 /* Maps an LMDB return code to 0, a PT_E* code or -errno. */
-static int
-mdb_to_pt(int rc)
+int
+jint_lmdb_code(int rc)
 {
     if (rc == 0)
         return 0;
@@ -94,21 +68,21 @@ mdb_to_pt(int rc)
     return rc > 0 ? -rc : PT_EINTERNAL;
 }
 
-static int
-mdb_fail(pt_error_t *err, int rc, const char *path, const char *what)
+int
+jint_lmdb_fail(pt_error_t *err, int rc, const char *path, const char *what)
 {
-    return pt_error_set(err, mdb_to_pt(rc), path, "%s: %s", what, mdb_strerror(rc));
+    return pt_error_set(err, jint_lmdb_code(rc), path, "%s: %s", what, mdb_strerror(rc));
 }
 
-static void
-be64_put(uint8_t *p, uint64_t v)
+void
+jint_be64_put(uint8_t *p, uint64_t v)
 {
     for (int i = 0; i < 8; i++)
         p[i] = (uint8_t)(v >> (56 - 8 * i));
 }
 
-static uint64_t
-be64_get(const uint8_t *p)
+uint64_t
+jint_be64_get(const uint8_t *p)
 {
     uint64_t v = 0;
     for (int i = 0; i < 8; i++)
@@ -123,16 +97,16 @@ time_key(int64_t ms)
     return (uint64_t)ms ^ (UINT64_C(1) << 63);
 }
 
-static int64_t
-now_ms(void)
+int64_t
+jint_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static const char *
-nz(const char *s)
+const char *
+jint_nz(const char *s)
 {
     return s ? s : "";
 }
@@ -179,7 +153,7 @@ meta_get(journal_t *j, MDB_txn *txn, const char *name, void *out, size_t len, pt
     MDB_val k = {strlen(name), (void *)name}, v;
     int rc = mdb_get(txn, j->dbi[JDB_META], &k, &v);
     if (rc != 0)
-        return rc == MDB_NOTFOUND ? PT_ENOTFOUND : mdb_fail(err, rc, j->dir, "reading meta");
+        return rc == MDB_NOTFOUND ? PT_ENOTFOUND : jint_lmdb_fail(err, rc, j->dir, "reading meta");
     if (v.mv_size != len)
         return pt_error_set(err, PT_ECORRUPT, j->dir, "meta %s: %zu bytes, expected %zu", name,
                             v.mv_size, len);
@@ -250,7 +224,7 @@ meta_init(journal_t *j, MDB_txn *txn)
 {
     uint8_t fmt[4] = {PT_JOURNAL_FORMAT & 0xff, 0, 0, 0}, created[8];
     uint8_t zero[PT_JOURNAL_HASH_LEN] = {0};
-    le64_put(created, (uint64_t)now_ms());
+    le64_put(created, (uint64_t)jint_now_ms());
     int rc = meta_put(j, txn, "format", fmt, sizeof fmt);
     if (rc == 0)
         rc = meta_put(j, txn, "created_ms", created, sizeof created);
@@ -276,7 +250,7 @@ journal_grow(journal_t *j, bool force, pt_error_t *err)
     size_t next = info.me_mapsize > j->map_max / 2 ? j->map_max : info.me_mapsize * 2;
     int rc = mdb_env_set_mapsize(j->env, next);
     if (rc != 0)
-        return mdb_fail(err, rc, j->dir, "growing the map");
+        return jint_lmdb_fail(err, rc, j->dir, "growing the map");
     j->grow_pending = false;
     pt_log_info("journal.grow", "journal map grown from %zu to %zu bytes (max %zu)",
                 info.me_mapsize, next, j->map_max);
@@ -345,13 +319,13 @@ open_env(journal_t *j, const journal_options_t *o, pt_error_t *err)
     if (rc == 0)
         rc = mdb_env_set_mapsize(j->env, initial);
     if (rc != 0)
-        return mdb_fail(err, rc, j->dir, "creating the LMDB environment");
+        return jint_lmdb_fail(err, rc, j->dir, "creating the LMDB environment");
     unsigned flags = MDB_NOTLS | (o->unsafe_nosync ? MDB_NOSYNC : 0);
     if (o->read_only)
         flags |= MDB_RDONLY;
     rc = mdb_env_open(j->env, j->dir, flags, 0600);
     if (rc != 0)
-        return mdb_fail(err, rc, j->dir, "opening the LMDB environment");
+        return jint_lmdb_fail(err, rc, j->dir, "opening the LMDB environment");
     MDB_stat st;
     mdb_env_stat(j->env, &st);
     j->psize = st.ms_psize;
@@ -373,30 +347,30 @@ open_dbs(journal_t *j, pt_error_t *err)
     unsigned create = j->read_only ? 0 : MDB_CREATE;
     int rc = mdb_txn_begin(j->env, NULL, j->read_only ? MDB_RDONLY : 0, &txn);
     if (rc != 0)
-        return mdb_fail(err, rc, j->dir, "beginning the opening transaction");
+        return jint_lmdb_fail(err, rc, j->dir, "beginning the opening transaction");
     for (int i = 0; i < JDB_COUNT && rc == 0; i++)
         rc = mdb_dbi_open(txn, journal_dbs[i].name, journal_dbs[i].flags | create, &j->dbi[i]);
     if (rc != 0) {
         mdb_txn_abort(txn);
-        return mdb_fail(err, rc, j->dir, "opening the databases (is this a ptibus journal?)");
+        return jint_lmdb_fail(err, rc, j->dir, "opening the databases (is this a ptibus journal?)");
     }
     if (j->read_only) {
         /* Named databases opened in a read-only transaction stay valid after commit. */
         rc = mdb_txn_commit(txn);
-        return rc ? mdb_fail(err, rc, j->dir, "committing the opening transaction") : 0;
+        return rc ? jint_lmdb_fail(err, rc, j->dir, "committing the opening transaction") : 0;
     }
     journal_meta_t m;
     rc = meta_read(j, txn, &m, err);
     if (rc == 0 && !m.present && !db_is_empty(txn, j->dbi[JDB_RECORDS]))
         rc = pt_error_set(err, PT_ECORRUPT, j->dir, "records present but the meta is missing");
     if (rc == 0 && !m.present && (rc = meta_init(j, txn)) != 0)
-        rc = mdb_fail(err, rc, j->dir, "initialising the meta");
+        rc = jint_lmdb_fail(err, rc, j->dir, "initialising the meta");
     if (rc != 0) {
         mdb_txn_abort(txn);
         return rc;
     }
     rc = mdb_txn_commit(txn);
-    return rc ? mdb_fail(err, rc, j->dir, "committing the opening transaction") : 0;
+    return rc ? jint_lmdb_fail(err, rc, j->dir, "committing the opening transaction") : 0;
 }
 
 static int verify_range(journal_t *j, MDB_txn *txn, uint64_t first, uint64_t end, uint64_t *bad_seq,
@@ -411,13 +385,13 @@ check_tail(journal_t *j, MDB_txn *txn, const journal_meta_t *m, pt_error_t *err)
     MDB_val k, v;
     int rc = mdb_cursor_open(txn, j->dbi[JDB_RECORDS], &cur);
     if (rc != 0)
-        return mdb_fail(err, rc, j->dir, "opening a cursor");
+        return jint_lmdb_fail(err, rc, j->dir, "opening a cursor");
     rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-    uint64_t last = rc == 0 && k.mv_size == SEQ_KEY_LEN ? be64_get(k.mv_data) : 0;
+    uint64_t last = rc == 0 && k.mv_size == SEQ_KEY_LEN ? jint_be64_get(k.mv_data) : 0;
     const uint8_t *hash = rc == 0 ? journal_record_stored_hash(v.mv_data, v.mv_size) : NULL;
     mdb_cursor_close(cur);
     if (rc != 0 && rc != MDB_NOTFOUND)
-        return mdb_fail(err, rc, j->dir, "reading the last record");
+        return jint_lmdb_fail(err, rc, j->dir, "reading the last record");
     if (last != m->last_seq)
         return pt_error_set(err, PT_ECORRUPT, j->dir,
                             "meta says the last record is %llu but the records end at %llu",
@@ -439,7 +413,7 @@ resume(journal_t *j, pt_error_t *err)
     MDB_txn *txn;
     int rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn);
     if (rc != 0)
-        return mdb_fail(err, rc, j->dir, "beginning a read transaction");
+        return jint_lmdb_fail(err, rc, j->dir, "beginning a read transaction");
     journal_meta_t m;
     rc = meta_read(j, txn, &m, err);
     if (rc == 0 && m.format != PT_JOURNAL_FORMAT)
@@ -549,7 +523,7 @@ journal_begin(journal_t *j, journal_txn_t **txn, pt_error_t *err)
     if (rc == MDB_MAP_RESIZED && mdb_env_set_mapsize(j->env, 0) == 0)
         rc = mdb_txn_begin(j->env, NULL, 0, &t->txn);
     if (rc != 0)
-        return mdb_fail(err, rc, j->dir, "beginning a write transaction");
+        return jint_lmdb_fail(err, rc, j->dir, "beginning a write transaction");
     t->j = j;
     t->last_seq = j->last_seq;
     memcpy(t->head, j->head, PT_JOURNAL_HASH_LEN);
@@ -564,8 +538,8 @@ journal_begin(journal_t *j, journal_txn_t **txn, pt_error_t *err)
 static int
 check_keys(const journal_t *j, const journal_record_t *rec, pt_error_t *err)
 {
-    size_t partner = strlen(nz(rec->partner)), type = strlen(nz(rec->msg_type));
-    size_t msgid = strlen(nz(rec->message_id));
+    size_t partner = strlen(jint_nz(rec->partner)), type = strlen(jint_nz(rec->msg_type));
+    size_t msgid = strlen(jint_nz(rec->message_id));
     if (msgid > JOURNAL_KEY_MAX || partner + 1 + msgid > JOURNAL_KEY_MAX)
         return pt_error_set(err, PT_ETOOLARGE, "message_id", "too long for the index");
     if (partner + type + 2 + 2 * SEQ_KEY_LEN > JOURNAL_KEY_MAX)
@@ -588,8 +562,8 @@ put_dedup(journal_txn_t *t, const journal_record_t *rec, const uint8_t *seqkey,
           const uint8_t *phash)
 {
     uint8_t key[JOURNAL_KEY_MAX + 1], val[DEDUP_VAL_LEN];
-    size_t p = strlen(nz(rec->partner)), m = strlen(rec->message_id);
-    memcpy(key, nz(rec->partner), p);
+    size_t p = strlen(jint_nz(rec->partner)), m = strlen(rec->message_id);
+    memcpy(key, jint_nz(rec->partner), p);
     key[p] = '\0';
     memcpy(key + p + 1, rec->message_id, m);
     memcpy(val, seqkey, SEQ_KEY_LEN);
@@ -603,10 +577,10 @@ static int
 put_partner(journal_txn_t *t, const journal_record_t *rec, int64_t time_ms, const uint8_t *seqkey)
 {
     uint8_t key[JOURNAL_KEY_MAX + 1];
-    size_t p = strlen(rec->partner), ty = strlen(nz(rec->msg_type));
+    size_t p = strlen(rec->partner), ty = strlen(jint_nz(rec->msg_type));
     memcpy(key, rec->partner, p + 1);
-    memcpy(key + p + 1, nz(rec->msg_type), ty + 1);
-    be64_put(key + p + ty + 2, time_key(time_ms));
+    memcpy(key + p + 1, jint_nz(rec->msg_type), ty + 1);
+    jint_be64_put(key + p + ty + 2, time_key(time_ms));
     memcpy(key + p + ty + 2 + SEQ_KEY_LEN, seqkey, SEQ_KEY_LEN);
     MDB_val k = {p + ty + 2 + 2 * SEQ_KEY_LEN, key}, v = {0, NULL};
     return mdb_put(t->txn, t->j->dbi[JDB_PARTNER], &k, &v, 0);
@@ -623,14 +597,14 @@ put_indexes(journal_txn_t *t, const journal_record_t *rec, uint64_t seq, int64_t
             const uint8_t *phash)
 {
     uint8_t seqkey[SEQ_KEY_LEN];
-    be64_put(seqkey, seq);
-    const char *msgid = nz(rec->message_id);
+    jint_be64_put(seqkey, seq);
+    const char *msgid = jint_nz(rec->message_id);
     int rc = 0;
     if (rec->kind == PT_REC_RECEIVED && msgid[0] != '\0')
         rc = put_dedup(t, rec, seqkey, phash);
     if (rc == 0 && msgid[0] != '\0')
         rc = put_seq_dup(t, JDB_MSGID, msgid, strlen(msgid), seqkey);
-    if (rc == 0 && nz(rec->partner)[0] != '\0')
+    if (rc == 0 && jint_nz(rec->partner)[0] != '\0')
         rc = put_partner(t, rec, time_ms, seqkey);
     if (rc == 0 && rec->person_nir != NULL) {
         uint8_t pk[crypto_auth_hmacsha256_BYTES];
@@ -640,10 +614,10 @@ put_indexes(journal_txn_t *t, const journal_record_t *rec, uint64_t seq, int64_t
     return rc;
 }
 
-static int
-poison(journal_txn_t *t, int rc, pt_error_t *err)
+int
+jint_poison(journal_txn_t *t, int rc, pt_error_t *err)
 {
-    t->poisoned = mdb_to_pt(rc);
+    t->poisoned = jint_lmdb_code(rc);
     if (t->poisoned == PT_EJOURNALFULL)
         t->j->grow_pending = true;
     return pt_error_set(err, t->poisoned, t->j->dir, "append: %s%s", mdb_strerror(rc),
@@ -661,21 +635,23 @@ journal_append(journal_txn_t *t, const journal_record_t *rec, uint64_t *seq, pt_
         rc = check_keys(t->j, rec, err);
     if (rc != 0)
         return rc;
-    int64_t time_ms = rec->time_ms ? rec->time_ms : now_ms();
+    int64_t time_ms = rec->time_ms ? rec->time_ms : jint_now_ms();
     uint64_t s = t->last_seq + 1;
     uint8_t key[SEQ_KEY_LEN], phash[PT_JOURNAL_HASH_LEN];
-    be64_put(key, s);
+    jint_be64_put(key, s);
     MDB_val k = {SEQ_KEY_LEN, key}, v = {len, NULL};
     rc = mdb_put(t->txn, t->j->dbi[JDB_RECORDS], &k, &v, MDB_APPEND | MDB_RESERVE);
     if (rc != 0)
-        return poison(t, rc, err);
+        return jint_poison(t, rc, err);
     /* v points into the dirty page until the next put: encode and copy out now. */
     journal_record_encode(rec, s, time_ms, t->head, v.mv_data, len);
     memcpy(t->head, journal_record_stored_hash(v.mv_data, len), PT_JOURNAL_HASH_LEN);
     memcpy(phash, (uint8_t *)v.mv_data + len - 2 * PT_JOURNAL_HASH_LEN, PT_JOURNAL_HASH_LEN);
     rc = put_indexes(t, rec, s, time_ms, phash);
+    if (rc == 0 && rec->kind == PT_REC_RECEIVED)
+        rc = jint_queue_enqueue(t, rec->recipients, s, time_ms);
     if (rc != 0)
-        return poison(t, rc, err);
+        return jint_poison(t, rc, err);
     t->last_seq = s;
     *seq = s;
     return 0;
@@ -686,18 +662,18 @@ journal_dedup_find(journal_txn_t *t, const char *sender, const char *message_id,
                    uint8_t hash[PT_JOURNAL_HASH_LEN])
 {
     uint8_t key[JOURNAL_KEY_MAX + 1];
-    size_t p = strlen(nz(sender)), m = strlen(nz(message_id));
+    size_t p = strlen(jint_nz(sender)), m = strlen(jint_nz(message_id));
     if (p + 1 + m > JOURNAL_KEY_MAX || t->poisoned)
         return PT_ENOTFOUND;
-    memcpy(key, nz(sender), p + 1);
-    memcpy(key + p + 1, nz(message_id), m);
+    memcpy(key, jint_nz(sender), p + 1);
+    memcpy(key + p + 1, jint_nz(message_id), m);
     MDB_val k = {p + 1 + m, key}, v;
     int rc = mdb_get(t->txn, t->j->dbi[JDB_DEDUP], &k, &v);
     if (rc != 0)
-        return mdb_to_pt(rc);
+        return jint_lmdb_code(rc);
     if (v.mv_size != DEDUP_VAL_LEN)
         return PT_ECORRUPT;
-    *seq = be64_get(v.mv_data);
+    *seq = jint_be64_get(v.mv_data);
     memcpy(hash, (uint8_t *)v.mv_data + SEQ_KEY_LEN, PT_JOURNAL_HASH_LEN);
     return 0;
 }
@@ -730,7 +706,7 @@ journal_commit(journal_txn_t **tp, pt_error_t *err)
     }
     txn_end(t);
     if (rc != 0) {
-        int code = mdb_to_pt(rc);
+        int code = jint_lmdb_code(rc);
         if (code == PT_EJOURNALFULL)
             j->grow_pending = true;
         journal_grow(j, j->grow_pending, NULL);
@@ -757,26 +733,26 @@ journal_abort(journal_txn_t **tp)
 
 /* ---- reads ---- */
 
-static int
-read_begin(journal_t *j, MDB_txn **txn, pt_error_t *err)
+int
+jint_read_begin(journal_t *j, MDB_txn **txn, pt_error_t *err)
 {
     int rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, txn);
     if (rc == MDB_MAP_RESIZED && !j->in_txn && mdb_env_set_mapsize(j->env, 0) == 0)
         rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, txn);
-    return rc ? mdb_fail(err, rc, j->dir, "beginning a read transaction") : 0;
+    return rc ? jint_lmdb_fail(err, rc, j->dir, "beginning a read transaction") : 0;
 }
 
 static int
 get_record(journal_t *j, MDB_txn *txn, uint64_t seq, MDB_val *v, pt_error_t *err)
 {
     uint8_t key[SEQ_KEY_LEN];
-    be64_put(key, seq);
+    jint_be64_put(key, seq);
     MDB_val k = {SEQ_KEY_LEN, key};
     int rc = mdb_get(txn, j->dbi[JDB_RECORDS], &k, v);
     if (rc == MDB_NOTFOUND)
         return pt_error_set(err, PT_ENOTFOUND, NULL, "record %llu: not found",
                             (unsigned long long)seq);
-    return rc ? mdb_fail(err, rc, j->dir, "reading a record") : 0;
+    return rc ? jint_lmdb_fail(err, rc, j->dir, "reading a record") : 0;
 }
 
 /* Decodes a record read under key seq and checks it carries that seq. */
@@ -790,33 +766,48 @@ decode_at(const MDB_val *v, uint64_t seq, journal_view_t *view, pt_error_t *err)
     return rc;
 }
 
+/* Copies the record at seq out of txn into *buf and decodes it there. */
+static int
+get_copy(journal_t *j, MDB_txn *txn, uint64_t seq, journal_view_t *view, uint8_t **buf, size_t *cap,
+         pt_error_t *err)
+{
+    MDB_val v;
+    int rc = get_record(j, txn, seq, &v, err);
+    if (rc == 0 && (*buf == NULL || *cap < v.mv_size)) {
+        uint8_t *nb = realloc(*buf, v.mv_size);
+        if (nb == NULL)
+            return pt_error_set(err, -ENOMEM, NULL, "record %llu: out of memory",
+                                (unsigned long long)seq);
+        *buf = nb;
+        *cap = v.mv_size;
+    }
+    if (rc != 0)
+        return rc;
+    memcpy(*buf, v.mv_data, v.mv_size);
+    v.mv_data = *buf;
+    return decode_at(&v, seq, view, err);
+}
+
 int
 journal_get(journal_t *j, uint64_t seq, journal_view_t *view, uint8_t **buf, size_t *cap,
             pt_error_t *err)
 {
     MDB_txn *txn;
-    MDB_val v;
-    int rc = read_begin(j, &txn, err);
+    int rc = jint_read_begin(j, &txn, err);
     if (rc != 0)
         return rc;
-    rc = get_record(j, txn, seq, &v, err);
-    if (rc == 0 && (*buf == NULL || *cap < v.mv_size)) {
-        uint8_t *nb = realloc(*buf, v.mv_size);
-        if (nb == NULL)
-            rc = pt_error_set(err, -ENOMEM, NULL, "record %llu: out of memory",
-                              (unsigned long long)seq);
-        else {
-            *buf = nb;
-            *cap = v.mv_size;
-        }
-    }
-    if (rc == 0) {
-        memcpy(*buf, v.mv_data, v.mv_size);
-        v.mv_data = *buf;
-        rc = decode_at(&v, seq, view, err);
-    }
+    rc = get_copy(j, txn, seq, view, buf, cap, err);
     mdb_txn_abort(txn);
     return rc;
+}
+
+int
+journal_txn_get(journal_txn_t *t, uint64_t seq, journal_view_t *view, uint8_t **buf, size_t *cap,
+                pt_error_t *err)
+{
+    if (t->poisoned)
+        return pt_error_set(err, t->poisoned, t->j->dir, "transaction failed earlier");
+    return get_copy(t->j, t->txn, seq, view, buf, cap, err);
 }
 
 static int
@@ -824,14 +815,14 @@ scan_cursor(journal_t *j, MDB_cursor *cur, uint64_t first, uint64_t last, journa
             void *arg, pt_error_t *err)
 {
     uint8_t key[SEQ_KEY_LEN];
-    be64_put(key, first);
+    jint_be64_put(key, first);
     MDB_val k = {SEQ_KEY_LEN, key}, v;
     journal_view_t view;
     int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
     for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (k.mv_size != SEQ_KEY_LEN)
             return pt_error_set(err, PT_ECORRUPT, j->dir, "records: key of %zu bytes", k.mv_size);
-        uint64_t seq = be64_get(k.mv_data);
+        uint64_t seq = jint_be64_get(k.mv_data);
         if (last != 0 && seq > last)
             return 0;
         int r = decode_at(&v, seq, &view, err);
@@ -840,7 +831,7 @@ scan_cursor(journal_t *j, MDB_cursor *cur, uint64_t first, uint64_t last, journa
         if (r != 0)
             return r;
     }
-    return rc == MDB_NOTFOUND ? 0 : mdb_fail(err, rc, j->dir, "scanning");
+    return rc == MDB_NOTFOUND ? 0 : jint_lmdb_fail(err, rc, j->dir, "scanning");
 }
 
 int
@@ -849,13 +840,13 @@ journal_scan(journal_t *j, uint64_t first, uint64_t last, journal_visit_fn fn, v
 {
     MDB_txn *txn;
     MDB_cursor *cur;
-    int rc = read_begin(j, &txn, err);
+    int rc = jint_read_begin(j, &txn, err);
     if (rc != 0)
         return rc;
     rc = mdb_cursor_open(txn, j->dbi[JDB_RECORDS], &cur);
     if (rc != 0) {
         mdb_txn_abort(txn);
-        return mdb_fail(err, rc, j->dir, "opening a cursor");
+        return jint_lmdb_fail(err, rc, j->dir, "opening a cursor");
     }
     rc = scan_cursor(j, cur, first, last, fn, arg, err);
     mdb_cursor_close(cur);
@@ -871,7 +862,7 @@ find_dups(journal_t *j, int db, const void *key, size_t klen, uint64_t **seqs, s
     MDB_txn *txn;
     MDB_cursor *cur = NULL;
     seqlist_t l = {0};
-    int rc = read_begin(j, &txn, err);
+    int rc = jint_read_begin(j, &txn, err);
     if (rc != 0)
         return seqlist_finish(&l, rc, seqs, n);
     MDB_val k = {klen, (void *)key}, v;
@@ -879,9 +870,9 @@ find_dups(journal_t *j, int db, const void *key, size_t klen, uint64_t **seqs, s
     if (m == 0)
         m = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
     for (; m == 0 && rc == 0; m = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP))
-        rc = v.mv_size == SEQ_KEY_LEN ? seqlist_push(&l, be64_get(v.mv_data)) : PT_ECORRUPT;
+        rc = v.mv_size == SEQ_KEY_LEN ? seqlist_push(&l, jint_be64_get(v.mv_data)) : PT_ECORRUPT;
     if (rc == 0 && m != MDB_NOTFOUND)
-        rc = mdb_fail(err, m, j->dir, journal_dbs[db].name);
+        rc = jint_lmdb_fail(err, m, j->dir, journal_dbs[db].name);
     else if (rc != 0)
         pt_error_set(err, rc, j->dir, "%s: bad entry", journal_dbs[db].name);
     mdb_cursor_close(cur);
@@ -893,7 +884,7 @@ int
 journal_find_message(journal_t *j, const char *message_id, uint64_t **seqs, size_t *n,
                      pt_error_t *err)
 {
-    size_t len = strlen(nz(message_id));
+    size_t len = strlen(jint_nz(message_id));
     if (len == 0 || len > JOURNAL_KEY_MAX)
         return seqlist_finish(&(seqlist_t){0}, 0, seqs, n);
     return find_dups(j, JDB_MSGID, message_id, len, seqs, n, err);
@@ -908,7 +899,7 @@ journal_find_person(journal_t *j, const char *nir, uint64_t **seqs, size_t *n, p
         return pt_error_set(err, PT_ECONFIG, "journal.hmac_key", "missing: no person index");
     }
     uint8_t pk[crypto_auth_hmacsha256_BYTES];
-    person_key(j, nz(nir), pk);
+    person_key(j, jint_nz(nir), pk);
     return find_dups(j, JDB_PERSON, pk, sizeof pk, seqs, n, err);
 }
 
@@ -932,7 +923,7 @@ partner_seek(partner_scan_t *s, const char *type, size_t tlen, int64_t time_ms, 
     s->key[s->plen + 1 + tlen] = next_type ? '\1' : '\0';
     if (next_type)
         return s->plen + tlen + 2;
-    be64_put(s->key + s->plen + tlen + 2, time_key(time_ms));
+    jint_be64_put(s->key + s->plen + tlen + 2, time_key(time_ms));
     return s->plen + tlen + 2 + SEQ_KEY_LEN;
 }
 
@@ -953,13 +944,13 @@ partner_step(partner_scan_t *s, const MDB_val *k, seqlist_t *l, size_t *seek_len
     size_t tlen = (size_t)(nul - type);
     if (s->type != NULL && (tlen != strlen(s->type) || memcmp(type, s->type, tlen) != 0))
         return 1;
-    int64_t t = (int64_t)(be64_get(nul + 1) ^ (UINT64_C(1) << 63));
+    int64_t t = (int64_t)(jint_be64_get(nul + 1) ^ (UINT64_C(1) << 63));
     if (t < s->from_ms)
         *seek_len = partner_seek(s, (const char *)type, tlen, s->from_ms, false);
     else if (t >= s->to_ms)
         *seek_len = s->type ? 0 : partner_seek(s, (const char *)type, tlen, 0, true);
     else
-        return seqlist_push(l, be64_get(nul + 1 + SEQ_KEY_LEN));
+        return seqlist_push(l, jint_be64_get(nul + 1 + SEQ_KEY_LEN));
     return s->type != NULL && *seek_len == 0 ? 1 : 0;
 }
 
@@ -979,7 +970,7 @@ partner_walk(MDB_cursor *cur, partner_scan_t *s, seqlist_t *l)
         k = (MDB_val){seek, s->key};
         m = mdb_cursor_get(cur, &k, &v, seek ? MDB_SET_RANGE : MDB_NEXT);
     }
-    return m == MDB_NOTFOUND ? 0 : mdb_to_pt(m);
+    return m == MDB_NOTFOUND ? 0 : jint_lmdb_code(m);
 }
 
 static int
@@ -995,16 +986,17 @@ journal_find_partner(journal_t *j, const char *partner, const char *msg_type, in
 {
     seqlist_t l = {0};
     partner_scan_t s = {
-        .partner = nz(partner), .type = msg_type, .from_ms = from_ms, .to_ms = to_ms};
+        .partner = jint_nz(partner), .type = msg_type, .from_ms = from_ms, .to_ms = to_ms};
     s.plen = strlen(s.partner);
-    if (s.plen + strlen(nz(msg_type)) + 2 + 2 * SEQ_KEY_LEN > JOURNAL_KEY_MAX || from_ms >= to_ms)
+    if (s.plen + strlen(jint_nz(msg_type)) + 2 + 2 * SEQ_KEY_LEN > JOURNAL_KEY_MAX ||
+        from_ms >= to_ms)
         return seqlist_finish(&l, 0, seqs, n);
     MDB_txn *txn;
     MDB_cursor *cur;
-    int rc = read_begin(j, &txn, err);
+    int rc = jint_read_begin(j, &txn, err);
     if (rc != 0)
         return seqlist_finish(&l, rc, seqs, n);
-    rc = mdb_to_pt(mdb_cursor_open(txn, j->dbi[JDB_PARTNER], &cur));
+    rc = jint_lmdb_code(mdb_cursor_open(txn, j->dbi[JDB_PARTNER], &cur));
     if (rc == 0) {
         rc = partner_walk(cur, &s, &l);
         mdb_cursor_close(cur);
@@ -1077,14 +1069,14 @@ verify_walk(journal_t *j, MDB_cursor *cur, uint64_t first, uint64_t end, uint64_
             uint8_t prev[PT_JOURNAL_HASH_LEN], uint64_t *bad_seq, pt_error_t *err)
 {
     uint8_t key[SEQ_KEY_LEN];
-    be64_put(key, first);
+    jint_be64_put(key, first);
     MDB_val k = {SEQ_KEY_LEN, key}, v;
     uint64_t expect = first;
     int m = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
     for (; m == 0; m = mdb_cursor_get(cur, &k, &v, MDB_NEXT), expect++) {
         if (k.mv_size != SEQ_KEY_LEN)
             return bad_record(bad_seq, expect, err, "key is not a sequence");
-        uint64_t seq = be64_get(k.mv_data);
+        uint64_t seq = jint_be64_get(k.mv_data);
         if (seq > end && seq > meta_last)
             return bad_record(bad_seq, seq, err, "after the last sequence in meta (added?)");
         if (seq > end)
@@ -1096,7 +1088,7 @@ verify_walk(journal_t *j, MDB_cursor *cur, uint64_t first, uint64_t end, uint64_
             return rc;
     }
     if (m != 0 && m != MDB_NOTFOUND)
-        return mdb_fail(err, m, j->dir, "walking the records");
+        return jint_lmdb_fail(err, m, j->dir, "walking the records");
     if (expect <= end)
         return bad_record(bad_seq, expect, err, "missing (deleted?)");
     return 0;
@@ -1116,7 +1108,7 @@ verify_range(journal_t *j, MDB_txn *txn, uint64_t first, uint64_t end, uint64_t 
         return rc;
     rc = mdb_cursor_open(txn, j->dbi[JDB_RECORDS], &cur);
     if (rc != 0)
-        return mdb_fail(err, rc, j->dir, "opening a cursor");
+        return jint_lmdb_fail(err, rc, j->dir, "opening a cursor");
     rc = verify_walk(j, cur, first, end, meta.last_seq, prev, bad_seq, err);
     mdb_cursor_close(cur);
     if (rc == 0 && end == meta.last_seq && end >= first &&
@@ -1140,7 +1132,7 @@ verify_checkpoint(journal_t *j, MDB_txn *txn, const MDB_val *k, const MDB_val *v
     journal_checkpoint_rec_t cp;
     uint8_t msg[PT_JCKP_MSG_LEN];
     MDB_val rv;
-    uint64_t seq = k->mv_size == SEQ_KEY_LEN ? be64_get(k->mv_data) : 0;
+    uint64_t seq = k->mv_size == SEQ_KEY_LEN ? jint_be64_get(k->mv_data) : 0;
     if (seq == 0 || journal_checkpoint_decode(v->mv_data, v->mv_size, &cp, err) != 0)
         return bad_checkpoint(bad_seq, seq, err, "malformed");
     if (cp.seq != seq)
@@ -1166,20 +1158,20 @@ verify_checkpoints(journal_t *j, MDB_txn *txn, uint64_t first, uint64_t end, con
 {
     MDB_cursor *cur;
     uint8_t key[SEQ_KEY_LEN];
-    be64_put(key, first);
+    jint_be64_put(key, first);
     MDB_val k = {SEQ_KEY_LEN, key}, v;
     int rc = mdb_cursor_open(txn, j->dbi[JDB_CKPT], &cur);
     if (rc != 0)
-        return mdb_fail(err, rc, j->dir, "opening a cursor");
+        return jint_lmdb_fail(err, rc, j->dir, "opening a cursor");
     int m = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
     for (; m == 0 && rc == 0; m = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size == SEQ_KEY_LEN && be64_get(k.mv_data) > end)
+        if (k.mv_size == SEQ_KEY_LEN && jint_be64_get(k.mv_data) > end)
             break;
         rc = verify_checkpoint(j, txn, &k, &v, pk, bad_seq, err);
     }
     mdb_cursor_close(cur);
     if (rc == 0 && m != 0 && m != MDB_NOTFOUND)
-        rc = mdb_fail(err, m, j->dir, "walking the checkpoints");
+        rc = jint_lmdb_fail(err, m, j->dir, "walking the checkpoints");
     return rc;
 }
 
@@ -1190,7 +1182,7 @@ journal_verify(journal_t *j, uint64_t first, uint64_t last, const uint8_t *pk, u
     MDB_txn *txn;
     journal_meta_t meta;
     *bad_seq = 0;
-    int rc = read_begin(j, &txn, err);
+    int rc = jint_read_begin(j, &txn, err);
     if (rc != 0)
         return rc;
     rc = meta_read(j, txn, &meta, err);
@@ -1222,7 +1214,7 @@ last_checkpoint_seq(journal_t *j, MDB_txn *txn, uint64_t *seq)
         return rc;
     rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
     if (rc == 0 && k.mv_size == SEQ_KEY_LEN)
-        *seq = be64_get(k.mv_data);
+        *seq = jint_be64_get(k.mv_data);
     mdb_cursor_close(cur);
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
@@ -1231,13 +1223,13 @@ static int
 put_checkpoint(journal_txn_t *t)
 {
     journal_t *j = t->j;
-    journal_checkpoint_rec_t cp = {.seq = j->last_seq, .time_ms = now_ms()};
+    journal_checkpoint_rec_t cp = {.seq = j->last_seq, .time_ms = jint_now_ms()};
     uint8_t msg[PT_JCKP_MSG_LEN], val[PT_JCKP_LEN], key[SEQ_KEY_LEN];
     memcpy(cp.hash, j->head, PT_JOURNAL_HASH_LEN);
     journal_checkpoint_message(&cp, msg);
     crypto_sign_detached(cp.sig, NULL, msg, sizeof msg, j->sign_sk);
     journal_checkpoint_encode(&cp, val);
-    be64_put(key, cp.seq);
+    jint_be64_put(key, cp.seq);
     MDB_val k = {sizeof key, key}, v = {sizeof val, val};
     return mdb_put(t->txn, j->dbi[JDB_CKPT], &k, &v, 0);
 }
@@ -1261,7 +1253,7 @@ journal_checkpoint(journal_t *j, pt_error_t *err)
         rc = put_checkpoint(t);
     if (rc != 0) {
         journal_abort(&t);
-        return mdb_fail(err, rc, j->dir, "storing a checkpoint");
+        return jint_lmdb_fail(err, rc, j->dir, "storing a checkpoint");
     }
     return journal_commit(&t, err);
 }

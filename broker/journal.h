@@ -158,6 +158,62 @@ int journal_checkpoint(journal_t *j, pt_error_t *err);
 int journal_verify(journal_t *j, uint64_t first, uint64_t last, const uint8_t *pk,
                    uint64_t *bad_seq, pt_error_t *err);
 
+/* ---- Per-recipient delivery queues (journal_queue.c) ----
+ * Appending a RECEIVED record whose `recipients` is set also enqueues its seq for each
+ * recipient, in the same write transaction: an accepted message is never unrouted.
+ * An entry stays until the recipient acknowledges it (journal_queue_remove) or it is
+ * dead-lettered (moved to the recipient's dead-letter queue). */
+
+typedef struct journal_queue_entry {
+    uint64_t seq;        /* the RECEIVED record */
+    uint32_t attempts;   /* deliveries made so far */
+    bool replay;         /* enqueued by an administrator's replay */
+    int64_t enqueued_ms; /* when it entered the queue */
+} journal_queue_entry_t;
+
+typedef struct journal_dead_entry {
+    char recipient[40];
+    uint64_t seq;
+    uint32_t attempts;
+    int64_t dead_ms;
+} journal_dead_entry_t;
+
+/* Lists up to max entries of recipient's queue with seq > after, ascending, in a read
+ * transaction (committed state only). */
+int journal_queue_list(journal_t *j, const char *recipient, uint64_t after,
+                       journal_queue_entry_t *out, size_t max, size_t *n, pt_error_t *err);
+
+/* Depth of recipient's queue and its oldest entry's enqueue time (0 when empty). Scans
+ * the queue: for start-up and tests; the broker keeps live counts itself. */
+int journal_queue_stats(journal_t *j, const char *recipient, uint64_t *depth,
+                        int64_t *oldest_ms, pt_error_t *err);
+
+/* Inserts or replaces an entry (e.g. to record one more attempt). */
+int journal_queue_put(journal_txn_t *t, const char *recipient, const journal_queue_entry_t *e,
+                      pt_error_t *err);
+
+/* Reads one entry inside the transaction. PT_ENOTFOUND when absent. */
+int journal_queue_get(journal_txn_t *t, const char *recipient, uint64_t seq,
+                      journal_queue_entry_t *e);
+
+/* Removes an entry. PT_ENOTFOUND when absent (e.g. a duplicate acknowledgement). */
+int journal_queue_remove(journal_txn_t *t, const char *recipient, uint64_t seq, pt_error_t *err);
+
+/* Moves an entry from the queue to the dead-letter queue. */
+int journal_dead_add(journal_txn_t *t, const char *recipient, const journal_queue_entry_t *e,
+                     pt_error_t *err);
+
+/* Moves a dead letter back to the queue with its attempts reset. PT_ENOTFOUND if absent. */
+int journal_dead_requeue(journal_txn_t *t, const char *recipient, uint64_t seq, pt_error_t *err);
+
+/* Lists dead letters of recipient (NULL: all recipients), at most max. Caller frees *out. */
+int journal_dead_list(journal_t *j, const char *recipient, size_t max, journal_dead_entry_t **out,
+                      size_t *n, pt_error_t *err);
+
+/* Reads a record inside a write transaction (sees the batch's own appends). */
+int journal_txn_get(journal_txn_t *t, uint64_t seq, journal_view_t *view, uint8_t **buf,
+                    size_t *cap, pt_error_t *err);
+
 /* Current map size and maximum, and bytes in use, for metrics and the full check. */
 void journal_usage(const journal_t *j, size_t *used, size_t *map_size, size_t *map_max);
 
