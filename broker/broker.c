@@ -16,10 +16,15 @@
 
 #include "auth.h"
 #include "codec.h"
+#include "delivery.h"
 #include "ingest.h"
 #include "journal.h"
 #include "keys.h"
 #include "log.h"
+#include "router.h"
+
+/* How often the delivery timer looks for expired acks, due retries and silent peers. */
+#define DELIVERY_TICK_MS 50
 
 /* Room for the Frame around an envelope of max_message_size. */
 #define FRAME_OVERHEAD 4096
@@ -32,11 +37,14 @@ struct broker {
     uv_signal_t sig_term;
     uv_signal_t sig_int;
     uv_timer_t checkpoint_timer;
+    uv_timer_t delivery_timer;
     void *zctx;
     void *router;
     auth_t *auth;
     journal_t *journal;
+    router_t *router;
     ingest_t *ingest;
+    delivery_t *delivery;
     uint8_t server_sk[32];
     uint8_t sign_sk[64];
     uint8_t hmac_key[32];
@@ -78,9 +86,50 @@ broker_open_journal(broker_t *b, pt_error_t *err)
         pt_log_warn("journal.unsafe",
                     "unsafe_ack_before_fsync is set: messages are acknowledged before they are "
                     "on disk and a crash can lose acknowledged messages");
-    int rc = journal_open(&jo, &b->journal, err);
+    return journal_open(&jo, &b->journal, err);
+}
+
+static journal_txn_t *
+delivery_txn(void *arg)
+{
+    broker_t *b = arg;
+    return ingest_batch_txn(b->ingest);
+}
+
+static void
+delivery_fail(void *arg, int rc, const pt_error_t *err)
+{
+    broker_t *b = arg;
+    ingest_batch_fail(b->ingest, rc, err);
+}
+
+static int delivery_send(void *arg, const uint8_t *rid, size_t rid_len, const uint8_t *buf,
+                         size_t len);
+
+static void
+on_routed(void *arg, const char *const *recipients, size_t n)
+{
+    broker_t *b = arg;
+    delivery_routed(b->delivery, recipients, n, 0);
+}
+
+/* Routing, the accept path and delivery, over the journal. */
+static int
+broker_open_paths(broker_t *b, pt_error_t *err)
+{
+    const bconfig_t *c = b->cfg;
+    delivery_options_t dopt = {.ack_timeout_ms = c->ack_timeout_ms,
+                               .max_attempts = c->max_attempts,
+                               .backoff_initial_ms = c->backoff_initial_ms,
+                               .backoff_max_ms = c->backoff_max_ms,
+                               .peer_timeout_ms = 3 * c->heartbeat_interval_ms};
+    delivery_io_t io = {
+        .send = delivery_send, .txn = delivery_txn, .fail = delivery_fail, .arg = b};
+    int rc = router_new(c, &b->router, err);
     if (rc == 0)
-        rc = ingest_new(b->journal, b->cfg, &b->ingest, err);
+        rc = ingest_new(b->journal, c, b->router, on_routed, b, &b->ingest, err);
+    if (rc == 0)
+        rc = delivery_new(b->journal, c, &dopt, &io, &b->delivery, err);
     return rc;
 }
 
@@ -128,6 +177,8 @@ broker_new(bconfig_t *cfg, broker_t **out, pt_error_t *err)
     int rc = broker_load_keys(b, err);
     if (rc == 0)
         rc = broker_open_journal(b, err);
+    if (rc == 0)
+        rc = broker_open_paths(b, err);
     if (rc == 0 && (b->zctx = zmq_ctx_new()) == NULL)
         rc = zmq_fail(err, "zmq_ctx_new");
     if (rc == 0)
@@ -155,6 +206,23 @@ socket_readable(void *sock)
 
 /* Sends one frame to a ROUTER peer. A peer that has gone or whose queue is full loses
  * the reply; it will publish again and get the same answer (publish is idempotent). */
+static int
+broker_send_bytes(broker_t *b, const uint8_t *rid, size_t rid_len, const uint8_t *buf, size_t len)
+{
+    if (zmq_send(b->router, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_send(b->router, buf, len, ZMQ_DONTWAIT) < 0) {
+        pt_log_warn("broker.send", "frame dropped: %s", zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    return 0;
+}
+
+static int
+delivery_send(void *arg, const uint8_t *rid, size_t rid_len, const uint8_t *buf, size_t len)
+{
+    return broker_send_bytes(arg, rid, rid_len, buf, len);
+}
+
 static void
 broker_send_frame(broker_t *b, const uint8_t *rid, size_t rid_len, const Ptibus__V1__Frame *f)
 {
@@ -166,9 +234,7 @@ broker_send_frame(broker_t *b, const uint8_t *rid, size_t rid_len, const Ptibus_
         pt_log_error("broker.pack", "%s", err.msg);
         return;
     }
-    if (zmq_send(b->router, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-        zmq_send(b->router, buf, len, ZMQ_DONTWAIT) < 0)
-        pt_log_warn("broker.send", "reply dropped: %s", zmq_strerror(zmq_errno()));
+    broker_send_bytes(b, rid, rid_len, buf, len);
     free(buf);
 }
 
@@ -218,8 +284,9 @@ broker_on_hello(broker_t *b, const uint8_t *rid, size_t rid_len, const bconfig_p
                          "hello.protocol_version: only version 1 is supported");
         return;
     }
-    pt_log_info("broker.hello", "partner=%s client=%s version=%s", p->id, h->client_name,
-                h->software_version);
+    pt_log_info("broker.hello", "partner=%s client=%s version=%s credit=%u", p->id, h->client_name,
+                h->software_version, h->initial_credit);
+    delivery_hello(b->delivery, p->id, rid, rid_len, h->initial_credit, (int64_t)uv_now(&b->loop));
     Ptibus__V1__Frame f = PTIBUS__V1__FRAME__INIT;
     Ptibus__V1__Welcome w = PTIBUS__V1__WELCOME__INIT;
     w.protocol_version = 1;
@@ -259,9 +326,20 @@ broker_on_frame(broker_t *b, const uint8_t *rid, size_t rid_len, const bconfig_p
         return;
     }
     Ptibus__V1__Frame *f = (Ptibus__V1__Frame *)m;
+    int64_t now = (int64_t)uv_now(&b->loop);
+    delivery_seen(b->delivery, p->id, now);
     switch (f->kind_case) {
     case PTIBUS__V1__FRAME__KIND_PUBLISH:
         ingest_publish(b->ingest, rid, rid_len, p, f->publish);
+        break;
+    case PTIBUS__V1__FRAME__KIND_DELIVER_ACK:
+        delivery_ack(b->delivery, p->id, f->deliver_ack, now);
+        break;
+    case PTIBUS__V1__FRAME__KIND_CREDIT:
+        delivery_credit(b->delivery, p->id, f->credit->credit);
+        break;
+    case PTIBUS__V1__FRAME__KIND_RECEIPT_REQUEST:
+        delivery_receipt_request(b->delivery, p->id, f->receipt_request->message_id);
         break;
     case PTIBUS__V1__FRAME__KIND_HELLO:
         broker_on_hello(b, rid, rid_len, p, f->hello);
@@ -320,7 +398,9 @@ broker_drain(broker_t *b)
         uint32_t n = 0;
         while (n < b->cfg->max_batch && broker_read_one(b))
             n++;
-        ingest_flush(b->ingest, broker_send_reply, b);
+        delivery_pump(b->delivery, (int64_t)uv_now(&b->loop));
+        int rc = ingest_flush(b->ingest, broker_send_reply, b);
+        delivery_flush(b->delivery, rc == 0);
         if (n < b->cfg->max_batch && !socket_readable(b->router))
             break;
     }
@@ -346,6 +426,16 @@ on_zap(uv_poll_t *h, int status, int events)
     do {
         auth_handle(b->auth);
     } while (socket_readable(auth_socket(b->auth)));
+}
+
+static void
+on_delivery_tick(uv_timer_t *t)
+{
+    broker_t *b = t->data;
+    int64_t due = delivery_next_due(b->delivery);
+    uv_update_time(&b->loop);
+    if (!b->stopping && due >= 0 && due <= (int64_t)uv_now(&b->loop))
+        broker_drain(b);
 }
 
 static void
@@ -380,6 +470,7 @@ broker_stop(broker_t *b)
     uv_poll_stop(&b->router_poll);
     uv_poll_stop(&b->zap_poll);
     uv_timer_stop(&b->checkpoint_timer);
+    uv_timer_stop(&b->delivery_timer);
     uv_signal_stop(&b->sig_term);
     uv_signal_stop(&b->sig_int);
 }
@@ -406,14 +497,16 @@ broker_loop_init(broker_t *b)
     uv_signal_init(&b->loop, &b->sig_term);
     uv_signal_init(&b->loop, &b->sig_int);
     uv_timer_init(&b->loop, &b->checkpoint_timer);
+    uv_timer_init(&b->loop, &b->delivery_timer);
     b->router_poll.data = b->zap_poll.data = b->sig_term.data = b->sig_int.data =
-        b->checkpoint_timer.data = b;
+        b->checkpoint_timer.data = b->delivery_timer.data = b;
     uv_poll_start(&b->router_poll, UV_READABLE, on_router);
     uv_poll_start(&b->zap_poll, UV_READABLE, on_zap);
     uv_signal_start(&b->sig_term, on_signal, SIGTERM);
     uv_signal_start(&b->sig_int, on_signal, SIGINT);
     uint64_t ivl = b->cfg->checkpoint_interval_ms;
     uv_timer_start(&b->checkpoint_timer, on_checkpoint, ivl, ivl);
+    uv_timer_start(&b->delivery_timer, on_delivery_tick, DELIVERY_TICK_MS, DELIVERY_TICK_MS);
     return 0;
 }
 
@@ -447,9 +540,10 @@ broker_loop_fini(broker_t *b)
 {
     if (!b->loop_ready)
         return;
-    uv_handle_t *handles[] = {(uv_handle_t *)&b->router_poll, (uv_handle_t *)&b->zap_poll,
-                              (uv_handle_t *)&b->sig_term, (uv_handle_t *)&b->sig_int,
-                              (uv_handle_t *)&b->checkpoint_timer};
+    uv_handle_t *handles[] = {
+        (uv_handle_t *)&b->router_poll,      (uv_handle_t *)&b->zap_poll,
+        (uv_handle_t *)&b->sig_term,         (uv_handle_t *)&b->sig_int,
+        (uv_handle_t *)&b->checkpoint_timer, (uv_handle_t *)&b->delivery_timer};
     for (size_t i = 0; i < sizeof handles / sizeof handles[0]; i++)
         if (!uv_is_closing(handles[i]))
             uv_close(handles[i], on_closed);
@@ -467,7 +561,9 @@ broker_destroy(broker_t **bp)
     broker_loop_fini(b);
     if (b->journal)
         broker_checkpoint(b);
+    delivery_destroy(&b->delivery);
     ingest_destroy(&b->ingest);
+    router_destroy(&b->router);
     if (b->router)
         zmq_close(b->router);
     auth_close(&b->auth);

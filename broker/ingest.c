@@ -13,9 +13,16 @@
 #include "nir.h"
 #include "validate.h"
 
+#define INGEST_MAX_RECIPIENTS 32
+
 struct ingest {
     journal_t *journal;
     const bconfig_t *cfg;
+    const router_t *router;
+    ingest_routed_fn routed;
+    void *routed_arg;
+    uint8_t *lookup_buf; /* record buffer of the correlation look-up */
+    size_t lookup_cap;
     journal_txn_t *txn;
     int failed; /* first journal failure of this batch: every later reply is a Nack */
     uint64_t batch_accepted;
@@ -25,13 +32,17 @@ struct ingest {
 };
 
 int
-ingest_new(journal_t *j, const bconfig_t *cfg, ingest_t **out, pt_error_t *err)
+ingest_new(journal_t *j, const bconfig_t *cfg, const router_t *router, ingest_routed_fn routed,
+           void *routed_arg, ingest_t **out, pt_error_t *err)
 {
     *out = calloc(1, sizeof **out);
     if (*out == NULL)
         return pt_error_set(err, -ENOMEM, "ingest", "out of memory");
     (*out)->journal = j;
     (*out)->cfg = cfg;
+    (*out)->router = router;
+    (*out)->routed = routed;
+    (*out)->routed_arg = routed_arg;
     return 0;
 }
 
@@ -42,6 +53,7 @@ ingest_destroy(ingest_t **inp)
         return;
     journal_abort(&(*inp)->txn);
     free((*inp)->replies);
+    free((*inp)->lookup_buf);
     free(*inp);
     *inp = NULL;
 }
@@ -123,6 +135,19 @@ batch_fail(ingest_t *in, int rc, const pt_error_t *err)
     journal_abort(&in->txn);
 }
 
+journal_txn_t *
+ingest_batch_txn(ingest_t *in)
+{
+    return batch_txn(in) == 0 ? in->txn : NULL;
+}
+
+void
+ingest_batch_fail(ingest_t *in, int rc, const pt_error_t *err)
+{
+    if (!in->failed)
+        batch_fail(in, rc, err);
+}
+
 static void
 reply_journal_failure(ingest_t *in, ingest_reply_t *r)
 {
@@ -200,8 +225,8 @@ accept_check(ingest_t *in, const bconfig_partner_t *p, const Ptibus__V1__Publish
              accepted_t *a, pt_error_t *why)
 {
     ProtobufCMessage *m;
-    int rc = codec_unpack(&ptibus__v1__envelope__descriptor, pub->envelope.data,
-                          pub->envelope.len, in->cfg->max_message_size, &m, why);
+    int rc = codec_unpack(&ptibus__v1__envelope__descriptor, pub->envelope.data, pub->envelope.len,
+                          in->cfg->max_message_size, &m, why);
     if (rc == PT_ETOOLARGE) {
         pt_error_set(why, rc, "envelope", "%zu bytes is over the limit of %u bytes",
                      pub->envelope.len, in->cfg->max_message_size);
@@ -228,8 +253,8 @@ accept_check(ingest_t *in, const bconfig_partner_t *p, const Ptibus__V1__Publish
                      a->type);
         return PTIBUS__V1__NACK_CODE__NACK_CODE_NOT_ALLOWED;
     }
-    if (codec_pack(&a->env->base, (size_t)in->cfg->max_message_size * 2, &a->bytes, &a->len,
-                   why) != 0)
+    if (codec_pack(&a->env->base, (size_t)in->cfg->max_message_size * 2, &a->bytes, &a->len, why) !=
+        0)
         return PTIBUS__V1__NACK_CODE__NACK_CODE_TOO_LARGE;
     crypto_generichash(a->hash, sizeof a->hash, a->bytes, a->len, NULL, 0);
     return 0;
@@ -253,8 +278,47 @@ dedup_check(ingest_t *in, ingest_reply_t *r, const bconfig_partner_t *p, const a
     return -1;
 }
 
+typedef struct lookup_ctx {
+    ingest_t *in;
+    const char *replier;
+} lookup_ctx_t;
+
+static bool
+view_has_recipient(const journal_view_t *v, const char *partner)
+{
+    for (size_t i = 0; i < v->n_recipients; i++)
+        if (strcmp(v->recipients[i], partner) == 0)
+            return true;
+    return false;
+}
+
+/* The sender of the message a reply correlates to: message ids are unique per sender
+ * only, so it is the accepted message with that id that was routed to the replier. */
+static int
+correlated_sender(void *arg, const char *message_id, char *sender, size_t cap)
+{
+    lookup_ctx_t *c = arg;
+    uint64_t *seqs = NULL;
+    size_t n = 0;
+    pt_error_t err;
+    int rc = journal_find_message(c->in->journal, message_id, &seqs, &n, &err);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        journal_view_t v;
+        if (journal_txn_get(c->in->txn, seqs[i], &v, &c->in->lookup_buf, &c->in->lookup_cap,
+                            &err) == 0 &&
+            v.kind == PT_REC_RECEIVED && view_has_recipient(&v, c->replier)) {
+            snprintf(sender, cap, "%s", v.partner);
+            free(seqs);
+            return 0;
+        }
+    }
+    free(seqs);
+    return rc != 0 ? rc : PT_ENOTFOUND;
+}
+
 static void
-accept_append(ingest_t *in, ingest_reply_t *r, const bconfig_partner_t *p, const accepted_t *a)
+accept_append(ingest_t *in, ingest_reply_t *r, const bconfig_partner_t *p, const accepted_t *a,
+              const char *const *recipients, size_t n_recipients)
 {
     char nir[14];
     const char *person_nir = NULL;
@@ -268,7 +332,8 @@ accept_append(ingest_t *in, ingest_reply_t *r, const bconfig_partner_t *p, const
                             .correlation_id = a->env->correlation_id,
                             .payload = a->bytes,
                             .payload_len = a->len,
-                            .person_nir = person_nir};
+                            .person_nir = person_nir,
+                            .recipients = recipients};
     pt_error_t err;
     int rc = journal_append(in->txn, &rec, &r->seq, &err);
     sodium_memzero(nir, sizeof nir);
@@ -278,6 +343,26 @@ accept_append(ingest_t *in, ingest_reply_t *r, const bconfig_partner_t *p, const
         return;
     }
     in->batch_accepted++;
+    if (in->routed)
+        in->routed(in->routed_arg, recipients, n_recipients);
+}
+
+/* Routes and appends a new message; returns a Nack code when it cannot be routed. */
+static int
+accept_new(ingest_t *in, ingest_reply_t *r, const bconfig_partner_t *p, const accepted_t *a,
+           pt_error_t *why)
+{
+    const char *rcpt[INGEST_MAX_RECIPIENTS + 1];
+    size_t n = 0;
+    lookup_ctx_t lc = {.in = in, .replier = p->id};
+    int rc = router_resolve(in->router, p->id, a->env, correlated_sender, &lc, rcpt,
+                            INGEST_MAX_RECIPIENTS, &n, why);
+    if (rc != 0)
+        return rc == PT_EINVALID ? PTIBUS__V1__NACK_CODE__NACK_CODE_INVALID
+                                 : PTIBUS__V1__NACK_CODE__NACK_CODE_NOT_ALLOWED;
+    rcpt[n] = NULL;
+    accept_append(in, r, p, a, rcpt, n);
+    return 0;
 }
 
 void
@@ -308,7 +393,7 @@ ingest_publish(ingest_t *in, const uint8_t *rid, size_t rid_len, const bconfig_p
                          (unsigned long long)first);
             code = PTIBUS__V1__NACK_CODE__NACK_CODE_DUPLICATE_CONFLICT;
         } else if (d == 0) {
-            accept_append(in, r, p, &a);
+            code = accept_new(in, r, p, &a, &why);
         }
     }
     if (code != 0)

@@ -1,5 +1,6 @@
 /* ingest: the broker's accept path for Publish frames:
- *   decode (size-limited) → validate → ACL → dedup → journal → PublishAck(seq).
+ *   decode (size-limited) → validate → ACL → dedup → route → journal (with the
+ *   per-recipient queue entries) → PublishAck(seq).
  * Every refusal is journaled as a REJECTED record (who, when, why, hash of the bytes)
  * and answered with a Nack naming the field. Messages of one loop turn share one
  * journal write transaction (group commit); their replies are held until the commit
@@ -15,6 +16,7 @@
 #include "err.h"
 #include "journal.h"
 #include "ptibus/v1/protocol.pb-c.h"
+#include "router.h"
 
 typedef struct ingest ingest_t;
 
@@ -43,8 +45,13 @@ typedef struct ingest_stats {
     uint32_t last_batch;
 } ingest_stats_t;
 
-/* j and cfg are borrowed for the ingest's lifetime. Caller owns *out. */
-int ingest_new(journal_t *j, const bconfig_t *cfg, ingest_t **out, pt_error_t *err);
+/* Told of each accepted message's recipients (in the current batch). */
+typedef void (*ingest_routed_fn)(void *arg, const char *const *recipients, size_t n);
+
+/* j, cfg and router are borrowed for the ingest's lifetime; routed (may be NULL) is
+ * called for every newly accepted message. Caller owns *out. */
+int ingest_new(journal_t *j, const bconfig_t *cfg, const router_t *router, ingest_routed_fn routed,
+               void *routed_arg, ingest_t **out, pt_error_t *err);
 
 /* Aborts any open batch and frees; accepts NULL; sets *in to NULL. */
 void ingest_destroy(ingest_t **in);
@@ -55,15 +62,22 @@ void ingest_publish(ingest_t *in, const uint8_t *rid, size_t rid_len, const bcon
                     const Ptibus__V1__Publish *pub);
 
 /* Journals the refusal of bytes that are not even a Frame, and queues its Nack. */
-void ingest_reject_raw(ingest_t *in, const uint8_t *rid, size_t rid_len,
-                       const bconfig_partner_t *p, const uint8_t *bytes, size_t len, int code,
-                       const pt_error_t *why);
+void ingest_reject_raw(ingest_t *in, const uint8_t *rid, size_t rid_len, const bconfig_partner_t *p,
+                       const uint8_t *bytes, size_t len, int code, const pt_error_t *why);
 
 /* Commits the batch (one write transaction, fsynced) and then calls send for every
  * reply in arrival order. When the commit fails every reply becomes a retryable Nack
  * (JOURNAL_FULL or UNAVAILABLE) and nothing of the batch is kept. Returns the commit
  * result (0 when there was nothing to commit). */
 int ingest_flush(ingest_t *in, ingest_send_fn send, void *arg);
+
+/* The batch's write transaction, begun on first use, which other modules (delivery)
+ * write into so that one commit covers the whole loop turn. NULL when the batch has
+ * failed: nothing more may be written, every reply will be a retryable Nack. */
+journal_txn_t *ingest_batch_txn(ingest_t *in);
+
+/* Records another module's journal failure: the whole batch is lost. */
+void ingest_batch_fail(ingest_t *in, int rc, const pt_error_t *err);
 
 /* Number of replies waiting for the next flush. */
 size_t ingest_pending(const ingest_t *in);

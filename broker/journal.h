@@ -183,6 +183,10 @@ typedef struct journal_dead_entry {
 int journal_queue_list(journal_t *j, const char *recipient, uint64_t after,
                        journal_queue_entry_t *out, size_t max, size_t *n, pt_error_t *err);
 
+/* The same inside a write transaction (sees the batch's own enqueues). */
+int journal_queue_list_txn(journal_txn_t *t, const char *recipient, uint64_t after,
+                           journal_queue_entry_t *out, size_t max, size_t *n, pt_error_t *err);
+
 /* Depth of recipient's queue and its oldest entry's enqueue time (0 when empty). Scans
  * the queue: for start-up and tests; the broker keeps live counts itself. */
 int journal_queue_stats(journal_t *j, const char *recipient, uint64_t *depth,

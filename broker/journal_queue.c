@@ -182,19 +182,13 @@ journal_dead_requeue(journal_txn_t *t, const char *recipient, uint64_t seq, pt_e
 typedef int (*qvisit_fn)(const char *recipient, const journal_queue_entry_t *e, void *arg);
 
 static int
-qwalk(journal_t *j, int db, const char *recipient, uint64_t after, qvisit_fn fn, void *arg,
-      pt_error_t *err)
+qwalk_txn(journal_t *j, MDB_txn *txn, int db, const char *recipient, uint64_t after, qvisit_fn fn,
+          void *arg, pt_error_t *err)
 {
-    MDB_txn *txn;
     MDB_cursor *cur;
-    int rc = jint_read_begin(j, &txn, err);
+    int rc = mdb_cursor_open(txn, j->dbi[db], &cur);
     if (rc != 0)
-        return rc;
-    rc = mdb_cursor_open(txn, j->dbi[db], &cur);
-    if (rc != 0) {
-        mdb_txn_abort(txn);
         return jint_lmdb_fail(err, rc, j->dir, "opening a queue cursor");
-    }
     uint8_t key[QKEY_MAX];
     size_t plen = recipient ? strlen(recipient) + 1 : 0;
     MDB_val k = {recipient ? qkey(key, recipient, after + 1) : 0, key}, v;
@@ -217,12 +211,24 @@ qwalk(journal_t *j, int db, const char *recipient, uint64_t after, qvisit_fn fn,
         stop = fn((const char *)kp, &e, arg);
     }
     mdb_cursor_close(cur);
-    mdb_txn_abort(txn);
     if (rc == PT_ECORRUPT)
         return pt_error_set(err, rc, j->dir, "queue: malformed entry");
     if (rc != 0 && rc != MDB_NOTFOUND)
         return jint_lmdb_fail(err, rc, j->dir, "reading a queue");
     return 0;
+}
+
+static int
+qwalk(journal_t *j, int db, const char *recipient, uint64_t after, qvisit_fn fn, void *arg,
+      pt_error_t *err)
+{
+    MDB_txn *txn;
+    int rc = jint_read_begin(j, &txn, err);
+    if (rc != 0)
+        return rc;
+    rc = qwalk_txn(j, txn, db, recipient, after, fn, arg, err);
+    mdb_txn_abort(txn);
+    return rc;
 }
 
 typedef struct qlist {
@@ -250,6 +256,21 @@ journal_queue_list(journal_t *j, const char *recipient, uint64_t after, journal_
     if (max == 0)
         return 0;
     int rc = qwalk(j, JDB_QUEUE, recipient, after, qlist_visit, &l, err);
+    *n = l.n;
+    return rc;
+}
+
+int
+journal_queue_list_txn(journal_txn_t *t, const char *recipient, uint64_t after,
+                       journal_queue_entry_t *out, size_t max, size_t *n, pt_error_t *err)
+{
+    qlist_t l = {.out = out, .max = max};
+    *n = 0;
+    if (t->poisoned)
+        return pt_error_set(err, t->poisoned, t->j->dir, "transaction failed earlier");
+    if (max == 0)
+        return 0;
+    int rc = qwalk_txn(t->j, t->txn, JDB_QUEUE, recipient, after, qlist_visit, &l, err);
     *n = l.n;
     return rc;
 }

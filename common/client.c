@@ -19,7 +19,11 @@ struct client {
     void *sock;
     char name[64];
     uint32_t initial_credit;
+    int heartbeat_ms; /* from Welcome; 0 = none */
+    int64_t last_send_ms;
 };
+
+static int64_t now_ms(void);
 
 static int
 zmq_fail(pt_error_t *err, const char *what)
@@ -122,15 +126,50 @@ client_send(client_t *c, const Ptibus__V1__Frame *frame, pt_error_t *err)
     free(buf);
     if (rc < 0)
         return zmq_fail(err, "zmq_send");
+    c->last_send_ms = now_ms();
     return 0;
+}
+
+static void
+client_heartbeat_if_due(client_t *c)
+{
+    if (c->heartbeat_ms <= 0 || now_ms() - c->last_send_ms < c->heartbeat_ms)
+        return;
+    Ptibus__V1__Frame f = PTIBUS__V1__FRAME__INIT;
+    Ptibus__V1__Heartbeat h = PTIBUS__V1__HEARTBEAT__INIT;
+    f.kind_case = PTIBUS__V1__FRAME__KIND_HEARTBEAT;
+    f.heartbeat = &h;
+    client_send(c, &f, NULL);
+}
+
+/* Waits for input up to timeout_ms, sending heartbeats on the way. Returns >0 when a
+ * frame is readable, 0 on timeout, <0 on error. */
+static int
+client_wait(client_t *c, int timeout_ms)
+{
+    int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    for (;;) {
+        client_heartbeat_if_due(c);
+        int slice = c->heartbeat_ms > 0 ? c->heartbeat_ms / 2 : timeout_ms;
+        if (deadline >= 0) {
+            int64_t left = deadline - now_ms();
+            if (left < 0)
+                left = 0;
+            if (slice < 0 || left < slice)
+                slice = (int)left;
+        }
+        zmq_pollitem_t item = {.socket = c->sock, .events = ZMQ_POLLIN};
+        int n = zmq_poll(&item, 1, slice);
+        if (n != 0 || (deadline >= 0 && now_ms() >= deadline))
+            return n;
+    }
 }
 
 int
 client_recv(client_t *c, int timeout_ms, Ptibus__V1__Frame **out, pt_error_t *err)
 {
     *out = NULL;
-    zmq_pollitem_t item = {.socket = c->sock, .events = ZMQ_POLLIN};
-    int n = zmq_poll(&item, 1, timeout_ms);
+    int n = client_wait(c, timeout_ms);
     if (n < 0)
         return zmq_fail(err, "zmq_poll");
     if (n == 0)
@@ -161,8 +200,8 @@ now_ms(void)
 /* Waits for a frame of the wanted case, dropping others, until the deadline. */
 static int
 client_wait_case(client_t *c, int timeout_ms, Ptibus__V1__Frame__KindCase want1,
-                 Ptibus__V1__Frame__KindCase want2, const char *message_id,
-                 Ptibus__V1__Frame **out, pt_error_t *err)
+                 Ptibus__V1__Frame__KindCase want2, const char *message_id, Ptibus__V1__Frame **out,
+                 pt_error_t *err)
 {
     int64_t deadline = now_ms() + timeout_ms;
     for (;;) {
@@ -184,8 +223,7 @@ client_wait_case(client_t *c, int timeout_ms, Ptibus__V1__Frame__KindCase want1,
 }
 
 int
-client_hello(client_t *c, int timeout_ms, char *partner_id, size_t partner_id_len,
-             pt_error_t *err)
+client_hello(client_t *c, int timeout_ms, char *partner_id, size_t partner_id_len, pt_error_t *err)
 {
     Ptibus__V1__Frame f = PTIBUS__V1__FRAME__INIT;
     Ptibus__V1__Hello h = PTIBUS__V1__HELLO__INIT;
@@ -205,6 +243,7 @@ client_hello(client_t *c, int timeout_ms, char *partner_id, size_t partner_id_le
         return rc;
     if (partner_id && partner_id_len)
         snprintf(partner_id, partner_id_len, "%s", w->welcome->partner_id);
+    c->heartbeat_ms = (int)w->welcome->heartbeat_interval_ms;
     codec_free((ProtobufCMessage **)&w);
     return 0;
 }
@@ -275,4 +314,40 @@ client_publish(client_t *c, const Ptibus__V1__Envelope *env, int timeout_ms, cli
     client_result_from_frame(f, res, &mid);
     codec_free((ProtobufCMessage **)&f);
     return 0;
+}
+
+int
+client_deliver_ack(client_t *c, uint64_t seq, bool ok, const char *reason, pt_error_t *err)
+{
+    Ptibus__V1__Frame f = PTIBUS__V1__FRAME__INIT;
+    Ptibus__V1__DeliverAck a = PTIBUS__V1__DELIVER_ACK__INIT;
+    a.seq = seq;
+    a.status = ok ? PTIBUS__V1__DELIVER_ACK_STATUS__DELIVER_ACK_STATUS_OK
+                  : PTIBUS__V1__DELIVER_ACK_STATUS__DELIVER_ACK_STATUS_CANNOT_PROCESS;
+    a.reason = (char *)(reason ? reason : "");
+    f.kind_case = PTIBUS__V1__FRAME__KIND_DELIVER_ACK;
+    f.deliver_ack = &a;
+    return client_send(c, &f, err);
+}
+
+int
+client_credit(client_t *c, uint32_t credit, pt_error_t *err)
+{
+    Ptibus__V1__Frame f = PTIBUS__V1__FRAME__INIT;
+    Ptibus__V1__Credit cr = PTIBUS__V1__CREDIT__INIT;
+    cr.credit = credit;
+    f.kind_case = PTIBUS__V1__FRAME__KIND_CREDIT;
+    f.credit = &cr;
+    return client_send(c, &f, err);
+}
+
+int
+client_receipt_request(client_t *c, const char *message_id, pt_error_t *err)
+{
+    Ptibus__V1__Frame f = PTIBUS__V1__FRAME__INIT;
+    Ptibus__V1__ReceiptRequest r = PTIBUS__V1__RECEIPT_REQUEST__INIT;
+    r.message_id = (char *)message_id;
+    f.kind_case = PTIBUS__V1__FRAME__KIND_RECEIPT_REQUEST;
+    f.receipt_request = &r;
+    return client_send(c, &f, err);
 }

@@ -16,14 +16,14 @@
 typedef struct client client_t;
 
 typedef struct client_options {
-    const char *endpoint;      /* e.g. "tcp://127.0.0.1:7400" */
-    const uint8_t *server_pk;  /* 32 bytes: the broker's CURVE public key */
-    const uint8_t *client_sk;  /* 32 bytes: this partner's CURVE secret key */
-    const uint8_t *client_pk;  /* 32 bytes: this partner's CURVE public key */
-    const char *client_name;   /* sent in Hello, e.g. "ptibus-adapter-caf" */
-    uint32_t initial_credit;   /* deliveries granted in Hello */
-    bool no_curve;             /* tests only: connect without CURVE (must be refused) */
-    void *zmq_context;         /* borrowed context, or NULL to own one */
+    const char *endpoint;     /* e.g. "tcp://127.0.0.1:7400" */
+    const uint8_t *server_pk; /* 32 bytes: the broker's CURVE public key */
+    const uint8_t *client_sk; /* 32 bytes: this partner's CURVE secret key */
+    const uint8_t *client_pk; /* 32 bytes: this partner's CURVE public key */
+    const char *client_name;  /* sent in Hello, e.g. "ptibus-adapter-caf" */
+    uint32_t initial_credit;  /* deliveries granted in Hello */
+    bool no_curve;            /* tests only: connect without CURVE (must be refused) */
+    void *zmq_context;        /* borrowed context, or NULL to own one */
 } client_options_t;
 
 /* The broker's answer to one Publish. */
@@ -52,7 +52,9 @@ int client_hello(client_t *c, int timeout_ms, char *partner_id, size_t partner_i
 int client_send(client_t *c, const Ptibus__V1__Frame *frame, pt_error_t *err);
 
 /* Receives one frame, waiting up to timeout_ms (-1 forever). Caller owns *out; free
- * with codec_free((ProtobufCMessage **)out). PT_ETIMEOUT when nothing came. */
+ * with codec_free((ProtobufCMessage **)out). PT_ETIMEOUT when nothing came. While it
+ * waits it sends a Heartbeat whenever nothing was sent for the broker's heartbeat
+ * interval (known from Welcome), so that the broker keeps the session alive. */
 int client_recv(client_t *c, int timeout_ms, Ptibus__V1__Frame **out, pt_error_t *err);
 
 /* Packs env and sends it as a Publish frame without waiting. */
@@ -66,6 +68,16 @@ int client_publish_bytes(client_t *c, const char *message_id, const uint8_t *env
  * other messages that arrive meanwhile are dropped: use the async calls to pipeline). */
 int client_publish(client_t *c, const Ptibus__V1__Envelope *env, int timeout_ms,
                    client_result_t *res, pt_error_t *err);
+
+/* Acknowledges a delivery: ok, or cannot_process (the broker dead-letters it) with a
+ * reason. */
+int client_deliver_ack(client_t *c, uint64_t seq, bool ok, const char *reason, pt_error_t *err);
+
+/* Grants credit more deliveries in flight. */
+int client_credit(client_t *c, uint32_t credit, pt_error_t *err);
+
+/* Asks the broker for the receipts of one of this partner's messages again. */
+int client_receipt_request(client_t *c, const char *message_id, pt_error_t *err);
 
 /* Fills res from a PublishAck or Nack frame; returns false for other frames. */
 bool client_result_from_frame(const Ptibus__V1__Frame *frame, client_result_t *res,

@@ -1,0 +1,692 @@
+/* delivery: per-recipient sessions, credit, in-flight tracking, redelivery with
+ * backoff, dead letters and receipts, over the journal's durable queues. */
+#include "delivery.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "codec.h"
+#include "log.h"
+
+#define LIST_CHUNK 64
+
+typedef struct pending_msg {
+    uint64_t seq;
+    uint32_t attempt; /* for in-flight: this attempt; for retries: attempts made */
+    bool replay;
+    int64_t due; /* in flight: ack deadline; retry: when to retry */
+} pending_msg_t;
+
+typedef struct pending_list {
+    pending_msg_t *v;
+    size_t n, cap;
+} pending_list_t;
+
+typedef struct peer {
+    const bconfig_partner_t *p;
+    bool online;
+    uint8_t rid[256];
+    size_t rid_len;
+    int64_t last_seen;
+    uint32_t window;
+    pending_list_t inflight;
+    pending_list_t retry;
+    uint64_t cursor; /* highest queue seq handed out this session */
+    bool more;       /* the durable queue may hold entries above cursor */
+    uint64_t depth;
+    uint64_t delivered, acknowledged, dead_lettered;
+} peer_t;
+
+typedef struct outframe {
+    peer_t *to;
+    uint8_t *buf;
+    size_t len;
+} outframe_t;
+
+struct delivery {
+    journal_t *journal;
+    const bconfig_t *cfg;
+    delivery_options_t opt;
+    delivery_io_t io;
+    peer_t *peers;
+    size_t n_peers;
+    outframe_t *out;
+    size_t n_out, cap_out;
+    uint8_t *rbuf; /* record read buffer */
+    size_t rcap;
+};
+
+static peer_t *
+peer_find(delivery_t *d, const char *partner)
+{
+    for (size_t i = 0; i < d->n_peers; i++)
+        if (strcmp(d->peers[i].p->id, partner) == 0)
+            return &d->peers[i];
+    return NULL;
+}
+
+static int
+list_push(pending_list_t *l, const pending_msg_t *m)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        pending_msg_t *v = realloc(l->v, cap * sizeof *v);
+        if (v == NULL)
+            return -ENOMEM;
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = *m;
+    return 0;
+}
+
+static pending_msg_t *
+list_find(pending_list_t *l, uint64_t seq)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (l->v[i].seq == seq)
+            return &l->v[i];
+    return NULL;
+}
+
+static void
+list_remove(pending_list_t *l, pending_msg_t *m)
+{
+    *m = l->v[--l->n];
+}
+
+static int
+count_depths(delivery_t *d, pt_error_t *err)
+{
+    for (size_t i = 0; i < d->n_peers; i++) {
+        int64_t oldest;
+        int rc =
+            journal_queue_stats(d->journal, d->peers[i].p->id, &d->peers[i].depth, &oldest, err);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+int
+delivery_new(journal_t *j, const bconfig_t *cfg, const delivery_options_t *opts,
+             const delivery_io_t *io, delivery_t **out, pt_error_t *err)
+{
+    *out = NULL;
+    delivery_t *d = calloc(1, sizeof *d);
+    if (d == NULL || (d->peers = calloc(cfg->n_partners, sizeof *d->peers)) == NULL) {
+        free(d);
+        return pt_error_set(err, -ENOMEM, "delivery", "out of memory");
+    }
+    d->journal = j;
+    d->cfg = cfg;
+    d->opt = *opts;
+    d->io = *io;
+    d->n_peers = cfg->n_partners;
+    for (size_t i = 0; i < d->n_peers; i++)
+        d->peers[i].p = &cfg->partners[i];
+    int rc = count_depths(d, err);
+    if (rc != 0) {
+        delivery_destroy(&d);
+        return rc;
+    }
+    *out = d;
+    return 0;
+}
+
+static void
+out_clear(delivery_t *d)
+{
+    for (size_t i = 0; i < d->n_out; i++)
+        free(d->out[i].buf);
+    d->n_out = 0;
+}
+
+void
+delivery_destroy(delivery_t **dp)
+{
+    if (dp == NULL || *dp == NULL)
+        return;
+    delivery_t *d = *dp;
+    out_clear(d);
+    free(d->out);
+    for (size_t i = 0; i < d->n_peers; i++) {
+        free(d->peers[i].inflight.v);
+        free(d->peers[i].retry.v);
+    }
+    free(d->peers);
+    free(d->rbuf);
+    free(d);
+    *dp = NULL;
+}
+
+/* Packs f for peer `to`; sent only if the batch commits. */
+static void
+out_push(delivery_t *d, peer_t *to, const Ptibus__V1__Frame *f)
+{
+    if (!to->online)
+        return;
+    if (d->n_out == d->cap_out) {
+        size_t cap = d->cap_out ? d->cap_out * 2 : 64;
+        outframe_t *o = realloc(d->out, cap * sizeof *o);
+        if (o == NULL)
+            return;
+        d->out = o;
+        d->cap_out = cap;
+    }
+    pt_error_t err;
+    outframe_t *o = &d->out[d->n_out];
+    if (codec_pack(&f->base, SIZE_MAX, &o->buf, &o->len, &err) != 0)
+        return;
+    o->to = to;
+    d->n_out++;
+}
+
+static void
+session_reset(peer_t *pr)
+{
+    pr->inflight.n = 0;
+    pr->retry.n = 0;
+    pr->cursor = 0;
+    pr->more = true;
+}
+
+void
+delivery_hello(delivery_t *d, const char *partner, const uint8_t *rid, size_t rid_len,
+               uint32_t initial_credit, int64_t now_ms)
+{
+    peer_t *pr = peer_find(d, partner);
+    if (pr == NULL)
+        return;
+    session_reset(pr);
+    pr->online = true;
+    pr->rid_len = rid_len < sizeof pr->rid ? rid_len : sizeof pr->rid;
+    memcpy(pr->rid, rid, pr->rid_len);
+    pr->window = initial_credit;
+    pr->last_seen = now_ms;
+}
+
+void
+delivery_seen(delivery_t *d, const char *partner, int64_t now_ms)
+{
+    peer_t *pr = peer_find(d, partner);
+    if (pr)
+        pr->last_seen = now_ms;
+}
+
+void
+delivery_credit(delivery_t *d, const char *partner, uint32_t credit)
+{
+    peer_t *pr = peer_find(d, partner);
+    if (pr == NULL)
+        return;
+    uint64_t w = (uint64_t)pr->window + credit;
+    pr->window = w > UINT32_MAX ? UINT32_MAX : (uint32_t)w;
+}
+
+void
+delivery_routed(delivery_t *d, const char *const *recipients, size_t n, int64_t now_ms)
+{
+    (void)now_ms;
+    for (size_t i = 0; i < n; i++) {
+        peer_t *pr = peer_find(d, recipients[i]);
+        if (pr) {
+            pr->depth++;
+            pr->more = true;
+        }
+    }
+}
+
+void
+delivery_wake(delivery_t *d, const char *partner, uint64_t added)
+{
+    peer_t *pr = peer_find(d, partner);
+    if (pr) {
+        pr->more = true;
+        pr->depth += added;
+    }
+}
+
+/* ---- journal writes (into the batch transaction) ---- */
+
+static journal_txn_t *
+batch_txn(delivery_t *d)
+{
+    return d->io.txn(d->io.arg);
+}
+
+/* Reads the RECEIVED record seq into d->rbuf; NULL (and err) if it cannot. */
+static const journal_view_t *
+load_received(delivery_t *d, journal_txn_t *t, uint64_t seq, journal_view_t *v, pt_error_t *err)
+{
+    if (journal_txn_get(t, seq, v, &d->rbuf, &d->rcap, err) != 0)
+        return NULL;
+    if (v->kind != PT_REC_RECEIVED) {
+        pt_error_set(err, PT_ECORRUPT, NULL, "record %llu is not a RECEIVED record",
+                     (unsigned long long)seq);
+        return NULL;
+    }
+    return v;
+}
+
+/* Appends an outbound-trail record about message v for recipient pr. */
+static int
+trail(delivery_t *d, journal_txn_t *t, journal_kind_t kind, const peer_t *pr,
+      const journal_view_t *v, uint32_t attempt, const char *reason)
+{
+    journal_record_t rec = {.kind = kind,
+                            .partner = pr->p->id,
+                            .msg_type = v->msg_type,
+                            .message_id = v->message_id,
+                            .correlation_id = v->correlation_id,
+                            .ref_seq = v->seq,
+                            .attempt = attempt,
+                            .reason = reason};
+    uint64_t seq;
+    pt_error_t err;
+    int rc = journal_append(t, &rec, &seq, &err);
+    if (rc != 0)
+        d->io.fail(d->io.arg, rc, &err);
+    return rc;
+}
+
+static void
+send_receipt(delivery_t *d, const journal_view_t *v, const peer_t *recipient,
+             Ptibus__V1__ReceiptKind kind, int64_t at_ms, const char *reason)
+{
+    peer_t *sender = peer_find(d, v->partner);
+    if (sender == NULL || !sender->online)
+        return;
+    Ptibus__V1__Frame f = PTIBUS__V1__FRAME__INIT;
+    Ptibus__V1__Receipt r = PTIBUS__V1__RECEIPT__INIT;
+    r.message_id = (char *)v->message_id;
+    r.seq = v->seq;
+    r.recipient = (char *)recipient->p->id;
+    r.kind = kind;
+    r.at_ms = at_ms;
+    r.reason = (char *)(reason ? reason : "");
+    f.kind_case = PTIBUS__V1__FRAME__KIND_RECEIPT;
+    f.receipt = &r;
+    out_push(d, sender, &f);
+}
+
+static int64_t
+wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Moves message seq of pr to its dead-letter queue, journaled, with a receipt. */
+static void
+dead_letter(delivery_t *d, peer_t *pr, uint64_t seq, uint32_t attempts, const char *reason)
+{
+    journal_txn_t *t = batch_txn(d);
+    journal_view_t v;
+    pt_error_t err;
+    if (t == NULL)
+        return;
+    journal_queue_entry_t e;
+    if (journal_queue_get(t, pr->p->id, seq, &e) != 0)
+        return; /* already acknowledged or dead-lettered */
+    e.attempts = attempts > e.attempts ? attempts : e.attempts;
+    if (load_received(d, t, seq, &v, &err) == NULL) {
+        pt_log_error("delivery.dead", "recipient=%s seq=%llu: %s", pr->p->id,
+                     (unsigned long long)seq, err.msg);
+        return;
+    }
+    if (trail(d, t, PT_REC_DEAD_LETTERED, pr, &v, e.attempts, reason) != 0)
+        return;
+    int rc = journal_dead_add(t, pr->p->id, &e, &err);
+    if (rc != 0) {
+        d->io.fail(d->io.arg, rc, &err);
+        return;
+    }
+    pr->depth--;
+    pr->dead_lettered++;
+    pt_log_warn("delivery.dead", "recipient=%s seq=%llu message_id=%s dead-lettered: %s", pr->p->id,
+                (unsigned long long)seq, v.message_id, reason);
+    send_receipt(d, &v, pr, PTIBUS__V1__RECEIPT_KIND__RECEIPT_KIND_DEAD_LETTERED, wall_ms(),
+                 reason);
+}
+
+/* Journals attempt `attempt` of seq to pr and queues the Deliver frame. */
+static int
+deliver(delivery_t *d, peer_t *pr, uint64_t seq, uint32_t attempt, bool replay, int64_t now_ms)
+{
+    journal_txn_t *t = batch_txn(d);
+    journal_view_t v;
+    pt_error_t err;
+    if (t == NULL)
+        return -1;
+    if (load_received(d, t, seq, &v, &err) == NULL) {
+        pt_log_error("delivery.load", "recipient=%s seq=%llu: %s", pr->p->id,
+                     (unsigned long long)seq, err.msg);
+        dead_letter(d, pr, seq, attempt, "the journaled message cannot be read");
+        return 0;
+    }
+    journal_queue_entry_t e = {.seq = seq, .attempts = attempt, .replay = replay};
+    journal_queue_entry_t old;
+    if (journal_queue_get(t, pr->p->id, seq, &old) == 0)
+        e.enqueued_ms = old.enqueued_ms;
+    if (trail(d, t, PT_REC_DELIVERED, pr, &v, attempt, NULL) != 0)
+        return -1;
+    int rc = journal_queue_put(t, pr->p->id, &e, &err);
+    if (rc != 0) {
+        d->io.fail(d->io.arg, rc, &err);
+        return -1;
+    }
+    Ptibus__V1__Frame f = PTIBUS__V1__FRAME__INIT;
+    Ptibus__V1__Deliver dv = PTIBUS__V1__DELIVER__INIT;
+    dv.seq = seq;
+    dv.attempt = attempt;
+    dv.redelivery = attempt > 1;
+    dv.replay = replay;
+    dv.message_id = (char *)v.message_id;
+    dv.sender = (char *)v.partner;
+    dv.envelope.data = (uint8_t *)v.payload;
+    dv.envelope.len = v.payload_len;
+    f.kind_case = PTIBUS__V1__FRAME__KIND_DELIVER;
+    f.deliver = &dv;
+    out_push(d, pr, &f);
+    pending_msg_t m = {
+        .seq = seq, .attempt = attempt, .replay = replay, .due = now_ms + d->opt.ack_timeout_ms};
+    pr->delivered++;
+    return list_push(&pr->inflight, &m);
+}
+
+/* ---- acknowledgements and receipts ---- */
+
+static void
+forget(peer_t *pr, uint64_t seq)
+{
+    pending_msg_t *m = list_find(&pr->inflight, seq);
+    if (m)
+        list_remove(&pr->inflight, m);
+    m = list_find(&pr->retry, seq);
+    if (m)
+        list_remove(&pr->retry, m);
+}
+
+static void
+acknowledge(delivery_t *d, peer_t *pr, uint64_t seq)
+{
+    journal_txn_t *t = batch_txn(d);
+    journal_view_t v;
+    journal_queue_entry_t e;
+    pt_error_t err;
+    if (t == NULL)
+        return;
+    if (journal_queue_get(t, pr->p->id, seq, &e) != 0) {
+        pt_log_debug("delivery.ack", "recipient=%s seq=%llu: nothing to acknowledge", pr->p->id,
+                     (unsigned long long)seq);
+        return;
+    }
+    if (load_received(d, t, seq, &v, &err) == NULL) {
+        pt_log_error("delivery.ack", "recipient=%s seq=%llu: %s", pr->p->id,
+                     (unsigned long long)seq, err.msg);
+        return;
+    }
+    if (trail(d, t, PT_REC_ACKNOWLEDGED, pr, &v, e.attempts, NULL) != 0)
+        return;
+    int rc = journal_queue_remove(t, pr->p->id, seq, &err);
+    if (rc != 0) {
+        d->io.fail(d->io.arg, rc, &err);
+        return;
+    }
+    pr->depth--;
+    pr->acknowledged++;
+    send_receipt(d, &v, pr, PTIBUS__V1__RECEIPT_KIND__RECEIPT_KIND_ACKNOWLEDGED, wall_ms(), NULL);
+}
+
+void
+delivery_ack(delivery_t *d, const char *partner, const Ptibus__V1__DeliverAck *ack, int64_t now_ms)
+{
+    peer_t *pr = peer_find(d, partner);
+    if (pr == NULL)
+        return;
+    pr->last_seen = now_ms;
+    pending_msg_t *m = list_find(&pr->inflight, ack->seq);
+    uint32_t attempts = m ? m->attempt : 0;
+    forget(pr, ack->seq);
+    if (ack->status == PTIBUS__V1__DELIVER_ACK_STATUS__DELIVER_ACK_STATUS_CANNOT_PROCESS) {
+        char reason[300];
+        snprintf(reason, sizeof reason, "recipient cannot process it: %.256s",
+                 ack->reason && ack->reason[0] ? ack->reason : "(no reason given)");
+        dead_letter(d, pr, ack->seq, attempts, reason);
+    } else {
+        acknowledge(d, pr, ack->seq);
+    }
+}
+
+typedef struct receipt_ctx {
+    delivery_t *d;
+    peer_t *sender;
+    journal_txn_t *t;
+} receipt_ctx_t;
+
+/* Re-sends one receipt when record seq is an acknowledgement or dead letter of a
+ * message that the requesting sender sent. */
+static void
+receipt_again(receipt_ctx_t *c, uint64_t seq)
+{
+    journal_view_t v, orig;
+    pt_error_t err;
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    if (journal_get(c->d->journal, seq, &v, &buf, &cap, &err) == 0 &&
+        (v.kind == PT_REC_ACKNOWLEDGED || v.kind == PT_REC_DEAD_LETTERED)) {
+        peer_t *recipient = peer_find(c->d, v.partner);
+        journal_view_t *o =
+            recipient ? (journal_view_t *)load_received(c->d, c->t, v.ref_seq, &orig, &err) : NULL;
+        if (o && strcmp(o->partner, c->sender->p->id) == 0)
+            send_receipt(c->d, o, recipient,
+                         v.kind == PT_REC_ACKNOWLEDGED
+                             ? PTIBUS__V1__RECEIPT_KIND__RECEIPT_KIND_ACKNOWLEDGED
+                             : PTIBUS__V1__RECEIPT_KIND__RECEIPT_KIND_DEAD_LETTERED,
+                         v.time_ms, v.reason);
+    }
+    free(buf);
+}
+
+void
+delivery_receipt_request(delivery_t *d, const char *partner, const char *message_id)
+{
+    receipt_ctx_t c = {.d = d, .sender = peer_find(d, partner), .t = batch_txn(d)};
+    uint64_t *seqs = NULL;
+    size_t n = 0;
+    pt_error_t err;
+    if (c.sender == NULL || c.t == NULL ||
+        journal_find_message(d->journal, message_id, &seqs, &n, &err) != 0)
+        return;
+    for (size_t i = 0; i < n; i++)
+        receipt_again(&c, seqs[i]);
+    free(seqs);
+}
+
+/* ---- the pump ---- */
+
+/* Delay before attempt `done + 1`: initial * 2^(done-1), capped, plus up to 25 %
+ * jitter so that recipients coming back together do not get retries in lockstep. */
+static int64_t
+backoff_ms(const delivery_options_t *o, uint32_t done)
+{
+    uint64_t delay = o->backoff_initial_ms;
+    for (uint32_t i = 1; i < done && delay < o->backoff_max_ms; i++)
+        delay *= 2;
+    if (delay > o->backoff_max_ms)
+        delay = o->backoff_max_ms;
+    return (int64_t)(delay + randombytes_uniform((uint32_t)(delay / 4 + 1)));
+}
+
+/* In-flight deliveries past their deadline go to the retry list, or die. */
+static void
+expire(delivery_t *d, peer_t *pr, int64_t now_ms)
+{
+    for (size_t i = 0; i < pr->inflight.n;) {
+        pending_msg_t m = pr->inflight.v[i];
+        if (m.due > now_ms) {
+            i++;
+            continue;
+        }
+        list_remove(&pr->inflight, &pr->inflight.v[i]);
+        if (m.attempt >= d->opt.max_attempts) {
+            char reason[96];
+            snprintf(reason, sizeof reason, "no acknowledgement after %u attempts", m.attempt);
+            dead_letter(d, pr, m.seq, m.attempt, reason);
+            continue;
+        }
+        pt_log_info("delivery.timeout", "recipient=%s seq=%llu attempt=%u: no ack, will retry",
+                    pr->p->id, (unsigned long long)m.seq, m.attempt);
+        m.due = now_ms + backoff_ms(&d->opt, m.attempt);
+        list_push(&pr->retry, &m);
+    }
+}
+
+static bool
+has_room(const peer_t *pr)
+{
+    return pr->online && pr->inflight.n < pr->window;
+}
+
+static void
+pump_retries(delivery_t *d, peer_t *pr, int64_t now_ms)
+{
+    for (size_t i = 0; i < pr->retry.n && has_room(pr);) {
+        pending_msg_t m = pr->retry.v[i];
+        if (m.due > now_ms) {
+            i++;
+            continue;
+        }
+        list_remove(&pr->retry, &pr->retry.v[i]);
+        if (deliver(d, pr, m.seq, m.attempt + 1, m.replay, now_ms) != 0)
+            return;
+    }
+}
+
+/* First deliveries, in queue (journal) order, as far as the window allows. */
+static void
+pump_queue(delivery_t *d, peer_t *pr, int64_t now_ms)
+{
+    journal_queue_entry_t e[LIST_CHUNK];
+    while (pr->more && has_room(pr)) {
+        journal_txn_t *t = batch_txn(d);
+        size_t want = pr->window - pr->inflight.n, n;
+        pt_error_t err;
+        if (t == NULL)
+            return;
+        if (want > LIST_CHUNK)
+            want = LIST_CHUNK;
+        int rc = journal_queue_list_txn(t, pr->p->id, pr->cursor, e, want, &n, &err);
+        if (rc != 0) {
+            d->io.fail(d->io.arg, rc, &err);
+            return;
+        }
+        if (n < want)
+            pr->more = false;
+        for (size_t i = 0; i < n; i++) {
+            pr->cursor = e[i].seq;
+            if (list_find(&pr->retry, e[i].seq) || list_find(&pr->inflight, e[i].seq))
+                continue;
+            if (deliver(d, pr, e[i].seq, e[i].attempts + 1, e[i].replay, now_ms) != 0)
+                return;
+        }
+    }
+}
+
+static void
+check_liveness(delivery_t *d, peer_t *pr, int64_t now_ms)
+{
+    if (!pr->online || now_ms - pr->last_seen <= (int64_t)d->opt.peer_timeout_ms)
+        return;
+    pt_log_warn("delivery.offline", "partner=%s silent for %lld ms: offline, %zu in flight",
+                pr->p->id, (long long)(now_ms - pr->last_seen), pr->inflight.n);
+    pr->online = false;
+}
+
+void
+delivery_pump(delivery_t *d, int64_t now_ms)
+{
+    for (size_t i = 0; i < d->n_peers; i++) {
+        peer_t *pr = &d->peers[i];
+        check_liveness(d, pr, now_ms);
+        expire(d, pr, now_ms);
+        pump_retries(d, pr, now_ms);
+        pump_queue(d, pr, now_ms);
+    }
+}
+
+void
+delivery_flush(delivery_t *d, bool committed)
+{
+    if (committed) {
+        for (size_t i = 0; i < d->n_out; i++) {
+            outframe_t *o = &d->out[i];
+            if (o->to->online &&
+                d->io.send(d->io.arg, o->to->rid, o->to->rid_len, o->buf, o->len) != 0) {
+                pt_log_warn("delivery.unreachable", "partner=%s unreachable: offline",
+                            o->to->p->id);
+                o->to->online = false;
+            }
+        }
+        out_clear(d);
+        return;
+    }
+    /* The batch is lost: the durable queues did not change, start over from them. */
+    out_clear(d);
+    pt_error_t err;
+    for (size_t i = 0; i < d->n_peers; i++)
+        session_reset(&d->peers[i]);
+    if (count_depths(d, &err) != 0)
+        pt_log_error("delivery.recount", "%s", err.msg);
+}
+
+int64_t
+delivery_next_due(const delivery_t *d)
+{
+    int64_t next = -1;
+    for (size_t i = 0; i < d->n_peers; i++) {
+        const peer_t *pr = &d->peers[i];
+        const pending_list_t *lists[] = {&pr->inflight, &pr->retry};
+        for (size_t l = 0; l < 2; l++)
+            for (size_t k = 0; k < lists[l]->n; k++)
+                if (next < 0 || lists[l]->v[k].due < next)
+                    next = lists[l]->v[k].due;
+        if (pr->online && pr->more && pr->inflight.n < pr->window)
+            return 0;
+    }
+    return next;
+}
+
+size_t
+delivery_peer_count(const delivery_t *d)
+{
+    return d->n_peers;
+}
+
+void
+delivery_peer_stats(const delivery_t *d, size_t i, delivery_peer_stats_t *out)
+{
+    const peer_t *pr = &d->peers[i];
+    journal_queue_entry_t first;
+    size_t n = 0;
+    pt_error_t err;
+    out->partner = pr->p->id;
+    out->online = pr->online;
+    out->window = pr->window;
+    out->in_flight = (uint32_t)pr->inflight.n;
+    out->retrying = (uint32_t)pr->retry.n;
+    out->depth = pr->depth;
+    out->oldest_ms = 0;
+    if (pr->depth && journal_queue_list(d->journal, pr->p->id, 0, &first, 1, &n, &err) == 0 &&
+        n == 1)
+        out->oldest_ms = first.enqueued_ms;
+    out->delivered = pr->delivered;
+    out->acknowledged = pr->acknowledged;
+    out->dead_lettered = pr->dead_lettered;
+}

@@ -1,0 +1,106 @@
+/* delivery: store-and-forward delivery to recipients. For each partner it keeps the
+ * session (routing id, liveness), the credit window, the deliveries in flight and
+ * those waiting for a retry. Deliveries follow the journal's per-recipient queues in
+ * sequence order; every attempt is journaled (DELIVERED), every acknowledgement too
+ * (ACKNOWLEDGED, and the queue entry removed in the same transaction); no
+ * acknowledgement within the ack timeout means a redelivery after an exponential
+ * backoff with jitter, and after max_attempts, or a recipient's CANNOT_PROCESS, the
+ * message is dead-lettered (DEAD_LETTERED) so it never blocks the ones behind it.
+ * Senders get a Receipt for each acknowledgement and dead letter.
+ * All journal writes go into the caller's batch transaction; the frames produced are
+ * held until delivery_flush() is told the batch committed. */
+#ifndef PT_DELIVERY_H
+#define PT_DELIVERY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bconfig.h"
+#include "err.h"
+#include "journal.h"
+#include "ptibus/v1/protocol.pb-c.h"
+
+typedef struct delivery delivery_t;
+
+typedef struct delivery_options {
+    uint32_t ack_timeout_ms;     /* no DeliverAck within this: redeliver */
+    uint32_t max_attempts;       /* then dead-letter */
+    uint32_t backoff_initial_ms; /* delay before the 2nd attempt, doubled each time */
+    uint32_t backoff_max_ms;
+    uint32_t peer_timeout_ms; /* no frame from a connected partner for this long: offline */
+} delivery_options_t;
+
+/* Sends one frame to a routing id; returns 0, or -1 when the peer is unreachable. */
+typedef int (*delivery_send_fn)(void *arg, const uint8_t *rid, size_t rid_len, const uint8_t *buf,
+                                size_t len);
+
+/* Returns the batch's write transaction (NULL if the batch has failed). */
+typedef journal_txn_t *(*delivery_txn_fn)(void *arg);
+/* Reports a journal write failure: the batch is lost. */
+typedef void (*delivery_fail_fn)(void *arg, int rc, const pt_error_t *err);
+
+typedef struct delivery_io {
+    delivery_send_fn send;
+    delivery_txn_fn txn;
+    delivery_fail_fn fail;
+    void *arg;
+} delivery_io_t;
+
+/* j and cfg are borrowed. Counts the durable queues for the metrics. Caller owns *out. */
+int delivery_new(journal_t *j, const bconfig_t *cfg, const delivery_options_t *opts,
+                 const delivery_io_t *io, delivery_t **out, pt_error_t *err);
+void delivery_destroy(delivery_t **d);
+
+/* A partner's Hello: its session starts over from the head of its queue (deliveries in
+ * flight on an earlier connection will be redelivered). */
+void delivery_hello(delivery_t *d, const char *partner, const uint8_t *rid, size_t rid_len,
+                    uint32_t initial_credit, int64_t now_ms);
+
+/* Any frame from a partner proves it alive. */
+void delivery_seen(delivery_t *d, const char *partner, int64_t now_ms);
+
+/* Credit(n): n more deliveries may be in flight. */
+void delivery_credit(delivery_t *d, const char *partner, uint32_t credit);
+
+/* A DeliverAck from partner. */
+void delivery_ack(delivery_t *d, const char *partner, const Ptibus__V1__DeliverAck *ack,
+                  int64_t now_ms);
+
+/* A ReceiptRequest from partner (the sender): its receipts for message_id again. */
+void delivery_receipt_request(delivery_t *d, const char *partner, const char *message_id);
+
+/* A message was accepted for these recipients (in the current batch). */
+void delivery_routed(delivery_t *d, const char *const *recipients, size_t n, int64_t now_ms);
+
+/* Delivers what credit allows, handles expired acks and due retries. */
+void delivery_pump(delivery_t *d, int64_t now_ms);
+
+/* After the batch: committed → sends the frames produced; otherwise drops them and
+ * forgets in-memory progress (the durable queues are the truth). */
+void delivery_flush(delivery_t *d, bool committed);
+
+/* The next time (ms, same clock as now_ms) something is due, or -1 if nothing. */
+int64_t delivery_next_due(const delivery_t *d);
+
+/* Per-partner view for metrics and the admin socket. */
+typedef struct delivery_peer_stats {
+    const char *partner;
+    bool online;
+    uint32_t window;
+    uint32_t in_flight;
+    uint32_t retrying;
+    uint64_t depth;     /* durable queue entries */
+    int64_t oldest_ms;  /* wall-clock enqueue time of the oldest entry, 0 if empty */
+    uint64_t delivered; /* since start */
+    uint64_t acknowledged;
+    uint64_t dead_lettered;
+} delivery_peer_stats_t;
+
+size_t delivery_peer_count(const delivery_t *d);
+void delivery_peer_stats(const delivery_t *d, size_t i, delivery_peer_stats_t *out);
+
+/* Admin: the recipient's queue got entries outside the ingest path (requeue, replay). */
+void delivery_wake(delivery_t *d, const char *partner, uint64_t added);
+
+#endif
