@@ -12,6 +12,7 @@
 #include "codec.h"
 #include "config.h"
 #include "keys.h"
+#include "routecfg.h"
 
 #define KiB (UINT64_C(1) << 10)
 #define MiB (UINT64_C(1) << 20)
@@ -35,16 +36,17 @@ static int parse_limits(bload_t *ld);
 static int parse_metrics(bload_t *ld);
 static int parse_partners(bload_t *ld);
 static int parse_admin(bload_t *ld);
+static int parse_routes(bload_t *ld);
 
-/* Top-level sections, parsed in this order (admin after partners: admin keys are
- * checked against the partner keys). Part 2 adds {"routes", parse_routes}. */
+/* Top-level sections, parsed in this order (admin and routes after partners: admin
+ * keys are checked against the partner keys, routes name partners). */
 static const struct {
     const char *key;
     section_fn parse;
 } sections[] = {
     {"listen", parse_listen}, {"journal", parse_journal}, {"keys", parse_keys},
     {"limits", parse_limits}, {"metrics", parse_metrics}, {"partners", parse_partners},
-    {"admin", parse_admin},
+    {"admin", parse_admin},   {"routes", parse_routes},
 };
 
 #define N_SECTIONS (sizeof sections / sizeof sections[0])
@@ -338,15 +340,25 @@ unknown_type_error(bload_t *ld, const config_node_t *n, const char *type)
                         "\"%.40s\" is not a message type (valid: %s)", type, list);
 }
 
+static bool
+list_has(char *const *list, size_t n, const char *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i], s) == 0)
+            return true;
+    return false;
+}
+
+/* A partner's list of message types under key (may_send, subscribe). */
 static int
-parse_may_send(bload_t *ld, const config_node_t *pmap, bconfig_partner_t *p)
+parse_type_list(bload_t *ld, const config_node_t *pmap, const char *key, char ***list, size_t *len)
 {
     const config_node_t *seq = NULL;
-    int rc = config_get_seq(ld->doc, pmap, "may_send", false, &seq, ld->err);
+    int rc = config_get_seq(ld->doc, pmap, key, false, &seq, ld->err);
     size_t n = seq ? config_node_len(seq) : 0;
     if (rc != 0 || n == 0)
         return rc;
-    if ((p->may_send = calloc(n, sizeof *p->may_send)) == NULL)
+    if ((*list = calloc(n, sizeof **list)) == NULL)
         return oom(ld);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         const config_node_t *item = config_node_at(seq, i);
@@ -355,10 +367,10 @@ parse_may_send(bload_t *ld, const config_node_t *pmap, bconfig_partner_t *p)
             break;
         if (codec_envelope_case(type) == PTIBUS__V1__ENVELOPE__BODY__NOT_SET)
             return unknown_type_error(ld, item, type);
-        if (bconfig_may_send(p, type))
+        if (list_has(*list, *len, type))
             return config_error(ld->doc, item, PT_ECONFIG, ld->err, "\"%s\" is listed twice", type);
-        if ((rc = dup_string(ld, type, &p->may_send[i])) == 0)
-            p->n_may_send++;
+        if ((rc = dup_string(ld, type, &(*list)[i])) == 0)
+            (*len)++;
     }
     return rc;
 }
@@ -366,8 +378,8 @@ parse_may_send(bload_t *ld, const config_node_t *pmap, bconfig_partner_t *p)
 static int
 parse_partner(bload_t *ld, const config_node_t *partners, size_t idx)
 {
-    static const char *const allowed[] = {"id",       "name", "public_key", "public_key_file",
-                                          "may_send", NULL};
+    static const char *const allowed[] = {"id",       "name",      "public_key", "public_key_file",
+                                          "may_send", "subscribe", NULL};
     const config_node_t *pmap = config_node_at(partners, idx);
     bconfig_partner_t *p = &ld->cfg->partners[idx];
     int rc = config_check_keys(ld->doc, pmap, allowed, ld->err);
@@ -380,7 +392,9 @@ parse_partner(bload_t *ld, const config_node_t *partners, size_t idx)
     if (rc == 0)
         rc = check_partner_key_unique(ld, partners, idx);
     if (rc == 0)
-        rc = parse_may_send(ld, pmap, p);
+        rc = parse_type_list(ld, pmap, "may_send", &p->may_send, &p->n_may_send);
+    if (rc == 0)
+        rc = parse_type_list(ld, pmap, "subscribe", &p->subscribe, &p->n_subscribe);
     return rc;
 }
 
@@ -450,6 +464,14 @@ parse_admin(bload_t *ld)
             ld->cfg->n_admin_keys++;
     }
     return rc;
+}
+
+/* ---- routes ---------------------------------------------------------------- */
+
+static int
+parse_routes(bload_t *ld)
+{
+    return routecfg_parse(ld->doc, ld->root, ld->cfg, ld->err);
 }
 
 /* ---- load ------------------------------------------------------------------ */
@@ -539,6 +561,9 @@ partner_fini(bconfig_partner_t *p)
     for (size_t i = 0; i < p->n_may_send; i++)
         free(p->may_send[i]);
     free(p->may_send);
+    for (size_t i = 0; i < p->n_subscribe; i++)
+        free(p->subscribe[i]);
+    free(p->subscribe);
     free(p->id);
     free(p->name);
 }
@@ -551,6 +576,7 @@ bconfig_destroy(bconfig_t **cfg)
     bconfig_t *c = *cfg;
     for (size_t i = 0; i < c->n_partners; i++)
         partner_fini(&c->partners[i]);
+    routecfg_free(c);
     free(c->partners);
     free(c->admin_keys);
     char *strings[] = {c->path,
@@ -588,8 +614,11 @@ bconfig_partner_by_id(const bconfig_t *cfg, const char *id)
 bool
 bconfig_may_send(const bconfig_partner_t *p, const char *msg_type)
 {
-    for (size_t i = 0; i < p->n_may_send; i++)
-        if (strcmp(p->may_send[i], msg_type) == 0)
-            return true;
-    return false;
+    return list_has(p->may_send, p->n_may_send, msg_type);
+}
+
+bool
+bconfig_subscribes(const bconfig_partner_t *p, const char *msg_type)
+{
+    return list_has(p->subscribe, p->n_subscribe, msg_type);
 }

@@ -1,7 +1,8 @@
 /* bconfig: the broker's configuration (listen endpoints, journal, key files, limits,
- * partners and what each may send), loaded once from YAML through common/config and
- * read-only afterwards. Every rejection names the file, line and key. Relative file
- * paths are resolved against the directory of the configuration file. */
+ * partners, what each may send and subscribes to, and the routes), loaded once from YAML
+ * through common/config and read-only afterwards. Every rejection names the file, line
+ * and key. Relative file paths are resolved against the directory of the configuration
+ * file. The routes are compiled here (broker/routecfg.c) and evaluated by broker/router. */
 #ifndef PT_BCONFIG_H
 #define PT_BCONFIG_H
 
@@ -9,7 +10,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <protobuf-c/protobuf-c.h>
+
 #include "err.h"
+#include "ptibus/v1/envelope.pb-c.h"
 
 #define PT_PARTNER_ID_MAX 32
 
@@ -19,7 +23,53 @@ typedef struct bconfig_partner {
     uint8_t public_key[32]; /* CURVE public key: `public_key: "<Z85>"` or `public_key_file:` */
     char **may_send;        /* envelope body case names ("referral", ...), all valid */
     size_t n_may_send;
+    char **subscribe; /* types received by broadcast (routes with to_subscribers) */
+    size_t n_subscribe;
 } bconfig_partner_t;
+
+/* Most names in a route's field path ("person.payer" is 2). */
+#define PT_ROUTE_DEPTH_MAX 4
+
+/* A field path compiled against the body message's descriptor: chain[0..depth-1] are
+ * fields of successive messages, the last one a non-repeated scalar (enum, string, bool
+ * or integer). depth == 0 means "no field". The descriptors are protobuf-c's static
+ * ones (borrowed for the program's life). */
+typedef struct bconfig_field {
+    char *path; /* "<type>.<path as written>", e.g. "sanction.person.payer" */
+    const ProtobufCFieldDescriptor *chain[PT_ROUTE_DEPTH_MAX];
+    size_t depth;
+} bconfig_field_t;
+
+/* A constant compared with a field's value: str for string fields (owned), num for the
+ * others (enum and signed values as int64_t bits, bools as 0/1). */
+typedef struct bconfig_value {
+    char *str;
+    uint64_t num;
+} bconfig_value_t;
+
+/* One entry of a by_field map: when the field equals value, deliver to partner. */
+typedef struct bconfig_route_map {
+    bconfig_value_t value;
+    size_t partner; /* index in bconfig_t.partners */
+} bconfig_route_map_t;
+
+/* One rule of `routes:`. A message of type body_case for which `when` holds (or that has
+ * no `when`) goes to the union of every target the rule names. */
+typedef struct bconfig_route {
+    unsigned line;                       /* of the rule in the file */
+    Ptibus__V1__Envelope__BodyCase body; /* the message type */
+    bconfig_field_t when;                /* depth 0: the rule always applies */
+    bconfig_value_t *when_values;        /* `equals` (one) or `in` (several) */
+    size_t n_when_values;
+    size_t *to; /* partner indexes */
+    size_t n_to;
+    bconfig_field_t to_field; /* a string field holding a partner id; depth 0: none */
+    bconfig_field_t by_field; /* depth 0: none */
+    bconfig_route_map_t *by_map;
+    size_t n_by_map;
+    bool to_subscribers;       /* the partners whose subscribe lists the type */
+    bool to_correlated_sender; /* the sender of the message named by correlation_id */
+} bconfig_route_t;
 
 typedef struct bconfig {
     char *path;                      /* the file loaded (or the name given to load_buffer) */
@@ -39,6 +89,8 @@ typedef struct bconfig {
     bool unsafe_ack_before_fsync;    /* default false; journal.unsafe_ack_before_fsync */
     bconfig_partner_t *partners;
     size_t n_partners;
+    bconfig_route_t *routes; /* in file order; empty when `routes:` is absent */
+    size_t n_routes;
     uint8_t (*admin_keys)[32]; /* CURVE public keys allowed on the admin socket */
     size_t n_admin_keys;
 } bconfig_t;
@@ -63,5 +115,8 @@ const bconfig_partner_t *bconfig_partner_by_id(const bconfig_t *cfg, const char 
 
 /* True when p may send messages of type msg_type (an envelope body case name). */
 bool bconfig_may_send(const bconfig_partner_t *p, const char *msg_type);
+
+/* True when p's subscribe list has msg_type. */
+bool bconfig_subscribes(const bconfig_partner_t *p, const char *msg_type);
 
 #endif

@@ -189,6 +189,14 @@ test_deploy_example(void **state)
     assert_true(bconfig_may_send(bconfig_partner_by_id(cfg, "region"), "training_offer"));
     assert_true(bconfig_may_send(bconfig_partner_by_id(cfg, "ml_sud"), "reorientation_request"));
     assert_false(bconfig_may_send(bconfig_partner_by_id(cfg, "caf"), "sanction"));
+    /* Everyone but the Région subscribes to training offers; routes are checked in
+     * test_router. */
+    for (size_t i = 0; i < sizeof partners / sizeof partners[0]; i++) {
+        const bconfig_partner_t *p = bconfig_partner_by_id(cfg, partners[i]);
+        assert_int_equal(bconfig_subscribes(p, "training_offer"), strcmp(p->id, "region") != 0);
+        assert_false(bconfig_subscribes(p, "sanction"));
+    }
+    assert_int_equal(cfg->n_routes, 9);
     bconfig_destroy(&cfg);
 
     /* A missing partner key file is named with the line that refers to it. */
@@ -196,7 +204,7 @@ test_deploy_example(void **state)
     assert_int_equal(remove(want), 0);
     assert_int_not_equal(bconfig_load(path, &cfg, &err), 0);
     assert_null(cfg);
-    assert_non_null(strstr(err.msg, "broker.yaml:94: partners[3].public_key_file: "));
+    assert_non_null(strstr(err.msg, "broker.yaml:100: partners[3].public_key_file: "));
     assert_non_null(strstr(err.msg, "keys/msa.pub: cannot open the key file"));
     tu_rmtree(dir);
 }
@@ -209,9 +217,6 @@ typedef struct reject_case {
 static const reject_case_t rejects[] = {
     {"", "b.yaml: the configuration is empty"},
     {"- a\n", "b.yaml:1: expected a mapping (key: value), found a list"},
-    {HEAD "routes: []\n" PARTNERS,
-     "b.yaml:7: routes: unknown key (expected one of: listen, journal, keys, limits, metrics, "
-     "partners, admin)"},
     {"journal:\n  max_size: 1GiB\n", "b.yaml:2: journal.dir: missing required key"},
     {"journal: {dir: j}\n" PARTNERS, "b.yaml:1: keys: missing required key"},
     {HEAD, "b.yaml:1: partners: missing required key"},
@@ -240,14 +245,14 @@ static const reject_case_t rejects[] = {
      "b.yaml:8: metrics.listen: \"127.0.0.1:99999\" is not HOST:PORT (e.g. 127.0.0.1:9400)"},
     {HEAD "keys2: {}\n",
      "b.yaml:7: keys2: unknown key (expected one of: listen, journal, keys, limits, metrics, "
-     "partners, admin)"},
+     "partners, admin, routes)"},
     {HEAD "partners:\n  - id: CAF\n    public_key: \"" KEY_A "\"\n",
      "b.yaml:8: partners[0].id: \"CAF\" is not a valid partner id (1 to 32 of a-z, 0-9 and _)"},
     {HEAD "partners:\n  - name: x\n    public_key: \"" KEY_A "\"\n",
      "b.yaml:8: partners[0].id: missing required key"},
     {HEAD "partners:\n  - id: caf\n    publickey: \"" KEY_A "\"\n",
      "b.yaml:9: partners[0].publickey: unknown key (expected one of: id, name, public_key, "
-     "public_key_file, may_send)"},
+     "public_key_file, may_send, subscribe)"},
     {HEAD "partners:\n  - id: caf\n    may_send: []\n",
      "b.yaml:8: partners[0]: missing public_key or public_key_file"},
     {HEAD "partners:\n  - id: caf\n    public_key: \"" KEY_A "\"\n    public_key_file: k.pub\n",
@@ -285,6 +290,152 @@ static const reject_case_t rejects[] = {
                      "parsing a flow node"},
 };
 
+/* Line 14; the first rule starts on line 15. */
+#define ROUTES HEAD PARTNERS "routes:\n"
+
+/* Rules for the types the PARTNERS may send (the loader wants each type routed). */
+#define BASE_RULES                                                                                 \
+    "  - type: beneficiary_event\n"                                                                \
+    "    to: [departement]\n"                                                                      \
+    "  - type: orientation\n"                                                                      \
+    "    to: [caf]\n"                                                                              \
+    "  - type: sanction\n"                                                                         \
+    "    to: [caf]\n"
+
+#define TYPES                                                                                      \
+    "orientation, reorientation_request, reorientation_answer, referral, referral_status, "        \
+    "sanction, training_offer, beneficiary_event"
+
+static const reject_case_t route_rejects[] = {
+    {ROUTES "  - type: sanctions\n    to: [caf]\n",
+     "b.yaml:15: routes[0].type: \"sanctions\" is not a message type (valid: " TYPES ")"},
+    {ROUTES "  - to: [caf]\n", "b.yaml:15: routes[0].type: missing required key"},
+    {ROUTES "  - type: sanction\n    too: [caf]\n",
+     "b.yaml:16: routes[0].too: unknown key (expected one of: type, when, to, to_field, by_field, "
+     "to_subscribers, to_correlated_sender)"},
+    {ROUTES "  - sanction\n", "b.yaml:15: routes[0]: expected a mapping (key: value), found a "
+                              "single value"},
+    {ROUTES "  - type: sanction\n    when: {field: phase2, equals: X}\n    to: [caf]\n",
+     "b.yaml:16: routes[0].when.field: \"phase2\" is not a field of sanction: ptibus.v1.Sanction "
+     "has no field \"phase2\""},
+    {ROUTES "  - type: sanction\n    by_field: {field: person.payr, map: {PAYER_CAF: caf}}\n",
+     "b.yaml:16: routes[0].by_field.field: \"person.payr\" is not a field of sanction: "
+     "ptibus.v1.PersonRef has no field \"payr\""},
+    {ROUTES "  - type: sanction\n    when: {field: phase.x, equals: X}\n    to: [caf]\n",
+     "b.yaml:16: routes[0].when.field: \"phase.x\": phase is not a message"},
+    {ROUTES "  - type: sanction\n    when: {field: person..payer, equals: X}\n    to: [caf]\n",
+     "b.yaml:16: routes[0].when.field: \"person..payer\" is not a field path (names separated by "
+     "dots, e.g. person.payer)"},
+    {ROUTES "  - type: sanction\n    when: {field: person.payer.a.b, equals: X}\n",
+     "b.yaml:16: routes[0].when.field: \"person.payer.a.b\": payer is not a message"},
+    {ROUTES "  - type: referral\n    to_field: target_org\n",
+     "b.yaml:16: routes[0].to_field: \"target_org\" is of type message; routes compare enums, "
+     "strings, booleans and integers"},
+    {ROUTES "  - type: referral\n    to_field: person.payer\n",
+     "b.yaml:16: routes[0].to_field: \"person.payer\" is of type enum; to_field needs a string "
+     "field holding a partner id"},
+    {ROUTES "  - type: training_offer\n    to_field: formacode\n",
+     "b.yaml:16: routes[0].to_field: \"formacode\": formacode is a list; a route needs a single "
+     "value"},
+    {ROUTES "  - type: sanction\n    by_field:\n      field: person.payer\n"
+            "      map: {PAYER_CAF: caf, PAYER_XYZ: departement}\n",
+     "b.yaml:18: routes[0].by_field.map: \"PAYER_XYZ\" is not a value of ptibus.v1.Payer "
+     "(PAYER_UNSPECIFIED, PAYER_CAF, PAYER_MSA)"},
+    {ROUTES "  - type: sanction\n    by_field:\n      field: person.payer\n"
+            "      map:\n        PAYER_CAF: caf\n        PAYER_MSA: msa\n",
+     "b.yaml:20: routes[0].by_field.map.PAYER_MSA: \"msa\" is not a configured partner "
+     "(partners: caf, departement)"},
+    {ROUTES "  - type: sanction\n    by_field: {field: person.payer}\n",
+     "b.yaml:16: routes[0].by_field.map: missing required key"},
+    {ROUTES "  - type: sanction\n    by_field: {field: person.payer, map: {}}\n",
+     "b.yaml:16: routes[0].by_field.map: the map is empty"},
+    {ROUTES "  - type: sanction\n    by_field: {field: stage, map: {\"1\": caf, \"01\": caf}}\n",
+     "b.yaml:16: routes[0].by_field.map: \"01\" is the same value as line 16"},
+    {ROUTES "  - type: sanction\n    when: {field: phase, equals: PROPOSAL}\n    to: [caf]\n",
+     "b.yaml:16: routes[0].when.equals: \"PROPOSAL\" is not a value of ptibus.v1.SanctionPhase "
+     "(SANCTION_PHASE_UNSPECIFIED, SANCTION_PHASE_PROPOSAL, SANCTION_PHASE_DECISION)"},
+    {ROUTES "  - type: sanction\n    when:\n      field: phase\n      in:\n"
+            "        - SANCTION_PHASE_PROPOSAL\n        - 2\n    to: [caf]\n",
+     "b.yaml:20: routes[0].when.in[1]: \"2\" is not a value of ptibus.v1.SanctionPhase "
+     "(SANCTION_PHASE_UNSPECIFIED, SANCTION_PHASE_PROPOSAL, SANCTION_PHASE_DECISION)"},
+    {ROUTES "  - type: sanction\n    when: {field: phase, in: []}\n    to: [caf]\n",
+     "b.yaml:16: routes[0].when.in: the list is empty"},
+    {ROUTES "  - type: sanction\n    when: {field: phase}\n    to: [caf]\n",
+     "b.yaml:16: routes[0].when: needs equals or in"},
+    {ROUTES "  - type: sanction\n    when: {field: stage, equals: 1, in: [2]}\n    to: [caf]\n",
+     "b.yaml:16: routes[0].when.in: give either equals or in, not both"},
+    {ROUTES "  - type: sanction\n    when: {equals: 1}\n    to: [caf]\n",
+     "b.yaml:16: routes[0].when.field: missing required key"},
+    {ROUTES "  - type: sanction\n    when: {field: stage, equals: -1}\n    to: [caf]\n",
+     "b.yaml:16: routes[0].when.equals: \"-1\" is not a uint32"},
+    {ROUTES "  - type: sanction\n    when: {field: stage, equals: 4294967296}\n    to: [caf]\n",
+     "b.yaml:16: routes[0].when.equals: \"4294967296\" is not a uint32"},
+    {ROUTES "  - type: training_offer\n    when: {field: certifying, equals: yes}\n"
+            "    to: [caf]\n",
+     "b.yaml:16: routes[0].when.equals: \"yes\" is not a boolean (use true or false)"},
+    {ROUTES "  - type: sanction\n    to: [caf, cafe]\n",
+     "b.yaml:16: routes[0].to[1]: \"cafe\" is not a configured partner (partners: caf, "
+     "departement)"},
+    {ROUTES "  - type: sanction\n    to: [caf, caf]\n",
+     "b.yaml:16: routes[0].to[1]: \"caf\" is listed twice"},
+    {ROUTES "  - type: sanction\n    to: caf\n",
+     "b.yaml:16: routes[0].to: expected a list, found a single value"},
+    {ROUTES "  - type: sanction\n    to_subscribers: false\n",
+     "b.yaml:15: routes[0]: the rule names no recipient (give to, to_field, by_field, "
+     "to_subscribers or to_correlated_sender)"},
+    {ROUTES "  - type: sanction\n    to_correlated_sender: yes\n",
+     "b.yaml:16: routes[0].to_correlated_sender: \"yes\" is not a boolean (use true or false)"},
+    {ROUTES BASE_RULES "  - type: referral\n    to_field: \"\"\n",
+     "b.yaml:22: routes[3].to_field: the field path is empty"},
+    /* Cross-checks of the partners' lists against the rules. */
+    {ROUTES "  - type: orientation\n    to: [caf]\n  - type: sanction\n    to: [caf]\n",
+     "b.yaml:10: partners[0].may_send[0]: no route delivers beneficiary_event messages (add a "
+     "rule with type: beneficiary_event to routes)"},
+    {ROUTES "  - type: beneficiary_event\n    to: [departement]\n  - type: sanction\n"
+            "    to: [caf]\n",
+     "b.yaml:13: partners[1].may_send[0]: no route delivers orientation messages (add a rule "
+     "with type: orientation to routes)"},
+    {HEAD "partners:\n  - id: caf\n    public_key: \"" KEY_A
+          "\"\n    subscribe: [training_offer]\n",
+     "b.yaml:10: partners[0].subscribe[0]: no route delivers training_offer messages to "
+     "subscribers (add a rule with type: training_offer and to_subscribers: true to routes)"},
+    {HEAD "partners:\n  - id: caf\n    public_key: \"" KEY_A "\"\n    subscribe: [trainings]\n",
+     "b.yaml:10: partners[0].subscribe[0]: \"trainings\" is not a message type (valid: " TYPES ")"},
+    {HEAD "partners:\n  - id: caf\n    public_key: \"" KEY_A "\"\n"
+          "    subscribe: [training_offer, training_offer]\n",
+     "b.yaml:10: partners[0].subscribe[1]: \"training_offer\" is listed twice"},
+    {ROUTES "  - type: sanction\n    to: [caf]\n  - type: orientation\n    to: [caf]\n"
+            "  - type: sanction\n    by_field: {field: person.payr, map: {PAYER_CAF: caf}}\n",
+     "b.yaml:20: routes[2].by_field.field: \"person.payr\" is not a field of sanction: "
+     "ptibus.v1.PersonRef has no field \"payr\""},
+};
+
+static void
+check_rejects(const reject_case_t *cases, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        bconfig_t *cfg = NULL;
+        pt_error_t err;
+        pt_error_clear(&err);
+        const char *text = cases[i].text;
+        int rc = bconfig_load_buffer(text, strlen(text), "b.yaml", &cfg, &err);
+        if (rc == 0 || strcmp(err.msg, cases[i].msg) != 0)
+            fail_msg("case %zu: rc %d, got\n  %s\nwanted\n  %s", i, rc, err.msg, cases[i].msg);
+        assert_int_equal(rc, PT_ECONFIG);
+        assert_null(cfg);
+        /* The error object is optional: the same failure without one. */
+        assert_int_equal(bconfig_load_buffer(text, strlen(text), "b.yaml", &cfg, NULL), rc);
+        assert_null(cfg);
+    }
+}
+
+static void
+test_route_rejections(void **state)
+{
+    (void)state;
+    check_rejects(route_rejects, sizeof route_rejects / sizeof route_rejects[0]);
+}
+
 static void
 test_rejections(void **state)
 {
@@ -302,6 +453,59 @@ test_rejections(void **state)
         assert_int_equal(bconfig_load_buffer(text, strlen(text), "b.yaml", &cfg, NULL), rc);
         assert_null(cfg);
     }
+}
+
+/* Every kind of target and condition compiles into the rule table. */
+static void
+test_routes_compiled(void **state)
+{
+    (void)state;
+    bconfig_t *cfg = load_ok(ROUTES BASE_RULES /* rules 0-2, lines 15-20 */
+                             "  - type: sanction\n"
+                             "    when: {field: person.payer, in: [PAYER_CAF, PAYER_MSA]}\n"
+                             "    to_field: decided_by.partner_id\n"
+                             "    by_field: {field: person.payer, map: {PAYER_CAF: caf}}\n"
+                             "  - type: training_offer\n"
+                             "    when: {field: certifying, equals: true}\n"
+                             "    to_subscribers: true\n"
+                             "  - type: referral_status\n"
+                             "    when: {field: reporting_org.name, equals: \"AFPA\"}\n"
+                             "    to_correlated_sender: true\n"
+                             "  - type: sanction\n"
+                             "    by_field: {field: stage, map: {\"2\": departement}}\n",
+                             "b.yaml");
+    assert_int_equal(cfg->n_routes, 7);
+    const bconfig_route_t *r = &cfg->routes[3];
+    assert_int_equal(r->line, 21);
+    assert_int_equal(r->body, PTIBUS__V1__ENVELOPE__BODY_SANCTION);
+    assert_string_equal(r->when.path, "sanction.person.payer");
+    assert_int_equal(r->when.depth, 2);
+    assert_string_equal(r->when.chain[1]->name, "payer");
+    assert_int_equal(r->n_when_values, 2);
+    assert_int_equal(r->when_values[0].num, PTIBUS__V1__PAYER__PAYER_CAF);
+    assert_int_equal(r->when_values[1].num, PTIBUS__V1__PAYER__PAYER_MSA);
+    assert_string_equal(r->to_field.path, "sanction.decided_by.partner_id");
+    assert_int_equal(r->n_by_map, 1);
+    assert_int_equal(r->by_map[0].partner, 0); /* caf */
+    assert_false(r->to_subscribers);
+    assert_int_equal(cfg->routes[0].n_to, 1);
+    assert_int_equal(cfg->routes[0].to[0], 1); /* departement */
+    assert_int_equal(cfg->routes[0].when.depth, 0);
+    r = &cfg->routes[4];
+    assert_true(r->to_subscribers);
+    assert_int_equal(r->when_values[0].num, 1);
+    r = &cfg->routes[5];
+    assert_true(r->to_correlated_sender);
+    assert_string_equal(r->when_values[0].str, "AFPA");
+    assert_int_equal(cfg->routes[6].by_map[0].value.num, 2);
+    assert_int_equal(cfg->routes[6].by_map[0].partner, 1);
+    bconfig_destroy(&cfg);
+
+    /* Without routes: no rule, and may_send needs none (routes are optional). */
+    cfg = load_ok(HEAD PARTNERS, "b.yaml");
+    assert_int_equal(cfg->n_routes, 0);
+    assert_null(cfg->routes);
+    bconfig_destroy(&cfg);
 }
 
 static void
@@ -330,7 +534,8 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_minimal_and_defaults),     cmocka_unit_test(test_all_keys_set),
         cmocka_unit_test(test_deploy_example),           cmocka_unit_test(test_rejections),
-        cmocka_unit_test(test_public_key_file_relative),
+        cmocka_unit_test(test_public_key_file_relative), cmocka_unit_test(test_route_rejections),
+        cmocka_unit_test(test_routes_compiled),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
