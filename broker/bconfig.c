@@ -37,6 +37,7 @@ static int parse_metrics(bload_t *ld);
 static int parse_partners(bload_t *ld);
 static int parse_admin(bload_t *ld);
 static int parse_routes(bload_t *ld);
+static int parse_delivery(bload_t *ld);
 
 /* Top-level sections, parsed in this order (admin and routes after partners: admin
  * keys are checked against the partner keys, routes name partners). */
@@ -44,9 +45,9 @@ static const struct {
     const char *key;
     section_fn parse;
 } sections[] = {
-    {"listen", parse_listen}, {"journal", parse_journal}, {"keys", parse_keys},
-    {"limits", parse_limits}, {"metrics", parse_metrics}, {"partners", parse_partners},
-    {"admin", parse_admin},   {"routes", parse_routes},
+    {"listen", parse_listen},     {"journal", parse_journal},   {"keys", parse_keys},
+    {"limits", parse_limits},     {"delivery", parse_delivery}, {"metrics", parse_metrics},
+    {"partners", parse_partners}, {"admin", parse_admin},       {"routes", parse_routes},
 };
 
 #define N_SECTIONS (sizeof sections / sizeof sections[0])
@@ -236,6 +237,41 @@ parse_limits(bload_t *ld)
     c->max_message_size = (uint32_t)size;
     c->max_batch = (uint32_t)batch;
     c->heartbeat_interval_ms = (uint32_t)hb;
+    return 0;
+}
+
+static int
+parse_delivery(bload_t *ld)
+{
+    static const char *const allowed[] = {"ack_timeout", "max_attempts", "backoff_initial",
+                                          "backoff_max", NULL};
+    bconfig_t *c = ld->cfg;
+    const config_node_t *d = NULL;
+    uint64_t ack = c->ack_timeout_ms, att = c->max_attempts, b0 = c->backoff_initial_ms,
+             bmax = c->backoff_max_ms;
+    int rc = config_get_map(ld->doc, ld->root, "delivery", false, &d, ld->err);
+    if (rc != 0 || d == NULL)
+        return rc;
+    rc = config_check_keys(ld->doc, d, allowed, ld->err);
+    if (rc == 0)
+        rc = config_get_duration(ld->doc, d, "ack_timeout", false, 100, 3600 * 1000, &ack, ld->err);
+    if (rc == 0)
+        rc = config_get_uint(ld->doc, d, "max_attempts", false, 1, 1000, &att, ld->err);
+    if (rc == 0)
+        rc = config_get_duration(ld->doc, d, "backoff_initial", false, 10, 3600 * 1000, &b0,
+                                 ld->err);
+    if (rc == 0)
+        rc = config_get_duration(ld->doc, d, "backoff_max", false, 10, 24 * 3600 * 1000, &bmax,
+                                 ld->err);
+    if (rc == 0 && bmax < b0)
+        rc = config_error(ld->doc, config_map_get(d, "backoff_max"), PT_ECONFIG, ld->err,
+                          "is shorter than backoff_initial");
+    if (rc != 0)
+        return rc;
+    c->ack_timeout_ms = (uint32_t)ack;
+    c->max_attempts = (uint32_t)att;
+    c->backoff_initial_ms = (uint32_t)b0;
+    c->backoff_max_ms = (uint32_t)bmax;
     return 0;
 }
 
@@ -486,6 +522,10 @@ set_defaults(bload_t *ld, const char *name)
     c->max_message_size = PT_MAX_MESSAGE_SIZE;
     c->heartbeat_interval_ms = 5000;
     c->max_batch = 1024;
+    c->ack_timeout_ms = 30 * 1000;
+    c->max_attempts = 10;
+    c->backoff_initial_ms = 1000;
+    c->backoff_max_ms = 5 * 60 * 1000;
     int rc = dup_string(ld, name, &c->path);
     if (rc == 0)
         rc = dup_string(ld, "tcp://127.0.0.1:7400", &c->listen);

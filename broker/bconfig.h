@@ -87,6 +87,10 @@ typedef struct bconfig {
     uint32_t heartbeat_interval_ms;  /* default 5 s */
     uint32_t max_batch;              /* max messages per group commit, default 1024 */
     bool unsafe_ack_before_fsync;    /* default false; journal.unsafe_ack_before_fsync */
+    uint32_t ack_timeout_ms;         /* delivery.ack_timeout, default 30 s */
+    uint32_t max_attempts;           /* delivery.max_attempts, default 10, then dead letter */
+    uint32_t backoff_initial_ms;     /* delivery.backoff_initial, default 1 s */
+    uint32_t backoff_max_ms;         /* delivery.backoff_max, default 5 min */
     bconfig_partner_t *partners;
     size_t n_partners;
     bconfig_route_t *routes; /* in file order; empty when `routes:` is absent */

@@ -42,7 +42,7 @@ struct broker {
     void *router;
     auth_t *auth;
     journal_t *journal;
-    router_t *router;
+    router_t *routes;
     ingest_t *ingest;
     delivery_t *delivery;
     uint8_t server_sk[32];
@@ -125,9 +125,9 @@ broker_open_paths(broker_t *b, pt_error_t *err)
                                .peer_timeout_ms = 3 * c->heartbeat_interval_ms};
     delivery_io_t io = {
         .send = delivery_send, .txn = delivery_txn, .fail = delivery_fail, .arg = b};
-    int rc = router_new(c, &b->router, err);
+    int rc = router_new(c, &b->routes, err);
     if (rc == 0)
-        rc = ingest_new(b->journal, c, b->router, on_routed, b, &b->ingest, err);
+        rc = ingest_new(b->journal, c, b->routes, on_routed, b, &b->ingest, err);
     if (rc == 0)
         rc = delivery_new(b->journal, c, &dopt, &io, &b->delivery, err);
     return rc;
@@ -563,7 +563,7 @@ broker_destroy(broker_t **bp)
         broker_checkpoint(b);
     delivery_destroy(&b->delivery);
     ingest_destroy(&b->ingest);
-    router_destroy(&b->router);
+    router_destroy(&b->routes);
     if (b->router)
         zmq_close(b->router);
     auth_close(&b->auth);

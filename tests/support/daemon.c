@@ -29,6 +29,27 @@ static const char *const td_may_send[] = {
     "[referral, referral_status, reorientation_request]",
 };
 
+/* The Meuse routes of deploy/broker.yaml. */
+static const char td_routes[] =
+    "routes:\n"
+    "  - type: orientation\n"
+    "    to: [pole_emploi]\n"
+    "    to_field: referent_org.partner_id\n"
+    "    by_field: {field: person.payer, map: {PAYER_CAF: caf, PAYER_MSA: msa}}\n"
+    "  - type: reorientation_request\n    to: [departement]\n"
+    "  - type: reorientation_answer\n    to_correlated_sender: true\n"
+    "  - type: referral\n    to_field: target_org.partner_id\n"
+    "  - type: referral_status\n    to_correlated_sender: true\n"
+    "  - type: sanction\n"
+    "    when: {field: phase, equals: SANCTION_PHASE_PROPOSAL}\n"
+    "    to: [departement]\n"
+    "  - type: sanction\n"
+    "    when: {field: phase, equals: SANCTION_PHASE_DECISION}\n"
+    "    to: [pole_emploi]\n"
+    "    by_field: {field: person.payer, map: {PAYER_CAF: caf, PAYER_MSA: msa}}\n"
+    "  - type: training_offer\n    to_subscribers: true\n"
+    "  - type: beneficiary_event\n    to: [departement]\n";
+
 static void
 die(const char *what, const pt_error_t *err)
 {
@@ -73,10 +94,19 @@ td_net_configure(td_net_t *n, const td_net_options_t *o)
     fprintf(f, "limits:\n  heartbeat_interval: 1s\n");
     if (o && o->max_message_size)
         fprintf(f, "  max_message_size: %s\n", o->max_message_size);
+    fprintf(f,
+            "delivery:\n  ack_timeout: %s\n  max_attempts: %s\n"
+            "  backoff_initial: 100ms\n  backoff_max: 400ms\n",
+            o && o->ack_timeout ? o->ack_timeout : "1s",
+            o && o->max_attempts ? o->max_attempts : "3");
     fprintf(f, "partners:\n");
     for (int i = 0; td_partners[i]; i++)
-        fprintf(f, "  - id: %s\n    public_key_file: keys/%s.pub\n    may_send: %s\n",
-                td_partners[i], td_partners[i], td_may_send[i]);
+        fprintf(f,
+                "  - id: %s\n    public_key_file: keys/%s.pub\n    may_send: %s\n"
+                "    subscribe: %s\n",
+                td_partners[i], td_partners[i], td_may_send[i],
+                strcmp(td_partners[i], "region") ? "[training_offer]" : "[]");
+    fputs(td_routes, f);
     fclose(f);
 }
 
@@ -237,6 +267,42 @@ td_client_open(td_net_t *n, const char *partner, bool curve, client_t **out)
                           .client_name = "ptibus-test",
                           .no_curve = !curve};
     return client_open(&o, out, &err);
+}
+
+static int
+td_client_open_credit(td_net_t *n, const char *partner, uint32_t credit, client_t **out)
+{
+    uint8_t sk[32], pk[32];
+    char path[4300];
+    pt_error_t err;
+    snprintf(path, sizeof path, "%s/keys/%s.key", n->dir, partner);
+    if (keys_read(path, sk, 32, true, &err))
+        die("client key", &err);
+    snprintf(path, sizeof path, "%s/keys/%s.pub", n->dir, partner);
+    if (keys_read(path, pk, 32, false, &err))
+        die("client key", &err);
+    client_options_t o = {.endpoint = n->endpoint,
+                          .server_pk = n->server_pk,
+                          .client_sk = sk,
+                          .client_pk = pk,
+                          .client_name = "ptibus-test",
+                          .initial_credit = credit};
+    return client_open(&o, out, &err);
+}
+
+int
+td_client_session(td_net_t *n, const char *partner, uint32_t initial_credit, client_t **out)
+{
+    pt_error_t err;
+    char who[64];
+    if (td_client_open_credit(n, partner, initial_credit, out) != 0)
+        return -1;
+    if (client_hello(*out, 5000, who, sizeof who, &err) != 0 || strcmp(who, partner) != 0) {
+        fprintf(stderr, "td: hello as %s: %s\n", partner, err.msg);
+        client_close(out);
+        return -1;
+    }
+    return 0;
 }
 
 bool

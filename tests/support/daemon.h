@@ -22,9 +22,11 @@ typedef struct td_net {
 } td_net_t;
 
 typedef struct td_net_options {
-    const char *journal_max_size;    /* e.g. "1MiB"; NULL = default */
+    const char *journal_max_size;     /* e.g. "1MiB"; NULL = default */
     const char *journal_initial_size; /* NULL = default */
-    const char *max_message_size;    /* NULL = default */
+    const char *max_message_size;     /* NULL = default */
+    const char *ack_timeout;          /* NULL = 1s */
+    const char *max_attempts;         /* NULL = 3 */
 } td_net_options_t;
 
 /* Test partners with keys in the network: departement, pole_emploi, caf, msa, region,
@@ -52,6 +54,9 @@ void td_broker_kill9(td_net_t *n);
 
 /* Connects as a partner with its keys (curve = false connects without CURVE). */
 int td_client_open(td_net_t *n, const char *partner, bool curve, client_t **out);
+
+/* Connects with initial_credit and says Hello (asserting the answer). */
+int td_client_session(td_net_t *n, const char *partner, uint32_t initial_credit, client_t **out);
 
 /* Path of the broker's log (stderr) in the test directory, and whether it contains s. */
 bool td_log_contains(td_net_t *n, const char *s);

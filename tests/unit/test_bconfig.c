@@ -67,6 +67,8 @@ test_minimal_and_defaults(void **state)
     assert_int_equal(cfg->checkpoint_interval_ms, 60000);
     assert_int_equal(cfg->max_message_size, 262144);
     assert_int_equal(cfg->heartbeat_interval_ms, 5000);
+    assert_int_equal(cfg->ack_timeout_ms, 30000);
+    assert_int_equal(cfg->max_attempts, 10);
     assert_int_equal(cfg->max_batch, 1024);
     assert_false(cfg->unsafe_ack_before_fsync);
     assert_int_equal(cfg->n_admin_keys, 0);
@@ -105,7 +107,9 @@ test_all_keys_set(void **state)
                              "  unsafe_ack_before_fsync: true\n"
                              "keys: {server_secret: a, signing_secret: b, person_index_hmac: c}\n"
                              "limits: {max_message_size: 1MiB, max_batch: 10, "
-                             "heartbeat_interval: 500ms}\n" PARTNERS,
+                             "heartbeat_interval: 500ms}\n"
+                             "delivery: {ack_timeout: 2s, max_attempts: 4, backoff_initial: 50ms, "
+                             "backoff_max: 1min}\n" PARTNERS,
                              "b.yaml");
     assert_string_equal(cfg->listen, "ipc:///tmp/p.sock");
     assert_string_equal(cfg->admin_listen, "tcp://127.0.0.1:7401");
@@ -118,6 +122,10 @@ test_all_keys_set(void **state)
     assert_int_equal(cfg->max_message_size, 1 << 20);
     assert_int_equal(cfg->max_batch, 10);
     assert_int_equal(cfg->heartbeat_interval_ms, 500);
+    assert_int_equal(cfg->ack_timeout_ms, 2000);
+    assert_int_equal(cfg->max_attempts, 4);
+    assert_int_equal(cfg->backoff_initial_ms, 50);
+    assert_int_equal(cfg->backoff_max_ms, 60000);
     assert_int_equal(cfg->n_admin_keys, 1);
     uint8_t key[32];
     pt_error_t err;
@@ -244,8 +252,17 @@ static const reject_case_t rejects[] = {
     {HEAD "metrics:\n  listen: 127.0.0.1:99999\n",
      "b.yaml:8: metrics.listen: \"127.0.0.1:99999\" is not HOST:PORT (e.g. 127.0.0.1:9400)"},
     {HEAD "keys2: {}\n",
-     "b.yaml:7: keys2: unknown key (expected one of: listen, journal, keys, limits, metrics, "
-     "partners, admin, routes)"},
+     "b.yaml:7: keys2: unknown key (expected one of: listen, journal, keys, limits, delivery, "
+     "metrics, partners, admin, routes)"},
+    {HEAD "delivery:\n  ack_timeout: 5\n",
+     "b.yaml:8: delivery.ack_timeout: \"5\" is not a duration (use 500ms, 5s, 2min, 1h)"},
+    {HEAD "delivery:\n  max_attempts: 0\n",
+     "b.yaml:8: delivery.max_attempts: \"0\" is out of range (1..1000)"},
+    {HEAD "delivery:\n  backoff_initial: 10s\n  backoff_max: 1s\n",
+     "b.yaml:9: delivery.backoff_max: is shorter than backoff_initial"},
+    {HEAD "delivery:\n  retries: 3\n",
+     "b.yaml:8: delivery.retries: unknown key (expected one of: ack_timeout, max_attempts, "
+     "backoff_initial, backoff_max)"},
     {HEAD "partners:\n  - id: CAF\n    public_key: \"" KEY_A "\"\n",
      "b.yaml:8: partners[0].id: \"CAF\" is not a valid partner id (1 to 32 of a-z, 0-9 and _)"},
     {HEAD "partners:\n  - name: x\n    public_key: \"" KEY_A "\"\n",
