@@ -548,10 +548,11 @@ expire(delivery_t *d, peer_t *pr, int64_t now_ms)
     }
 }
 
+/* Deliveries waiting for a retry are still unacknowledged: they use the window too. */
 static bool
 has_room(const peer_t *pr)
 {
-    return pr->online && pr->inflight.n < pr->window;
+    return pr->online && pr->inflight.n + pr->retry.n < pr->window;
 }
 
 static void
@@ -576,7 +577,7 @@ pump_queue(delivery_t *d, peer_t *pr, int64_t now_ms)
     journal_queue_entry_t e[LIST_CHUNK];
     while (pr->more && has_room(pr)) {
         journal_txn_t *t = batch_txn(d);
-        size_t want = pr->window - pr->inflight.n, n;
+        size_t want = pr->window - pr->inflight.n - pr->retry.n, n;
         pt_error_t err;
         if (t == NULL)
             return;
@@ -657,7 +658,7 @@ delivery_next_due(const delivery_t *d)
             for (size_t k = 0; k < lists[l]->n; k++)
                 if (next < 0 || lists[l]->v[k].due < next)
                     next = lists[l]->v[k].due;
-        if (pr->online && pr->more && pr->inflight.n < pr->window)
+        if (pr->online && pr->more && pr->inflight.n + pr->retry.n < pr->window)
             return 0;
     }
     return next;

@@ -1,0 +1,485 @@
+/* Integration tests of the broker's delivery half: routing to the right recipients,
+ * per-recipient order, store-and-forward, credit, redelivery, dead letters, receipts,
+ * and kill -9 during delivery. Real ptibusd, real CURVE clients. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "codec.h"
+#include "daemon.h"
+#include "journal.h"
+#include "keys.h"
+#include "samples.h"
+#include "testutil.h"
+
+#define TIMEOUT_MS 5000
+#define QUIET_MS 400 /* how long "nothing else arrives" is watched */
+#define MAX_SEEN 4096
+
+typedef struct seen {
+    uint64_t seq;
+    uint32_t attempt;
+    bool redelivery;
+    char message_id[72];
+    char sender[40];
+} seen_t;
+
+typedef struct fx {
+    td_net_t net;
+    client_t *c[8]; /* one per td_partners entry */
+} fx_t;
+
+static int
+partner_index(const char *id)
+{
+    for (int i = 0; td_partners[i]; i++)
+        if (strcmp(td_partners[i], id) == 0)
+            return i;
+    fail_msg("no test partner %s", id);
+    return -1;
+}
+
+static client_t *
+session(fx_t *f, const char *partner, uint32_t credit)
+{
+    int i = partner_index(partner);
+    client_close(&f->c[i]);
+    assert_int_equal(td_client_session(&f->net, partner, credit, &f->c[i]), 0);
+    return f->c[i];
+}
+
+static int
+setup(void **state)
+{
+    fx_t *f = calloc(1, sizeof *f);
+    td_net_init(&f->net, "delivery", NULL);
+    if (td_broker_start(&f->net) != 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+/* Acks never time out during the test: what arrives is first deliveries only. */
+static int
+setup_slow_acks(void **state)
+{
+    fx_t *f = calloc(1, sizeof *f);
+    td_net_options_t o = {.ack_timeout = "30s"};
+    td_net_init(&f->net, "delivery", &o);
+    if (td_broker_start(&f->net) != 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    fx_t *f = *state;
+    for (int i = 0; i < 8; i++)
+        client_close(&f->c[i]);
+    td_net_fini(&f->net);
+    free(f);
+    return 0;
+}
+
+static client_result_t
+publish(client_t *c, const Ptibus__V1__Envelope *env)
+{
+    client_result_t res;
+    pt_error_t err;
+    if (client_publish(c, env, TIMEOUT_MS, &res, &err) != 0)
+        fail_msg("publish %s: %s", env->message_id, err.msg);
+    if (res.nack_code != 0)
+        fail_msg("publish %s refused: %s", env->message_id, res.reason);
+    return res;
+}
+
+/* Receives Deliver frames for up to wait_ms (stopping early once `want` have come),
+ * acknowledging each when ack is set. Other frames are ignored. */
+static size_t
+collect(client_t *c, size_t want, int wait_ms, bool ack, seen_t *out, size_t max)
+{
+    int64_t deadline = tu_now_ms() + wait_ms;
+    size_t n = 0;
+    pt_error_t err;
+    while (n < want && n < max) {
+        int left = (int)(deadline - tu_now_ms());
+        Ptibus__V1__Frame *fr;
+        if (left <= 0 || client_recv(c, left, &fr, &err) != 0)
+            break;
+        if (fr->kind_case == PTIBUS__V1__FRAME__KIND_DELIVER) {
+            Ptibus__V1__Deliver *d = fr->deliver;
+            seen_t *s = &out[n++];
+            s->seq = d->seq;
+            s->attempt = d->attempt;
+            s->redelivery = d->redelivery;
+            snprintf(s->message_id, sizeof s->message_id, "%s", d->message_id);
+            snprintf(s->sender, sizeof s->sender, "%s", d->sender);
+            if (ack)
+                assert_int_equal(client_deliver_ack(c, d->seq, true, NULL, &err), 0);
+        }
+        codec_free((ProtobufCMessage **)&fr);
+    }
+    return n;
+}
+
+/* Asserts that exactly the partners in `expected` (NULL-terminated) receive message_id. */
+static void
+expect_recipients(fx_t *f, const char *message_id, const char *const *expected)
+{
+    seen_t got[16];
+    for (int i = 0; td_partners[i]; i++) {
+        bool want = false;
+        for (int k = 0; expected[k]; k++)
+            want |= strcmp(expected[k], td_partners[i]) == 0;
+        size_t n = collect(f->c[i], 1, want ? TIMEOUT_MS : QUIET_MS, true, got, 16);
+        if (want && (n != 1 || strcmp(got[0].message_id, message_id) != 0))
+            fail_msg("%s did not receive %s", td_partners[i], message_id);
+        if (!want && n != 0)
+            fail_msg("%s received %s, which is not for it", td_partners[i], got[0].message_id);
+    }
+}
+
+static void
+open_all(fx_t *f)
+{
+    for (int i = 0; td_partners[i]; i++)
+        session(f, td_partners[i], 64);
+}
+
+static void
+test_each_family_reaches_its_recipients_only(void **state)
+{
+    fx_t *f = *state;
+    open_all(f);
+    td_sample_t s;
+    client_t *cd = f->c[partner_index("departement")];
+
+    td_sample_orientation(&s, "ori-1"); /* referent France Travail, CAF household */
+    publish(cd, &s.env);
+    expect_recipients(f, "ori-1", (const char *const[]){"pole_emploi", "caf", NULL});
+
+    td_sample_sanction(&s, "san-msa-1", PTIBUS__V1__PAYER__PAYER_MSA);
+    publish(cd, &s.env);
+    expect_recipients(f, "san-msa-1", (const char *const[]){"pole_emploi", "msa", NULL});
+
+    td_sample_sanction(&s, "san-prop-1", PTIBUS__V1__PAYER__PAYER_CAF);
+    s.sanction.phase = PTIBUS__V1__SANCTION_PHASE__SANCTION_PHASE_PROPOSAL;
+    publish(f->c[partner_index("pole_emploi")], &s.env);
+    expect_recipients(f, "san-prop-1", (const char *const[]){"departement", NULL});
+
+    td_sample_referral(&s, "ref-1", "ml_nord");
+    publish(cd, &s.env);
+    expect_recipients(f, "ref-1", (const char *const[]){"ml_nord", NULL});
+
+    td_sample_referral_status(&s, "ref-1-accepted", "ref-1");
+    publish(f->c[partner_index("ml_nord")], &s.env);
+    expect_recipients(f, "ref-1-accepted", (const char *const[]){"departement", NULL});
+
+    td_sample_training_offer(&s, "offer-1");
+    publish(f->c[partner_index("region")], &s.env);
+    expect_recipients(
+        f, "offer-1",
+        (const char *const[]){"departement", "pole_emploi", "caf", "msa", "ml_nord", NULL});
+
+    td_sample_beneficiary_event(&s, "bev-1");
+    publish(f->c[partner_index("caf")], &s.env);
+    expect_recipients(f, "bev-1", (const char *const[]){"departement", NULL});
+}
+
+static void
+test_routing_refusals(void **state)
+{
+    fx_t *f = *state;
+    client_t *cd = session(f, "departement", 0);
+    td_sample_t s;
+    client_result_t r;
+    pt_error_t err;
+    td_sample_referral(&s, "ref-x", "nobody");
+    assert_int_equal(client_publish(cd, &s.env, TIMEOUT_MS, &r, &err), 0);
+    assert_int_equal(r.nack_code, PTIBUS__V1__NACK_CODE__NACK_CODE_NOT_ALLOWED);
+    assert_string_equal(r.field_path, "referral.target_org.partner_id");
+    td_sample_orientation(&s, "ori-explicit");
+    s.recipients[0] = "ml_nord"; /* not a recipient the routes give an orientation */
+    s.env.n_recipients = 1;
+    s.env.recipients = s.recipients;
+    assert_int_equal(client_publish(cd, &s.env, TIMEOUT_MS, &r, &err), 0);
+    assert_int_equal(r.nack_code, PTIBUS__V1__NACK_CODE__NACK_CODE_NOT_ALLOWED);
+    assert_non_null(strstr(r.reason, "recipients[0]"));
+    td_sample_referral_status(&s, "status-orphan", "no-such-referral");
+    assert_int_equal(client_publish(cd, &s.env, TIMEOUT_MS, &r, &err), 0);
+    assert_int_equal(r.nack_code, PTIBUS__V1__NACK_CODE__NACK_CODE_NOT_ALLOWED);
+    assert_string_equal(r.field_path, "correlation_id");
+}
+
+static void
+publish_events(client_t *c, const char *prefix, int n, uint64_t *seqs)
+{
+    td_sample_t s;
+    for (int i = 0; i < n; i++) {
+        char id[64];
+        snprintf(id, sizeof id, "%s-%04d", prefix, i);
+        td_sample_beneficiary_event(&s, id);
+        client_result_t r = publish(c, &s.env);
+        if (seqs)
+            seqs[i] = r.seq;
+    }
+}
+
+/* The recipient is offline while messages pile up; it gets them all, in journal order,
+ * when it comes back; and a second session resumes after what was acknowledged. */
+static void
+test_offline_recipient_then_in_order(void **state)
+{
+    fx_t *f = *state;
+    client_t *caf = session(f, "caf", 0);
+    enum { N = 120 };
+    uint64_t seqs[N];
+    publish_events(caf, "bev", N, seqs);
+    seen_t *got = calloc(MAX_SEEN, sizeof *got);
+    client_t *cd = session(f, "departement", 50);
+    size_t n = collect(cd, 70, TIMEOUT_MS, false, got, MAX_SEEN);
+    assert_int_equal(n, 50); /* credit 50: no more until acks */
+    assert_int_equal(collect(cd, 1, QUIET_MS, false, got + n, 1), 0);
+    pt_error_t err;
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(got[i].seq, seqs[i]); /* journal order */
+        assert_int_equal(got[i].attempt, 1);
+        assert_string_equal(got[i].sender, "caf");
+        assert_int_equal(client_deliver_ack(cd, got[i].seq, true, NULL, &err), 0);
+    }
+    n = collect(cd, N - 50, TIMEOUT_MS, true, got, MAX_SEEN);
+    assert_int_equal(n, N - 50);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(got[i].seq, seqs[50 + i]);
+    /* Everything acknowledged: a new session gets nothing again. */
+    cd = session(f, "departement", 50);
+    assert_int_equal(collect(cd, 1, QUIET_MS, false, got, MAX_SEEN), 0);
+    free(got);
+}
+
+static void
+test_credit_is_respected_and_grows(void **state)
+{
+    fx_t *f = *state;
+    client_t *caf = session(f, "caf", 0);
+    publish_events(caf, "cr", 10, NULL);
+    client_t *cd = session(f, "departement", 2);
+    seen_t got[16];
+    assert_int_equal(collect(cd, 10, 1500, false, got, 16), 2);
+    pt_error_t err;
+    assert_int_equal(client_credit(cd, 3, &err), 0);
+    assert_int_equal(collect(cd, 10, 1500, false, got + 2, 14), 3);
+    assert_true(got[2].seq > got[1].seq);
+}
+
+static void
+test_ack_timeout_redelivers_with_attempt(void **state)
+{
+    fx_t *f = *state;
+    client_t *caf = session(f, "caf", 0);
+    publish_events(caf, "to", 1, NULL);
+    client_t *cd = session(f, "departement", 4);
+    seen_t got[8];
+    assert_int_equal(collect(cd, 1, TIMEOUT_MS, false, got, 8), 1);
+    assert_int_equal(got[0].attempt, 1);
+    assert_false(got[0].redelivery);
+    /* No ack: after the 1 s ack timeout and a short backoff it comes again. */
+    int64_t t0 = tu_now_ms();
+    assert_int_equal(collect(cd, 1, TIMEOUT_MS, false, got + 1, 7), 1);
+    assert_true(tu_now_ms() - t0 >= 900);
+    assert_int_equal(got[1].seq, got[0].seq);
+    assert_int_equal(got[1].attempt, 2);
+    assert_true(got[1].redelivery);
+    pt_error_t err;
+    assert_int_equal(client_deliver_ack(cd, got[1].seq, true, NULL, &err), 0);
+    assert_int_equal(collect(cd, 1, 2500, false, got, 8), 0);
+}
+
+/* A poison message: never acknowledged (max_attempts 3) or refused as CANNOT_PROCESS;
+ * either way it is dead-lettered and the messages behind it keep flowing. */
+static void
+test_poison_message_is_dead_lettered(void **state)
+{
+    fx_t *f = *state;
+    client_t *caf = session(f, "caf", 0);
+    uint64_t seqs[3];
+    publish_events(caf, "poison", 3, seqs);
+    client_t *cd = session(f, "departement", 8);
+    seen_t got[64];
+    pt_error_t err;
+    size_t acked_others = 0;
+    int64_t deadline = tu_now_ms() + 10000;
+    uint32_t last_attempt = 0;
+    while (tu_now_ms() < deadline) {
+        size_t n = collect(cd, 1, 1000, false, got, 1);
+        if (n == 0)
+            continue;
+        if (got[0].seq == seqs[0]) {
+            last_attempt = got[0].attempt; /* never acknowledged */
+        } else if (got[0].seq == seqs[1]) {
+            assert_int_equal(client_deliver_ack(cd, got[0].seq, false, "schema v3 unknown", &err),
+                             0);
+        } else {
+            assert_int_equal(client_deliver_ack(cd, got[0].seq, true, NULL, &err), 0);
+            acked_others++;
+        }
+        if (last_attempt == 3 && acked_others == 1)
+            break;
+    }
+    assert_int_equal(last_attempt, 3);
+    assert_int_equal(acked_others, 1); /* the third message went through meanwhile */
+    assert_int_equal(collect(cd, 1, 2500, false, got, 1), 0); /* no 4th attempt */
+    assert_int_equal(td_broker_stop(&f->net), 0);
+
+    char hmac_path[4300];
+    uint8_t hmac[32];
+    snprintf(hmac_path, sizeof hmac_path, "%s/keys/person-index.hmac", f->net.dir);
+    assert_int_equal(keys_read(hmac_path, hmac, 32, true, &err), 0);
+    journal_options_t o = {.dir = f->net.journal_dir, .hmac_key = hmac};
+    journal_t *j;
+    assert_int_equal(journal_open(&o, &j, &err), 0);
+    journal_dead_entry_t *dead;
+    size_t nd;
+    assert_int_equal(journal_dead_list(j, "departement", 10, &dead, &nd, &err), 0);
+    assert_int_equal(nd, 2);
+    assert_int_equal(dead[0].seq, seqs[0]);
+    assert_int_equal(dead[1].seq, seqs[1]);
+    free(dead);
+    uint64_t depth;
+    int64_t oldest;
+    assert_int_equal(journal_queue_stats(j, "departement", &depth, &oldest, &err), 0);
+    assert_int_equal(depth, 0);
+    uint64_t *recs;
+    size_t nr;
+    assert_int_equal(journal_find_message(j, "poison-0001", &recs, &nr, &err), 0);
+    journal_view_t v;
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    bool found = false;
+    for (size_t i = 0; i < nr; i++) {
+        assert_int_equal(journal_get(j, recs[i], &v, &buf, &cap, &err), 0);
+        if (v.kind == PT_REC_DEAD_LETTERED) {
+            found = true;
+            assert_non_null(strstr(v.reason, "schema v3 unknown"));
+        }
+    }
+    assert_true(found);
+    free(recs);
+    free(buf);
+    journal_close(&j);
+}
+
+/* Waits for a Receipt about message_id; returns its kind or -1. */
+static int
+wait_receipt(client_t *c, const char *message_id, char *recipient, size_t cap)
+{
+    int64_t deadline = tu_now_ms() + TIMEOUT_MS;
+    pt_error_t err;
+    while (tu_now_ms() < deadline) {
+        Ptibus__V1__Frame *fr;
+        if (client_recv(c, (int)(deadline - tu_now_ms()), &fr, &err) != 0)
+            return -1;
+        int kind = -1;
+        if (fr->kind_case == PTIBUS__V1__FRAME__KIND_RECEIPT &&
+            strcmp(fr->receipt->message_id, message_id) == 0) {
+            kind = (int)fr->receipt->kind;
+            snprintf(recipient, cap, "%s", fr->receipt->recipient);
+        }
+        codec_free((ProtobufCMessage **)&fr);
+        if (kind >= 0)
+            return kind;
+    }
+    return -1;
+}
+
+static void
+test_receipts_to_the_sender(void **state)
+{
+    fx_t *f = *state;
+    client_t *cd = session(f, "departement", 0);
+    client_t *ml = session(f, "ml_nord", 4);
+    td_sample_t s;
+    td_sample_referral(&s, "ref-receipt", "ml_nord");
+    publish(cd, &s.env);
+    seen_t got[4];
+    assert_int_equal(collect(ml, 1, TIMEOUT_MS, true, got, 4), 1);
+    char who[40];
+    assert_int_equal(wait_receipt(cd, "ref-receipt", who, sizeof who),
+                     PTIBUS__V1__RECEIPT_KIND__RECEIPT_KIND_ACKNOWLEDGED);
+    assert_string_equal(who, "ml_nord");
+    /* Asked again later (e.g. after the sender's restart). */
+    cd = session(f, "departement", 0);
+    pt_error_t err;
+    assert_int_equal(client_receipt_request(cd, "ref-receipt", &err), 0);
+    assert_int_equal(wait_receipt(cd, "ref-receipt", who, sizeof who),
+                     PTIBUS__V1__RECEIPT_KIND__RECEIPT_KIND_ACKNOWLEDGED);
+    /* Another partner cannot obtain the receipts of the Département's messages. */
+    client_t *caf = session(f, "caf", 0);
+    assert_int_equal(client_receipt_request(caf, "ref-receipt", &err), 0);
+    assert_int_equal(wait_receipt(caf, "ref-receipt", who, sizeof who), -1);
+}
+
+/* kill -9 in the middle of deliveries: after the restart the recipient gets every
+ * message it had not acknowledged (the ones in flight flagged as redeliveries) and
+ * none it had. */
+static void
+test_kill9_during_delivery_resumes(void **state)
+{
+    fx_t *f = *state;
+    client_t *caf = session(f, "caf", 0);
+    enum { N = 300 };
+    uint64_t seqs[N];
+    publish_events(caf, "k9d", N, seqs);
+    client_t *cd = session(f, "departement", 100);
+    seen_t *got = calloc(MAX_SEEN, sizeof *got);
+    size_t first = collect(cd, 100, TIMEOUT_MS, false, got, MAX_SEEN);
+    assert_int_equal(first, 100);
+    pt_error_t err;
+    for (size_t i = 0; i < 60; i++)
+        assert_int_equal(client_deliver_ack(cd, got[i].seq, true, NULL, &err), 0);
+    /* Let the acks be committed: the next deliveries prove the broker read them. */
+    size_t more = collect(cd, 60, TIMEOUT_MS, false, got + first, MAX_SEEN - first);
+    assert_int_equal(more, 60);
+    td_broker_kill9(&f->net);
+    assert_int_equal(td_broker_start(&f->net), 0);
+
+    cd = session(f, "departement", 1000);
+    size_t n = collect(cd, N, TIMEOUT_MS, true, got, MAX_SEEN);
+    assert_int_equal(n, N - 60);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(got[i].seq, seqs[60 + i]); /* nothing lost, none acked again */
+        bool was_in_flight = i < 100;               /* seqs[60..159] had been delivered */
+        assert_int_equal(got[i].redelivery, was_in_flight);
+        assert_int_equal(got[i].attempt, was_in_flight ? 2 : 1);
+    }
+    assert_int_equal(collect(cd, 1, QUIET_MS, false, got, 1), 0);
+    free(got);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_each_family_reaches_its_recipients_only, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_routing_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_offline_recipient_then_in_order, setup_slow_acks,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_credit_is_respected_and_grows, setup_slow_acks,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_ack_timeout_redelivers_with_attempt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_poison_message_is_dead_lettered, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_receipts_to_the_sender, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill9_during_delivery_resumes, setup_slow_acks,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
