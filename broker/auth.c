@@ -128,8 +128,7 @@ zap_release(zap_request_t *r)
 }
 
 static void
-zap_reply(void *sock, zmq_msg_t *request_id, const char *code, const char *text,
-          const char *user)
+zap_reply(void *sock, zmq_msg_t *request_id, const char *code, const char *text, const char *user)
 {
     zmq_send(sock, "1.0", 3, ZMQ_SNDMORE);
     zmq_send(sock, zmq_msg_data(request_id), zmq_msg_size(request_id), ZMQ_SNDMORE);
@@ -192,8 +191,8 @@ zap_handle_one(auth_t *a, zap_request_t *r)
     }
     if (why == NULL) {
         a->accepted++;
-        pt_log_info("auth.accepted", "%s from %s authenticated as %s (key %s)", mech, address,
-                    user, fp);
+        pt_log_info("auth.accepted", "%s from %s authenticated as %s (key %s)", mech, address, user,
+                    fp);
     } else {
         a->refused++;
         pt_log_warn("auth.refused", "%s connection from %s refused on %s: %s (key %s)",

@@ -14,6 +14,7 @@
 #include <systemd/sd-daemon.h>
 #endif
 
+#include "admin.h"
 #include "auth.h"
 #include "codec.h"
 #include "delivery.h"
@@ -34,6 +35,7 @@ struct broker {
     uv_loop_t loop;
     uv_poll_t router_poll;
     uv_poll_t zap_poll;
+    uv_poll_t admin_poll;
     uv_signal_t sig_term;
     uv_signal_t sig_int;
     uv_timer_t checkpoint_timer;
@@ -41,6 +43,7 @@ struct broker {
     void *zctx;
     void *router;
     auth_t *auth;
+    admin_t *admin; /* NULL without admin.listen */
     journal_t *journal;
     router_t *routes;
     ingest_t *ingest;
@@ -185,6 +188,11 @@ broker_new(bconfig_t *cfg, broker_t **out, pt_error_t *err)
         rc = auth_open(b->zctx, cfg, &b->auth, err);
     if (rc == 0)
         rc = broker_open_router(b, err);
+    if (rc == 0 && cfg->admin_listen) {
+        admin_deps_t deps = {
+            .cfg = cfg, .journal = b->journal, .ingest = b->ingest, .delivery = b->delivery};
+        rc = admin_open(b->zctx, b->server_sk, &deps, &b->admin, err);
+    }
     if (rc != 0) {
         b->cfg = NULL; /* the caller keeps cfg on error */
         broker_destroy(&b);
@@ -398,10 +406,15 @@ broker_drain(broker_t *b)
         uint32_t n = 0;
         while (n < b->cfg->max_batch && broker_read_one(b))
             n++;
+        if (b->admin)
+            admin_read(b->admin);
         delivery_pump(b->delivery, (int64_t)uv_now(&b->loop));
         int rc = ingest_flush(b->ingest, broker_send_reply, b);
         delivery_flush(b->delivery, rc == 0);
-        if (n < b->cfg->max_batch && !socket_readable(b->router))
+        if (b->admin)
+            admin_flush(b->admin, rc == 0);
+        if (n < b->cfg->max_batch && !socket_readable(b->router) &&
+            !(b->admin && socket_readable(admin_socket(b->admin))))
             break;
     }
 }
@@ -469,6 +482,8 @@ broker_stop(broker_t *b)
     notify("STOPPING=1");
     uv_poll_stop(&b->router_poll);
     uv_poll_stop(&b->zap_poll);
+    if (b->admin)
+        uv_poll_stop(&b->admin_poll);
     uv_timer_stop(&b->checkpoint_timer);
     uv_timer_stop(&b->delivery_timer);
     uv_signal_stop(&b->sig_term);
@@ -502,6 +517,14 @@ broker_loop_init(broker_t *b)
         b->checkpoint_timer.data = b->delivery_timer.data = b;
     uv_poll_start(&b->router_poll, UV_READABLE, on_router);
     uv_poll_start(&b->zap_poll, UV_READABLE, on_zap);
+    if (b->admin) {
+        uv_os_sock_t afd;
+        if (poll_fd(admin_socket(b->admin), &afd) != 0)
+            return -zmq_errno();
+        uv_poll_init_socket(&b->loop, &b->admin_poll, afd);
+        b->admin_poll.data = b;
+        uv_poll_start(&b->admin_poll, UV_READABLE, on_router);
+    }
     uv_signal_start(&b->sig_term, on_signal, SIGTERM);
     uv_signal_start(&b->sig_int, on_signal, SIGINT);
     uint64_t ivl = b->cfg->checkpoint_interval_ms;
@@ -547,6 +570,8 @@ broker_loop_fini(broker_t *b)
     for (size_t i = 0; i < sizeof handles / sizeof handles[0]; i++)
         if (!uv_is_closing(handles[i]))
             uv_close(handles[i], on_closed);
+    if (b->admin && !uv_is_closing((uv_handle_t *)&b->admin_poll))
+        uv_close((uv_handle_t *)&b->admin_poll, on_closed);
     uv_run(&b->loop, UV_RUN_DEFAULT);
     uv_loop_close(&b->loop);
     b->loop_ready = false;
@@ -564,6 +589,7 @@ broker_destroy(broker_t **bp)
     delivery_destroy(&b->delivery);
     ingest_destroy(&b->ingest);
     router_destroy(&b->routes);
+    admin_close(&b->admin);
     if (b->router)
         zmq_close(b->router);
     auth_close(&b->auth);

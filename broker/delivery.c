@@ -246,6 +246,9 @@ delivery_wake(delivery_t *d, const char *partner, uint64_t added)
 {
     peer_t *pr = peer_find(d, partner);
     if (pr) {
+        /* Requeued and replayed entries sit below the cursor: list from the start
+         * again (entries in flight or waiting for a retry are skipped). */
+        pr->cursor = 0;
         pr->more = true;
         pr->depth += added;
     }

@@ -36,13 +36,13 @@ typedef enum journal_kind {
 const char *journal_kind_name(journal_kind_t kind);
 
 typedef struct journal_options {
-    const char *dir;          /* created 0700 if missing; files 0600 */
-    size_t map_size_initial;  /* bytes; 0 = 64 MiB */
-    size_t map_size_max;      /* bytes; 0 = 64 GiB. The map grows up to this, then PT_EJOURNALFULL */
-    const uint8_t *hmac_key;  /* 32 bytes: key of the person index (HMAC-SHA256 of the NIR) */
-    const uint8_t *sign_sk;   /* 64 bytes Ed25519 secret key for checkpoints; NULL = no signing */
-    bool unsafe_nosync;       /* MDB_NOSYNC: acks before disk. Only by explicit operator choice */
-    bool read_only;           /* admin tools: MDB_RDONLY, no writes; start-up checks only warn */
+    const char *dir;         /* created 0700 if missing; files 0600 */
+    size_t map_size_initial; /* bytes; 0 = 64 MiB */
+    size_t map_size_max;     /* bytes; 0 = 64 GiB. The map grows up to this, then PT_EJOURNALFULL */
+    const uint8_t *hmac_key; /* 32 bytes: key of the person index (HMAC-SHA256 of the NIR) */
+    const uint8_t *sign_sk;  /* 64 bytes Ed25519 secret key for checkpoints; NULL = no signing */
+    bool unsafe_nosync;      /* MDB_NOSYNC: acks before disk. Only by explicit operator choice */
+    bool read_only;          /* admin tools: MDB_RDONLY, no writes; start-up checks only warn */
 } journal_options_t;
 
 /* A record to append. Strings are NUL-terminated and borrowed for the call. */
@@ -98,8 +98,7 @@ int journal_begin(journal_t *j, journal_txn_t **txn, pt_error_t *err);
 /* Appends a record in txn; on success *seq is its sequence. PT_EJOURNALFULL means
  * the map is at its maximum: the transaction is then unusable and must be aborted
  * (nothing of the batch is kept). */
-int journal_append(journal_txn_t *txn, const journal_record_t *rec, uint64_t *seq,
-                   pt_error_t *err);
+int journal_append(journal_txn_t *txn, const journal_record_t *rec, uint64_t *seq, pt_error_t *err);
 
 /* Dedup lookup of (sender, message_id) inside txn (sees this batch's own appends).
  * Returns 0 and fills *seq and hash (BLAKE2b-256 of the RECEIVED payload), or
@@ -143,8 +142,7 @@ int journal_find_partner(journal_t *j, const char *partner, const char *msg_type
 
 /* Sequences of RECEIVED records about the person with this NIR (normalised 13 chars;
  * the index holds only HMAC-SHA256(hmac_key, nir)). */
-int journal_find_person(journal_t *j, const char *nir, uint64_t **seqs, size_t *n,
-                        pt_error_t *err);
+int journal_find_person(journal_t *j, const char *nir, uint64_t **seqs, size_t *n, pt_error_t *err);
 
 /* Signs the current chain head (seq, hash, time) with the Ed25519 key and stores the
  * checkpoint in its own committed transaction. No-op (0) when the head is unchanged
@@ -189,8 +187,8 @@ int journal_queue_list_txn(journal_txn_t *t, const char *recipient, uint64_t aft
 
 /* Depth of recipient's queue and its oldest entry's enqueue time (0 when empty). Scans
  * the queue: for start-up and tests; the broker keeps live counts itself. */
-int journal_queue_stats(journal_t *j, const char *recipient, uint64_t *depth,
-                        int64_t *oldest_ms, pt_error_t *err);
+int journal_queue_stats(journal_t *j, const char *recipient, uint64_t *depth, int64_t *oldest_ms,
+                        pt_error_t *err);
 
 /* Inserts or replaces an entry (e.g. to record one more attempt). */
 int journal_queue_put(journal_txn_t *t, const char *recipient, const journal_queue_entry_t *e,

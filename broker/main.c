@@ -51,8 +51,7 @@ main(int argc, char **argv)
         case 'l':
             level = pt_log_level_parse(optarg);
             if (level < 0) {
-                fprintf(stderr, "ptibusd: --log-level: %s is not error|warn|info|debug\n",
-                        optarg);
+                fprintf(stderr, "ptibusd: --log-level: %s is not error|warn|info|debug\n", optarg);
                 return 2;
             }
             break;

@@ -18,6 +18,9 @@
 #include "keys.h"
 #include "log.h"
 #include "pjson.h"
+#include "ptibus/v1/admin.pb-c.h"
+
+#include <zmq.h>
 
 typedef int (*command_fn)(int argc, char **argv);
 
@@ -112,8 +115,8 @@ publish_file(client_t *c, const char *path, int timeout_ms)
     size_t len = text ? fread(text, 1, PT_MAX_MESSAGE_SIZE * 4, f) : 0;
     fclose(f);
     ProtobufCMessage *m = NULL;
-    int rc = pjson_parse(&ptibus__v1__envelope__descriptor, text, len, PT_MAX_MESSAGE_SIZE * 4,
-                         &m, &err);
+    int rc = pjson_parse(&ptibus__v1__envelope__descriptor, text, len, PT_MAX_MESSAGE_SIZE * 4, &m,
+                         &err);
     free(text);
     if (rc != 0) {
         fprintf(stderr, "ptibusctl: %s: %s\n", path, err.msg);
@@ -128,11 +131,11 @@ publish_file(client_t *c, const char *path, int timeout_ms)
         printf("%s: %s accepted, seq %" PRIu64 "%s\n", path, mid, res.seq,
                res.duplicate ? " (duplicate)" : "");
     else
-        printf("%s: %s refused (%s): %s\n", path, mid,
-               protobuf_c_enum_descriptor_get_value(&ptibus__v1__nack_code__descriptor,
-                                                    res.nack_code)
-                   ->name,
-               res.reason);
+        printf(
+            "%s: %s refused (%s): %s\n", path, mid,
+            protobuf_c_enum_descriptor_get_value(&ptibus__v1__nack_code__descriptor, res.nack_code)
+                ->name,
+            res.reason);
     codec_free(&m);
     return rc != 0 ? 1 : 0;
 }
@@ -207,8 +210,7 @@ print_record(const journal_view_t *v, void *arg)
     char when[40];
     format_time(v->time_ms, when, sizeof when);
     printf("%" PRIu64 "\t%s\t%-12s\t%-12s\t%-20s\t%s", v->seq, when, journal_kind_name(v->kind),
-           v->partner, v->msg_type[0] ? v->msg_type : "-",
-           v->message_id[0] ? v->message_id : "-");
+           v->partner, v->msg_type[0] ? v->msg_type : "-", v->message_id[0] ? v->message_id : "-");
     if (v->ref_seq)
         printf("\tref=%" PRIu64, v->ref_seq);
     if (v->reason && v->reason[0])
@@ -288,12 +290,224 @@ cmd_journal_verify(int argc, char **argv)
                 err.msg);
         return 1;
     }
-    printf("journal %s: records %" PRIu64 "..%" PRIu64 " intact%s\n", dir, from,
-           to ? to : last, pub ? ", checkpoint signatures valid" : "");
+    printf("journal %s: records %" PRIu64 "..%" PRIu64 " intact%s\n", dir, from, to ? to : last,
+           pub ? ", checkpoint signatures valid" : "");
     return 0;
 }
 
+/* ---- admin socket commands ---- */
+
+typedef struct admin_args {
+    publish_opts_t conn;
+    const char *recipient;
+    uint64_t from, to;
+    const char *message_id;
+    const char *reason;
+    bool all;
+    uint64_t seqs[64];
+    size_t n_seqs;
+} admin_args_t;
+
+static int
+admin_parse(int argc, char **argv, admin_args_t *a)
+{
+    static const struct option opts[] = {
+        {"endpoint", required_argument, NULL, 'e'},  {"server-key", required_argument, NULL, 's'},
+        {"key", required_argument, NULL, 'k'},       {"pub", required_argument, NULL, 'p'},
+        {"recipient", required_argument, NULL, 'r'}, {"from", required_argument, NULL, 'f'},
+        {"to", required_argument, NULL, 't'},        {"message-id", required_argument, NULL, 'm'},
+        {"reason", required_argument, NULL, 'R'},    {"all", no_argument, NULL, 'a'},
+        {"seq", required_argument, NULL, 'S'},       {NULL, 0, NULL, 0}};
+    int c;
+    a->conn.timeout_ms = 10000;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'e':
+            a->conn.endpoint = optarg;
+            break;
+        case 's':
+            a->conn.server_pub = optarg;
+            break;
+        case 'k':
+            a->conn.key = optarg;
+            break;
+        case 'p':
+            a->conn.pub = optarg;
+            break;
+        case 'r':
+            a->recipient = optarg;
+            break;
+        case 'f':
+            a->from = strtoull(optarg, NULL, 10);
+            break;
+        case 't':
+            a->to = strtoull(optarg, NULL, 10);
+            break;
+        case 'm':
+            a->message_id = optarg;
+            break;
+        case 'R':
+            a->reason = optarg;
+            break;
+        case 'a':
+            a->all = true;
+            break;
+        case 'S':
+            if (a->n_seqs < 64)
+                a->seqs[a->n_seqs++] = strtoull(optarg, NULL, 10);
+            break;
+        default:
+            return 2;
+        }
+    }
+    return a->conn.endpoint && a->conn.server_pub && a->conn.key && a->conn.pub && optind == argc
+               ? 0
+               : 2;
+}
+
+/* Sends one request on the admin socket and waits for its response. */
+static int
+admin_call(const admin_args_t *a, const Ptibus__V1__AdminRequest *q,
+           Ptibus__V1__AdminResponse **out)
+{
+    client_t *c;
+    pt_error_t err;
+    uint8_t *buf;
+    size_t len;
+    *out = NULL;
+    if (publish_connect(&a->conn, &c, &err) != 0 ||
+        codec_pack(&q->base, 1 << 20, &buf, &len, &err) != 0)
+        return fail(&err);
+    int rc = zmq_send(client_socket(c), buf, len, 0) < 0 ? -1 : 0;
+    free(buf);
+    zmq_pollitem_t item = {.socket = client_socket(c), .events = ZMQ_POLLIN};
+    if (rc == 0 && zmq_poll(&item, 1, a->conn.timeout_ms) == 1) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        ProtobufCMessage *resp = NULL;
+        if (zmq_msg_recv(&m, client_socket(c), 0) >= 0 &&
+            codec_unpack(&ptibus__v1__admin_response__descriptor, zmq_msg_data(&m),
+                         zmq_msg_size(&m), 64 << 20, &resp, &err) == 0)
+            *out = (Ptibus__V1__AdminResponse *)resp;
+        zmq_msg_close(&m);
+    }
+    client_close(&c);
+    if (*out == NULL) {
+        fprintf(stderr,
+                "ptibusctl: no answer from %s (not an administrator key, or the "
+                "broker is down)\n",
+                a->conn.endpoint);
+        return 1;
+    }
+    if (!(*out)->ok) {
+        fprintf(stderr, "ptibusctl: refused: %s\n", (*out)->error);
+        codec_free((ProtobufCMessage **)out);
+        return 1;
+    }
+    return 0;
+}
+
+static void
+print_stats(const Ptibus__V1__BrokerStats *st)
+{
+    printf("last_seq %" PRIu64 "  accepted %" PRIu64 "  rejected %" PRIu64 "  duplicates %" PRIu64
+           "  batches %" PRIu64 "\njournal %" PRIu64 " bytes used of %" PRIu64
+           " mapped (max %" PRIu64 ")\n",
+           st->last_seq, st->accepted, st->rejected, st->duplicates, st->batches,
+           st->journal_bytes_used, st->journal_map_bytes, st->journal_max_bytes);
+    printf("%-14s %-7s %7s %9s %8s %11s %10s %9s %5s\n", "partner", "online", "credit", "in_flight",
+           "retrying", "queue_depth", "delivered", "acked", "dead");
+    for (size_t i = 0; i < st->n_partners; i++) {
+        const Ptibus__V1__PartnerStats *p = st->partners[i];
+        printf("%-14s %-7s %7u %9u %8u %11" PRIu64 " %10" PRIu64 " %9" PRIu64 " %5" PRIu64 "\n",
+               p->partner, p->online ? "yes" : "no", p->window, p->in_flight, p->retrying,
+               p->queue_depth, p->delivered, p->acknowledged, p->dead_lettered);
+    }
+}
+
+static int
+cmd_admin(int argc, char **argv, Ptibus__V1__AdminRequest__KindCase kind)
+{
+    admin_args_t a = {0};
+    if (admin_parse(argc, argv, &a) != 0)
+        return 2;
+    Ptibus__V1__AdminRequest q = PTIBUS__V1__ADMIN_REQUEST__INIT;
+    Ptibus__V1__StatsRequest st = PTIBUS__V1__STATS_REQUEST__INIT;
+    Ptibus__V1__DeadLetterListRequest dl = PTIBUS__V1__DEAD_LETTER_LIST_REQUEST__INIT;
+    Ptibus__V1__DeadLetterRequeueRequest rq = PTIBUS__V1__DEAD_LETTER_REQUEUE_REQUEST__INIT;
+    Ptibus__V1__ReplayRequest rp = PTIBUS__V1__REPLAY_REQUEST__INIT;
+    q.request_id = "ptibusctl";
+    q.kind_case = kind;
+    q.stats = &st; /* the oneof shares storage: set the member of `kind` below */
+    if (kind == PTIBUS__V1__ADMIN_REQUEST__KIND_DEAD_LETTER_LIST) {
+        dl.recipient = (char *)(a.recipient ? a.recipient : "");
+        q.dead_letter_list = &dl;
+    } else if (kind == PTIBUS__V1__ADMIN_REQUEST__KIND_DEAD_LETTER_REQUEUE) {
+        rq.recipient = (char *)(a.recipient ? a.recipient : "");
+        rq.all = a.all;
+        rq.n_seqs = a.n_seqs;
+        rq.seqs = a.seqs;
+        q.dead_letter_requeue = &rq;
+    } else if (kind == PTIBUS__V1__ADMIN_REQUEST__KIND_REPLAY) {
+        rp.recipient = (char *)(a.recipient ? a.recipient : "");
+        rp.from_seq = a.from;
+        rp.to_seq = a.to;
+        rp.message_id = (char *)(a.message_id ? a.message_id : "");
+        rp.reason = (char *)(a.reason ? a.reason : "");
+        q.replay = &rp;
+    }
+    Ptibus__V1__AdminResponse *r;
+    int rc = admin_call(&a, &q, &r);
+    if (rc != 0)
+        return rc;
+    if (r->kind_case == PTIBUS__V1__ADMIN_RESPONSE__KIND_STATS)
+        print_stats(r->stats);
+    else if (r->kind_case == PTIBUS__V1__ADMIN_RESPONSE__KIND_DEAD_LETTERS)
+        for (size_t i = 0; i < r->dead_letters->n_items; i++) {
+            const Ptibus__V1__DeadLetter *d = r->dead_letters->items[i];
+            printf("%s\t%" PRIu64 "\t%s\t%s\tfrom %s\tattempts %u\n", d->recipient, d->seq,
+                   d->message_type, d->message_id, d->sender, d->attempts);
+        }
+    else if (r->kind_case == PTIBUS__V1__ADMIN_RESPONSE__KIND_REQUEUED)
+        printf("requeued %u\n", r->requeued);
+    else if (r->kind_case == PTIBUS__V1__ADMIN_RESPONSE__KIND_REPLAYED)
+        printf("replayed %u\n", r->replayed);
+    codec_free((ProtobufCMessage **)&r);
+    return 0;
+}
+
+static int
+cmd_stats(int argc, char **argv)
+{
+    return cmd_admin(argc, argv, PTIBUS__V1__ADMIN_REQUEST__KIND_STATS);
+}
+
+static int
+cmd_dead_letters(int argc, char **argv)
+{
+    return cmd_admin(argc, argv, PTIBUS__V1__ADMIN_REQUEST__KIND_DEAD_LETTER_LIST);
+}
+
+static int
+cmd_requeue(int argc, char **argv)
+{
+    return cmd_admin(argc, argv, PTIBUS__V1__ADMIN_REQUEST__KIND_DEAD_LETTER_REQUEUE);
+}
+
+static int
+cmd_replay(int argc, char **argv)
+{
+    return cmd_admin(argc, argv, PTIBUS__V1__ADMIN_REQUEST__KIND_REPLAY);
+}
+
+#define ADMIN_CONN "--endpoint E --server-key BROKER.pub --key ADMIN.key --pub ADMIN.pub"
+
 static const command_t commands[] = {
+    {"stats", cmd_stats, "stats " ADMIN_CONN},
+    {"dead-letters", cmd_dead_letters, "dead-letters " ADMIN_CONN " [--recipient R]"},
+    {"requeue", cmd_requeue, "requeue " ADMIN_CONN " --recipient R (--all | --seq N...)"},
+    {"replay", cmd_replay,
+     "replay " ADMIN_CONN " --recipient R (--from N [--to M] | --message-id ID) --reason TEXT"},
     {"keygen", cmd_keygen, "keygen [--dir DIR] [--kind curve|sign|hmac] NAME"},
     {"publish", cmd_publish,
      "publish --endpoint E --server-key BROKER.pub --key ME.key --pub ME.pub FILE.json..."},

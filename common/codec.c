@@ -18,9 +18,13 @@ has_field_zero(const ProtobufCMessage *m, int depth)
     const ProtobufCMessageDescriptor *d = m->descriptor;
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
+        const char *base = (const char *)m;
         if (f->type != PROTOBUF_C_TYPE_MESSAGE)
             continue;
-        const char *base = (const char *)m;
+        /* A oneof member's storage is shared: only the active case holds a message. */
+        if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+            *(const uint32_t *)(base + f->quantifier_offset) != f->id)
+            continue;
         if (f->label == PROTOBUF_C_LABEL_REPEATED) {
             size_t n = *(const size_t *)(base + f->quantifier_offset);
             ProtobufCMessage *const *arr = *(ProtobufCMessage *const *const *)(base + f->offset);

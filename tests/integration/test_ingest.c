@@ -575,7 +575,8 @@ test_check_config_and_key_mode(void **state)
 
     char path[4300];
     snprintf(path, sizeof path, "%s/bad.yaml", f->net.dir);
-    const char bad[] = "listen: \"tcp://127.0.0.1:1\"\njournal:\n  dir: j\n  max_size: 12 potatoes\n";
+    const char bad[] =
+        "listen: \"tcp://127.0.0.1:1\"\njournal:\n  dir: j\n  max_size: 12 potatoes\n";
     assert_int_equal(tu_write_file(path, bad, strlen(bad)), 0);
     const char *badargv[] = {"ptibusd", "--config", path, "--check-config", NULL};
     assert_int_equal(run_ptibusd(badargv, out, sizeof out), 1);
@@ -596,8 +597,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_publish_ack_and_spoofed_sender, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_not_allowed_is_nacked_and_journaled, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_not_allowed_is_nacked_and_journaled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_payload_names_the_field, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_frame_and_envelope, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dedup_same_and_different_content, setup, teardown),

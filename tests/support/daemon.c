@@ -83,7 +83,16 @@ td_net_configure(td_net_t *n, const td_net_options_t *o)
     FILE *f = fopen(n->config, "w");
     if (f == NULL)
         die(n->config, NULL);
+    char admin_pub[128] = "", path[4300];
+    snprintf(path, sizeof path, "%s/keys/admin.pub", n->dir);
+    FILE *k = fopen(path, "r");
+    if (k == NULL || fgets(admin_pub, sizeof admin_pub, k) == NULL)
+        die(path, NULL);
+    fclose(k);
+    admin_pub[strcspn(admin_pub, "\n")] = '\0';
     fprintf(f, "listen: \"%s\"\n", n->endpoint);
+    fprintf(f, "admin:\n  listen: \"%s\"\n  keys: [\"%s\"]\n", n->admin_endpoint, admin_pub);
+    fprintf(f, "metrics:\n  listen: \"127.0.0.1:%d\"\n", n->metrics_port);
     fprintf(f, "journal:\n  dir: journal\n  checkpoint_interval: 1s\n");
     if (o && o->journal_max_size)
         fprintf(f, "  max_size: %s\n", o->journal_max_size);
@@ -117,6 +126,8 @@ td_net_init(td_net_t *n, const char *tag, const td_net_options_t *opts)
     n->dir = tu_tmpdir(tag);
     n->port = tu_free_port();
     snprintf(n->endpoint, sizeof n->endpoint, "tcp://127.0.0.1:%d", n->port);
+    snprintf(n->admin_endpoint, sizeof n->admin_endpoint, "tcp://127.0.0.1:%d", tu_free_port());
+    n->metrics_port = tu_free_port();
     snprintf(n->config, sizeof n->config, "%s/broker.yaml", n->dir);
     snprintf(n->journal_dir, sizeof n->journal_dir, "%s/journal", n->dir);
     td_keys(n);
@@ -266,6 +277,26 @@ td_client_open(td_net_t *n, const char *partner, bool curve, client_t **out)
                           .client_pk = pk,
                           .client_name = "ptibus-test",
                           .no_curve = !curve};
+    return client_open(&o, out, &err);
+}
+
+int
+td_admin_open(td_net_t *n, const char *keyname, client_t **out)
+{
+    uint8_t sk[32], pk[32];
+    char path[4300];
+    pt_error_t err;
+    snprintf(path, sizeof path, "%s/keys/%s.key", n->dir, keyname);
+    if (keys_read(path, sk, 32, true, &err))
+        die("admin key", &err);
+    snprintf(path, sizeof path, "%s/keys/%s.pub", n->dir, keyname);
+    if (keys_read(path, pk, 32, false, &err))
+        die("admin key", &err);
+    client_options_t o = {.endpoint = n->admin_endpoint,
+                          .server_pk = n->server_pk,
+                          .client_sk = sk,
+                          .client_pk = pk,
+                          .client_name = "ptibus-test-admin"};
     return client_open(&o, out, &err);
 }
 

@@ -17,6 +17,8 @@ typedef struct td_net {
     char endpoint[64];
     char config[4200];
     char journal_dir[4200];
+    char admin_endpoint[64];
+    int metrics_port;
     pid_t pid;
     uint8_t server_pk[32];
 } td_net_t;
@@ -57,6 +59,10 @@ int td_client_open(td_net_t *n, const char *partner, bool curve, client_t **out)
 
 /* Connects with initial_credit and says Hello (asserting the answer). */
 int td_client_session(td_net_t *n, const char *partner, uint32_t initial_credit, client_t **out);
+
+/* Connects to the admin socket with the key pair keys/<keyname>.{key,pub} (the
+ * configured administrator is "admin"; a partner's name tests refusal). */
+int td_admin_open(td_net_t *n, const char *keyname, client_t **out);
 
 /* Path of the broker's log (stderr) in the test directory, and whether it contains s. */
 bool td_log_contains(td_net_t *n, const char *s);

@@ -49,8 +49,7 @@ td_sample_sanction(td_sample_t *s, const char *id, Ptibus__V1__Payer payer)
     s->sanction.person = &s->person;
     s->sanction.household_size = 2;
     s->sanction.legal_ground = PTIBUS__V1__LEGAL_GROUND__LEGAL_GROUND_NON_COMPLIANCE;
-    s->sanction.measure =
-        PTIBUS__V1__SANCTION_MEASURE__SANCTION_MEASURE_SUSPENSION_REMOBILISATION;
+    s->sanction.measure = PTIBUS__V1__SANCTION_MEASURE__SANCTION_MEASURE_SUSPENSION_REMOBILISATION;
     s->sanction.stage = 1;
     s->sanction.rate_percent = 30;
     s->sanction.duration_months = 1;
