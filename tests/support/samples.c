@@ -182,3 +182,40 @@ td_sample_beneficiary_event(td_sample_t *s, const char *id)
     s->env.body_case = PTIBUS__V1__ENVELOPE__BODY_BENEFICIARY_EVENT;
     s->env.beneficiary_event = &s->event;
 }
+
+void
+td_sample_reorientation_request(td_sample_t *s, const char *id)
+{
+    sample_base(s, id);
+    Ptibus__V1__ReorientationRequest x = PTIBUS__V1__REORIENTATION_REQUEST__INIT;
+    s->reorientation_request = x;
+    s->org_a.kind = PTIBUS__V1__ORG_KIND__ORG_KIND_ML;
+    s->org_a.name = "Mission Locale du Nord Meusien";
+    s->org_a.partner_id = "ml_nord";
+    s->reorientation_request.request_id = "REQ-2026-0003";
+    s->reorientation_request.orientation_id = "ORI-2026-0007";
+    s->reorientation_request.person = &s->person;
+    s->reorientation_request.requested_category =
+        PTIBUS__V1__ORIENTATION_CATEGORY__ORIENTATION_CATEGORY_SOCIO_PRO;
+    s->reorientation_request.reason = "Besoin d'un accompagnement social";
+    s->reorientation_request.requesting_org = &s->org_a;
+    s->reorientation_request.requested_on = "2026-11-20";
+    s->env.body_case = PTIBUS__V1__ENVELOPE__BODY_REORIENTATION_REQUEST;
+    s->env.reorientation_request = &s->reorientation_request;
+}
+
+void
+td_sample_reorientation_answer(td_sample_t *s, const char *id, const char *correlation_id)
+{
+    sample_base(s, id);
+    Ptibus__V1__ReorientationAnswer x = PTIBUS__V1__REORIENTATION_ANSWER__INIT;
+    s->reorientation_answer = x;
+    s->env.correlation_id = (char *)correlation_id;
+    s->reorientation_answer.request_id = "REQ-2026-0003";
+    s->reorientation_answer.decision =
+        PTIBUS__V1__REORIENTATION_DECISION__REORIENTATION_DECISION_ACCEPTED;
+    s->reorientation_answer.decided_on = "2026-12-01";
+    s->reorientation_answer.new_orientation_id = "ORI-2026-0008";
+    s->env.body_case = PTIBUS__V1__ENVELOPE__BODY_REORIENTATION_ANSWER;
+    s->env.reorientation_answer = &s->reorientation_answer;
+}

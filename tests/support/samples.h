@@ -19,6 +19,8 @@ typedef struct td_sample {
     Ptibus__V1__ReferralStatus referral_status;
     Ptibus__V1__TrainingOffer offer;
     Ptibus__V1__BeneficiaryEvent event;
+    Ptibus__V1__ReorientationRequest reorientation_request;
+    Ptibus__V1__ReorientationAnswer reorientation_answer;
     char message_id[65];
     char *recipients[4];
 } td_sample_t;
@@ -31,5 +33,8 @@ void td_sample_referral(td_sample_t *s, const char *id, const char *target_partn
 void td_sample_referral_status(td_sample_t *s, const char *id, const char *correlation_id);
 void td_sample_training_offer(td_sample_t *s, const char *id);
 void td_sample_beneficiary_event(td_sample_t *s, const char *id);
+void td_sample_reorientation_request(td_sample_t *s, const char *id);
+/* The answer carries correlation_id (the request's message_id). */
+void td_sample_reorientation_answer(td_sample_t *s, const char *id, const char *correlation_id);
 
 #endif

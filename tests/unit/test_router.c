@@ -1,0 +1,418 @@
+/* Unit tests of broker/router over the real deploy/broker.yaml (copied into a temporary
+ * directory with generated key files): every message family reaches its recipients and
+ * no one else, explicit recipients narrow, and each refusal names its field. A second
+ * configuration written here exercises conditions on strings, booleans and integers. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include "bconfig.h"
+#include "keys.h"
+#include "router.h"
+#include "samples.h"
+#include "testutil.h"
+#include "validate.h"
+
+#define MAX_RCPT 32
+
+typedef struct fixture {
+    bconfig_t *cfg;
+    router_t *router;
+} fixture_t;
+
+/* deploy/broker.yaml, found from this file's own path (CMake compiles with absolute
+ * paths), as tests/unit/test_bconfig.c does. */
+static void
+deploy_yaml_path(char *buf, size_t size)
+{
+    snprintf(buf, size, "%s", __FILE__);
+    char *p = strstr(buf, "tests/unit/test_router.c");
+    assert_non_null(p);
+    snprintf(p, size - (size_t)(p - buf), "deploy/broker.yaml");
+}
+
+static int
+setup_deploy(void **state)
+{
+    static const char *const partners[] = {"departement", "pole_emploi", "caf",   "msa",
+                                           "region",      "ml_nord",     "ml_sud"};
+    fixture_t *fx = calloc(1, sizeof *fx);
+    char *dir = tu_tmpdir("router");
+    char path[4096], keydir[4096];
+    uint8_t *text;
+    size_t len;
+    pt_error_t err;
+    deploy_yaml_path(path, sizeof path);
+    assert_int_equal(tu_read_file(path, &text, &len), 0);
+    snprintf(path, sizeof path, "%s/broker.yaml", dir);
+    assert_int_equal(tu_write_file(path, text, len), 0);
+    free(text);
+    snprintf(keydir, sizeof keydir, "%s/keys", dir);
+    assert_int_equal(mkdir(keydir, 0700), 0);
+    for (size_t i = 0; i < sizeof partners / sizeof partners[0]; i++)
+        assert_int_equal(keys_curve_generate(keydir, partners[i], &err), 0);
+    if (bconfig_load(path, &fx->cfg, &err) != 0)
+        fail_msg("%s", err.msg);
+    if (router_new(fx->cfg, &fx->router, &err) != 0)
+        fail_msg("%s", err.msg);
+    tu_rmtree(dir);
+    *state = fx;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    fixture_t *fx = *state;
+    router_destroy(&fx->router);
+    assert_null(fx->router);
+    router_destroy(&fx->router);
+    bconfig_destroy(&fx->cfg);
+    free(fx);
+    return 0;
+}
+
+/* The messages already accepted, for to_correlated_sender. */
+static int
+fake_lookup(void *arg, const char *message_id, char *sender, size_t cap)
+{
+    static const struct {
+        const char *message_id, *sender;
+    } journal[] = {
+        {"REF-DEP-1", "departement"},
+        {"REF-ML-1", "ml_nord"},
+        {"REQ-FT-1", "pole_emploi"},
+        {"OLD-1", "cap_emploi"}, /* no longer configured */
+    };
+    int *calls = arg;
+    (*calls)++;
+    if (strcmp(message_id, "BROKEN") == 0)
+        return PT_ECORRUPT;
+    for (size_t i = 0; i < sizeof journal / sizeof journal[0]; i++)
+        if (strcmp(journal[i].message_id, message_id) == 0) {
+            snprintf(sender, cap, "%s", journal[i].sender);
+            return 0;
+        }
+    return PT_ENOTFOUND;
+}
+
+/* Resolves a valid envelope and checks the recipients are exactly `want` (sorted,
+ * NULL-terminated). */
+static void
+expect(const fixture_t *fx, const char *sender, const td_sample_t *s, const char *const *want)
+{
+    const char *out[MAX_RCPT];
+    size_t n = 99;
+    int calls = 0;
+    pt_error_t err;
+    if (validate_envelope(&s->env, &err) != 0)
+        fail_msg("sample is invalid: %s", err.msg);
+    int rc =
+        router_resolve(fx->router, sender, &s->env, fake_lookup, &calls, out, MAX_RCPT, &n, &err);
+    if (rc != 0)
+        fail_msg("%s: %s", s->message_id, err.msg);
+    size_t k = 0;
+    for (; want[k]; k++) {
+        if (k >= n)
+            fail_msg("%s: %zu recipients, expected %s next", s->message_id, n, want[k]);
+        assert_string_equal(out[k], want[k]);
+        /* Borrowed from the configuration, not from the message. */
+        assert_ptr_equal(out[k], bconfig_partner_by_id(fx->cfg, want[k])->id);
+    }
+    if (k != n)
+        fail_msg("%s: %zu recipients, expected %zu (extra: %s)", s->message_id, n, k, out[k]);
+}
+
+/* Resolves and expects a refusal with this code, field path and message. */
+static void
+expect_refused(const fixture_t *fx, const char *sender, const td_sample_t *s,
+               router_lookup_fn lookup, int code, const char *path, const char *msg)
+{
+    const char *out[MAX_RCPT];
+    size_t n = 99;
+    int calls = 0;
+    pt_error_t err;
+    pt_error_clear(&err);
+    int rc = router_resolve(fx->router, sender, &s->env, lookup, &calls, out, MAX_RCPT, &n, &err);
+    if (rc != code || strcmp(err.msg, msg) != 0)
+        fail_msg("%s: rc %d, got\n  %s\nwanted %d\n  %s", s->message_id, rc, err.msg, code, msg);
+    assert_string_equal(err.path, path);
+    assert_int_equal(n, 0);
+    /* Without an error object: the same code. */
+    assert_int_equal(
+        router_resolve(fx->router, sender, &s->env, lookup, &calls, out, MAX_RCPT, &n, NULL), rc);
+}
+
+static void
+test_sanction_decision_goes_to_the_payer_only(void **state)
+{
+    fixture_t *fx = *state;
+    td_sample_t s;
+    td_sample_sanction(&s, "SAN-1", PTIBUS__V1__PAYER__PAYER_CAF);
+    expect(fx, "departement", &s, (const char *[]){"caf", "pole_emploi", NULL});
+    td_sample_sanction(&s, "SAN-2", PTIBUS__V1__PAYER__PAYER_MSA);
+    expect(fx, "departement", &s, (const char *[]){"msa", "pole_emploi", NULL});
+    /* An MSA household's decision never reaches the CAF, even when asked for. */
+    char *caf[] = {"caf"};
+    s.env.n_recipients = 1;
+    s.env.recipients = caf;
+    expect_refused(fx, "departement", &s, fake_lookup, PT_EDENIED, "recipients[0]",
+                   "recipients[0]: caf is not a recipient the routes allow for sanction");
+}
+
+static void
+test_sanction_proposal_goes_to_the_departement(void **state)
+{
+    fixture_t *fx = *state;
+    td_sample_t s;
+    td_sample_sanction(&s, "SAN-3", PTIBUS__V1__PAYER__PAYER_CAF);
+    s.sanction.phase = PTIBUS__V1__SANCTION_PHASE__SANCTION_PHASE_PROPOSAL;
+    expect(fx, "pole_emploi", &s, (const char *[]){"departement", NULL});
+    /* No rule matches a phase nobody routes. */
+    s.sanction.phase = PTIBUS__V1__SANCTION_PHASE__SANCTION_PHASE_UNSPECIFIED;
+    expect_refused(fx, "pole_emploi", &s, fake_lookup, PT_EDENIED, "sanction",
+                   "sanction: no route delivers this message");
+}
+
+static void
+test_orientation(void **state)
+{
+    fixture_t *fx = *state;
+    td_sample_t s;
+    /* The référent is France Travail, already a fixed recipient: listed once. */
+    td_sample_orientation(&s, "ORI-1");
+    expect(fx, "departement", &s, (const char *[]){"caf", "pole_emploi", NULL});
+    s.org_a.partner_id = "ml_sud";
+    s.person.payer = PTIBUS__V1__PAYER__PAYER_MSA;
+    expect(fx, "departement", &s, (const char *[]){"ml_sud", "msa", "pole_emploi", NULL});
+    /* A référent outside the bus adds nothing. */
+    s.org_a.partner_id = "";
+    expect(fx, "departement", &s, (const char *[]){"msa", "pole_emploi", NULL});
+    s.orientation.referent_org = NULL;
+    s.orientation.status = PTIBUS__V1__ORIENTATION_STATUS__ORIENTATION_STATUS_PENDING;
+    s.person.payer = PTIBUS__V1__PAYER__PAYER_UNSPECIFIED;
+    s.person.file_number = "";
+    expect(fx, "departement", &s, (const char *[]){"pole_emploi", NULL});
+}
+
+static void
+test_referral_goes_to_the_named_target(void **state)
+{
+    fixture_t *fx = *state;
+    td_sample_t s;
+    td_sample_referral(&s, "REF-1", "ml_nord");
+    expect(fx, "departement", &s, (const char *[]){"ml_nord", NULL});
+    td_sample_referral(&s, "REF-2", "region");
+    expect(fx, "pole_emploi", &s, (const char *[]){"region", NULL});
+    td_sample_referral(&s, "REF-3", "xyz");
+    expect_refused(fx, "departement", &s, fake_lookup, PT_EDENIED, "referral.target_org.partner_id",
+                   "referral.target_org.partner_id: unknown partner \"xyz\"");
+    /* A target that is not a partner (no partner_id), or the sender itself. */
+    td_sample_referral(&s, "REF-4", "");
+    expect_refused(fx, "departement", &s, fake_lookup, PT_EDENIED, "referral",
+                   "referral: no route delivers this message");
+    td_sample_referral(&s, "REF-5", "ml_nord");
+    expect_refused(fx, "ml_nord", &s, fake_lookup, PT_EDENIED, "referral",
+                   "referral: no route delivers this message");
+}
+
+static void
+test_explicit_recipients(void **state)
+{
+    fixture_t *fx = *state;
+    td_sample_t s;
+    char *one[] = {"ml_nord"}, *two[] = {"ml_nord", "ml_sud"};
+    td_sample_referral(&s, "REF-6", "ml_nord");
+    s.env.recipients = one;
+    s.env.n_recipients = 1;
+    expect(fx, "departement", &s, (const char *[]){"ml_nord", NULL});
+    s.env.recipients = two;
+    s.env.n_recipients = 2;
+    expect_refused(fx, "departement", &s, fake_lookup, PT_EDENIED, "recipients[1]",
+                   "recipients[1]: ml_sud is not a recipient the routes allow for referral");
+
+    /* A broadcast narrowed to two subscribers, in sorted order. */
+    char *some[] = {"ml_sud", "caf"}, *self[] = {"region"};
+    td_sample_training_offer(&s, "OFF-2");
+    s.env.recipients = some;
+    s.env.n_recipients = 2;
+    expect(fx, "region", &s, (const char *[]){"caf", "ml_sud", NULL});
+    s.env.recipients = self;
+    s.env.n_recipients = 1;
+    expect_refused(fx, "region", &s, fake_lookup, PT_EDENIED, "recipients[0]",
+                   "recipients[0]: region is not a recipient the routes allow for "
+                   "training_offer");
+}
+
+static void
+test_training_offer_broadcast(void **state)
+{
+    fixture_t *fx = *state;
+    td_sample_t s;
+    td_sample_training_offer(&s, "OFF-1");
+    expect(fx, "region", &s,
+           (const char *[]){"caf", "departement", "ml_nord", "ml_sud", "msa", "pole_emploi", NULL});
+    /* The caller's array is the limit. */
+    const char *out[3];
+    size_t n = 99;
+    pt_error_t err;
+    assert_int_equal(router_resolve(fx->router, "region", &s.env, NULL, NULL, out, 3, &n, &err),
+                     PT_ETOOLARGE);
+    assert_string_equal(err.msg, "training_offer: the routes give more than 3 recipients");
+    assert_int_equal(n, 0);
+}
+
+static void
+test_answers_go_back_to_the_sender(void **state)
+{
+    fixture_t *fx = *state;
+    td_sample_t s;
+    td_sample_referral_status(&s, "ST-1", "REF-DEP-1");
+    expect(fx, "ml_nord", &s, (const char *[]){"departement", NULL});
+    td_sample_referral_status(&s, "ST-2", "REF-ML-1");
+    expect(fx, "region", &s, (const char *[]){"ml_nord", NULL});
+    td_sample_reorientation_request(&s, "REQ-1");
+    expect(fx, "ml_nord", &s, (const char *[]){"departement", NULL});
+    td_sample_reorientation_answer(&s, "ANS-1", "REQ-FT-1");
+    expect(fx, "departement", &s, (const char *[]){"pole_emploi", NULL});
+}
+
+static void
+test_correlation_refusals(void **state)
+{
+    fixture_t *fx = *state;
+    td_sample_t s;
+    td_sample_referral_status(&s, "ST-3", "");
+    expect_refused(fx, "ml_nord", &s, fake_lookup, PT_EDENIED, "correlation_id",
+                   "correlation_id: is empty; a referral_status goes back to the sender of the "
+                   "message it answers");
+    td_sample_referral_status(&s, "ST-4", "NEVER-SEEN");
+    expect_refused(fx, "ml_nord", &s, fake_lookup, PT_EDENIED, "correlation_id",
+                   "correlation_id: no accepted message has this message_id");
+    expect_refused(fx, "ml_nord", &s, NULL, PT_EDENIED, "correlation_id",
+                   "correlation_id: no accepted message has this message_id");
+    td_sample_referral_status(&s, "ST-5", "OLD-1");
+    expect_refused(fx, "ml_nord", &s, fake_lookup, PT_EDENIED, "correlation_id",
+                   "correlation_id: the sender of the message it answers, \"cap_emploi\", is "
+                   "not a partner");
+    /* A failing look-up is not a refusal: its own code comes back. */
+    td_sample_referral_status(&s, "ST-6", "BROKEN");
+    expect_refused(fx, "ml_nord", &s, fake_lookup, PT_ECORRUPT, "correlation_id",
+                   "correlation_id: cannot look up the message it answers: integrity check "
+                   "failed");
+    /* Answering one's own message reaches no one. */
+    td_sample_referral_status(&s, "ST-7", "REF-ML-1");
+    expect_refused(fx, "ml_nord", &s, fake_lookup, PT_EDENIED, "referral_status",
+                   "referral_status: no route delivers this message");
+}
+
+static void
+test_beneficiary_event_and_no_body(void **state)
+{
+    fixture_t *fx = *state;
+    td_sample_t s;
+    td_sample_beneficiary_event(&s, "EV-1");
+    expect(fx, "caf", &s, (const char *[]){"departement", NULL});
+    expect(fx, "msa", &s, (const char *[]){"departement", NULL});
+    s.env.body_case = PTIBUS__V1__ENVELOPE__BODY__NOT_SET;
+    expect_refused(fx, "caf", &s, fake_lookup, PT_EINVALID, "envelope",
+                   "envelope: the message has no body");
+}
+
+/* ---- conditions on every kind of field, with a configuration written here ---- */
+
+#define KEY_A "R2zk+4+4q[+FV7XsIsJ03n3]-iB^o!+kkpc08I/u"
+#define KEY_B "l(QeH<[Slbz]s9}+WTWTup8WHRYSew.9@6W3g)f("
+#define KEY_C "fxx8aYC$%5FRx?WfFBUcph#pAH6xN}+${Z)jW=4*"
+
+static const char conditions_yaml[] =
+    "journal: {dir: j}\n"
+    "keys: {server_secret: a, signing_secret: b, person_index_hmac: c}\n"
+    "partners:\n"
+    "  - {id: a, public_key: \"" KEY_A "\", subscribe: [training_offer]}\n"
+    "  - {id: b, public_key: \"" KEY_B "\"}\n"
+    "  - {id: c, public_key: \"" KEY_C "\"}\n"
+    "routes:\n"
+    "  - type: training_offer\n"
+    "    when: {field: certifying, equals: true}\n"
+    "    to: [a]\n"
+    "  - type: training_offer\n"
+    "    when: {field: total_hours, in: [100, 840]}\n"
+    "    to: [b]\n"
+    "  - type: training_offer\n"
+    "    when: {field: provider.siret, equals: \"73282932000074\"}\n"
+    "    to_subscribers: true\n"
+    "  - type: training_offer\n"
+    "    by_field: {field: recruitment_state, map: {RECRUITMENT_STATE_CLOSED: c}}\n"
+    "  - type: sanction\n"
+    "    by_field: {field: stage, map: {\"2\": c}}\n";
+
+static int
+setup_conditions(void **state)
+{
+    fixture_t *fx = calloc(1, sizeof *fx);
+    pt_error_t err;
+    if (bconfig_load_buffer(conditions_yaml, strlen(conditions_yaml), "c.yaml", &fx->cfg, &err) !=
+        0)
+        fail_msg("%s", err.msg);
+    if (router_new(fx->cfg, &fx->router, &err) != 0)
+        fail_msg("%s", err.msg);
+    *state = fx;
+    return 0;
+}
+
+static void
+test_conditions(void **state)
+{
+    fixture_t *fx = *state;
+    td_sample_t s;
+    td_sample_training_offer(&s, "OFF-3"); /* certifying, 840 hours, AFPA's SIRET, open */
+    expect(fx, "x", &s, (const char *[]){"a", "b", NULL});
+    s.offer.certifying = 0;
+    expect(fx, "x", &s, (const char *[]){"a", "b", NULL}); /* a still subscribes */
+    s.org_a.siret = "";
+    expect(fx, "x", &s, (const char *[]){"b", NULL});
+    s.offer.total_hours = 100;
+    s.offer.recruitment_state = PTIBUS__V1__RECRUITMENT_STATE__RECRUITMENT_STATE_CLOSED;
+    expect(fx, "x", &s, (const char *[]){"b", "c", NULL});
+    s.offer.total_hours = 101;
+    s.offer.provider = NULL; /* a missing message reads as defaults */
+    expect(fx, "x", &s, (const char *[]){"c", NULL});
+    s.offer.certifying = 1;
+    expect(fx, "c", &s, (const char *[]){"a", NULL}); /* never the sender */
+    td_sample_sanction(&s, "SAN-4", PTIBUS__V1__PAYER__PAYER_CAF);
+    s.sanction.stage = 2;
+    expect(fx, "x", &s, (const char *[]){"c", NULL});
+    s.sanction.stage = 1;
+    expect_refused(fx, "x", &s, NULL, PT_EDENIED, "sanction",
+                   "sanction: no route delivers this message");
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest deploy[] = {
+        cmocka_unit_test(test_sanction_decision_goes_to_the_payer_only),
+        cmocka_unit_test(test_sanction_proposal_goes_to_the_departement),
+        cmocka_unit_test(test_orientation),
+        cmocka_unit_test(test_referral_goes_to_the_named_target),
+        cmocka_unit_test(test_explicit_recipients),
+        cmocka_unit_test(test_training_offer_broadcast),
+        cmocka_unit_test(test_answers_go_back_to_the_sender),
+        cmocka_unit_test(test_correlation_refusals),
+        cmocka_unit_test(test_beneficiary_event_and_no_body),
+    };
+    const struct CMUnitTest conditions[] = {
+        cmocka_unit_test(test_conditions),
+    };
+    int failed = cmocka_run_group_tests_name("deploy/broker.yaml", deploy, setup_deploy, teardown);
+    return failed +
+           cmocka_run_group_tests_name("conditions", conditions, setup_conditions, teardown);
+}
