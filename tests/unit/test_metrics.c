@@ -130,8 +130,10 @@ parse_text(const char *text, scrape_t *out)
             assert_true(strncmp(line, "# HELP ", 7) == 0 || strncmp(line, "# TYPE ", 7) == 0);
             continue;
         }
-        out->v = realloc(out->v, (out->n + 1) * sizeof *out->v);
-        assert_non_null(out->v);
+        if ((out->n & (out->n - 1)) == 0) { /* n is 0 or a power of two: double */
+            out->v = realloc(out->v, (out->n ? 2 * out->n : 1) * sizeof *out->v);
+            assert_non_null(out->v);
+        }
         if (!parse_sample(line, &out->v[out->n]))
             fail_msg("not a sample line: %s", line);
         out->n++;
