@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 #include <uv.h>
@@ -22,6 +23,7 @@
 #include "journal.h"
 #include "keys.h"
 #include "log.h"
+#include "metrics.h"
 #include "router.h"
 
 /* How often the delivery timer looks for expired acks, due retries and silent peers. */
@@ -40,6 +42,7 @@ struct broker {
     uv_signal_t sig_int;
     uv_timer_t checkpoint_timer;
     uv_timer_t delivery_timer;
+    uv_timer_t metrics_timer;
     void *zctx;
     void *router;
     auth_t *auth;
@@ -48,6 +51,7 @@ struct broker {
     router_t *routes;
     ingest_t *ingest;
     delivery_t *delivery;
+    metrics_t *metrics;
     uint8_t server_sk[32];
     uint8_t sign_sk[64];
     uint8_t hmac_key[32];
@@ -133,6 +137,16 @@ broker_open_paths(broker_t *b, pt_error_t *err)
         rc = ingest_new(b->journal, c, b->routes, on_routed, b, &b->ingest, err);
     if (rc == 0)
         rc = delivery_new(b->journal, c, &dopt, &io, &b->delivery, err);
+    if (rc == 0)
+        rc = metrics_new(&b->metrics, err);
+    if (rc == 0)
+        rc = metrics_declare_ptibus(b->metrics, err);
+    if (rc == 0 && c->metrics_listen)
+        rc = metrics_http_start(b->metrics, c->metrics_listen, err);
+    if (rc == 0) {
+        ingest_set_metrics(b->ingest, b->metrics);
+        delivery_set_metrics(b->delivery, b->metrics);
+    }
     return rc;
 }
 
@@ -451,6 +465,31 @@ on_delivery_tick(uv_timer_t *t)
         broker_drain(b);
 }
 
+static int64_t
+wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Gauges are sampled once a second and handed to the HTTP thread. */
+static void
+on_metrics(uv_timer_t *t)
+{
+    broker_t *b = t->data;
+    size_t used, map, max;
+    journal_usage(b->journal, &used, &map, &max);
+    metrics_set(metrics_series(metrics_find(b->metrics, PT_METRIC_JOURNAL_BYTES_USED), NULL),
+                (double)used);
+    metrics_set(metrics_series(metrics_find(b->metrics, PT_METRIC_JOURNAL_MAP_BYTES), NULL),
+                (double)map);
+    metrics_set(metrics_series(metrics_find(b->metrics, PT_METRIC_JOURNAL_LAST_SEQ), NULL),
+                (double)journal_last_seq(b->journal));
+    delivery_publish_metrics(b->delivery, wall_ms());
+    metrics_publish(b->metrics);
+}
+
 static void
 broker_checkpoint(broker_t *b)
 {
@@ -486,6 +525,7 @@ broker_stop(broker_t *b)
         uv_poll_stop(&b->admin_poll);
     uv_timer_stop(&b->checkpoint_timer);
     uv_timer_stop(&b->delivery_timer);
+    uv_timer_stop(&b->metrics_timer);
     uv_signal_stop(&b->sig_term);
     uv_signal_stop(&b->sig_int);
 }
@@ -513,8 +553,9 @@ broker_loop_init(broker_t *b)
     uv_signal_init(&b->loop, &b->sig_int);
     uv_timer_init(&b->loop, &b->checkpoint_timer);
     uv_timer_init(&b->loop, &b->delivery_timer);
+    uv_timer_init(&b->loop, &b->metrics_timer);
     b->router_poll.data = b->zap_poll.data = b->sig_term.data = b->sig_int.data =
-        b->checkpoint_timer.data = b->delivery_timer.data = b;
+        b->checkpoint_timer.data = b->delivery_timer.data = b->metrics_timer.data = b;
     uv_poll_start(&b->router_poll, UV_READABLE, on_router);
     uv_poll_start(&b->zap_poll, UV_READABLE, on_zap);
     if (b->admin) {
@@ -530,6 +571,7 @@ broker_loop_init(broker_t *b)
     uint64_t ivl = b->cfg->checkpoint_interval_ms;
     uv_timer_start(&b->checkpoint_timer, on_checkpoint, ivl, ivl);
     uv_timer_start(&b->delivery_timer, on_delivery_tick, DELIVERY_TICK_MS, DELIVERY_TICK_MS);
+    uv_timer_start(&b->metrics_timer, on_metrics, 0, 1000);
     return 0;
 }
 
@@ -586,6 +628,7 @@ broker_destroy(broker_t **bp)
     broker_loop_fini(b);
     if (b->journal)
         broker_checkpoint(b);
+    metrics_destroy(&b->metrics);
     delivery_destroy(&b->delivery);
     ingest_destroy(&b->ingest);
     router_destroy(&b->routes);

@@ -58,7 +58,30 @@ struct delivery {
     size_t n_out, cap_out;
     uint8_t *rbuf; /* record read buffer */
     size_t rcap;
+    metrics_t *metrics;
+    metrics_family_t *m_delivered, *m_acked, *m_dead, *m_depth, *m_age;
+    metrics_series_t *m_connected;
 };
+
+void
+delivery_set_metrics(delivery_t *d, metrics_t *m)
+{
+    d->metrics = m;
+    d->m_delivered = m ? metrics_find(m, PT_METRIC_DELIVERED) : NULL;
+    d->m_acked = m ? metrics_find(m, PT_METRIC_ACKNOWLEDGED) : NULL;
+    d->m_dead = m ? metrics_find(m, PT_METRIC_DEAD_LETTERED) : NULL;
+    d->m_depth = m ? metrics_find(m, PT_METRIC_QUEUE_DEPTH) : NULL;
+    d->m_age = m ? metrics_find(m, PT_METRIC_QUEUE_OLDEST_AGE) : NULL;
+    d->m_connected = m ? metrics_series(metrics_find(m, PT_METRIC_PARTNERS_CONNECTED), NULL) : NULL;
+}
+
+static void
+count(metrics_family_t *f, const char *recipient, const char *type)
+{
+    const char *labels[] = {recipient, type && type[0] ? type : "unknown"};
+    if (f)
+        metrics_add(metrics_series(f, labels), 1);
+}
 
 static peer_t *
 peer_find(delivery_t *d, const char *partner)
@@ -352,6 +375,7 @@ dead_letter(delivery_t *d, peer_t *pr, uint64_t seq, uint32_t attempts, const ch
     }
     pr->depth--;
     pr->dead_lettered++;
+    count(d->m_dead, pr->p->id, v.msg_type);
     pt_log_warn("delivery.dead", "recipient=%s seq=%llu message_id=%s dead-lettered: %s", pr->p->id,
                 (unsigned long long)seq, v.message_id, reason);
     send_receipt(d, &v, pr, PTIBUS__V1__RECEIPT_KIND__RECEIPT_KIND_DEAD_LETTERED, wall_ms(),
@@ -400,6 +424,7 @@ deliver(delivery_t *d, peer_t *pr, uint64_t seq, uint32_t attempt, bool replay, 
     pending_msg_t m = {
         .seq = seq, .attempt = attempt, .replay = replay, .due = now_ms + d->opt.ack_timeout_ms};
     pr->delivered++;
+    count(d->m_delivered, pr->p->id, v.msg_type);
     return list_push(&pr->inflight, &m);
 }
 
@@ -444,6 +469,7 @@ acknowledge(delivery_t *d, peer_t *pr, uint64_t seq)
     }
     pr->depth--;
     pr->acknowledged++;
+    count(d->m_acked, pr->p->id, v.msg_type);
     send_receipt(d, &v, pr, PTIBUS__V1__RECEIPT_KIND__RECEIPT_KIND_ACKNOWLEDGED, wall_ms(), NULL);
 }
 
@@ -693,4 +719,22 @@ delivery_peer_stats(const delivery_t *d, size_t i, delivery_peer_stats_t *out)
     out->delivered = pr->delivered;
     out->acknowledged = pr->acknowledged;
     out->dead_lettered = pr->dead_lettered;
+}
+
+void
+delivery_publish_metrics(delivery_t *d, int64_t wall_now_ms)
+{
+    if (d->metrics == NULL)
+        return;
+    double online = 0;
+    for (size_t i = 0; i < d->n_peers; i++) {
+        delivery_peer_stats_t st;
+        delivery_peer_stats(d, i, &st);
+        const char *labels[] = {st.partner};
+        metrics_set(metrics_series(d->m_depth, labels), (double)st.depth);
+        double age = st.oldest_ms ? (double)(wall_now_ms - st.oldest_ms) / 1000.0 : 0.0;
+        metrics_set(metrics_series(d->m_age, labels), age > 0 ? age : 0);
+        online += st.online;
+    }
+    metrics_set(d->m_connected, online);
 }

@@ -19,6 +19,7 @@
 #include "bconfig.h"
 #include "err.h"
 #include "journal.h"
+#include "metrics.h"
 #include "ptibus/v1/protocol.pb-c.h"
 
 typedef struct delivery delivery_t;
@@ -99,6 +100,12 @@ typedef struct delivery_peer_stats {
 
 size_t delivery_peer_count(const delivery_t *d);
 void delivery_peer_stats(const delivery_t *d, size_t i, delivery_peer_stats_t *out);
+
+/* Counts deliveries, acknowledgements and dead letters per recipient and type in m
+ * (borrowed; NULL: none), and sets the queue gauges when delivery_publish_metrics() is
+ * called. */
+void delivery_set_metrics(delivery_t *d, metrics_t *m);
+void delivery_publish_metrics(delivery_t *d, int64_t wall_now_ms);
 
 /* Admin: the recipient's queue got entries outside the ingest path (requeue, replay). */
 void delivery_wake(delivery_t *d, const char *partner, uint64_t added);

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <time.h>
+
 #include <sodium.h>
 
 #include "codec.h"
@@ -29,7 +31,32 @@ struct ingest {
     ingest_reply_t *replies;
     size_t n_replies, cap_replies;
     ingest_stats_t stats;
+    metrics_t *metrics;
+    metrics_family_t *m_accepted, *m_rejected;
+    metrics_series_t *m_batch, *m_latency;
 };
+
+void
+ingest_set_metrics(ingest_t *in, metrics_t *m)
+{
+    in->metrics = m;
+    in->m_accepted = m ? metrics_find(m, PT_METRIC_ACCEPTED) : NULL;
+    in->m_rejected = m ? metrics_find(m, PT_METRIC_REJECTED) : NULL;
+    in->m_batch = m ? metrics_series(metrics_find(m, PT_METRIC_COMMIT_BATCH_SIZE), NULL) : NULL;
+    in->m_latency = m ? metrics_series(metrics_find(m, PT_METRIC_COMMIT_LATENCY), NULL) : NULL;
+}
+
+static const char *const nack_names[] = {
+    "unspecified",        "malformed",    "too_large",   "invalid",  "not_allowed",
+    "duplicate_conflict", "journal_full", "unavailable", "protocol", "cannot_process"};
+
+static metrics_series_t *
+counter_of(metrics_family_t *f, const char *partner, const char *type, int code)
+{
+    const char *labels[] = {partner, type && type[0] ? type : "unknown",
+                            code >= 0 && code < 10 ? nack_names[code] : "other"};
+    return f ? metrics_series(f, labels) : NULL;
+}
 
 int
 ingest_new(journal_t *j, const bconfig_t *cfg, const router_t *router, ingest_routed_fn routed,
@@ -94,6 +121,7 @@ reply_push(ingest_t *in, const uint8_t *rid, size_t rid_len, const char *message
     ingest_reply_t *r = &in->replies[in->n_replies++];
     memset(r, 0, offsetof(ingest_reply_t, reason));
     r->reason[0] = r->field_path[0] = '\0';
+    r->counter = NULL;
     r->rid_len = rid_len < sizeof r->rid ? rid_len : sizeof r->rid;
     memcpy(r->rid, rid, r->rid_len);
     copy_echo_id(r->message_id, sizeof r->message_id, message_id);
@@ -184,6 +212,7 @@ reject(ingest_t *in, ingest_reply_t *r, const bconfig_partner_t *p, const char *
         reply_journal_failure(in, r);
         return;
     }
+    r->counter = counter_of(in->m_rejected, p->id, type, code);
     pt_log_info("ingest.rejected", "partner=%s message_id=%s seq=%llu code=%d: %s", p->id,
                 r->message_id, (unsigned long long)r->seq, code, why->msg);
 }
@@ -343,6 +372,7 @@ accept_append(ingest_t *in, ingest_reply_t *r, const bconfig_partner_t *p, const
         return;
     }
     in->batch_accepted++;
+    r->counter = counter_of(in->m_accepted, p->id, a->type, -1);
     if (in->routed)
         in->routed(in->routed_arg, recipients, n_recipients);
 }
@@ -411,7 +441,13 @@ batch_commit(ingest_t *in)
     if (in->txn == NULL)
         return 0;
     pt_error_t err;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     int rc = journal_commit(&in->txn, &err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    metrics_observe(in->m_latency,
+                    (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+    metrics_observe(in->m_batch, (double)in->n_replies);
     if (rc != 0) {
         in->failed = rc == PT_EJOURNALFULL ? rc : PT_ECLOSED;
         in->stats.commit_failures++;
@@ -436,8 +472,11 @@ ingest_flush(ingest_t *in, ingest_send_fn send, void *arg)
         in->stats.batches++;
         in->stats.last_batch = (uint32_t)in->n_replies;
     }
-    for (size_t i = 0; i < in->n_replies; i++)
+    for (size_t i = 0; i < in->n_replies; i++) {
+        if (!in->failed)
+            metrics_add(in->replies[i].counter, 1);
         send(&in->replies[i], arg);
+    }
     if (!in->failed)
         in->stats.accepted += in->batch_accepted;
     in->batch_accepted = 0;

@@ -15,6 +15,7 @@
 #include "bconfig.h"
 #include "err.h"
 #include "journal.h"
+#include "metrics.h"
 #include "ptibus/v1/protocol.pb-c.h"
 #include "router.h"
 
@@ -31,6 +32,7 @@ typedef struct ingest_reply {
     bool retryable;
     char reason[PT_ERROR_MSG_MAX];
     char field_path[PT_ERROR_PATH_MAX];
+    metrics_series_t *counter; /* counted once the batch commits */
 } ingest_reply_t;
 
 typedef void (*ingest_send_fn)(const ingest_reply_t *reply, void *arg);
@@ -83,5 +85,9 @@ void ingest_batch_fail(ingest_t *in, int rc, const pt_error_t *err);
 size_t ingest_pending(const ingest_t *in);
 
 const ingest_stats_t *ingest_stats(const ingest_t *in);
+
+/* Counts accepted and rejected messages, batch sizes and commit latency in m (borrowed;
+ * NULL: no metrics). */
+void ingest_set_metrics(ingest_t *in, metrics_t *m);
 
 #endif
