@@ -295,6 +295,85 @@ cmd_journal_verify(int argc, char **argv)
     return 0;
 }
 
+/* Prints one delivery (audit fields only) and acknowledges it. */
+static void
+receive_deliver(client_t *c, const Ptibus__V1__Deliver *d)
+{
+    ProtobufCMessage *m = NULL;
+    pt_error_t err;
+    const char *type = "?";
+    if (codec_unpack(&ptibus__v1__envelope__descriptor, d->envelope.data, d->envelope.len,
+                     PT_MAX_MESSAGE_SIZE * 4, &m, &err) == 0)
+        type = codec_envelope_type((Ptibus__V1__Envelope *)m);
+    printf("deliver seq %" PRIu64 " attempt %u%s%s: %s %s from %s\n", d->seq, d->attempt,
+           d->redelivery ? " (redelivery)" : "", d->replay ? " (replay)" : "", type ? type : "?",
+           d->message_id, d->sender);
+    codec_free(&m);
+    if (client_deliver_ack(c, d->seq, true, NULL, &err) != 0)
+        fprintf(stderr, "ptibusctl: ack %" PRIu64 ": %s\n", d->seq, err.msg);
+}
+
+/* receive --endpoint E --server-key B.pub --key ME.key --pub ME.pub [--count N] [--wait S] */
+static int
+cmd_receive(int argc, char **argv)
+{
+    static const struct option opts[] = {{"endpoint", required_argument, NULL, 'e'},
+                                         {"server-key", required_argument, NULL, 's'},
+                                         {"key", required_argument, NULL, 'k'},
+                                         {"pub", required_argument, NULL, 'p'},
+                                         {"count", required_argument, NULL, 'n'},
+                                         {"wait", required_argument, NULL, 'w'},
+                                         {NULL, 0, NULL, 0}};
+    publish_opts_t o = {.endpoint = "tcp://127.0.0.1:7400"};
+    long count = -1, wait_s = 3;
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 'e')
+            o.endpoint = optarg;
+        else if (c == 's')
+            o.server_pub = optarg;
+        else if (c == 'k')
+            o.key = optarg;
+        else if (c == 'p')
+            o.pub = optarg;
+        else if (c == 'n')
+            count = strtol(optarg, NULL, 10);
+        else if (c == 'w')
+            wait_s = strtol(optarg, NULL, 10);
+        else
+            return 2;
+    }
+    if (!o.server_pub || !o.key || !o.pub || optind != argc)
+        return 2;
+    client_t *cl;
+    pt_error_t err;
+    char who[64];
+    if (publish_connect(&o, &cl, &err) != 0 || client_hello(cl, 5000, who, sizeof who, &err) != 0 ||
+        client_credit(cl, 256, &err) != 0)
+        return fail(&err);
+    long got = 0;
+    Ptibus__V1__Frame *f;
+    while ((count < 0 || got < count) && client_recv(cl, (int)wait_s * 1000, &f, &err) == 0) {
+        if (f->kind_case == PTIBUS__V1__FRAME__KIND_DELIVER) {
+            receive_deliver(cl, f->deliver);
+            got++;
+        } else if (f->kind_case == PTIBUS__V1__FRAME__KIND_RECEIPT) {
+            printf("receipt: %s %s by %s\n", f->receipt->message_id,
+                   f->receipt->kind == PTIBUS__V1__RECEIPT_KIND__RECEIPT_KIND_ACKNOWLEDGED
+                       ? "acknowledged"
+                       : "dead-lettered",
+                   f->receipt->recipient);
+        }
+        codec_free((ProtobufCMessage **)&f);
+    }
+    /* Give the last acknowledgements time to leave before the socket closes. */
+    client_recv(cl, 200, &f, &err);
+    codec_free((ProtobufCMessage **)&f);
+    client_close(&cl);
+    printf("%s: %ld messages received and acknowledged\n", who, got);
+    return 0;
+}
+
 /* ---- admin socket commands ---- */
 
 typedef struct admin_args {
@@ -511,6 +590,9 @@ static const command_t commands[] = {
     {"keygen", cmd_keygen, "keygen [--dir DIR] [--kind curve|sign|hmac] NAME"},
     {"publish", cmd_publish,
      "publish --endpoint E --server-key BROKER.pub --key ME.key --pub ME.pub FILE.json..."},
+    {"receive", cmd_receive,
+     "receive --endpoint E --server-key BROKER.pub --key ME.key --pub ME.pub [--count N] "
+     "[--wait SECONDS]"},
     {"journal-list", cmd_journal_list, "journal-list --journal DIR [--from N] [--to M]"},
     {"journal-verify", cmd_journal_verify,
      "journal-verify --journal DIR [--pubkey SIGN.pub] [--from N] [--to M]"},

@@ -35,9 +35,11 @@ free_port() {
 port=${PTIBUS_DEMO_PORT:-$(free_port)}
 mport=$(free_port)
 # The annotated example configuration, pointed at this demo's directory and ports.
+admin_key=$(cat "$state/keys/admin.pub")
+admin_key=${admin_key//&/\\&} # Z85 may hold '&', special in a sed replacement
 sed -e "s|^listen: .*|listen: \"tcp://127.0.0.1:$port\"|" \
     -e "s|ipc:///run/ptibus/admin.sock|ipc://$state/admin.sock|" \
-    -e "s|^    - \"R2zk.*\"|    - \"$(cat "$state/keys/admin.pub")\"|" \
+    -e "s|^    - \"R2zk.*\"|    - \"$admin_key\"|" \
     -e "s|127.0.0.1:9400|127.0.0.1:$mport|" \
     -e "s|dir: /var/lib/ptibus/journal|dir: journal|" \
     -e "s|checkpoint_interval: 60s|checkpoint_interval: 2s|" \
@@ -63,7 +65,34 @@ for f in "$top"/deploy/demo/messages/*.json; do
         sed "s|^$top/deploy/demo/messages/||"
 done
 
-sleep 2.5 # let a signed checkpoint pass
+echo "== every partner connects, receives what the routes sent it, and acknowledges it"
+conn() { echo --endpoint "tcp://127.0.0.1:$port" --server-key "$state/keys/broker.pub" \
+    --key "$state/keys/$1.key" --pub "$state/keys/$1.pub"; }
+for p in "${partners[@]}"; do
+    # shellcheck disable=SC2046
+    "$ctl" receive $(conn "$p") --wait 2 >"$state/receive-$p.log" 2>&1 &
+done
+wait_receivers() { for j in $(jobs -p); do [ "$j" = "$pid" ] || wait "$j" || true; done; }
+wait_receivers
+for p in "${partners[@]}"; do
+    sed "s/^/  $p: /" "$state/receive-$p.log"
+done
+
+echo "== live statistics from the admin socket"
+# shellcheck disable=SC2046
+"$ctl" stats --endpoint "ipc://$state/admin.sock" --server-key "$state/keys/broker.pub" \
+    --key "$state/keys/admin.key" --pub "$state/keys/admin.pub"
+echo "== Prometheus metrics (excerpt) from http://127.0.0.1:$mport/metrics"
+sleep 1.2
+python3 - "$mport" <<'PY'
+import sys, urllib.request
+text = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode()
+for line in text.splitlines():
+    if line.startswith(("ptibus_messages_", "ptibus_queue_depth", "ptibus_partners_connected")):
+        print("  " + line)
+PY
+
+sleep 1.5 # let a signed checkpoint pass
 kill -TERM $pid
 wait $pid || true
 trap - EXIT
