@@ -608,14 +608,19 @@ broker_loop_fini(broker_t *b)
     uv_handle_t *handles[] = {
         (uv_handle_t *)&b->router_poll,      (uv_handle_t *)&b->zap_poll,
         (uv_handle_t *)&b->sig_term,         (uv_handle_t *)&b->sig_int,
-        (uv_handle_t *)&b->checkpoint_timer, (uv_handle_t *)&b->delivery_timer};
+        (uv_handle_t *)&b->checkpoint_timer, (uv_handle_t *)&b->delivery_timer,
+        (uv_handle_t *)&b->metrics_timer};
     for (size_t i = 0; i < sizeof handles / sizeof handles[0]; i++)
         if (!uv_is_closing(handles[i]))
             uv_close(handles[i], on_closed);
     if (b->admin && !uv_is_closing((uv_handle_t *)&b->admin_poll))
         uv_close((uv_handle_t *)&b->admin_poll, on_closed);
     uv_run(&b->loop, UV_RUN_DEFAULT);
-    uv_loop_close(&b->loop);
+    int rc = uv_loop_close(&b->loop);
+    if (rc != 0) {
+        pt_log_error("broker.loop", "event loop not closed: %s", uv_strerror(rc));
+        uv_print_all_handles(&b->loop, stderr);
+    }
     b->loop_ready = false;
 }
 
