@@ -1,6 +1,6 @@
 /* bconfig: the broker's YAML configuration, validated into a bconfig_t. Each top-level
- * section has one parser in the `sections` table; adding one (the routes of part 2)
- * is a new table entry and its function. */
+ * section has one parser in the `sections` table; adding one is a new table entry and
+ * its function. */
 #include "bconfig.h"
 
 #include <errno.h>

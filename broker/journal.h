@@ -24,8 +24,8 @@ typedef struct journal_txn journal_txn_t;
 typedef enum journal_kind {
     PT_REC_RECEIVED = 1,     /* accepted message; payload = packed Envelope as journaled */
     PT_REC_REJECTED = 2,     /* refused message; reason set, payload_hash = BLAKE2b of bytes */
-    PT_REC_DELIVERED = 3,    /* handed to a recipient (part 2) */
-    PT_REC_ACKNOWLEDGED = 4, /* recipient acknowledged (part 2) */
+    PT_REC_DELIVERED = 3,    /* handed to a recipient (attempt set) */
+    PT_REC_ACKNOWLEDGED = 4, /* recipient acknowledged: the receipt */
     PT_REC_DEAD_LETTERED = 5,
     PT_REC_REPLAYED = 6,
     PT_REC_ADMIN = 7, /* an administrator's action; reason describes it */

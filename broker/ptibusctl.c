@@ -1,7 +1,7 @@
-/* ptibusctl: the ptibus administration command. This first version works on local
- * files: it generates key files, publishes JSON envelopes as a partner (for the demo
- * and for partner integration checks), lists and verifies the journal. The admin
- * socket commands (trace, replay, dead letters) come with the broker's part 2. */
+/* ptibusctl: the ptibus administration command. It generates key files, publishes JSON
+ * envelopes and receives deliveries as a partner (for the demo and for partner
+ * integration checks), lists and verifies a journal's files, and talks to a running
+ * broker's admin socket (stats, dead letters, requeue, replay). */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
