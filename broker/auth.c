@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <zmq.h>
@@ -14,11 +15,18 @@
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define ZAP_PARTS 7 /* version, request id, domain, address, identity, mechanism, key */
 
+typedef struct watch {
+    void *pair;
+    char name[16];
+} watch_t;
+
 struct auth {
     void *sock;
     const bconfig_t *cfg;
     uint64_t refused;
     uint64_t accepted;
+    watch_t watch[PT_AUTH_MAX_WATCH];
+    int n_watch;
 };
 
 typedef struct zap_request {
@@ -53,6 +61,8 @@ auth_close(auth_t **ap)
 {
     if (ap == NULL || *ap == NULL)
         return;
+    for (int i = 0; i < (*ap)->n_watch; i++)
+        zmq_close((*ap)->watch[i].pair);
     if ((*ap)->sock)
         zmq_close((*ap)->sock);
     free(*ap);
@@ -211,4 +221,81 @@ auth_handle(auth_t *a)
         handled++;
     }
     return handled;
+}
+
+int
+auth_watch(auth_t *a, void *zctx, void *sock, const char *name, pt_error_t *err)
+{
+    if (a->n_watch == PT_AUTH_MAX_WATCH)
+        return pt_error_set(err, -ENOSPC, "auth", "too many watched sockets");
+    char ep[64];
+    snprintf(ep, sizeof ep, "inproc://ptibus-monitor-%d", a->n_watch);
+    int events = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                 ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+    watch_t *w = &a->watch[a->n_watch];
+    int linger = 0;
+    if (zmq_socket_monitor(sock, ep, events) != 0 ||
+        (w->pair = zmq_socket(zctx, ZMQ_PAIR)) == NULL ||
+        zmq_setsockopt(w->pair, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        zmq_connect(w->pair, ep) != 0) {
+        int e = zmq_errno();
+        if (w->pair)
+            zmq_close(w->pair);
+        w->pair = NULL;
+        return pt_error_set(err, -e, "auth", "cannot monitor the %s socket: %s", name,
+                            zmq_strerror(e));
+    }
+    snprintf(w->name, sizeof w->name, "%s", name);
+    a->n_watch++;
+    return 0;
+}
+
+void *
+auth_monitor_socket(auth_t *a, int i)
+{
+    return i < a->n_watch ? a->watch[i].pair : NULL;
+}
+
+static const char *
+handshake_failure(uint16_t event, uint32_t value)
+{
+    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+        return "refused by the ZAP handler";
+    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
+        value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
+        return "mechanism mismatch: the client does not use CURVE (NULL or PLAIN refused)";
+    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
+        return "protocol error during the handshake (wrong server key?)";
+    return "handshake failed";
+}
+
+void
+auth_handle_events(auth_t *a, int i)
+{
+    watch_t *w = &a->watch[i];
+    for (;;) {
+        zmq_msg_t head, addr;
+        zmq_msg_init(&head);
+        zmq_msg_init(&addr);
+        if (zmq_msg_recv(&head, w->pair, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&head);
+            zmq_msg_close(&addr);
+            return;
+        }
+        if (zmq_msg_more(&head))
+            zmq_msg_recv(&addr, w->pair, 0);
+        if (zmq_msg_size(&head) >= 6) {
+            const uint8_t *p = zmq_msg_data(&head);
+            uint16_t event;
+            uint32_t value;
+            memcpy(&event, p, 2);
+            memcpy(&value, p + 2, 4);
+            a->refused++;
+            pt_log_warn("auth.handshake", "%s socket (%.*s): %s (0x%x)", w->name,
+                        (int)zmq_msg_size(&addr), (const char *)zmq_msg_data(&addr),
+                        handshake_failure(event, value), value);
+        }
+        zmq_msg_close(&head);
+        zmq_msg_close(&addr);
+    }
 }

@@ -33,6 +33,19 @@ void *auth_socket(auth_t *a);
 /* Answers every pending ZAP request without blocking. Returns the number handled. */
 int auth_handle(auth_t *a);
 
+/* Watches sock's handshakes (zmq_socket_monitor): failures that never reach the ZAP
+ * handler — a client without CURVE (NULL or PLAIN), a wrong server key — are logged and
+ * counted as refusals. name labels the socket in logs ("partners", "admin"). At most
+ * PT_AUTH_MAX_WATCH sockets. */
+#define PT_AUTH_MAX_WATCH 2
+int auth_watch(auth_t *a, void *zctx, void *sock, const char *name, pt_error_t *err);
+
+/* The i-th monitor socket (NULL past the last). */
+void *auth_monitor_socket(auth_t *a, int i);
+
+/* Logs every pending handshake event of the i-th monitor, without blocking. */
+void auth_handle_events(auth_t *a, int i);
+
 /* Counters for metrics. */
 uint64_t auth_refused_count(const auth_t *a);
 uint64_t auth_accepted_count(const auth_t *a);

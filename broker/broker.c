@@ -202,10 +202,14 @@ broker_new(bconfig_t *cfg, broker_t **out, pt_error_t *err)
         rc = auth_open(b->zctx, cfg, &b->auth, err);
     if (rc == 0)
         rc = broker_open_router(b, err);
+    if (rc == 0)
+        rc = auth_watch(b->auth, b->zctx, b->router, "partners", err);
     if (rc == 0 && cfg->admin_listen) {
         admin_deps_t deps = {
             .cfg = cfg, .journal = b->journal, .ingest = b->ingest, .delivery = b->delivery};
         rc = admin_open(b->zctx, b->server_sk, &deps, &b->admin, err);
+        if (rc == 0)
+            rc = auth_watch(b->auth, b->zctx, admin_socket(b->admin), "admin", err);
     }
     if (rc != 0) {
         b->cfg = NULL; /* the caller keeps cfg on error */
@@ -459,6 +463,10 @@ static void
 on_delivery_tick(uv_timer_t *t)
 {
     broker_t *b = t->data;
+    /* Handshake failures are only logged: reading them on this tick is enough (a
+     * monitor socket's ZMQ_FD did not wake uv_poll reliably). */
+    for (int i = 0; auth_monitor_socket(b->auth, i) != NULL; i++)
+        auth_handle_events(b->auth, i);
     int64_t due = delivery_next_due(b->delivery);
     uv_update_time(&b->loop);
     if (!b->stopping && due >= 0 && due <= (int64_t)uv_now(&b->loop))
