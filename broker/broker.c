@@ -1,5 +1,6 @@
 /* broker: ptibusd's event loop, sockets and lifecycle. */
 #include "broker.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -473,14 +474,6 @@ on_delivery_tick(uv_timer_t *t)
         broker_drain(b);
 }
 
-static int64_t
-wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Gauges are sampled once a second and handed to the HTTP thread. */
 static void
 on_metrics(uv_timer_t *t)
@@ -494,7 +487,7 @@ on_metrics(uv_timer_t *t)
                 (double)map);
     metrics_set(metrics_series(metrics_find(b->metrics, PT_METRIC_JOURNAL_LAST_SEQ), NULL),
                 (double)journal_last_seq(b->journal));
-    delivery_publish_metrics(b->delivery, wall_ms());
+    delivery_publish_metrics(b->delivery, pt_clock_wall_ms());
     metrics_publish(b->metrics);
 }
 

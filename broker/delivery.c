@@ -1,6 +1,7 @@
 /* delivery: per-recipient sessions, credit, in-flight tracking, redelivery with
  * backoff, dead letters and receipts, over the journal's durable queues. */
 #include "delivery.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -340,14 +341,6 @@ send_receipt(delivery_t *d, const journal_view_t *v, const peer_t *recipient,
     out_push(d, sender, &f);
 }
 
-static int64_t
-wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Moves message seq of pr to its dead-letter queue, journaled, with a receipt. */
 static void
 dead_letter(delivery_t *d, peer_t *pr, uint64_t seq, uint32_t attempts, const char *reason)
@@ -378,8 +371,8 @@ dead_letter(delivery_t *d, peer_t *pr, uint64_t seq, uint32_t attempts, const ch
     count(d->m_dead, pr->p->id, v.msg_type);
     pt_log_warn("delivery.dead", "recipient=%s seq=%llu message_id=%s dead-lettered: %s", pr->p->id,
                 (unsigned long long)seq, v.message_id, reason);
-    send_receipt(d, &v, pr, PTIBUS__V1__RECEIPT_KIND__RECEIPT_KIND_DEAD_LETTERED, wall_ms(),
-                 reason);
+    send_receipt(d, &v, pr, PTIBUS__V1__RECEIPT_KIND__RECEIPT_KIND_DEAD_LETTERED,
+                 pt_clock_wall_ms(), reason);
 }
 
 /* Journals attempt `attempt` of seq to pr and queues the Deliver frame. */
@@ -470,7 +463,8 @@ acknowledge(delivery_t *d, peer_t *pr, uint64_t seq)
     pr->depth--;
     pr->acknowledged++;
     count(d->m_acked, pr->p->id, v.msg_type);
-    send_receipt(d, &v, pr, PTIBUS__V1__RECEIPT_KIND__RECEIPT_KIND_ACKNOWLEDGED, wall_ms(), NULL);
+    send_receipt(d, &v, pr, PTIBUS__V1__RECEIPT_KIND__RECEIPT_KIND_ACKNOWLEDGED, pt_clock_wall_ms(),
+                 NULL);
 }
 
 void

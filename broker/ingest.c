@@ -1,6 +1,7 @@
 /* ingest: decode, validate, authorise, deduplicate and journal published messages,
  * with group commit. */
 #include "ingest.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -441,12 +442,9 @@ batch_commit(ingest_t *in)
     if (in->txn == NULL)
         return 0;
     pt_error_t err;
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t0 = pt_clock_mono_s();
     int rc = journal_commit(&in->txn, &err);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    metrics_observe(in->m_latency,
-                    (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+    metrics_observe(in->m_latency, pt_clock_mono_s() - t0);
     metrics_observe(in->m_batch, (double)in->n_replies);
     if (rc != 0) {
         in->failed = rc == PT_EJOURNALFULL ? rc : PT_ECLOSED;

@@ -1,6 +1,7 @@
 /* journal: LMDB environment, group-commit write path, indexes, queries, chain
  * verification and signed checkpoints. Record bytes are laid out by journal_record.c. */
 #include "journal.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -100,9 +101,7 @@ time_key(int64_t ms)
 int64_t
 jint_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return pt_clock_wall_ms();
 }
 
 const char *

@@ -1,5 +1,6 @@
 /* client: DEALER-side implementation of the broker protocol. */
 #include "client.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -192,9 +193,7 @@ client_recv(client_t *c, int timeout_ms, Ptibus__V1__Frame **out, pt_error_t *er
 static int64_t
 now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return pt_clock_mono_ms();
 }
 
 /* Waits for a frame of the wanted case, dropping others, until the deadline. */

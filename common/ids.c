@@ -1,5 +1,6 @@
 /* ids: UUIDv7 generation with per-process monotonic ordering. */
 #include "ids.h"
+#include "clock.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -30,9 +31,7 @@ static ids_state_t ids_state = {.lock = PTHREAD_MUTEX_INITIALIZER};
 static uint64_t
 now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return (uint64_t)pt_clock_wall_ms();
 }
 
 static uint64_t

@@ -259,66 +259,41 @@ td_broker_kill9(td_net_t *n)
     n->pid = 0;
 }
 
-int
-td_client_open(td_net_t *n, const char *partner, bool curve, client_t **out)
-{
-    uint8_t sk[32], pk[32];
-    char path[4300];
-    pt_error_t err;
-    snprintf(path, sizeof path, "%s/keys/%s.key", n->dir, partner);
-    if (keys_read(path, sk, 32, true, &err))
-        die("client key", &err);
-    snprintf(path, sizeof path, "%s/keys/%s.pub", n->dir, partner);
-    if (keys_read(path, pk, 32, false, &err))
-        die("client key", &err);
-    client_options_t o = {.endpoint = n->endpoint,
-                          .server_pk = n->server_pk,
-                          .client_sk = sk,
-                          .client_pk = pk,
-                          .client_name = "ptibus-test",
-                          .no_curve = !curve};
-    return client_open(&o, out, &err);
-}
-
-int
-td_admin_open(td_net_t *n, const char *keyname, client_t **out)
+/* Connects to endpoint with the key pair keys/<keyname>.{key,pub}. */
+static int
+td_open(td_net_t *n, const char *endpoint, const char *keyname, const client_options_t *extra,
+        client_t **out)
 {
     uint8_t sk[32], pk[32];
     char path[4300];
     pt_error_t err;
     snprintf(path, sizeof path, "%s/keys/%s.key", n->dir, keyname);
     if (keys_read(path, sk, 32, true, &err))
-        die("admin key", &err);
+        die("client key", &err);
     snprintf(path, sizeof path, "%s/keys/%s.pub", n->dir, keyname);
     if (keys_read(path, pk, 32, false, &err))
-        die("admin key", &err);
-    client_options_t o = {.endpoint = n->admin_endpoint,
-                          .server_pk = n->server_pk,
-                          .client_sk = sk,
-                          .client_pk = pk,
-                          .client_name = "ptibus-test-admin"};
+        die("client key", &err);
+    client_options_t o = *extra;
+    o.endpoint = endpoint;
+    o.server_pk = n->server_pk;
+    o.client_sk = sk;
+    o.client_pk = pk;
+    o.client_name = "ptibus-test";
     return client_open(&o, out, &err);
 }
 
-static int
-td_client_open_credit(td_net_t *n, const char *partner, uint32_t credit, client_t **out)
+int
+td_client_open(td_net_t *n, const char *partner, bool curve, client_t **out)
 {
-    uint8_t sk[32], pk[32];
-    char path[4300];
-    pt_error_t err;
-    snprintf(path, sizeof path, "%s/keys/%s.key", n->dir, partner);
-    if (keys_read(path, sk, 32, true, &err))
-        die("client key", &err);
-    snprintf(path, sizeof path, "%s/keys/%s.pub", n->dir, partner);
-    if (keys_read(path, pk, 32, false, &err))
-        die("client key", &err);
-    client_options_t o = {.endpoint = n->endpoint,
-                          .server_pk = n->server_pk,
-                          .client_sk = sk,
-                          .client_pk = pk,
-                          .client_name = "ptibus-test",
-                          .initial_credit = credit};
-    return client_open(&o, out, &err);
+    client_options_t o = {.no_curve = !curve};
+    return td_open(n, n->endpoint, partner, &o, out);
+}
+
+int
+td_admin_open(td_net_t *n, const char *keyname, client_t **out)
+{
+    client_options_t o = {0};
+    return td_open(n, n->admin_endpoint, keyname, &o, out);
 }
 
 int
@@ -326,7 +301,8 @@ td_client_session(td_net_t *n, const char *partner, uint32_t initial_credit, cli
 {
     pt_error_t err;
     char who[64];
-    if (td_client_open_credit(n, partner, initial_credit, out) != 0)
+    client_options_t o = {.initial_credit = initial_credit};
+    if (td_open(n, n->endpoint, partner, &o, out) != 0)
         return -1;
     if (client_hello(*out, 5000, who, sizeof who, &err) != 0 || strcmp(who, partner) != 0) {
         fprintf(stderr, "td: hello as %s: %s\n", partner, err.msg);
