@@ -367,11 +367,8 @@ check_partner_key_unique(bload_t *ld, const config_node_t *partners, size_t idx)
 static int
 unknown_type_error(bload_t *ld, const config_node_t *n, const char *type)
 {
-    char list[512] = "";
-    size_t used = 0;
-    for (size_t i = 0; i < codec_envelope_type_count() && used < sizeof list; i++)
-        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "",
-                                 codec_envelope_type_at(i));
+    char list[512];
+    codec_envelope_type_list(list, sizeof list);
     return config_error(ld->doc, n, PT_ECONFIG, ld->err,
                         "\"%.40s\" is not a message type (valid: %s)", type, list);
 }

@@ -265,11 +265,8 @@ partner_index(rload_t *ld, const config_node_t *n, size_t *out)
 static int
 type_error(rload_t *ld, const config_node_t *n, const char *type)
 {
-    char list[512] = "";
-    size_t used = 0;
-    for (size_t i = 0; i < codec_envelope_type_count() && used < sizeof list; i++)
-        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "",
-                                 codec_envelope_type_at(i));
+    char list[512];
+    codec_envelope_type_list(list, sizeof list);
     return config_error(ld->doc, n, PT_ECONFIG, ld->err,
                         "\"%.40s\" is not a message type (valid: %s)", type, list);
 }

@@ -2,6 +2,7 @@
 #include "codec.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -142,4 +143,14 @@ codec_envelope_case(const char *type)
     if (f == NULL || !(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
         return PTIBUS__V1__ENVELOPE__BODY__NOT_SET;
     return (Ptibus__V1__Envelope__BodyCase)f->id;
+}
+
+void
+codec_envelope_type_list(char *out, size_t cap)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < codec_envelope_type_count() && used < cap; i++)
+        used += (size_t)snprintf(out + used, cap - used, "%s%s", i ? ", " : "",
+                                 codec_envelope_type_at(i));
 }

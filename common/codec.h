@@ -42,4 +42,7 @@ Ptibus__V1__Envelope__BodyCase codec_envelope_case(const char *type);
 size_t codec_envelope_type_count(void);
 const char *codec_envelope_type_at(size_t i);
 
+/* Writes every type name, joined by ", ", into out (truncated to cap), for messages. */
+void codec_envelope_type_list(char *out, size_t cap);
+
 #endif
