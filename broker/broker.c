@@ -325,9 +325,29 @@ broker_on_hello(broker_t *b, const uint8_t *rid, size_t rid_len, const bconfig_p
     broker_send_frame(b, rid, rid_len, &f);
 }
 
-static void
-broker_on_heartbeat(broker_t *b, const uint8_t *rid, size_t rid_len)
+/* A heartbeat or credit on a connection without a session (the broker restarted, or
+ * the partner's connection was replaced): the client must say Hello again to resume
+ * its deliveries. */
+static bool
+broker_require_session(broker_t *b, const uint8_t *rid, size_t rid_len, const bconfig_partner_t *p)
 {
+    if (delivery_has_session(b->delivery, p->id, rid, rid_len))
+        return true;
+    ingest_reply_t r = {.nack_code = PTIBUS__V1__NACK_CODE__NACK_CODE_PROTOCOL};
+    r.rid_len = rid_len < sizeof r.rid ? rid_len : sizeof r.rid;
+    memcpy(r.rid, rid, r.rid_len);
+    snprintf(r.field_path, sizeof r.field_path, "%s", PT_SESSION_FIELD);
+    snprintf(r.reason, sizeof r.reason, "%s: no session on this connection, send Hello",
+             PT_SESSION_FIELD);
+    broker_send_reply(&r, b);
+    return false;
+}
+
+static void
+broker_on_heartbeat(broker_t *b, const uint8_t *rid, size_t rid_len, const bconfig_partner_t *p)
+{
+    if (!broker_require_session(b, rid, rid_len, p))
+        return;
     Ptibus__V1__Frame f = PTIBUS__V1__FRAME__INIT;
     Ptibus__V1__Heartbeat h = PTIBUS__V1__HEARTBEAT__INIT;
     h.sent_at_ms = (int64_t)(uv_now(&b->loop));
@@ -363,7 +383,8 @@ broker_on_frame(broker_t *b, const uint8_t *rid, size_t rid_len, const bconfig_p
         delivery_ack(b->delivery, p->id, f->deliver_ack, now);
         break;
     case PTIBUS__V1__FRAME__KIND_CREDIT:
-        delivery_credit(b->delivery, p->id, f->credit->credit);
+        if (broker_require_session(b, rid, rid_len, p))
+            delivery_credit(b->delivery, p->id, f->credit->credit);
         break;
     case PTIBUS__V1__FRAME__KIND_RECEIPT_REQUEST:
         delivery_receipt_request(b->delivery, p->id, f->receipt_request->message_id);
@@ -372,7 +393,7 @@ broker_on_frame(broker_t *b, const uint8_t *rid, size_t rid_len, const bconfig_p
         broker_on_hello(b, rid, rid_len, p, f->hello);
         break;
     case PTIBUS__V1__FRAME__KIND_HEARTBEAT:
-        broker_on_heartbeat(b, rid, rid_len);
+        broker_on_heartbeat(b, rid, rid_len, p);
         break;
     default:
         broker_send_nack(b, rid, rid_len, PTIBUS__V1__NACK_CODE__NACK_CODE_PROTOCOL,

@@ -234,6 +234,13 @@ delivery_hello(delivery_t *d, const char *partner, const uint8_t *rid, size_t ri
     pr->last_seen = now_ms;
 }
 
+bool
+delivery_has_session(const delivery_t *d, const char *partner, const uint8_t *rid, size_t rid_len)
+{
+    const peer_t *pr = peer_find((delivery_t *)d, partner);
+    return pr && pr->online && pr->rid_len == rid_len && memcmp(pr->rid, rid, rid_len) == 0;
+}
+
 void
 delivery_seen(delivery_t *d, const char *partner, int64_t now_ms)
 {

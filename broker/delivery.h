@@ -58,6 +58,10 @@ void delivery_destroy(delivery_t **d);
 void delivery_hello(delivery_t *d, const char *partner, const uint8_t *rid, size_t rid_len,
                     uint32_t initial_credit, int64_t now_ms);
 
+/* True when partner has a session (a Hello) on this routing id. */
+bool delivery_has_session(const delivery_t *d, const char *partner, const uint8_t *rid,
+                          size_t rid_len);
+
 /* Any frame from a partner proves it alive. */
 void delivery_seen(delivery_t *d, const char *partner, int64_t now_ms);
 

@@ -21,6 +21,8 @@ struct client {
     char name[64];
     uint32_t initial_credit;
     int heartbeat_ms; /* from Welcome; 0 = none */
+    bool in_session;  /* a Hello was answered: re-Hello when the broker forgets it */
+    uint32_t window;  /* credit granted in total: Hello + Credit frames */
     int64_t last_send_ms;
 };
 
@@ -166,8 +168,17 @@ client_wait(client_t *c, int timeout_ms)
     }
 }
 
-int
-client_recv(client_t *c, int timeout_ms, Ptibus__V1__Frame **out, pt_error_t *err)
+static int client_send_hello(client_t *c, uint32_t credit, pt_error_t *err);
+
+static bool
+is_session_nack(const Ptibus__V1__Frame *f)
+{
+    return f->kind_case == PTIBUS__V1__FRAME__KIND_NACK &&
+           strcmp(f->nack->field_path, PT_SESSION_FIELD) == 0;
+}
+
+static int
+client_recv_one(client_t *c, int timeout_ms, Ptibus__V1__Frame **out, pt_error_t *err)
 {
     *out = NULL;
     int n = client_wait(c, timeout_ms);
@@ -188,6 +199,22 @@ client_recv(client_t *c, int timeout_ms, Ptibus__V1__Frame **out, pt_error_t *er
     if (rc == 0)
         *out = (Ptibus__V1__Frame *)m;
     return rc;
+}
+
+int
+client_recv(client_t *c, int timeout_ms, Ptibus__V1__Frame **out, pt_error_t *err)
+{
+    int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    for (;;) {
+        int left = deadline < 0 ? -1 : (int)(deadline - now_ms());
+        int rc = client_recv_one(c, deadline < 0 || left > 0 ? left : 0, out, err);
+        if (rc != 0 || !c->in_session || !is_session_nack(*out))
+            return rc;
+        codec_free((ProtobufCMessage **)out);
+        rc = client_send_hello(c, c->window, err);
+        if (rc != 0)
+            return rc;
+    }
 }
 
 static int64_t
@@ -221,18 +248,25 @@ client_wait_case(client_t *c, int timeout_ms, Ptibus__V1__Frame__KindCase want1,
     }
 }
 
-int
-client_hello(client_t *c, int timeout_ms, char *partner_id, size_t partner_id_len, pt_error_t *err)
+static int
+client_send_hello(client_t *c, uint32_t credit, pt_error_t *err)
 {
     Ptibus__V1__Frame f = PTIBUS__V1__FRAME__INIT;
     Ptibus__V1__Hello h = PTIBUS__V1__HELLO__INIT;
     h.protocol_version = 1;
     h.client_name = c->name;
     h.software_version = PTIBUS_VERSION;
-    h.initial_credit = c->initial_credit;
+    h.initial_credit = credit;
     f.kind_case = PTIBUS__V1__FRAME__KIND_HELLO;
     f.hello = &h;
-    int rc = client_send(c, &f, err);
+    return client_send(c, &f, err);
+}
+
+int
+client_hello(client_t *c, int timeout_ms, char *partner_id, size_t partner_id_len, pt_error_t *err)
+{
+    c->window = c->initial_credit;
+    int rc = client_send_hello(c, c->window, err);
     if (rc != 0)
         return rc;
     Ptibus__V1__Frame *w;
@@ -243,6 +277,7 @@ client_hello(client_t *c, int timeout_ms, char *partner_id, size_t partner_id_le
     if (partner_id && partner_id_len)
         snprintf(partner_id, partner_id_len, "%s", w->welcome->partner_id);
     c->heartbeat_ms = (int)w->welcome->heartbeat_interval_ms;
+    c->in_session = true;
     codec_free((ProtobufCMessage **)&w);
     return 0;
 }
@@ -337,7 +372,12 @@ client_credit(client_t *c, uint32_t credit, pt_error_t *err)
     cr.credit = credit;
     f.kind_case = PTIBUS__V1__FRAME__KIND_CREDIT;
     f.credit = &cr;
-    return client_send(c, &f, err);
+    int rc = client_send(c, &f, err);
+    if (rc == 0) {
+        uint64_t w = (uint64_t)c->window + credit;
+        c->window = w > UINT32_MAX ? UINT32_MAX : (uint32_t)w;
+    }
+    return rc;
 }
 
 int

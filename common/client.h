@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "codec.h"
 #include "err.h"
 #include "ptibus/v1/envelope.pb-c.h"
 #include "ptibus/v1/protocol.pb-c.h"
@@ -54,7 +55,10 @@ int client_send(client_t *c, const Ptibus__V1__Frame *frame, pt_error_t *err);
 /* Receives one frame, waiting up to timeout_ms (-1 forever). Caller owns *out; free
  * with codec_free((ProtobufCMessage **)out). PT_ETIMEOUT when nothing came. While it
  * waits it sends a Heartbeat whenever nothing was sent for the broker's heartbeat
- * interval (known from Welcome), so that the broker keeps the session alive. */
+ * interval (known from Welcome), so that the broker keeps the session alive; and when
+ * the broker answers that the connection has no session (it restarted), it says Hello
+ * again with the whole credit granted so far, so that deliveries resume by
+ * themselves (the Welcome is returned like any frame). */
 int client_recv(client_t *c, int timeout_ms, Ptibus__V1__Frame **out, pt_error_t *err);
 
 /* Packs env and sends it as a Publish frame without waiting. */

@@ -13,14 +13,18 @@
 #include "ptibus/v1/envelope.pb-c.h"
 #include "ptibus/v1/protocol.pb-c.h"
 
+/* field_path of the Nack by which the broker says that a connection has no session
+ * (e.g. after a broker restart): the client must say Hello again. */
+#define PT_SESSION_FIELD "session"
+
 /* Default limit on a packed Envelope (the broker config can lower or raise it). */
 #define PT_MAX_MESSAGE_SIZE (256 * 1024)
 
 /* Unpacks len bytes as a message of type desc. Refuses len > max (PT_ETOOLARGE) and
  * undecodable bytes (PT_EMALFORMED), filling err. On success the caller owns *out;
  * free with codec_free(). */
-int codec_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len,
-                 size_t max, ProtobufCMessage **out, pt_error_t *err);
+int codec_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len, size_t max,
+                 ProtobufCMessage **out, pt_error_t *err);
 
 /* Packs msg into a new buffer; refuses a result over max (PT_ETOOLARGE). On success
  * the caller owns *out (free()). */

@@ -464,6 +464,45 @@ test_kill9_during_delivery_resumes(void **state)
     free(got);
 }
 
+/* The broker is killed and restarted under a connected recipient: the client library
+ * notices (its heartbeat is answered "no session"), says Hello again, and the
+ * deliveries resume without the application doing anything. */
+static void
+test_session_resumes_after_broker_restart(void **state)
+{
+    fx_t *f = *state;
+    client_t *cd = session(f, "departement", 16);
+    client_t *caf = session(f, "caf", 0);
+    publish_events(caf, "rs-a", 3, NULL);
+    seen_t got[16];
+    assert_int_equal(collect(cd, 3, TIMEOUT_MS, true, got, 16), 3);
+    td_broker_kill9(&f->net);
+    assert_int_equal(td_broker_start(&f->net), 0);
+    caf = session(f, "caf", 0);
+    publish_events(caf, "rs-b", 4, NULL);
+    /* Acknowledgements still in flight at the kill are lost with it: those messages come
+     * again, flagged as redeliveries (at least once). */
+    size_t n = 0, fresh = 0;
+    while (fresh < 4 && n < 16) {
+        size_t k = collect(cd, 1, 3 * TIMEOUT_MS, true, got + n, 16 - n);
+        if (k == 0)
+            break;
+        fresh += strncmp(got[n].message_id, "rs-b-", 5) == 0;
+        n += k;
+    }
+    fresh = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strncmp(got[i].message_id, "rs-a-", 5) == 0) {
+            assert_true(got[i].redelivery);
+            continue;
+        }
+        char want[32];
+        snprintf(want, sizeof want, "rs-b-%04zu", fresh++);
+        assert_string_equal(got[i].message_id, want);
+    }
+    assert_int_equal(fresh, 4);
+}
+
 int
 main(void)
 {
@@ -480,6 +519,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_receipts_to_the_sender, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_during_delivery_resumes, setup_slow_acks,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_session_resumes_after_broker_restart, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
