@@ -93,7 +93,7 @@ td_net_configure(td_net_t *n, const td_net_options_t *o)
     fprintf(f, "listen: \"%s\"\n", n->endpoint);
     fprintf(f, "admin:\n  listen: \"%s\"\n  keys: [\"%s\"]\n", n->admin_endpoint, admin_pub);
     fprintf(f, "metrics:\n  listen: \"127.0.0.1:%d\"\n", n->metrics_port);
-    fprintf(f, "journal:\n  dir: journal\n  checkpoint_interval: 1s\n");
+    fprintf(f, "journal:\n  dir: \"%s\"\n  checkpoint_interval: 1s\n", n->journal_dir);
     if (o && o->journal_max_size)
         fprintf(f, "  max_size: %s\n", o->journal_max_size);
     if (o && o->journal_initial_size)

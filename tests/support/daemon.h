@@ -16,7 +16,7 @@ typedef struct td_net {
     int port;
     char endpoint[64];
     char config[4200];
-    char journal_dir[4200];
+    char journal_dir[4200]; /* <dir>/journal; may be changed before td_net_configure() */
     char admin_endpoint[64];
     int metrics_port;
     pid_t pid;
