@@ -362,6 +362,7 @@ accept_append(ingest_t *in, ingest_reply_t *r, const bconfig_partner_t *p, const
                             .correlation_id = a->env->correlation_id,
                             .payload = a->bytes,
                             .payload_len = a->len,
+                            .payload_hash = a->hash,
                             .person_nir = person_nir,
                             .recipients = recipients};
     pt_error_t err;

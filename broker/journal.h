@@ -58,6 +58,9 @@ typedef struct journal_record {
     const char *reason;     /* REJECTED / DEAD_LETTERED / ADMIN text; NULL = none */
     const uint8_t *payload; /* RECEIVED: envelope bytes; else NULL */
     size_t payload_len;
+    /* BLAKE2b-256 of payload when the caller has already computed it (the ingest does,
+     * for dedup), so it is not hashed twice; NULL = the journal computes it. */
+    const uint8_t *payload_hash;
     const char *person_nir; /* normalised NIR (13 chars) to index, NULL = none; never stored */
     const char *const *recipients; /* RECEIVED: routed recipients, NULL-terminated; may be NULL */
 } journal_record_t;

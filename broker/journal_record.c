@@ -158,7 +158,9 @@ journal_record_encode(const journal_record_t *rec, uint64_t seq, int64_t time_ms
     p = put_bytes(p, rec->payload, (flags & JREC_F_PAYLOAD) ? rec->payload_len : 0);
     p = put_le(p, rec->ref_seq, 8);
     p = put_le(p, rec->attempt, 4);
-    if (rec->payload != NULL)
+    if (rec->payload != NULL && rec->payload_hash != NULL)
+        memcpy(p, rec->payload_hash, PT_JOURNAL_HASH_LEN);
+    else if (rec->payload != NULL)
         crypto_generichash(p, PT_JOURNAL_HASH_LEN, rec->payload, rec->payload_len, NULL, 0);
     else
         memset(p, 0, PT_JOURNAL_HASH_LEN);

@@ -35,14 +35,27 @@ ctx_init(vctx_t *c, pt_error_t *err, const char *root)
     c->len = strlen(c->path);
 }
 
+/* Appends text to the path, truncating at its capacity. The walk pushes a name for
+ * every field of every message, so this stays a plain copy (no printf). */
+static void
+path_append(vctx_t *c, const char *text, size_t n)
+{
+    size_t room = sizeof c->path - 1 - c->len;
+    if (n > room)
+        n = room;
+    memcpy(c->path + c->len, text, n);
+    c->len += n;
+    c->path[c->len] = '\0';
+}
+
 /* Appends ".name" (or "name" at the root); returns the length to restore. */
 static size_t
 path_push(vctx_t *c, const char *name)
 {
     size_t old = c->len;
-    int n = snprintf(c->path + c->len, sizeof c->path - c->len, "%s%s", c->len ? "." : "", name);
-    if (n > 0)
-        c->len = strnlen(c->path, sizeof c->path - 1);
+    if (c->len)
+        path_append(c, ".", 1);
+    path_append(c, name, strlen(name));
     return old;
 }
 
@@ -50,9 +63,14 @@ static size_t
 path_push_index(vctx_t *c, size_t i)
 {
     size_t old = c->len;
-    int n = snprintf(c->path + c->len, sizeof c->path - c->len, "[%zu]", i);
-    if (n > 0)
-        c->len = strnlen(c->path, sizeof c->path - 1);
+    char digits[24], *p = digits + sizeof digits;
+    *--p = ']';
+    do {
+        *--p = (char)('0' + i % 10);
+        i /= 10;
+    } while (i);
+    *--p = '[';
+    path_append(c, p, (size_t)(digits + sizeof digits - p));
     return old;
 }
 
