@@ -21,7 +21,7 @@ typedef struct aconn {
     amqp_connection_state_t c;
     const char *queue;
     uint64_t *ring; /* ids by delivery tag */
-    uint64_t tag, acked;
+    uint64_t tag, acked, nacks;
     uint8_t payload[BENCH_PAYLOAD];
 } aconn_t;
 
@@ -96,6 +96,21 @@ rabbit_publish(void *conn, uint64_t id)
     return rc == AMQP_STATUS_OK ? 0 : -1;
 }
 
+/* A quorum queue may nack under load: those ids are published again (their latency
+ * keeps counting from the first send) and the nacks are counted on stderr. */
+static int
+republish(aconn_t *a, const amqp_basic_nack_t *nack)
+{
+    uint64_t ids[512], n = 0;
+    while (a->acked < nack->delivery_tag && n < 512)
+        ids[n++] = a->ring[++a->acked % RING];
+    a->nacks += n;
+    for (uint64_t i = 0; i < n; i++)
+        if (rabbit_publish(a, ids[i]) < 0)
+            return -1;
+    return 0;
+}
+
 /* Confirms (basic.ack, possibly "multiple") for the ids published so far. */
 static int
 rabbit_acks(void *conn, int timeout_ms, uint64_t *ids, size_t max)
@@ -112,6 +127,11 @@ rabbit_acks(void *conn, int timeout_ms, uint64_t *ids, size_t max)
         if (rc != AMQP_STATUS_OK || f.frame_type != AMQP_FRAME_METHOD) {
             fprintf(stderr, "bench_rabbitmq: confirm wait: %s\n", amqp_error_string2(rc));
             return -1;
+        }
+        if (f.payload.method.id == AMQP_BASIC_NACK_METHOD) {
+            if (republish(a, f.payload.method.decoded) < 0)
+                return -1;
+            continue;
         }
         if (f.payload.method.id != AMQP_BASIC_ACK_METHOD) {
             fprintf(stderr, "bench_rabbitmq: unexpected method 0x%x (nack?)\n",
@@ -134,6 +154,9 @@ rabbit_close(void *conn)
     aconn_t *a = conn;
     if (a == NULL)
         return;
+    if (a->nacks)
+        fprintf(stderr, "bench_rabbitmq: %s: %" PRIu64 " nacks, published again\n", a->queue,
+                a->nacks);
     if (a->c) {
         amqp_channel_close(a->c, CH, AMQP_REPLY_SUCCESS);
         amqp_connection_close(a->c, AMQP_REPLY_SUCCESS);

@@ -13,15 +13,17 @@
 #                                    (default 1000000)
 #   bench/run.sh --no-peers          ptibus, LMDB and the journal only
 #   bench/run.sh --keep              keep the temporary directory
+#   bench/run.sh --perf              also profile ptibusd (perf, cpu-clock) during S1
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 
-smoke=0 peers=1 keep=0 secs=10 jrecords=1000000
+smoke=0 peers=1 keep=0 profile=0 secs=10 jrecords=1000000
 while [ $# -gt 0 ]; do
     case "$1" in
     --smoke) smoke=1 peers=0 secs=2 jrecords=20000 ;;
     --no-peers) peers=0 ;;
     --keep) keep=1 ;;
+    --perf) profile=1 ;;
     --seconds) secs=$2; shift ;;
     --journal-records) jrecords=$2; shift ;;
     *) echo "usage: bench/run.sh [--smoke] [--no-peers] [--keep] [--seconds S] [--journal-records N]" >&2
@@ -230,8 +232,43 @@ fill_broker() {
     filled=$have
 }
 
+# perf_top NAME -- command...: profiles ptibusd (cpu-clock samples, call graphs) while
+# a client runs, and prints its top functions into $out/perf-NAME.txt.
+perf_top() {
+    local name=$1 data="$tmp/perf-$1.data"
+    shift 2
+    perf record -q -e cpu-clock -g -p "${PIDS[ptibus]}" -o "$data" 2>/dev/null &
+    local ppid=$!
+    sleep 0.5
+    "$@" >/dev/null 2>>"$tmp/clients.log" || true
+    kill -INT "$ppid" 2>/dev/null || true
+    wait "$ppid" 2>/dev/null || true
+    {
+        perf report -i "$data" --stdio --no-children -g none --sort dso 2>/dev/null |
+            grep -v '^#' | grep . | head -8
+        echo
+        perf report -i "$data" --stdio --no-children --percent-limit 0.7 -g none \
+            --sort dso,symbol 2>/dev/null | grep -v '^#' | grep . | head -40
+        echo
+        echo "callers of vfprintf (who formats strings):"
+        perf report -i "$data" --stdio --no-children -G --symbol-filter=__vfprintf_internal \
+            --percent-limit 0.3 2>/dev/null | grep -v '^#' | grep . | head -40
+    } >"$out/perf-$name.txt" || true
+    log "perf profile of ptibusd during $name: $out/perf-$name.txt"
+    head -25 "$out/perf-$name.txt" >&2
+}
+
+run_profiles() {
+    local c=("$bin/bench_ptibus" --endpoint "tcp://127.0.0.1:$ptibus_port" --dir "$tmp/ptibus/keys"
+        --seconds "$secs" --count "$maxcount")
+    perf_top S1-sync -- "${c[@]}" --scenario PERF-sync --window 1
+    perf_top S1-window -- "${c[@]}" --scenario PERF-window --window 256
+    perf_top S1-multi6 -- "${c[@]}" --scenario PERF-multi6 --window 1 --threads 6
+}
+
 run_ptibus() {
     start_ptibus
+    [ "$profile" = 1 ] && run_profiles
     strace_fsync ptibus ptibus -- "$bin/bench_ptibus" --endpoint "tcp://127.0.0.1:$ptibus_port" \
         --dir "$tmp/ptibus/keys" --scenario STRACE --seconds 3 --count 100000
     pt S1-sync --window 1
@@ -302,8 +339,18 @@ start_rabbitmq() {
         /usr/lib/rabbitmq/bin/rabbitmq-server >"$d/rabbitmq.log" 2>&1 &
     PIDS[rabbitmq]=$!
     wait_port "$rabbit_port" "${PIDS[rabbitmq]}" 120 || { tail -30 "$d/rabbitmq.log" >&2; return 1; }
-    # The server script execs the Erlang VM: the PID is beam.smp's.
-    log "rabbitmq-server pid ${PIDS[rabbitmq]} ($(cat /proc/${PIDS[rabbitmq]}/comm)) on 127.0.0.1:$rabbit_port"
+    # The server script runs the Erlang VM as its child: measure (and stop) beam.smp,
+    # found by parent PID, never by name.
+    PIDS[rabbitmq-script]=${PIDS[rabbitmq]}
+    local pid=${PIDS[rabbitmq]} child
+    for _ in 1 2 3 4; do
+        [ "$(cat /proc/$pid/comm)" = beam.smp ] && break
+        child=$(cat /proc/$pid/task/*/children 2>/dev/null | tr ' ' '\n' | grep . | head -1)
+        [ -n "$child" ] || break
+        pid=$child
+    done
+    PIDS[rabbitmq]=$pid
+    log "rabbitmq-server: beam.smp pid $pid on 127.0.0.1:$rabbit_port"
 }
 
 peer() { # peer SERVER PROGRAM LABEL SCENARIO [options]
@@ -341,6 +388,7 @@ run_peers() {
     peer_scenarios rabbitmq bench_rabbitmq rabbitmq-classic --target classic
     peer_scenarios rabbitmq bench_rabbitmq rabbitmq-quorum --target quorum
     stop_pid rabbitmq
+    stop_pid rabbitmq-script
     stop_pid epmd
 
     start_nats
