@@ -81,6 +81,9 @@ def table(rows):
             if r is None:
                 continue
             ratio = ""
+            if r.get("failed"):
+                out.append("| %s | %s | FAILED (see clients.log) | | | | | |" % (scen, sysname))
+                continue
             if sysname != "ptibus" and pt:
                 if scen.startswith("S4"):  # fixed rate: compare p99 (peer / ptibus)
                     ratio = "p99 %.2fx" % (r["p99_us"] / pt["p99_us"]) if pt["p99_us"] else ""
@@ -115,7 +118,7 @@ def others(rows):
 
 def best(rows, scen, systems):
     vals = [find(rows, scen, s) for s in systems]
-    vals = [v for v in vals if v]
+    vals = [v for v in vals if v and not v.get("failed")]
     return max(vals, key=lambda v: v["rate"]) if vals else None
 
 

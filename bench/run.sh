@@ -356,8 +356,11 @@ start_rabbitmq() {
 peer() { # peer SERVER PROGRAM LABEL SCENARIO [options]
     local server=$1 prog=$2 label=$3 name=$4
     shift 4
+    # A peer that fails a scenario is reported as failed; the run goes on.
     measure "$server" "$name" -- "$bin/$prog" --port "$port" --label "$label" \
-        --scenario "$name" --seconds "$secs" --count "$maxcount" --run-id "$label-$name" "$@"
+        --scenario "$name" --seconds "$secs" --count "$maxcount" --run-id "$label-$name" "$@" ||
+        printf '{"scenario":"%s","system":"%s","failed":true,"msgs":0,"seconds":0,"rate":0,"p50_us":0,"p99_us":0,"p999_us":0}\n' \
+            "$name" "$label" | tee -a "$results" >&2
 }
 
 peer_scenarios() { # peer_scenarios SERVER PROGRAM LABEL [options]
