@@ -1,0 +1,125 @@
+/* bench_journal: S3, reading the journal through its own API. Fills a journal in DIR
+ * with N RECEIVED records (1 KiB payloads, 1000 per commit, written with the journal
+ * API as the broker does), then times a full journal_scan and look-ups by message id
+ * (journal_find_message) of random messages. One JSON line per measure on stdout. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "driver.h"
+#include "journal.h"
+
+#define FILL_BATCH 1000
+
+static int
+fill(journal_t *j, uint64_t n, pt_error_t *err)
+{
+    uint8_t payload[BENCH_PAYLOAD];
+    char mid[40];
+    const char *recipients[] = {"sink1", NULL};
+    bench_payload(payload, 0);
+    for (uint64_t done = 0; done < n;) {
+        journal_txn_t *txn;
+        int rc = journal_begin(j, &txn, err);
+        for (unsigned i = 0; rc == 0 && i < FILL_BATCH && done < n; i++, done++) {
+            snprintf(mid, sizeof mid, "bench-%" PRIu64, done);
+            journal_record_t r = {.kind = PT_REC_RECEIVED,
+                                  .partner = "p1",
+                                  .msg_type = "referral",
+                                  .message_id = mid,
+                                  .correlation_id = "",
+                                  .payload = payload,
+                                  .payload_len = sizeof payload,
+                                  .recipients = recipients};
+            uint64_t seq;
+            rc = journal_append(txn, &r, &seq, err);
+        }
+        if (rc != 0) {
+            journal_abort(&txn);
+            return rc;
+        }
+        if ((rc = journal_commit(&txn, err)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+typedef struct scan_acc {
+    uint64_t records, bytes;
+} scan_acc_t;
+
+static int
+visit(const journal_view_t *v, void *arg)
+{
+    scan_acc_t *a = arg;
+    a->records++;
+    a->bytes += v->payload_len;
+    return 0;
+}
+
+static void
+emit(const char *scenario, uint64_t n, double secs, const char *unit)
+{
+    printf("{\"scenario\":\"%s\",\"system\":\"ptibus\",\"msgs\":%" PRIu64
+           ",\"seconds\":%.3f,\"rate\":%.1f,\"unit\":\"%s\"}\n",
+           scenario, n, secs, secs > 0 ? (double)n / secs : 0, unit);
+    fflush(stdout);
+}
+
+static int
+lookups(journal_t *j, uint64_t n, uint64_t max, double seconds, pt_error_t *err)
+{
+    char mid[40];
+    uint64_t done = 0, x = 88172645463325252ull;
+    uint64_t start = bench_now_ns(), end = start + (uint64_t)(seconds * 1e9);
+    while (done < max && bench_now_ns() < end) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17; /* xorshift64: spread over the journal */
+        snprintf(mid, sizeof mid, "bench-%" PRIu64, x % n);
+        uint64_t *seqs = NULL;
+        size_t k = 0;
+        int rc = journal_find_message(j, mid, &seqs, &k, err);
+        free(seqs);
+        if (rc != 0 || k != 1) {
+            fprintf(stderr, "bench_journal: %s: %s\n", mid, rc ? err->msg : "not found once");
+            return -1;
+        }
+        done++;
+    }
+    emit("S3-lookup", done, (double)(bench_now_ns() - start) / 1e9, "lookups/s");
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: bench_journal DIR RECORDS\n");
+        return 2;
+    }
+    uint64_t n = strtoull(argv[2], NULL, 10);
+    uint8_t hmac[32] = {0};
+    journal_options_t jo = {.dir = argv[1], .hmac_key = hmac};
+    journal_t *j = NULL;
+    pt_error_t err;
+    scan_acc_t acc = {0};
+    int rc = journal_open(&jo, &j, &err);
+    uint64_t t0 = bench_now_ns();
+    if (rc == 0 && journal_last_seq(j) < n)
+        rc = fill(j, n - journal_last_seq(j), &err);
+    if (rc == 0)
+        emit("S3-fill", n, (double)(bench_now_ns() - t0) / 1e9, "records/s");
+    t0 = bench_now_ns();
+    if (rc == 0 && (rc = journal_scan(j, 1, 0, visit, &acc, &err)) == 0)
+        emit("S3-scan", acc.records, (double)(bench_now_ns() - t0) / 1e9, "records/s");
+    if (rc == 0 && acc.records != journal_last_seq(j)) {
+        fprintf(stderr, "bench_journal: scanned %" PRIu64 " records\n", acc.records);
+        rc = -1;
+    }
+    if (rc == 0)
+        rc = lookups(j, n, 2000000, 10.0, &err);
+    if (rc != 0 && rc != -1)
+        fprintf(stderr, "bench_journal: %s\n", err.msg);
+    journal_close(&j);
+    return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""Turns the JSON lines of one bench/run.sh run into one table (stdout) and one JSON
+document (results.json): every scenario for every system, the ratios ptibus/peer, the
+reference figures, memory, the strace fsync check and the targets of issue 5."""
+import argparse
+import json
+import os
+import platform
+import subprocess
+
+DURABLE = ("redis", "rabbitmq-classic", "rabbitmq-quorum")
+NONDURABLE = ("nats-nondurable",)
+SCENARIOS = [
+    ("S1-sync", "S1 ingest, 1 publisher, 1 in flight"),
+    ("S1-window", "S1 ingest, 1 publisher, 256 in flight"),
+    ("S1-multi6", "S1 ingest, 6 publishers, each 1 in flight"),
+    ("S2-e2e", "S2 publisher -> broker -> acking consumer"),
+    ("S4-load10k", "S4 10k msgs/s offered, publish->ack"),
+    ("S1-window-big", "S1 windowed on the filled journal"),
+    ("S2-e2e-big", "S2 on the filled journal"),
+]
+
+
+def load(path):
+    rows = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                rows.append(json.loads(line))
+    return rows
+
+
+def find(rows, scenario, system):
+    for r in rows:
+        if r.get("scenario") == scenario and r.get("system") == system:
+            return r
+    return None
+
+
+def ms(us):
+    return "%.2f" % (us / 1000.0)
+
+
+def machine():
+    def sh(cmd):
+        try:
+            return subprocess.run(cmd, shell=True, capture_output=True, text=True,
+                                  timeout=30).stdout.strip()
+        except Exception:  # noqa: BLE001 - a missing tool only leaves a blank
+            return ""
+    mem = sh("awk '/MemTotal/{printf \"%.1f GiB\", $2/1048576}' /proc/meminfo")
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": sh("awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo"),
+        "memory": mem,
+        "kernel": platform.release(),
+        "disk": sh("df -h /tmp | tail -1"),
+        "versions": {
+            "redis-server": sh("redis-server --version"),
+            "nats-server": sh("nats-server --version"),
+            "rabbitmq-server": sh("dpkg-query -W -f='${Version}' rabbitmq-server"),
+            "erlang": sh("dpkg-query -W -f='${Version}' erlang-base"),
+            "librabbitmq": sh("pkg-config --modversion librabbitmq"),
+            "hiredis": sh("pkg-config --modversion hiredis"),
+            "libnats": sh("pkg-config --modversion libnats"),
+            "lmdb": sh("pkg-config --modversion lmdb"),
+            "libzmq": sh("pkg-config --modversion libzmq"),
+        },
+    }
+
+
+def table(rows):
+    out = ["| scenario | system | msgs/s | p50 ms | p99 ms | p99.9 ms | server CPU s | ratio ptibus/peer |",
+           "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for scen, _ in SCENARIOS:
+        pt = find(rows, scen, "ptibus")
+        systems = ["ptibus"] + [s for s in DURABLE + NONDURABLE if find(rows, scen, s)]
+        for sysname in systems:
+            r = find(rows, scen, sysname)
+            if r is None:
+                continue
+            ratio = ""
+            if r.get("failed"):
+                out.append("| %s | %s | FAILED (see clients.log) | | | | | |" % (scen, sysname))
+                continue
+            if sysname != "ptibus" and pt:
+                if scen.startswith("S4"):  # fixed rate: compare p99 (peer / ptibus)
+                    ratio = "p99 %.2fx" % (r["p99_us"] / pt["p99_us"]) if pt["p99_us"] else ""
+                else:
+                    ratio = "%.2fx" % (pt["rate"] / r["rate"]) if r["rate"] else ""
+                    r["ratio_ptibus_over_peer"] = round(pt["rate"] / r["rate"], 3)
+            out.append("| %s | %s | %.0f | %s | %s | %s | %.1f | %s |" % (
+                scen, sysname, r["rate"], ms(r["p50_us"]), ms(r["p99_us"]), ms(r["p999_us"]),
+                r.get("server_cpu_s", 0), ratio))
+    return out
+
+
+def others(rows):
+    out = ["", "| measure | value |", "|---|---|"]
+    for r in rows:
+        s = r.get("scenario", "")
+        if s.startswith("REF-lmdb"):
+            out.append("| LMDB raw, %d put(s)/commit, 1 KiB, fsync | %.0f puts/s (%.0f commits/s) |"
+                       % (r["batch"], r["rate"], r["commits_per_s"]))
+        elif s.startswith("S3"):
+            out.append("| %s (%d records) | %.0f %s |" % (s, r["msgs"], r["rate"], r["unit"]))
+        elif s == "MEM":
+            out.append("| ptibusd memory, %s (~%d messages) | VmHWM %.1f MiB, RssAnon %.1f MiB |"
+                       % (r["label"], r["journal_messages"], r["vm_hwm_kib"] / 1024,
+                          r["rss_anon_kib"] / 1024))
+        elif s == "strace":
+            calls = ", ".join("%s %d" % kv for kv in sorted(r["sync_calls"].items())) or "none"
+            out.append("| strace -c -f, %s, synchronous publishes | %d confirmed; %s; %s per message |"
+                       % (r["system"], r["msgs"], calls, r["syncs_per_msg"]))
+    return out
+
+
+def best(rows, scen, systems):
+    vals = [find(rows, scen, s) for s in systems]
+    vals = [v for v in vals if v and not v.get("failed")]
+    return max(vals, key=lambda v: v["rate"]) if vals else None
+
+
+def targets(rows):
+    res = []
+
+    def check(name, ok, detail):
+        res.append({"target": name, "met": ok, "detail": detail})
+
+    w = find(rows, "S1-window", "ptibus")
+    b = best(rows, "S1-window", DURABLE)
+    n = find(rows, "S1-window", "nats-nondurable")
+    if w and b:
+        check("S1 windowed >= 3x best durable peer", w["rate"] >= 3 * b["rate"],
+              "%.0f vs %s %.0f (%.2fx)" % (w["rate"], b["system"], b["rate"], w["rate"] / b["rate"]))
+    if w and n:
+        check("S1 windowed ahead of NATS non-durable", w["rate"] > n["rate"],
+              "%.0f vs %.0f" % (w["rate"], n["rate"]))
+    m = find(rows, "S1-multi6", "ptibus")
+    b = best(rows, "S1-multi6", DURABLE)
+    if m and b:
+        check("S1 six sync publishers >= 3x best durable peer", m["rate"] >= 3 * b["rate"],
+              "%.0f vs %s %.0f (%.2fx)" % (m["rate"], b["system"], b["rate"], m["rate"] / b["rate"]))
+    s = find(rows, "S1-sync", "ptibus")
+    l1 = find(rows, "REF-lmdb-1", "lmdb")
+    if s and l1:
+        check("S1 sync >= 95% of LMDB single-put commits/s", s["rate"] >= 0.95 * l1["rate"],
+              "%.0f vs %.0f (%.0f%%)" % (s["rate"], l1["rate"], 100 * s["rate"] / l1["rate"]))
+    e = find(rows, "S2-e2e", "ptibus")
+    if e and w:
+        check("S2 >= 50% of S1 windowed", e["rate"] >= 0.5 * w["rate"],
+              "%.0f vs %.0f (%.0f%%)" % (e["rate"], w["rate"], 100 * e["rate"] / w["rate"]))
+    sc = find(rows, "S3-scan", "ptibus")
+    if sc:
+        check("S3 scan >= 1M records/s", sc["rate"] >= 1e6, "%.0f records/s" % sc["rate"])
+    ld = find(rows, "S4-load10k", "ptibus")
+    if ld:
+        check("S4 p99 <= 2 ms at 10k msgs/s", ld["p99_us"] <= 2000 and ld["rate"] >= 9000,
+              "p99 %.2f ms at %.0f msgs/s" % (ld["p99_us"] / 1000, ld["rate"]))
+    mem = [r for r in rows if r.get("scenario") == "MEM"]
+    if mem:
+        worst = max(r["rss_anon_kib"] for r in mem)
+        check("broker RssAnon <= 64 MiB", worst <= 64 * 1024, "max %.1f MiB" % (worst / 1024))
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("lines")
+    ap.add_argument("out")
+    ap.add_argument("--smoke", default="0")
+    ap.add_argument("--seconds", default="")
+    ap.add_argument("--journal-records", default="")
+    ap.add_argument("--elapsed", default="")
+    a = ap.parse_args()
+    rows = load(a.lines)
+    lines = table(rows) + others(rows)
+    tg = targets(rows)
+    lines += ["", "| target (issue 5) | met | detail |", "|---|---|---|"]
+    lines += ["| %s | %s | %s |" % (t["target"], "yes" if t["met"] else "NO", t["detail"])
+              for t in tg]
+    print("\n".join(lines))
+    doc = {"machine": machine(), "smoke": a.smoke == "1", "seconds_per_scenario": a.seconds,
+           "journal_records": a.journal_records, "elapsed_s": a.elapsed,
+           "note": "nats-nondurable: NATS 2.9 acknowledges before fsync; a reference, not a peer "
+                   "at the same durability",
+           "results": rows, "targets": tg, "table_markdown": lines}
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+    with open(a.out, "w") as f:
+        json.dump(doc, f, indent=1)
+    # The harness fails when a ptibus scenario produced nothing.
+    need = ["S1-sync", "S1-window", "S1-multi6", "S2-e2e", "S4-load10k"]
+    missing = [s for s in need if not find(rows, s, "ptibus")]
+    if missing:
+        print("missing results: " + ", ".join(missing))
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
