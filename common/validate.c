@@ -3,6 +3,8 @@
  * (one table keyed by the envelope's body case). */
 #include "validate.h"
 
+#include <assert.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -489,6 +491,58 @@ validate_has_rule(const ProtobufCMessageDescriptor *msg, const char *field)
     return rule_find(msg, field) != NULL;
 }
 
+/* The walk looks a rule up for every field of every message: an index by message
+ * descriptor and field position, derived once from the constant table (it is as
+ * read-only as the table afterwards), replaces a scan of the table with strcmp. */
+#define RULE_INDEX_MESSAGES 32
+#define RULE_INDEX_FIELDS 48
+
+typedef struct rule_index {
+    const ProtobufCMessageDescriptor *msg;
+    const field_rule_t *by_field[RULE_INDEX_FIELDS];
+} rule_index_t;
+
+static rule_index_t rule_index[RULE_INDEX_MESSAGES];
+static size_t rule_index_count;
+static pthread_once_t rule_index_once = PTHREAD_ONCE_INIT;
+
+static rule_index_t *
+rule_index_slot(const ProtobufCMessageDescriptor *msg, bool add)
+{
+    for (size_t i = 0; i < rule_index_count; i++)
+        if (rule_index[i].msg == msg)
+            return &rule_index[i];
+    if (!add || rule_index_count == RULE_INDEX_MESSAGES)
+        return NULL;
+    rule_index[rule_index_count].msg = msg;
+    return &rule_index[rule_index_count++];
+}
+
+static void
+rule_index_build(void)
+{
+    for (size_t i = 0; i < COUNT_OF(field_rules); i++) {
+        const field_rule_t *r = &field_rules[i];
+        const ProtobufCFieldDescriptor *f =
+            protobuf_c_message_descriptor_get_field_by_name(r->msg, r->field);
+        rule_index_t *slot = rule_index_slot(r->msg, true);
+        size_t pos = f ? (size_t)(f - r->msg->fields) : RULE_INDEX_FIELDS;
+        /* The table and the schema are both constants: a mismatch is a programmer error. */
+        assert(slot != NULL && pos < RULE_INDEX_FIELDS);
+        if (slot != NULL && pos < RULE_INDEX_FIELDS)
+            slot->by_field[pos] = r;
+    }
+}
+
+static const field_rule_t *
+rule_of(const ProtobufCMessageDescriptor *msg, const ProtobufCFieldDescriptor *f)
+{
+    pthread_once(&rule_index_once, rule_index_build);
+    rule_index_t *slot = rule_index_slot(msg, false);
+    size_t pos = (size_t)(f - msg->fields);
+    return slot && pos < RULE_INDEX_FIELDS ? slot->by_field[pos] : NULL;
+}
+
 /* ---- field checks ---- */
 
 static bool
@@ -804,7 +858,7 @@ walk_message(vctx_t *c, const ProtobufCMessage *m)
         const ProtobufCFieldDescriptor *f = &d->fields[i];
         if (!in_active_oneof(m, f))
             continue;
-        const field_rule_t *r = rule_find(d, f->name);
+        const field_rule_t *r = rule_of(d, f);
         size_t old = path_push(c, f->name);
         int rc = f->label == PROTOBUF_C_LABEL_REPEATED
                      ? check_repeated(c, m, f, r ? r : &default_rule)
