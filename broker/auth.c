@@ -266,7 +266,7 @@ handshake_failure(uint16_t event, uint32_t value)
         return "mechanism mismatch: the client does not use CURVE (NULL or PLAIN refused)";
     if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
         return "protocol error during the handshake (wrong server key?)";
-    return "handshake failed";
+    return "no CURVE handshake completed (a client without CURVE, or the wrong server key)";
 }
 
 void

@@ -278,7 +278,11 @@ test_unknown_key_and_plaintext_refused(void **state)
     client_result_t r;
     assert_int_equal(client_publish(c, &s.env, 1500, &r, &err), PT_ETIMEOUT);
     client_close(&c);
-    assert_true(td_log_contains(&f->net, "the client does not use CURVE"));
+    /* Depending on who notices first, libzmq reports a mechanism mismatch or a handshake
+     * cut short: either way the broker logs the refused handshake. */
+    assert_true(td_log_contains(&f->net, "[auth.handshake]") &&
+                (td_log_contains(&f->net, "the client does not use CURVE") ||
+                 td_log_contains(&f->net, "no CURVE handshake completed")));
     assert_int_equal(td_broker_stop(&f->net), 0);
     journal_t *j = open_journal(f);
     assert_int_equal(journal_last_seq(j), 0); /* nothing from either got in */
