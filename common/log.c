@@ -80,9 +80,9 @@ pt_log_write(pt_log_level_t level, const char *msgid, const char *func, const ch
         gettimeofday(&tv, NULL);
         gmtime_r(&tv.tv_sec, &tm);
         n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s[%ld] %c [%s] ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, (long)(tv.tv_usec / 1000), pt_logger.prog, (long)getpid(),
-                     level_letter(level), msgid);
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     (long)(tv.tv_usec / 1000), pt_logger.prog, (long)getpid(), level_letter(level),
+                     msgid);
     }
     if (func && n > 0 && (size_t)n < sizeof line)
         n += snprintf(line + n, sizeof line - (size_t)n, "%s: ", func);

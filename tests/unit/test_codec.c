@@ -55,14 +55,14 @@ test_limits_and_garbage(void **state)
     assert_non_null(strstr(err.msg, "ptibus.v1.Envelope"));
     /* Field number 0 on a two-byte tag, top level and nested in the sanction body. */
     const uint8_t zero[] = {0x82, 0x00, 0x00};
-    assert_int_equal(codec_unpack(&ptibus__v1__envelope__descriptor, zero, sizeof zero, 64, &out,
-                                  &err),
-                     PT_EMALFORMED);
+    assert_int_equal(
+        codec_unpack(&ptibus__v1__envelope__descriptor, zero, sizeof zero, 64, &out, &err),
+        PT_EMALFORMED);
     assert_non_null(strstr(err.msg, "field number 0"));
     const uint8_t nested[] = {0x7a, 0x03, 0x82, 0x00, 0x00};
-    assert_int_equal(codec_unpack(&ptibus__v1__envelope__descriptor, nested, sizeof nested, 64,
-                                  &out, &err),
-                     PT_EMALFORMED);
+    assert_int_equal(
+        codec_unpack(&ptibus__v1__envelope__descriptor, nested, sizeof nested, 64, &out, &err),
+        PT_EMALFORMED);
 }
 
 static void
