@@ -14,7 +14,8 @@
 
 #define ADMIN_MAX_REQUEST 65536
 #define ADMIN_LIST_DEFAULT 1000
-#define ADMIN_REPLAY_MAX 100000
+#define ADMIN_REPLAY_MAX 100000   /* messages re-enqueued by one request */
+#define ADMIN_REPLAY_SCAN 1000000 /* records scanned by one request (the loop waits) */
 
 typedef struct answer {
     uint8_t rid[256];
@@ -372,6 +373,11 @@ handle_replay(admin_t *a, const char *who, const Ptibus__V1__ReplayRequest *q,
         return (void)fail(resp, ebuf, cap, "journal unavailable: nothing was changed");
     if (!(q->message_id && q->message_id[0]) && q->from_seq == 0)
         return (void)fail(resp, ebuf, cap, "replay: give from_seq (and to_seq) or message_id");
+    uint64_t last = q->to_seq ? q->to_seq : journal_last_seq(a->d.journal);
+    if (!(q->message_id && q->message_id[0]) && last >= q->from_seq &&
+        last - q->from_seq >= ADMIN_REPLAY_SCAN)
+        return (void)fail(resp, ebuf, cap,
+                          "replay.to_seq: more than 1000000 records in the range; split it");
     int rc = q->message_id && q->message_id[0]
                  ? replay_by_id(a, &c, q->message_id, &err)
                  : journal_scan(a->d.journal, q->from_seq, q->to_seq, replay_one, &c, &err);

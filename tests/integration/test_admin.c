@@ -253,6 +253,13 @@ test_replay_to_original_recipients_only(void **state)
     assert_int_equal(next_deliver(f->cd, TIMEOUT_MS, &replay, NULL, 0), s1);
     assert_true(replay);
 
+    rp.to_seq = 2000000; /* the loop would wait for the scan: refused, split it */
+    r = call(f->admin, &q, TIMEOUT_MS);
+    assert_false(r->ok);
+    assert_non_null(strstr(r->error, "replay.to_seq"));
+    codec_free((ProtobufCMessage **)&r);
+    rp.to_seq = 0;
+
     rp.recipient = "nobody";
     r = call(f->admin, &q, TIMEOUT_MS);
     assert_false(r->ok);
