@@ -117,7 +117,7 @@ int journal_commit(journal_txn_t **txn, pt_error_t *err);
 /* Aborts and frees txn; accepts NULL. */
 void journal_abort(journal_txn_t **txn);
 
-/* Last committed sequence (0 when empty) and its chain hash. */
+/* Last committed sequence (0 when empty); journal_head() also gives its chain hash. */
 uint64_t journal_last_seq(const journal_t *j);
 
 /* Last committed sequence and its chain hash (32 zero bytes when empty). */
