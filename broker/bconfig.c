@@ -2,6 +2,7 @@
  * section has one parser in the `sections` table; adding one is a new table entry and
  * its function. */
 #include "bconfig.h"
+#include "metrics.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -111,22 +112,6 @@ get_endpoint(bload_t *ld, const config_node_t *map, const char *key, char **out)
     return rc;
 }
 
-/* "HOST:PORT" with a port in 1..65535 (the metrics HTTP listener). */
-static bool
-host_port_ok(const char *s)
-{
-    const char *colon = strrchr(s, ':');
-    if (colon == NULL || colon == s || colon[1] == '\0' || strlen(colon + 1) > 5)
-        return false;
-    unsigned port = 0;
-    for (const char *p = colon + 1; *p; p++) {
-        if (*p < '0' || *p > '9')
-            return false;
-        port = port * 10 + (unsigned)(*p - '0');
-    }
-    return port >= 1 && port <= 65535;
-}
-
 static int
 parse_listen(bload_t *ld)
 {
@@ -148,9 +133,12 @@ parse_metrics(bload_t *ld)
         return 0;
     if ((rc = config_node_string(ld->doc, n, &s, ld->err)) != 0)
         return rc;
-    if (!host_port_ok(s))
+    struct sockaddr_storage ss;
+    uint16_t port;
+    pt_error_t why;
+    if (metrics_listen_parse(s, &ss, &port, &why) != 0)
         return config_error(ld->doc, n, PT_ECONFIG, ld->err,
-                            "\"%.60s\" is not HOST:PORT (e.g. 127.0.0.1:9400)", s);
+                            "\"%.60s\" is not IPV4:PORT or [IPV6]:PORT (e.g. 127.0.0.1:9400)", s);
     return dup_string(ld, s, &ld->cfg->metrics_listen);
 }
 

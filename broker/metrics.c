@@ -866,10 +866,9 @@ http_log(void *cls, const char *fmt, va_list ap)
     pt_log_warn("metrics.http", "%s", line);
 }
 
-/* Parses "ADDR:PORT" / "[IPV6]:PORT" (port 1..65535). Numeric addresses only: no DNS at
- * start-up, and the operator sees exactly which interface is exposed. */
-static int
-parse_listen(const char *listen, struct sockaddr_storage *ss, uint16_t *port, pt_error_t *err)
+int
+metrics_listen_parse(const char *listen, struct sockaddr_storage *ss, uint16_t *port,
+                     pt_error_t *err)
 {
     const char *colon = listen ? strrchr(listen, ':') : NULL;
     char host[256];
@@ -920,7 +919,7 @@ metrics_http_start(metrics_t *m, const char *listen, pt_error_t *err)
     uint16_t port = 0;
     if (m->httpd != NULL)
         return pt_error_set(err, -EALREADY, "metrics.listen", "already serving");
-    int rc = parse_listen(listen, &ss, &port, err);
+    int rc = metrics_listen_parse(listen, &ss, &port, err);
     if (rc == 0 && m->r404 == NULL)
         rc = http_responses(m, err);
     if (rc == 0 && (rc = metrics_publish(m)) != 0)

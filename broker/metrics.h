@@ -7,6 +7,9 @@
 #define PT_METRICS_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+#include <sys/socket.h>
 
 #include "err.h"
 
@@ -115,6 +118,13 @@ int metrics_render(metrics_t *m, char **out, size_t *len);
 /* Renders and swaps the text the HTTP server serves (under a mutex). Loop thread only; call
  * it from a timer (every second or so). Returns 0 or -ENOMEM (the old text stays served). */
 int metrics_publish(metrics_t *m);
+
+/* Parses "IPV4:PORT" or "[IPV6]:PORT" (port 1..65535) into ss and port. Numeric
+ * addresses only: no DNS at start-up, and the operator sees exactly which interface is
+ * exposed. PT_ECONFIG with err ("metrics.listen: ...") otherwise. The configuration
+ * loader uses it too, so a listen address it accepts is one the server can bind. */
+int metrics_listen_parse(const char *listen, struct sockaddr_storage *ss, uint16_t *port,
+                         pt_error_t *err);
 
 /* Publishes once, then serves on listen, "IPV4:PORT" or "[IPV6]:PORT" (numeric addresses,
  * no DNS), binding only that address, from a libmicrohttpd thread: GET/HEAD /metrics gives the

@@ -259,9 +259,15 @@ static const reject_case_t rejects[] = {
     {HEAD "limits:\n  max_batch: 0\n",
      "b.yaml:8: limits.max_batch: \"0\" is out of range (1..65536)"},
     {HEAD "metrics:\n  listen: localhost\n",
-     "b.yaml:8: metrics.listen: \"localhost\" is not HOST:PORT (e.g. 127.0.0.1:9400)"},
+     "b.yaml:8: metrics.listen: \"localhost\" is not IPV4:PORT or [IPV6]:PORT (e.g. "
+     "127.0.0.1:9400)"},
     {HEAD "metrics:\n  listen: 127.0.0.1:99999\n",
-     "b.yaml:8: metrics.listen: \"127.0.0.1:99999\" is not HOST:PORT (e.g. 127.0.0.1:9400)"},
+     "b.yaml:8: metrics.listen: \"127.0.0.1:99999\" is not IPV4:PORT or [IPV6]:PORT (e.g. "
+     "127.0.0.1:9400)"},
+    /* The HTTP server binds numeric addresses only: the loader must not accept more. */
+    {HEAD "metrics:\n  listen: localhost:9400\n",
+     "b.yaml:8: metrics.listen: \"localhost:9400\" is not IPV4:PORT or [IPV6]:PORT (e.g. "
+     "127.0.0.1:9400)"},
     {HEAD "keys2: {}\n",
      "b.yaml:7: keys2: unknown key (expected one of: listen, journal, keys, limits, delivery, "
      "metrics, partners, admin, routes)"},
