@@ -1,6 +1,8 @@
 /* testutil: temporary directories, files, ports and clocks for tests. */
 #include "testutil.h"
 
+#include "keys.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -10,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -112,4 +115,38 @@ tu_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *const tu_deploy_partners[] = {"departement", "pole_emploi", "caf",    "msa",
+                                          "region",      "ml_nord",     "ml_sud", NULL};
+
+static void
+must(int rc, const char *what, const pt_error_t *err)
+{
+    if (rc != 0) {
+        fprintf(stderr, "tu_deploy_example: %s: %s\n", what, err ? err->msg : strerror(-rc));
+        abort();
+    }
+}
+
+char *
+tu_deploy_example(const char *tag, char *config, size_t cap)
+{
+    char *dir = tu_tmpdir(tag);
+    char keydir[4200];
+    uint8_t *text;
+    size_t len;
+    pt_error_t err;
+    must(tu_read_file(PT_SOURCE_DIR "/deploy/broker.yaml", &text, &len), "read", NULL);
+    snprintf(config, cap, "%s/broker.yaml", dir);
+    must(tu_write_file(config, text, len), "write", NULL);
+    free(text);
+    snprintf(keydir, sizeof keydir, "%s/keys", dir);
+    must(mkdir(keydir, 0700) != 0 ? -errno : 0, "mkdir", NULL);
+    for (int i = 0; tu_deploy_partners[i]; i++)
+        must(keys_curve_generate(keydir, tu_deploy_partners[i], &err), "keys", &err);
+    must(keys_curve_generate(keydir, "broker", &err), "keys", &err);
+    must(keys_sign_generate(keydir, "broker", &err), "keys", &err);
+    must(keys_hmac_generate(keydir, "person_index", &err), "keys", &err);
+    return dir;
 }

@@ -19,6 +19,15 @@ int tu_read_file(const char *path, uint8_t **out, size_t *len);
 /* Writes a whole file (mode 0600). Returns 0 or -errno. */
 int tu_write_file(const char *path, const void *data, size_t len);
 
+/* The partners of deploy/broker.yaml (the Meuse example), NULL-terminated. */
+extern const char *const tu_deploy_partners[];
+
+/* Copies deploy/broker.yaml into a fresh temp directory and generates every key file it
+ * names there (keys/<partner>.{key,pub}, keys/broker.{key,pub,sign,sign.pub},
+ * keys/person_index.hmac). Returns the directory (remove with tu_rmtree()); config gets
+ * the copied file's path. Aborts the test on failure. */
+char *tu_deploy_example(const char *tag, char *config, size_t cap);
+
 /* A TCP port on 127.0.0.1 that was free a moment ago. */
 int tu_free_port(void);
 

@@ -134,41 +134,16 @@ test_all_keys_set(void **state)
     bconfig_destroy(&cfg);
 }
 
-/* The source tree's deploy/broker.yaml, found from this file's own path (CMake
- * compiles with absolute paths). */
-static void
-deploy_yaml_path(char *buf, size_t size)
-{
-    snprintf(buf, size, "%s", __FILE__);
-    char *p = strstr(buf, "tests/unit/test_bconfig.c");
-    assert_non_null(p);
-    snprintf(p, size - (size_t)(p - buf), "deploy/broker.yaml");
-}
-
 /* Copies deploy/broker.yaml into a temp dir and generates every key it names. */
 static void
 test_deploy_example(void **state)
 {
     (void)state;
-    static const char *const partners[] = {"departement", "pole_emploi", "caf",   "msa",
-                                           "region",      "ml_nord",     "ml_sud"};
-    char *dir = tu_tmpdir("bconfig");
-    char path[4096], keydir[4096];
-    uint8_t *text;
-    size_t len;
+    const char *const *partners = tu_deploy_partners;
+    char path[4096], keydir[4000];
     pt_error_t err;
-    deploy_yaml_path(path, sizeof path);
-    assert_int_equal(tu_read_file(path, &text, &len), 0);
-    snprintf(path, sizeof path, "%s/broker.yaml", dir);
-    assert_int_equal(tu_write_file(path, text, len), 0);
-    free(text);
-    snprintf(keydir, sizeof keydir, "%s/keys", dir);
-    assert_int_equal(mkdir(keydir, 0700), 0);
-    for (size_t i = 0; i < sizeof partners / sizeof partners[0]; i++)
-        assert_int_equal(keys_curve_generate(keydir, partners[i], &err), 0);
-    assert_int_equal(keys_curve_generate(keydir, "broker", &err), 0);
-    assert_int_equal(keys_sign_generate(keydir, "broker", &err), 0);
-    assert_int_equal(keys_hmac_generate(keydir, "person_index", &err), 0);
+    char *dir = tu_deploy_example("bconfig", path, sizeof path);
+    snprintf(keydir, sizeof keydir, "%.3900s/keys", dir);
 
     bconfig_t *cfg = NULL;
     if (bconfig_load(path, &cfg, &err) != 0)
@@ -182,7 +157,7 @@ test_deploy_example(void **state)
     char want[4200];
     snprintf(want, sizeof want, "%s/keys/broker.sign", dir);
     assert_string_equal(cfg->signing_key_file, want);
-    for (size_t i = 0; i < sizeof partners / sizeof partners[0]; i++) {
+    for (size_t i = 0; partners[i]; i++) {
         uint8_t pk[32];
         snprintf(want, sizeof want, "%s/%s.pub", keydir, partners[i]);
         assert_int_equal(keys_read(want, pk, sizeof pk, false, &err), 0);
@@ -199,7 +174,7 @@ test_deploy_example(void **state)
     assert_false(bconfig_may_send(bconfig_partner_by_id(cfg, "caf"), "sanction"));
     /* Everyone but the Région subscribes to training offers; routes are checked in
      * test_router. */
-    for (size_t i = 0; i < sizeof partners / sizeof partners[0]; i++) {
+    for (size_t i = 0; partners[i]; i++) {
         const bconfig_partner_t *p = bconfig_partner_by_id(cfg, partners[i]);
         assert_int_equal(bconfig_subscribes(p, "training_offer"), strcmp(p->id, "region") != 0);
         assert_false(bconfig_subscribes(p, "sanction"));

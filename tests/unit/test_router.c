@@ -27,37 +27,13 @@ typedef struct fixture {
     router_t *router;
 } fixture_t;
 
-/* deploy/broker.yaml, found from this file's own path (CMake compiles with absolute
- * paths), as tests/unit/test_bconfig.c does. */
-static void
-deploy_yaml_path(char *buf, size_t size)
-{
-    snprintf(buf, size, "%s", __FILE__);
-    char *p = strstr(buf, "tests/unit/test_router.c");
-    assert_non_null(p);
-    snprintf(p, size - (size_t)(p - buf), "deploy/broker.yaml");
-}
-
 static int
 setup_deploy(void **state)
 {
-    static const char *const partners[] = {"departement", "pole_emploi", "caf",   "msa",
-                                           "region",      "ml_nord",     "ml_sud"};
     fixture_t *fx = calloc(1, sizeof *fx);
-    char *dir = tu_tmpdir("router");
-    char path[4096], keydir[4096];
-    uint8_t *text;
-    size_t len;
+    char path[4096];
     pt_error_t err;
-    deploy_yaml_path(path, sizeof path);
-    assert_int_equal(tu_read_file(path, &text, &len), 0);
-    snprintf(path, sizeof path, "%s/broker.yaml", dir);
-    assert_int_equal(tu_write_file(path, text, len), 0);
-    free(text);
-    snprintf(keydir, sizeof keydir, "%s/keys", dir);
-    assert_int_equal(mkdir(keydir, 0700), 0);
-    for (size_t i = 0; i < sizeof partners / sizeof partners[0]; i++)
-        assert_int_equal(keys_curve_generate(keydir, partners[i], &err), 0);
+    char *dir = tu_deploy_example("router", path, sizeof path);
     if (bconfig_load(path, &fx->cfg, &err) != 0)
         fail_msg("%s", err.msg);
     if (router_new(fx->cfg, &fx->router, &err) != 0)
