@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <curl/curl.h>
 #include <zmq.h>
 
 #include "codec.h"
@@ -267,56 +266,6 @@ test_replay_to_original_recipients_only(void **state)
     codec_free((ProtobufCMessage **)&r);
 }
 
-typedef struct body {
-    char *text;
-    size_t len;
-} body_t;
-
-static size_t
-on_body(char *data, size_t size, size_t n, void *arg)
-{
-    body_t *b = arg;
-    char *t = realloc(b->text, b->len + size * n + 1);
-    if (t == NULL)
-        return 0;
-    memcpy(t + b->len, data, size * n);
-    b->len += size * n;
-    t[b->len] = '\0';
-    b->text = t;
-    return size * n;
-}
-
-/* GET /metrics; returns the HTTP status and the body (caller frees). */
-static long
-scrape(fx_t *f, char **text)
-{
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", f->net.metrics_port);
-    body_t b = {0};
-    CURL *c = curl_easy_init();
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 3000L);
-    long status = 0;
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    *text = b.text;
-    return status;
-}
-
-/* The value of the sample line starting with `series` ("name{labels}"), or -1. */
-static double
-sample(const char *text, const char *series)
-{
-    size_t n = strlen(series);
-    for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
-        if (strncmp(p, series, n) == 0 && p[n] == ' ')
-            return strtod(p + n + 1, NULL);
-    return -1;
-}
-
 static void
 test_metrics_scraped(void **state)
 {
@@ -335,28 +284,29 @@ test_metrics_scraped(void **state)
     double acked = -1;
     for (int i = 0; i < 40 && acked != 1; i++) { /* gauges are sampled every second */
         free(text);
-        assert_int_equal(scrape(f, &text), 200);
-        acked = sample(text, "ptibus_messages_acknowledged_total{partner=\"departement\","
-                             "type=\"beneficiary_event\"}");
+        assert_int_equal(td_metrics_scrape(&f->net, &text), 200);
+        acked = td_metric_value(text, "ptibus_messages_acknowledged_total{partner=\"departement\","
+                                      "type=\"beneficiary_event\"}");
         if (acked != 1)
             usleep(100000);
     }
     assert_true(acked == 1);
-    assert_true(sample(text, "ptibus_messages_accepted_total{partner=\"caf\","
-                             "type=\"beneficiary_event\"}") == 1);
-    assert_true(sample(text, "ptibus_messages_delivered_total{partner=\"departement\","
-                             "type=\"beneficiary_event\"}") == 1);
-    assert_true(sample(text, "ptibus_messages_rejected_total{partner=\"caf\",type=\"sanction\","
-                             "code=\"not_allowed\"}") == 1);
-    assert_true(sample(text, "ptibus_commit_batch_size_count") >= 3);
-    assert_true(sample(text, "ptibus_journal_last_seq") >= 4);
+    assert_true(td_metric_value(text, "ptibus_messages_accepted_total{partner=\"caf\","
+                                      "type=\"beneficiary_event\"}") == 1);
+    assert_true(td_metric_value(text, "ptibus_messages_delivered_total{partner=\"departement\","
+                                      "type=\"beneficiary_event\"}") == 1);
+    assert_true(td_metric_value(text,
+                                "ptibus_messages_rejected_total{partner=\"caf\",type=\"sanction\","
+                                "code=\"not_allowed\"}") == 1);
+    assert_true(td_metric_value(text, "ptibus_commit_batch_size_count") >= 3);
+    assert_true(td_metric_value(text, "ptibus_journal_last_seq") >= 4);
     assert_non_null(strstr(text, "# TYPE ptibus_commit_latency_seconds histogram"));
     free(text);
     /* Gauges follow within a second: nothing queued, two partners connected. */
     for (int i = 0; i < 30; i++) {
-        assert_int_equal(scrape(f, &text), 200);
-        double depth = sample(text, "ptibus_queue_depth{recipient=\"departement\"}");
-        double conn = sample(text, "ptibus_partners_connected");
+        assert_int_equal(td_metrics_scrape(&f->net, &text), 200);
+        double depth = td_metric_value(text, "ptibus_queue_depth{recipient=\"departement\"}");
+        double conn = td_metric_value(text, "ptibus_partners_connected");
         free(text);
         if (depth == 0 && conn == 2)
             return;

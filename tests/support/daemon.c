@@ -14,6 +14,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #include "keys.h"
 #include "testutil.h"
 
@@ -324,4 +326,52 @@ td_log_contains(td_net_t *n, const char *s)
     bool found = strstr((char *)buf, s) != NULL;
     free(buf);
     return found;
+}
+
+typedef struct body {
+    char *text;
+    size_t len;
+} body_t;
+
+static size_t
+on_body(char *data, size_t size, size_t n, void *arg)
+{
+    body_t *b = arg;
+    char *t = realloc(b->text, b->len + size * n + 1);
+    if (t == NULL)
+        return 0;
+    memcpy(t + b->len, data, size * n);
+    b->len += size * n;
+    t[b->len] = '\0';
+    b->text = t;
+    return size * n;
+}
+
+long
+td_metrics_scrape(td_net_t *n, char **text)
+{
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", n->metrics_port);
+    body_t b = {0};
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 3000L);
+    long status = 0;
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    *text = b.text;
+    return status;
+}
+
+double
+td_metric_value(const char *text, const char *series)
+{
+    size_t n = strlen(series);
+    for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (strncmp(p, series, n) == 0 && p[n] == ' ')
+            return strtod(p + n + 1, NULL);
+    return -1;
 }

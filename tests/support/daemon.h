@@ -67,4 +67,10 @@ int td_admin_open(td_net_t *n, const char *keyname, client_t **out);
 /* Path of the broker's log (stderr) in the test directory, and whether it contains s. */
 bool td_log_contains(td_net_t *n, const char *s);
 
+/* GET /metrics of the broker; returns the HTTP status and the body (caller frees). */
+long td_metrics_scrape(td_net_t *n, char **text);
+
+/* The value of the sample line starting with `series` ("name{labels}"), or -1. */
+double td_metric_value(const char *text, const char *series);
+
 #endif
