@@ -27,7 +27,8 @@ struct ingest {
     uint8_t *lookup_buf; /* record buffer of the correlation look-up */
     size_t lookup_cap;
     journal_txn_t *txn;
-    int failed; /* first journal failure of this batch: every later reply is a Nack */
+    int failed;    /* first journal failure of this batch: every later reply is a Nack */
+    int commit_rc; /* result of ingest_commit, until ingest_send */
     uint64_t batch_accepted;
     ingest_reply_t *replies;
     size_t n_replies, cap_replies;
@@ -228,38 +229,29 @@ ingest_reject_raw(ingest_t *in, const uint8_t *rid, size_t rid_len, const bconfi
     reject(in, r, p, NULL, bytes, len, code, why);
 }
 
-/* The decoded envelope of one publish, with the sender already overwritten. */
-typedef struct accepted {
-    Ptibus__V1__Envelope *env;
-    char *client_sender; /* restored before the envelope is freed */
-    const char *type;
-    uint8_t *bytes; /* canonical packed envelope, as journaled */
-    size_t len;
-    uint8_t hash[PT_JOURNAL_HASH_LEN];
-} accepted_t;
-
-static void
-accepted_fini(accepted_t *a)
+void
+ingest_prep_fini(ingest_prep_t *a)
 {
     if (a->env) {
         a->env->sender = a->client_sender;
         codec_free((ProtobufCMessage **)&a->env);
     }
     free(a->bytes);
+    a->bytes = NULL;
 }
 
 /* decode → sender overwrite → validate → ACL → canonical bytes. On refusal returns the
- * Nack code with why filled. */
+ * Nack code with why filled. Reads only cfg and p (see ingest_prepare). */
 static int
-accept_check(ingest_t *in, const bconfig_partner_t *p, const Ptibus__V1__Publish *pub,
-             accepted_t *a, pt_error_t *why)
+accept_check(const bconfig_t *cfg, const bconfig_partner_t *p, const Ptibus__V1__Publish *pub,
+             ingest_prep_t *a, pt_error_t *why)
 {
     ProtobufCMessage *m;
     int rc = codec_unpack(&ptibus__v1__envelope__descriptor, pub->envelope.data, pub->envelope.len,
-                          in->cfg->max_message_size, &m, why);
+                          cfg->max_message_size, &m, why);
     if (rc == PT_ETOOLARGE) {
         pt_error_set(why, rc, "envelope", "%zu bytes is over the limit of %u bytes",
-                     pub->envelope.len, in->cfg->max_message_size);
+                     pub->envelope.len, cfg->max_message_size);
         return PTIBUS__V1__NACK_CODE__NACK_CODE_TOO_LARGE;
     }
     if (rc != 0) {
@@ -283,17 +275,26 @@ accept_check(ingest_t *in, const bconfig_partner_t *p, const Ptibus__V1__Publish
                      a->type);
         return PTIBUS__V1__NACK_CODE__NACK_CODE_NOT_ALLOWED;
     }
-    if (codec_pack(&a->env->base, (size_t)in->cfg->max_message_size * 2, &a->bytes, &a->len, why) !=
-        0)
+    if (codec_pack(&a->env->base, (size_t)cfg->max_message_size * 2, &a->bytes, &a->len, why) != 0)
         return PTIBUS__V1__NACK_CODE__NACK_CODE_TOO_LARGE;
     crypto_generichash(a->hash, sizeof a->hash, a->bytes, a->len, NULL, 0);
     return 0;
 }
 
+void
+ingest_prepare(const bconfig_t *cfg, const bconfig_partner_t *p, const Ptibus__V1__Publish *pub,
+               ingest_prep_t *out)
+{
+    memset(out, 0, sizeof *out);
+    pt_error_clear(&out->why);
+    out->code = accept_check(cfg, p, pub, out, &out->why);
+    out->done = true;
+}
+
 /* Same (sender, message_id) seen before: 1 = idempotent retry acked again, -1 =
  * conflict refused, 0 = new message. */
 static int
-dedup_check(ingest_t *in, ingest_reply_t *r, const bconfig_partner_t *p, const accepted_t *a,
+dedup_check(ingest_t *in, ingest_reply_t *r, const bconfig_partner_t *p, const ingest_prep_t *a,
             uint64_t *seq)
 {
     uint8_t old[PT_JOURNAL_HASH_LEN];
@@ -347,7 +348,7 @@ correlated_sender(void *arg, const char *message_id, char *sender, size_t cap)
 }
 
 static void
-accept_append(ingest_t *in, ingest_reply_t *r, const bconfig_partner_t *p, const accepted_t *a,
+accept_append(ingest_t *in, ingest_reply_t *r, const bconfig_partner_t *p, const ingest_prep_t *a,
               const char *const *recipients, size_t n_recipients)
 {
     char nir[14];
@@ -381,7 +382,7 @@ accept_append(ingest_t *in, ingest_reply_t *r, const bconfig_partner_t *p, const
 
 /* Routes and appends a new message; returns a Nack code when it cannot be routed. */
 static int
-accept_new(ingest_t *in, ingest_reply_t *r, const bconfig_partner_t *p, const accepted_t *a,
+accept_new(ingest_t *in, ingest_reply_t *r, const bconfig_partner_t *p, const ingest_prep_t *a,
            pt_error_t *why)
 {
     const char *rcpt[INGEST_MAX_RECIPIENTS + 1];
@@ -399,38 +400,40 @@ accept_new(ingest_t *in, ingest_reply_t *r, const bconfig_partner_t *p, const ac
 
 void
 ingest_publish(ingest_t *in, const uint8_t *rid, size_t rid_len, const bconfig_partner_t *p,
-               const Ptibus__V1__Publish *pub)
+               const Ptibus__V1__Publish *pub, ingest_prep_t *prep)
 {
+    ingest_prep_t local;
+    if (prep == NULL || !prep->done) {
+        prep = &local;
+        ingest_prepare(in->cfg, p, pub, prep);
+    }
     ingest_reply_t *r = reply_push(in, rid, rid_len, pub->message_id);
     if (r == NULL) {
         pt_log_error("ingest.oom", "no memory for a reply: the publish is dropped unanswered");
-        return;
-    }
-    if (in->failed) {
+    } else if (in->failed) {
         reply_journal_failure(in, r);
-        return;
-    }
-    accepted_t a = {0};
-    pt_error_t why;
-    pt_error_clear(&why);
-    int code = accept_check(in, p, pub, &a, &why);
-    if (code == 0 && batch_txn(in) != 0) {
-        reply_journal_failure(in, r);
-    } else if (code == 0) {
-        uint64_t first = 0;
-        int d = dedup_check(in, r, p, &a, &first);
-        if (d < 0) {
-            pt_error_set(&why, PT_EDUPCONFLICT, "message_id",
-                         "already used by %s with different content (seq %llu)", p->id,
-                         (unsigned long long)first);
-            code = PTIBUS__V1__NACK_CODE__NACK_CODE_DUPLICATE_CONFLICT;
-        } else if (d == 0) {
-            code = accept_new(in, r, p, &a, &why);
+    } else {
+        ingest_prep_t *a = prep;
+        pt_error_t why = prep->why;
+        int code = prep->code;
+        if (code == 0 && batch_txn(in) != 0) {
+            reply_journal_failure(in, r);
+        } else if (code == 0) {
+            uint64_t first = 0;
+            int d = dedup_check(in, r, p, a, &first);
+            if (d < 0) {
+                pt_error_set(&why, PT_EDUPCONFLICT, "message_id",
+                             "already used by %s with different content (seq %llu)", p->id,
+                             (unsigned long long)first);
+                code = PTIBUS__V1__NACK_CODE__NACK_CODE_DUPLICATE_CONFLICT;
+            } else if (d == 0) {
+                code = accept_new(in, r, p, a, &why);
+            }
         }
+        if (code != 0)
+            reject(in, r, p, a->type, pub->envelope.data, pub->envelope.len, code, &why);
     }
-    if (code != 0)
-        reject(in, r, p, a.type, pub->envelope.data, pub->envelope.len, code, &why);
-    accepted_fini(&a);
+    ingest_prep_fini(prep);
 }
 
 static int
@@ -456,10 +459,22 @@ batch_commit(ingest_t *in)
     return rc;
 }
 
-int
-ingest_flush(ingest_t *in, ingest_send_fn send, void *arg)
+bool
+ingest_batch_open(const ingest_t *in)
 {
-    int rc = batch_commit(in);
+    return in->txn != NULL;
+}
+
+int
+ingest_commit(ingest_t *in)
+{
+    in->commit_rc = batch_commit(in);
+    return in->commit_rc;
+}
+
+void
+ingest_send(ingest_t *in, ingest_send_fn send, void *arg)
+{
     if (in->failed) {
         for (size_t i = 0; i < in->n_replies; i++) {
             in->replies[i].seq = 0;
@@ -481,5 +496,13 @@ ingest_flush(ingest_t *in, ingest_send_fn send, void *arg)
     in->batch_accepted = 0;
     in->n_replies = 0;
     in->failed = 0;
+    in->commit_rc = 0;
+}
+
+int
+ingest_flush(ingest_t *in, ingest_send_fn send, void *arg)
+{
+    int rc = ingest_commit(in);
+    ingest_send(in, send, arg);
     return rc;
 }

@@ -58,10 +58,34 @@ int ingest_new(journal_t *j, const bconfig_t *cfg, const router_t *router, inges
 /* Aborts any open batch and frees; accepts NULL; sets *in to NULL. */
 void ingest_destroy(ingest_t **in);
 
-/* Handles one Publish from the authenticated partner p (the only sender identity
- * trusted: the envelope's sender is overwritten). Its reply joins the batch. */
+/* The half of the accept path that needs no journal: the envelope decoded
+ * (size-limited), its sender overwritten by the authenticated partner's id (the only
+ * sender identity trusted), validated, checked against the partner's ACL, packed to
+ * its canonical bytes and hashed. */
+typedef struct ingest_prep {
+    bool done; /* ingest_prepare has run */
+    int code;  /* 0 = acceptable so far, else the Nack code (why says what and where) */
+    pt_error_t why;
+    Ptibus__V1__Envelope *env;
+    char *client_sender; /* the envelope's own sender, restored before it is freed */
+    const char *type;
+    uint8_t *bytes; /* canonical packed envelope, as journaled */
+    size_t len;
+    uint8_t hash[PT_JOURNAL_HASH_LEN];
+} ingest_prep_t;
+
+/* Fills out for one Publish of partner p. Reads only cfg and p and touches no shared
+ * state, so it may run on another thread than the loop (the prefetch helper). Free
+ * with ingest_prep_fini unless it is handed to ingest_publish. */
+void ingest_prepare(const bconfig_t *cfg, const bconfig_partner_t *p,
+                    const Ptibus__V1__Publish *pub, ingest_prep_t *out);
+void ingest_prep_fini(ingest_prep_t *prep);
+
+/* Handles one Publish from the authenticated partner p: the rest of the accept path
+ * (dedup, routing, journal) on prep, or on ingest_prepare's result now when prep is
+ * NULL or not done. Takes prep (frees it). Its reply joins the batch. */
 void ingest_publish(ingest_t *in, const uint8_t *rid, size_t rid_len, const bconfig_partner_t *p,
-                    const Ptibus__V1__Publish *pub);
+                    const Ptibus__V1__Publish *pub, ingest_prep_t *prep);
 
 /* Journals the refusal of bytes that are not even a Frame, and queues its Nack. */
 void ingest_reject_raw(ingest_t *in, const uint8_t *rid, size_t rid_len, const bconfig_partner_t *p,
@@ -72,6 +96,15 @@ void ingest_reject_raw(ingest_t *in, const uint8_t *rid, size_t rid_len, const b
  * (JOURNAL_FULL or UNAVAILABLE) and nothing of the batch is kept. Returns the commit
  * result (0 when there was nothing to commit). */
 int ingest_flush(ingest_t *in, ingest_send_fn send, void *arg);
+
+/* ingest_flush in two steps, so the loop can lend the partners' socket to the
+ * prefetch helper while it waits for the fsync: ingest_commit commits (returns its
+ * result), ingest_send then sends the replies exactly as ingest_flush would. */
+int ingest_commit(ingest_t *in);
+void ingest_send(ingest_t *in, ingest_send_fn send, void *arg);
+
+/* True when the batch has a write transaction open (something to commit). */
+bool ingest_batch_open(const ingest_t *in);
 
 /* The batch's write transaction, begun on first use, which other modules (delivery)
  * write into so that one commit covers the whole loop turn. NULL when the batch has
