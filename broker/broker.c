@@ -25,13 +25,14 @@
 #include "keys.h"
 #include "log.h"
 #include "metrics.h"
+#include "prefetch.h"
 #include "router.h"
+
+/* Smallest batch that broker_read_batch cuts short to keep the pipeline balanced. */
+#define BATCH_MIN_SPLIT 64
 
 /* How often the delivery timer looks for expired acks, due retries and silent peers. */
 #define DELIVERY_TICK_MS 50
-
-/* Room for the Frame around an envelope of max_message_size. */
-#define FRAME_OVERHEAD 4096
 
 struct broker {
     bconfig_t *cfg;
@@ -52,6 +53,9 @@ struct broker {
     router_t *routes;
     ingest_t *ingest;
     delivery_t *delivery;
+    prefetch_t *prefetch;
+    double last_commit_s; /* how long the last commit took (broker_read_batch) */
+    metrics_series_t *m_read_ahead;
     metrics_t *metrics;
     uint8_t server_sk[32];
     uint8_t sign_sk[64];
@@ -147,6 +151,7 @@ broker_open_paths(broker_t *b, pt_error_t *err)
     if (rc == 0) {
         ingest_set_metrics(b->ingest, b->metrics);
         delivery_set_metrics(b->delivery, b->metrics);
+        b->m_read_ahead = metrics_series(metrics_find(b->metrics, PT_METRIC_READ_AHEAD), NULL);
     }
     return rc;
 }
@@ -166,7 +171,7 @@ broker_open_router(broker_t *b, pt_error_t *err)
         return zmq_fail(err, "zmq_socket");
     int one = 1, linger = 0;
     int hb = (int)b->cfg->heartbeat_interval_ms, hbto = hb * 3;
-    int64_t maxmsg = (int64_t)b->cfg->max_message_size * 2 + FRAME_OVERHEAD;
+    int64_t maxmsg = (int64_t)b->cfg->max_message_size * 2 + PT_FRAME_OVERHEAD;
     const char *domain = PT_ZAP_DOMAIN_PARTNERS;
     if (zmq_setsockopt(b->router, ZMQ_CURVE_SERVER, &one, sizeof one) != 0 ||
         zmq_setsockopt(b->router, ZMQ_CURVE_SECRETKEY, b->server_sk, 32) != 0 ||
@@ -205,6 +210,8 @@ broker_new(bconfig_t *cfg, broker_t **out, pt_error_t *err)
         rc = broker_open_router(b, err);
     if (rc == 0)
         rc = auth_watch(b->auth, b->zctx, b->router, "partners", err);
+    if (rc == 0)
+        rc = prefetch_new(b->router, cfg, cfg->max_batch, &b->prefetch, err);
     if (rc == 0 && cfg->admin_listen) {
         admin_deps_t deps = {
             .cfg = cfg, .journal = b->journal, .ingest = b->ingest, .delivery = b->delivery};
@@ -256,7 +263,7 @@ broker_send_frame(broker_t *b, const uint8_t *rid, size_t rid_len, const Ptibus_
     uint8_t *buf;
     size_t len;
     pt_error_t err;
-    if (codec_pack(&f->base, (size_t)b->cfg->max_message_size * 2 + FRAME_OVERHEAD, &buf, &len,
+    if (codec_pack(&f->base, (size_t)b->cfg->max_message_size * 2 + PT_FRAME_OVERHEAD, &buf, &len,
                    &err) != 0) {
         pt_log_error("broker.pack", "%s", err.msg);
         return;
@@ -356,28 +363,29 @@ broker_on_heartbeat(broker_t *b, const uint8_t *rid, size_t rid_len, const bconf
     broker_send_frame(b, rid, rid_len, &f);
 }
 
+/* Handles one message read from the partners' socket (by the loop or ahead of it by
+ * the prefetch helper): its frame is decoded and a Publish already prepared. */
 static void
-broker_on_frame(broker_t *b, const uint8_t *rid, size_t rid_len, const bconfig_partner_t *p,
-                const uint8_t *data, size_t len)
+broker_on_item(broker_t *b, prefetch_item_t *it)
 {
-    ProtobufCMessage *m;
-    pt_error_t err;
-    int rc = codec_unpack(&ptibus__v1__frame__descriptor, data, len,
-                          (size_t)b->cfg->max_message_size * 2 + FRAME_OVERHEAD, &m, &err);
-    if (rc != 0) {
-        int code = rc == PT_ETOOLARGE ? PTIBUS__V1__NACK_CODE__NACK_CODE_TOO_LARGE
-                                      : PTIBUS__V1__NACK_CODE__NACK_CODE_MALFORMED;
-        pt_error_set(&err, rc, "frame", "%zu bytes are not a valid ptibus.v1.Frame%s", len,
-                     code == PTIBUS__V1__NACK_CODE__NACK_CODE_TOO_LARGE ? " (too large)" : "");
-        ingest_reject_raw(b->ingest, rid, rid_len, p, data, len, code, &err);
+    const uint8_t *rid = zmq_msg_data(&it->rid);
+    size_t rid_len = zmq_msg_size(&it->rid);
+    const bconfig_partner_t *p = it->partner;
+    if (p == NULL) {
+        pt_log_error("broker.identity", "message without an authenticated partner dropped");
         return;
     }
-    Ptibus__V1__Frame *f = (Ptibus__V1__Frame *)m;
+    Ptibus__V1__Frame *f = it->frame;
+    if (f == NULL) {
+        ingest_reject_raw(b->ingest, rid, rid_len, p, zmq_msg_data(&it->payload),
+                          zmq_msg_size(&it->payload), it->code, &it->why);
+        return;
+    }
     int64_t now = (int64_t)uv_now(&b->loop);
     delivery_seen(b->delivery, p->id, now);
     switch (f->kind_case) {
     case PTIBUS__V1__FRAME__KIND_PUBLISH:
-        ingest_publish(b->ingest, rid, rid_len, p, f->publish);
+        ingest_publish(b->ingest, rid, rid_len, p, f->publish, &it->prep);
         break;
     case PTIBUS__V1__FRAME__KIND_DELIVER_ACK:
         delivery_ack(b->delivery, p->id, f->deliver_ack, now);
@@ -400,61 +408,75 @@ broker_on_frame(broker_t *b, const uint8_t *rid, size_t rid_len, const bconfig_p
                          "frame: this frame kind is not accepted from a client");
         break;
     }
-    codec_free(&m);
 }
 
-/* Reads one [routing id][payload] message from the ROUTER; false when none is pending. */
+/* Handles the oldest message read ahead, else one read now; false when none is
+ * pending. */
 static bool
 broker_read_one(broker_t *b)
 {
-    zmq_msg_t rid, payload;
-    zmq_msg_init(&rid);
-    zmq_msg_init(&payload);
-    bool got = false;
-    if (zmq_msg_recv(&rid, b->router, ZMQ_DONTWAIT) < 0)
-        goto out;
-    got = true;
-    if (!zmq_msg_more(&rid) || zmq_msg_recv(&payload, b->router, 0) < 0)
-        goto out;
-    while (zmq_msg_more(&payload)) { /* a frame is one part: drop extra parts */
-        zmq_msg_t extra;
-        zmq_msg_init(&extra);
-        zmq_msg_recv(&extra, b->router, 0);
-        zmq_msg_close(&extra);
+    prefetch_item_t now, *it = prefetch_take(b->prefetch);
+    if (it == NULL) {
+        it = &now;
+        if (!prefetch_read(b->router, b->cfg, it))
+            return false;
     }
-    const char *user = zmq_msg_gets(&payload, "User-Id");
-    const bconfig_partner_t *p = user ? bconfig_partner_by_id(b->cfg, user) : NULL;
-    if (p == NULL) {
-        pt_log_error("broker.identity", "message without an authenticated partner dropped");
-        goto out;
-    }
-    broker_on_frame(b, zmq_msg_data(&rid), zmq_msg_size(&rid), p, zmq_msg_data(&payload),
-                    zmq_msg_size(&payload));
-out:
-    zmq_msg_close(&payload);
-    zmq_msg_close(&rid);
-    return got;
+    broker_on_item(b, it);
+    prefetch_item_fini(it);
+    return true;
 }
 
 /* One loop turn on the partners' socket: everything readable now (up to max_batch)
  * goes into one journal transaction, committed before any reply is sent. ZMQ_FD is
  * edge-triggered, so keep going until ZMQ_EVENTS reports no more input. */
+/* Reads one batch: up to max_batch messages, until the socket is empty, or, once the
+ * batch has BATCH_MIN_SPLIT messages, when reading it has taken as long as the last
+ * commit did. That last rule balances the pipeline: a client with a window of
+ * messages in flight gets its first acks while the helper reads the rest, instead of
+ * every batch swallowing the whole window and the two halves of the work taking turns. */
+static uint32_t
+broker_read_batch(broker_t *b)
+{
+    uint32_t n = 0;
+    double start = pt_clock_mono_s();
+    while (n < b->cfg->max_batch && broker_read_one(b)) {
+        n++;
+        if (n >= BATCH_MIN_SPLIT && n % 8 == 0 && pt_clock_mono_s() - start >= b->last_commit_s)
+            break;
+    }
+    return n;
+}
+
 static void
 broker_drain(broker_t *b)
 {
     for (;;) {
-        uint32_t n = 0;
-        while (n < b->cfg->max_batch && broker_read_one(b))
-            n++;
+        uint32_t n = broker_read_batch(b);
         if (b->admin)
             admin_read(b->admin);
         delivery_pump(b->delivery, (int64_t)uv_now(&b->loop));
-        int rc = ingest_flush(b->ingest, broker_send_reply, b);
+        bool commit = ingest_batch_open(b->ingest);
+        /* While the commit waits for the disk, the helper reads and prepares what has
+         * already arrived and what comes next. Only when messages are waiting: handing
+         * the socket over costs more than it saves when nothing is. */
+        bool lend = commit && !prefetch_full(b->prefetch) && socket_readable(b->router);
+        size_t ahead = prefetch_count(b->prefetch);
+        if (lend)
+            prefetch_lend(b->prefetch);
+        double t0 = pt_clock_mono_s();
+        int rc = ingest_commit(b->ingest);
+        if (commit)
+            b->last_commit_s = pt_clock_mono_s() - t0;
+        if (lend) {
+            prefetch_reclaim(b->prefetch);
+            metrics_add(b->m_read_ahead, (double)(prefetch_count(b->prefetch) - ahead));
+        }
+        ingest_send(b->ingest, broker_send_reply, b);
         delivery_flush(b->delivery, rc == 0);
         if (b->admin)
             admin_flush(b->admin, rc == 0);
-        if (n < b->cfg->max_batch && !socket_readable(b->router) &&
-            !(b->admin && socket_readable(admin_socket(b->admin))))
+        if (n < b->cfg->max_batch && prefetch_count(b->prefetch) == 0 &&
+            !socket_readable(b->router) && !(b->admin && socket_readable(admin_socket(b->admin))))
             break;
     }
 }
@@ -660,6 +682,7 @@ broker_destroy(broker_t **bp)
     ingest_destroy(&b->ingest);
     router_destroy(&b->routes);
     admin_close(&b->admin);
+    prefetch_destroy(&b->prefetch); /* before its socket closes */
     if (b->router)
         zmq_close(b->router);
     auth_close(&b->auth);

@@ -812,6 +812,8 @@ static const metrics_desc_t ptibus_metrics[] = {
     {PT_METRICS_HISTOGRAM, PT_METRIC_COMMIT_LATENCY,
      "Duration in seconds of a journal group commit (write and fsync).", NULL,
      commit_latency_buckets, NB(commit_latency_buckets)},
+    {PT_METRICS_COUNTER, PT_METRIC_READ_AHEAD,
+     "Messages read and prepared by the prefetch helper while a commit waited for the disk.", NULL},
     {PT_METRICS_GAUGE, PT_METRIC_JOURNAL_BYTES_USED, "Bytes of the journal map in use.", NULL},
     {PT_METRICS_GAUGE, PT_METRIC_JOURNAL_MAP_BYTES, "Current size of the journal map in bytes.",
      NULL},

@@ -25,6 +25,7 @@
 #define PT_METRIC_PARTNERS_CONNECTED "ptibus_partners_connected"
 #define PT_METRIC_COMMIT_BATCH_SIZE "ptibus_commit_batch_size"   /* histogram */
 #define PT_METRIC_COMMIT_LATENCY "ptibus_commit_latency_seconds" /* histogram */
+#define PT_METRIC_READ_AHEAD "ptibus_messages_read_ahead_total"
 #define PT_METRIC_JOURNAL_BYTES_USED "ptibus_journal_bytes_used"
 #define PT_METRIC_JOURNAL_MAP_BYTES "ptibus_journal_map_bytes"
 #define PT_METRIC_JOURNAL_LAST_SEQ "ptibus_journal_last_seq"

@@ -441,6 +441,96 @@ test_kill9_mid_stream(void **state)
     free(acked);
 }
 
+/* Two partners keep 256 messages each in flight, so messages wait on the socket while
+ * each batch commits: the prefetch helper reads and prepares them during the fsync.
+ * Every message is answered once, accepted, in its publisher's order, and journaled
+ * as sent; the broker's counter shows the helper did the reading. */
+static void
+test_read_ahead_keeps_order(void **state)
+{
+    fixture_t *f = *state;
+    enum { N = 3000, WINDOW = 256 };
+    static const char *const who[2] = {"caf", "msa"};
+    client_t *c[2];
+    pt_error_t err;
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(td_client_open(&f->net, who[k], true, &c[k]), 0);
+        char name[64];
+        assert_int_equal(client_hello(c[k], TIMEOUT_MS, name, sizeof name, &err), 0);
+    }
+    uint64_t *seq[2] = {calloc(N, sizeof(uint64_t)), calloc(N, sizeof(uint64_t))};
+    size_t sent[2] = {0, 0}, got[2] = {0, 0};
+    td_sample_t s;
+    while (got[0] < N || got[1] < N) {
+        for (int k = 0; k < 2; k++) {
+            while (sent[k] < N && sent[k] - got[k] < WINDOW) {
+                char id[64];
+                snprintf(id, sizeof id, "ra-%s-%06zu", who[k], sent[k]++);
+                td_sample_beneficiary_event(&s, id);
+                s.person.payer = k ? PTIBUS__V1__PAYER__PAYER_MSA : PTIBUS__V1__PAYER__PAYER_CAF;
+                assert_int_equal(client_publish_async(c[k], &s.env, &err), 0);
+            }
+            for (int burst = 0; got[k] < sent[k] && burst < WINDOW; burst++) {
+                Ptibus__V1__Frame *fr;
+                int rc = client_recv(c[k], burst == 0 ? TIMEOUT_MS : 0, &fr, &err);
+                if (rc == PT_ETIMEOUT && burst > 0)
+                    break;
+                if (rc != 0)
+                    fail_msg("%s: %s", who[k], err.msg);
+                client_result_t r;
+                const char *mid;
+                if (client_result_from_frame(fr, &r, &mid)) {
+                    assert_int_equal(r.nack_code, 0);
+                    assert_false(r.duplicate);
+                    size_t i = strtoul(mid + strlen("ra-") + strlen(who[k]) + 1, NULL, 10);
+                    assert_true(i < N);
+                    assert_int_equal(seq[k][i], 0); /* answered once */
+                    seq[k][i] = r.seq;
+                    got[k]++;
+                }
+                codec_free((ProtobufCMessage **)&fr);
+            }
+        }
+    }
+    for (int k = 0; k < 2; k++) {
+        client_close(&c[k]);
+        for (size_t i = 1; i < N; i++) /* journaled in the order it was sent */
+            assert_true(seq[k][i] > seq[k][i - 1]);
+    }
+
+    char *text = NULL;
+    double ahead = -1;
+    for (int i = 0; i < 30 && ahead <= 0; i++) { /* published every second */
+        free(text);
+        assert_int_equal(td_metrics_scrape(&f->net, &text), 200);
+        ahead = td_metric_value(text, "ptibus_messages_read_ahead_total");
+        if (ahead <= 0)
+            usleep(100000);
+    }
+    free(text);
+    assert_true(ahead > 0);
+    assert_true(ahead <= 2 * N);
+
+    assert_int_equal(td_broker_stop(&f->net), 0);
+    journal_t *j = open_journal(f);
+    journal_view_t v;
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; i < N; i += 7) {
+            get_record(j, seq[k][i], &v, &buf, &cap);
+            char id[64];
+            snprintf(id, sizeof id, "ra-%s-%06zu", who[k], i);
+            assert_int_equal(v.kind, PT_REC_RECEIVED);
+            assert_string_equal(v.message_id, id);
+            assert_string_equal(v.partner, who[k]);
+        }
+    free(buf);
+    journal_close(&j);
+    free(seq[0]);
+    free(seq[1]);
+}
+
 /* Flips one byte of a stored record in data.mdb: verify must name that record.
  * LMDB is copy-on-write, so stale copies of a page may hold the same bytes: every
  * occurrence is flipped, which certainly includes the live one. */
@@ -610,6 +700,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_kill9_loses_no_acked_message, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_mid_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flipped_byte_is_detected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_ahead_keeps_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_journal_full_then_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_config_and_key_mode, setup, teardown),
     };

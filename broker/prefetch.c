@@ -1,0 +1,232 @@
+/* prefetch: reads the partners' socket and does the journal-free work of each message,
+ * also on a helper thread while the loop waits for the fsync (see prefetch.h). */
+#include "prefetch.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "codec.h"
+
+struct prefetch {
+    void *router;
+    const bconfig_t *cfg;
+    prefetch_item_t *items; /* ring: head is the oldest, count items follow it */
+    size_t max, head, count;
+    pthread_t thread;
+    bool started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool lent; /* the helper owns the socket and the ring (guarded by mu) */
+    bool quit;
+    atomic_bool stop; /* reclaim asked: stop reading */
+    int wake_fd;      /* eventfd: wakes the helper out of zmq_poll */
+};
+
+static void
+item_init(prefetch_item_t *it)
+{
+    zmq_msg_init(&it->rid);
+    zmq_msg_init(&it->payload);
+    it->partner = NULL;
+    it->frame = NULL;
+    it->code = 0;
+    pt_error_clear(&it->why);
+    memset(&it->prep, 0, sizeof it->prep);
+}
+
+void
+prefetch_item_fini(prefetch_item_t *it)
+{
+    ingest_prep_fini(&it->prep);
+    codec_free((ProtobufCMessage **)&it->frame);
+    zmq_msg_close(&it->payload);
+    zmq_msg_close(&it->rid);
+}
+
+static void
+decode(const bconfig_t *cfg, prefetch_item_t *it)
+{
+    ProtobufCMessage *m;
+    size_t len = zmq_msg_size(&it->payload);
+    int rc = codec_unpack(&ptibus__v1__frame__descriptor, zmq_msg_data(&it->payload), len,
+                          (size_t)cfg->max_message_size * 2 + PT_FRAME_OVERHEAD, &m, &it->why);
+    if (rc != 0) {
+        it->code = rc == PT_ETOOLARGE ? PTIBUS__V1__NACK_CODE__NACK_CODE_TOO_LARGE
+                                      : PTIBUS__V1__NACK_CODE__NACK_CODE_MALFORMED;
+        pt_error_set(&it->why, rc, "frame", "%zu bytes are not a valid ptibus.v1.Frame%s", len,
+                     it->code == PTIBUS__V1__NACK_CODE__NACK_CODE_TOO_LARGE ? " (too large)" : "");
+        return;
+    }
+    it->frame = (Ptibus__V1__Frame *)m;
+    if (it->frame->kind_case == PTIBUS__V1__FRAME__KIND_PUBLISH)
+        ingest_prepare(cfg, it->partner, it->frame->publish, &it->prep);
+}
+
+bool
+prefetch_read(void *router, const bconfig_t *cfg, prefetch_item_t *it)
+{
+    item_init(it);
+    if (zmq_msg_recv(&it->rid, router, ZMQ_DONTWAIT) < 0) {
+        prefetch_item_fini(it);
+        return false;
+    }
+    if (!zmq_msg_more(&it->rid) || zmq_msg_recv(&it->payload, router, 0) < 0)
+        return true;                     /* no partner: dropped by the caller */
+    while (zmq_msg_more(&it->payload)) { /* a frame is one part: drop extra parts */
+        zmq_msg_t extra;
+        zmq_msg_init(&extra);
+        zmq_msg_recv(&extra, router, 0);
+        zmq_msg_close(&extra);
+    }
+    const char *user = zmq_msg_gets(&it->payload, "User-Id");
+    it->partner = user ? bconfig_partner_by_id(cfg, user) : NULL;
+    if (it->partner != NULL)
+        decode(cfg, it);
+    return true;
+}
+
+/* The helper's turn with the socket: read and prepare until reclaimed or full. */
+static void
+helper_run(prefetch_t *pf)
+{
+    zmq_pollitem_t pi[2] = {{pf->router, 0, ZMQ_POLLIN, 0}, {NULL, pf->wake_fd, ZMQ_POLLIN, 0}};
+    while (!atomic_load(&pf->stop)) {
+        if (pf->count < pf->max) {
+            prefetch_item_t *it = &pf->items[(pf->head + pf->count) % pf->max];
+            if (prefetch_read(pf->router, pf->cfg, it)) {
+                pf->count++;
+                continue;
+            }
+        }
+        pi[0].events = pf->count < pf->max ? ZMQ_POLLIN : 0;
+        if (zmq_poll(pi, 2, -1) < 0 && errno != EINTR)
+            break;
+        if (pi[1].revents & ZMQ_POLLIN) {
+            uint64_t v;
+            ssize_t r = read(pf->wake_fd, &v, sizeof v);
+            (void)r; /* drained; the stop flag says what to do */
+        }
+    }
+}
+
+static void *
+helper_main(void *arg)
+{
+    prefetch_t *pf = arg;
+    pthread_mutex_lock(&pf->mu);
+    for (;;) {
+        while (!pf->quit && !pf->lent)
+            pthread_cond_wait(&pf->cv, &pf->mu);
+        if (pf->quit)
+            break;
+        pthread_mutex_unlock(&pf->mu);
+        helper_run(pf);
+        pthread_mutex_lock(&pf->mu);
+        pf->lent = false;
+        pthread_cond_broadcast(&pf->cv);
+    }
+    pthread_mutex_unlock(&pf->mu);
+    return NULL;
+}
+
+int
+prefetch_new(void *router, const bconfig_t *cfg, size_t max, prefetch_t **out, pt_error_t *err)
+{
+    prefetch_t *pf = calloc(1, sizeof *pf);
+    if (pf == NULL || max == 0 || (pf->items = calloc(max, sizeof *pf->items)) == NULL) {
+        free(pf);
+        return pt_error_set(err, -ENOMEM, "prefetch", "no memory for %zu messages", max);
+    }
+    pf->router = router;
+    pf->cfg = cfg;
+    pf->max = max;
+    atomic_init(&pf->stop, false);
+    pf->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    pthread_mutex_init(&pf->mu, NULL);
+    pthread_cond_init(&pf->cv, NULL);
+    int rc = pf->wake_fd < 0 ? errno : pthread_create(&pf->thread, NULL, helper_main, pf);
+    pf->started = rc == 0;
+    if (rc != 0) {
+        prefetch_destroy(&pf);
+        return pt_error_set(err, -rc, "prefetch", "cannot start the helper thread: %s",
+                            strerror(rc));
+    }
+    *out = pf;
+    return 0;
+}
+
+void
+prefetch_destroy(prefetch_t **pfp)
+{
+    prefetch_t *pf = *pfp;
+    if (pf == NULL)
+        return;
+    if (pf->started) {
+        pthread_mutex_lock(&pf->mu);
+        pf->quit = true;
+        pthread_cond_broadcast(&pf->cv);
+        pthread_mutex_unlock(&pf->mu);
+        pthread_join(pf->thread, NULL);
+    }
+    for (; pf->count > 0; pf->count--, pf->head = (pf->head + 1) % pf->max)
+        prefetch_item_fini(&pf->items[pf->head]);
+    if (pf->wake_fd >= 0)
+        close(pf->wake_fd);
+    pthread_cond_destroy(&pf->cv);
+    pthread_mutex_destroy(&pf->mu);
+    free(pf->items);
+    free(pf);
+    *pfp = NULL;
+}
+
+void
+prefetch_lend(prefetch_t *pf)
+{
+    atomic_store(&pf->stop, false);
+    pthread_mutex_lock(&pf->mu);
+    pf->lent = true;
+    pthread_cond_broadcast(&pf->cv);
+    pthread_mutex_unlock(&pf->mu);
+}
+
+void
+prefetch_reclaim(prefetch_t *pf)
+{
+    atomic_store(&pf->stop, true);
+    uint64_t one = 1;
+    ssize_t w = write(pf->wake_fd, &one, sizeof one);
+    (void)w; /* an eventfd write only fails when the counter would overflow */
+    pthread_mutex_lock(&pf->mu);
+    while (pf->lent)
+        pthread_cond_wait(&pf->cv, &pf->mu);
+    pthread_mutex_unlock(&pf->mu);
+}
+
+prefetch_item_t *
+prefetch_take(prefetch_t *pf)
+{
+    if (pf->count == 0)
+        return NULL;
+    prefetch_item_t *it = &pf->items[pf->head];
+    pf->head = (pf->head + 1) % pf->max;
+    pf->count--;
+    return it;
+}
+
+size_t
+prefetch_count(const prefetch_t *pf)
+{
+    return pf->count;
+}
+
+bool
+prefetch_full(const prefetch_t *pf)
+{
+    return pf->count >= pf->max;
+}
