@@ -1,7 +1,13 @@
-/* bench_journal: S3, reading the journal through its own API. Fills a journal in DIR
- * with N RECEIVED records (1 KiB payloads, 1000 per commit, written with the journal
- * API as the broker does), then times a full journal_scan and look-ups by message id
- * (journal_find_message) of random messages. One JSON line per measure on stdout. */
+/* bench_journal: the journal through its own API, without the network.
+ * - S3 (bench_journal DIR RECORDS): fills a journal in DIR with N RECEIVED records
+ *   (1 KiB payloads, 1000 per commit), then times a full journal_scan and look-ups by
+ *   message id (journal_find_message) of random messages.
+ * - Reference (bench_journal --commits DIR SECONDS BATCH...): the journal's own group
+ *   commit rate with BATCH records per commit, each record as the broker writes
+ *   bench_ptibus's referrals (1 KiB payload, its persons, one recipient), real
+ *   fsync: the ceiling of the broker's ingest at that batch size, to set beside raw
+ *   LMDB's in the same run.
+ * One JSON line per measure on stdout. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,11 +96,70 @@ lookups(journal_t *j, uint64_t n, uint64_t max, double seconds, pt_error_t *err)
     return 0;
 }
 
+/* Appends for `seconds` at `batch` records per commit into a fresh journal in dir. */
+static int
+commit_rate(const char *dir, double seconds, unsigned batch)
+{
+    uint8_t hmac[32] = {0}, payload[BENCH_PAYLOAD];
+    journal_options_t jo = {.dir = dir, .hmac_key = hmac};
+    journal_t *j = NULL;
+    pt_error_t err;
+    const char *recipients[] = {"sink1", NULL};
+    char mid[48], nir[16];
+    uint64_t n = 0, commits = 0;
+    bench_payload(payload, 0);
+    int rc = journal_open(&jo, &j, &err);
+    uint64_t start = bench_now_ns(), end = start + (uint64_t)(seconds * 1e9);
+    while (rc == 0 && bench_now_ns() < end && n < 50000000) {
+        journal_txn_t *txn;
+        rc = journal_begin(j, &txn, &err);
+        for (unsigned i = 0; rc == 0 && i < batch; i++, n++) {
+            snprintf(mid, sizeof mid, "ref-%u-%" PRIu64, batch, n);
+            bench_nir(nir, n, BENCH_PERSONS);
+            nir[13] = '\0'; /* the journal indexes the normal form, without the key */
+            journal_record_t r = {.kind = PT_REC_RECEIVED,
+                                  .partner = "p1",
+                                  .msg_type = "referral",
+                                  .message_id = mid,
+                                  .correlation_id = "",
+                                  .payload = payload,
+                                  .payload_len = sizeof payload,
+                                  .person_nir = nir,
+                                  .recipients = recipients};
+            uint64_t seq;
+            rc = journal_append(txn, &r, &seq, &err);
+        }
+        if (rc != 0)
+            journal_abort(&txn);
+        else if ((rc = journal_commit(&txn, &err)) == 0)
+            commits++;
+    }
+    double secs = (double)(bench_now_ns() - start) / 1e9;
+    if (rc != 0)
+        fprintf(stderr, "bench_journal: %s: %s\n", dir, err.msg);
+    else
+        printf("{\"scenario\":\"REF-journal-%u\",\"system\":\"journal\",\"msgs\":%" PRIu64
+               ",\"seconds\":%.3f,\"rate\":%.1f,\"commits_per_s\":%.1f,\"batch\":%u}\n",
+               batch, n, secs, (double)n / secs, (double)commits / secs, batch);
+    fflush(stdout);
+    journal_close(&j);
+    return rc == 0 ? 0 : 1;
+}
+
 int
 main(int argc, char **argv)
 {
+    if (argc >= 5 && strcmp(argv[1], "--commits") == 0) {
+        int rc = 0;
+        for (int i = 4; i < argc && rc == 0; i++) {
+            char sub[4096];
+            snprintf(sub, sizeof sub, "%s/journal-%s", argv[2], argv[i]);
+            rc = commit_rate(sub, strtod(argv[3], NULL), (unsigned)strtoul(argv[i], NULL, 10));
+        }
+        return rc;
+    }
     if (argc < 3) {
-        fprintf(stderr, "usage: bench_journal DIR RECORDS\n");
+        fprintf(stderr, "usage: bench_journal DIR RECORDS | --commits DIR SECONDS BATCH...\n");
         return 2;
     }
     uint64_t n = strtoull(argv[2], NULL, 10);

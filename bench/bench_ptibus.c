@@ -1,6 +1,7 @@
 /* bench_ptibus: the scenarios against a running ptibusd. Publisher i connects with
  * the CURVE keys DIR/p<i+1>.{key,pub} (a different partner each) and publishes
- * referrals to the partner named by --target (1 KiB packed envelopes); the e2e
+ * referrals to the partner named by --target (1 KiB packed envelopes, each about one
+ * of BENCH_PERSONS persons, as the broker's person index sees in real use); the e2e
  * consumer is that partner (keys DIR/<target>.{key,pub}) with credit 1024, and it
  * acknowledges every delivery. The broker's key is DIR/broker.pub. */
 #include <errno.h>
@@ -23,6 +24,7 @@ typedef struct pconn {
     td_sample_t s;
     char reason[BENCH_PAYLOAD];
     char prefix[48];
+    char nir[16];
     const bench_opts_t *o;
 } pconn_t;
 
@@ -94,6 +96,8 @@ ptibus_publish(void *conn, uint64_t id)
     pconn_t *p = conn;
     pt_error_t err;
     snprintf(p->s.message_id, sizeof p->s.message_id, "%s%" PRIu64, p->prefix, id);
+    bench_nir(p->nir, id, p->o->persons);
+    p->s.person.nir = p->nir;
     for (int tries = 0; tries < 100000; tries++) {
         int rc = client_publish_async(p->c, &p->s.env, &err);
         if (rc != -EAGAIN) {

@@ -351,19 +351,13 @@ bench_run(const bench_ops_t *ops, const bench_opts_t *o)
 }
 
 static const struct option long_opts[] = {
-    {"scenario", required_argument, 0, 's'},
-    {"count", required_argument, 0, 'n'},
-    {"seconds", required_argument, 0, 't'},
-    {"window", required_argument, 0, 'w'},
-    {"threads", required_argument, 0, 'j'},
-    {"rate", required_argument, 0, 'r'},
-    {"endpoint", required_argument, 0, 'e'},
-    {"port", required_argument, 0, 'p'},
-    {"dir", required_argument, 0, 'd'},
-    {"target", required_argument, 0, 'q'},
-    {"label", required_argument, 0, 'l'},
-    {"run-id", required_argument, 0, 'i'},
-    {0, 0, 0, 0},
+    {"scenario", required_argument, 0, 's'}, {"count", required_argument, 0, 'n'},
+    {"seconds", required_argument, 0, 't'},  {"window", required_argument, 0, 'w'},
+    {"threads", required_argument, 0, 'j'},  {"rate", required_argument, 0, 'r'},
+    {"endpoint", required_argument, 0, 'e'}, {"port", required_argument, 0, 'p'},
+    {"dir", required_argument, 0, 'd'},      {"target", required_argument, 0, 'q'},
+    {"label", required_argument, 0, 'l'},    {"run-id", required_argument, 0, 'i'},
+    {"persons", required_argument, 0, 'P'},  {0, 0, 0, 0},
 };
 
 int
@@ -375,7 +369,8 @@ bench_parse(int argc, char **argv, bench_opts_t *o)
                         .window = 1,
                         .threads = 1,
                         .endpoint = "127.0.0.1",
-                        .run_id = "r"};
+                        .run_id = "r",
+                        .persons = BENCH_PERSONS};
     int c;
     while ((c = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
         switch (c) {
@@ -415,16 +410,32 @@ bench_parse(int argc, char **argv, bench_opts_t *o)
         case 'i':
             o->run_id = optarg;
             break;
+        case 'P':
+            o->persons = (unsigned)strtoul(optarg, NULL, 10);
+            break;
         default:
             fprintf(stderr,
                     "usage: %s --scenario NAME [--count N] [--seconds S] [--window W] "
                     "[--threads T] [--rate R] [--endpoint E] [--port P] [--dir D] "
-                    "[--target Q] [--label L] [--run-id ID]\n",
+                    "[--target Q] [--label L] [--run-id ID] [--persons N]\n",
                     argv[0]);
             return -1;
         }
     }
-    if (o->count == 0 || o->window == 0 || o->threads == 0 || o->seconds <= 0)
+    if (o->count == 0 || o->window == 0 || o->threads == 0 || o->seconds <= 0 || o->persons == 0 ||
+        o->persons > BENCH_PERSONS)
         return -1;
     return 0;
+}
+
+void
+bench_nir(char out[16], uint64_t id, unsigned persons)
+{
+    /* 7919 is prime to 50000: consecutive ids are different persons */
+    uint64_t who = (id * 7919u) % BENCH_PERSONS % persons;
+    unsigned commune = 1 + (unsigned)(who / 999), order = 1 + (unsigned)(who % 999);
+    char body[14];
+    snprintf(body, sizeof body, "28505780%02u%03u", commune % 100, order);
+    unsigned long long n = strtoull(body, NULL, 10);
+    snprintf(out, 16, "%s%02llu", body, 97 - n % 97);
 }

@@ -26,6 +26,7 @@ typedef struct bench_opts {
     const char *dir;    /* ptibus: key directory */
     const char *target; /* queue/stream name or kind (rabbitmq: classic | quorum) */
     const char *run_id; /* distinguishes message ids between runs on one server */
+    unsigned persons;   /* messages are about this many persons (bench_nir), 1..BENCH_PERSONS */
 } bench_opts_t;
 
 /* One system's operations. ids are the driver's message numbers; every call returns
@@ -59,6 +60,14 @@ int bench_run(const bench_ops_t *ops, const bench_opts_t *o);
  * are id in decimal; bench_payload_id reads it back (UINT64_MAX when malformed). */
 void bench_payload(uint8_t *buf, uint64_t id);
 uint64_t bench_payload_id(const void *buf, size_t len);
+
+/* The persons the messages are about: by default BENCH_PERSONS valid NIRs (a
+ * département's RSA caseload is of that order; --persons N takes the first N), all of
+ * the sample person's sex and birth month, spread over communes and order numbers.
+ * bench_nir writes the NIR (15 characters with its key, NUL-terminated) of message
+ * number id: consecutive messages concern different persons. */
+#define BENCH_PERSONS 50000
+void bench_nir(char out[16], uint64_t id, unsigned persons);
 
 /* Monotonic nanoseconds. */
 uint64_t bench_now_ns(void);

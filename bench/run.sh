@@ -106,7 +106,8 @@ install_peers() {
 
 build() {
     "$top/deploy/install-deps.sh"
-    local b="$top/build-bench" targets=(ptibusd ptibusctl bench_ptibus bench_journal bench_lmdb)
+    local b="$top/build-bench" targets=(ptibusd ptibusctl bench_ptibus bench_journal bench_lmdb
+        bench_floor)
     cmake -S "$top" -B "$b" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPTIBUS_BENCH=ON >/dev/null
     [ "$peers" = 1 ] && targets+=(bench_rabbitmq bench_redis bench_nats)
     cmake --build "$b" -j2 --target "${targets[@]}" >/dev/null
@@ -273,6 +274,7 @@ run_ptibus() {
         --dir "$tmp/ptibus/keys" --scenario STRACE --seconds 3 --count 100000
     pt S1-sync --window 1
     pt S1-window --window 256
+    pt S1-window-1person --window 256 --persons 1
     pt S1-multi6 --window 1 --threads 6
     pt S2-e2e --window 256 --target sink2
     pt S4-load10k --window 100000 --rate 10000 --count $((secs * 10000))
@@ -288,9 +290,34 @@ run_ptibus() {
     stop_pid ptibus
 }
 
+# The floor of the stack: bench_floor's minimal durable broker (ZeroMQ CURVE, one
+# LMDB B-tree, one fsynced commit per drain, nothing else) through the same scenarios.
+run_floor() {
+    local d="$tmp/floor" port
+    mkdir -p "$d"
+    port=$(free_port)
+    "$bin/bench_floor" serve --port "$port" --dir "$d" 2>"$d/floor.log" &
+    PIDS[floor]=$!
+    wait_port "$port" "${PIDS[floor]}" 20 || { cat "$d/floor.log" >&2; return 1; }
+    log "bench_floor pid ${PIDS[floor]} on 127.0.0.1:$port"
+    local c=("$bin/bench_floor" --port "$port" --dir "$d" --seconds "$secs" --count "$maxcount")
+    measure floor S1-sync -- "${c[@]}" --scenario S1-sync --window 1
+    measure floor S1-window -- "${c[@]}" --scenario S1-window --window 256
+    measure floor S1-multi6 -- "${c[@]}" --scenario S1-multi6 --window 1 --threads 6
+    measure floor S4-load10k -- "${c[@]}" --scenario S4-load10k --window 100000 --rate 10000 \
+        --count $((secs * 10000))
+    stop_pid floor
+    rm -rf "$d"
+}
+
 run_reference() {
     log "LMDB commit rates on this disk"
     "$bin/bench_lmdb" "$tmp" $((smoke ? 1 : 5)) | tee -a "$results" >&2
+    log "the journal's own commit rates (no network), 1, 6 and 256 records per commit"
+    mkdir -p "$tmp/ref-journal"
+    "$bin/bench_journal" --commits "$tmp/ref-journal" $((smoke ? 1 : 5)) 1 6 256 \
+        2>>"$tmp/clients.log" | tee -a "$results" >&2
+    rm -rf "$tmp/ref-journal"
     log "S3: journal of $jrecords records"
     "$bin/bench_journal" "$tmp/s3-journal" "$jrecords" 2>>"$tmp/clients.log" |
         tee -a "$results" >&2
@@ -408,6 +435,7 @@ start_time=$(date +%s)
 log "building in $top/build-bench"
 build
 run_ptibus
+run_floor
 run_reference
 [ "$peers" = 1 ] && run_peers
 python3 "$top/bench/report.py" "$results" "$out/results.json" \
