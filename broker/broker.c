@@ -28,6 +28,13 @@
 #include "prefetch.h"
 #include "router.h"
 
+/* The person index's newest entries are merged PERSON_MERGE_CHUNK at a time once the
+ * partners have sent nothing for PERSON_MERGE_IDLE_MS, or on every delivery tick while
+ * more than PERSON_MERGE_FORCE wait. */
+#define PERSON_MERGE_CHUNK 16384
+#define PERSON_MERGE_IDLE_MS 200
+#define PERSON_MERGE_FORCE 262144
+
 /* Smallest batch that broker_read_batch cuts short to keep the pipeline balanced. */
 #define BATCH_MIN_SPLIT 64
 
@@ -56,6 +63,7 @@ struct broker {
     prefetch_t *prefetch;
     double last_commit_s; /* how long the last commit took (broker_read_batch) */
     metrics_series_t *m_read_ahead;
+    int64_t last_input_ms; /* loop time of the last message read from a partner */
     metrics_t *metrics;
     uint8_t server_sk[32];
     uint8_t sign_sk[64];
@@ -452,6 +460,8 @@ broker_drain(broker_t *b)
 {
     for (;;) {
         uint32_t n = broker_read_batch(b);
+        if (n > 0)
+            b->last_input_ms = (int64_t)uv_now(&b->loop);
         if (b->admin)
             admin_read(b->admin);
         delivery_pump(b->delivery, (int64_t)uv_now(&b->loop));
@@ -503,6 +513,8 @@ on_zap(uv_poll_t *h, int status, int events)
     } while (socket_readable(auth_socket(b->auth)));
 }
 
+static void broker_merge_person_index(broker_t *b);
+
 static void
 on_delivery_tick(uv_timer_t *t)
 {
@@ -515,6 +527,8 @@ on_delivery_tick(uv_timer_t *t)
     uv_update_time(&b->loop);
     if (!b->stopping && due >= 0 && due <= (int64_t)uv_now(&b->loop))
         broker_drain(b);
+    if (!b->stopping)
+        broker_merge_person_index(b);
 }
 
 /* Gauges are sampled once a second and handed to the HTTP thread. */
@@ -530,6 +544,8 @@ on_metrics(uv_timer_t *t)
                 (double)map);
     metrics_set(metrics_series(metrics_find(b->metrics, PT_METRIC_JOURNAL_LAST_SEQ), NULL),
                 (double)journal_last_seq(b->journal));
+    metrics_set(metrics_series(metrics_find(b->metrics, PT_METRIC_PERSON_UNMERGED), NULL),
+                (double)journal_person_unmerged(b->journal));
     delivery_publish_metrics(b->delivery, pt_clock_wall_ms());
     metrics_publish(b->metrics);
 }
@@ -540,6 +556,31 @@ broker_checkpoint(broker_t *b)
     pt_error_t err;
     if (journal_checkpoint(b->journal, &err) != 0)
         pt_log_error("journal.checkpoint", "%s", err.msg);
+}
+
+/* Moves a chunk of the person index's newest entries into by_person (see journal.h):
+ * when the partners have been quiet for a while, or at once when too many wait (a
+ * person query scans the unmerged part). Runs between batches, in its own commit. */
+static void
+broker_merge_person_index(broker_t *b)
+{
+    size_t waiting = journal_person_unmerged(b->journal);
+    bool idle = (int64_t)uv_now(&b->loop) - b->last_input_ms >= PERSON_MERGE_IDLE_MS;
+    if (waiting == 0 || (!idle && waiting < PERSON_MERGE_FORCE))
+        return;
+    journal_txn_t *t;
+    pt_error_t err;
+    size_t moved = 0;
+    int rc = journal_begin(b->journal, &t, &err);
+    if (rc == 0 && (rc = journal_person_merge(t, PERSON_MERGE_CHUNK, &moved, &err)) != 0)
+        journal_abort(&t);
+    else if (rc == 0)
+        rc = journal_commit(&t, &err);
+    if (rc != 0)
+        pt_log_error("journal.person_merge", "%s", err.msg);
+    else
+        pt_log_debug("journal.person_merge", "%zu person index entries merged, %zu waiting", moved,
+                     waiting - moved);
 }
 
 static void

@@ -27,7 +27,7 @@ static const struct {
     [JDB_DEDUP] = {"dedup", 0},        [JDB_MSGID] = {"by_msgid", MDB_DUPSORT | MDB_DUPFIXED},
     [JDB_PARTNER] = {"by_partner", 0}, [JDB_PERSON] = {"by_person", MDB_DUPSORT | MDB_DUPFIXED},
     [JDB_CKPT] = {"checkpoints", 0},   [JDB_QUEUE] = {"queue", 0},
-    [JDB_DEAD] = {"dead", 0},
+    [JDB_DEAD] = {"dead", 0},          [JDB_PERSON_NEW] = {"by_person_new", 0},
 };
 
 #define JOURNAL_DEFAULT_INITIAL ((size_t)64 << 20)
@@ -349,6 +349,11 @@ open_dbs(journal_t *j, pt_error_t *err)
         return jint_lmdb_fail(err, rc, j->dir, "beginning the opening transaction");
     for (int i = 0; i < JDB_COUNT && rc == 0; i++)
         rc = mdb_dbi_open(txn, journal_dbs[i].name, journal_dbs[i].flags | create, &j->dbi[i]);
+    j->have_person_new = true;
+    if (rc == MDB_NOTFOUND && j->read_only) { /* a journal written before by_person_new */
+        rc = 0;
+        j->have_person_new = false;
+    }
     if (rc != 0) {
         mdb_txn_abort(txn);
         return jint_lmdb_fail(err, rc, j->dir, "opening the databases (is this a ptibus journal?)");
@@ -606,9 +611,12 @@ put_indexes(journal_txn_t *t, const journal_record_t *rec, uint64_t seq, int64_t
     if (rc == 0 && jint_nz(rec->partner)[0] != '\0')
         rc = put_partner(t, rec, time_ms, seqkey);
     if (rc == 0 && rec->person_nir != NULL) {
+        /* Appended to by_person_new (one page for a whole batch): inserting each random
+         * HMAC into by_person would dirty a page of it per record. */
         uint8_t pk[crypto_auth_hmacsha256_BYTES];
         person_key(t->j, rec->person_nir, pk);
-        rc = put_seq_dup(t, JDB_PERSON, pk, sizeof pk, seqkey);
+        MDB_val k = {SEQ_KEY_LEN, seqkey}, v = {sizeof pk, pk};
+        rc = mdb_put(t->txn, t->j->dbi[JDB_PERSON_NEW], &k, &v, MDB_APPEND);
     }
     return rc;
 }
@@ -853,29 +861,38 @@ journal_scan(journal_t *j, uint64_t first, uint64_t last, journal_visit_fn fn, v
     return rc;
 }
 
-/* Collects the be64 seq values stored under key in a DUPSORT index. */
+/* Collects into l the be64 seq values stored under key in a DUPSORT index, in txn. */
 static int
-find_dups(journal_t *j, int db, const void *key, size_t klen, uint64_t **seqs, size_t *n,
-          pt_error_t *err)
+collect_dups(journal_t *j, MDB_txn *txn, int db, const void *key, size_t klen, seqlist_t *l,
+             pt_error_t *err)
 {
-    MDB_txn *txn;
     MDB_cursor *cur = NULL;
-    seqlist_t l = {0};
-    int rc = jint_read_begin(j, &txn, err);
-    if (rc != 0)
-        return seqlist_finish(&l, rc, seqs, n);
     MDB_val k = {klen, (void *)key}, v;
-    int m = mdb_cursor_open(txn, j->dbi[db], &cur);
+    int rc = 0, m = mdb_cursor_open(txn, j->dbi[db], &cur);
     if (m == 0)
         m = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
     for (; m == 0 && rc == 0; m = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP))
-        rc = v.mv_size == SEQ_KEY_LEN ? seqlist_push(&l, jint_be64_get(v.mv_data)) : PT_ECORRUPT;
+        rc = v.mv_size == SEQ_KEY_LEN ? seqlist_push(l, jint_be64_get(v.mv_data)) : PT_ECORRUPT;
     if (rc == 0 && m != MDB_NOTFOUND)
         rc = jint_lmdb_fail(err, m, j->dir, journal_dbs[db].name);
     else if (rc != 0)
         pt_error_set(err, rc, j->dir, "%s: bad entry", journal_dbs[db].name);
     mdb_cursor_close(cur);
-    mdb_txn_abort(txn);
+    return rc;
+}
+
+/* The seq values stored under key in a DUPSORT index, ascending. */
+static int
+find_dups(journal_t *j, int db, const void *key, size_t klen, uint64_t **seqs, size_t *n,
+          pt_error_t *err)
+{
+    MDB_txn *txn;
+    seqlist_t l = {0};
+    int rc = jint_read_begin(j, &txn, err);
+    if (rc == 0) {
+        rc = collect_dups(j, txn, db, key, klen, &l, err);
+        mdb_txn_abort(txn);
+    }
     return seqlist_finish(&l, rc, seqs, n);
 }
 
@@ -889,6 +906,27 @@ journal_find_message(journal_t *j, const char *message_id, uint64_t **seqs, size
     return find_dups(j, JDB_MSGID, message_id, len, seqs, n, err);
 }
 
+/* Adds to l the seqs of by_person_new entries whose HMAC is pk, ascending (a scan: the
+ * part not yet merged is kept small by the broker, see journal_person_merge). */
+static int
+collect_person_new(journal_t *j, MDB_txn *txn, const uint8_t *pk, seqlist_t *l, pt_error_t *err)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    int rc = 0, m = mdb_cursor_open(txn, j->dbi[JDB_PERSON_NEW], &cur);
+    for (m = m ? m : mdb_cursor_get(cur, &k, &v, MDB_FIRST); m == 0 && rc == 0;
+         m = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != SEQ_KEY_LEN || v.mv_size != crypto_auth_hmacsha256_BYTES)
+            rc = pt_error_set(err, PT_ECORRUPT, j->dir, "by_person_new: bad entry");
+        else if (memcmp(v.mv_data, pk, v.mv_size) == 0)
+            rc = seqlist_push(l, jint_be64_get(k.mv_data));
+    }
+    if (rc == 0 && m != MDB_NOTFOUND)
+        rc = jint_lmdb_fail(err, m, j->dir, "by_person_new");
+    mdb_cursor_close(cur);
+    return rc;
+}
+
 int
 journal_find_person(journal_t *j, const char *nir, uint64_t **seqs, size_t *n, pt_error_t *err)
 {
@@ -899,7 +937,84 @@ journal_find_person(journal_t *j, const char *nir, uint64_t **seqs, size_t *n, p
     }
     uint8_t pk[crypto_auth_hmacsha256_BYTES];
     person_key(j, jint_nz(nir), pk);
-    return find_dups(j, JDB_PERSON, pk, sizeof pk, seqs, n, err);
+    /* One snapshot of both parts. A seq is in one part only (a merge moves entries in
+     * one transaction) and merges take the oldest entries first, so every seq of
+     * by_person is below every seq of by_person_new: the two lists concatenate sorted. */
+    MDB_txn *txn;
+    seqlist_t l = {0};
+    int rc = jint_read_begin(j, &txn, err);
+    if (rc == 0) {
+        rc = collect_dups(j, txn, JDB_PERSON, pk, sizeof pk, &l, err);
+        if (rc == 0 && j->have_person_new)
+            rc = collect_person_new(j, txn, pk, &l, err);
+        mdb_txn_abort(txn);
+    }
+    return seqlist_finish(&l, rc, seqs, n);
+}
+
+size_t
+journal_person_unmerged(journal_t *j)
+{
+    MDB_txn *txn;
+    MDB_stat st;
+    pt_error_t err;
+    if (!j->have_person_new || jint_read_begin(j, &txn, &err) != 0)
+        return 0;
+    int rc = mdb_stat(txn, j->dbi[JDB_PERSON_NEW], &st);
+    mdb_txn_abort(txn);
+    return rc == 0 ? st.ms_entries : 0;
+}
+
+typedef struct person_entry {
+    uint8_t pk[crypto_auth_hmacsha256_BYTES];
+    uint8_t seqkey[SEQ_KEY_LEN];
+} person_entry_t;
+
+static int
+cmp_person_entry(const void *a, const void *b)
+{
+    return memcmp(a, b, sizeof(person_entry_t)); /* HMAC, then big-endian seq */
+}
+
+int
+journal_person_merge(journal_txn_t *t, size_t max, size_t *moved, pt_error_t *err)
+{
+    *moved = 0;
+    if (t->poisoned)
+        return pt_error_set(err, t->poisoned, t->j->dir, "transaction failed earlier: abort it");
+    person_entry_t *e = max ? calloc(max, sizeof *e) : NULL;
+    if (max && e == NULL)
+        return pt_error_set(err, -ENOMEM, t->j->dir, "person index merge: no memory");
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    size_t n = 0;
+    int rc = mdb_cursor_open(t->txn, t->j->dbi[JDB_PERSON_NEW], &cur);
+    for (rc = rc ? rc : mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && n < max;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) {
+        if (k.mv_size != SEQ_KEY_LEN || v.mv_size != crypto_auth_hmacsha256_BYTES) {
+            mdb_cursor_close(cur);
+            free(e);
+            return pt_error_set(err, PT_ECORRUPT, t->j->dir, "by_person_new: bad entry");
+        }
+        memcpy(e[n].pk, v.mv_data, sizeof e[n].pk);
+        memcpy(e[n].seqkey, k.mv_data, SEQ_KEY_LEN);
+        n++;
+        rc = mdb_cursor_del(cur, 0);
+        if (rc != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND || (rc == 0 && n == max))
+        rc = 0;
+    /* Sorted, the chunk's inserts walk by_person once from left to right. */
+    qsort(e, n, sizeof *e, cmp_person_entry);
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = put_seq_dup(t, JDB_PERSON, e[i].pk, sizeof e[i].pk, e[i].seqkey);
+    free(e);
+    if (rc != 0)
+        return jint_poison(t, rc, err);
+    *moved = n;
+    return 0;
 }
 
 /* by_partner is walked as a skip scan: within partner "\0", each msg_type is a run

@@ -147,6 +147,18 @@ int journal_find_partner(journal_t *j, const char *partner, const char *msg_type
  * the index holds only HMAC-SHA256(hmac_key, nir)). */
 int journal_find_person(journal_t *j, const char *nir, uint64_t **seqs, size_t *n, pt_error_t *err);
 
+/* The person index has two parts: by_person (HMAC -> seqs) and by_person_new (seq ->
+ * HMAC), where journal_append puts each record's entry, in the record's transaction, at
+ * the cost of one appended page per batch instead of a random page of by_person per
+ * record. journal_person_merge moves up to max of the oldest by_person_new entries into
+ * by_person inside t (sorted, so a chunk walks by_person once); *moved says how many.
+ * journal_find_person reads both parts. The broker merges when idle and whenever more
+ * than a bound are waiting. */
+int journal_person_merge(journal_txn_t *t, size_t max, size_t *moved, pt_error_t *err);
+
+/* Entries waiting in by_person_new (committed state). */
+size_t journal_person_unmerged(journal_t *j);
+
 /* Signs the current chain head (seq, hash, time) with the Ed25519 key and stores the
  * checkpoint in its own committed transaction. No-op (0) when the head is unchanged
  * since the last checkpoint or no key was given. */

@@ -22,6 +22,9 @@ enum {
     JDB_CKPT,
     JDB_QUEUE, /* recipient "\0" be64 seq -> queue entry (undelivered or unacknowledged) */
     JDB_DEAD,  /* recipient "\0" be64 seq -> dead letter */
+    /* be64 seq -> HMAC of the person's NIR: the person index's newest entries, appended
+     * in the record's transaction and moved into by_person in sorted chunks later. */
+    JDB_PERSON_NEW,
     JDB_COUNT
 };
 
@@ -45,6 +48,7 @@ struct journal {
     size_t map_max;
     size_t psize;
     bool have_hmac;
+    bool have_person_new; /* false: a journal from before by_person_new, opened read-only */
     bool have_sk;
     uint8_t hmac_key[crypto_auth_hmacsha256_KEYBYTES];
     uint8_t sign_sk[crypto_sign_SECRETKEYBYTES];

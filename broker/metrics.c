@@ -819,6 +819,8 @@ static const metrics_desc_t ptibus_metrics[] = {
      NULL},
     {PT_METRICS_GAUGE, PT_METRIC_JOURNAL_LAST_SEQ, "Sequence number of the last journal record.",
      NULL},
+    {PT_METRICS_GAUGE, PT_METRIC_PERSON_UNMERGED,
+     "Person index entries not yet merged into by_person (a person query scans them).", NULL},
 };
 
 int

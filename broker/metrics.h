@@ -29,6 +29,7 @@
 #define PT_METRIC_JOURNAL_BYTES_USED "ptibus_journal_bytes_used"
 #define PT_METRIC_JOURNAL_MAP_BYTES "ptibus_journal_map_bytes"
 #define PT_METRIC_JOURNAL_LAST_SEQ "ptibus_journal_last_seq"
+#define PT_METRIC_PERSON_UNMERGED "ptibus_person_index_unmerged"
 
 /* Bucket upper bounds (initialisers: `static const double b[] = PT_METRIC_..._BUCKETS;`). */
 #define PT_METRIC_COMMIT_BATCH_BUCKETS                                                             \

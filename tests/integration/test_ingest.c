@@ -19,6 +19,7 @@
 #include "daemon.h"
 #include "journal.h"
 #include "keys.h"
+#include "nir.h"
 #include "samples.h"
 #include "testutil.h"
 
@@ -531,6 +532,57 @@ test_read_ahead_keeps_order(void **state)
     free(seq[1]);
 }
 
+/* The broker merges the person index's new entries once the partners are quiet: the
+ * gauge falls to 0, and the journal finds every message about the person. */
+static void
+test_person_index_merged_when_idle(void **state)
+{
+    fixture_t *f = *state;
+    client_t *c = connect_as(f, "caf");
+    enum { N = 40 };
+    uint64_t seqs[N];
+    td_sample_t s;
+    for (int i = 0; i < N; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "pm-%d", i);
+        td_sample_beneficiary_event(&s, id);
+        client_result_t r = publish(c, &s.env);
+        assert_int_equal(r.nack_code, 0);
+        seqs[i] = r.seq;
+    }
+    /* Gauges are sampled every second: trust the count only in a sample that already
+     * has the last message. */
+    char *text = NULL;
+    double waiting = -1, last = 0;
+    for (int i = 0; i < 50 && (waiting != 0 || last < (double)seqs[N - 1]); i++) {
+        free(text);
+        assert_int_equal(td_metrics_scrape(&f->net, &text), 200);
+        waiting = td_metric_value(text, "ptibus_person_index_unmerged");
+        last = td_metric_value(text, "ptibus_journal_last_seq");
+        if (waiting != 0 || last < (double)seqs[N - 1])
+            usleep(100000);
+    }
+    free(text);
+    assert_true(last >= (double)seqs[N - 1]);
+    assert_true(waiting == 0);
+    assert_int_equal(td_broker_stop(&f->net), 0);
+    client_close(&f->client);
+
+    journal_t *j = open_journal_ro(f);
+    char nir[14];
+    assert_int_equal(nir_normalise(s.person.nir, nir, NULL), 0);
+    uint64_t *found;
+    size_t n;
+    pt_error_t err;
+    assert_int_equal(journal_find_person(j, nir, &found, &n, &err), 0);
+    assert_int_equal(n, N);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(found[i], seqs[i]);
+    free(found);
+    assert_int_equal(journal_person_unmerged(j), 0);
+    journal_close(&j);
+}
+
 /* Flips one byte of a stored record in data.mdb: verify must name that record.
  * LMDB is copy-on-write, so stale copies of a page may hold the same bytes: every
  * occurrence is flipped, which certainly includes the live one. */
@@ -701,6 +753,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_kill9_mid_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flipped_byte_is_detected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_ahead_keeps_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_person_index_merged_when_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_journal_full_then_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_config_and_key_mode, setup, teardown),
     };

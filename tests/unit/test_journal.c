@@ -734,6 +734,99 @@ test_person_index(void **state)
     assert_false(file_contains(f->opts.dir, nir_b, strlen(nir_b)));
 }
 
+/* journal_find_person's seqs for nir must be exactly want[0..nw). */
+static void
+assert_person(fixture_t *f, const char *nir, const uint64_t *want, size_t nw)
+{
+    uint64_t *seqs;
+    size_t n;
+    pt_error_t err;
+    assert_int_equal(journal_find_person(f->j, nir, &seqs, &n, &err), 0);
+    assert_int_equal(n, nw);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(seqs[i], want[i]);
+    free(seqs);
+}
+
+static size_t
+merge_person(fixture_t *f, size_t max)
+{
+    journal_txn_t *t;
+    pt_error_t err;
+    size_t moved = 0;
+    assert_int_equal(journal_begin(f->j, &t, &err), 0);
+    assert_int_equal(journal_person_merge(t, max, &moved, &err), 0);
+    commit(&t);
+    return moved;
+}
+
+/* Entries land in by_person_new with their record; merges move the oldest into
+ * by_person in chunks; queries see both parts, in order, at every stage, also after a
+ * reopen and on a journal opened read-only that predates by_person_new. */
+static void
+test_person_index_merge(void **state)
+{
+    fixture_t *f = *state;
+    fx_open(f);
+    journal_txn_t *t;
+    pt_error_t err;
+    uint64_t a[40], b[40];
+    size_t na = 0, nb = 0;
+    for (int batch = 0; batch < 4; batch++) {
+        assert_int_equal(journal_begin(f->j, &t, &err), 0);
+        for (int i = 0; i < 10; i++) {
+            char id[16];
+            snprintf(id, sizeof id, "m-%d-%d", batch, i);
+            journal_record_t r = rec_received("caf", id, 0, "x");
+            r.person_nir = i % 3 == 0 ? nir_b : nir_a;
+            uint64_t seq = append1(t, &r);
+            if (i % 3 == 0)
+                b[nb++] = seq;
+            else
+                a[na++] = seq;
+        }
+        commit(&t);
+    }
+    assert_int_equal(journal_person_unmerged(f->j), 40);
+    assert_person(f, nir_a, a, na);
+    assert_person(f, nir_b, b, nb);
+    assert_int_equal(merge_person(f, 7), 7); /* part of a batch */
+    assert_int_equal(journal_person_unmerged(f->j), 33);
+    assert_person(f, nir_a, a, na);
+    assert_person(f, nir_b, b, nb);
+    fx_reopen(f);
+    assert_int_equal(merge_person(f, 20), 20);
+    assert_person(f, nir_a, a, na);
+    assert_person(f, nir_b, b, nb);
+    assert_int_equal(merge_person(f, 100), 13); /* only what waits */
+    assert_int_equal(merge_person(f, 100), 0);
+    assert_int_equal(journal_person_unmerged(f->j), 0);
+    assert_person(f, nir_a, a, na);
+    assert_person(f, nir_b, b, nb);
+    assert_person(f, "1111111111111", NULL, 0);
+    assert_intact(f);
+
+    /* A journal written before by_person_new: the tools open it read-only. */
+    journal_close(&f->j);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_set_mapsize(env, (size_t)64 << 20), 0);
+    assert_int_equal(mdb_env_open(env, f->opts.dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "by_person_new", 0, &dbi), 0);
+    assert_int_equal(mdb_drop(txn, dbi, 1), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    f->opts.read_only = true;
+    fx_reopen(f);
+    assert_int_equal(journal_person_unmerged(f->j), 0);
+    assert_person(f, nir_a, a, na);
+    assert_person(f, nir_b, b, nb);
+}
+
 static void
 append_at(journal_txn_t *t, const char *partner, const char *type, const char *id, int64_t ms)
 {
@@ -884,6 +977,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_unknown_format_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_map, setup, teardown),
         cmocka_unit_test_setup_teardown(test_person_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_person_index_merge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan, setup, teardown),
         cmocka_unit_test(test_decode_bounds),
