@@ -35,6 +35,12 @@
 #define PERSON_MERGE_IDLE_MS 200
 #define PERSON_MERGE_FORCE 262144
 
+/* Frames queued towards one partner before a send fails (and the reply is dropped:
+ * the partner resends and gets the same answer). ZeroMQ's default of 1000 dropped acks
+ * as soon as a partner kept more than about 2000 messages in flight; a PublishAck is
+ * some 100 bytes, so this bounds a partner that never reads to a few MiB. */
+#define ROUTER_SNDHWM 65536
+
 /* Smallest batch that broker_read_batch cuts short to keep the pipeline balanced. */
 #define BATCH_MIN_SPLIT 64
 
@@ -177,7 +183,7 @@ broker_open_router(broker_t *b, pt_error_t *err)
     b->router = zmq_socket(b->zctx, ZMQ_ROUTER);
     if (b->router == NULL)
         return zmq_fail(err, "zmq_socket");
-    int one = 1, linger = 0;
+    int one = 1, linger = 0, sndhwm = ROUTER_SNDHWM;
     int hb = (int)b->cfg->heartbeat_interval_ms, hbto = hb * 3;
     int64_t maxmsg = (int64_t)b->cfg->max_message_size * 2 + PT_FRAME_OVERHEAD;
     const char *domain = PT_ZAP_DOMAIN_PARTNERS;
@@ -186,6 +192,7 @@ broker_open_router(broker_t *b, pt_error_t *err)
         zmq_setsockopt(b->router, ZMQ_ZAP_DOMAIN, domain, strlen(domain)) != 0 ||
         zmq_setsockopt(b->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one) != 0 ||
         zmq_setsockopt(b->router, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        zmq_setsockopt(b->router, ZMQ_SNDHWM, &sndhwm, sizeof sndhwm) != 0 ||
         zmq_setsockopt(b->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) != 0 ||
         zmq_setsockopt(b->router, ZMQ_HEARTBEAT_IVL, &hb, sizeof hb) != 0 ||
         zmq_setsockopt(b->router, ZMQ_HEARTBEAT_TIMEOUT, &hbto, sizeof hbto) != 0)

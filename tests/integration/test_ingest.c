@@ -1,6 +1,7 @@
 /* Integration tests of the broker's ingest half: real ptibusd processes on
  * 127.0.0.1, real CURVE clients, the real LMDB journal read back after the broker
  * stopped (or was killed). */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -583,6 +584,45 @@ test_person_index_merged_when_idle(void **state)
     journal_close(&j);
 }
 
+/* A partner that sends 5000 messages before reading any answer gets all 5000 acks:
+ * the broker queues that many replies towards it (ZeroMQ's default of 1000 dropped
+ * them). */
+static void
+test_many_in_flight_all_acked(void **state)
+{
+    fixture_t *f = *state;
+    client_t *c = connect_as(f, "caf");
+    enum { N = 5000 };
+    pt_error_t err;
+    td_sample_t s;
+    for (int i = 0; i < N; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "fl-%05d", i);
+        td_sample_beneficiary_event(&s, id);
+        int rc, tries = 0;
+        while ((rc = client_publish_async(c, &s.env, &err)) == -EAGAIN && tries++ < 5000)
+            usleep(1000); /* the broker is still reading: wait, but read no answer */
+        assert_int_equal(rc, 0);
+    }
+    static bool seen[N];
+    memset(seen, 0, sizeof seen);
+    for (int got = 0; got < N;) {
+        Ptibus__V1__Frame *fr;
+        if (client_recv(c, TIMEOUT_MS, &fr, &err) != 0)
+            fail_msg("after %d acks: %s", got, err.msg);
+        client_result_t r;
+        const char *mid;
+        if (client_result_from_frame(fr, &r, &mid)) { /* else a heartbeat */
+            assert_int_equal(r.nack_code, 0);
+            int i = atoi(mid + 3);
+            assert_false(seen[i]);
+            seen[i] = true;
+            got++;
+        }
+        codec_free((ProtobufCMessage **)&fr);
+    }
+}
+
 /* Flips one byte of a stored record in data.mdb: verify must name that record.
  * LMDB is copy-on-write, so stale copies of a page may hold the same bytes: every
  * occurrence is flipped, which certainly includes the live one. */
@@ -753,6 +793,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_kill9_mid_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flipped_byte_is_detected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_ahead_keeps_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_in_flight_all_acked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_person_index_merged_when_idle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_journal_full_then_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_config_and_key_mode, setup, teardown),
