@@ -18,26 +18,34 @@
 
 #define FILL_BATCH 1000
 
+/* A RECEIVED referral as the broker journals bench_ptibus's (nir NULL: no person). */
+static journal_record_t
+referral(const char *mid, const char *nir, const uint8_t *payload)
+{
+    static const char *const recipients[] = {"sink1", NULL};
+    return (journal_record_t){.kind = PT_REC_RECEIVED,
+                              .partner = "p1",
+                              .msg_type = "referral",
+                              .message_id = mid,
+                              .correlation_id = "",
+                              .payload = payload,
+                              .payload_len = BENCH_PAYLOAD,
+                              .person_nir = nir,
+                              .recipients = recipients};
+}
+
 static int
 fill(journal_t *j, uint64_t n, pt_error_t *err)
 {
     uint8_t payload[BENCH_PAYLOAD];
     char mid[40];
-    const char *recipients[] = {"sink1", NULL};
     bench_payload(payload, 0);
     for (uint64_t done = 0; done < n;) {
         journal_txn_t *txn;
         int rc = journal_begin(j, &txn, err);
         for (unsigned i = 0; rc == 0 && i < FILL_BATCH && done < n; i++, done++) {
             snprintf(mid, sizeof mid, "bench-%" PRIu64, done);
-            journal_record_t r = {.kind = PT_REC_RECEIVED,
-                                  .partner = "p1",
-                                  .msg_type = "referral",
-                                  .message_id = mid,
-                                  .correlation_id = "",
-                                  .payload = payload,
-                                  .payload_len = sizeof payload,
-                                  .recipients = recipients};
+            journal_record_t r = referral(mid, NULL, payload);
             uint64_t seq;
             rc = journal_append(txn, &r, &seq, err);
         }
@@ -96,6 +104,47 @@ lookups(journal_t *j, uint64_t n, uint64_t max, double seconds, pt_error_t *err)
     return 0;
 }
 
+/* After a commit-rate run: how long a person query takes over the unmerged entries,
+ * then how fast the broker's merge (chunks of 4096, as ptibusd) moves them into
+ * by_person, with its longest chunk (the stall a merge under load adds). */
+static int
+person_merge_rate(journal_t *j, pt_error_t *err)
+{
+    size_t waiting = journal_person_unmerged(j), moved = 0, chunk;
+    char nir[16];
+    uint64_t *seqs = NULL, t0 = bench_now_ns(), worst = 0;
+    size_t n = 0;
+    bench_nir(nir, 0, BENCH_PERSONS);
+    nir[13] = '\0';
+    int rc = journal_find_person(j, nir, &seqs, &n, err);
+    free(seqs);
+    double query_ms = (double)(bench_now_ns() - t0) / 1e6;
+    t0 = bench_now_ns();
+    do {
+        journal_txn_t *txn;
+        uint64_t c0 = bench_now_ns();
+        chunk = 0;
+        if (rc == 0 && (rc = journal_begin(j, &txn, err)) == 0) {
+            if ((rc = journal_person_merge(txn, 4096, &chunk, err)) != 0)
+                journal_abort(&txn);
+            else
+                rc = journal_commit(&txn, err);
+        }
+        moved += chunk;
+        if (bench_now_ns() - c0 > worst)
+            worst = bench_now_ns() - c0;
+    } while (rc == 0 && chunk > 0);
+    double secs = (double)(bench_now_ns() - t0) / 1e9;
+    if (rc == 0)
+        printf("{\"scenario\":\"REF-person-merge\",\"system\":\"journal\",\"msgs\":%zu,"
+               "\"seconds\":%.3f,\"rate\":%.1f,\"chunk_ms_max\":%.2f,\"query_ms\":%.2f,"
+               "\"unmerged\":%zu}\n",
+               moved, secs, secs > 0 ? (double)moved / secs : 0, (double)worst / 1e6, query_ms,
+               waiting);
+    fflush(stdout);
+    return rc;
+}
+
 /* Appends for `seconds` at `batch` records per commit into a fresh journal in dir. */
 static int
 commit_rate(const char *dir, double seconds, unsigned batch)
@@ -104,7 +153,6 @@ commit_rate(const char *dir, double seconds, unsigned batch)
     journal_options_t jo = {.dir = dir, .hmac_key = hmac};
     journal_t *j = NULL;
     pt_error_t err;
-    const char *recipients[] = {"sink1", NULL};
     char mid[48], nir[16];
     uint64_t n = 0, commits = 0;
     bench_payload(payload, 0);
@@ -117,15 +165,7 @@ commit_rate(const char *dir, double seconds, unsigned batch)
             snprintf(mid, sizeof mid, "ref-%u-%" PRIu64, batch, n);
             bench_nir(nir, n, BENCH_PERSONS);
             nir[13] = '\0'; /* the journal indexes the normal form, without the key */
-            journal_record_t r = {.kind = PT_REC_RECEIVED,
-                                  .partner = "p1",
-                                  .msg_type = "referral",
-                                  .message_id = mid,
-                                  .correlation_id = "",
-                                  .payload = payload,
-                                  .payload_len = sizeof payload,
-                                  .person_nir = nir,
-                                  .recipients = recipients};
+            journal_record_t r = referral(mid, nir, payload);
             uint64_t seq;
             rc = journal_append(txn, &r, &seq, &err);
         }
@@ -135,13 +175,15 @@ commit_rate(const char *dir, double seconds, unsigned batch)
             commits++;
     }
     double secs = (double)(bench_now_ns() - start) / 1e9;
-    if (rc != 0)
-        fprintf(stderr, "bench_journal: %s: %s\n", dir, err.msg);
-    else
+    if (rc == 0)
         printf("{\"scenario\":\"REF-journal-%u\",\"system\":\"journal\",\"msgs\":%" PRIu64
                ",\"seconds\":%.3f,\"rate\":%.1f,\"commits_per_s\":%.1f,\"batch\":%u}\n",
                batch, n, secs, (double)n / secs, (double)commits / secs, batch);
     fflush(stdout);
+    if (rc == 0 && batch >= 256)
+        rc = person_merge_rate(j, &err);
+    if (rc != 0)
+        fprintf(stderr, "bench_journal: %s: %s\n", dir, err.msg);
     journal_close(&j);
     return rc == 0 ? 0 : 1;
 }

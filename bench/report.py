@@ -111,6 +111,10 @@ def others(rows):
             out.append("| ptibus journal API alone (no network), %d record(s)/commit, fsync | "
                        "%.0f records/s (%.0f commits/s) |"
                        % (r["batch"], r["rate"], r["commits_per_s"]))
+        elif s == "REF-person-merge":
+            out.append("| person index merge (chunks of 4096, %d entries waiting) | %.0f entries/s, "
+                       "longest chunk %.1f ms; a person query over them took %.1f ms |"
+                       % (r["unmerged"], r["rate"], r["chunk_ms_max"], r["query_ms"]))
         elif s.startswith("S3"):
             out.append("| %s (%d records) | %.0f %s |" % (s, r["msgs"], r["rate"], r["unit"]))
         elif s == "MEM":
