@@ -43,6 +43,9 @@
  * some 100 bytes, so this bounds a partner that never reads to a few MiB. */
 #define ROUTER_SNDHWM 65536
 
+/* Longest a drain of the partners' socket runs before it lets the timers run. */
+#define DRAIN_SLICE_MS 20
+
 /* Smallest batch that broker_read_batch cuts short to keep the pipeline balanced. */
 #define BATCH_MIN_SPLIT 64
 
@@ -71,7 +74,8 @@ struct broker {
     prefetch_t *prefetch;
     double last_commit_s; /* how long the last commit took (broker_read_batch) */
     metrics_series_t *m_read_ahead;
-    int64_t last_input_ms; /* loop time of the last message read from a partner */
+    int64_t last_input_ms; /* pt_clock_mono_ms() of the last message read from a partner */
+    uv_idle_t drain_again; /* a drain that yielded to the timers goes on from here */
     metrics_t *metrics;
     uint8_t server_sk[32];
     uint8_t sign_sk[64];
@@ -446,6 +450,17 @@ broker_read_one(broker_t *b)
 /* One loop turn on the partners' socket: everything readable now (up to max_batch)
  * goes into one journal transaction, committed before any reply is sent. ZMQ_FD is
  * edge-triggered, so keep going until ZMQ_EVENTS reports no more input. */
+static void broker_drain(broker_t *b);
+
+static void
+on_drain_again(uv_idle_t *h)
+{
+    broker_t *b = h->data;
+    uv_idle_stop(h);
+    if (!b->stopping)
+        broker_drain(b);
+}
+
 /* Reads one batch: up to max_batch messages, until the socket is empty, or, once the
  * batch has BATCH_MIN_SPLIT messages, when reading it has taken as long as the last
  * commit did. That last rule balances the pipeline: a client with a window of
@@ -467,10 +482,11 @@ broker_read_batch(broker_t *b)
 static void
 broker_drain(broker_t *b)
 {
+    int64_t start = pt_clock_mono_ms();
     for (;;) {
         uint32_t n = broker_read_batch(b);
         if (n > 0)
-            b->last_input_ms = (int64_t)uv_now(&b->loop);
+            b->last_input_ms = pt_clock_mono_ms();
         if (b->admin)
             admin_read(b->admin);
         delivery_pump(b->delivery, (int64_t)uv_now(&b->loop));
@@ -497,6 +513,13 @@ broker_drain(broker_t *b)
         if (n < b->cfg->max_batch && prefetch_count(b->prefetch) == 0 &&
             !socket_readable(b->router) && !(b->admin && socket_readable(admin_socket(b->admin))))
             break;
+        /* Under continuous input, let the timers run (delivery retries, heartbeats,
+         * metrics) every DRAIN_SLICE_MS; the idle handle resumes the drain right after,
+         * since ZMQ_FD will not signal again for what is already waiting. */
+        if (pt_clock_mono_ms() - start >= DRAIN_SLICE_MS) {
+            uv_idle_start(&b->drain_again, on_drain_again);
+            break;
+        }
     }
 }
 
@@ -574,7 +597,7 @@ static void
 broker_merge_person_index(broker_t *b)
 {
     size_t waiting = journal_person_unmerged(b->journal);
-    bool idle = (int64_t)uv_now(&b->loop) - b->last_input_ms >= PERSON_MERGE_IDLE_MS;
+    bool idle = pt_clock_mono_ms() - b->last_input_ms >= PERSON_MERGE_IDLE_MS;
     if (waiting == 0 || (!idle && waiting < PERSON_MERGE_FORCE))
         return;
     journal_txn_t *t;
@@ -614,6 +637,7 @@ broker_stop(broker_t *b)
     b->stopping = true;
     notify("STOPPING=1");
     uv_poll_stop(&b->router_poll);
+    uv_idle_stop(&b->drain_again);
     uv_poll_stop(&b->zap_poll);
     if (b->admin)
         uv_poll_stop(&b->admin_poll);
@@ -648,8 +672,10 @@ broker_loop_init(broker_t *b)
     uv_timer_init(&b->loop, &b->checkpoint_timer);
     uv_timer_init(&b->loop, &b->delivery_timer);
     uv_timer_init(&b->loop, &b->metrics_timer);
+    uv_idle_init(&b->loop, &b->drain_again);
     b->router_poll.data = b->zap_poll.data = b->sig_term.data = b->sig_int.data =
-        b->checkpoint_timer.data = b->delivery_timer.data = b->metrics_timer.data = b;
+        b->checkpoint_timer.data = b->delivery_timer.data = b->metrics_timer.data =
+            b->drain_again.data = b;
     uv_poll_start(&b->router_poll, UV_READABLE, on_router);
     uv_poll_start(&b->zap_poll, UV_READABLE, on_zap);
     if (b->admin) {
@@ -703,7 +729,7 @@ broker_loop_fini(broker_t *b)
         (uv_handle_t *)&b->router_poll,      (uv_handle_t *)&b->zap_poll,
         (uv_handle_t *)&b->sig_term,         (uv_handle_t *)&b->sig_int,
         (uv_handle_t *)&b->checkpoint_timer, (uv_handle_t *)&b->delivery_timer,
-        (uv_handle_t *)&b->metrics_timer};
+        (uv_handle_t *)&b->metrics_timer,    (uv_handle_t *)&b->drain_again};
     for (size_t i = 0; i < sizeof handles / sizeof handles[0]; i++)
         if (!uv_is_closing(handles[i]))
             uv_close(handles[i], on_closed);
