@@ -436,9 +436,9 @@ broker_on_item(broker_t *b, prefetch_item_t *it)
 static bool
 broker_read_one(broker_t *b)
 {
-    prefetch_item_t now, *it = prefetch_take(b->prefetch);
+    prefetch_item_t read_now, *it = prefetch_take(b->prefetch);
     if (it == NULL) {
-        it = &now;
+        it = &read_now;
         if (!prefetch_read(b->router, b->cfg, it))
             return false;
     }
@@ -447,9 +447,6 @@ broker_read_one(broker_t *b)
     return true;
 }
 
-/* One loop turn on the partners' socket: everything readable now (up to max_batch)
- * goes into one journal transaction, committed before any reply is sent. ZMQ_FD is
- * edge-triggered, so keep going until ZMQ_EVENTS reports no more input. */
 static void broker_drain(broker_t *b);
 
 static void
@@ -479,6 +476,10 @@ broker_read_batch(broker_t *b)
     return n;
 }
 
+/* One loop turn on the partners' socket, batch after batch: each batch goes into one
+ * journal transaction, committed before any of its replies is sent. ZMQ_FD is
+ * edge-triggered, so keep going until ZMQ_EVENTS reports no more input (or hand over
+ * to on_drain_again after DRAIN_SLICE_MS). */
 static void
 broker_drain(broker_t *b)
 {
