@@ -36,6 +36,7 @@
 #define PERSON_MERGE_CHUNK 4096
 #define PERSON_MERGE_IDLE_MS 200
 #define PERSON_MERGE_FORCE 2097152
+#define PERSON_MERGE_RETRY_MS 10000 /* after a failed merge (a full journal) */
 
 /* Frames queued towards one partner before a send fails (and the reply is dropped:
  * the partner resends and gets the same answer). ZeroMQ's default of 1000 dropped acks
@@ -74,8 +75,9 @@ struct broker {
     prefetch_t *prefetch;
     double last_commit_s; /* how long the last commit took (broker_read_batch) */
     metrics_series_t *m_read_ahead;
-    int64_t last_input_ms; /* pt_clock_mono_ms() of the last message read from a partner */
-    uv_idle_t drain_again; /* a drain that yielded to the timers goes on from here */
+    int64_t last_input_ms;  /* pt_clock_mono_ms() of the last message read from a partner */
+    int64_t merge_after_ms; /* no person index merge before this (after a failure) */
+    uv_idle_t drain_again;  /* a drain that yielded to the timers goes on from here */
     metrics_t *metrics;
     uint8_t server_sk[32];
     uint8_t sign_sk[64];
@@ -597,8 +599,11 @@ broker_checkpoint(broker_t *b)
 static void
 broker_merge_person_index(broker_t *b)
 {
+    int64_t now = pt_clock_mono_ms();
+    if (now < b->merge_after_ms)
+        return;
     size_t waiting = journal_person_unmerged(b->journal);
-    bool idle = pt_clock_mono_ms() - b->last_input_ms >= PERSON_MERGE_IDLE_MS;
+    bool idle = now - b->last_input_ms >= PERSON_MERGE_IDLE_MS;
     if (waiting == 0 || (!idle && waiting < PERSON_MERGE_FORCE))
         return;
     journal_txn_t *t;
@@ -609,9 +614,13 @@ broker_merge_person_index(broker_t *b)
         journal_abort(&t);
     else if (rc == 0)
         rc = journal_commit(&t, &err);
-    if (rc != 0)
-        pt_log_error("journal.person_merge", "%s", err.msg);
-    else
+    if (rc != 0) {
+        /* A full journal fails every merge: retry later, not on every tick. The entries
+         * wait in by_person_new, where queries find them. */
+        b->merge_after_ms = now + PERSON_MERGE_RETRY_MS;
+        pt_log_error("journal.person_merge", "%s (next try in %d s)", err.msg,
+                     PERSON_MERGE_RETRY_MS / 1000);
+    } else
         pt_log_debug("journal.person_merge", "%zu person index entries merged, %zu waiting", moved,
                      waiting - moved);
 }

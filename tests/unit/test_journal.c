@@ -827,6 +827,61 @@ test_person_index_merge(void **state)
     assert_person(f, nir_b, b, nb);
 }
 
+/* A merge in a journal at its maximum size fits or fails cleanly: either way every
+ * entry stays findable, and merging completes once the map may grow. */
+static void
+test_person_merge_full_journal(void **state)
+{
+    fixture_t *f = *state;
+    f->opts.map_size_initial = 256 * 1024;
+    f->opts.map_size_max = 256 * 1024;
+    fx_open(f);
+    static uint8_t payload[1024];
+    pt_error_t err;
+    uint64_t want[4096];
+    size_t nw = 0;
+    for (int rc = 0; rc == 0 && nw < 4000;) {
+        journal_txn_t *t;
+        assert_int_equal(journal_begin(f->j, &t, &err), 0);
+        uint64_t seqs[8];
+        int k = 0;
+        for (; k < 8 && rc == 0; k++) {
+            char id[32];
+            snprintf(id, sizeof id, "full-%zu-%d", nw, k);
+            journal_record_t r = rec_received("caf", id, 0, NULL);
+            r.payload = payload;
+            r.payload_len = sizeof payload;
+            r.person_nir = nir_a;
+            rc = journal_append(t, &r, &seqs[k], &err);
+        }
+        if (rc == 0 && (rc = journal_commit(&t, &err)) == 0) {
+            memcpy(want + nw, seqs, sizeof seqs);
+            nw += 8;
+        } else if (rc != 0) {
+            journal_abort(&t);
+            assert_int_equal(rc, PT_EJOURNALFULL);
+        }
+    }
+    assert_true(nw > 0 && nw < 4000);
+    journal_txn_t *t;
+    size_t moved = 0;
+    assert_int_equal(journal_begin(f->j, &t, &err), 0);
+    int rc = journal_person_merge(t, 4096, &moved, &err);
+    if (rc == 0)
+        rc = journal_commit(&t, &err);
+    else
+        journal_abort(&t);
+    assert_true(rc == 0 || rc == PT_EJOURNALFULL); /* here it fits: LMDB reuses the
+                                                      pages the merge frees */
+    assert_person(f, nir_a, want, nw);
+    f->opts.map_size_max = 4 * 1024 * 1024;
+    fx_reopen(f);
+    while (journal_person_unmerged(f->j) > 0)
+        assert_true(merge_person(f, 1000) > 0);
+    assert_person(f, nir_a, want, nw);
+    assert_intact(f);
+}
+
 static void
 append_at(journal_txn_t *t, const char *partner, const char *type, const char *id, int64_t ms)
 {
@@ -978,6 +1033,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_full_map, setup, teardown),
         cmocka_unit_test_setup_teardown(test_person_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_person_index_merge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_person_merge_full_journal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan, setup, teardown),
         cmocka_unit_test(test_decode_bounds),
