@@ -82,6 +82,10 @@ td_keys(td_net_t *n)
 void
 td_net_configure(td_net_t *n, const td_net_options_t *o)
 {
+    if (o != NULL)
+        n->opts = *o;
+    else
+        memset(&n->opts, 0, sizeof n->opts);
     FILE *f = fopen(n->config, "w");
     if (f == NULL)
         die(n->config, NULL);
@@ -121,15 +125,23 @@ td_net_configure(td_net_t *n, const td_net_options_t *o)
     fclose(f);
 }
 
+/* Free ports now; another process may take one before the broker binds it (see
+ * td_broker_start). */
+static void
+pick_ports(td_net_t *n)
+{
+    n->port = tu_free_port();
+    snprintf(n->endpoint, sizeof n->endpoint, "tcp://127.0.0.1:%d", n->port);
+    snprintf(n->admin_endpoint, sizeof n->admin_endpoint, "tcp://127.0.0.1:%d", tu_free_port());
+    n->metrics_port = tu_free_port();
+}
+
 void
 td_net_init(td_net_t *n, const char *tag, const td_net_options_t *opts)
 {
     memset(n, 0, sizeof *n);
     n->dir = tu_tmpdir(tag);
-    n->port = tu_free_port();
-    snprintf(n->endpoint, sizeof n->endpoint, "tcp://127.0.0.1:%d", n->port);
-    snprintf(n->admin_endpoint, sizeof n->admin_endpoint, "tcp://127.0.0.1:%d", tu_free_port());
-    n->metrics_port = tu_free_port();
+    pick_ports(n);
     snprintf(n->config, sizeof n->config, "%s/broker.yaml", n->dir);
     snprintf(n->journal_dir, sizeof n->journal_dir, "%s/journal", n->dir);
     td_keys(n);
@@ -214,8 +226,25 @@ wait_ready(td_net_t *n, int fd)
     return -1;
 }
 
+static int broker_start_once(td_net_t *n);
+
+/* Starts the broker; when one of its ports was taken meanwhile (tests run in parallel,
+ * and a free port may become some connection's local port), picks new ones and tries
+ * again. */
 int
 td_broker_start(td_net_t *n)
+{
+    int rc = broker_start_once(n);
+    for (int i = 0; rc != 0 && i < 3 && td_log_contains(n, "Address already in use"); i++) {
+        pick_ports(n);
+        td_net_configure(n, &n->opts);
+        rc = broker_start_once(n);
+    }
+    return rc;
+}
+
+static int
+broker_start_once(td_net_t *n)
 {
     char notify_path[4300];
     snprintf(notify_path, sizeof notify_path, "%s/notify", n->dir);

@@ -11,6 +11,14 @@
 
 #include "client.h"
 
+typedef struct td_net_options {
+    const char *journal_max_size;     /* e.g. "1MiB"; NULL = default */
+    const char *journal_initial_size; /* NULL = default */
+    const char *max_message_size;     /* NULL = default */
+    const char *ack_timeout;          /* NULL = 1s */
+    const char *max_attempts;         /* NULL = 3 */
+} td_net_options_t;
+
 typedef struct td_net {
     char *dir;
     int port;
@@ -21,15 +29,8 @@ typedef struct td_net {
     int metrics_port;
     pid_t pid;
     uint8_t server_pk[32];
+    td_net_options_t opts; /* of the last td_net_configure (its strings borrowed) */
 } td_net_t;
-
-typedef struct td_net_options {
-    const char *journal_max_size;     /* e.g. "1MiB"; NULL = default */
-    const char *journal_initial_size; /* NULL = default */
-    const char *max_message_size;     /* NULL = default */
-    const char *ack_timeout;          /* NULL = 1s */
-    const char *max_attempts;         /* NULL = 3 */
-} td_net_options_t;
 
 /* Test partners with keys in the network: departement, pole_emploi, caf, msa, region,
  * ml_nord. "intruder" also has a key pair, unknown to the broker. */
