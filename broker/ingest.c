@@ -27,8 +27,7 @@ struct ingest {
     uint8_t *lookup_buf; /* record buffer of the correlation look-up */
     size_t lookup_cap;
     journal_txn_t *txn;
-    int failed;    /* first journal failure of this batch: every later reply is a Nack */
-    int commit_rc; /* result of ingest_commit, until ingest_send */
+    int failed; /* first journal failure of this batch: every later reply is a Nack */
     uint64_t batch_accepted;
     ingest_reply_t *replies;
     size_t n_replies, cap_replies;
@@ -468,8 +467,7 @@ ingest_batch_open(const ingest_t *in)
 int
 ingest_commit(ingest_t *in)
 {
-    in->commit_rc = batch_commit(in);
-    return in->commit_rc;
+    return batch_commit(in);
 }
 
 void
@@ -496,7 +494,6 @@ ingest_send(ingest_t *in, ingest_send_fn send, void *arg)
     in->batch_accepted = 0;
     in->n_replies = 0;
     in->failed = 0;
-    in->commit_rc = 0;
 }
 
 int

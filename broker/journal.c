@@ -347,11 +347,12 @@ open_dbs(journal_t *j, pt_error_t *err)
     int rc = mdb_txn_begin(j->env, NULL, j->read_only ? MDB_RDONLY : 0, &txn);
     if (rc != 0)
         return jint_lmdb_fail(err, rc, j->dir, "beginning the opening transaction");
-    for (int i = 0; i < JDB_COUNT && rc == 0; i++)
+    int i = 0;
+    for (; i < JDB_COUNT && rc == 0; i++)
         rc = mdb_dbi_open(txn, journal_dbs[i].name, journal_dbs[i].flags | create, &j->dbi[i]);
     j->have_person_new = true;
-    if (rc == MDB_NOTFOUND && j->read_only) { /* a journal written before by_person_new */
-        rc = 0;
+    if (rc == MDB_NOTFOUND && j->read_only && i - 1 == JDB_PERSON_NEW) {
+        rc = 0; /* a journal written before by_person_new (the last database) */
         j->have_person_new = false;
     }
     if (rc != 0) {

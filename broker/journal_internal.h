@@ -23,7 +23,8 @@ enum {
     JDB_QUEUE, /* recipient "\0" be64 seq -> queue entry (undelivered or unacknowledged) */
     JDB_DEAD,  /* recipient "\0" be64 seq -> dead letter */
     /* be64 seq -> HMAC of the person's NIR: the person index's newest entries, appended
-     * in the record's transaction and moved into by_person in sorted chunks later. */
+     * in the record's transaction and moved into by_person in sorted chunks later.
+     * Last on purpose: open_dbs reads an older journal without it (read-only). */
     JDB_PERSON_NEW,
     JDB_COUNT
 };
