@@ -44,6 +44,10 @@
  * some 100 bytes, so this bounds a partner that never reads to a few MiB. */
 #define ROUTER_SNDHWM 65536
 
+/* Most messages read ahead during one commit (each holds some 1.5 KiB besides its
+ * bytes): max_batch, up to this. */
+#define PREFETCH_MAX 4096
+
 /* Longest a drain of the partners' socket runs before it lets the timers run. */
 #define DRAIN_SLICE_MS 20
 
@@ -234,7 +238,9 @@ broker_new(bconfig_t *cfg, broker_t **out, pt_error_t *err)
     if (rc == 0)
         rc = auth_watch(b->auth, b->zctx, b->router, "partners", err);
     if (rc == 0)
-        rc = prefetch_new(b->router, cfg, cfg->max_batch, &b->prefetch, err);
+        rc = prefetch_new(b->router, cfg,
+                          cfg->max_batch < PREFETCH_MAX ? cfg->max_batch : PREFETCH_MAX,
+                          &b->prefetch, err);
     if (rc == 0 && cfg->admin_listen) {
         admin_deps_t deps = {
             .cfg = cfg, .journal = b->journal, .ingest = b->ingest, .delivery = b->delivery};
