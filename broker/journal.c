@@ -1008,7 +1008,8 @@ journal_person_merge(journal_txn_t *t, size_t max, size_t *moved, pt_error_t *er
     if (rc == MDB_NOTFOUND || (rc == 0 && n == max))
         rc = 0;
     /* Sorted, the chunk's inserts walk by_person once from left to right. */
-    qsort(e, n, sizeof *e, cmp_person_entry);
+    if (n > 1)
+        qsort(e, n, sizeof *e, cmp_person_entry);
     for (size_t i = 0; i < n && rc == 0; i++)
         rc = put_seq_dup(t, JDB_PERSON, e[i].pk, sizeof e[i].pk, e[i].seqkey);
     free(e);
