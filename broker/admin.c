@@ -11,6 +11,7 @@
 #include "codec.h"
 #include "log.h"
 #include "ptibus/v1/admin.pb-c.h"
+#include "zpart.h"
 
 #define ADMIN_MAX_REQUEST 65536
 #define ADMIN_LIST_DEFAULT 1000
@@ -433,6 +434,33 @@ handle(admin_t *a, const uint8_t *rid, size_t rid_len, const char *who,
     answer_push(a, rid, rid_len, &resp, resp.ok);
 }
 
+/* Answers one request: its body is the single part after the routing id. */
+static void
+on_request(admin_t *a, zmq_msg_t *rid, zmq_msg_t *body, size_t extra)
+{
+    const char *who = zmq_msg_gets(body, "User-Id");
+    ProtobufCMessage *m = NULL;
+    pt_error_t err;
+    if (who == NULL || strncmp(who, PT_ADMIN_USER_PREFIX, strlen(PT_ADMIN_USER_PREFIX)) != 0) {
+        pt_log_error("admin.identity", "request without an administrator identity dropped");
+        return;
+    }
+    if (extra > 0)
+        pt_error_set(&err, PT_EMALFORMED, "request",
+                     "a message of %zu parts: a request is exactly one ZeroMQ message part",
+                     extra + 1);
+    if (extra > 0 || codec_unpack(&ptibus__v1__admin_request__descriptor, zmq_msg_data(body),
+                                  zmq_msg_size(body), ADMIN_MAX_REQUEST, &m, &err) != 0) {
+        Ptibus__V1__AdminResponse resp = PTIBUS__V1__ADMIN_RESPONSE__INIT;
+        char ebuf[PT_ERROR_MSG_MAX];
+        fail(&resp, ebuf, sizeof ebuf, err.msg);
+        answer_push(a, zmq_msg_data(rid), zmq_msg_size(rid), &resp, false);
+        return;
+    }
+    handle(a, zmq_msg_data(rid), zmq_msg_size(rid), who, (Ptibus__V1__AdminRequest *)m);
+    codec_free(&m);
+}
+
 static bool
 read_one(admin_t *a)
 {
@@ -440,25 +468,9 @@ read_one(admin_t *a)
     zmq_msg_init(&rid);
     zmq_msg_init(&body);
     bool got = zmq_msg_recv(&rid, a->sock, ZMQ_DONTWAIT) >= 0;
-    if (got && zmq_msg_more(&rid) && zmq_msg_recv(&body, a->sock, 0) >= 0) {
-        const char *who = zmq_msg_gets(&body, "User-Id");
-        ProtobufCMessage *m = NULL;
-        pt_error_t err;
-        if (who == NULL || strncmp(who, PT_ADMIN_USER_PREFIX, strlen(PT_ADMIN_USER_PREFIX)) != 0) {
-            pt_log_error("admin.identity", "request without an administrator identity dropped");
-        } else if (codec_unpack(&ptibus__v1__admin_request__descriptor, zmq_msg_data(&body),
-                                zmq_msg_size(&body), ADMIN_MAX_REQUEST, &m, &err) != 0) {
-            Ptibus__V1__AdminResponse resp = PTIBUS__V1__ADMIN_RESPONSE__INIT;
-            char ebuf[PT_ERROR_MSG_MAX];
-            fail(&resp, ebuf, sizeof ebuf, err.msg);
-            answer_push(a, zmq_msg_data(&rid), zmq_msg_size(&rid), &resp, false);
-        } else {
-            handle(a, zmq_msg_data(&rid), zmq_msg_size(&rid), who, (Ptibus__V1__AdminRequest *)m);
-            codec_free(&m);
-        }
-    }
-    while (got && zmq_msg_more(&body) && zmq_msg_recv(&body, a->sock, 0) >= 0)
-        ;
+    /* The parts of one message arrive together: none of these receives blocks. */
+    if (got && zmq_msg_more(&rid) && zmq_msg_recv(&body, a->sock, ZMQ_DONTWAIT) >= 0)
+        on_request(a, &rid, &body, zpart_drain(a->sock, &body));
     zmq_msg_close(&body);
     zmq_msg_close(&rid);
     return got;

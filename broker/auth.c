@@ -11,6 +11,7 @@
 
 #include "keys.h"
 #include "log.h"
+#include "zpart.h"
 
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define ZAP_PARTS 7 /* version, request id, domain, address, identity, mechanism, key */
@@ -114,7 +115,7 @@ zap_read(void *sock, zap_request_t *r)
     while (more) {
         zmq_msg_t tmp;
         zmq_msg_init(&tmp);
-        if (zmq_msg_recv(&tmp, sock, r->n == 0 ? ZMQ_DONTWAIT : 0) < 0) {
+        if (zmq_msg_recv(&tmp, sock, ZMQ_DONTWAIT) < 0) { /* parts arrive together */
             zmq_msg_close(&tmp);
             return r->n > 0;
         }
@@ -282,8 +283,8 @@ auth_handle_events(auth_t *a, int i)
             zmq_msg_close(&addr);
             return;
         }
-        if (zmq_msg_more(&head))
-            zmq_msg_recv(&addr, w->pair, 0);
+        if (zmq_msg_more(&head) && zmq_msg_recv(&addr, w->pair, ZMQ_DONTWAIT) >= 0)
+            zpart_drain(w->pair, &addr); /* a monitor event is two parts */
         if (zmq_msg_size(&head) >= 6) {
             const uint8_t *p = zmq_msg_data(&head);
             uint16_t event;

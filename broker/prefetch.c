@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "zpart.h"
 
 struct prefetch {
     void *router;
@@ -68,6 +69,17 @@ decode(const bconfig_t *cfg, prefetch_item_t *it)
         ingest_prepare(cfg, it->partner, it->frame->publish, &it->prep);
 }
 
+/* A peer sent one message of several parts: refused whole (protocol.md: one part
+ * carries one Frame), the first part journaled with the refusal like a malformed frame. */
+static void
+refuse_parts(prefetch_item_t *it, size_t parts)
+{
+    it->code = PTIBUS__V1__NACK_CODE__NACK_CODE_MALFORMED;
+    pt_error_set(&it->why, PT_EMALFORMED, "frame",
+                 "a message of %zu parts: a ptibus.v1.Frame is exactly one ZeroMQ message part",
+                 parts);
+}
+
 bool
 prefetch_read(void *router, const bconfig_t *cfg, prefetch_item_t *it)
 {
@@ -76,17 +88,15 @@ prefetch_read(void *router, const bconfig_t *cfg, prefetch_item_t *it)
         prefetch_item_fini(it);
         return false;
     }
-    if (!zmq_msg_more(&it->rid) || zmq_msg_recv(&it->payload, router, 0) < 0)
-        return true;                     /* no partner: dropped by the caller */
-    while (zmq_msg_more(&it->payload)) { /* a frame is one part: drop extra parts */
-        zmq_msg_t extra;
-        zmq_msg_init(&extra);
-        zmq_msg_recv(&extra, router, 0);
-        zmq_msg_close(&extra);
-    }
+    /* The ROUTER put the routing id first: the peer's parts follow, all already here. */
+    if (!zmq_msg_more(&it->rid) || zmq_msg_recv(&it->payload, router, ZMQ_DONTWAIT) < 0)
+        return true; /* no partner: dropped by the caller */
+    size_t extra = zpart_drain(router, &it->payload);
     const char *user = zmq_msg_gets(&it->payload, "User-Id");
     it->partner = user ? bconfig_partner_by_id(cfg, user) : NULL;
-    if (it->partner != NULL)
+    if (it->partner != NULL && extra > 0)
+        refuse_parts(it, extra + 1);
+    else if (it->partner != NULL)
         decode(cfg, it);
     return true;
 }

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "pjson.h"
 #include "ptibus/v1/admin.pb-c.h"
+#include "zpart.h"
 
 #include <zmq.h>
 
@@ -464,7 +465,7 @@ admin_call(const admin_args_t *a, const Ptibus__V1__AdminRequest *q,
         zmq_msg_t m;
         zmq_msg_init(&m);
         ProtobufCMessage *resp = NULL;
-        if (zmq_msg_recv(&m, client_socket(c), 0) >= 0 &&
+        if (zmq_msg_recv(&m, client_socket(c), 0) >= 0 && zpart_drain(client_socket(c), &m) == 0 &&
             codec_unpack(&ptibus__v1__admin_response__descriptor, zmq_msg_data(&m),
                          zmq_msg_size(&m), 64 << 20, &resp, &err) == 0)
             *out = (Ptibus__V1__AdminResponse *)resp;

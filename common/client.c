@@ -10,6 +10,7 @@
 #include <zmq.h>
 
 #include "codec.h"
+#include "zpart.h"
 
 /* Frames may carry an envelope of up to 16 MiB plus framing. */
 #define CLIENT_MAX_FRAME (17 * 1024 * 1024)
@@ -192,9 +193,13 @@ client_recv_one(client_t *c, int timeout_ms, Ptibus__V1__Frame **out, pt_error_t
         zmq_msg_close(&msg);
         return zmq_fail(err, "zmq_msg_recv");
     }
+    size_t extra = zpart_drain(c->sock, &msg);
     ProtobufCMessage *m;
-    int rc = codec_unpack(&ptibus__v1__frame__descriptor, zmq_msg_data(&msg), zmq_msg_size(&msg),
-                          CLIENT_MAX_FRAME, &m, err);
+    int rc = extra > 0
+                 ? pt_error_set(err, PT_EMALFORMED, "frame",
+                                "a message of %zu parts: a frame is exactly one part", extra + 1)
+                 : codec_unpack(&ptibus__v1__frame__descriptor, zmq_msg_data(&msg),
+                                zmq_msg_size(&msg), CLIENT_MAX_FRAME, &m, err);
     zmq_msg_close(&msg);
     if (rc == 0)
         *out = (Ptibus__V1__Frame *)m;
