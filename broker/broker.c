@@ -280,10 +280,16 @@ broker_send_bytes(broker_t *b, const uint8_t *rid, size_t rid_len, const uint8_t
     return 0;
 }
 
+/* A frame for a recipient: -errno when its connection does not take it (EHOSTUNREACH:
+ * gone, EAGAIN: its send queue is full), so that delivery journals only what left. */
 static int
 delivery_send(void *arg, const uint8_t *rid, size_t rid_len, const uint8_t *buf, size_t len)
 {
-    return broker_send_bytes(arg, rid, rid_len, buf, len);
+    broker_t *b = arg;
+    if (zmq_send(b->router, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return -zmq_errno();
+    /* The routing id was taken: ZeroMQ takes the rest of the message atomically. */
+    return zmq_send(b->router, buf, len, ZMQ_DONTWAIT) < 0 ? -zmq_errno() : 0;
 }
 
 static void
@@ -493,12 +499,15 @@ broker_drain(broker_t *b)
 {
     int64_t start = pt_clock_mono_ms();
     for (;;) {
+        /* Deliveries first, while the batch has written nothing: they see only committed
+         * messages and queue entries, and each Deliver leaves at once, journaled
+         * (DELIVERED) only once its connection has taken it. */
+        delivery_pump(b->delivery, (int64_t)uv_now(&b->loop));
         uint32_t n = broker_read_batch(b);
         if (n > 0)
             b->last_input_ms = pt_clock_mono_ms();
         if (b->admin)
             admin_read(b->admin);
-        delivery_pump(b->delivery, (int64_t)uv_now(&b->loop));
         bool commit = ingest_batch_open(b->ingest);
         /* While the commit waits for the disk, the helper reads and prepares what has
          * already arrived and what comes next. Only when messages are waiting: handing
@@ -519,8 +528,10 @@ broker_drain(broker_t *b)
         delivery_flush(b->delivery, rc == 0);
         if (b->admin)
             admin_flush(b->admin, rc == 0);
+        /* Messages routed or requeued in this batch are delivered by the next turn. */
         if (n < b->cfg->max_batch && prefetch_count(b->prefetch) == 0 &&
-            !socket_readable(b->router) && !(b->admin && socket_readable(admin_socket(b->admin))))
+            !socket_readable(b->router) && !(b->admin && socket_readable(admin_socket(b->admin))) &&
+            (rc != 0 || delivery_next_due(b->delivery) != 0))
             break;
         /* Under continuous input, let the timers run (delivery retries, heartbeats,
          * metrics) every DRAIN_SLICE_MS; the idle handle resumes the drain right after,

@@ -10,6 +10,8 @@
 
 #include <sodium.h>
 
+#include <zmq.h>
+
 #include "codec.h"
 #include "log.h"
 
@@ -38,6 +40,7 @@ typedef struct peer {
     pending_list_t retry;
     uint64_t cursor; /* highest queue seq handed out this session */
     bool more;       /* the durable queue may hold entries above cursor */
+    bool blocked;    /* the connection's send queue was full this turn */
     uint64_t depth;
     uint64_t delivered, acknowledged, dead_lettered;
 } peer_t;
@@ -382,13 +385,53 @@ dead_letter(delivery_t *d, peer_t *pr, uint64_t seq, uint32_t attempts, const ch
                  pt_clock_wall_ms(), reason);
 }
 
-/* Journals attempt `attempt` of seq to pr and queues the Deliver frame. */
+/* Packs the Deliver frame of attempt `attempt` of message v; caller frees *buf. */
+static int
+deliver_pack(const journal_view_t *v, uint32_t attempt, bool replay, uint8_t **buf, size_t *len)
+{
+    Ptibus__V1__Frame f = PTIBUS__V1__FRAME__INIT;
+    Ptibus__V1__Deliver dv = PTIBUS__V1__DELIVER__INIT;
+    dv.seq = v->seq;
+    dv.attempt = attempt;
+    dv.redelivery = attempt > 1;
+    dv.replay = replay;
+    dv.message_id = (char *)v->message_id;
+    dv.sender = (char *)v->partner;
+    dv.envelope.data = (uint8_t *)v->payload;
+    dv.envelope.len = v->payload_len;
+    f.kind_case = PTIBUS__V1__FRAME__KIND_DELIVER;
+    f.deliver = &dv;
+    pt_error_t err;
+    return codec_pack(&f.base, SIZE_MAX, buf, len, &err);
+}
+
+/* The connection did not take a Deliver: a full send queue waits for the next turn; a
+ * vanished peer (EHOSTUNREACH) is offline, its queue waits on disk for its next Hello. */
+static void
+peer_refused(peer_t *pr, int rc)
+{
+    if (rc == -EAGAIN) {
+        pr->blocked = true;
+        return;
+    }
+    pt_log_warn("delivery.unreachable", "partner=%s connection gone (%s): offline", pr->p->id,
+                zmq_strerror(-rc));
+    pr->online = false;
+}
+
+/* Hands attempt `attempt` of seq to pr's connection and, only once the connection has
+ * taken it, journals the attempt (DELIVERED, and the queue entry's attempt count) in the
+ * batch: an attempt exists only when a frame left for a live session. Returns 0 when
+ * sent (or dead-lettered as unreadable), 1 when the connection did not take it (nothing
+ * journaled, the entry is as it was), -1 when the batch has failed. */
 static int
 deliver(delivery_t *d, peer_t *pr, uint64_t seq, uint32_t attempt, bool replay, int64_t now_ms)
 {
     journal_txn_t *t = batch_txn(d);
     journal_view_t v;
     pt_error_t err;
+    uint8_t *buf;
+    size_t len;
     if (t == NULL)
         return -1;
     if (load_received(d, t, seq, &v, &err) == NULL) {
@@ -397,30 +440,24 @@ deliver(delivery_t *d, peer_t *pr, uint64_t seq, uint32_t attempt, bool replay, 
         dead_letter(d, pr, seq, attempt, "the journaled message cannot be read");
         return 0;
     }
+    if (deliver_pack(&v, attempt, replay, &buf, &len) != 0)
+        return 1;
+    int rc = d->io.send(d->io.arg, pr->rid, pr->rid_len, buf, len);
+    free(buf);
+    if (rc != 0) {
+        peer_refused(pr, rc);
+        return 1;
+    }
     journal_queue_entry_t e = {.seq = seq, .attempts = attempt, .replay = replay};
     journal_queue_entry_t old;
     if (journal_queue_get(t, pr->p->id, seq, &old) == 0)
         e.enqueued_ms = old.enqueued_ms;
     if (trail(d, t, PT_REC_DELIVERED, pr, &v, attempt, NULL) != 0)
         return -1;
-    int rc = journal_queue_put(t, pr->p->id, &e, &err);
-    if (rc != 0) {
+    if ((rc = journal_queue_put(t, pr->p->id, &e, &err)) != 0) {
         d->io.fail(d->io.arg, rc, &err);
         return -1;
     }
-    Ptibus__V1__Frame f = PTIBUS__V1__FRAME__INIT;
-    Ptibus__V1__Deliver dv = PTIBUS__V1__DELIVER__INIT;
-    dv.seq = seq;
-    dv.attempt = attempt;
-    dv.redelivery = attempt > 1;
-    dv.replay = replay;
-    dv.message_id = (char *)v.message_id;
-    dv.sender = (char *)v.partner;
-    dv.envelope.data = (uint8_t *)v.payload;
-    dv.envelope.len = v.payload_len;
-    f.kind_case = PTIBUS__V1__FRAME__KIND_DELIVER;
-    f.deliver = &dv;
-    out_push(d, pr, &f);
     pending_msg_t m = {
         .seq = seq, .attempt = attempt, .replay = replay, .due = now_ms + d->opt.ack_timeout_ms};
     pr->delivered++;
@@ -582,7 +619,7 @@ expire(delivery_t *d, peer_t *pr, int64_t now_ms)
 static bool
 has_room(const peer_t *pr)
 {
-    return pr->online && pr->inflight.n + pr->retry.n < pr->window;
+    return pr->online && !pr->blocked && pr->inflight.n + pr->retry.n < pr->window;
 }
 
 static void
@@ -595,9 +632,27 @@ pump_retries(delivery_t *d, peer_t *pr, int64_t now_ms)
             continue;
         }
         list_remove(&pr->retry, &pr->retry.v[i]);
-        if (deliver(d, pr, m.seq, m.attempt + 1, m.replay, now_ms) != 0)
+        int rc = deliver(d, pr, m.seq, m.attempt + 1, m.replay, now_ms);
+        if (rc == 1)
+            list_push(&pr->retry, &m); /* not sent: still waiting for its retry */
+        if (rc != 0)
             return;
     }
+}
+
+/* One queue entry not in flight: delivered, or dead-lettered when its attempts (kept in
+ * the entry across reconnects and restarts) already reached max_attempts. Returns what
+ * deliver() returns. */
+static int
+pump_entry(delivery_t *d, peer_t *pr, const journal_queue_entry_t *e, int64_t now_ms)
+{
+    if (e->attempts >= d->opt.max_attempts) {
+        char reason[96];
+        snprintf(reason, sizeof reason, "no acknowledgement after %u attempts", e->attempts);
+        dead_letter(d, pr, e->seq, e->attempts, reason);
+        return 0;
+    }
+    return deliver(d, pr, e->seq, e->attempts + 1, e->replay, now_ms);
 }
 
 /* First deliveries, in queue (journal) order, as far as the window allows. */
@@ -621,11 +676,16 @@ pump_queue(delivery_t *d, peer_t *pr, int64_t now_ms)
         if (n < want)
             pr->more = false;
         for (size_t i = 0; i < n; i++) {
-            pr->cursor = e[i].seq;
-            if (list_find(&pr->retry, e[i].seq) || list_find(&pr->inflight, e[i].seq))
+            if (list_find(&pr->retry, e[i].seq) || list_find(&pr->inflight, e[i].seq)) {
+                pr->cursor = e[i].seq;
                 continue;
-            if (deliver(d, pr, e[i].seq, e[i].attempts + 1, e[i].replay, now_ms) != 0)
+            }
+            int sent = pump_entry(d, pr, &e[i], now_ms);
+            if (sent == 1)
+                pr->more = true; /* not sent: listed again from the cursor next time */
+            if (sent != 0)
                 return;
+            pr->cursor = e[i].seq;
         }
     }
 }
@@ -645,6 +705,7 @@ delivery_pump(delivery_t *d, int64_t now_ms)
 {
     for (size_t i = 0; i < d->n_peers; i++) {
         peer_t *pr = &d->peers[i];
+        pr->blocked = false;
         check_liveness(d, pr, now_ms);
         expire(d, pr, now_ms);
         pump_retries(d, pr, now_ms);
@@ -658,12 +719,16 @@ delivery_flush(delivery_t *d, bool committed)
     if (committed) {
         for (size_t i = 0; i < d->n_out; i++) {
             outframe_t *o = &d->out[i];
-            if (o->to->online &&
-                d->io.send(d->io.arg, o->to->rid, o->to->rid_len, o->buf, o->len) != 0) {
-                pt_log_warn("delivery.unreachable", "partner=%s unreachable: offline",
-                            o->to->p->id);
+            int rc = o->to->online
+                         ? d->io.send(d->io.arg, o->to->rid, o->to->rid_len, o->buf, o->len)
+                         : 0;
+            if (rc != 0)
+                pt_log_warn("delivery.receipt",
+                            "partner=%s did not take a receipt (%s); "
+                            "ReceiptRequest gets it again",
+                            o->to->p->id, zmq_strerror(-rc));
+            if (rc != 0 && rc != -EAGAIN)
                 o->to->online = false;
-            }
         }
         out_clear(d);
         return;
@@ -688,7 +753,7 @@ delivery_next_due(const delivery_t *d)
             for (size_t k = 0; k < lists[l]->n; k++)
                 if (next < 0 || lists[l]->v[k].due < next)
                     next = lists[l]->v[k].due;
-        if (pr->online && pr->more && pr->inflight.n + pr->retry.n < pr->window)
+        if (pr->more && has_room(pr))
             return 0;
     }
     return next;

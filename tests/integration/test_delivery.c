@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -21,6 +22,7 @@
 #define TIMEOUT_MS 5000
 #define QUIET_MS 400 /* how long "nothing else arrives" is watched */
 #define MAX_SEEN 4096
+#define COMMIT_MS 300 /* ample for one batch commit (an fsync) */
 
 typedef struct seen {
     uint64_t seq;
@@ -448,6 +450,10 @@ test_kill9_during_delivery_resumes(void **state)
     /* Let the acks be committed: the next deliveries prove the broker read them. */
     size_t more = collect(cd, 60, TIMEOUT_MS, false, got + first, MAX_SEEN - first);
     assert_int_equal(more, 60);
+    /* A Deliver leaves first and its DELIVERED record is committed right after (an
+     * attempt is journaled only once its frame has left): give that commit time, so
+     * that the broker knows these 160 are in flight when it dies. */
+    usleep(COMMIT_MS * 1000);
     td_broker_kill9(&f->net);
     assert_int_equal(td_broker_start(&f->net), 0);
 
@@ -475,7 +481,11 @@ test_session_resumes_after_broker_restart(void **state)
     client_t *caf = session(f, "caf", 0);
     publish_events(caf, "rs-a", 3, NULL);
     seen_t got[16];
-    assert_int_equal(collect(cd, 3, TIMEOUT_MS, true, got, 16), 3);
+    assert_int_equal(collect(cd, 3, TIMEOUT_MS, false, got, 16), 3);
+    usleep(COMMIT_MS * 1000); /* the DELIVERED records are committed after the frames left */
+    pt_error_t err;
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(client_deliver_ack(cd, got[i].seq, true, NULL, &err), 0);
     td_broker_kill9(&f->net);
     assert_int_equal(td_broker_start(&f->net), 0);
     caf = session(f, "caf", 0);
@@ -503,10 +513,115 @@ test_session_resumes_after_broker_restart(void **state)
     assert_int_equal(fresh, 4);
 }
 
+/* Journal records of `kind` for `partner` about message ref_seq (broker stopped). */
+static int
+count_trail(fx_t *f, journal_kind_t kind, const char *partner, uint64_t ref_seq)
+{
+    journal_t *j;
+    journal_options_t o = {.dir = f->net.journal_dir, .read_only = true};
+    pt_error_t err;
+    assert_int_equal(journal_open(&o, &j, &err), 0);
+    int n = 0;
+    journal_view_t v;
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    for (uint64_t seq = 1; seq <= journal_last_seq(j); seq++) {
+        assert_int_equal(journal_get(j, seq, &v, &buf, &cap, &err), 0);
+        n += v.kind == kind && v.ref_seq == ref_seq && strcmp(v.partner, partner) == 0;
+    }
+    free(buf);
+    journal_close(&j);
+    return n;
+}
+
+/* A recipient says Hello and closes its socket; a message for it is published: the
+ * Deliver cannot leave, so no attempt is journaled and the partner is offline. When it
+ * comes back its first Deliver is attempt 1, not a redelivery, and the journal holds one
+ * DELIVERED record (issue 9: it used to say attempt 2 after a phantom DELIVERED). */
+static void
+test_closed_connection_is_no_attempt(void **state)
+{
+    fx_t *f = *state;
+    session(f, "departement", 8);
+    client_close(&f->c[partner_index("departement")]);
+    usleep(200 * 1000); /* the broker's ROUTER has seen the connection go */
+    uint64_t seq;
+    publish_events(session(f, "caf", 0), "gone", 1, &seq);
+    usleep(300 * 1000); /* the broker tried to deliver it */
+    seen_t got[4];
+    assert_int_equal(collect(session(f, "departement", 8), 1, TIMEOUT_MS, true, got, 4), 1);
+    assert_int_equal(got[0].seq, seq);
+    assert_int_equal(got[0].attempt, 1);
+    assert_false(got[0].redelivery);
+    usleep(COMMIT_MS * 1000); /* the acknowledgement is committed */
+    assert_int_equal(td_broker_stop(&f->net), 0);
+    assert_int_equal(count_trail(f, PT_REC_DELIVERED, "departement", seq), 1);
+    assert_int_equal(count_trail(f, PT_REC_ACKNOWLEDGED, "departement", seq), 1);
+}
+
+/* max_attempts 1 and a recipient that disconnected: nothing is dead-lettered before it
+ * was sent, however long the recipient stays away. */
+static void
+test_max_attempts_one_waits_for_a_send(void **state)
+{
+    fx_t *f = *state;
+    session(f, "departement", 8);
+    client_close(&f->c[partner_index("departement")]);
+    usleep(200 * 1000);
+    uint64_t seq;
+    publish_events(session(f, "caf", 0), "once", 1, &seq);
+    usleep(2500 * 1000); /* more than the ack timeout (1 s) plus the retry backoff */
+    seen_t got[4];
+    assert_int_equal(collect(session(f, "departement", 8), 1, TIMEOUT_MS, true, got, 4), 1);
+    assert_int_equal(got[0].attempt, 1);
+    usleep(COMMIT_MS * 1000);
+    assert_int_equal(td_broker_stop(&f->net), 0);
+    assert_int_equal(count_trail(f, PT_REC_DEAD_LETTERED, "departement", seq), 0);
+}
+
+/* max_attempts holds across restarts: a poison message whose recipient never
+ * acknowledges (a crash-looping adapter) is dead-lettered once its attempts, kept in the
+ * queue entry, reach the limit, instead of being sent again after every restart. */
+static void
+test_max_attempts_survive_a_restart(void **state)
+{
+    fx_t *f = *state;
+    uint64_t seq;
+    publish_events(session(f, "caf", 0), "poison", 1, &seq);
+    seen_t got[4];
+    assert_int_equal(collect(session(f, "departement", 8), 1, TIMEOUT_MS, false, got, 4), 1);
+    assert_int_equal(got[0].attempt, 1);
+    usleep(COMMIT_MS * 1000);
+    td_broker_kill9(&f->net);
+    assert_int_equal(td_broker_start(&f->net), 0);
+    assert_int_equal(collect(session(f, "departement", 8), 1, QUIET_MS * 3, false, got, 4), 0);
+    usleep(COMMIT_MS * 1000);
+    assert_int_equal(td_broker_stop(&f->net), 0);
+    assert_int_equal(count_trail(f, PT_REC_DELIVERED, "departement", seq), 1);
+    assert_int_equal(count_trail(f, PT_REC_DEAD_LETTERED, "departement", seq), 1);
+}
+
+static int
+setup_one_attempt(void **state)
+{
+    fx_t *f = calloc(1, sizeof *f);
+    td_net_options_t o = {.max_attempts = "1"};
+    td_net_init(&f->net, "delivery", &o);
+    if (td_broker_start(&f->net) != 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_closed_connection_is_no_attempt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_attempts_one_waits_for_a_send, setup_one_attempt,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_max_attempts_survive_a_restart, setup_one_attempt,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_each_family_reaches_its_recipients_only, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_routing_refusals, setup, teardown),
