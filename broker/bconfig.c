@@ -231,12 +231,13 @@ parse_limits(bload_t *ld)
 static int
 parse_delivery(bload_t *ld)
 {
-    static const char *const allowed[] = {"ack_timeout", "max_attempts", "backoff_initial",
-                                          "backoff_max", NULL};
+    static const char *const allowed[] = {"ack_timeout", "max_attempts",  "backoff_initial",
+                                          "backoff_max", "max_in_flight", "max_in_flight_bytes",
+                                          NULL};
     bconfig_t *c = ld->cfg;
     const config_node_t *d = NULL;
     uint64_t ack = c->ack_timeout_ms, att = c->max_attempts, b0 = c->backoff_initial_ms,
-             bmax = c->backoff_max_ms;
+             bmax = c->backoff_max_ms, win = c->max_in_flight, wbytes = c->max_in_flight_bytes;
     int rc = config_get_map(ld->doc, ld->root, "delivery", false, &d, ld->err);
     if (rc != 0 || d == NULL)
         return rc;
@@ -251,6 +252,11 @@ parse_delivery(bload_t *ld)
     if (rc == 0)
         rc = config_get_duration(ld->doc, d, "backoff_max", false, 10, 24 * 3600 * 1000, &bmax,
                                  ld->err);
+    if (rc == 0)
+        rc = config_get_uint(ld->doc, d, "max_in_flight", false, 1, 65536, &win, ld->err);
+    if (rc == 0)
+        rc = config_get_size(ld->doc, d, "max_in_flight_bytes", false, 64 * 1024, (uint64_t)1 << 30,
+                             &wbytes, ld->err);
     if (rc == 0 && bmax < b0)
         rc = config_error(ld->doc, config_map_get(d, "backoff_max"), PT_ECONFIG, ld->err,
                           "is shorter than backoff_initial");
@@ -260,6 +266,8 @@ parse_delivery(bload_t *ld)
     c->max_attempts = (uint32_t)att;
     c->backoff_initial_ms = (uint32_t)b0;
     c->backoff_max_ms = (uint32_t)bmax;
+    c->max_in_flight = (uint32_t)win;
+    c->max_in_flight_bytes = wbytes;
     return 0;
 }
 
@@ -511,6 +519,8 @@ set_defaults(bload_t *ld, const char *name)
     c->max_attempts = 10;
     c->backoff_initial_ms = 1000;
     c->backoff_max_ms = 5 * 60 * 1000;
+    c->max_in_flight = PT_MAX_IN_FLIGHT_DEFAULT;
+    c->max_in_flight_bytes = PT_MAX_IN_FLIGHT_BYTES_DEFAULT;
     int rc = dup_string(ld, name, &c->path);
     if (rc == 0)
         rc = dup_string(ld, "tcp://127.0.0.1:7400", &c->listen);

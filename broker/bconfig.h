@@ -17,6 +17,11 @@
 
 #define PT_PARTNER_ID_MAX 32
 
+/* Delivery window defaults: what one recipient may have in flight whatever credit it
+ * grants (delivery.max_in_flight, delivery.max_in_flight_bytes). */
+#define PT_MAX_IN_FLIGHT_DEFAULT 256
+#define PT_MAX_IN_FLIGHT_BYTES_DEFAULT (8u << 20)
+
 typedef struct bconfig_partner {
     char *id;               /* [a-z0-9_]{1,32}, unique */
     char *name;             /* display name (defaults to the id) */
@@ -91,6 +96,8 @@ typedef struct bconfig {
     uint32_t max_attempts;           /* delivery.max_attempts, default 10, then dead letter */
     uint32_t backoff_initial_ms;     /* delivery.backoff_initial, default 1 s */
     uint32_t backoff_max_ms;         /* delivery.backoff_max, default 5 min */
+    uint32_t max_in_flight;          /* delivery.max_in_flight: credit clamp, default 256 */
+    uint64_t max_in_flight_bytes;    /* delivery.max_in_flight_bytes, default 8 MiB */
     bconfig_partner_t *partners;
     size_t n_partners;
     bconfig_route_t *routes; /* in file order; empty when `routes:` is absent */

@@ -160,7 +160,9 @@ broker_open_paths(broker_t *b, pt_error_t *err)
                                .max_attempts = c->max_attempts,
                                .backoff_initial_ms = c->backoff_initial_ms,
                                .backoff_max_ms = c->backoff_max_ms,
-                               .peer_timeout_ms = 3 * c->heartbeat_interval_ms};
+                               .peer_timeout_ms = 3 * c->heartbeat_interval_ms,
+                               .max_in_flight = c->max_in_flight,
+                               .max_in_flight_bytes = c->max_in_flight_bytes};
     delivery_io_t io = {
         .send = delivery_send, .txn = delivery_txn, .fail = delivery_fail, .arg = b};
     int rc = router_new(c, &b->routes, err);

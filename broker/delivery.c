@@ -20,6 +20,7 @@
 typedef struct pending_msg {
     uint64_t seq;
     uint32_t attempt; /* for in-flight: this attempt; for retries: attempts made */
+    uint32_t bytes;   /* envelope size, counted in the peer's byte window */
     bool replay;
     int64_t due; /* in flight: ack deadline; retry: when to retry */
 } pending_msg_t;
@@ -35,7 +36,8 @@ typedef struct peer {
     uint8_t rid[256];
     size_t rid_len;
     int64_t last_seen;
-    uint32_t window;
+    uint32_t window; /* credit granted, clamped to max_in_flight */
+    uint64_t bytes;  /* envelope bytes of the deliveries in flight and waiting for a retry */
     pending_list_t inflight;
     pending_list_t retry;
     uint64_t cursor; /* highest queue seq handed out this session */
@@ -218,8 +220,23 @@ session_reset(peer_t *pr)
 {
     pr->inflight.n = 0;
     pr->retry.n = 0;
+    pr->bytes = 0;
     pr->cursor = 0;
     pr->more = true;
+}
+
+static uint32_t
+clamp_window(const delivery_t *d, uint64_t credit)
+{
+    return credit > d->opt.max_in_flight ? d->opt.max_in_flight : (uint32_t)credit;
+}
+
+/* Takes m out of list l (in flight or retrying) and out of the byte window. */
+static void
+pending_drop(peer_t *pr, pending_list_t *l, pending_msg_t *m)
+{
+    pr->bytes -= m->bytes;
+    list_remove(l, m);
 }
 
 void
@@ -229,11 +246,15 @@ delivery_hello(delivery_t *d, const char *partner, const uint8_t *rid, size_t ri
     peer_t *pr = peer_find(d, partner);
     if (pr == NULL)
         return;
-    session_reset(pr);
+    /* Deliveries in flight on an earlier connection stay in flight until their ack
+     * timeout (then they are retried, to this connection): a repeated Hello never queues
+     * the backlog again, so the window bounds what a partner can make the broker hold. */
+    pr->cursor = 0;
+    pr->more = true;
     pr->online = true;
     pr->rid_len = rid_len < sizeof pr->rid ? rid_len : sizeof pr->rid;
     memcpy(pr->rid, rid, pr->rid_len);
-    pr->window = initial_credit;
+    pr->window = clamp_window(d, initial_credit);
     pr->last_seen = now_ms;
 }
 
@@ -258,8 +279,7 @@ delivery_credit(delivery_t *d, const char *partner, uint32_t credit)
     peer_t *pr = peer_find(d, partner);
     if (pr == NULL)
         return;
-    uint64_t w = (uint64_t)pr->window + credit;
-    pr->window = w > UINT32_MAX ? UINT32_MAX : (uint32_t)w;
+    pr->window = clamp_window(d, (uint64_t)pr->window + credit);
 }
 
 void
@@ -458,8 +478,12 @@ deliver(delivery_t *d, peer_t *pr, uint64_t seq, uint32_t attempt, bool replay, 
         d->io.fail(d->io.arg, rc, &err);
         return -1;
     }
-    pending_msg_t m = {
-        .seq = seq, .attempt = attempt, .replay = replay, .due = now_ms + d->opt.ack_timeout_ms};
+    pending_msg_t m = {.seq = seq,
+                       .attempt = attempt,
+                       .bytes = (uint32_t)v.payload_len,
+                       .replay = replay,
+                       .due = now_ms + d->opt.ack_timeout_ms};
+    pr->bytes += m.bytes;
     pr->delivered++;
     count(d->m_delivered, pr->p->id, v.msg_type);
     return list_push(&pr->inflight, &m);
@@ -472,10 +496,10 @@ forget(peer_t *pr, uint64_t seq)
 {
     pending_msg_t *m = list_find(&pr->inflight, seq);
     if (m)
-        list_remove(&pr->inflight, m);
+        pending_drop(pr, &pr->inflight, m);
     m = list_find(&pr->retry, seq);
     if (m)
-        list_remove(&pr->retry, m);
+        pending_drop(pr, &pr->retry, m);
 }
 
 static void
@@ -601,13 +625,14 @@ expire(delivery_t *d, peer_t *pr, int64_t now_ms)
             i++;
             continue;
         }
-        list_remove(&pr->inflight, &pr->inflight.v[i]);
         if (m.attempt >= d->opt.max_attempts) {
+            pending_drop(pr, &pr->inflight, &pr->inflight.v[i]);
             char reason[96];
             snprintf(reason, sizeof reason, "no acknowledgement after %u attempts", m.attempt);
             dead_letter(d, pr, m.seq, m.attempt, reason);
             continue;
         }
+        list_remove(&pr->inflight, &pr->inflight.v[i]); /* still in the byte window */
         pt_log_info("delivery.timeout", "recipient=%s seq=%llu attempt=%u: no ack, will retry",
                     pr->p->id, (unsigned long long)m.seq, m.attempt);
         m.due = now_ms + backoff_ms(&d->opt, m.attempt);
@@ -617,24 +642,26 @@ expire(delivery_t *d, peer_t *pr, int64_t now_ms)
 
 /* Deliveries waiting for a retry are still unacknowledged: they use the window too. */
 static bool
-has_room(const peer_t *pr)
+has_room(const delivery_t *d, const peer_t *pr)
 {
-    return pr->online && !pr->blocked && pr->inflight.n + pr->retry.n < pr->window;
+    size_t n = pr->inflight.n + pr->retry.n;
+    return pr->online && !pr->blocked && n < pr->window &&
+           (n == 0 || pr->bytes < d->opt.max_in_flight_bytes);
 }
 
 static void
 pump_retries(delivery_t *d, peer_t *pr, int64_t now_ms)
 {
-    for (size_t i = 0; i < pr->retry.n && has_room(pr);) {
+    for (size_t i = 0; i < pr->retry.n && has_room(d, pr);) {
         pending_msg_t m = pr->retry.v[i];
         if (m.due > now_ms) {
             i++;
             continue;
         }
-        list_remove(&pr->retry, &pr->retry.v[i]);
+        pending_drop(pr, &pr->retry, &pr->retry.v[i]);
         int rc = deliver(d, pr, m.seq, m.attempt + 1, m.replay, now_ms);
-        if (rc == 1)
-            list_push(&pr->retry, &m); /* not sent: still waiting for its retry */
+        if (rc == 1 && list_push(&pr->retry, &m) == 0) /* not sent: still waiting */
+            pr->bytes += m.bytes;
         if (rc != 0)
             return;
     }
@@ -660,7 +687,7 @@ static void
 pump_queue(delivery_t *d, peer_t *pr, int64_t now_ms)
 {
     journal_queue_entry_t e[LIST_CHUNK];
-    while (pr->more && has_room(pr)) {
+    while (pr->more && has_room(d, pr)) {
         journal_txn_t *t = batch_txn(d);
         size_t want = pr->window - pr->inflight.n - pr->retry.n, n;
         pt_error_t err;
@@ -679,6 +706,10 @@ pump_queue(delivery_t *d, peer_t *pr, int64_t now_ms)
             if (list_find(&pr->retry, e[i].seq) || list_find(&pr->inflight, e[i].seq)) {
                 pr->cursor = e[i].seq;
                 continue;
+            }
+            if (!has_room(d, pr)) { /* the byte window is full */
+                pr->more = true;
+                return;
             }
             int sent = pump_entry(d, pr, &e[i], now_ms);
             if (sent == 1)
@@ -753,7 +784,7 @@ delivery_next_due(const delivery_t *d)
             for (size_t k = 0; k < lists[l]->n; k++)
                 if (next < 0 || lists[l]->v[k].due < next)
                     next = lists[l]->v[k].due;
-        if (pr->more && has_room(pr))
+        if (pr->more && has_room(d, pr))
             return 0;
     }
     return next;

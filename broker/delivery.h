@@ -29,7 +29,9 @@ typedef struct delivery_options {
     uint32_t max_attempts;       /* then dead-letter */
     uint32_t backoff_initial_ms; /* delay before the 2nd attempt, doubled each time */
     uint32_t backoff_max_ms;
-    uint32_t peer_timeout_ms; /* no frame from a connected partner for this long: offline */
+    uint32_t peer_timeout_ms;     /* no frame from a connected partner for this long: offline */
+    uint32_t max_in_flight;       /* the credit window is clamped to this many messages */
+    uint64_t max_in_flight_bytes; /* and to this many envelope bytes (one message always fits) */
 } delivery_options_t;
 
 /* Sends one frame to a routing id; returns 0, or -1 when the peer is unreachable. */

@@ -254,7 +254,9 @@ static const reject_case_t rejects[] = {
      "b.yaml:9: delivery.backoff_max: is shorter than backoff_initial"},
     {HEAD "delivery:\n  retries: 3\n",
      "b.yaml:8: delivery.retries: unknown key (expected one of: ack_timeout, max_attempts, "
-     "backoff_initial, backoff_max)"},
+     "backoff_initial, backoff_max, max_in_flight, max_in_flight_bytes)"},
+    {HEAD "delivery:\n  max_in_flight: 0\n",
+     "b.yaml:8: delivery.max_in_flight: \"0\" is out of range (1..65536)"},
     {HEAD "partners:\n  - id: CAF\n    public_key: \"" KEY_A "\"\n",
      "b.yaml:8: partners[0].id: \"CAF\" is not a valid partner id (1 to 32 of a-z, 0-9 and _)"},
     {HEAD "partners:\n  - name: x\n    public_key: \"" KEY_A "\"\n",
