@@ -362,6 +362,7 @@ correlated_sender(void *arg, uint64_t seq, const char *message_id, char *sender,
             snprintf(sender, cap, "%s", v.partner);
         return rc;
     }
+    c->n_senders = 0; /* the router may ask once per rule */
     rc = journal_txn_visit_message(c->in->txn, message_id, correlated_visit, c, &err);
     if (rc < 0)
         return rc;
