@@ -192,7 +192,7 @@ start_ptibus() {
             printf '  - id: %s\n    public_key_file: keys/%s.pub\n' "$p" "$p"
             case $p in p*) printf '    may_send: [referral]\n' ;; esac
         done
-        printf 'routes:\n  - type: referral\n    to_field: target_org.partner_id\n'
+        printf 'routes:\n  - type: referral\n    to_field: {field: target_org.partner_id, allow: [sink1, sink2]}\n'
     } >"$d/broker.yaml"
     "$ptibusd" --config "$d/broker.yaml" 2>"$d/ptibusd.log" &
     PIDS[ptibus]=$!

@@ -69,6 +69,8 @@ typedef struct bconfig_route {
     size_t *to; /* partner indexes */
     size_t n_to;
     bconfig_field_t to_field; /* a string field holding a partner id; depth 0: none */
+    size_t *to_field_allow;   /* partner indexes the to_field may name (never empty) */
+    size_t n_to_field_allow;
     bconfig_field_t by_field; /* depth 0: none */
     bconfig_route_map_t *by_map;
     size_t n_by_map;

@@ -561,43 +561,39 @@ typedef struct receipt_ctx {
     journal_txn_t *t;
 } receipt_ctx_t;
 
-/* Re-sends one receipt when record seq is an acknowledgement or dead letter of a
- * message that the requesting sender sent. */
-static void
-receipt_again(receipt_ctx_t *c, uint64_t seq)
+/* Re-sends one receipt when record v is an acknowledgement or dead letter of a message
+ * that the requesting sender sent (a journal_visit_fn over the records of the id). */
+static int
+receipt_again(const journal_view_t *v, void *arg)
 {
-    journal_view_t v, orig;
+    receipt_ctx_t *c = arg;
+    journal_view_t orig;
     pt_error_t err;
-    uint8_t *buf = NULL;
-    size_t cap = 0;
-    if (journal_get(c->d->journal, seq, &v, &buf, &cap, &err) == 0 &&
-        (v.kind == PT_REC_ACKNOWLEDGED || v.kind == PT_REC_DEAD_LETTERED)) {
-        peer_t *recipient = peer_find(c->d, v.partner);
-        journal_view_t *o =
-            recipient ? (journal_view_t *)load_received(c->d, c->t, v.ref_seq, &orig, &err) : NULL;
-        if (o && strcmp(o->partner, c->sender->p->id) == 0)
-            send_receipt(c->d, o, recipient,
-                         v.kind == PT_REC_ACKNOWLEDGED
-                             ? PTIBUS__V1__RECEIPT_KIND__RECEIPT_KIND_ACKNOWLEDGED
-                             : PTIBUS__V1__RECEIPT_KIND__RECEIPT_KIND_DEAD_LETTERED,
-                         v.time_ms, v.reason);
-    }
-    free(buf);
+    if (v->kind != PT_REC_ACKNOWLEDGED && v->kind != PT_REC_DEAD_LETTERED)
+        return 0;
+    peer_t *recipient = peer_find(c->d, v->partner);
+    const journal_view_t *o = recipient ? load_received(c->d, c->t, v->ref_seq, &orig, &err) : NULL;
+    if (o && strcmp(o->partner, c->sender->p->id) == 0)
+        send_receipt(c->d, o, recipient,
+                     v->kind == PT_REC_ACKNOWLEDGED
+                         ? PTIBUS__V1__RECEIPT_KIND__RECEIPT_KIND_ACKNOWLEDGED
+                         : PTIBUS__V1__RECEIPT_KIND__RECEIPT_KIND_DEAD_LETTERED,
+                     v->time_ms, v->reason);
+    return 0;
 }
 
+/* One walk of the message id's records inside the batch transaction (not one read
+ * transaction per record). */
 void
 delivery_receipt_request(delivery_t *d, const char *partner, const char *message_id)
 {
     receipt_ctx_t c = {.d = d, .sender = peer_find(d, partner), .t = batch_txn(d)};
-    uint64_t *seqs = NULL;
-    size_t n = 0;
     pt_error_t err;
-    if (c.sender == NULL || c.t == NULL ||
-        journal_find_message(d->journal, message_id, &seqs, &n, &err) != 0)
+    if (c.sender == NULL || c.t == NULL)
         return;
-    for (size_t i = 0; i < n; i++)
-        receipt_again(&c, seqs[i]);
-    free(seqs);
+    if (journal_txn_visit_message(c.t, message_id, receipt_again, &c, &err) < 0)
+        pt_log_warn("delivery.receipt", "partner=%s: cannot look up receipts: %s", partner,
+                    err.msg);
 }
 
 /* ---- the pump ---- */

@@ -24,8 +24,6 @@ struct ingest {
     const router_t *router;
     ingest_routed_fn routed;
     void *routed_arg;
-    uint8_t *lookup_buf; /* record buffer of the correlation look-up */
-    size_t lookup_cap;
     journal_txn_t *txn;
     int failed; /* first journal failure of this batch: every later reply is a Nack */
     uint64_t batch_accepted;
@@ -81,7 +79,6 @@ ingest_destroy(ingest_t **inp)
         return;
     journal_abort(&(*inp)->txn);
     free((*inp)->replies);
-    free((*inp)->lookup_buf);
     free(*inp);
     *inp = NULL;
 }
@@ -311,39 +308,70 @@ dedup_check(ingest_t *in, ingest_reply_t *r, const bconfig_partner_t *p, const i
 typedef struct lookup_ctx {
     ingest_t *in;
     const char *replier;
+    char sender[PT_PARTNER_ID_MAX + 1]; /* of the first match */
+    size_t n_senders;                   /* distinct senders of the matches: 0, 1 or 2 */
 } lookup_ctx_t;
 
+/* True when v is an accepted message that was routed to partner. */
 static bool
-view_has_recipient(const journal_view_t *v, const char *partner)
+routed_to(const journal_view_t *v, const char *partner)
 {
+    if (v->kind != PT_REC_RECEIVED)
+        return false;
     for (size_t i = 0; i < v->n_recipients; i++)
         if (strcmp(v->recipients[i], partner) == 0)
             return true;
     return false;
 }
 
-/* The sender of the message a reply correlates to: message ids are unique per sender
- * only, so it is the accepted message with that id that was routed to the replier. */
+/* One record carrying the correlation id: counts the distinct senders of those routed
+ * to the replier, and stops at the second (ambiguous). */
 static int
-correlated_sender(void *arg, const char *message_id, char *sender, size_t cap)
+correlated_visit(const journal_view_t *v, void *arg)
 {
     lookup_ctx_t *c = arg;
-    uint64_t *seqs = NULL;
-    size_t n = 0;
-    pt_error_t err;
-    int rc = journal_find_message(c->in->journal, message_id, &seqs, &n, &err);
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        journal_view_t v;
-        if (journal_txn_get(c->in->txn, seqs[i], &v, &c->in->lookup_buf, &c->in->lookup_cap,
-                            &err) == 0 &&
-            v.kind == PT_REC_RECEIVED && view_has_recipient(&v, c->replier)) {
-            snprintf(sender, cap, "%s", v.partner);
-            free(seqs);
-            return 0;
-        }
+    if (!routed_to(v, c->replier))
+        return 0;
+    if (c->n_senders == 0) {
+        snprintf(c->sender, sizeof c->sender, "%s", v->partner);
+        c->n_senders = 1;
+    } else if (strcmp(c->sender, v->partner) != 0) {
+        c->n_senders = 2;
+        return 1;
     }
-    free(seqs);
-    return rc != 0 ? rc : PT_ENOTFOUND;
+    return 0;
+}
+
+/* The sender of the message a reply correlates to (router_lookup_fn), in the batch's
+ * write transaction: by seq exactly, or by message id when it is unambiguous. Message
+ * ids are chosen by each sender, so two senders may have used the same one; a reply
+ * must never go to the wrong one (docs/routing.md, "Replies"). */
+static int
+correlated_sender(void *arg, uint64_t seq, const char *message_id, char *sender, size_t cap)
+{
+    lookup_ctx_t *c = arg;
+    journal_view_t v;
+    pt_error_t err;
+    int rc;
+    if (seq != 0) {
+        rc = journal_txn_view(c->in->txn, seq, &v, &err);
+        if (rc == 0 && (!routed_to(&v, c->replier) ||
+                        (message_id[0] != '\0' && strcmp(v.message_id, message_id) != 0)))
+            rc = PT_ENOTFOUND;
+        if (rc == 0)
+            snprintf(sender, cap, "%s", v.partner);
+        return rc;
+    }
+    c->n_senders = 0; /* the router may ask once per rule */
+    rc = journal_txn_visit_message(c->in->txn, message_id, correlated_visit, c, &err);
+    if (rc < 0)
+        return rc;
+    if (c->n_senders == 0)
+        return PT_ENOTFOUND;
+    if (c->n_senders > 1)
+        return PT_EINVALID;
+    snprintf(sender, cap, "%s", c->sender);
+    return 0;
 }
 
 static void

@@ -907,6 +907,64 @@ journal_find_message(journal_t *j, const char *message_id, uint64_t **seqs, size
     return find_dups(j, JDB_MSGID, message_id, len, seqs, n, err);
 }
 
+int
+journal_txn_find_message(journal_txn_t *t, const char *message_id, uint64_t **seqs, size_t *n,
+                         pt_error_t *err)
+{
+    seqlist_t l = {0};
+    size_t len = strlen(jint_nz(message_id));
+    if (t->poisoned)
+        return pt_error_set(err, t->poisoned, t->j->dir, "transaction failed earlier");
+    int rc = len == 0 || len > JOURNAL_KEY_MAX
+                 ? 0
+                 : collect_dups(t->j, t->txn, JDB_MSGID, message_id, len, &l, err);
+    return seqlist_finish(&l, rc, seqs, n);
+}
+
+/* Decodes the record under seq in place, in txn: the view borrows from the map. */
+static int
+view_in_place(journal_t *j, MDB_txn *txn, uint64_t seq, journal_view_t *view, pt_error_t *err)
+{
+    MDB_val v;
+    int rc = get_record(j, txn, seq, &v, err);
+    return rc != 0 ? rc : decode_at(&v, seq, view, err);
+}
+
+int
+journal_txn_view(journal_txn_t *t, uint64_t seq, journal_view_t *view, pt_error_t *err)
+{
+    if (t->poisoned)
+        return pt_error_set(err, t->poisoned, t->j->dir, "transaction failed earlier");
+    return view_in_place(t->j, t->txn, seq, view, err);
+}
+
+int
+journal_txn_visit_message(journal_txn_t *t, const char *message_id, journal_visit_fn fn, void *arg,
+                          pt_error_t *err)
+{
+    size_t len = strlen(jint_nz(message_id));
+    if (t->poisoned)
+        return pt_error_set(err, t->poisoned, t->j->dir, "transaction failed earlier");
+    if (len == 0 || len > JOURNAL_KEY_MAX)
+        return 0;
+    MDB_cursor *cur = NULL;
+    MDB_val k = {len, (void *)message_id}, v;
+    int rc = 0, m = mdb_cursor_open(t->txn, t->j->dbi[JDB_MSGID], &cur);
+    if (m == 0)
+        m = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
+    for (; m == 0 && rc == 0; m = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP)) {
+        journal_view_t view;
+        if (v.mv_size != SEQ_KEY_LEN)
+            rc = pt_error_set(err, PT_ECORRUPT, t->j->dir, "by_msgid: bad entry");
+        else if ((rc = view_in_place(t->j, t->txn, jint_be64_get(v.mv_data), &view, err)) == 0)
+            rc = fn(&view, arg);
+    }
+    if (rc == 0 && m != MDB_NOTFOUND)
+        rc = jint_lmdb_fail(err, m, t->j->dir, "by_msgid");
+    mdb_cursor_close(cur);
+    return rc;
+}
+
 /* Adds to l the seqs of by_person_new entries whose HMAC is pk, ascending (a scan: the
  * part not yet merged is kept small by the broker, see journal_person_merge). */
 static int

@@ -139,6 +139,21 @@ int journal_scan(journal_t *j, uint64_t first, uint64_t last, journal_visit_fn f
 int journal_find_message(journal_t *j, const char *message_id, uint64_t **seqs, size_t *n,
                          pt_error_t *err);
 
+/* The same inside the write transaction t (sees the batch's own appends). */
+int journal_txn_find_message(journal_txn_t *t, const char *message_id, uint64_t **seqs, size_t *n,
+                             pt_error_t *err);
+
+/* Reads record seq inside the write transaction t, decoded in place: the view borrows
+ * from t until its next write. PT_ENOTFOUND if absent. */
+int journal_txn_view(journal_txn_t *t, uint64_t seq, journal_view_t *view, pt_error_t *err);
+
+/* Calls fn for each record carrying message_id, ascending, inside the write transaction
+ * t (so it sees the batch's own appends): one walk of the message-id index, each record
+ * decoded in place, nothing allocated. The view is valid only during the call, and fn
+ * must not write to t. fn returns nonzero to stop (and that value is returned). */
+int journal_txn_visit_message(journal_txn_t *t, const char *message_id, journal_visit_fn fn,
+                              void *arg, pt_error_t *err);
+
 /* Sequences of records of partner (and msg_type when not NULL) with from_ms <= time < to_ms. */
 int journal_find_partner(journal_t *j, const char *partner, const char *msg_type, int64_t from_ms,
                          int64_t to_ms, uint64_t **seqs, size_t *n, pt_error_t *err);

@@ -321,48 +321,74 @@ parse_when(rload_t *ld, const config_node_t *rule, bconfig_route_t *r)
     return rc;
 }
 
-/* `to: [partner, ...]`. */
+/* A sequence of distinct partner ids into *out (partner indexes), *n their count. */
 static int
-parse_to(rload_t *ld, const config_node_t *rule, bconfig_route_t *r)
+parse_partners(rload_t *ld, const config_node_t *seq, size_t **out, size_t *n_out)
 {
-    const config_node_t *seq = NULL;
-    int rc = config_get_seq(ld->doc, rule, "to", false, &seq, ld->err);
-    size_t n = seq ? config_node_len(seq) : 0;
-    if (rc != 0 || n == 0)
-        return rc;
-    if ((r->to = calloc(n, sizeof *r->to)) == NULL)
+    size_t n = config_node_len(seq);
+    int rc = 0;
+    if ((*out = calloc(n ? n : 1, sizeof **out)) == NULL)
         return oom(ld);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         const config_node_t *item = config_node_at(seq, i);
         size_t idx;
         if ((rc = partner_index(ld, item, &idx)) != 0)
             return rc;
-        for (size_t j = 0; j < r->n_to; j++)
-            if (r->to[j] == idx)
+        for (size_t j = 0; j < *n_out; j++)
+            if ((*out)[j] == idx)
                 return config_error(ld->doc, item, PT_ECONFIG, ld->err, "\"%s\" is listed twice",
                                     ld->cfg->partners[idx].id);
-        r->to[r->n_to++] = idx;
+        (*out)[(*n_out)++] = idx;
     }
     return rc;
 }
 
-/* `to_field: PATH` naming a string field that holds a partner id. */
+/* `to: [partner, ...]`. */
+static int
+parse_to(rload_t *ld, const config_node_t *rule, bconfig_route_t *r)
+{
+    const config_node_t *seq = NULL;
+    int rc = config_get_seq(ld->doc, rule, "to", false, &seq, ld->err);
+    if (rc != 0 || seq == NULL || config_node_len(seq) == 0)
+        return rc;
+    return parse_partners(ld, seq, &r->to, &r->n_to);
+}
+
+/* `to_field: {field: PATH, allow: [partner, ...]}`: PATH names a string field holding a
+ * partner id, and only the partners of `allow` may be named there (purpose limitation;
+ * the list is required, so that no route reaches every partner by omission). */
 static int
 parse_to_field(rload_t *ld, const config_node_t *rule, bconfig_route_t *r)
 {
-    const config_node_t *n = config_map_get(rule, "to_field");
-    if (n == NULL)
+    static const char *const allowed[] = {"field", "allow", NULL};
+    const config_node_t *m = config_map_get(rule, "to_field"), *seq = NULL;
+    const char *unused;
+    if (m == NULL)
         return 0;
-    int rc = compile_field(ld, n, &r->to_field);
+    if (config_node_kind(m) != CONFIG_MAP)
+        return config_error(ld->doc, m, PT_ECONFIG, ld->err,
+                            "needs a map {field: PATH, allow: [partner, ...]}: the partners "
+                            "that field may name");
+    int rc = config_check_keys(ld->doc, m, allowed, ld->err);
+    if (rc == 0)
+        rc = config_get_string(ld->doc, m, "field", true, &unused, ld->err);
+    if (rc == 0)
+        rc = compile_field(ld, config_map_get(m, "field"), &r->to_field);
     if (rc != 0)
         return rc;
+    const config_node_t *fn = config_map_get(m, "field");
     const ProtobufCFieldDescriptor *f = last_field(&r->to_field);
     if (f->type != PROTOBUF_C_TYPE_STRING)
-        return config_error(ld->doc, n, PT_ECONFIG, ld->err,
+        return config_error(ld->doc, fn, PT_ECONFIG, ld->err,
                             "\"%.80s\" is of type %s; to_field needs a string field holding a "
                             "partner id",
-                            config_node_text(n), info_of(f)->name);
-    return 0;
+                            config_node_text(fn), info_of(f)->name);
+    if ((rc = config_get_seq(ld->doc, m, "allow", true, &seq, ld->err)) != 0)
+        return rc;
+    if (config_node_len(seq) == 0)
+        return config_error(ld->doc, seq, PT_ECONFIG, ld->err,
+                            "the list is empty (name the partners this field may address)");
+    return parse_partners(ld, seq, &r->to_field_allow, &r->n_to_field_allow);
 }
 
 static int
@@ -518,6 +544,7 @@ routecfg_free(bconfig_t *cfg)
             free(r->when_values[j].str);
         free(r->when_values);
         free(r->to);
+        free(r->to_field_allow);
         for (size_t j = 0; j < r->n_by_map; j++)
             free(r->by_map[j].value.str);
         free(r->by_map);

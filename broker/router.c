@@ -148,9 +148,11 @@ rule_applies(const bconfig_route_t *rule, const ProtobufCMessage *body)
     return false;
 }
 
+/* The partner named in the rule's to_field, which must be in its allow-list (purpose
+ * limitation: a sender may not address a message to any partner it likes). */
 static int
-add_to_field(const router_t *r, const bconfig_route_t *rule, const ProtobufCMessage *body, acc_t *a,
-             pt_error_t *err)
+add_to_field(const router_t *r, const char *type, const bconfig_route_t *rule,
+             const ProtobufCMessage *body, acc_t *a, pt_error_t *err)
 {
     const char *id;
     uint64_t unused;
@@ -160,8 +162,13 @@ add_to_field(const router_t *r, const bconfig_route_t *rule, const ProtobufCMess
     const bconfig_partner_t *p = bconfig_partner_by_id(r->cfg, id);
     if (p == NULL)
         return pt_error_set(err, PT_EDENIED, rule->to_field.path, "unknown partner \"%.32s\"", id);
-    acc_add(a, p->id);
-    return 0;
+    for (size_t i = 0; i < rule->n_to_field_allow; i++)
+        if (r->cfg->partners[rule->to_field_allow[i]].id == p->id) {
+            acc_add(a, p->id);
+            return 0;
+        }
+    return pt_error_set(err, PT_EDENIED, rule->to_field.path,
+                        "\"%s\" is not a recipient this route allows for %s", p->id, type);
 }
 
 static void
@@ -175,27 +182,45 @@ add_by_field(const router_t *r, const bconfig_route_t *rule, const ProtobufCMess
             acc_add(a, r->cfg->partners[rule->by_map[i].partner].id);
 }
 
+/* Refusal of a correlation the look-up did not resolve (rc != 0). The same words for a
+ * seq that does not exist and one routed to another partner: no oracle of other
+ * partners' traffic. */
+static int
+correlation_error(int rc, uint64_t seq, pt_error_t *err)
+{
+    const char *path = seq != 0 ? "correlation_seq" : "correlation_id";
+    if (rc == PT_ENOTFOUND && seq != 0)
+        return pt_error_set(err, PT_EDENIED, path,
+                            "no accepted message with this seq (and correlation_id, when set) "
+                            "was routed to you");
+    if (rc == PT_ENOTFOUND)
+        return pt_error_set(err, PT_EDENIED, path, "no accepted message has this message_id");
+    if (rc == PT_EINVALID && seq == 0)
+        return pt_error_set(err, PT_EINVALID, path,
+                            "ambiguous correlation id: messages of several senders routed to you "
+                            "have this message_id; set correlation_seq to the Deliver's seq");
+    return pt_error_set(err, rc, path, "cannot look up the message it answers: %s",
+                        pt_strerror(rc));
+}
+
 static int
 add_correlated(const router_t *r, const char *type, const Ptibus__V1__Envelope *env,
                router_lookup_fn lookup, void *arg, acc_t *a, pt_error_t *err)
 {
     char sender[PT_PARTNER_ID_MAX + 1];
-    const char *cid = env->correlation_id;
-    if (cid == NULL || cid[0] == '\0')
+    const char *cid = env->correlation_id ? env->correlation_id : "";
+    uint64_t seq = env->correlation_seq;
+    if (cid[0] == '\0' && seq == 0)
         return pt_error_set(err, PT_EDENIED, "correlation_id",
                             "is empty; a %s goes back to the sender of the message it answers",
                             type);
-    int rc = lookup ? lookup(arg, cid, sender, sizeof sender) : PT_ENOTFOUND;
+    int rc = lookup ? lookup(arg, seq, cid, sender, sizeof sender) : PT_ENOTFOUND;
     sender[sizeof sender - 1] = '\0';
-    if (rc == PT_ENOTFOUND)
-        return pt_error_set(err, PT_EDENIED, "correlation_id",
-                            "no accepted message has this message_id");
     if (rc != 0)
-        return pt_error_set(err, rc, "correlation_id", "cannot look up the message it answers: %s",
-                            pt_strerror(rc));
+        return correlation_error(rc, seq, err);
     const bconfig_partner_t *p = bconfig_partner_by_id(r->cfg, sender);
     if (p == NULL)
-        return pt_error_set(err, PT_EDENIED, "correlation_id",
+        return pt_error_set(err, PT_EDENIED, seq != 0 ? "correlation_seq" : "correlation_id",
                             "the sender of the message it answers, \"%s\", is not a partner",
                             sender);
     acc_add(a, p->id);
@@ -211,7 +236,7 @@ rule_apply(const router_t *r, const type_routes_t *t, const bconfig_route_t *rul
     for (size_t i = 0; i < rule->n_to; i++)
         acc_add(a, r->cfg->partners[rule->to[i]].id);
     if (rule->to_field.depth > 0)
-        rc = add_to_field(r, rule, body, a, err);
+        rc = add_to_field(r, t->type, rule, body, a, err);
     if (rc == 0 && rule->by_field.depth > 0)
         add_by_field(r, rule, body, a);
     for (size_t i = 0; rc == 0 && rule->to_subscribers && i < t->n_subscribers; i++)

@@ -22,11 +22,19 @@ int router_new(const bconfig_t *cfg, router_t **out, pt_error_t *err);
 /* Frees *r and sets it to NULL; accepts NULL. */
 void router_destroy(router_t **r);
 
-/* Looks up the sender (partner id) of an earlier accepted message by its message_id (for
- * to_correlated_sender); returns 0 and fills sender (NUL-terminated, at most cap bytes),
- * or PT_ENOTFOUND. Any other negative code is a failure of the look-up itself. The
- * broker implements it over the journal's message-id index. */
-typedef int (*router_lookup_fn)(void *arg, const char *message_id, char *sender, size_t cap);
+/* Looks up the sender (partner id) of the earlier accepted message a reply answers (for
+ * to_correlated_sender), among the messages routed to the replier only:
+ *   seq != 0: the RECEIVED record seq (the reply's correlation_seq, which the replier
+ *             read in Deliver.seq), which must carry message_id when message_id is not
+ *             empty;
+ *   seq == 0: the RECEIVED record carrying message_id (the reply's correlation_id).
+ * Returns 0 and fills sender (NUL-terminated, at most cap bytes); PT_ENOTFOUND when no
+ * such message was routed to the replier; PT_EINVALID (seq 0 only) when messages of
+ * more than one sender routed to the replier carry message_id (ids are chosen by each
+ * sender and may collide: the reply is refused rather than guessed). Any other negative
+ * code is a failure of the look-up itself. The broker implements it over the journal. */
+typedef int (*router_lookup_fn)(void *arg, uint64_t seq, const char *message_id, char *sender,
+                                size_t cap);
 
 /* Resolves the recipients of an accepted, validated envelope from partner `sender`.
  * Fills out[] with partner ids (borrowed from the router's cfg), deduplicated, sorted
@@ -40,13 +48,17 @@ typedef int (*router_lookup_fn)(void *arg, const char *message_id, char *sender,
  *   PT_EDENIED   "recipients[1]: ml_sud is not a recipient the routes allow for referral";
  *                "referral.target_org.partner_id: unknown partner \"xyz\"" (a to_field
  *                naming no configured partner; an empty to_field contributes nothing);
- *                "correlation_id: ..." (to_correlated_sender with an empty correlation_id,
- *                an unknown message, or a sender no longer configured);
+ *                "referral.target_org.partner_id: \"caf\" is not a recipient this
+ *                route allows for referral" (a to_field value outside its allow-list);
+ *                "correlation_id: ..." (to_correlated_sender with neither correlation_id
+ *                nor correlation_seq, no such message routed to the replier, or a sender
+ *                no longer configured); "correlation_seq: ..." (the same, by seq);
  *                "referral: no route delivers this message" (no recipient at all).
  *   PT_ETOOLARGE "<type>: the routes give more than <max> recipients".
- *   PT_EINVALID  "envelope: the message has no body".
+ *   PT_EINVALID  "envelope: the message has no body";
+ *                "correlation_id: ambiguous correlation id: ..." (lookup said so).
  *   another negative code returned by lookup (err path "correlation_id").
- * lookup may be NULL: then every correlation_id is unknown. *n is 0 on error. */
+ * lookup may be NULL: then every correlation is unknown. *n is 0 on error. */
 int router_resolve(const router_t *r, const char *sender, const Ptibus__V1__Envelope *env,
                    router_lookup_fn lookup, void *arg, const char **out, size_t max, size_t *n,
                    pt_error_t *err);

@@ -339,15 +339,36 @@ static const reject_case_t route_rejects[] = {
      "dots, e.g. person.payer)"},
     {ROUTES "  - type: sanction\n    when: {field: person.payer.a.b, equals: X}\n",
      "b.yaml:16: routes[0].when.field: \"person.payer.a.b\": payer is not a message"},
-    {ROUTES "  - type: referral\n    to_field: target_org\n",
-     "b.yaml:16: routes[0].to_field: \"target_org\" is of type message; routes compare enums, "
-     "strings, booleans and integers"},
-    {ROUTES "  - type: referral\n    to_field: person.payer\n",
-     "b.yaml:16: routes[0].to_field: \"person.payer\" is of type enum; to_field needs a string "
-     "field holding a partner id"},
-    {ROUTES "  - type: training_offer\n    to_field: formacode\n",
-     "b.yaml:16: routes[0].to_field: \"formacode\": formacode is a list; a route needs a single "
-     "value"},
+    {ROUTES "  - type: referral\n    to_field: {field: target_org, allow: [caf]}\n",
+     "b.yaml:16: routes[0].to_field.field: \"target_org\" is of type message; routes compare "
+     "enums, strings, booleans and integers"},
+    {ROUTES "  - type: referral\n    to_field: {field: person.payer, allow: [caf]}\n",
+     "b.yaml:16: routes[0].to_field.field: \"person.payer\" is of type enum; to_field needs a "
+     "string field holding a partner id"},
+    {ROUTES "  - type: training_offer\n    to_field: {field: formacode, allow: [caf]}\n",
+     "b.yaml:16: routes[0].to_field.field: \"formacode\": formacode is a list; a route needs a "
+     "single value"},
+    /* The allow-list is required: a to_field alone would reach every partner. */
+    {ROUTES "  - type: referral\n    to_field: target_org.partner_id\n",
+     "b.yaml:16: routes[0].to_field: needs a map {field: PATH, allow: [partner, ...]}: the "
+     "partners that field may name"},
+    {ROUTES "  - type: referral\n    to_field: {field: target_org.partner_id}\n",
+     "b.yaml:16: routes[0].to_field.allow: missing required key"},
+    {ROUTES "  - type: referral\n    to_field: {field: target_org.partner_id, allow: []}\n",
+     "b.yaml:16: routes[0].to_field.allow: the list is empty (name the partners this field may "
+     "address)"},
+    {ROUTES "  - type: referral\n    to_field: {field: target_org.partner_id, allow: caf}\n",
+     "b.yaml:16: routes[0].to_field.allow: expected a list, found a single value"},
+    {ROUTES "  - type: referral\n    to_field:\n      field: target_org.partner_id\n"
+            "      allow:\n        - caf\n        - cafe\n",
+     "b.yaml:20: routes[0].to_field.allow[1]: \"cafe\" is not a configured partner (partners: "
+     "caf, departement)"},
+    {ROUTES "  - type: referral\n    to_field: {field: target_org.partner_id, allow: [caf, caf]}\n",
+     "b.yaml:16: routes[0].to_field.allow[1]: \"caf\" is listed twice"},
+    {ROUTES "  - type: referral\n    to_field: {allow: [caf]}\n",
+     "b.yaml:16: routes[0].to_field.field: missing required key"},
+    {ROUTES "  - type: referral\n    to_field: {field: target_org.partner_id, to: [caf]}\n",
+     "b.yaml:16: routes[0].to_field.to: unknown key (expected one of: field, allow)"},
     {ROUTES "  - type: sanction\n    by_field:\n      field: person.payer\n"
             "      map: {PAYER_CAF: caf, PAYER_XYZ: departement}\n",
      "b.yaml:18: routes[0].by_field.map: \"PAYER_XYZ\" is not a value of ptibus.v1.Payer "
@@ -396,8 +417,8 @@ static const reject_case_t route_rejects[] = {
      "to_subscribers or to_correlated_sender)"},
     {ROUTES "  - type: sanction\n    to_correlated_sender: yes\n",
      "b.yaml:16: routes[0].to_correlated_sender: \"yes\" is not a boolean (use true or false)"},
-    {ROUTES BASE_RULES "  - type: referral\n    to_field: \"\"\n",
-     "b.yaml:22: routes[3].to_field: the field path is empty"},
+    {ROUTES BASE_RULES "  - type: referral\n    to_field: {field: \"\", allow: [caf]}\n",
+     "b.yaml:22: routes[3].to_field.field: the field path is empty"},
     /* Cross-checks of the partners' lists against the rules. */
     {ROUTES "  - type: orientation\n    to: [caf]\n  - type: sanction\n    to: [caf]\n",
      "b.yaml:10: partners[0].may_send[0]: no route delivers beneficiary_event messages (add a "
@@ -474,7 +495,8 @@ test_routes_compiled(void **state)
     bconfig_t *cfg = load_ok(ROUTES BASE_RULES /* rules 0-2, lines 15-20 */
                              "  - type: sanction\n"
                              "    when: {field: person.payer, in: [PAYER_CAF, PAYER_MSA]}\n"
-                             "    to_field: decided_by.partner_id\n"
+                             "    to_field: {field: decided_by.partner_id, allow: "
+                             "[departement, caf]}\n"
                              "    by_field: {field: person.payer, map: {PAYER_CAF: caf}}\n"
                              "  - type: training_offer\n"
                              "    when: {field: certifying, equals: true}\n"
@@ -496,6 +518,9 @@ test_routes_compiled(void **state)
     assert_int_equal(r->when_values[0].num, PTIBUS__V1__PAYER__PAYER_CAF);
     assert_int_equal(r->when_values[1].num, PTIBUS__V1__PAYER__PAYER_MSA);
     assert_string_equal(r->to_field.path, "sanction.decided_by.partner_id");
+    assert_int_equal(r->n_to_field_allow, 2);
+    assert_int_equal(r->to_field_allow[0], 1); /* departement */
+    assert_int_equal(r->to_field_allow[1], 0); /* caf */
     assert_int_equal(r->n_by_map, 1);
     assert_int_equal(r->by_map[0].partner, 0); /* caf */
     assert_false(r->to_subscribers);

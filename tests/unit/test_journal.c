@@ -901,6 +901,61 @@ assert_seqs(uint64_t *seqs, size_t n, const uint64_t *want, size_t wn)
     free(seqs);
 }
 
+typedef struct visited {
+    uint64_t seq[8];
+    size_t n;
+    size_t stop_after; /* 0: never stop */
+} visited_t;
+
+static int
+visit_note(const journal_view_t *v, void *arg)
+{
+    visited_t *w = arg;
+    w->seq[w->n++] = v->seq;
+    return w->stop_after && w->n == w->stop_after ? 7 : 0;
+}
+
+/* The look-ups inside the write transaction see the batch's own appends, committed
+ * records alike, in seq order, and stop when asked. */
+static void
+test_txn_message_lookups(void **state)
+{
+    fixture_t *f = *state;
+    fx_open(f);
+    journal_txn_t *t;
+    pt_error_t err;
+    assert_int_equal(journal_begin(f->j, &t, &err), 0);
+    append_at(t, "caf", "sanction", "m", 1000); /* 1 */
+    append_at(t, "msa", "sanction", "m", 1000); /* 2 */
+    commit(&t);
+    assert_int_equal(journal_begin(f->j, &t, &err), 0);
+    append_at(t, "caf", "sanction", "x", 1000);    /* 3 */
+    append_at(t, "region", "sanction", "m", 1000); /* 4: this batch's own */
+    visited_t w = {0};
+    assert_int_equal(journal_txn_visit_message(t, "m", visit_note, &w, &err), 0);
+    assert_int_equal(w.n, 3);
+    assert_int_equal(w.seq[0], 1);
+    assert_int_equal(w.seq[1], 2);
+    assert_int_equal(w.seq[2], 4);
+    w = (visited_t){.stop_after = 2};
+    assert_int_equal(journal_txn_visit_message(t, "m", visit_note, &w, &err), 7);
+    assert_int_equal(w.n, 2);
+    w = (visited_t){0};
+    assert_int_equal(journal_txn_visit_message(t, "none", visit_note, &w, &err), 0);
+    assert_int_equal(journal_txn_visit_message(t, "", visit_note, &w, &err), 0);
+    assert_int_equal(w.n, 0);
+    uint64_t *s;
+    size_t n;
+    assert_int_equal(journal_txn_find_message(t, "m", &s, &n, &err), 0);
+    assert_seqs(s, n, (uint64_t[]){1, 2, 4}, 3);
+    journal_view_t v;
+    assert_int_equal(journal_txn_view(t, 4, &v, &err), 0);
+    assert_string_equal(v.partner, "region");
+    assert_string_equal(v.message_id, "m");
+    assert_int_equal(journal_txn_view(t, 99, &v, &err), PT_ENOTFOUND);
+    journal_abort(&t);
+}
+
 static void
 test_queries(void **state)
 {
@@ -1035,6 +1090,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_person_index_merge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_person_merge_full_journal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_txn_message_lookups, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scan, setup, teardown),
         cmocka_unit_test(test_decode_bounds),
     };

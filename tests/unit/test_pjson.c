@@ -238,7 +238,8 @@ test_family_referral(void **state)
         "\"trainingActionRef\":\"F123/A45/S6\"},\"reason\":\"projet logistique\","
         "\"availableFrom\":\"2024-05-13\","
         "\"contactPreference\":\"CONTACT_PREFERENCE_PHONE\"}}",
-        "{\"messageId\":\"siae-rs-9\",\"correlationId\":\"ml-ref-3\",\"referralStatus\":{"
+        "{\"messageId\":\"siae-rs-9\",\"correlationId\":\"ml-ref-3\","
+        "\"correlationSeq\":\"18446744073709551615\",\"referralStatus\":{"
         "\"referralId\":\"REF-3\",\"state\":\"REFERRAL_STATE_REFUSED\",\"reason\":\"complet\","
         "\"effectiveOn\":\"2024-05-20\",\"reportingOrg\":{\"kind\":\"ORG_KIND_SIAE\"}}}",
     };
@@ -251,6 +252,8 @@ test_family_referral(void **state)
         else
             assert_int_equal(e->referral_status->state,
                              PTIBUS__V1__REFERRAL_STATE__REFERRAL_STATE_REFUSED);
+        if (i == 1) /* the header field of replies, a uint64: a JSON string */
+            assert_true(e->correlation_seq == UINT64_MAX);
         codec_free(&m);
     }
 }

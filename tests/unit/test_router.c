@@ -55,28 +55,40 @@ teardown(void **state)
     return 0;
 }
 
-/* The messages already accepted, for to_correlated_sender. */
+/* The messages already accepted and routed to the replier, for to_correlated_sender
+ * (the broker's look-up over the journal is tested in tests/security). */
 static int
-fake_lookup(void *arg, const char *message_id, char *sender, size_t cap)
+fake_lookup(void *arg, uint64_t seq, const char *message_id, char *sender, size_t cap)
 {
     static const struct {
+        uint64_t seq;
         const char *message_id, *sender;
     } journal[] = {
-        {"REF-DEP-1", "departement"},
-        {"REF-ML-1", "ml_nord"},
-        {"REQ-FT-1", "pole_emploi"},
-        {"OLD-1", "cap_emploi"}, /* no longer configured */
+        {101, "REF-DEP-1", "departement"},
+        {102, "REF-ML-1", "ml_nord"},
+        {103, "REQ-FT-1", "pole_emploi"},
+        {104, "OLD-1", "cap_emploi"}, /* no longer configured */
+        {105, "SAME-1", "departement"},
+        {106, "SAME-1", "ml_nord"}, /* two senders chose the same id */
     };
     int *calls = arg;
+    const char *found = NULL;
     (*calls)++;
     if (strcmp(message_id, "BROKEN") == 0)
         return PT_ECORRUPT;
-    for (size_t i = 0; i < sizeof journal / sizeof journal[0]; i++)
-        if (strcmp(journal[i].message_id, message_id) == 0) {
-            snprintf(sender, cap, "%s", journal[i].sender);
-            return 0;
-        }
-    return PT_ENOTFOUND;
+    for (size_t i = 0; i < sizeof journal / sizeof journal[0]; i++) {
+        bool id_ok = strcmp(journal[i].message_id, message_id) == 0;
+        if (seq != 0 && journal[i].seq == seq && (message_id[0] == '\0' || id_ok))
+            found = journal[i].sender;
+        else if (seq == 0 && id_ok && found != NULL)
+            return PT_EINVALID;
+        else if (seq == 0 && id_ok)
+            found = journal[i].sender;
+    }
+    if (found == NULL)
+        return PT_ENOTFOUND;
+    snprintf(sender, cap, "%s", found);
+    return 0;
 }
 
 /* Resolves a valid envelope and checks the recipients are exactly `want` (sorted,
@@ -190,6 +202,22 @@ test_referral_goes_to_the_named_target(void **state)
     td_sample_referral(&s, "REF-3", "xyz");
     expect_refused(fx, "departement", &s, fake_lookup, PT_EDENIED, "referral.target_org.partner_id",
                    "referral.target_org.partner_id: unknown partner \"xyz\"");
+    /* A partner outside the rule's allow-list: a referral never reaches a payer. */
+    td_sample_referral(&s, "REF-6", "caf");
+    expect_refused(fx, "ml_nord", &s, fake_lookup, PT_EDENIED, "referral.target_org.partner_id",
+                   "referral.target_org.partner_id: \"caf\" is not a recipient this route "
+                   "allows for referral");
+    td_sample_referral(&s, "REF-7", "msa");
+    expect_refused(fx, "departement", &s, fake_lookup, PT_EDENIED, "referral.target_org.partner_id",
+                   "referral.target_org.partner_id: \"msa\" is not a recipient this route "
+                   "allows for referral");
+    /* Nor an orientation a payer named as its référent (it gets it by payer only). */
+    td_sample_orientation(&s, "ORI-9");
+    s.org_a.partner_id = "msa";
+    expect_refused(fx, "departement", &s, fake_lookup, PT_EDENIED,
+                   "orientation.referent_org.partner_id",
+                   "orientation.referent_org.partner_id: \"msa\" is not a recipient this route "
+                   "allows for orientation");
     /* A target that is not a partner (no partner_id), or the sender itself. */
     td_sample_referral(&s, "REF-4", "");
     expect_refused(fx, "departement", &s, fake_lookup, PT_EDENIED, "referral",
@@ -260,6 +288,23 @@ test_answers_go_back_to_the_sender(void **state)
     expect(fx, "departement", &s, (const char *[]){"pole_emploi", NULL});
 }
 
+/* correlation_seq names the message exactly, even when its id is shared. */
+static void
+test_correlation_by_seq(void **state)
+{
+    fixture_t *fx = *state;
+    td_sample_t s;
+    td_sample_referral_status(&s, "ST-20", "SAME-1");
+    s.env.correlation_seq = 106;
+    expect(fx, "region", &s, (const char *[]){"ml_nord", NULL});
+    s.env.correlation_seq = 105;
+    expect(fx, "region", &s, (const char *[]){"departement", NULL});
+    /* The seq alone is enough. */
+    td_sample_referral_status(&s, "ST-21", "");
+    s.env.correlation_seq = 102;
+    expect(fx, "region", &s, (const char *[]){"ml_nord", NULL});
+}
+
 static void
 test_correlation_refusals(void **state)
 {
@@ -283,6 +328,29 @@ test_correlation_refusals(void **state)
     expect_refused(fx, "ml_nord", &s, fake_lookup, PT_ECORRUPT, "correlation_id",
                    "correlation_id: cannot look up the message it answers: integrity check "
                    "failed");
+    /* An id that two senders used is never guessed. */
+    td_sample_referral_status(&s, "ST-8", "SAME-1");
+    expect_refused(fx, "region", &s, fake_lookup, PT_EINVALID, "correlation_id",
+                   "correlation_id: ambiguous correlation id: messages of several senders "
+                   "routed to you have this message_id; set correlation_seq to the Deliver's "
+                   "seq");
+    /* By seq: one that the replier never received, or whose message_id is not the
+     * correlation_id, is refused in the same words (no oracle). */
+    td_sample_referral_status(&s, "ST-9", "");
+    s.env.correlation_seq = 999;
+    expect_refused(fx, "region", &s, fake_lookup, PT_EDENIED, "correlation_seq",
+                   "correlation_seq: no accepted message with this seq (and correlation_id, "
+                   "when set) was routed to you");
+    td_sample_referral_status(&s, "ST-10", "REF-ML-1");
+    s.env.correlation_seq = 101;
+    expect_refused(fx, "region", &s, fake_lookup, PT_EDENIED, "correlation_seq",
+                   "correlation_seq: no accepted message with this seq (and correlation_id, "
+                   "when set) was routed to you");
+    td_sample_referral_status(&s, "ST-11", "");
+    s.env.correlation_seq = 104;
+    expect_refused(fx, "region", &s, fake_lookup, PT_EDENIED, "correlation_seq",
+                   "correlation_seq: the sender of the message it answers, \"cap_emploi\", is "
+                   "not a partner");
     /* Answering one's own message reaches no one. */
     td_sample_referral_status(&s, "ST-7", "REF-ML-1");
     expect_refused(fx, "ml_nord", &s, fake_lookup, PT_EDENIED, "referral_status",
@@ -383,6 +451,7 @@ main(void)
         cmocka_unit_test(test_training_offer_broadcast),
         cmocka_unit_test(test_answers_go_back_to_the_sender),
         cmocka_unit_test(test_correlation_refusals),
+        cmocka_unit_test(test_correlation_by_seq),
         cmocka_unit_test(test_beneficiary_event_and_no_body),
     };
     const struct CMUnitTest conditions[] = {
