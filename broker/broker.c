@@ -425,7 +425,10 @@ broker_on_item(broker_t *b, prefetch_item_t *it)
         ingest_publish(b->ingest, rid, rid_len, p, f->publish, &it->prep);
         break;
     case PTIBUS__V1__FRAME__KIND_DELIVER_ACK:
-        delivery_ack(b->delivery, p->id, f->deliver_ack, now);
+        if (broker_require_session(b, rid, rid_len, p) &&
+            delivery_ack(b->delivery, p->id, f->deliver_ack, now) != 0)
+            broker_send_nack(b, rid, rid_len, PTIBUS__V1__NACK_CODE__NACK_CODE_PROTOCOL,
+                             "deliver_ack.status: must be OK or CANNOT_PROCESS");
         break;
     case PTIBUS__V1__FRAME__KIND_CREDIT:
         if (broker_require_session(b, rid, rid_len, p))

@@ -535,13 +535,34 @@ acknowledge(delivery_t *d, peer_t *pr, uint64_t seq)
                  NULL);
 }
 
-void
+/* Whether seq was ever handed to pr: in flight or waiting for a retry now, or, after a
+ * restart, a queue entry with an attempt counted. */
+static bool
+was_delivered(delivery_t *d, peer_t *pr, uint64_t seq)
+{
+    journal_queue_entry_t e;
+    journal_txn_t *t;
+    if (list_find(&pr->inflight, seq) || list_find(&pr->retry, seq))
+        return true;
+    return (t = batch_txn(d)) != NULL && journal_queue_get(t, pr->p->id, seq, &e) == 0 &&
+           e.attempts > 0;
+}
+
+int
 delivery_ack(delivery_t *d, const char *partner, const Ptibus__V1__DeliverAck *ack, int64_t now_ms)
 {
     peer_t *pr = peer_find(d, partner);
     if (pr == NULL)
-        return;
+        return 0;
     pr->last_seen = now_ms;
+    if (ack->status != PTIBUS__V1__DELIVER_ACK_STATUS__DELIVER_ACK_STATUS_OK &&
+        ack->status != PTIBUS__V1__DELIVER_ACK_STATUS__DELIVER_ACK_STATUS_CANNOT_PROCESS)
+        return PT_EPROTOCOL;
+    if (!was_delivered(d, pr, ack->seq)) {
+        pt_log_debug("delivery.ack", "recipient=%s seq=%llu: never delivered, ignored", pr->p->id,
+                     (unsigned long long)ack->seq);
+        return 0;
+    }
     pending_msg_t *m = list_find(&pr->inflight, ack->seq);
     uint32_t attempts = m ? m->attempt : 0;
     forget(pr, ack->seq);
@@ -553,6 +574,7 @@ delivery_ack(delivery_t *d, const char *partner, const Ptibus__V1__DeliverAck *a
     } else {
         acknowledge(d, pr, ack->seq);
     }
+    return 0;
 }
 
 typedef struct receipt_ctx {

@@ -70,9 +70,11 @@ void delivery_seen(delivery_t *d, const char *partner, int64_t now_ms);
 /* Credit(n): n more deliveries may be in flight. */
 void delivery_credit(delivery_t *d, const char *partner, uint32_t credit);
 
-/* A DeliverAck from partner. */
-void delivery_ack(delivery_t *d, const char *partner, const Ptibus__V1__DeliverAck *ack,
-                  int64_t now_ms);
+/* A DeliverAck from partner (the caller checked its session). Returns PT_EPROTOCOL for a
+ * status that is neither OK nor CANNOT_PROCESS (nothing is done); an ack of a message
+ * never delivered to partner is ignored (0). */
+int delivery_ack(delivery_t *d, const char *partner, const Ptibus__V1__DeliverAck *ack,
+                 int64_t now_ms);
 
 /* A ReceiptRequest from partner (the sender): its receipts for message_id again. */
 void delivery_receipt_request(delivery_t *d, const char *partner, const char *message_id);
