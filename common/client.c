@@ -193,8 +193,9 @@ client_recv_one(client_t *c, int timeout_ms, Ptibus__V1__Frame **out, pt_error_t
         return zmq_fail(err, "zmq_msg_recv");
     }
     ProtobufCMessage *m;
-    int rc = codec_unpack(&ptibus__v1__frame__descriptor, zmq_msg_data(&msg), zmq_msg_size(&msg),
-                          CLIENT_MAX_FRAME, &m, err);
+    /* Lenient: a newer broker may send fields that this build does not know. */
+    int rc = codec_unpack_lenient(&ptibus__v1__frame__descriptor, zmq_msg_data(&msg),
+                                  zmq_msg_size(&msg), CLIENT_MAX_FRAME, &m, err);
     zmq_msg_close(&msg);
     if (rc == 0)
         *out = (Ptibus__V1__Frame *)m;
