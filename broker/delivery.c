@@ -347,6 +347,13 @@ send_receipt(delivery_t *d, const journal_view_t *v, const peer_t *recipient,
     r.recipient = (char *)recipient->p->id;
     r.kind = kind;
     r.at_ms = at_ms;
+    /* A record from before reasons were cut by code point may end inside a character:
+     * send its valid prefix, so that strict proto3 decoders take the Receipt. */
+    char clean[sizeof ACK_REASON_PREFIX + 4 * PT_RECEIPT_REASON_MAX];
+    if (reason && !utf8_valid(reason)) {
+        utf8_truncate(clean, sizeof clean, reason, SIZE_MAX);
+        reason = clean;
+    }
     r.reason = (char *)(reason ? reason : "");
     f.kind_case = PTIBUS__V1__FRAME__KIND_RECEIPT;
     f.receipt = &r;

@@ -107,7 +107,7 @@ publish_connect(const publish_opts_t *o, client_t **c, pt_error_t *err)
  * reach it, so a line cannot be forged nor the operator's screen driven). Each call
  * uses the next of a few static buffers, so one printf can take several. */
 #define ESC_SLOTS 6
-#define ESC_MAX 4096
+#define ESC_MAX 8192
 
 static const char *
 esc(const char *s)

@@ -178,8 +178,10 @@ static int
 scan_message(scan_t *s, const ProtobufCMessageDescriptor *d, wire_t w, int depth)
 {
     uint32_t seen[SCAN_FIELDS_MAX] = {0};
-    if (depth > SCAN_DEPTH_MAX || d->n_fields > SCAN_FIELDS_MAX)
+    if (depth > SCAN_DEPTH_MAX)
         return pt_error_set(s->err, PT_EMALFORMED, d->name, "nested too deeply");
+    if (d->n_fields > SCAN_FIELDS_MAX) /* a schema change outgrew the scan: say so */
+        return pt_error_set(s->err, PT_EINTERNAL, d->name, "has more fields than the scan counts");
     while (w.p < w.end) {
         uint64_t tag;
         wire_t body = {NULL, NULL};

@@ -320,13 +320,11 @@ test_ack_reason_injection(void **state)
     free(list);
 }
 
-/* A journal written before the broker validated reasons holds whatever a recipient
- * sent: journal-list must still print one escaped line per record. */
+/* Appends one DEAD_LETTERED record, as a broker before this change could write it, to
+ * the stopped broker's journal. */
 static void
-test_journal_list_escapes(void **state)
+append_old_dead_letter(fx_t *f, const char *message_id, uint64_t ref_seq, const char *reason)
 {
-    fx_t *f = *state;
-    assert_int_equal(td_broker_stop(&f->net), 0);
     char hmac_path[4300];
     uint8_t hmac[32];
     pt_error_t err;
@@ -340,16 +338,26 @@ test_journal_list_escapes(void **state)
     journal_record_t rec = {.kind = PT_REC_DEAD_LETTERED,
                             .partner = "departement",
                             .msg_type = "beneficiary_event",
-                            .message_id = "old-0001",
+                            .message_id = message_id,
                             .correlation_id = "",
-                            .ref_seq = 1,
-                            .reason = "recipient cannot process it: x\n" FORGED_LINE
-                                      "\x1b]0;owned\x07\x1b[2J\xc2\x9b\xe2\x82"};
+                            .ref_seq = ref_seq,
+                            .reason = reason};
     uint64_t seq;
     assert_int_equal(journal_append(t, &rec, &seq, &err), 0);
     assert_int_equal(journal_commit(&t, &err), 0);
     journal_close(&j);
+}
 
+/* A journal written before the broker validated reasons holds whatever a recipient
+ * sent: journal-list must still print one escaped line per record. */
+static void
+test_journal_list_escapes(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(td_broker_stop(&f->net), 0);
+    append_old_dead_letter(f, "old-0001", 1,
+                           "recipient cannot process it: x\n" FORGED_LINE
+                           "\x1b]0;owned\x07\x1b[2J\xc2\x9b\xe2\x82");
     char *list = journal_list(f), line[2048];
     line_with(list, "DEAD_LETTERED", line, sizeof line);
     assert_non_null(strstr(line, "cannot process it: x\\n" FORGED_LINE
@@ -359,6 +367,34 @@ test_journal_list_escapes(void **state)
     assert_true(utf8_valid(list));
     assert_null(strstr(list, "\n" FORGED_LINE));
     free(list);
+}
+
+/* A reason that an older broker cut at 256 bytes, inside a character: the Receipt sent
+ * again on ReceiptRequest carries its valid prefix, and strict decoders take it. */
+static void
+test_old_receipt_resent_valid(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(td_client_session(&f->net, "caf", 0, &f->caf), 0);
+    td_sample_t s;
+    td_sample_beneficiary_event(&s, "inj-old");
+    client_result_t res;
+    pt_error_t err;
+    assert_int_equal(client_publish(f->caf, &s.env, TIMEOUT_MS, &res, &err), 0);
+    assert_int_equal(res.nack_code, 0);
+    client_close(&f->caf);
+    assert_int_equal(td_broker_stop(&f->net), 0);
+    append_old_dead_letter(f, "inj-old", res.seq, "recipient cannot process it: trop \xe2\x82");
+    assert_int_equal(td_broker_start(&f->net), 0);
+    assert_int_equal(td_client_session(&f->net, "caf", 0, &f->caf), 0);
+    assert_int_equal(client_receipt_request(f->caf, "inj-old", &err), 0);
+    uint8_t *raw;
+    size_t raw_len;
+    Ptibus__V1__Frame *r = recv_kind(f->caf, PTIBUS__V1__FRAME__KIND_RECEIPT, &raw, &raw_len);
+    assert_string_equal(r->receipt->reason, "recipient cannot process it: trop ");
+    strict_decode(f, raw, raw_len);
+    free(raw);
+    codec_free((ProtobufCMessage **)&r);
 }
 
 /* Appends field `field` (length-delimited) to a wire buffer. */
@@ -417,9 +453,8 @@ main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_hello_injection),
-        T(test_ack_reason_injection),
-        T(test_journal_list_escapes),
+        T(test_hello_injection),         T(test_ack_reason_injection),
+        T(test_journal_list_escapes),    T(test_old_receipt_resent_valid),
         T(test_unknown_field_in_person),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
