@@ -27,6 +27,7 @@
 #include "metrics.h"
 #include "prefetch.h"
 #include "router.h"
+#include "validate.h"
 
 /* The person index's newest entries are merged PERSON_MERGE_CHUNK at a time (one
  * commit of some 25 ms here, bench_journal's REF-person-merge) on each delivery tick
@@ -346,6 +347,26 @@ broker_send_nack(broker_t *b, const uint8_t *rid, size_t rid_len, int code, cons
     broker_send_reply(&r, b);
 }
 
+/* Refuses a frame whose partner-written text fails validation (validate_hello,
+ * validate_deliver_ack): a Nack INVALID naming the field; the log names it too, never
+ * the text. Returns whether the frame is valid. */
+static bool
+broker_text_ok(broker_t *b, const uint8_t *rid, size_t rid_len, const bconfig_partner_t *p, int rc,
+               const pt_error_t *why)
+{
+    if (rc == 0)
+        return true;
+    ingest_reply_t r = {.nack_code = PTIBUS__V1__NACK_CODE__NACK_CODE_INVALID};
+    r.rid_len = rid_len < sizeof r.rid ? rid_len : sizeof r.rid;
+    memcpy(r.rid, rid, r.rid_len);
+    snprintf(r.field_path, sizeof r.field_path, "%s", why->path);
+    snprintf(r.reason, sizeof r.reason, "%s", why->msg);
+    r.message_id[0] = '\0';
+    pt_log_warn("broker.invalid", "partner=%s frame refused: %s", p->id, why->msg);
+    broker_send_reply(&r, b);
+    return false;
+}
+
 static void
 broker_on_hello(broker_t *b, const uint8_t *rid, size_t rid_len, const bconfig_partner_t *p,
                 const Ptibus__V1__Hello *h)
@@ -355,6 +376,9 @@ broker_on_hello(broker_t *b, const uint8_t *rid, size_t rid_len, const bconfig_p
                          "hello.protocol_version: only version 1 is supported");
         return;
     }
+    pt_error_t why;
+    if (!broker_text_ok(b, rid, rid_len, p, validate_hello(h, &why), &why))
+        return;
     pt_log_info("broker.hello", "partner=%s client=%s version=%s credit=%u", p->id, h->client_name,
                 h->software_version, h->initial_credit);
     delivery_hello(b->delivery, p->id, rid, rid_len, h->initial_credit, (int64_t)uv_now(&b->loop));
@@ -419,6 +443,7 @@ broker_on_item(broker_t *b, prefetch_item_t *it)
         return;
     }
     int64_t now = (int64_t)uv_now(&b->loop);
+    pt_error_t why;
     delivery_seen(b->delivery, p->id, now);
     switch (f->kind_case) {
     case PTIBUS__V1__FRAME__KIND_PUBLISH:
@@ -426,6 +451,7 @@ broker_on_item(broker_t *b, prefetch_item_t *it)
         break;
     case PTIBUS__V1__FRAME__KIND_DELIVER_ACK:
         if (broker_require_session(b, rid, rid_len, p) &&
+            broker_text_ok(b, rid, rid_len, p, validate_deliver_ack(f->deliver_ack, &why), &why) &&
             delivery_ack(b->delivery, p->id, f->deliver_ack, now) != 0)
             broker_send_nack(b, rid, rid_len, PTIBUS__V1__NACK_CODE__NACK_CODE_PROTOCOL,
                              "deliver_ack.status: must be OK or CANNOT_PROCESS");

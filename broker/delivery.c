@@ -14,6 +14,11 @@
 
 #include "codec.h"
 #include "log.h"
+#include "utf8.h"
+#include "validate.h"
+
+/* What the broker puts before a recipient's reason for refusing a message. */
+#define ACK_REASON_PREFIX "recipient cannot process it: "
 
 #define LIST_CHUNK 64
 
@@ -365,15 +370,25 @@ send_receipt(delivery_t *d, const journal_view_t *v, const peer_t *recipient,
     r.recipient = (char *)recipient->p->id;
     r.kind = kind;
     r.at_ms = at_ms;
+    /* A record from before reasons were cut by code point may end inside a character:
+     * send its valid prefix, so that strict proto3 decoders take the Receipt. */
+    char clean[sizeof ACK_REASON_PREFIX + 4 * PT_RECEIPT_REASON_MAX];
+    if (reason && !utf8_valid(reason)) {
+        utf8_truncate(clean, sizeof clean, reason, SIZE_MAX);
+        reason = clean;
+    }
     r.reason = (char *)(reason ? reason : "");
     f.kind_case = PTIBUS__V1__FRAME__KIND_RECEIPT;
     f.receipt = &r;
     out_push(d, sender, &f);
 }
 
-/* Moves message seq of pr to its dead-letter queue, journaled, with a receipt. */
+/* Moves message seq of pr to its dead-letter queue, journaled, with a receipt: the
+ * record and the receipt carry reason, the log log_reason (the broker's own words,
+ * never a partner's). */
 static void
-dead_letter(delivery_t *d, peer_t *pr, uint64_t seq, uint32_t attempts, const char *reason)
+dead_letter(delivery_t *d, peer_t *pr, uint64_t seq, uint32_t attempts, const char *reason,
+            const char *log_reason)
 {
     journal_txn_t *t = batch_txn(d);
     journal_view_t v;
@@ -400,7 +415,7 @@ dead_letter(delivery_t *d, peer_t *pr, uint64_t seq, uint32_t attempts, const ch
     pr->dead_lettered++;
     count(d->m_dead, pr->p->id, v.msg_type);
     pt_log_warn("delivery.dead", "recipient=%s seq=%llu message_id=%s dead-lettered: %s", pr->p->id,
-                (unsigned long long)seq, v.message_id, reason);
+                (unsigned long long)seq, v.message_id, log_reason);
     send_receipt(d, &v, pr, PTIBUS__V1__RECEIPT_KIND__RECEIPT_KIND_DEAD_LETTERED,
                  pt_clock_wall_ms(), reason);
 }
@@ -457,7 +472,8 @@ deliver(delivery_t *d, peer_t *pr, uint64_t seq, uint32_t attempt, bool replay, 
     if (load_received(d, t, seq, &v, &err) == NULL) {
         pt_log_error("delivery.load", "recipient=%s seq=%llu: %s", pr->p->id,
                      (unsigned long long)seq, err.msg);
-        dead_letter(d, pr, seq, attempt, "the journaled message cannot be read");
+        const char *why = "the journaled message cannot be read";
+        dead_letter(d, pr, seq, attempt, why, why);
         return 0;
     }
     if (deliver_pack(&v, attempt, replay, &buf, &len) != 0)
@@ -567,10 +583,17 @@ delivery_ack(delivery_t *d, const char *partner, const Ptibus__V1__DeliverAck *a
     uint32_t attempts = m ? m->attempt : 0;
     forget(pr, ack->seq);
     if (ack->status == PTIBUS__V1__DELIVER_ACK_STATUS__DELIVER_ACK_STATUS_CANNOT_PROCESS) {
-        char reason[300];
-        snprintf(reason, sizeof reason, "recipient cannot process it: %.256s",
-                 ack->reason && ack->reason[0] ? ack->reason : "(no reason given)");
-        dead_letter(d, pr, ack->seq, attempts, reason);
+        /* The reason was validated (validate_deliver_ack); it is cut by code point so
+         * that the Receipt stays valid UTF-8 for strict proto3 decoders. It may hold
+         * personal data: the log gets its length only. */
+        char reason[sizeof ACK_REASON_PREFIX + 4 * PT_RECEIPT_REASON_MAX], said[96];
+        const char *given = ack->reason && ack->reason[0] ? ack->reason : "(no reason given)";
+        memcpy(reason, ACK_REASON_PREFIX, sizeof ACK_REASON_PREFIX);
+        utf8_truncate(reason + sizeof ACK_REASON_PREFIX - 1,
+                      sizeof reason - sizeof ACK_REASON_PREFIX + 1, given, PT_RECEIPT_REASON_MAX);
+        snprintf(said, sizeof said, "recipient cannot process it (reason of %zu bytes)",
+                 ack->reason ? strlen(ack->reason) : 0);
+        dead_letter(d, pr, ack->seq, attempts, reason, said);
     } else {
         acknowledge(d, pr, ack->seq);
     }
@@ -647,7 +670,7 @@ expire(delivery_t *d, peer_t *pr, int64_t now_ms)
             pending_drop(pr, &pr->inflight, &pr->inflight.v[i]);
             char reason[96];
             snprintf(reason, sizeof reason, "no acknowledgement after %u attempts", m.attempt);
-            dead_letter(d, pr, m.seq, m.attempt, reason);
+            dead_letter(d, pr, m.seq, m.attempt, reason, reason);
             continue;
         }
         list_remove(&pr->inflight, &pr->inflight.v[i]); /* still in the byte window */
@@ -694,7 +717,7 @@ pump_entry(delivery_t *d, peer_t *pr, const journal_queue_entry_t *e, int64_t no
     if (e->attempts >= d->opt.max_attempts) {
         char reason[96];
         snprintf(reason, sizeof reason, "no acknowledgement after %u attempts", e->attempts);
-        dead_letter(d, pr, e->seq, e->attempts, reason);
+        dead_letter(d, pr, e->seq, e->attempts, reason, reason);
         return 0;
     }
     return deliver(d, pr, e->seq, e->attempts + 1, e->replay, now_ms);

@@ -250,6 +250,8 @@ accept_check(const bconfig_t *cfg, const bconfig_partner_t *p, const Ptibus__V1_
                      pub->envelope.len, cfg->max_message_size);
         return PTIBUS__V1__NACK_CODE__NACK_CODE_TOO_LARGE;
     }
+    if (rc == PT_EINVALID) /* a field outside the contract, too many elements: named */
+        return PTIBUS__V1__NACK_CODE__NACK_CODE_INVALID;
     if (rc != 0) {
         pt_error_set(why, rc, "envelope", "%zu bytes are not a valid ptibus.v1.Envelope",
                      pub->envelope.len);

@@ -57,6 +57,10 @@ decode(const bconfig_t *cfg, prefetch_item_t *it)
     size_t len = zmq_msg_size(&it->payload);
     int rc = codec_unpack(&ptibus__v1__frame__descriptor, zmq_msg_data(&it->payload), len,
                           (size_t)cfg->max_message_size * 2 + PT_FRAME_OVERHEAD, &m, &it->why);
+    if (rc == PT_EINVALID) { /* a field outside the contract, too many elements: named */
+        it->code = PTIBUS__V1__NACK_CODE__NACK_CODE_INVALID;
+        return;
+    }
     if (rc != 0) {
         it->code = rc == PT_ETOOLARGE ? PTIBUS__V1__NACK_CODE__NACK_CODE_TOO_LARGE
                                       : PTIBUS__V1__NACK_CODE__NACK_CODE_MALFORMED;

@@ -18,6 +18,7 @@
 #include "keys.h"
 #include "log.h"
 #include "pjson.h"
+#include "utf8.h"
 #include "ptibus/v1/admin.pb-c.h"
 #include "zpart.h"
 
@@ -102,6 +103,24 @@ publish_connect(const publish_opts_t *o, client_t **c, pt_error_t *err)
     return rc;
 }
 
+/* Text that a partner wrote or chose (message ids, reasons, even from an older journal),
+ * escaped for the terminal (utf8_escape: no line break, tab or escape sequence can
+ * reach it, so a line cannot be forged nor the operator's screen driven). Each call
+ * uses the next of a few static buffers, so one printf can take several. */
+#define ESC_SLOTS 6
+#define ESC_MAX 8192
+
+static const char *
+esc(const char *s)
+{
+    static char bufs[ESC_SLOTS][ESC_MAX];
+    static unsigned next;
+    char *out = bufs[next++ % ESC_SLOTS];
+    s = s ? s : "";
+    utf8_escape(out, ESC_MAX, s, strlen(s));
+    return out;
+}
+
 /* Publishes one JSON envelope file; prints one line with the broker's answer. */
 static int
 publish_file(client_t *c, const char *path, int timeout_ms)
@@ -136,7 +155,7 @@ publish_file(client_t *c, const char *path, int timeout_ms)
             "%s: %s refused (%s): %s\n", path, mid,
             protobuf_c_enum_descriptor_get_value(&ptibus__v1__nack_code__descriptor, res.nack_code)
                 ->name,
-            res.reason);
+            esc(res.reason));
     codec_free(&m);
     return rc != 0 ? 1 : 0;
 }
@@ -211,11 +230,12 @@ print_record(const journal_view_t *v, void *arg)
     char when[40];
     format_time(v->time_ms, when, sizeof when);
     printf("%" PRIu64 "\t%s\t%-12s\t%-12s\t%-20s\t%s", v->seq, when, journal_kind_name(v->kind),
-           v->partner, v->msg_type[0] ? v->msg_type : "-", v->message_id[0] ? v->message_id : "-");
+           esc(v->partner), v->msg_type[0] ? esc(v->msg_type) : "-",
+           v->message_id[0] ? esc(v->message_id) : "-");
     if (v->ref_seq)
         printf("\tref=%" PRIu64, v->ref_seq);
     if (v->reason && v->reason[0])
-        printf("\t%s", v->reason);
+        printf("\t%s", esc(v->reason));
     putchar('\n');
     return 0;
 }
@@ -308,7 +328,7 @@ receive_deliver(client_t *c, const Ptibus__V1__Deliver *d)
         type = codec_envelope_type((Ptibus__V1__Envelope *)m);
     printf("deliver seq %" PRIu64 " attempt %u%s%s: %s %s from %s\n", d->seq, d->attempt,
            d->redelivery ? " (redelivery)" : "", d->replay ? " (replay)" : "", type ? type : "?",
-           d->message_id, d->sender);
+           esc(d->message_id), esc(d->sender));
     codec_free(&m);
     if (client_deliver_ack(c, d->seq, true, NULL, &err) != 0)
         fprintf(stderr, "ptibusctl: ack %" PRIu64 ": %s\n", d->seq, err.msg);
@@ -359,11 +379,12 @@ cmd_receive(int argc, char **argv)
             receive_deliver(cl, f->deliver);
             got++;
         } else if (f->kind_case == PTIBUS__V1__FRAME__KIND_RECEIPT) {
-            printf("receipt: %s %s by %s\n", f->receipt->message_id,
+            printf("receipt: %s %s by %s%s%s\n", esc(f->receipt->message_id),
                    f->receipt->kind == PTIBUS__V1__RECEIPT_KIND__RECEIPT_KIND_ACKNOWLEDGED
                        ? "acknowledged"
                        : "dead-lettered",
-                   f->receipt->recipient);
+                   esc(f->receipt->recipient), f->receipt->reason[0] ? ": " : "",
+                   esc(f->receipt->reason));
         }
         codec_free((ProtobufCMessage **)&f);
     }
@@ -466,8 +487,8 @@ admin_call(const admin_args_t *a, const Ptibus__V1__AdminRequest *q,
         zmq_msg_init(&m);
         ProtobufCMessage *resp = NULL;
         if (zmq_msg_recv(&m, client_socket(c), 0) >= 0 && zpart_drain(client_socket(c), &m) == 0 &&
-            codec_unpack(&ptibus__v1__admin_response__descriptor, zmq_msg_data(&m),
-                         zmq_msg_size(&m), 64 << 20, &resp, &err) == 0)
+            codec_unpack_lenient(&ptibus__v1__admin_response__descriptor, zmq_msg_data(&m),
+                                 zmq_msg_size(&m), 64 << 20, &resp, &err) == 0)
             *out = (Ptibus__V1__AdminResponse *)resp;
         zmq_msg_close(&m);
     }
@@ -480,7 +501,7 @@ admin_call(const admin_args_t *a, const Ptibus__V1__AdminRequest *q,
         return 1;
     }
     if (!(*out)->ok) {
-        fprintf(stderr, "ptibusctl: refused: %s\n", (*out)->error);
+        fprintf(stderr, "ptibusctl: refused: %s\n", esc((*out)->error));
         codec_free((ProtobufCMessage **)out);
         return 1;
     }
@@ -545,8 +566,8 @@ cmd_admin(int argc, char **argv, Ptibus__V1__AdminRequest__KindCase kind)
     else if (r->kind_case == PTIBUS__V1__ADMIN_RESPONSE__KIND_DEAD_LETTERS)
         for (size_t i = 0; i < r->dead_letters->n_items; i++) {
             const Ptibus__V1__DeadLetter *d = r->dead_letters->items[i];
-            printf("%s\t%" PRIu64 "\t%s\t%s\tfrom %s\tattempts %u\n", d->recipient, d->seq,
-                   d->message_type, d->message_id, d->sender, d->attempts);
+            printf("%s\t%" PRIu64 "\t%s\t%s\tfrom %s\tattempts %u\n", esc(d->recipient), d->seq,
+                   esc(d->message_type), esc(d->message_id), esc(d->sender), d->attempts);
         }
     else if (r->kind_case == PTIBUS__V1__ADMIN_RESPONSE__KIND_REQUEUED)
         printf("requeued %u\n", r->requeued);

@@ -195,11 +195,12 @@ client_recv_one(client_t *c, int timeout_ms, Ptibus__V1__Frame **out, pt_error_t
     }
     size_t extra = zpart_drain(c->sock, &msg);
     ProtobufCMessage *m;
+    /* Lenient: a newer broker may send fields that this build does not know. */
     int rc = extra > 0
                  ? pt_error_set(err, PT_EMALFORMED, "frame",
                                 "a message of %zu parts: a frame is exactly one part", extra + 1)
-                 : codec_unpack(&ptibus__v1__frame__descriptor, zmq_msg_data(&msg),
-                                zmq_msg_size(&msg), CLIENT_MAX_FRAME, &m, err);
+                 : codec_unpack_lenient(&ptibus__v1__frame__descriptor, zmq_msg_data(&msg),
+                                        zmq_msg_size(&msg), CLIENT_MAX_FRAME, &m, err);
     zmq_msg_close(&msg);
     if (rc == 0)
         *out = (Ptibus__V1__Frame *)m;

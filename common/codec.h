@@ -20,11 +20,24 @@
 /* Default limit on a packed Envelope (the broker config can lower or raise it). */
 #define PT_MAX_MESSAGE_SIZE (256 * 1024)
 
-/* Unpacks len bytes as a message of type desc. Refuses len > max (PT_ETOOLARGE) and
- * undecodable bytes (PT_EMALFORMED), filling err. On success the caller owns *out;
- * free with codec_free(). */
+/* Unpacks len bytes as a message of type desc. Refuses len > max (PT_ETOOLARGE),
+ * undecodable bytes and field number 0 (PT_EMALFORMED), and, before protobuf-c
+ * allocates anything (PT_EINVALID, err->path naming the field in proto names as the
+ * validator does, e.g. "referral.person.#99" or "training_offer.formacode"):
+ *  - a field number that the schema does not define, at any depth ("#<number>");
+ *  - a singular field that appears more than once;
+ *  - a repeated field with more elements than validate_max_count() allows (4096 for
+ *    a field without a limit there).
+ * On success the caller owns *out; free with codec_free(). */
 int codec_unpack(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len, size_t max,
                  ProtobufCMessage **out, pt_error_t *err);
+
+/* codec_unpack for bytes from the broker itself (the partner client's frames, the
+ * admin CLI's responses): fields unknown to this build are kept and ignored, so that an
+ * older client works with a newer broker, and element counts are not bounded; field
+ * number 0 and undecodable bytes are still refused. */
+int codec_unpack_lenient(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len,
+                         size_t max, ProtobufCMessage **out, pt_error_t *err);
 
 /* Packs msg into a new buffer; refuses a result over max (PT_ETOOLARGE). On success
  * the caller owns *out (free()). */

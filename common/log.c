@@ -2,6 +2,8 @@
  * allowed process-wide mutable states (with the loaded configuration). */
 #include "log.h"
 
+#include "utf8.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +11,9 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+
+#define PT_LOG_TEXT_MAX 1024 /* an event's text before escaping */
+#define PT_LOG_LINE_MAX 2048 /* a whole line, escapes included */
 
 static struct {
     char prog[32];
@@ -65,12 +70,27 @@ level_letter(pt_log_level_t level)
     }
 }
 
+/* The event's text, formatted then escaped (utf8_escape): whatever a partner put in
+ * an argument, the line stays one line of printable UTF-8, so it can neither forge a
+ * line nor a "<N>" journald priority, nor drive the operator's terminal. */
+static size_t
+format_escaped(char *out, size_t cap, const char *fmt, va_list ap)
+{
+    char text[PT_LOG_TEXT_MAX];
+    int n = vsnprintf(text, sizeof text, fmt, ap);
+    if (n < 0)
+        n = 0;
+    if ((size_t)n >= sizeof text)
+        n = (int)sizeof text - 1;
+    return utf8_escape(out, cap, text, (size_t)n);
+}
+
 void
 pt_log_write(pt_log_level_t level, const char *msgid, const char *func, const char *fmt, ...)
 {
     if (level > pt_logger.level)
         return;
-    char line[1024];
+    char line[PT_LOG_LINE_MAX];
     int n;
     if (pt_logger.journal) {
         n = snprintf(line, sizeof line, "<%d>%c [%s] ", (int)level, level_letter(level), msgid);
@@ -86,14 +106,12 @@ pt_log_write(pt_log_level_t level, const char *msgid, const char *func, const ch
     }
     if (func && n > 0 && (size_t)n < sizeof line)
         n += snprintf(line + n, sizeof line - (size_t)n, "%s: ", func);
-    if (n > 0 && (size_t)n < sizeof line) {
-        va_list ap;
-        va_start(ap, fmt);
-        n += vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
-        va_end(ap);
-    }
     if (n < 0 || (size_t)n >= sizeof line - 1)
         n = (int)sizeof line - 2;
+    va_list ap;
+    va_start(ap, fmt);
+    n += (int)format_escaped(line + n, sizeof line - 1 - (size_t)n, fmt, ap);
+    va_end(ap);
     line[n++] = '\n';
     /* One write per line so concurrent processes do not interleave. */
     ssize_t w = write(STDERR_FILENO, line, (size_t)n);

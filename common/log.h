@@ -1,7 +1,10 @@
 /* log: leveled logging to stderr, one line per event, journald-friendly (a "<N>"
  * priority prefix when stderr is the journal). Every line carries a stable message
  * id so operators can grep it; errors carry the function name. Never log payloads,
- * NIRs or names: log message ids, partner ids, sequence numbers and codes. */
+ * NIRs or names: log message ids, partner ids, sequence numbers and codes. The text
+ * of every event is escaped (utf8_escape: controls, line breaks and malformed UTF-8
+ * become \n, \x1b, ...), so that no argument, whoever wrote it, can start a new line,
+ * forge a "<N>" priority or send escape sequences to a terminal. */
 #ifndef PT_LOG_H
 #define PT_LOG_H
 
@@ -22,6 +25,8 @@ pt_log_level_t pt_log_level(void);
 /* Parses "error", "warn", "info" or "debug"; returns the level or -1. */
 int pt_log_level_parse(const char *name);
 
+/* Writes one line "<header> [msgid] func: text" (func may be NULL), the text being fmt
+ * formatted then escaped, truncated to about 1 KiB before escaping. */
 void pt_log_write(pt_log_level_t level, const char *msgid, const char *func, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 

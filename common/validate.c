@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "nir.h"
+#include "utf8.h"
 
 #define TRY(expr)                                                                                  \
     do {                                                                                           \
@@ -327,6 +328,7 @@ enum {
     RULE_MULTILINE = 2, /* the string may hold tabs and line breaks */
     RULE_RANGE = 4,     /* uint32: min <= value <= max */
     RULE_ELEMENT = 8,   /* set by the walk on list elements, which may never be empty */
+    RULE_TAB = 16,      /* single-line, but the string may hold tabs */
 };
 
 typedef struct field_rule {
@@ -470,6 +472,11 @@ static const field_rule_t field_rules[] = {
     STR(beneficiary_event, postal_code, 5, 0, FMT_DIGITS_EXACT),
     STR(beneficiary_event, insee_commune, 5, 0, FMT_INSEE_COMMUNE),
     NUM(beneficiary_event, household_size, 0, PT_HOUSEHOLD_MAX),
+
+    /* Protocol frames whose text reaches logs, the journal and receipts. */
+    STR(hello, client_name, PT_CLIENT_NAME_MAX, 0, FMT_NONE),
+    STR(hello, software_version, PT_SOFTWARE_VERSION_MAX, 0, FMT_NONE),
+    STR(deliver_ack, reason, PT_ACK_REASON_MAX, RULE_TAB, FMT_NONE),
 };
 
 /* What a field without an entry gets: bounded, single-line, optional. */
@@ -551,59 +558,33 @@ is_empty(const char *s)
     return s == NULL || s[0] == '\0';
 }
 
-/* Decodes one UTF-8 sequence; returns its length, 0 when malformed (overlong forms,
- * surrogates and values above U+10FFFF included). Stops at the NUL terminator. */
-static int
-utf8_next(const unsigned char *s, uint32_t *cp)
-{
-    static const struct {
-        unsigned char mask, lead;
-        int len;
-        uint32_t min;
-    } forms[] = {{0xE0, 0xC0, 2, 0x80}, {0xF0, 0xE0, 3, 0x800}, {0xF8, 0xF0, 4, 0x10000}};
-    if (s[0] < 0x80) {
-        *cp = s[0];
-        return 1;
-    }
-    for (size_t f = 0; f < COUNT_OF(forms); f++) {
-        if ((s[0] & forms[f].mask) != forms[f].lead)
-            continue;
-        uint32_t v = s[0] & (unsigned char)~forms[f].mask;
-        for (int i = 1; i < forms[f].len; i++) {
-            if ((s[i] & 0xC0) != 0x80)
-                return 0;
-            v = (v << 6) | (s[i] & 0x3F);
-        }
-        if (v < forms[f].min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
-            return 0;
-        *cp = v;
-        return forms[f].len;
-    }
-    return 0;
-}
-
+/* Text fields: no control character but tab in single-line text (RULE_TAB), tab and
+ * line breaks in multi-line text. */
 static bool
-is_control(uint32_t cp, bool multiline)
+is_control(uint32_t cp, unsigned flags)
 {
-    if (multiline && (cp == '\t' || cp == '\n' || cp == '\r'))
+    if ((flags & (RULE_TAB | RULE_MULTILINE)) && cp == '\t')
         return false;
-    return cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0x9F);
+    if ((flags & RULE_MULTILINE) && (cp == '\n' || cp == '\r'))
+        return false;
+    return utf8_is_control(cp);
 }
 
 /* Checks encoding and characters; counts code points into *count. */
 static int
-check_text(vctx_t *c, const char *s, bool multiline, size_t *count)
+check_text(vctx_t *c, const char *s, unsigned flags, size_t *count)
 {
-    const unsigned char *p = (const unsigned char *)s;
-    size_t n = 0;
-    while (*p) {
+    const char *p = s;
+    size_t left = strlen(s), n = 0;
+    while (left > 0) {
         uint32_t cp;
-        int len = utf8_next(p, &cp);
+        int len = utf8_decode(p, left, &cp);
         if (len == 0)
             return fail(c, NULL, "is not valid UTF-8");
-        if (is_control(cp, multiline))
+        if (is_control(cp, flags))
             return fail(c, NULL, "contains a control character (U+%04X)", (unsigned)cp);
         p += len;
+        left -= (size_t)len;
         n++;
     }
     *count = n;
@@ -708,7 +689,7 @@ check_string(vctx_t *c, const field_rule_t *r, const char *s)
         return (r->flags & RULE_REQUIRED) ? fail(c, NULL, "is required") : 0;
     }
     size_t n = 0;
-    TRY(check_text(c, s, (r->flags & RULE_MULTILINE) != 0, &n));
+    TRY(check_text(c, s, r->flags, &n));
     if (n > r->max)
         return fail(c, NULL, "is %zu characters long, maximum %u", n, (unsigned)r->max);
     const struct fmt_check *f = &fmt_checks[r->fmt];
@@ -1181,6 +1162,25 @@ int
 validate_org(const Ptibus__V1__OrgRef *m, pt_error_t *err)
 {
     return validate_block("org", BASE(m), err);
+}
+
+int
+validate_hello(const Ptibus__V1__Hello *m, pt_error_t *err)
+{
+    return validate_block("hello", BASE(m), err);
+}
+
+int
+validate_deliver_ack(const Ptibus__V1__DeliverAck *m, pt_error_t *err)
+{
+    return validate_block("deliver_ack", BASE(m), err);
+}
+
+uint32_t
+validate_max_count(const ProtobufCMessageDescriptor *msg, const ProtobufCFieldDescriptor *f)
+{
+    const field_rule_t *r = rule_of(msg, f);
+    return r ? r->max_count : 0;
 }
 
 const Ptibus__V1__PersonRef *

@@ -15,6 +15,7 @@
 
 #include "err.h"
 #include "ptibus/v1/envelope.pb-c.h"
+#include "ptibus/v1/protocol.pb-c.h"
 
 /* Envelope header. */
 #define PT_MESSAGE_ID_MAX 64 /* message_id, correlation_id: printable ASCII 0x21-0x7e */
@@ -40,6 +41,14 @@
 #define PT_LONG_TEXT_MAX 4000  /* training objective */
 #define PT_EMAIL_MAX 254
 #define PT_STRING_DEFAULT_MAX 256 /* a string field missing from the rule table */
+
+/* Protocol frames: text that partners write and the broker logs, journals or forwards.
+ * A DeliverAck reason is single-line text (tabs allowed); the broker keeps its first
+ * PT_RECEIPT_REASON_MAX code points. */
+#define PT_CLIENT_NAME_MAX 64      /* hello.client_name */
+#define PT_SOFTWARE_VERSION_MAX 64 /* hello.software_version */
+#define PT_ACK_REASON_MAX 2000     /* deliver_ack.reason */
+#define PT_RECEIPT_REASON_MAX 256  /* of it, in the DEAD_LETTERED record and the Receipt */
 
 /* Person identifiers. */
 #define PT_PAYER_OFFICE_LEN 3 /* NUMORG */
@@ -80,6 +89,19 @@ int validate_training_offer(const Ptibus__V1__TrainingOffer *m, pt_error_t *err)
 int validate_beneficiary_event(const Ptibus__V1__BeneficiaryEvent *m, pt_error_t *err);
 int validate_person(const Ptibus__V1__PersonRef *m, pt_error_t *err);
 int validate_org(const Ptibus__V1__OrgRef *m, pt_error_t *err);
+
+/* The text fields of the frames that the broker takes from partners and logs or
+ * forwards: Hello (paths "hello.client_name", ...) and DeliverAck
+ * ("deliver_ack.reason"): valid UTF-8, no control character (a DeliverAck reason may
+ * hold tabs), bounded in code points. */
+int validate_hello(const Ptibus__V1__Hello *m, pt_error_t *err);
+int validate_deliver_ack(const Ptibus__V1__DeliverAck *m, pt_error_t *err);
+
+/* The maximum element count of repeated field f of msg from the rule table, or 0 when
+ * the table has no limit for it (messages outside the Envelope, such as the admin
+ * protocol's). The codec bounds counts with it before unpacking. */
+uint32_t validate_max_count(const ProtobufCMessageDescriptor *msg,
+                            const ProtobufCFieldDescriptor *f);
 
 /* The person the envelope's body is about (its `person` field), or NULL when the body
  * is unset or its family has no person (training offers, referral statuses,

@@ -1321,6 +1321,53 @@ test_fuzz_seeds(void **state)
     }
 }
 
+/* Hello and DeliverAck: the partner-written text that the broker logs, journals and
+ * forwards in receipts is validated like the envelope's text fields. */
+static void
+test_frame_text(void **state)
+{
+    fx_t *f = *state;
+    Ptibus__V1__Hello h = PTIBUS__V1__HELLO__INIT;
+    h.protocol_version = 1;
+    h.client_name = "ptibus-adapter-caf";
+    h.software_version = "1.2.0";
+    EXPECT_VALID(f, validate_hello(&h, &f->err));
+    h.client_name = "caf\n2026-12-01T00:00:00.000Z ptibusd[1] E [broker.forged] x";
+    EXPECT_INVALID(f, validate_hello(&h, &f->err),
+                   "hello.client_name: contains a control character (U+000A)");
+    h.client_name = "caf\x1b]0;owned\x07";
+    EXPECT_INVALID(f, validate_hello(&h, &f->err),
+                   "hello.client_name: contains a control character (U+001B)");
+    h.client_name = "caf\tx";
+    EXPECT_INVALID(f, validate_hello(&h, &f->err),
+                   "hello.client_name: contains a control character (U+0009)");
+    h.client_name = "caf";
+    h.software_version = "1.0\xff";
+    EXPECT_INVALID(f, validate_hello(&h, &f->err), "hello.software_version: is not valid UTF-8");
+    h.software_version = repeat(f, "9", PT_SOFTWARE_VERSION_MAX + 1);
+    EXPECT_INVALID(f, validate_hello(&h, &f->err),
+                   "hello.software_version: is 65 characters long, maximum 64");
+
+    Ptibus__V1__DeliverAck a = PTIBUS__V1__DELIVER_ACK__INIT;
+    a.seq = 7;
+    a.status = PTIBUS__V1__DELIVER_ACK_STATUS__DELIVER_ACK_STATUS_CANNOT_PROCESS;
+    a.reason = "schéma\tinconnu: champ <3> absent";
+    EXPECT_VALID(f, validate_deliver_ack(&a, &f->err));
+    a.reason = "bad\r\n<3>forged";
+    EXPECT_INVALID(f, validate_deliver_ack(&a, &f->err),
+                   "deliver_ack.reason: contains a control character (U+000D)");
+    a.reason = "bad \xc2\x9b"
+               "31m"; /* C1 CSI */
+    EXPECT_INVALID(f, validate_deliver_ack(&a, &f->err),
+                   "deliver_ack.reason: contains a control character (U+009B)");
+    a.reason = "cut \xc3";
+    EXPECT_INVALID(f, validate_deliver_ack(&a, &f->err), "deliver_ack.reason: is not valid UTF-8");
+    a.reason = repeat(f, "é", PT_ACK_REASON_MAX + 1);
+    EXPECT_INVALID(f, validate_deliver_ack(&a, &f->err),
+                   "deliver_ack.reason: is 2001 characters long, maximum 2000");
+    EXPECT_INVALID(f, validate_deliver_ack(NULL, &f->err), "deliver_ack: is missing");
+}
+
 int
 main(void)
 {
@@ -1353,6 +1400,7 @@ main(void)
         T(test_decoded_wire_quirks),
         T(test_rule_table_is_complete),
         T(test_fuzz_seeds),
+        T(test_frame_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
