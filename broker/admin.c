@@ -611,7 +611,7 @@ handle_replay(admin_t *a, const char *who, const Ptibus__V1__ReplayRequest *q,
         return (void)fail(resp, ebuf, cap, "journal unavailable: nothing was changed");
     snprintf(why, sizeof why, "replay by %s: %s", who, q->reason);
     c.reason = why;
-    pt_error_t err;
+    pt_error_t err = {0}; /* a failure inside replay_one leaves it empty */
     int rc = q->message_id && q->message_id[0]
                  ? replay_by_id(a, &c, q->message_id, &err)
                  : journal_scan(a->d.journal, q->from_seq, q->to_seq, replay_one, &c, &err);
@@ -620,7 +620,8 @@ handle_replay(admin_t *a, const char *who, const Ptibus__V1__ReplayRequest *q,
         rc = record_action(a, c.t, who, head, q->reason, &c.seqs, &err);
     free(c.seqs.v);
     if (rc < 0 || c.rc != 0)
-        return (void)fail(resp, ebuf, cap, err.msg);
+        return (void)fail(resp, ebuf, cap,
+                          err.msg[0] ? err.msg : "journal write failed: nothing was changed");
     delivery_wake(a->d.delivery, q->recipient, c.done);
     resp->ok = 1;
     resp->kind_case = PTIBUS__V1__ADMIN_RESPONSE__KIND_REPLAYED;
