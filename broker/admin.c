@@ -8,13 +8,19 @@
 #include <zmq.h>
 
 #include "auth.h"
+#include "clock.h"
 #include "codec.h"
 #include "log.h"
 #include "ptibus/v1/admin.pb-c.h"
 #include "zpart.h"
 
-#define ADMIN_MAX_REQUEST 65536
+#define ADMIN_MAX_REQUEST 65536 /* bytes; also the socket's ZMQ_MAXMSGSIZE */
 #define ADMIN_LIST_DEFAULT 1000
+#define ADMIN_LIST_MAX 10000      /* dead_letter_list.limit: a larger one is refused */
+#define ADMIN_REASON_MAX 200      /* bytes of a requeue or replay reason */
+#define ADMIN_SEQ_TEXT 1500       /* characters of seq ranges in one ADMIN record */
+#define ADMIN_READ_EVERY_MS 10000 /* reads journaled once per administrator, kind, 10 s */
+#define ADMIN_READERS 16
 #define ADMIN_REPLAY_MAX 100000   /* messages re-enqueued by one request */
 #define ADMIN_REPLAY_SCAN 1000000 /* records scanned by one request (the loop waits) */
 
@@ -27,8 +33,25 @@ typedef struct answer {
     char request_id[64];
 } answer_t;
 
+/* The coalescing of an administrator's reads: 0 stats, 1 dead-letter list. */
+enum { READ_STATS, READ_DEAD, READ_KINDS };
+typedef struct reader {
+    char who[80];
+    bool journaled[READ_KINDS];
+    int64_t last_ms[READ_KINDS];      /* mono ms of the last journaled read */
+    uint64_t unjournaled[READ_KINDS]; /* reads since, counted in the next record */
+} reader_t;
+
+/* Seqs an action touched, for its ADMIN records. */
+typedef struct seqlist {
+    uint64_t *v;
+    size_t n, cap;
+} seqlist_t;
+
 struct admin {
     void *sock;
+    reader_t readers[ADMIN_READERS];
+    size_t n_readers;
     admin_deps_t d;
     answer_t *ans;
     size_t n_ans, cap_ans;
@@ -46,12 +69,14 @@ admin_open(void *zctx, const uint8_t server_sk[32], const admin_deps_t *deps, ad
         return pt_error_set(err, -ENOMEM, "admin", "out of memory");
     a->d = *deps;
     int one = 1, linger = 0;
+    int64_t max = ADMIN_MAX_REQUEST; /* larger: the peer is disconnected, nothing is read */
     const char *domain = PT_ZAP_DOMAIN_ADMIN;
     a->sock = zmq_socket(zctx, ZMQ_ROUTER);
     if (a->sock == NULL || zmq_setsockopt(a->sock, ZMQ_CURVE_SERVER, &one, sizeof one) != 0 ||
         zmq_setsockopt(a->sock, ZMQ_CURVE_SECRETKEY, server_sk, 32) != 0 ||
         zmq_setsockopt(a->sock, ZMQ_ZAP_DOMAIN, domain, strlen(domain)) != 0 ||
         zmq_setsockopt(a->sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        zmq_setsockopt(a->sock, ZMQ_MAXMSGSIZE, &max, sizeof max) != 0 ||
         zmq_bind(a->sock, deps->cfg->admin_listen) != 0) {
         int e = zmq_errno();
         admin_close(&a);
@@ -107,9 +132,11 @@ answer_push(admin_t *a, const uint8_t *rid, size_t rid_len, Ptibus__V1__AdminRes
     a->n_ans++;
 }
 
-/* Appends the ADMIN record of an administrator's action. */
+/* Appends the ADMIN record of an administrator's action. The log says what (head,
+ * no free text) and the record's seq; the reason is in the journal only. */
 static int
-admin_record(admin_t *a, journal_txn_t *t, const char *who, const char *what, pt_error_t *err)
+admin_record(admin_t *a, journal_txn_t *t, const char *who, const char *what, const char *head,
+             pt_error_t *err)
 {
     journal_record_t rec = {.kind = PT_REC_ADMIN, .partner = who, .reason = what};
     uint64_t seq;
@@ -117,8 +144,171 @@ admin_record(admin_t *a, journal_txn_t *t, const char *who, const char *what, pt
     if (rc != 0)
         ingest_batch_fail(a->d.ingest, rc, err);
     else
-        pt_log_info("admin.action", "%s: %s (seq %llu)", who, what, (unsigned long long)seq);
+        pt_log_info("admin.action", "%s: %s (ADMIN record seq %llu)", who, head,
+                    (unsigned long long)seq);
     return rc;
+}
+
+/* ---- reasons: text an operator typed, journaled, listed on terminals ---- */
+
+/* Decodes one UTF-8 sequence; 0 when malformed (overlong, surrogate, > U+10FFFF). */
+static int
+utf8_decode(const unsigned char *s, uint32_t *cp)
+{
+    static const uint32_t min[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (s[0] < 0x80) {
+        *cp = s[0];
+        return 1;
+    }
+    int len = s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC2 ? 2 : 0;
+    if (len == 0 || s[0] > 0xF4)
+        return 0;
+    uint32_t v = s[0] & (0x7Fu >> len);
+    for (int i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) /* also stops at the terminating NUL */
+            return 0;
+        v = v << 6 | (s[i] & 0x3Fu);
+    }
+    if (v < min[len] || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
+        return 0;
+    *cp = v;
+    return len;
+}
+
+/* NULL when reason is acceptable, else what is wrong with it: required, at most
+ * ADMIN_REASON_MAX bytes of valid UTF-8, no control character (C0, DEL, C1). */
+static const char *
+reason_problem(const char *reason)
+{
+    if (reason == NULL || reason[0] == '\0')
+        return "required: say why (an incident or ticket number); it is journaled";
+    if (strlen(reason) > ADMIN_REASON_MAX)
+        return "longer than 200 bytes";
+    for (const unsigned char *p = (const unsigned char *)reason; *p;) {
+        uint32_t cp;
+        int len = utf8_decode(p, &cp);
+        if (len == 0)
+            return "not valid UTF-8";
+        if (cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0x9F))
+            return "holds a control character (a newline, a tab, an escape...)";
+        p += len;
+    }
+    return NULL;
+}
+
+/* ---- ADMIN records that name the seqs ---- */
+
+static int
+seqlist_push(seqlist_t *l, uint64_t seq)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        uint64_t *v = realloc(l->v, cap * sizeof *v);
+        if (v == NULL)
+            return -ENOMEM;
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = seq;
+    return 0;
+}
+
+static int
+cmp_u64(const void *x, const void *y)
+{
+    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+/* Writes the sorted seqs from l->v[*i] as ranges ("12-14,20") into buf, as many as fit
+ * in cap; advances *i past them. */
+static void
+format_ranges(const seqlist_t *l, size_t *i, char *buf, size_t cap)
+{
+    size_t off = 0;
+    buf[0] = '\0';
+    while (*i < l->n && cap - off > 48) {
+        size_t j = *i;
+        while (j + 1 < l->n && l->v[j + 1] <= l->v[j] + 1)
+            j++;
+        int n = l->v[j] == l->v[*i]
+                    ? snprintf(buf + off, cap - off, "%s%llu", off ? "," : "",
+                               (unsigned long long)l->v[*i])
+                    : snprintf(buf + off, cap - off, "%s%llu-%llu", off ? "," : "",
+                               (unsigned long long)l->v[*i], (unsigned long long)l->v[j]);
+        off += (size_t)n;
+        *i = j + 1;
+    }
+}
+
+/* Journals an action as ADMIN records naming every seq it acted on: "HEAD; reason:
+ * R; seqs (part K): RANGES", one record per ADMIN_SEQ_TEXT characters of ranges (an
+ * action that touched nothing still has its record, with "seqs (part 1): -"). */
+static int
+record_action(admin_t *a, journal_txn_t *t, const char *who, const char *head, const char *reason,
+              seqlist_t *l, pt_error_t *err)
+{
+    char ranges[ADMIN_SEQ_TEXT], text[ADMIN_SEQ_TEXT + ADMIN_REASON_MAX + 256];
+    size_t i = 0;
+    int rc = 0;
+    if (l->n > 1)
+        qsort(l->v, l->n, sizeof *l->v, cmp_u64);
+    for (unsigned part = 1; rc == 0 && (part == 1 || i < l->n); part++) {
+        format_ranges(l, &i, ranges, sizeof ranges);
+        snprintf(text, sizeof text, "%s; reason: %s; seqs (part %u): %s", head, reason, part,
+                 ranges[0] ? ranges : "-");
+        rc = admin_record(a, t, who, text, head, err);
+    }
+    return rc;
+}
+
+/* ---- reads: journaled, a flood coalesced ---- */
+
+static reader_t *
+reader_of(admin_t *a, const char *who)
+{
+    for (size_t i = 0; i < a->n_readers; i++)
+        if (strcmp(a->readers[i].who, who) == 0)
+            return &a->readers[i];
+    if (a->n_readers == ADMIN_READERS || strlen(who) >= sizeof a->readers[0].who)
+        return NULL; /* no coalescing for it: every read is journaled */
+    reader_t *r = &a->readers[a->n_readers++];
+    memset(r, 0, sizeof *r);
+    snprintf(r->who, sizeof r->who, "%s", who);
+    return r;
+}
+
+/* Journals an administrator's read (what: no free text). Per administrator and kind,
+ * at most one ADMIN record per ADMIN_READ_EVERY_MS; the reads in between are counted
+ * in the next record. A read is answered even when its record cannot be written (a
+ * full journal is when stats are needed most); the log has every read. */
+static void
+record_read(admin_t *a, const char *who, int kind, const char *what)
+{
+    reader_t *r = reader_of(a, who);
+    int64_t now = pt_clock_mono_ms();
+    pt_log_info("admin.read", "%s: %s", who, what);
+    if (r && r->journaled[kind] && now - r->last_ms[kind] < ADMIN_READ_EVERY_MS) {
+        r->unjournaled[kind]++;
+        return;
+    }
+    char text[400];
+    snprintf(text, sizeof text,
+             "%s; %llu more reads of this kind by this administrator since "
+             "its last record",
+             what, (unsigned long long)(r ? r->unjournaled[kind] : 0));
+    journal_txn_t *t = ingest_batch_txn(a->d.ingest);
+    pt_error_t err;
+    if (t == NULL || admin_record(a, t, who, text, what, &err) != 0) {
+        pt_log_warn("admin.read", "%s: %s answered but not journaled: journal unavailable", who,
+                    what);
+        return;
+    }
+    if (r) {
+        r->journaled[kind] = true;
+        r->last_ms[kind] = now;
+        r->unjournaled[kind] = 0;
+    }
 }
 
 /* ---- stats ---- */
@@ -209,13 +399,19 @@ fill_dead(admin_t *a, const journal_dead_entry_t *e, dl_item_t *it)
 }
 
 static void
-handle_dead_list(admin_t *a, const uint8_t *rid, size_t rid_len,
+handle_dead_list(admin_t *a, const uint8_t *rid, size_t rid_len, const char *admin,
                  const Ptibus__V1__DeadLetterListRequest *q, Ptibus__V1__AdminResponse *resp)
 {
     char ebuf[PT_ERROR_MSG_MAX];
     const char *who = q->recipient && q->recipient[0] ? q->recipient : NULL;
     if (who && !known_recipient(a, who)) {
         fail(resp, ebuf, sizeof ebuf, "dead_letter_list.recipient: not a configured partner");
+        answer_push(a, rid, rid_len, resp, false);
+        return;
+    }
+    if (q->limit > ADMIN_LIST_MAX) {
+        fail(resp, ebuf, sizeof ebuf,
+             "dead_letter_list.limit: at most 10000 dead letters per request (0: 1000)");
         answer_push(a, rid, rid_len, resp, false);
         return;
     }
@@ -238,6 +434,10 @@ handle_dead_list(admin_t *a, const uint8_t *rid, size_t rid_len,
         }
         list.n_items = n;
         list.items = ptrs;
+        char what[160];
+        snprintf(what, sizeof what, "dead-letter list of %s read, %zu items",
+                 who ? who : "every recipient", n);
+        record_read(a, admin, READ_DEAD, what);
         resp->ok = 1;
         resp->kind_case = PTIBUS__V1__ADMIN_RESPONSE__KIND_DEAD_LETTERS;
         resp->dead_letters = &list;
@@ -250,51 +450,68 @@ handle_dead_list(admin_t *a, const uint8_t *rid, size_t rid_len,
     free(dead);
 }
 
-static uint32_t
-requeue_all(admin_t *a, journal_txn_t *t, const char *recipient, pt_error_t *err)
+/* Requeues one dead letter; a seq that is not one of the recipient's dead letters is
+ * skipped. Returns 0, or a push failure (the batch is then failed). */
+static int
+requeue_one(admin_t *a, journal_txn_t *t, const char *recipient, uint64_t seq, seqlist_t *done)
+{
+    pt_error_t err;
+    if (journal_dead_requeue(t, recipient, seq, &err) != 0)
+        return 0;
+    int rc = seqlist_push(done, seq);
+    if (rc != 0) {
+        pt_error_set(&err, rc, "admin", "out of memory");
+        ingest_batch_fail(a->d.ingest, rc, &err);
+    }
+    return rc;
+}
+
+static int
+requeue_all(admin_t *a, journal_txn_t *t, const char *recipient, seqlist_t *done)
 {
     journal_dead_entry_t *dead = NULL;
     size_t n = 0;
-    uint32_t done = 0;
-    if (journal_dead_list(a->d.journal, recipient, ADMIN_REPLAY_MAX, &dead, &n, err) != 0)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (journal_dead_requeue(t, recipient, dead[i].seq, err) == 0)
-            done++;
+    pt_error_t err;
+    int rc = journal_dead_list(a->d.journal, recipient, ADMIN_REPLAY_MAX, &dead, &n, &err);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = requeue_one(a, t, recipient, dead[i].seq, done);
     free(dead);
-    return done;
+    return rc;
 }
 
 static void
 handle_requeue(admin_t *a, const char *who, const Ptibus__V1__DeadLetterRequeueRequest *q,
                Ptibus__V1__AdminResponse *resp, char *ebuf, size_t cap)
 {
+    const char *bad = reason_problem(q->reason);
+    if (!known_recipient(a, q->recipient))
+        return (void)fail(resp, ebuf, cap,
+                          "dead_letter_requeue.recipient: not a configured partner");
+    if (bad != NULL) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "dead_letter_requeue.reason: %s", bad);
+        return (void)fail(resp, ebuf, cap, msg);
+    }
     journal_txn_t *t = ingest_batch_txn(a->d.ingest);
+    if (t == NULL)
+        return (void)fail(resp, ebuf, cap, "journal unavailable: nothing was changed, retry later");
+    seqlist_t done = {0};
     pt_error_t err;
-    if (!known_recipient(a, q->recipient)) {
-        fail(resp, ebuf, cap, "dead_letter_requeue.recipient: not a configured partner");
-        return;
-    }
-    if (t == NULL) {
-        fail(resp, ebuf, cap, "journal unavailable: nothing was changed, retry later");
-        return;
-    }
-    uint32_t done = 0;
-    if (q->all)
-        done = requeue_all(a, t, q->recipient, &err);
-    for (size_t i = 0; i < q->n_seqs; i++)
-        if (journal_dead_requeue(t, q->recipient, q->seqs[i], &err) == 0)
-            done++;
-    char what[160];
-    snprintf(what, sizeof what, "requeued %u dead letters of %s", done, q->recipient);
-    if (done && admin_record(a, t, who, what, &err) != 0) {
-        fail(resp, ebuf, cap, err.msg);
-        return;
-    }
-    delivery_wake(a->d.delivery, q->recipient, done);
+    int rc = q->all ? requeue_all(a, t, q->recipient, &done) : 0;
+    for (size_t i = 0; rc == 0 && i < q->n_seqs; i++)
+        rc = requeue_one(a, t, q->recipient, q->seqs[i], &done);
+    char head[160];
+    snprintf(head, sizeof head, "requeued %zu dead letters of %s", done.n, q->recipient);
+    if (rc == 0)
+        rc = record_action(a, t, who, head, q->reason, &done, &err);
+    uint32_t n = (uint32_t)done.n;
+    free(done.v);
+    if (rc != 0)
+        return (void)fail(resp, ebuf, cap, "journal write failed: nothing was changed");
+    delivery_wake(a->d.delivery, q->recipient, n);
     resp->ok = 1;
     resp->kind_case = PTIBUS__V1__ADMIN_RESPONSE__KIND_REQUEUED;
-    resp->requeued = done;
+    resp->requeued = n;
 }
 
 typedef struct replay_ctx {
@@ -303,6 +520,7 @@ typedef struct replay_ctx {
     const char *recipient;
     const char *reason;
     uint32_t done;
+    seqlist_t seqs; /* the RECEIVED seqs replayed, for the ADMIN records */
     int rc;
 } replay_ctx_t;
 
@@ -337,6 +555,8 @@ replay_one(const journal_view_t *v, void *arg)
     c->rc = journal_queue_put(c->t, c->recipient, &e, &err);
     if (c->rc == 0)
         c->rc = journal_append(c->t, &rec, &seq, &err);
+    if (c->rc == 0 && (c->rc = seqlist_push(&c->seqs, v->seq)) != 0)
+        pt_error_set(&err, c->rc, "admin", "out of memory");
     if (c->rc != 0) {
         ingest_batch_fail(c->a->d.ingest, c->rc, &err);
         return 1;
@@ -359,35 +579,50 @@ replay_by_id(admin_t *a, replay_ctx_t *c, const char *message_id, pt_error_t *er
     return rc ? rc : c->rc;
 }
 
+/* What is wrong with a replay request (into msg), or NULL. */
+static const char *
+replay_problem(admin_t *a, const Ptibus__V1__ReplayRequest *q, char *msg, size_t cap)
+{
+    const char *bad = reason_problem(q->reason);
+    bool by_id = q->message_id && q->message_id[0];
+    uint64_t last = q->to_seq ? q->to_seq : journal_last_seq(a->d.journal);
+    if (!known_recipient(a, q->recipient))
+        return "replay.recipient: not a configured partner";
+    if (bad != NULL) {
+        snprintf(msg, cap, "replay.reason: %s", bad);
+        return msg;
+    }
+    if (!by_id && q->from_seq == 0)
+        return "replay: give from_seq (and to_seq) or message_id";
+    if (!by_id && last >= q->from_seq && last - q->from_seq >= ADMIN_REPLAY_SCAN)
+        return "replay.to_seq: more than 1000000 records in the range; split it";
+    return NULL;
+}
+
 static void
 handle_replay(admin_t *a, const char *who, const Ptibus__V1__ReplayRequest *q,
               Ptibus__V1__AdminResponse *resp, char *ebuf, size_t cap)
 {
+    char msg[200], why[300], head[160];
+    const char *bad = replay_problem(a, q, msg, sizeof msg);
+    if (bad != NULL)
+        return (void)fail(resp, ebuf, cap, bad);
     replay_ctx_t c = {.a = a, .t = ingest_batch_txn(a->d.ingest), .recipient = q->recipient};
-    pt_error_t err;
-    char why[300];
-    snprintf(why, sizeof why, "replay by %s: %.200s", who, q->reason ? q->reason : "");
-    c.reason = why;
-    if (!known_recipient(a, q->recipient))
-        return (void)fail(resp, ebuf, cap, "replay.recipient: not a configured partner");
     if (c.t == NULL)
         return (void)fail(resp, ebuf, cap, "journal unavailable: nothing was changed");
-    if (!(q->message_id && q->message_id[0]) && q->from_seq == 0)
-        return (void)fail(resp, ebuf, cap, "replay: give from_seq (and to_seq) or message_id");
-    uint64_t last = q->to_seq ? q->to_seq : journal_last_seq(a->d.journal);
-    if (!(q->message_id && q->message_id[0]) && last >= q->from_seq &&
-        last - q->from_seq >= ADMIN_REPLAY_SCAN)
-        return (void)fail(resp, ebuf, cap,
-                          "replay.to_seq: more than 1000000 records in the range; split it");
+    snprintf(why, sizeof why, "replay by %s: %s", who, q->reason);
+    c.reason = why;
+    pt_error_t err = {0}; /* a failure inside replay_one leaves it empty */
     int rc = q->message_id && q->message_id[0]
                  ? replay_by_id(a, &c, q->message_id, &err)
                  : journal_scan(a->d.journal, q->from_seq, q->to_seq, replay_one, &c, &err);
+    snprintf(head, sizeof head, "replayed %u messages to %s", c.done, q->recipient);
+    if (rc >= 0 && c.rc == 0)
+        rc = record_action(a, c.t, who, head, q->reason, &c.seqs, &err);
+    free(c.seqs.v);
     if (rc < 0 || c.rc != 0)
-        return (void)fail(resp, ebuf, cap, err.msg);
-    char what[200];
-    snprintf(what, sizeof what, "replayed %u messages to %s", c.done, q->recipient);
-    if (c.done && admin_record(a, c.t, who, what, &err) != 0)
-        return (void)fail(resp, ebuf, cap, err.msg);
+        return (void)fail(resp, ebuf, cap,
+                          err.msg[0] ? err.msg : "journal write failed: nothing was changed");
     delivery_wake(a->d.delivery, q->recipient, c.done);
     resp->ok = 1;
     resp->kind_case = PTIBUS__V1__ADMIN_RESPONSE__KIND_REPLAYED;
@@ -409,9 +644,10 @@ handle(admin_t *a, const uint8_t *rid, size_t rid_len, const char *who,
         size_t n = delivery_peer_count(a->d.delivery);
         Ptibus__V1__PartnerStats *ps = calloc(n ? n : 1, sizeof *ps);
         Ptibus__V1__PartnerStats **pps = calloc(n ? n : 1, sizeof *pps);
-        if (ps && pps)
+        if (ps && pps) {
             handle_stats(a, &resp, &st, ps, pps);
-        else
+            record_read(a, who, READ_STATS, "stats read");
+        } else
             fail(&resp, ebuf, sizeof ebuf, "out of memory");
         answer_push(a, rid, rid_len, &resp, false);
         free(ps);
@@ -419,7 +655,7 @@ handle(admin_t *a, const uint8_t *rid, size_t rid_len, const char *who,
         return;
     }
     case PTIBUS__V1__ADMIN_REQUEST__KIND_DEAD_LETTER_LIST:
-        handle_dead_list(a, rid, rid_len, q->dead_letter_list, &resp);
+        handle_dead_list(a, rid, rid_len, who, q->dead_letter_list, &resp);
         return;
     case PTIBUS__V1__ADMIN_REQUEST__KIND_DEAD_LETTER_REQUEUE:
         handle_requeue(a, who, q->dead_letter_requeue, &resp, ebuf, sizeof ebuf);

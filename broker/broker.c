@@ -84,9 +84,9 @@ struct broker {
     int64_t merge_after_ms; /* no person index merge before this (after a failure) */
     uv_idle_t drain_again;  /* a drain that yielded to the timers goes on from here */
     metrics_t *metrics;
-    uint8_t server_sk[32];
-    uint8_t sign_sk[64];
-    uint8_t hmac_key[32];
+    uint8_t *server_sk; /* 32 bytes, keys_secret_load (guarded, read-only) */
+    uint8_t *sign_sk;   /* 64 bytes */
+    uint8_t *hmac_key;  /* 32 bytes */
     bool loop_ready;
     bool stopping;
 };
@@ -104,11 +104,11 @@ notify(const char *state)
 static int
 broker_load_keys(broker_t *b, pt_error_t *err)
 {
-    int rc = keys_read(b->cfg->server_secret_key_file, b->server_sk, 32, true, err);
+    int rc = keys_secret_load(b->cfg->server_secret_key_file, 32, &b->server_sk, err);
     if (rc == 0)
-        rc = keys_read(b->cfg->signing_key_file, b->sign_sk, 64, true, err);
+        rc = keys_secret_load(b->cfg->signing_key_file, 64, &b->sign_sk, err);
     if (rc == 0)
-        rc = keys_read(b->cfg->hmac_key_file, b->hmac_key, 32, true, err);
+        rc = keys_secret_load(b->cfg->hmac_key_file, 32, &b->hmac_key, err);
     return rc;
 }
 
@@ -823,9 +823,9 @@ broker_destroy(broker_t **bp)
     if (b->zctx)
         zmq_ctx_term(b->zctx);
     journal_close(&b->journal);
-    sodium_memzero(b->server_sk, sizeof b->server_sk);
-    sodium_memzero(b->sign_sk, sizeof b->sign_sk);
-    sodium_memzero(b->hmac_key, sizeof b->hmac_key);
+    keys_secret_free(&b->server_sk);
+    keys_secret_free(&b->sign_sk);
+    keys_secret_free(&b->hmac_key);
     bconfig_destroy(&b->cfg);
     free(b);
     *bp = NULL;

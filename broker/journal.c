@@ -4,6 +4,7 @@
 #include "clock.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -274,19 +275,49 @@ round_pages(size_t n, size_t page)
     return n % page ? n + page - n % page : n;
 }
 
+/* An existing journal folder must be the broker's alone: owned by the euid, no access
+ * for group or others (they could read the records or swap data.mdb). Checked on the
+ * opened fd, so what is checked is what was opened. */
+static int
+check_dir(int fd, const char *dir, pt_error_t *err)
+{
+    struct stat st;
+    uid_t euid = geteuid();
+    if (fstat(fd, &st) != 0)
+        return pt_error_set(err, -errno, dir, "cannot stat the journal folder: %s",
+                            strerror(errno));
+    if (st.st_uid != euid)
+        return pt_error_set(err, PT_EDENIED, dir,
+                            "the journal folder is owned by uid %u, not by the broker's user "
+                            "(uid %u); fix it with: chown -R %u %s",
+                            (unsigned)st.st_uid, (unsigned)euid, (unsigned)euid, dir);
+    if ((st.st_mode & 077) != 0)
+        return pt_error_set(err, PT_EDENIED, dir,
+                            "the journal folder has mode %04o, open to group or others; fix it "
+                            "with: chmod 700 %s",
+                            (unsigned)(st.st_mode & 07777), dir);
+    return 0;
+}
+
 static int
 open_dir(const journal_options_t *o, pt_error_t *err)
 {
     if (o->read_only)
         return 0;
-    if (mkdir(o->dir, 0700) == 0) {
-        if (chmod(o->dir, 0700) != 0)
-            return pt_error_set(err, -errno, o->dir, "chmod: %s", strerror(errno));
-        return 0;
-    }
-    if (errno != EEXIST)
+    bool created = mkdir(o->dir, 0700) == 0;
+    if (!created && errno != EEXIST)
         return pt_error_set(err, -errno, o->dir, "mkdir: %s", strerror(errno));
-    return 0;
+    int fd = open(o->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return pt_error_set(err, -errno, o->dir, "cannot open the journal folder: %s",
+                            strerror(errno));
+    int rc = 0;
+    if (created && fchmod(fd, 0700) != 0) /* the umask must not change it */
+        rc = pt_error_set(err, -errno, o->dir, "fchmod: %s", strerror(errno));
+    if (rc == 0)
+        rc = check_dir(fd, o->dir, err);
+    close(fd);
+    return rc;
 }
 
 /* LMDB creates its files with mode & ~umask: force 0600 whatever the umask. */

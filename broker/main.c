@@ -17,16 +17,24 @@ usage(FILE *out)
                  "the configuration and the key files it names, then exits.\n");
 }
 
+/* Loads each secret key into guarded memory and frees it (zeroed) at once: nothing of
+ * a key stays on the stack or in the heap after the check. */
 static int
 check_keys(const bconfig_t *cfg, pt_error_t *err)
 {
-    uint8_t k[64];
-    int rc = keys_read(cfg->server_secret_key_file, k, 32, true, err);
-    if (rc == 0)
-        rc = keys_read(cfg->signing_key_file, k, 64, true, err);
-    if (rc == 0)
-        rc = keys_read(cfg->hmac_key_file, k, 32, true, err);
-    return rc;
+    const struct {
+        const char *path;
+        size_t len;
+    } secrets[] = {
+        {cfg->server_secret_key_file, 32}, {cfg->signing_key_file, 64}, {cfg->hmac_key_file, 32}};
+    for (size_t i = 0; i < sizeof secrets / sizeof *secrets; i++) {
+        uint8_t *k;
+        int rc = keys_secret_load(secrets[i].path, secrets[i].len, &k, err);
+        keys_secret_free(&k);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
 }
 
 int
@@ -73,6 +81,10 @@ main(int argc, char **argv)
     pt_log_init("ptibusd", level);
     bconfig_t *cfg;
     pt_error_t err;
+    if (keys_protect_process(&err) != 0) {
+        fprintf(stderr, "ptibusd: %s\n", err.msg);
+        return 1;
+    }
     if (bconfig_load(config, &cfg, &err) != 0 || (check && check_keys(cfg, &err) != 0)) {
         fprintf(stderr, "ptibusd: %s\n", err.msg);
         return 1;

@@ -21,8 +21,12 @@
 #include "log.h"
 
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
-#define METRICS_HTTP_CONNECTIONS 16
-#define METRICS_HTTP_TIMEOUT_S 10
+/* Idle connections cost one fd each: a client address may hold only a few, so that
+ * one host (or a port scanner) cannot take every slot and blind the scraper, and an
+ * idle one is closed after the timeout. */
+#define METRICS_HTTP_CONNECTIONS 64
+#define METRICS_HTTP_PER_IP 4
+#define METRICS_HTTP_TIMEOUT_S 5
 
 struct metrics_series {
     metrics_family_t *f;
@@ -938,6 +942,7 @@ metrics_http_start(metrics_t *m, const char *listen, pt_error_t *err)
     m->httpd = MHD_start_daemon(flags, port, NULL, NULL, http_answer, m, MHD_OPTION_EXTERNAL_LOGGER,
                                 http_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)METRICS_HTTP_CONNECTIONS,
+                                MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)METRICS_HTTP_PER_IP,
                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)METRICS_HTTP_TIMEOUT_S,
                                 MHD_OPTION_END);
     if (m->httpd == NULL) {

@@ -532,6 +532,13 @@ cmd_admin(int argc, char **argv, Ptibus__V1__AdminRequest__KindCase kind)
     admin_args_t a = {0};
     if (admin_parse(argc, argv, &a) != 0)
         return 2;
+    bool changes = kind == PTIBUS__V1__ADMIN_REQUEST__KIND_DEAD_LETTER_REQUEUE ||
+                   kind == PTIBUS__V1__ADMIN_REQUEST__KIND_REPLAY;
+    if (changes && (a.reason == NULL || a.reason[0] == '\0')) {
+        fprintf(stderr, "ptibusctl: --reason TEXT is required (why: an incident or ticket "
+                        "number; it is journaled)\n");
+        return 2;
+    }
     Ptibus__V1__AdminRequest q = PTIBUS__V1__ADMIN_REQUEST__INIT;
     Ptibus__V1__StatsRequest st = PTIBUS__V1__STATS_REQUEST__INIT;
     Ptibus__V1__DeadLetterListRequest dl = PTIBUS__V1__DEAD_LETTER_LIST_REQUEST__INIT;
@@ -548,6 +555,7 @@ cmd_admin(int argc, char **argv, Ptibus__V1__AdminRequest__KindCase kind)
         rq.all = a.all;
         rq.n_seqs = a.n_seqs;
         rq.seqs = a.seqs;
+        rq.reason = (char *)a.reason;
         q.dead_letter_requeue = &rq;
     } else if (kind == PTIBUS__V1__ADMIN_REQUEST__KIND_REPLAY) {
         rp.recipient = (char *)(a.recipient ? a.recipient : "");
@@ -606,7 +614,8 @@ cmd_replay(int argc, char **argv)
 static const command_t commands[] = {
     {"stats", cmd_stats, "stats " ADMIN_CONN},
     {"dead-letters", cmd_dead_letters, "dead-letters " ADMIN_CONN " [--recipient R]"},
-    {"requeue", cmd_requeue, "requeue " ADMIN_CONN " --recipient R (--all | --seq N...)"},
+    {"requeue", cmd_requeue,
+     "requeue " ADMIN_CONN " --recipient R (--all | --seq N...) --reason TEXT"},
     {"replay", cmd_replay,
      "replay " ADMIN_CONN " --recipient R (--from N [--to M] | --message-id ID) --reason TEXT"},
     {"keygen", cmd_keygen, "keygen [--dir DIR] [--kind curve|sign|hmac] NAME"},

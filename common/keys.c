@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -63,7 +65,12 @@ write_atomic(const char *path, const char *text, size_t len, mode_t mode, pt_err
     char tmp[4096];
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
         return pt_error_set(err, -ENAMETOOLONG, path, "path too long");
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+    /* A leftover tmp (a crash) is removed, not reused: unlink drops the name only, so
+     * neither a symbolic link nor a hard link planted there is written through, and
+     * O_EXCL refuses one planted again between the unlink and the open. */
+    if (unlink(tmp) != 0 && errno != ENOENT)
+        return pt_error_set(err, -errno, tmp, "cannot remove the old tmp: %s", strerror(errno));
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
     if (fd < 0)
         return pt_error_set(err, -errno, tmp, "cannot create: %s", strerror(errno));
     int rc = fchmod(fd, mode) == 0 ? 0 : -errno; /* the umask must not widen or narrow it */
@@ -111,24 +118,83 @@ keys_write_public(const char *path, const uint8_t *key, size_t len, pt_error_t *
     return write_key(path, key, len, 0644, err);
 }
 
-/* Opens path for reading and checks it: a regular file, private if secret. */
+/* The folder of path, opened: it must not be writable by group or others, who could
+ * otherwise swap the key file for theirs. base receives the last component. */
+static int
+open_parent(const char *path, const char **base, pt_error_t *err)
+{
+    char dir[4096] = ".";
+    const char *slash = strrchr(path, '/');
+    *base = slash ? slash + 1 : path;
+    if (slash != NULL) {
+        size_t dl = slash == path ? 1 : (size_t)(slash - path); /* "/x" is in "/" */
+        if (dl >= sizeof dir)
+            return pt_error_set(err, -ENAMETOOLONG, path, "path too long");
+        memcpy(dir, path, dl);
+        dir[dl] = '\0';
+    }
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return pt_error_set(err, -errno, path, "cannot open the key file's folder: %s",
+                            strerror(errno));
+    struct stat st;
+    int rc = 0;
+    if (fstat(dfd, &st) != 0)
+        rc = pt_error_set(err, -errno, path, "cannot stat the folder: %s", strerror(errno));
+    else if ((st.st_mode & 022) != 0)
+        rc = pt_error_set(err, PT_EDENIED, path,
+                          "the key file's folder %s has mode %04o, writable by group or others; "
+                          "fix it with: chmod go-w %s",
+                          dir, (unsigned)(st.st_mode & 07777), dir);
+    if (rc != 0) {
+        close(dfd);
+        return rc;
+    }
+    return dfd;
+}
+
+/* The checks on the opened file (fstat: no race with the path). */
+static int
+check_opened(int fd, const char *path, bool secret, pt_error_t *err)
+{
+    struct stat st;
+    uid_t euid = geteuid();
+    if (fstat(fd, &st) != 0)
+        return pt_error_set(err, -errno, path, "cannot stat: %s", strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return pt_error_set(err, PT_EMALFORMED, path, "not a regular file");
+    if (st.st_uid != euid && st.st_uid != 0)
+        return pt_error_set(err, PT_EDENIED, path,
+                            "key file owned by uid %u, not by this process's user (uid %u) nor "
+                            "root; fix it with: chown %u %s",
+                            (unsigned)st.st_uid, (unsigned)euid, (unsigned)euid, path);
+    if (secret && (st.st_mode & 077) != 0)
+        return pt_error_set(err, PT_EDENIED, path,
+                            "secret key file has mode %04o, readable or writable by group or "
+                            "others; fix it with: chmod 600 %s",
+                            (unsigned)(st.st_mode & 07777), path);
+    return 0;
+}
+
+/* Opens path for reading and checks it: not a symbolic link, a regular file owned by
+ * the euid or root, in a folder others cannot write, private if secret. */
 static int
 open_checked(const char *path, bool secret, pt_error_t *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    const char *base;
+    int dfd = open_parent(path, &base, err);
+    if (dfd < 0)
+        return dfd;
+    int fd = openat(dfd, base, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY);
+    int e = errno;
+    close(dfd);
+    if (fd < 0 && e == ELOOP)
+        return pt_error_set(err, PT_EDENIED, path,
+                            "is a symbolic link; key files are read only from the file itself "
+                            "(point the configuration at the real file)");
     if (fd < 0)
-        return pt_error_set(err, -errno, path, "cannot open the key file: %s", strerror(errno));
-    struct stat st;
-    int rc = 0;
-    if (fstat(fd, &st) != 0)
-        rc = pt_error_set(err, -errno, path, "cannot stat: %s", strerror(errno));
-    else if (!S_ISREG(st.st_mode))
-        rc = pt_error_set(err, PT_EMALFORMED, path, "not a regular file");
-    else if (secret && (st.st_mode & 077) != 0)
-        rc = pt_error_set(err, PT_EDENIED, path,
-                          "secret key file has mode %04o, readable or writable by group or "
-                          "others; fix it with: chmod 600 %s",
-                          (unsigned)(st.st_mode & 07777), path);
+        return pt_error_set(err, -e, path, "cannot open the key file: %s", strerror(e));
+    int rc = check_opened(fd, path, secret, err);
     if (rc != 0) {
         close(fd);
         return rc;
@@ -190,6 +256,48 @@ keys_read(const char *path, uint8_t *key, size_t len, bool secret, pt_error_t *e
         rc = decode_key(path, text, n, key, len, err);
     sodium_memzero(text, sizeof text);
     return rc;
+}
+
+int
+keys_secret_load(const char *path, size_t len, uint8_t **out, pt_error_t *err)
+{
+    *out = NULL;
+    if (sodium_init() < 0)
+        return pt_error_set(err, PT_EINTERNAL, path, "sodium_init failed");
+    uint8_t *k = sodium_malloc(len ? len : 1);
+    if (k == NULL)
+        return pt_error_set(err, -ENOMEM, path, "cannot allocate guarded memory for the key");
+    int rc = keys_read(path, k, len, true, err);
+    if (rc == 0 && sodium_mprotect_readonly(k) != 0)
+        rc = pt_error_set(err, -errno, path, "cannot make the key read-only: %s", strerror(errno));
+    if (rc != 0) {
+        sodium_free(k); /* zeroes it first */
+        return rc;
+    }
+    *out = k;
+    return 0;
+}
+
+void
+keys_secret_free(uint8_t **key)
+{
+    if (key == NULL || *key == NULL)
+        return;
+    sodium_free(*key); /* makes it writable, zeroes it, unmaps it with its guard pages */
+    *key = NULL;
+}
+
+int
+keys_protect_process(pt_error_t *err)
+{
+    struct rlimit none = {0, 0};
+    if (setrlimit(RLIMIT_CORE, &none) != 0)
+        return pt_error_set(err, -errno, "process", "setrlimit(RLIMIT_CORE, 0): %s",
+                            strerror(errno));
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+        return pt_error_set(err, -errno, "process", "prctl(PR_SET_DUMPABLE, 0): %s",
+                            strerror(errno));
+    return 0;
 }
 
 int

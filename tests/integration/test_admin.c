@@ -194,6 +194,7 @@ test_dead_letters_listed_and_requeued(void **state)
     Ptibus__V1__DeadLetterRequeueRequest rq = PTIBUS__V1__DEAD_LETTER_REQUEUE_REQUEST__INIT;
     rq.recipient = "departement";
     rq.all = 1;
+    rq.reason = "requeue test";
     q.kind_case = PTIBUS__V1__ADMIN_REQUEST__KIND_DEAD_LETTER_REQUEUE;
     q.dead_letter_requeue = &rq;
     r = call(f->admin, &q, TIMEOUT_MS);

@@ -1,13 +1,17 @@
 /* Unit tests of common/keys: generation, read-back, permission refusal, bad files. */
 #include <errno.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -153,6 +157,156 @@ test_refuses_open_secret(void **state)
     assert_memory_equal(out, k, sizeof k);
 }
 
+/* A key file reached through a symbolic link is refused: whoever can plant a link
+ * could make the broker use a key of their choosing, or read a file of theirs. */
+static void
+test_refuses_symlink(void **state)
+{
+    fixture_t *f = *state;
+    pt_error_t err;
+    uint8_t k[32] = {7}, out[32];
+    char real[4096];
+    snprintf(real, sizeof real, "%s", in_dir(f, "real.key"));
+    assert_int_equal(keys_write_secret(real, k, sizeof k, &err), 0);
+    assert_int_equal(symlink(real, in_dir(f, "link.key")), 0);
+    assert_int_equal(keys_read(f->path, out, sizeof out, true, &err), PT_EDENIED);
+    assert_non_null(strstr(err.msg, "link.key: is a symbolic link"));
+    assert_int_equal(keys_read(f->path, out, sizeof out, false, &err), PT_EDENIED);
+    assert_int_equal(keys_read(real, out, sizeof out, true, &err), 0);
+}
+
+/* A key file owned by another user is refused (root may own it). */
+static void
+test_refuses_other_owner(void **state)
+{
+    fixture_t *f = *state;
+    pt_error_t err;
+    uint8_t k[32] = {7}, out[32];
+    if (geteuid() != 0)
+        skip(); /* only root can give a file away */
+    const char *path = in_dir(f, "theirs.key");
+    assert_int_equal(keys_write_secret(path, k, sizeof k, &err), 0);
+    assert_int_equal(chown(path, 65534, 65534), 0); /* nobody */
+    assert_int_equal(keys_read(path, out, sizeof out, true, &err), PT_EDENIED);
+    assert_non_null(strstr(err.msg, "theirs.key: key file owned by uid 65534"));
+    assert_non_null(strstr(err.msg, "chown 0"));
+    assert_int_equal(keys_read(path, out, sizeof out, false, &err), PT_EDENIED);
+    assert_int_equal(chown(path, 0, 0), 0);
+    assert_int_equal(keys_read(path, out, sizeof out, true, &err), 0);
+}
+
+/* A key in a folder that group or others can write is refused: they could rename
+ * another file over it. */
+static void
+test_refuses_writable_folder(void **state)
+{
+    fixture_t *f = *state;
+    pt_error_t err;
+    uint8_t k[32] = {7}, out[32];
+    const char *path = in_dir(f, "k.key");
+    assert_int_equal(keys_write_secret(path, k, sizeof k, &err), 0);
+    assert_int_equal(chmod(f->dir, 0770), 0);
+    assert_int_equal(keys_read(path, out, sizeof out, true, &err), PT_EDENIED);
+    assert_non_null(strstr(err.msg, "has mode 0770, writable by group or others; fix it with: "
+                                    "chmod go-w"));
+    assert_int_equal(chmod(f->dir, 0757), 0);
+    assert_int_equal(keys_read(path, out, sizeof out, false, &err), PT_EDENIED);
+    assert_int_equal(chmod(f->dir, 0755), 0);
+    assert_int_equal(keys_read(path, out, sizeof out, true, &err), 0);
+}
+
+static void
+assert_file_is(const char *path, const char *text)
+{
+    uint8_t *got;
+    size_t len;
+    assert_int_equal(tu_read_file(path, &got, &len), 0);
+    assert_int_equal(len, strlen(text));
+    assert_memory_equal(got, text, len);
+    free(got);
+}
+
+/* A link planted at x.tmp (symbolic or hard) is never written through: the write
+ * succeeds, the file the link points to keeps its content and mode. */
+static void
+test_tmp_link_not_followed(void **state)
+{
+    fixture_t *f = *state;
+    pt_error_t err;
+    uint8_t k[32] = {9}, out[32];
+    char victim[4096], key[4096];
+    snprintf(victim, sizeof victim, "%s", in_dir(f, "victim.txt"));
+    snprintf(key, sizeof key, "%s", in_dir(f, "x.key"));
+    assert_int_equal(tu_write_file(victim, "VICTIM\n", 7), 0);
+    assert_int_equal(chmod(victim, 0644), 0);
+    assert_int_equal(symlink(victim, in_dir(f, "x.key.tmp")), 0);
+    assert_int_equal(keys_write_secret(key, k, sizeof k, &err), 0);
+    assert_file_is(victim, "VICTIM\n");
+    assert_int_equal(keys_read(key, out, sizeof out, true, &err), 0);
+    assert_memory_equal(out, k, sizeof k);
+    assert_int_equal(access(in_dir(f, "x.key.tmp"), F_OK), -1);
+    /* A hard link: the old code truncated and wrote the victim, and made it 0600. */
+    assert_int_equal(link(victim, in_dir(f, "x.key.tmp")), 0);
+    assert_int_equal(keys_write_secret(key, k, sizeof k, &err), 0);
+    assert_file_is(victim, "VICTIM\n");
+    assert_int_equal(file_mode(victim), 0644);
+}
+
+/* keys_secret_load: the key as keys_read gives it, in memory that is read-only (a
+ * write kills a forked child with SIGSEGV). */
+static void
+test_secret_load(void **state)
+{
+    fixture_t *f = *state;
+    pt_error_t err;
+    uint8_t k[64], *s = NULL;
+    for (size_t i = 0; i < sizeof k; i++)
+        k[i] = (uint8_t)i;
+    const char *path = in_dir(f, "s.sign");
+    assert_int_equal(keys_write_secret(path, k, sizeof k, &err), 0);
+    assert_int_equal(keys_secret_load(path, sizeof k, &s, &err), 0);
+    assert_memory_equal(s, k, sizeof k);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        signal(SIGSEGV, SIG_DFL); /* not cmocka's handler */
+        ((volatile uint8_t *)s)[0] = 1;
+        _exit(0);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGSEGV);
+    keys_secret_free(&s);
+    assert_null(s);
+    keys_secret_free(&s); /* NULL is fine */
+    assert_int_equal(chmod(path, 0640), 0);
+    assert_int_equal(keys_secret_load(path, sizeof k, &s, &err), PT_EDENIED);
+    assert_null(s);
+}
+
+/* keys_protect_process, in a forked child: not dumpable, no core. */
+static void
+test_protect_process(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        pt_error_t err;
+        struct rlimit rl;
+        if (keys_protect_process(&err) != 0 || getrlimit(RLIMIT_CORE, &rl) != 0)
+            _exit(10);
+        if (prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0)
+            _exit(11);
+        _exit(rl.rlim_cur == 0 && rl.rlim_max == 0 ? 0 : 12);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 static void
 write_text(fixture_t *f, const char *name, const char *text)
 {
@@ -186,7 +340,8 @@ test_bad_files(void **state)
     assert_non_null(strstr(err.msg, "too long"));
     assert_int_equal(keys_read(in_dir(f, "none.pub"), k, sizeof k, false, &err), -ENOENT);
     assert_non_null(strstr(err.msg, "none.pub: cannot open the key file"));
-    assert_int_equal(keys_read(f->dir, k, sizeof k, false, &err), PT_EMALFORMED);
+    assert_int_equal(mkdir(in_dir(f, "sub.pub"), 0700), 0);
+    assert_int_equal(keys_read(f->path, k, sizeof k, false, &err), PT_EMALFORMED);
     assert_non_null(strstr(err.msg, "not a regular file"));
     assert_int_equal(keys_curve_public_from_z85("short", k, &err), PT_EMALFORMED);
     assert_string_equal(err.msg, "a CURVE public key is 40 Z85 characters, found 5");
@@ -240,6 +395,12 @@ main(void)
         cmocka_unit_test_setup_teardown(test_sign_generate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hmac_generate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refuses_open_secret, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refuses_symlink, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refuses_other_owner, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refuses_writable_folder, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tmp_link_not_followed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secret_load, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_protect_process, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_replaces_atomically, setup, teardown),
         cmocka_unit_test(test_fingerprint),

@@ -770,6 +770,46 @@ test_http_busy_port(void **state)
     metrics_destroy(&m);
 }
 
+/* Idle TCP connections from one address (127.0.0.1), more than the whole connection
+ * limit used to be, do not blind the endpoint for a scraper at another address
+ * (127.0.0.2): each address gets at most a few connections. */
+static void
+test_http_per_ip_limit(void **state)
+{
+    (void)state;
+    char base[64], url[128];
+    metrics_t *m = serve(base, sizeof base);
+    snprintf(url, sizeof url, "%s/metrics", base);
+    int port = atoi(strrchr(base, ':') + 1);
+    int fds[24];
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+    for (size_t i = 0; i < sizeof fds / sizeof *fds; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        assert_true(fds[i] >= 0);
+        assert_int_equal(connect(fds[i], (struct sockaddr *)&to, sizeof to), 0);
+    }
+    usleep(300 * 1000); /* the server accepts them */
+    http_reply_t r = {0};
+    CURL *c = curl_easy_init();
+    assert_non_null(c);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(c, CURLOPT_INTERFACE, "host!127.0.0.2"); /* the source address */
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 3000L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+    int rc = (int)curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    curl_easy_cleanup(c);
+    for (size_t i = 0; i < sizeof fds / sizeof *fds; i++)
+        close(fds[i]);
+    free(r.body);
+    assert_int_equal(rc, CURLE_OK);
+    assert_int_equal(r.status, 200);
+    metrics_destroy(&m);
+}
+
 static bool
 ipv6_loopback(void)
 {
@@ -900,6 +940,7 @@ main(void)
         cmocka_unit_test(test_http_bad_listen),
         cmocka_unit_test(test_http_busy_port),
         cmocka_unit_test(test_http_ipv6),
+        cmocka_unit_test(test_http_per_ip_limit),
         cmocka_unit_test(test_http_publish_race),
     };
     curl_global_init(CURL_GLOBAL_DEFAULT);
