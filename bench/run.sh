@@ -186,6 +186,8 @@ start_ptibus() {
         printf 'journal:\n  dir: journal\n  max_size: 64GiB\n  checkpoint_interval: 60s\n'
         printf 'keys:\n  server_secret: keys/broker.key\n  signing_secret: keys/broker.sign\n'
         printf '  person_index_hmac: keys/person_index.hmac\n'
+        # Throughput is what is measured: the per-partner input quotas are off.
+        printf 'limits:\n  partner_rate: 0\n  partner_bytes_per_hour: 0\n'
         printf 'partners:\n'
         for p in p1 p2 p3 p4 p5 p6 sink1 sink2; do
             "$ctl" keygen --dir "$d/keys" --kind curve "$p"

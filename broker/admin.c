@@ -68,7 +68,7 @@ admin_open(void *zctx, const uint8_t server_sk[32], const admin_deps_t *deps, ad
     if (a == NULL)
         return pt_error_set(err, -ENOMEM, "admin", "out of memory");
     a->d = *deps;
-    int one = 1, linger = 0;
+    int one = 1, linger = 0, handshake = 5000; /* ms: an unfinished CURVE handshake is closed */
     int64_t max = ADMIN_MAX_REQUEST; /* larger: the peer is disconnected, nothing is read */
     const char *domain = PT_ZAP_DOMAIN_ADMIN;
     a->sock = zmq_socket(zctx, ZMQ_ROUTER);
@@ -76,6 +76,7 @@ admin_open(void *zctx, const uint8_t server_sk[32], const admin_deps_t *deps, ad
         zmq_setsockopt(a->sock, ZMQ_CURVE_SECRETKEY, server_sk, 32) != 0 ||
         zmq_setsockopt(a->sock, ZMQ_ZAP_DOMAIN, domain, strlen(domain)) != 0 ||
         zmq_setsockopt(a->sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        zmq_setsockopt(a->sock, ZMQ_HANDSHAKE_IVL, &handshake, sizeof handshake) != 0 ||
         zmq_setsockopt(a->sock, ZMQ_MAXMSGSIZE, &max, sizeof max) != 0 ||
         zmq_bind(a->sock, deps->cfg->admin_listen) != 0) {
         int e = zmq_errno();

@@ -9,6 +9,8 @@
 
 #include <zmq.h>
 
+#include "bucket.h"
+#include "clock.h"
 #include "keys.h"
 #include "log.h"
 #include "zpart.h"
@@ -19,11 +21,13 @@
 typedef struct watch {
     void *pair;
     char name[16];
+    int64_t live; /* connections accepted and not yet disconnected */
 } watch_t;
 
 struct auth {
     void *sock;
     const bconfig_t *cfg;
+    pt_bucket_t *handshakes; /* per partner, cfg->partners order */
     uint64_t refused;
     uint64_t accepted;
     watch_t watch[PT_AUTH_MAX_WATCH];
@@ -44,6 +48,14 @@ auth_open(void *zctx, const bconfig_t *cfg, auth_t **out, pt_error_t *err)
     if (a == NULL)
         return pt_error_set(err, -ENOMEM, "auth", "out of memory");
     a->cfg = cfg;
+    a->handshakes = calloc(cfg->n_partners ? cfg->n_partners : 1, sizeof *a->handshakes);
+    if (a->handshakes == NULL) {
+        free(a);
+        return pt_error_set(err, -ENOMEM, "auth", "out of memory");
+    }
+    double per_min = cfg->partner_handshakes_per_minute;
+    for (size_t i = 0; i < cfg->n_partners; i++)
+        bucket_init(&a->handshakes[i], per_min / 60.0, per_min, pt_clock_mono_ms());
     a->sock = zmq_socket(zctx, ZMQ_REP);
     int linger = 0;
     if (a->sock == NULL || zmq_setsockopt(a->sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
@@ -66,6 +78,7 @@ auth_close(auth_t **ap)
         zmq_close((*ap)->watch[i].pair);
     if ((*ap)->sock)
         zmq_close((*ap)->sock);
+    free((*ap)->handshakes);
     free(*ap);
     *ap = NULL;
 }
@@ -149,6 +162,22 @@ zap_reply(void *sock, zmq_msg_t *request_id, const char *code, const char *text,
     zmq_send(sock, "", 0, 0);
 }
 
+/* The partners' socket's connection cap and the partner's handshake rate. */
+static const char *
+partner_limits(auth_t *a, const bconfig_partner_t *p)
+{
+    for (int i = 0; i < a->n_watch; i++)
+        auth_handle_events(a, i); /* the live connection count, up to date */
+    for (int i = 0; i < a->n_watch; i++)
+        if (strcmp(a->watch[i].name, "partners") == 0 &&
+            a->watch[i].live > (int64_t)a->cfg->max_connections)
+            return "connection limit reached (limits.max_connections)";
+    if (!bucket_take(&a->handshakes[p - a->cfg->partners], 1, pt_clock_mono_ms()))
+        return "too many new connections for this partner "
+               "(limits.partner_handshakes_per_minute)";
+    return NULL;
+}
+
 /* Decides on one well-formed CURVE request; fills user on success. */
 static const char *
 zap_decide(auth_t *a, const char *domain, const uint8_t key[32], char *user, size_t cap)
@@ -167,6 +196,9 @@ zap_decide(auth_t *a, const char *domain, const uint8_t key[32], char *user, siz
         const bconfig_partner_t *p = bconfig_partner_by_key(a->cfg, key);
         if (p == NULL)
             return "unknown partner key";
+        const char *limit = partner_limits(a, p);
+        if (limit != NULL)
+            return limit;
         snprintf(user, cap, "%s", p->id);
         return NULL;
     }
@@ -232,7 +264,7 @@ auth_watch(auth_t *a, void *zctx, void *sock, const char *name, pt_error_t *err)
     char ep[64];
     snprintf(ep, sizeof ep, "inproc://ptibus-monitor-%d", a->n_watch);
     int events = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                 ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+                 ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED;
     watch_t *w = &a->watch[a->n_watch];
     int linger = 0;
     if (zmq_socket_monitor(sock, ep, events) != 0 ||
@@ -291,10 +323,14 @@ auth_handle_events(auth_t *a, int i)
             uint32_t value;
             memcpy(&event, p, 2);
             memcpy(&value, p + 2, 4);
-            a->refused++;
-            pt_log_warn("auth.handshake", "%s socket (%.*s): %s (0x%x)", w->name,
-                        (int)zmq_msg_size(&addr), (const char *)zmq_msg_data(&addr),
-                        handshake_failure(event, value), value);
+            if (event == ZMQ_EVENT_ACCEPTED || event == ZMQ_EVENT_DISCONNECTED) {
+                w->live += event == ZMQ_EVENT_ACCEPTED ? 1 : -1;
+            } else {
+                a->refused++;
+                pt_log_warn("auth.handshake", "%s socket (%.*s): %s (0x%x)", w->name,
+                            (int)zmq_msg_size(&addr), (const char *)zmq_msg_data(&addr),
+                            handshake_failure(event, value), value);
+            }
         }
         zmq_msg_close(&head);
         zmq_msg_close(&addr);

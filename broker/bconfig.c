@@ -201,10 +201,41 @@ parse_keys(bload_t *ld)
     return rc;
 }
 
+/* The input quotas of limits: (0 turns the rate and bytes quotas off). */
+static int
+parse_quotas(bload_t *ld, const config_node_t *l)
+{
+    bconfig_t *c = ld->cfg;
+    uint64_t rate = c->partner_rate, bytes = c->partner_bytes_per_hour, conns = c->max_connections,
+             hs = c->partner_handshakes_per_minute;
+    int rc = config_get_uint(ld->doc, l, "partner_rate", false, 0, 1000000, &rate, ld->err);
+    if (rc == 0)
+        rc = config_get_size(ld->doc, l, "partner_bytes_per_hour", false, 0, (uint64_t)1 << 40,
+                             &bytes, ld->err);
+    if (rc == 0)
+        rc = config_get_uint(ld->doc, l, "max_connections", false, 1, 65536, &conns, ld->err);
+    if (rc == 0)
+        rc = config_get_uint(ld->doc, l, "partner_handshakes_per_minute", false, 1, 100000, &hs,
+                             ld->err);
+    if (rc != 0)
+        return rc;
+    c->partner_rate = (uint32_t)rate;
+    c->partner_bytes_per_hour = bytes;
+    c->max_connections = (uint32_t)conns;
+    c->partner_handshakes_per_minute = (uint32_t)hs;
+    return 0;
+}
+
 static int
 parse_limits(bload_t *ld)
 {
-    static const char *const allowed[] = {"max_message_size", "max_batch", "heartbeat_interval",
+    static const char *const allowed[] = {"max_message_size",
+                                          "max_batch",
+                                          "heartbeat_interval",
+                                          "partner_rate",
+                                          "partner_bytes_per_hour",
+                                          "max_connections",
+                                          "partner_handshakes_per_minute",
                                           NULL};
     bconfig_t *c = ld->cfg;
     const config_node_t *l = NULL;
@@ -220,6 +251,8 @@ parse_limits(bload_t *ld)
     if (rc == 0)
         rc = config_get_duration(ld->doc, l, "heartbeat_interval", false, 100, 600 * 1000, &hb,
                                  ld->err);
+    if (rc == 0)
+        rc = parse_quotas(ld, l);
     if (rc != 0)
         return rc;
     c->max_message_size = (uint32_t)size;
@@ -520,6 +553,10 @@ set_defaults(bload_t *ld, const char *name)
     c->backoff_initial_ms = 1000;
     c->backoff_max_ms = 5 * 60 * 1000;
     c->max_in_flight = PT_MAX_IN_FLIGHT_DEFAULT;
+    c->partner_rate = PT_PARTNER_RATE_DEFAULT;
+    c->partner_bytes_per_hour = PT_PARTNER_BYTES_PER_HOUR_DEFAULT;
+    c->max_connections = PT_MAX_CONNECTIONS_DEFAULT;
+    c->partner_handshakes_per_minute = PT_PARTNER_HANDSHAKES_DEFAULT;
     c->max_in_flight_bytes = PT_MAX_IN_FLIGHT_BYTES_DEFAULT;
     int rc = dup_string(ld, name, &c->path);
     if (rc == 0)

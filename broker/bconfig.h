@@ -20,6 +20,11 @@
 /* Delivery window defaults: what one recipient may have in flight whatever credit it
  * grants (delivery.max_in_flight, delivery.max_in_flight_bytes). */
 #define PT_MAX_IN_FLIGHT_DEFAULT 256
+/* Input quota defaults (limits.*): see docs/configuration.md. */
+#define PT_PARTNER_RATE_DEFAULT 2000
+#define PT_PARTNER_BYTES_PER_HOUR_DEFAULT (1ull << 30)
+#define PT_MAX_CONNECTIONS_DEFAULT 512
+#define PT_PARTNER_HANDSHAKES_DEFAULT 60
 #define PT_MAX_IN_FLIGHT_BYTES_DEFAULT (8u << 20)
 
 typedef struct bconfig_partner {
@@ -98,8 +103,12 @@ typedef struct bconfig {
     uint32_t max_attempts;           /* delivery.max_attempts, default 10, then dead letter */
     uint32_t backoff_initial_ms;     /* delivery.backoff_initial, default 1 s */
     uint32_t backoff_max_ms;         /* delivery.backoff_max, default 5 min */
-    uint32_t max_in_flight;          /* delivery.max_in_flight: credit clamp, default 256 */
-    uint64_t max_in_flight_bytes;    /* delivery.max_in_flight_bytes, default 8 MiB */
+    uint32_t partner_rate;           /* limits.partner_rate: messages/s per partner, 0 = none */
+    uint64_t partner_bytes_per_hour; /* limits.partner_bytes_per_hour of journal, 0 = none */
+    uint32_t max_connections;        /* limits.max_connections on the partners' socket */
+    uint32_t partner_handshakes_per_minute; /* limits.partner_handshakes_per_minute */
+    uint32_t max_in_flight;                 /* delivery.max_in_flight: credit clamp, default 256 */
+    uint64_t max_in_flight_bytes;           /* delivery.max_in_flight_bytes, default 8 MiB */
     bconfig_partner_t *partners;
     size_t n_partners;
     bconfig_route_t *routes; /* in file order; empty when `routes:` is absent */

@@ -45,6 +45,15 @@
  * some 100 bytes, so this bounds a partner that never reads to a few MiB. */
 #define ROUTER_SNDHWM 65536
 
+/* Messages ZeroMQ buffers from one connection before it stops reading that socket (TCP
+ * then pushes back): at most 128 x (2 x max_message_size) per connection, and with
+ * limits.max_connections a bound on what input can make the broker hold. */
+#define ROUTER_RCVHWM 128
+
+/* An accepted TCP connection that has not finished its CURVE handshake within this is
+ * closed: idle connections cannot hold file descriptors for long. */
+#define HANDSHAKE_IVL_MS 5000
+
 /* Most messages read ahead during one commit (each holds some 1.5 KiB besides its
  * bytes): max_batch, up to this. */
 #define PREFETCH_MAX 4096
@@ -198,7 +207,8 @@ broker_open_router(broker_t *b, pt_error_t *err)
     b->router = zmq_socket(b->zctx, ZMQ_ROUTER);
     if (b->router == NULL)
         return zmq_fail(err, "zmq_socket");
-    int one = 1, linger = 0, sndhwm = ROUTER_SNDHWM;
+    int one = 1, linger = 0, sndhwm = ROUTER_SNDHWM, rcvhwm = ROUTER_RCVHWM;
+    int handshake = HANDSHAKE_IVL_MS;
     int hb = (int)b->cfg->heartbeat_interval_ms, hbto = hb * 3;
     int64_t maxmsg = (int64_t)b->cfg->max_message_size * 2 + PT_FRAME_OVERHEAD;
     const char *domain = PT_ZAP_DOMAIN_PARTNERS;
@@ -208,6 +218,8 @@ broker_open_router(broker_t *b, pt_error_t *err)
         zmq_setsockopt(b->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one) != 0 ||
         zmq_setsockopt(b->router, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
         zmq_setsockopt(b->router, ZMQ_SNDHWM, &sndhwm, sizeof sndhwm) != 0 ||
+        zmq_setsockopt(b->router, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm) != 0 ||
+        zmq_setsockopt(b->router, ZMQ_HANDSHAKE_IVL, &handshake, sizeof handshake) != 0 ||
         zmq_setsockopt(b->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) != 0 ||
         zmq_setsockopt(b->router, ZMQ_HEARTBEAT_IVL, &hb, sizeof hb) != 0 ||
         zmq_setsockopt(b->router, ZMQ_HEARTBEAT_TIMEOUT, &hbto, sizeof hbto) != 0)
@@ -434,6 +446,14 @@ broker_on_item(broker_t *b, prefetch_item_t *it)
     const bconfig_partner_t *p = it->partner;
     if (p == NULL) {
         pt_log_error("broker.identity", "message without an authenticated partner dropped");
+        return;
+    }
+    /* ZeroMQ's own routing ids begin with a zero byte, which a client-chosen id may not:
+     * refusing the others means no client can take an id that another one will need. */
+    if (rid_len == 0 || rid[0] != 0) {
+        pt_log_warn("broker.identity", "partner=%s set its own routing id: refused", p->id);
+        broker_send_nack(b, rid, rid_len, PTIBUS__V1__NACK_CODE__NACK_CODE_PROTOCOL,
+                         "routing id: set by the client (ZMQ_ROUTING_ID); clients must set none");
         return;
     }
     Ptibus__V1__Frame *f = it->frame;

@@ -11,6 +11,7 @@
 
 #include <sodium.h>
 
+#include "bucket.h"
 #include "codec.h"
 #include "log.h"
 #include "nir.h"
@@ -18,8 +19,20 @@
 
 #define INGEST_MAX_RECIPIENTS 32
 
+/* Refusals journaled per partner: a flood of bad frames is answered, not all journaled. */
+#define REFUSALS_JOURNALED_PER_S 20
+#define REFUSALS_JOURNALED_BURST 200
+
+/* One partner's input quotas (limits.partner_rate, partner_bytes_per_hour). */
+typedef struct quota {
+    pt_bucket_t rate, bytes, refusals;
+    uint64_t unjournaled; /* refusals answered but not journaled since the last log line */
+    int64_t logged_ms;
+} quota_t;
+
 struct ingest {
     journal_t *journal;
+    quota_t *quota; /* one per configured partner, in cfg->partners order */
     const bconfig_t *cfg;
     const router_t *router;
     ingest_routed_fn routed;
@@ -69,6 +82,18 @@ ingest_new(journal_t *j, const bconfig_t *cfg, const router_t *router, ingest_ro
     (*out)->router = router;
     (*out)->routed = routed;
     (*out)->routed_arg = routed_arg;
+    if (((*out)->quota = calloc(cfg->n_partners ? cfg->n_partners : 1, sizeof(quota_t))) == NULL) {
+        ingest_destroy(out);
+        return pt_error_set(err, -ENOMEM, "ingest", "out of memory");
+    }
+    int64_t now = pt_clock_mono_ms();
+    for (size_t i = 0; i < cfg->n_partners; i++) {
+        quota_t *q = &(*out)->quota[i];
+        bucket_init(&q->rate, cfg->partner_rate, 10.0 * cfg->partner_rate, now);
+        bucket_init(&q->bytes, (double)cfg->partner_bytes_per_hour / 3600.0,
+                    (double)cfg->partner_bytes_per_hour, now);
+        bucket_init(&q->refusals, REFUSALS_JOURNALED_PER_S, REFUSALS_JOURNALED_BURST, now);
+    }
     return 0;
 }
 
@@ -78,6 +103,7 @@ ingest_destroy(ingest_t **inp)
     if (inp == NULL || *inp == NULL)
         return;
     journal_abort(&(*inp)->txn);
+    free((*inp)->quota);
     free((*inp)->replies);
     free(*inp);
     *inp = NULL;
@@ -185,6 +211,56 @@ reply_journal_failure(ingest_t *in, ingest_reply_t *r)
                    "journal unavailable: nothing was stored, retry later", true);
 }
 
+static quota_t *
+quota_of(ingest_t *in, const bconfig_partner_t *p)
+{
+    return &in->quota[p - in->cfg->partners];
+}
+
+/* Whether one more refusal of p may be journaled now; beyond the rate, refusals are
+ * answered (seq 0) and counted in one log line every 10 s. */
+static bool
+refusal_journaled(ingest_t *in, const bconfig_partner_t *p)
+{
+    quota_t *q = quota_of(in, p);
+    int64_t now = pt_clock_mono_ms();
+    if (bucket_take(&q->refusals, 1, now))
+        return true;
+    q->unjournaled++;
+    if (now - q->logged_ms >= 10000) {
+        pt_log_warn("ingest.flood",
+                    "partner=%s: %llu refusals answered but not journaled (more than %d/s)", p->id,
+                    (unsigned long long)q->unjournaled, REFUSALS_JOURNALED_PER_S);
+        q->unjournaled = 0;
+        q->logged_ms = now;
+    }
+    return false;
+}
+
+/* The partner's message rate and journal bytes quotas: over either, the publish is
+ * answered UNAVAILABLE (retryable) and nothing is stored or journaled. */
+static bool
+quota_ok(ingest_t *in, ingest_reply_t *r, const bconfig_partner_t *p, size_t len)
+{
+    quota_t *q = quota_of(in, p);
+    int64_t now = pt_clock_mono_ms();
+    const char *what = NULL;
+    if (!bucket_take(&q->rate, 1, now))
+        what = "limits.partner_rate messages per second";
+    else if (!bucket_take(&q->bytes, (double)len, now))
+        what = "limits.partner_bytes_per_hour of journal";
+    if (what == NULL)
+        return true;
+    char reason[160];
+    snprintf(reason, sizeof reason, "partner quota reached (%s): nothing was stored, retry later",
+             what);
+    in->stats.rejected++;
+    reply_nack(r, PTIBUS__V1__NACK_CODE__NACK_CODE_UNAVAILABLE, "", reason, true);
+    r->counter =
+        counter_of(in->m_rejected, p->id, NULL, PTIBUS__V1__NACK_CODE__NACK_CODE_UNAVAILABLE);
+    return false;
+}
+
 /* Journals a refusal and turns r into its Nack. bytes are hashed, not stored. */
 static void
 reject(ingest_t *in, ingest_reply_t *r, const bconfig_partner_t *p, const char *type,
@@ -192,6 +268,10 @@ reject(ingest_t *in, ingest_reply_t *r, const bconfig_partner_t *p, const char *
 {
     in->stats.rejected++;
     reply_nack(r, code, why->path, why->msg, false);
+    if (!refusal_journaled(in, p)) {
+        r->counter = counter_of(in->m_rejected, p->id, type, code);
+        return; /* answered with seq 0 */
+    }
     if (batch_txn(in) != 0) {
         reply_journal_failure(in, r);
         return;
@@ -441,7 +521,7 @@ ingest_publish(ingest_t *in, const uint8_t *rid, size_t rid_len, const bconfig_p
         pt_log_error("ingest.oom", "no memory for a reply: the publish is dropped unanswered");
     } else if (in->failed) {
         reply_journal_failure(in, r);
-    } else {
+    } else if (quota_ok(in, r, p, pub->envelope.len)) {
         ingest_prep_t *a = prep;
         pt_error_t why = prep->why;
         int code = prep->code;

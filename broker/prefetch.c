@@ -19,6 +19,7 @@ struct prefetch {
     const bconfig_t *cfg;
     prefetch_item_t *items; /* ring: head is the oldest, count items follow it */
     size_t max, head, count;
+    size_t bytes; /* weight of the items in the ring (item_weight), at most PREFETCH_MAX_BYTES */
     pthread_t thread;
     bool started;
     pthread_mutex_t mu;
@@ -28,6 +29,14 @@ struct prefetch {
     atomic_bool stop; /* reclaim asked: stop reading */
     int wake_fd;      /* eventfd: wakes the helper out of zmq_poll */
 };
+
+/* What an item read ahead holds in memory, about: its bytes, the decoded frame and
+ * envelope, the canonical copy, and the fixed part. */
+static size_t
+item_weight(prefetch_item_t *it)
+{
+    return 4 * zmq_msg_size(&it->payload) + sizeof *it;
+}
 
 static void
 item_init(prefetch_item_t *it)
@@ -111,14 +120,15 @@ helper_run(prefetch_t *pf)
 {
     zmq_pollitem_t pi[2] = {{pf->router, 0, ZMQ_POLLIN, 0}, {NULL, pf->wake_fd, ZMQ_POLLIN, 0}};
     while (!atomic_load(&pf->stop)) {
-        if (pf->count < pf->max) {
+        if (!prefetch_full(pf)) {
             prefetch_item_t *it = &pf->items[(pf->head + pf->count) % pf->max];
             if (prefetch_read(pf->router, pf->cfg, it)) {
                 pf->count++;
+                pf->bytes += item_weight(it);
                 continue;
             }
         }
-        pi[0].events = pf->count < pf->max ? ZMQ_POLLIN : 0;
+        pi[0].events = prefetch_full(pf) ? 0 : ZMQ_POLLIN;
         if (zmq_poll(pi, 2, -1) < 0 && errno != EINTR)
             break;
         if (pi[1].revents & ZMQ_POLLIN) {
@@ -230,6 +240,7 @@ prefetch_take(prefetch_t *pf)
     prefetch_item_t *it = &pf->items[pf->head];
     pf->head = (pf->head + 1) % pf->max;
     pf->count--;
+    pf->bytes -= item_weight(it);
     return it;
 }
 
@@ -242,5 +253,5 @@ prefetch_count(const prefetch_t *pf)
 bool
 prefetch_full(const prefetch_t *pf)
 {
-    return pf->count >= pf->max;
+    return pf->count >= pf->max || pf->bytes >= PREFETCH_MAX_BYTES;
 }

@@ -26,6 +26,10 @@
 #include "ingest.h"
 #include "ptibus/v1/protocol.pb-c.h"
 
+/* What the read-ahead ring may hold, in bytes (messages, decoded, with their copies):
+ * the ring is full at this or at its item count, whichever comes first. */
+#define PREFETCH_MAX_BYTES ((size_t)64 << 20)
+
 /* Room for the Frame around an envelope of max_message_size. */
 #define PT_FRAME_OVERHEAD 4096
 

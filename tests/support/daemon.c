@@ -111,6 +111,8 @@ td_net_configure(td_net_t *n, const td_net_options_t *o)
     fprintf(f, "limits:\n  heartbeat_interval: 1s\n");
     if (o && o->max_message_size)
         fprintf(f, "  max_message_size: %s\n", o->max_message_size);
+    if (o && o->extra_limits)
+        fputs(o->extra_limits, f);
     fprintf(f,
             "delivery:\n  ack_timeout: %s\n  max_attempts: %s\n"
             "  backoff_initial: 100ms\n  backoff_max: 400ms\n",

@@ -17,6 +17,7 @@ typedef struct td_net_options {
     const char *max_message_size;     /* NULL = default */
     const char *ack_timeout;          /* NULL = 1s */
     const char *max_attempts;         /* NULL = 3 */
+    const char *extra_limits;         /* more `limits:` lines ("  key: value\n"), or NULL */
 } td_net_options_t;
 
 typedef struct td_net {

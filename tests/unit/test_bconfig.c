@@ -149,7 +149,7 @@ test_deploy_example(void **state)
     if (bconfig_load(path, &cfg, &err) != 0)
         fail_msg("%s", err.msg);
     assert_int_equal(cfg->n_partners, 7);
-    assert_string_equal(cfg->listen, "tcp://0.0.0.0:7400");
+    assert_string_equal(cfg->listen, "tcp://127.0.0.1:7400");
     assert_string_equal(cfg->admin_listen, "ipc:///run/ptibus/admin.sock");
     assert_string_equal(cfg->metrics_listen, "127.0.0.1:9400");
     assert_string_equal(cfg->journal_dir, "/var/lib/ptibus/journal");
