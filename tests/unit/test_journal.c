@@ -39,6 +39,25 @@ fx_open(fixture_t *f)
         fail_msg("journal_open: %s", err.msg);
 }
 
+/* A read-write open with the signing key (the broker's) must refuse, saying want. */
+static void
+fx_open_refused(fixture_t *f, const char *want)
+{
+    pt_error_t err;
+    assert_int_equal(journal_open(&f->opts, &f->j, &err), PT_ECORRUPT);
+    if (strstr(err.msg, want) == NULL)
+        fail_msg("journal_open said \"%s\", expected \"%s\"", err.msg, want);
+}
+
+/* Read-only, as ptibusctl opens a journal to inspect it. */
+static void
+fx_open_ro(fixture_t *f)
+{
+    f->opts.read_only = true;
+    fx_open(f);
+    f->opts.read_only = false;
+}
+
 static void
 fx_reopen(fixture_t *f)
 {
@@ -571,10 +590,14 @@ test_checkpoints(void **state)
     raw_put(&r, 20, cp, len);
     raw_close(&r);
     free(cp);
-    fx_open(f);
+    fx_open_refused(f, "checkpoint 20: bad signature (forged or altered)");
+    fx_open_ro(f);
     assert_bad(f, f->pk, 20, "checkpoint 20: bad signature (forged or altered)");
     uint64_t bad;
-    assert_int_equal(journal_verify(f->j, 1, 15, f->pk, &bad, &err), 0);
+    assert_int_equal(journal_verify(f->j, 1, 10, f->pk, &bad, &err), 0);
+    /* Records 11..15 are signed only by checkpoint 20: the walk goes on up to it. */
+    assert_int_equal(journal_verify(f->j, 1, 15, f->pk, &bad, &err), PT_ECORRUPT);
+    assert_int_equal(bad, 20);
 }
 
 /* An attacker who edits a record and recomputes every later hash (and meta's head)
@@ -609,7 +632,8 @@ test_rewritten_chain_caught_by_checkpoint(void **state)
     MDB_val k = {4, "head"}, v = {32, prev};
     assert_int_equal(mdb_put(r.txn, meta, &k, &v, 0), 0);
     raw_close(&r);
-    fx_open(f);
+    fx_open_refused(f, "checkpoint 20: hash differs from the record's");
+    fx_open_ro(f);
     assert_bad(f, NULL, 20, "checkpoint 20: hash differs from the record's");
 }
 
