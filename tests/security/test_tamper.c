@@ -11,7 +11,8 @@
  *      the last one's seq and time;
  *  (e) a queue, dead-letter or index entry altered, deleted or added: verify reports it;
  *  (f) a real broker's journal has a signed checkpoint at its head after a clean stop
- *      and after kill -9, and the broker logs its signed heads. */
+ *      and after kill -9, the broker logs its signed heads, and the receipts it sends
+ *      carry a signed head that the journal must still hold. */
 #include <errno.h>
 #include <inttypes.h>
 #include <setjmp.h>
@@ -27,6 +28,7 @@
 #include <lmdb.h>
 #include <sodium.h>
 
+#include "codec.h"
 #include "daemon.h"
 #include "journal.h"
 #include "journal_record.h"
@@ -527,6 +529,70 @@ test_broker_leaves_signed_head(void **state)
     td_net_fini(&n);
 }
 
+/* The next frame of kind k (others skipped), or NULL after 10 s. Caller frees. */
+static Ptibus__V1__Frame *
+recv_kind(client_t *c, Ptibus__V1__Frame__KindCase k)
+{
+    int64_t deadline = tu_now_ms() + 10000;
+    pt_error_t err;
+    while (tu_now_ms() < deadline) {
+        Ptibus__V1__Frame *fr;
+        if (client_recv(c, (int)(deadline - tu_now_ms()), &fr, &err) != 0)
+            return NULL;
+        if (fr->kind_case == k)
+            return fr;
+        codec_free((ProtobufCMessage **)&fr);
+    }
+    return NULL;
+}
+
+/* A sender keeps, with each receipt, a signed head of the journal: the journal must hold
+ * that record with that chain hash, whatever happens to the file later. */
+static void
+test_receipt_carries_signed_head(void **state)
+{
+    fixture_t *f = *state;
+    td_net_t n;
+    client_t *cd, *ml;
+    pt_error_t err;
+    td_net_init(&n, "tamper-receipt", NULL);
+    assert_int_equal(td_broker_start(&n), 0);
+    assert_int_equal(td_client_session(&n, "departement", 0, &cd), 0);
+    assert_int_equal(td_client_session(&n, "ml_nord", 4, &ml), 0);
+    td_sample_t s;
+    client_result_t res;
+    td_sample_referral(&s, "ref-sealed", "ml_nord");
+    assert_int_equal(client_publish(cd, &s.env, 5000, &res, &err), 0);
+    Ptibus__V1__Frame *fr = recv_kind(ml, PTIBUS__V1__FRAME__KIND_DELIVER);
+    assert_non_null(fr);
+    assert_int_equal(client_deliver_ack(ml, fr->deliver->seq, true, NULL, &err), 0);
+    codec_free((ProtobufCMessage **)&fr);
+    fr = recv_kind(cd, PTIBUS__V1__FRAME__KIND_RECEIPT);
+    assert_non_null(fr);
+    uint64_t seq = fr->receipt->journal_signed_seq;
+    uint8_t head[32];
+    assert_true(seq > 0);
+    assert_int_equal(fr->receipt->journal_signed_head.len, sizeof head);
+    memcpy(head, fr->receipt->journal_signed_head.data, sizeof head);
+    codec_free((ProtobufCMessage **)&fr);
+    client_close(&cd);
+    client_close(&ml);
+    assert_int_equal(td_broker_stop(&n), 0);
+
+    journal_options_t o = {.dir = n.journal_dir, .read_only = true};
+    journal_t *j;
+    journal_view_t v;
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    assert_int_equal(journal_open(&o, &j, &err), 0);
+    assert_int_equal(journal_get(j, seq, &v, &buf, &cap, &err), 0);
+    assert_memory_equal(v.hash, head, sizeof head);
+    free(buf);
+    journal_close(&j);
+    (void)f;
+    td_net_fini(&n);
+}
+
 int
 main(void)
 {
@@ -541,6 +607,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_queue_entry_added, setup, teardown),
         cmocka_unit_test_setup_teardown(test_index_entry_deleted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_leaves_signed_head, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_receipt_carries_signed_head, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
