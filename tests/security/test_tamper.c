@@ -517,6 +517,7 @@ test_broker_leaves_signed_head(void **state)
     assert_int_equal(run_verify(f, n.journal_dir), 0);
     assert_non_null(strstr(f->out, "unsigned tail: 0 records"));
     assert_true(td_log_contains(&n, "[journal.signed] signed head seq="));
+    assert_true(td_log_contains(&n, "N [journal.stopped] clean stop: journal at seq="));
 
     /* No clean stop: the last acknowledged message is signed all the same. */
     assert_int_equal(td_broker_start(&n), 0);
