@@ -12,7 +12,9 @@
  *  (e) a queue, dead-letter or index entry altered, deleted or added: verify reports it;
  *  (f) a real broker's journal has a signed checkpoint at its head after a clean stop
  *      and after kill -9, the broker logs its signed heads, and the receipts it sends
- *      carry a signed head that the journal must still hold. */
+ *      carry a signed head that the journal must still hold;
+ *  (g) ADMIN records name the administrator by the full 256-bit digest of the key, not
+ *      by a 64-bit fingerprint another key can match in ~2^32 work. */
 #include <errno.h>
 #include <inttypes.h>
 #include <setjmp.h>
@@ -23,16 +25,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <lmdb.h>
 #include <sodium.h>
+#include <zmq.h>
 
 #include "codec.h"
 #include "daemon.h"
 #include "journal.h"
 #include "journal_record.h"
 #include "keys.h"
+#include "ptibus/v1/admin.pb-c.h"
 #include "samples.h"
 #include "testutil.h"
 
@@ -594,6 +599,116 @@ test_receipt_carries_signed_head(void **state)
     td_net_fini(&n);
 }
 
+/* One admin request, its response (NULL on timeout). Caller frees. */
+static Ptibus__V1__AdminResponse *
+admin_call(client_t *c, Ptibus__V1__AdminRequest *q)
+{
+    uint8_t *buf;
+    size_t len;
+    pt_error_t err;
+    assert_int_equal(codec_pack(&q->base, 1 << 20, &buf, &len, &err), 0);
+    assert_int_equal(zmq_send(client_socket(c), buf, len, 0), (int)len);
+    free(buf);
+    zmq_pollitem_t item = {.socket = client_socket(c), .events = ZMQ_POLLIN};
+    if (zmq_poll(&item, 1, 5000) != 1)
+        return NULL;
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    assert_true(zmq_msg_recv(&m, client_socket(c), 0) >= 0);
+    ProtobufCMessage *r = NULL;
+    assert_int_equal(codec_unpack(&ptibus__v1__admin_response__descriptor, zmq_msg_data(&m),
+                                  zmq_msg_size(&m), 1 << 24, &r, &err),
+                     0);
+    zmq_msg_close(&m);
+    return (Ptibus__V1__AdminResponse *)r;
+}
+
+typedef struct admin_seen {
+    char partner[128];
+    int n;
+} admin_seen_t;
+
+static int
+find_admin(const journal_view_t *v, void *arg)
+{
+    admin_seen_t *a = arg;
+    if (v->kind == PT_REC_ADMIN) {
+        snprintf(a->partner, sizeof a->partner, "%s", v->partner);
+        a->n++;
+    }
+    return 0;
+}
+
+/* Replays message seq to departement until the broker has journaled its ack. */
+static void
+replay_until_done(client_t *adm)
+{
+    Ptibus__V1__AdminRequest q = PTIBUS__V1__ADMIN_REQUEST__INIT;
+    Ptibus__V1__ReplayRequest rp = PTIBUS__V1__REPLAY_REQUEST__INIT;
+    rp.recipient = "departement";
+    rp.from_seq = 1;
+    rp.reason = "tamper test";
+    q.request_id = "rp";
+    q.kind_case = PTIBUS__V1__ADMIN_REQUEST__KIND_REPLAY;
+    q.replay = &rp;
+    uint32_t replayed = 0;
+    for (int i = 0; i < 100 && replayed == 0; i++) {
+        Ptibus__V1__AdminResponse *r = admin_call(adm, &q);
+        assert_non_null(r);
+        assert_true(r->ok);
+        replayed = r->replayed;
+        codec_free((ProtobufCMessage **)&r);
+        if (replayed == 0)
+            usleep(20000);
+    }
+    assert_int_equal(replayed, 1);
+}
+
+static void
+test_admin_named_by_full_digest(void **state)
+{
+    fixture_t *f = *state;
+    td_net_t n;
+    client_t *caf, *cd, *adm;
+    pt_error_t err;
+    td_net_init(&n, "tamper-admin", NULL);
+    assert_int_equal(td_broker_start(&n), 0);
+    assert_int_equal(td_client_session(&n, "caf", 0, &caf), 0);
+    td_sample_t s;
+    client_result_t res;
+    td_sample_beneficiary_event(&s, "adm-1");
+    assert_int_equal(client_publish(caf, &s.env, 5000, &res, &err), 0);
+    assert_int_equal(td_client_session(&n, "departement", 4, &cd), 0);
+    Ptibus__V1__Frame *fr = recv_kind(cd, PTIBUS__V1__FRAME__KIND_DELIVER);
+    assert_non_null(fr);
+    assert_int_equal(client_deliver_ack(cd, fr->deliver->seq, true, NULL, &err), 0);
+    codec_free((ProtobufCMessage **)&fr);
+    assert_int_equal(td_admin_open(&n, "admin", &adm), 0);
+    replay_until_done(adm);
+    client_close(&adm);
+    client_close(&cd);
+    client_close(&caf);
+    assert_int_equal(td_broker_stop(&n), 0);
+
+    char path[4300], want[128];
+    uint8_t pk[32], id[32];
+    snprintf(path, sizeof path, "%s/keys/admin.pub", n.dir);
+    assert_int_equal(keys_read(path, pk, sizeof pk, false, &err), 0);
+    crypto_generichash(id, sizeof id, pk, sizeof pk, NULL, 0);
+    memcpy(want, "admin:", 6);
+    sodium_bin2hex(want + 6, sizeof want - 6, id, sizeof id);
+    journal_options_t o = {.dir = n.journal_dir, .read_only = true};
+    journal_t *j;
+    admin_seen_t seen = {0};
+    assert_int_equal(journal_open(&o, &j, &err), 0);
+    assert_int_equal(journal_scan(j, 1, 0, find_admin, &seen, &err), 0);
+    journal_close(&j);
+    assert_int_equal(seen.n, 1);
+    assert_string_equal(seen.partner, want);
+    (void)f;
+    td_net_fini(&n);
+}
+
 int
 main(void)
 {
@@ -609,6 +724,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_index_entry_deleted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_leaves_signed_head, setup, teardown),
         cmocka_unit_test_setup_teardown(test_receipt_carries_signed_head, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_admin_named_by_full_digest, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
