@@ -1449,6 +1449,9 @@ verify_in(journal_t *j, MDB_txn *txn, const journal_verify_options_t *o,
         rc = verify_checkpoints(j, txn, end, &w, bad_seq, err);
     if (rc != 0)
         return rc;
+    uint64_t beyond = end == meta.last_seq ? checkpoint_near(j, txn, end + 1, true) : 0;
+    if (beyond != 0)
+        return bad_checkpoint(bad_seq, beyond, err, "after the last record (records cut?)");
     rep->unsigned_tail = end - rep->last_ckpt_seq;
     if (o->pk != NULL)
         rc = check_unsigned_tail(rep, max, bad_seq, err);
@@ -1609,6 +1612,10 @@ check_signed_tail(journal_t *j, MDB_txn *txn, const journal_meta_t *m, pt_error_
     uint8_t pk[crypto_sign_PUBLICKEYBYTES];
     uint64_t bad;
     const journal_signed_head_t *h = &j->signed_head;
+    if (h->seq > m->last_seq)
+        return pt_error_set(err, PT_ECORRUPT, j->dir,
+                            "checkpoint %llu is after the last record %llu (records cut?)",
+                            (unsigned long long)h->seq, (unsigned long long)m->last_seq);
     if (j->max_unsigned == UINT64_MAX || m->last_seq == 0)
         return 0;
     if (m->last_seq - h->seq > j->max_unsigned)

@@ -60,6 +60,8 @@ typedef struct fixture {
     uint64_t queued_seq; /* a message still queued for msa */
     uint64_t dead_seq;   /* a message dead-lettered for msa */
     char out[65536];     /* ptibusctl's stdout and stderr */
+    td_net_t net;        /* a real broker, for the tests that start one */
+    bool have_net;
 } fixture_t;
 
 static int
@@ -81,6 +83,8 @@ static int
 teardown(void **state)
 {
     fixture_t *f = *state;
+    if (f->have_net)
+        td_net_fini(&f->net); /* also stops a broker a failed assertion left running */
     tu_rmtree(f->dir);
     free(f);
     return 0;
@@ -365,6 +369,43 @@ test_last_checkpoints_deleted_tail_rewritten(void **state)
     expect_failure(f, want);
 }
 
+/* The tail cut back to a signed head, meta rewritten, but the later checkpoints left:
+ * they give it away. (With them deleted too, only a signed head kept elsewhere shows
+ * the cut: test_receipt_carries_signed_head, docs/threat-model.md.) */
+static void
+test_tail_cut_checkpoints_left(void **state)
+{
+    fixture_t *f = *state;
+    build_journal(f, SMALL_JOURNAL);
+    raw_t r;
+    uint64_t ck[4096];
+    raw_open(&r, f->jdir);
+    size_t n = raw_checkpoints(&r, ck, 4096);
+    assert_true(n >= 3);
+    MDB_dbi records = raw_db(&r, "records"), meta = raw_db(&r, "meta");
+    for (uint64_t s = ck[n - 3] + 1; s <= f->last_seq; s++) {
+        uint8_t key[8];
+        be64(key, s);
+        MDB_val k = {8, key};
+        assert_int_equal(mdb_del(r.txn, records, &k, NULL), 0);
+    }
+    size_t len;
+    uint8_t *last = raw_record(&r, records, ck[n - 3], &len), le[8];
+    for (int i = 0; i < 8; i++)
+        le[i] = (uint8_t)(ck[n - 3] >> (8 * i));
+    MDB_val k = {8, "last_seq"}, v = {8, le};
+    assert_int_equal(mdb_put(r.txn, meta, &k, &v, 0), 0);
+    k = (MDB_val){4, "head"};
+    v = (MDB_val){32, last + len - 32};
+    assert_int_equal(mdb_put(r.txn, meta, &k, &v, 0), 0);
+    free(last);
+    raw_close(&r);
+    char want[128];
+    snprintf(want, sizeof want, "checkpoint %" PRIu64 ": after the last record (records cut?)",
+             ck[n - 2]);
+    expect_failure(f, want);
+}
+
 static void
 test_middle_checkpoint_deleted(void **state)
 {
@@ -513,26 +554,26 @@ static void
 test_broker_leaves_signed_head(void **state)
 {
     fixture_t *f = *state;
-    td_net_t n;
-    td_net_init(&n, "tamper-broker", NULL);
-    snprintf(f->pubfile, sizeof f->pubfile, "%s/keys/journal.sign.pub", n.dir);
-    assert_int_equal(td_broker_start(&n), 0);
-    publish_some(&n, "clean", 5);
-    assert_int_equal(td_broker_stop(&n), 0);
-    assert_int_equal(run_verify(f, n.journal_dir), 0);
+    td_net_t *const n = &f->net;
+    td_net_init(&f->net, "tamper-broker", NULL);
+    f->have_net = true;
+    snprintf(f->pubfile, sizeof f->pubfile, "%s/keys/journal.sign.pub", n->dir);
+    assert_int_equal(td_broker_start(n), 0);
+    publish_some(n, "clean", 5);
+    assert_int_equal(td_broker_stop(n), 0);
+    assert_int_equal(run_verify(f, n->journal_dir), 0);
     assert_non_null(strstr(f->out, "unsigned tail: 0 records"));
-    assert_true(td_log_contains(&n, "[journal.signed] signed head seq="));
-    assert_true(td_log_contains(&n, "N [journal.stopped] clean stop: journal at seq="));
+    assert_true(td_log_contains(n, "[journal.signed] signed head seq="));
+    assert_true(td_log_contains(n, "N [journal.stopped] clean stop: journal at seq="));
 
     /* No clean stop: the last acknowledged message is signed all the same. */
-    assert_int_equal(td_broker_start(&n), 0);
-    publish_some(&n, "crash", 5);
-    td_broker_kill9(&n);
-    assert_int_equal(run_verify(f, n.journal_dir), 0);
+    assert_int_equal(td_broker_start(n), 0);
+    publish_some(n, "crash", 5);
+    td_broker_kill9(n);
+    assert_int_equal(run_verify(f, n->journal_dir), 0);
     assert_non_null(strstr(f->out, "unsigned tail: 0 records"));
-    assert_int_equal(td_broker_start(&n), 0); /* and the broker resumes it */
-    assert_int_equal(td_broker_stop(&n), 0);
-    td_net_fini(&n);
+    assert_int_equal(td_broker_start(n), 0); /* and the broker resumes it */
+    assert_int_equal(td_broker_stop(n), 0);
 }
 
 /* The next frame of kind k (others skipped), or NULL after 10 s. Caller frees. */
@@ -558,13 +599,14 @@ static void
 test_receipt_carries_signed_head(void **state)
 {
     fixture_t *f = *state;
-    td_net_t n;
+    td_net_t *const n = &f->net;
     client_t *cd, *ml;
     pt_error_t err;
-    td_net_init(&n, "tamper-receipt", NULL);
-    assert_int_equal(td_broker_start(&n), 0);
-    assert_int_equal(td_client_session(&n, "departement", 0, &cd), 0);
-    assert_int_equal(td_client_session(&n, "ml_nord", 4, &ml), 0);
+    td_net_init(&f->net, "tamper-receipt", NULL);
+    f->have_net = true;
+    assert_int_equal(td_broker_start(n), 0);
+    assert_int_equal(td_client_session(n, "departement", 0, &cd), 0);
+    assert_int_equal(td_client_session(n, "ml_nord", 4, &ml), 0);
     td_sample_t s;
     client_result_t res;
     td_sample_referral(&s, "ref-sealed", "ml_nord");
@@ -583,9 +625,9 @@ test_receipt_carries_signed_head(void **state)
     codec_free((ProtobufCMessage **)&fr);
     client_close(&cd);
     client_close(&ml);
-    assert_int_equal(td_broker_stop(&n), 0);
+    assert_int_equal(td_broker_stop(n), 0);
 
-    journal_options_t o = {.dir = n.journal_dir, .read_only = true};
+    journal_options_t o = {.dir = n->journal_dir, .read_only = true};
     journal_t *j;
     journal_view_t v;
     uint8_t *buf = NULL;
@@ -595,8 +637,6 @@ test_receipt_carries_signed_head(void **state)
     assert_memory_equal(v.hash, head, sizeof head);
     free(buf);
     journal_close(&j);
-    (void)f;
-    td_net_fini(&n);
 }
 
 /* One admin request, its response (NULL on timeout). Caller frees. */
@@ -668,36 +708,37 @@ static void
 test_admin_named_by_full_digest(void **state)
 {
     fixture_t *f = *state;
-    td_net_t n;
+    td_net_t *const n = &f->net;
     client_t *caf, *cd, *adm;
     pt_error_t err;
-    td_net_init(&n, "tamper-admin", NULL);
-    assert_int_equal(td_broker_start(&n), 0);
-    assert_int_equal(td_client_session(&n, "caf", 0, &caf), 0);
+    td_net_init(&f->net, "tamper-admin", NULL);
+    f->have_net = true;
+    assert_int_equal(td_broker_start(n), 0);
+    assert_int_equal(td_client_session(n, "caf", 0, &caf), 0);
     td_sample_t s;
     client_result_t res;
     td_sample_beneficiary_event(&s, "adm-1");
     assert_int_equal(client_publish(caf, &s.env, 5000, &res, &err), 0);
-    assert_int_equal(td_client_session(&n, "departement", 4, &cd), 0);
+    assert_int_equal(td_client_session(n, "departement", 4, &cd), 0);
     Ptibus__V1__Frame *fr = recv_kind(cd, PTIBUS__V1__FRAME__KIND_DELIVER);
     assert_non_null(fr);
     assert_int_equal(client_deliver_ack(cd, fr->deliver->seq, true, NULL, &err), 0);
     codec_free((ProtobufCMessage **)&fr);
-    assert_int_equal(td_admin_open(&n, "admin", &adm), 0);
+    assert_int_equal(td_admin_open(n, "admin", &adm), 0);
     replay_until_done(adm);
     client_close(&adm);
     client_close(&cd);
     client_close(&caf);
-    assert_int_equal(td_broker_stop(&n), 0);
+    assert_int_equal(td_broker_stop(n), 0);
 
     char path[4300], want[128];
     uint8_t pk[32], id[32];
-    snprintf(path, sizeof path, "%s/keys/admin.pub", n.dir);
+    snprintf(path, sizeof path, "%s/keys/admin.pub", n->dir);
     assert_int_equal(keys_read(path, pk, sizeof pk, false, &err), 0);
     crypto_generichash(id, sizeof id, pk, sizeof pk, NULL, 0);
     memcpy(want, "admin:", 6);
     sodium_bin2hex(want + 6, sizeof want - 6, id, sizeof id);
-    journal_options_t o = {.dir = n.journal_dir, .read_only = true};
+    journal_options_t o = {.dir = n->journal_dir, .read_only = true};
     journal_t *j;
     admin_seen_t seen = {0};
     assert_int_equal(journal_open(&o, &j, &err), 0);
@@ -705,8 +746,6 @@ test_admin_named_by_full_digest(void **state)
     journal_close(&j);
     assert_int_equal(seen.n, 1);
     assert_string_equal(seen.partner, want);
-    (void)f;
-    td_net_fini(&n);
 }
 
 int
@@ -717,6 +756,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_last_checkpoints_deleted_tail_rewritten, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_middle_checkpoint_deleted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tail_cut_checkpoints_left, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clean_journal_reports, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_entry_deleted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dead_letter_altered, setup, teardown),
