@@ -376,7 +376,7 @@ static void
 test_tail_cut_checkpoints_left(void **state)
 {
     fixture_t *f = *state;
-    build_journal(f, SMALL_JOURNAL);
+    build_journal(f, BIG_JOURNAL);
     raw_t r;
     uint64_t ck[4096];
     raw_open(&r, f->jdir);
