@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include <zmq.h>
 
 #include "bucket.h"
@@ -182,12 +184,16 @@ partner_limits(auth_t *a, const bconfig_partner_t *p)
 static const char *
 zap_decide(auth_t *a, const char *domain, const uint8_t key[32], char *user, size_t cap)
 {
-    char fp[17];
-    keys_fingerprint(key, fp);
     if (strcmp(domain, PT_ZAP_DOMAIN_ADMIN) == 0) {
         for (size_t i = 0; i < a->cfg->n_admin_keys; i++)
             if (memcmp(a->cfg->admin_keys[i], key, 32) == 0) {
-                snprintf(user, cap, "%s%s", PT_ADMIN_USER_PREFIX, fp);
+                /* The full 256-bit digest: ADMIN records name the administrator by it,
+                 * and a 64-bit fingerprint can be matched by another key in ~2^32. */
+                uint8_t id[PT_ADMIN_ID_BYTES];
+                char hex[2 * PT_ADMIN_ID_BYTES + 1];
+                crypto_generichash(id, sizeof id, key, 32, NULL, 0);
+                sodium_bin2hex(hex, sizeof hex, id, sizeof id);
+                snprintf(user, cap, "%s%s", PT_ADMIN_USER_PREFIX, hex);
                 return NULL;
             }
         return "not an administrator key";
@@ -208,7 +214,8 @@ zap_decide(auth_t *a, const char *domain, const uint8_t key[32], char *user, siz
 static void
 zap_handle_one(auth_t *a, zap_request_t *r)
 {
-    char domain[64] = "", address[64] = "", mech[16] = "", user[64] = "", fp[17] = "-";
+    char domain[64] = "", address[64] = "", mech[16] = "", user[PT_ADMIN_USER_MAX] = "";
+    char fp[17] = "-";
     const char *why = NULL;
     if (r->n < 6 || !part_equals(&r->part[0], "1.0")) {
         why = "malformed ZAP request";

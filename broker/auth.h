@@ -14,8 +14,11 @@
 
 #define PT_ZAP_DOMAIN_PARTNERS "ptibus-partners"
 #define PT_ZAP_DOMAIN_ADMIN "ptibus-admin"
-/* User-Id prefix of administrators ("admin:" + key fingerprint). */
+/* User-Id of administrators: "admin:" + the hex of BLAKE2b-256 of their public key (the
+ * whole digest, not the 64-bit fingerprint of the logs: ADMIN records name who acted). */
 #define PT_ADMIN_USER_PREFIX "admin:"
+#define PT_ADMIN_ID_BYTES 32
+#define PT_ADMIN_USER_MAX (sizeof PT_ADMIN_USER_PREFIX + 2 * PT_ADMIN_ID_BYTES)
 
 typedef struct auth auth_t;
 

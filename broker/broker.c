@@ -661,6 +661,22 @@ broker_checkpoint(broker_t *b)
         pt_log_error("journal.checkpoint", "%s", err.msg);
 }
 
+/* The journal logs each head it signs ("journal.signed"); at start and stop the broker
+ * says again which signed head the journal is at, so that the system log holds it
+ * (a journal later found cut before it was tampered with). */
+static void
+broker_log_signed_head(broker_t *b, const char *msgid, const char *when)
+{
+    journal_signed_head_t h;
+    char hash[2 * PT_JOURNAL_HASH_LEN + 1], sig[17];
+    journal_signed_head(b->journal, &h);
+    sodium_bin2hex(hash, sizeof hash, h.hash, sizeof h.hash);
+    sodium_bin2hex(sig, sizeof sig, h.sig, 8);
+    pt_log_notice(msgid, "%s: journal at seq=%llu, signed head seq=%llu number=%llu hash=%s sig=%s",
+                  when, (unsigned long long)journal_last_seq(b->journal), (unsigned long long)h.seq,
+                  (unsigned long long)h.number, hash, sig);
+}
+
 /* Moves a chunk of the person index's newest entries into by_person (see journal.h):
  * when the partners have been quiet for a while, or at once when too many wait (a
  * person query scans the unmerged part). Runs between batches, in its own commit. */
@@ -784,6 +800,7 @@ broker_run(broker_t *b)
     pt_log_info("broker.ready", "listening on %s, journal %s at seq %llu, %zu partners",
                 b->cfg->listen, b->cfg->journal_dir,
                 (unsigned long long)journal_last_seq(b->journal), b->cfg->n_partners);
+    broker_log_signed_head(b, "journal.resumed", "start");
     notify("READY=1");
     /* Messages may already be queued: the edge has passed, so drain once. */
     on_zap(&b->zap_poll, 0, 0);
@@ -829,8 +846,10 @@ broker_destroy(broker_t **bp)
         return;
     broker_t *b = *bp;
     broker_loop_fini(b);
-    if (b->journal)
-        broker_checkpoint(b);
+    if (b->journal) {
+        broker_checkpoint(b); /* every commit is signed already: normally a no-op */
+        broker_log_signed_head(b, "journal.stopped", "clean stop");
+    }
     metrics_destroy(&b->metrics);
     delivery_destroy(&b->delivery);
     ingest_destroy(&b->ingest);

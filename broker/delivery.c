@@ -365,6 +365,10 @@ send_receipt(delivery_t *d, const journal_view_t *v, const peer_t *recipient,
         return;
     Ptibus__V1__Frame f = PTIBUS__V1__FRAME__INIT;
     Ptibus__V1__Receipt r = PTIBUS__V1__RECEIPT__INIT;
+    journal_signed_head_t h;
+    journal_signed_head(d->journal, &h);
+    r.journal_signed_seq = h.seq;
+    r.journal_signed_head = (ProtobufCBinaryData){h.seq ? sizeof h.hash : 0, h.hash};
     r.message_id = (char *)v->message_id;
     r.seq = v->seq;
     r.recipient = (char *)recipient->p->id;

@@ -106,6 +106,12 @@ jint_now_ms(void)
 }
 
 const char *
+jint_db_name(int db)
+{
+    return db >= 0 && db < JDB_COUNT ? journal_dbs[db].name : "?";
+}
+
+const char *
 jint_nz(const char *s)
 {
     return s ? s : "";
@@ -411,6 +417,8 @@ open_dbs(journal_t *j, pt_error_t *err)
 
 static int verify_range(journal_t *j, MDB_txn *txn, uint64_t first, uint64_t end, uint64_t *bad_seq,
                         pt_error_t *err);
+static int load_signed_head(journal_t *j, MDB_txn *txn, pt_error_t *err);
+static int check_signed_tail(journal_t *j, MDB_txn *txn, const journal_meta_t *m, pt_error_t *err);
 
 /* Checks that meta and the records agree: the last record is meta's last seq and
  * carries meta's head hash, and the last JOURNAL_TAIL_CHECK records chain. */
@@ -457,6 +465,10 @@ resume(journal_t *j, pt_error_t *err)
                           (unsigned)m.format, PT_JOURNAL_FORMAT);
     if (rc == 0)
         rc = check_tail(j, txn, &m, err);
+    if (rc == 0)
+        rc = load_signed_head(j, txn, err);
+    if (rc == 0 && j->have_sk && !j->read_only)
+        rc = check_signed_tail(j, txn, &m, err);
     if (rc == PT_ECORRUPT && j->read_only) {
         /* The admin tools must be able to open a damaged journal to inspect it. */
         pt_log_warn("journal.tail", "%s (opened read-only for inspection)", err->msg);
@@ -485,6 +497,7 @@ copy_keys(journal_t *j, const journal_options_t *o, pt_error_t *err)
     j->have_sk = o->sign_sk != NULL;
     if (j->have_sk)
         memcpy(j->sign_sk, o->sign_sk, sizeof j->sign_sk);
+    j->max_unsigned = o->max_unsigned_tail ? o->max_unsigned_tail : PT_JOURNAL_UNSIGNED_MAX;
     return 0;
 }
 
@@ -564,6 +577,7 @@ journal_begin(journal_t *j, journal_txn_t **txn, pt_error_t *err)
     t->last_seq = j->last_seq;
     memcpy(t->head, j->head, PT_JOURNAL_HASH_LEN);
     t->poisoned = 0;
+    t->signed_pending = false;
     j->in_txn = true;
     *txn = t;
     return 0;
@@ -717,6 +731,10 @@ journal_dedup_find(journal_txn_t *t, const char *sender, const char *message_id,
     return 0;
 }
 
+static bool must_sign(const journal_txn_t *t);
+static int put_checkpoint(journal_txn_t *t);
+static void signed_head_commit(journal_txn_t *t);
+
 static void
 txn_end(journal_txn_t *t)
 {
@@ -736,7 +754,9 @@ journal_commit(journal_txn_t **tp, pt_error_t *err)
         return pt_error_set(err, code, j->dir, "commit of a failed batch: nothing kept");
     }
     int rc = 0;
-    if (t->last_seq != j->last_seq)
+    if (must_sign(t))
+        rc = put_checkpoint(t);
+    if (rc == 0 && t->last_seq != j->last_seq)
         rc = meta_write_head(j, t->txn, t->last_seq, t->head);
     if (rc != 0) {
         mdb_txn_abort(t->txn);
@@ -754,6 +774,7 @@ journal_commit(journal_txn_t **tp, pt_error_t *err)
     }
     j->last_seq = t->last_seq;
     memcpy(j->head, t->head, PT_JOURNAL_HASH_LEN);
+    signed_head_commit(t);
     return 0;
 }
 
@@ -1330,49 +1351,111 @@ bad_checkpoint(uint64_t *bad_seq, uint64_t seq, pt_error_t *err, const char *wha
                         what);
 }
 
+/* Checks one decoded checkpoint: signature (pk not NULL) and hash against its record. */
 static int
-verify_checkpoint(journal_t *j, MDB_txn *txn, const MDB_val *k, const MDB_val *v, const uint8_t *pk,
-                  uint64_t *bad_seq, pt_error_t *err)
+check_checkpoint(journal_t *j, MDB_txn *txn, const journal_checkpoint_rec_t *cp, const uint8_t *pk,
+                 uint64_t *bad_seq, pt_error_t *err)
 {
-    journal_checkpoint_rec_t cp;
     uint8_t msg[PT_JCKP_MSG_LEN];
     MDB_val rv;
-    uint64_t seq = k->mv_size == SEQ_KEY_LEN ? jint_be64_get(k->mv_data) : 0;
-    if (seq == 0 || journal_checkpoint_decode(v->mv_data, v->mv_size, &cp, err) != 0)
-        return bad_checkpoint(bad_seq, seq, err, "malformed");
-    if (cp.seq != seq)
-        return bad_checkpoint(bad_seq, seq, err, "stored under another sequence");
-    journal_checkpoint_message(&cp, msg);
-    if (pk != NULL && crypto_sign_verify_detached(cp.sig, msg, sizeof msg, pk) != 0)
-        return bad_checkpoint(bad_seq, seq, err, "bad signature (forged or altered)");
-    int rc = get_record(j, txn, seq, &rv, err);
+    size_t mlen = journal_checkpoint_message(cp, msg);
+    if (pk != NULL && crypto_sign_verify_detached(cp->sig, msg, mlen, pk) != 0)
+        return bad_checkpoint(bad_seq, cp->seq, err, "bad signature (forged or altered)");
+    int rc = get_record(j, txn, cp->seq, &rv, err);
     if (rc == PT_ENOTFOUND)
-        return bad_checkpoint(bad_seq, seq, err, "its record is missing (deleted?)");
+        return bad_checkpoint(bad_seq, cp->seq, err, "its record is missing (deleted?)");
     if (rc != 0)
         return rc;
     const uint8_t *h = journal_record_stored_hash(rv.mv_data, rv.mv_size);
-    if (h == NULL || memcmp(h, cp.hash, PT_JOURNAL_HASH_LEN) != 0)
-        return bad_checkpoint(bad_seq, seq, err,
+    if (h == NULL || memcmp(h, cp->hash, PT_JOURNAL_HASH_LEN) != 0)
+        return bad_checkpoint(bad_seq, cp->seq, err,
                               "hash differs from the record's (chain rewritten?)");
     return 0;
 }
 
 static int
-verify_checkpoints(journal_t *j, MDB_txn *txn, uint64_t first, uint64_t end, const uint8_t *pk,
-                   uint64_t *bad_seq, pt_error_t *err)
+decode_checkpoint(const MDB_val *k, const MDB_val *v, journal_checkpoint_rec_t *cp,
+                  uint64_t *bad_seq, pt_error_t *err)
+{
+    uint64_t seq = k->mv_size == SEQ_KEY_LEN ? jint_be64_get(k->mv_data) : 0;
+    if (seq == 0 || journal_checkpoint_decode(v->mv_data, v->mv_size, cp, err) != 0)
+        return bad_checkpoint(bad_seq, seq, err, "malformed");
+    if (cp->seq != seq)
+        return bad_checkpoint(bad_seq, seq, err, "stored under another sequence");
+    return 0;
+}
+
+/* The walk over the checkpoints, in seq order from the first. */
+typedef struct ckpt_walk {
+    const uint8_t *pk;
+    uint64_t prev_seq; /* last checkpoint seen, 0 = none yet */
+    bool seen_v2;
+    journal_verify_report_t *rep;
+} ckpt_walk_t;
+
+/* A format-2 checkpoint names its predecessor and its rank: a deleted one shows. */
+static int
+check_link(const ckpt_walk_t *w, const journal_checkpoint_rec_t *cp, uint64_t *bad_seq,
+           pt_error_t *err)
+{
+    char what[200];
+    if (cp->format == PT_JCKP_FORMAT_V1)
+        return w->seen_v2 ? bad_checkpoint(bad_seq, cp->seq, err,
+                                           "format 1 after a format-2 checkpoint (inserted?)")
+                          : 0;
+    if (cp->prev_seq != w->prev_seq) {
+        snprintf(what, sizeof what,
+                 "signed as following checkpoint %llu, but the previous one found is %llu: "
+                 "checkpoint %llu is missing (deleted?)",
+                 (unsigned long long)cp->prev_seq, (unsigned long long)w->prev_seq,
+                 (unsigned long long)cp->prev_seq);
+        return bad_checkpoint(bad_seq, cp->seq, err, what);
+    }
+    if (cp->number != w->rep->checkpoints + 1) {
+        snprintf(what, sizeof what,
+                 "signed as checkpoint number %llu, but %llu precede it (checkpoints deleted?)",
+                 (unsigned long long)cp->number, (unsigned long long)w->rep->checkpoints);
+        return bad_checkpoint(bad_seq, cp->seq, err, what);
+    }
+    return 0;
+}
+
+static int
+walk_checkpoint(journal_t *j, MDB_txn *txn, ckpt_walk_t *w, const MDB_val *k, const MDB_val *v,
+                uint64_t *bad_seq, pt_error_t *err)
+{
+    journal_checkpoint_rec_t cp;
+    int rc = decode_checkpoint(k, v, &cp, bad_seq, err);
+    if (rc == 0)
+        rc = check_checkpoint(j, txn, &cp, w->pk, bad_seq, err);
+    if (rc == 0)
+        rc = check_link(w, &cp, bad_seq, err);
+    if (rc != 0)
+        return rc;
+    w->seen_v2 |= cp.format == PT_JCKP_FORMAT;
+    w->prev_seq = cp.seq;
+    w->rep->checkpoints++;
+    w->rep->old_checkpoints += cp.format == PT_JCKP_FORMAT_V1;
+    w->rep->last_ckpt_seq = cp.seq;
+    w->rep->last_ckpt_ms = cp.time_ms;
+    return 0;
+}
+
+/* Checks every checkpoint with seq <= end, from the first one (the links need them all). */
+static int
+verify_checkpoints(journal_t *j, MDB_txn *txn, uint64_t end, ckpt_walk_t *w, uint64_t *bad_seq,
+                   pt_error_t *err)
 {
     MDB_cursor *cur;
-    uint8_t key[SEQ_KEY_LEN];
-    jint_be64_put(key, first);
-    MDB_val k = {SEQ_KEY_LEN, key}, v;
+    MDB_val k, v;
     int rc = mdb_cursor_open(txn, j->dbi[JDB_CKPT], &cur);
     if (rc != 0)
         return jint_lmdb_fail(err, rc, j->dir, "opening a cursor");
-    int m = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    int m = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
     for (; m == 0 && rc == 0; m = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (k.mv_size == SEQ_KEY_LEN && jint_be64_get(k.mv_data) > end)
             break;
-        rc = verify_checkpoint(j, txn, &k, &v, pk, bad_seq, err);
+        rc = walk_checkpoint(j, txn, w, &k, &v, bad_seq, err);
     }
     mdb_cursor_close(cur);
     if (rc == 0 && m != 0 && m != MDB_NOTFOUND)
@@ -1380,85 +1463,272 @@ verify_checkpoints(journal_t *j, MDB_txn *txn, uint64_t first, uint64_t end, con
     return rc;
 }
 
+/* The first checkpoint at or after seq (after = true), or the last one at or before
+ * it; 0 when none. */
+static uint64_t
+checkpoint_near(journal_t *j, MDB_txn *txn, uint64_t seq, bool after)
+{
+    MDB_cursor *cur;
+    uint8_t key[SEQ_KEY_LEN];
+    jint_be64_put(key, after ? seq : seq + 1);
+    MDB_val k = {SEQ_KEY_LEN, key}, v;
+    uint64_t found = 0;
+    if (mdb_cursor_open(txn, j->dbi[JDB_CKPT], &cur) != 0)
+        return 0;
+    int m = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    if (!after)
+        m = mdb_cursor_get(cur, &k, &v, m == 0 ? MDB_PREV : MDB_LAST);
+    if (m == 0 && k.mv_size == SEQ_KEY_LEN)
+        found = jint_be64_get(k.mv_data);
+    mdb_cursor_close(cur);
+    return found;
+}
+
+static int
+check_unsigned_tail(const journal_verify_report_t *rep, uint64_t max, uint64_t *bad_seq,
+                    pt_error_t *err)
+{
+    if (rep->unsigned_tail <= max)
+        return 0;
+    *bad_seq = rep->last_ckpt_seq + 1;
+    return pt_error_set(err, PT_ECORRUPT, NULL,
+                        "records %llu..%llu (%llu) follow the last signed checkpoint (%llu), more "
+                        "than the %llu allowed: checkpoints deleted, the tail rewritten, or a "
+                        "journal not written by a broker with a signing key (docs/journal.md)",
+                        (unsigned long long)(rep->last_ckpt_seq + 1), (unsigned long long)rep->last,
+                        (unsigned long long)rep->unsigned_tail,
+                        (unsigned long long)rep->last_ckpt_seq, (unsigned long long)max);
+}
+
+static int
+verify_meta(journal_t *j, MDB_txn *txn, journal_meta_t *meta, pt_error_t *err)
+{
+    int rc = meta_read(j, txn, meta, err);
+    if (rc == 0 && !meta->present)
+        rc = pt_error_set(err, PT_ECORRUPT, j->dir, "meta is missing");
+    if (rc == 0 && meta->format != PT_JOURNAL_FORMAT)
+        rc = pt_error_set(err, PT_EVERSION, j->dir, "journal format %u", (unsigned)meta->format);
+    return rc;
+}
+
+/* Records, then checkpoints, then the unsigned tail, then (whole journal) the state. */
+static int
+verify_in(journal_t *j, MDB_txn *txn, const journal_verify_options_t *o,
+          journal_verify_report_t *rep, uint64_t *bad_seq, pt_error_t *err)
+{
+    journal_meta_t meta;
+    int rc = verify_meta(j, txn, &meta, err);
+    if (rc != 0)
+        return rc;
+    uint64_t first = o->first ? o->first : 1;
+    uint64_t end = o->last == 0 || o->last > meta.last_seq ? meta.last_seq : o->last;
+    uint64_t max = o->max_unsigned;
+    if (o->pk != NULL && end < meta.last_seq && end - checkpoint_near(j, txn, end, false) > max) {
+        /* A checkpoint after the range covers it once the chain is walked up to it. */
+        uint64_t c = checkpoint_near(j, txn, end, true);
+        end = c != 0 && c <= meta.last_seq ? c : end;
+    }
+    rep->first = first;
+    rep->last = end;
+    if (first > end)
+        return 0;
+    ckpt_walk_t w = {.pk = o->pk, .rep = rep};
+    rc = verify_range(j, txn, first, end, bad_seq, err);
+    if (rc == 0)
+        rc = verify_checkpoints(j, txn, end, &w, bad_seq, err);
+    if (rc != 0)
+        return rc;
+    uint64_t beyond = end == meta.last_seq ? checkpoint_near(j, txn, end + 1, true) : 0;
+    if (beyond != 0)
+        return bad_checkpoint(bad_seq, beyond, err, "after the last record (records cut?)");
+    rep->unsigned_tail = end - rep->last_ckpt_seq;
+    if (o->pk != NULL)
+        rc = check_unsigned_tail(rep, max, bad_seq, err);
+    if (rc == 0 && o->check_state && first == 1 && end == meta.last_seq) {
+        rc = jint_state_check(j, txn, bad_seq, err);
+        rep->state_checked = rc == 0;
+    }
+    return rc;
+}
+
 int
-journal_verify(journal_t *j, uint64_t first, uint64_t last, const uint8_t *pk, uint64_t *bad_seq,
-               pt_error_t *err)
+journal_verify_ex(journal_t *j, const journal_verify_options_t *o, journal_verify_report_t *rep,
+                  uint64_t *bad_seq, pt_error_t *err)
 {
     MDB_txn *txn;
-    journal_meta_t meta;
+    memset(rep, 0, sizeof *rep);
     *bad_seq = 0;
     int rc = jint_read_begin(j, &txn, err);
     if (rc != 0)
         return rc;
-    rc = meta_read(j, txn, &meta, err);
-    if (rc == 0 && !meta.present)
-        rc = pt_error_set(err, PT_ECORRUPT, j->dir, "meta is missing");
-    if (rc == 0 && meta.format != PT_JOURNAL_FORMAT)
-        rc = pt_error_set(err, PT_EVERSION, j->dir, "journal format %u", (unsigned)meta.format);
-    if (first == 0)
-        first = 1;
-    uint64_t end = last == 0 || last > meta.last_seq ? meta.last_seq : last;
-    if (rc == 0 && first <= end)
-        rc = verify_range(j, txn, first, end, bad_seq, err);
-    if (rc == 0 && first <= end)
-        rc = verify_checkpoints(j, txn, first, end, pk, bad_seq, err);
+    rc = verify_in(j, txn, o, rep, bad_seq, err);
     mdb_txn_abort(txn);
     return rc;
 }
 
-/* ---- checkpoints ---- */
-
-static int
-last_checkpoint_seq(journal_t *j, MDB_txn *txn, uint64_t *seq)
+int
+journal_verify(journal_t *j, uint64_t first, uint64_t last, const uint8_t *pk, uint64_t *bad_seq,
+               pt_error_t *err)
 {
-    MDB_cursor *cur;
-    MDB_val k, v;
-    *seq = 0;
-    int rc = mdb_cursor_open(txn, j->dbi[JDB_CKPT], &cur);
-    if (rc != 0)
-        return rc;
-    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-    if (rc == 0 && k.mv_size == SEQ_KEY_LEN)
-        *seq = jint_be64_get(k.mv_data);
-    mdb_cursor_close(cur);
-    return rc == MDB_NOTFOUND ? 0 : rc;
+    journal_verify_options_t o = {.first = first, .last = last, .pk = pk};
+    journal_verify_report_t rep;
+    return journal_verify_ex(j, &o, &rep, bad_seq, err);
 }
 
+/* ---- checkpoints ---- */
+
+static void
+log_signed_head(const journal_signed_head_t *h)
+{
+    char hash[2 * PT_JOURNAL_HASH_LEN + 1], sig[2 * 8 + 1];
+    sodium_bin2hex(hash, sizeof hash, h->hash, sizeof h->hash);
+    sodium_bin2hex(sig, sizeof sig, h->sig, 8);
+    pt_log_notice("journal.signed", "signed head seq=%llu number=%llu time_ms=%lld hash=%s sig=%s",
+                  (unsigned long long)h->seq, (unsigned long long)h->number, (long long)h->time_ms,
+                  hash, sig);
+}
+
+/* Signs t's head as the checkpoint following the last committed one, stores it in t,
+ * and keeps it in t->pending until the commit. LMDB code. */
 static int
 put_checkpoint(journal_txn_t *t)
 {
     journal_t *j = t->j;
-    journal_checkpoint_rec_t cp = {.seq = j->last_seq, .time_ms = jint_now_ms()};
+    journal_checkpoint_rec_t cp = {.format = PT_JCKP_FORMAT,
+                                   .seq = t->last_seq,
+                                   .time_ms = jint_now_ms(),
+                                   .prev_seq = j->signed_head.seq,
+                                   .number = j->signed_head.number + 1};
     uint8_t msg[PT_JCKP_MSG_LEN], val[PT_JCKP_LEN], key[SEQ_KEY_LEN];
-    memcpy(cp.hash, j->head, PT_JOURNAL_HASH_LEN);
-    journal_checkpoint_message(&cp, msg);
-    crypto_sign_detached(cp.sig, NULL, msg, sizeof msg, j->sign_sk);
+    memcpy(cp.hash, t->head, PT_JOURNAL_HASH_LEN);
+    size_t mlen = journal_checkpoint_message(&cp, msg);
+    crypto_sign_detached(cp.sig, NULL, msg, mlen, j->sign_sk);
     journal_checkpoint_encode(&cp, val);
     jint_be64_put(key, cp.seq);
     MDB_val k = {sizeof key, key}, v = {sizeof val, val};
-    return mdb_put(t->txn, j->dbi[JDB_CKPT], &k, &v, 0);
+    int rc = mdb_put(t->txn, j->dbi[JDB_CKPT], &k, &v, 0);
+    if (rc != 0)
+        return rc;
+    t->signed_pending = true;
+    t->pending = (journal_signed_head_t){.seq = cp.seq, .time_ms = cp.time_ms, .number = cp.number};
+    memcpy(t->pending.hash, cp.hash, PT_JOURNAL_HASH_LEN);
+    memcpy(t->pending.sig, cp.sig, PT_JCKP_SIG_LEN);
+    return 0;
+}
+
+/* The batch would leave more than PT_JOURNAL_UNSIGNED_MAX records unsigned (with 0:
+ * it appended anything). */
+static bool
+must_sign(const journal_txn_t *t)
+{
+    const journal_t *j = t->j;
+    return j->have_sk && !t->signed_pending &&
+           t->last_seq - j->signed_head.seq > PT_JOURNAL_UNSIGNED_MAX;
+}
+
+/* After a successful commit: the batch's checkpoint is now the signed head. */
+static void
+signed_head_commit(journal_txn_t *t)
+{
+    if (!t->signed_pending)
+        return;
+    t->j->signed_head = t->pending;
+    t->signed_pending = false;
+    log_signed_head(&t->j->signed_head);
 }
 
 int
 journal_checkpoint(journal_t *j, pt_error_t *err)
 {
-    if (!j->have_sk || j->last_seq == 0 || j->read_only)
+    if (!j->have_sk || j->last_seq == 0 || j->read_only || j->last_seq == j->signed_head.seq)
         return 0;
     journal_txn_t *t;
-    uint64_t last;
     int rc = journal_begin(j, &t, err);
     if (rc != 0)
         return rc;
-    rc = last_checkpoint_seq(j, t->txn, &last);
-    if (rc == 0 && last == j->last_seq) {
-        journal_abort(&t);
-        return 0;
-    }
-    if (rc == 0)
-        rc = put_checkpoint(t);
+    rc = put_checkpoint(t);
     if (rc != 0) {
         journal_abort(&t);
         return jint_lmdb_fail(err, rc, j->dir, "storing a checkpoint");
     }
     return journal_commit(&t, err);
+}
+
+void
+journal_signed_head(const journal_t *j, journal_signed_head_t *out)
+{
+    *out = j->signed_head;
+}
+
+/* Reads the last checkpoint into j->signed_head; its number is, for a format-1 one,
+ * the count of checkpoints (the first format-2 checkpoint then follows them all). */
+static int
+load_signed_head(journal_t *j, MDB_txn *txn, pt_error_t *err)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    journal_checkpoint_rec_t cp;
+    uint64_t bad;
+    memset(&j->signed_head, 0, sizeof j->signed_head);
+    int rc = mdb_cursor_open(txn, j->dbi[JDB_CKPT], &cur);
+    if (rc != 0)
+        return jint_lmdb_fail(err, rc, j->dir, "opening a cursor");
+    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return jint_lmdb_fail(err, rc, j->dir, "reading the last checkpoint");
+    if ((rc = decode_checkpoint(&k, &v, &cp, &bad, err)) != 0)
+        return rc;
+    MDB_stat st;
+    if (cp.format == PT_JCKP_FORMAT_V1 && mdb_stat(txn, j->dbi[JDB_CKPT], &st) == 0)
+        cp.number = st.ms_entries;
+    j->signed_head =
+        (journal_signed_head_t){.seq = cp.seq, .time_ms = cp.time_ms, .number = cp.number};
+    memcpy(j->signed_head.hash, cp.hash, PT_JOURNAL_HASH_LEN);
+    memcpy(j->signed_head.sig, cp.sig, PT_JCKP_SIG_LEN);
+    return 0;
+}
+
+/* A read-write open with the signing key: the last checkpoint must be ours and match
+ * its record, and the records after it must chain from it and be at most max_unsigned:
+ * the broker does not resume a journal whose checkpoints were deleted or whose tail
+ * was rewritten (journal_verify says more). */
+static int
+check_signed_tail(journal_t *j, MDB_txn *txn, const journal_meta_t *m, pt_error_t *err)
+{
+    uint8_t pk[crypto_sign_PUBLICKEYBYTES];
+    uint64_t bad;
+    const journal_signed_head_t *h = &j->signed_head;
+    if (h->seq > m->last_seq)
+        return pt_error_set(err, PT_ECORRUPT, j->dir,
+                            "checkpoint %llu is after the last record %llu (records cut?)",
+                            (unsigned long long)h->seq, (unsigned long long)m->last_seq);
+    if (j->max_unsigned == UINT64_MAX || m->last_seq == 0)
+        return 0;
+    if (m->last_seq - h->seq > j->max_unsigned)
+        return pt_error_set(err, PT_ECORRUPT, j->dir,
+                            "%llu records after the last signed checkpoint (%llu), more than %llu: "
+                            "checkpoints deleted or the tail rewritten? Run ptibusctl "
+                            "journal-verify (docs/journal.md)",
+                            (unsigned long long)(m->last_seq - h->seq), (unsigned long long)h->seq,
+                            (unsigned long long)j->max_unsigned);
+    if (h->seq == 0)
+        return 0;
+    crypto_sign_ed25519_sk_to_pk(pk, j->sign_sk);
+    MDB_val k, v;
+    uint8_t key[SEQ_KEY_LEN];
+    jint_be64_put(key, h->seq);
+    k = (MDB_val){SEQ_KEY_LEN, key};
+    journal_checkpoint_rec_t cp;
+    int rc = mdb_get(txn, j->dbi[JDB_CKPT], &k, &v);
+    if (rc != 0)
+        return jint_lmdb_fail(err, rc, j->dir, "reading the last checkpoint");
+    rc = decode_checkpoint(&k, &v, &cp, &bad, err);
+    if (rc == 0)
+        rc = check_checkpoint(j, txn, &cp, pk, &bad, err);
+    if (rc == 0)
+        rc = verify_range(j, txn, h->seq, m->last_seq, &bad, err);
+    return rc;
 }

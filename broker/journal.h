@@ -1,7 +1,8 @@
 /* journal: the broker's durable, tamper-evident record of every flow, in LMDB.
  * Records are keyed by a 64-bit sequence (big-endian keys), versioned, and chained:
  * each stores BLAKE2b-256(previous hash || its own content), so an edit, deletion or
- * reordering breaks the chain. Signed checkpoints (Ed25519) pin the chain head.
+ * reordering breaks the chain. Signed, linked checkpoints (Ed25519) pin the chain
+ * head: the chain has no secret, the checkpoints are what an attacker cannot redo.
  * Secondary indexes (dedup, message id, partner/type/time, person by HMAC of the NIR)
  * are written in the same write transaction as the record. See docs/journal.md. */
 #ifndef PT_JOURNAL_H
@@ -43,6 +44,10 @@ typedef struct journal_options {
     const uint8_t *sign_sk;  /* 64 bytes Ed25519 secret key for checkpoints; NULL = no signing */
     bool unsafe_nosync;      /* MDB_NOSYNC: acks before disk. Only by explicit operator choice */
     bool read_only;          /* admin tools: MDB_RDONLY, no writes; start-up checks only warn */
+    /* Read-write open with sign_sk: records allowed after the last checkpoint (0 =
+     * PT_JOURNAL_UNSIGNED_MAX, also 0; UINT64_MAX = no check, to recover a journal
+     * written by an older broker that crashed; see docs/journal.md). */
+    uint64_t max_unsigned_tail;
 } journal_options_t;
 
 /* A record to append. Strings are NUL-terminated and borrowed for the call. */
@@ -174,15 +179,71 @@ int journal_person_merge(journal_txn_t *t, size_t max, size_t *moved, pt_error_t
 /* Entries waiting in by_person_new (committed state). */
 size_t journal_person_unmerged(journal_t *j);
 
-/* Signs the current chain head (seq, hash, time) with the Ed25519 key and stores the
- * checkpoint in its own committed transaction. No-op (0) when the head is unchanged
- * since the last checkpoint or no key was given. */
+/* Records allowed after the last signed checkpoint. A journal opened with a signing
+ * key signs the head of every commit that appends records, inside that commit's own
+ * transaction (one Ed25519 signature and one 132-byte value per batch): no committed
+ * state, even after a crash, has an unsigned tail. So by default journal_verify with a
+ * public key fails unless a checkpoint covers the head, and a read-write journal_open
+ * with the signing key refuses a journal whose last checkpoint is not its head: a
+ * deleted checkpoint or a rewritten tail (see docs/journal.md). A larger value here
+ * trades that for fewer signatures. */
+#define PT_JOURNAL_UNSIGNED_MAX 0
+
+/* The last signed checkpoint (committed state), for logs and receipts. */
+typedef struct journal_signed_head {
+    uint64_t seq; /* 0 = no checkpoint yet */
+    int64_t time_ms;
+    uint64_t number; /* 1-based rank among the journal's checkpoints */
+    uint8_t hash[PT_JOURNAL_HASH_LEN];
+    uint8_t sig[64];
+} journal_signed_head_t;
+
+/* Signs the current chain head (seq, hash, time, previous checkpoint's seq, number)
+ * with the Ed25519 key and stores the checkpoint in its own committed transaction.
+ * No-op (0) when the head is unchanged since the last checkpoint or no key was given.
+ * Every signed head (here or in journal_commit) is logged at NOTICE ("journal.signed":
+ * seq, number, head hash, signature prefix) so that it also leaves the machine. */
 int journal_checkpoint(journal_t *j, pt_error_t *err);
 
-/* Walks records first..last (last 0 = end): recomputes the chain, checks sequence
- * continuity, format versions and every checkpoint signature in range (pk: 32-byte
- * Ed25519 public key, or NULL to skip signatures). Returns 0 when intact; otherwise
- * PT_ECORRUPT with *bad_seq the first bad record and err saying what is wrong. */
+/* The last signed checkpoint (seq 0 when there is none). */
+void journal_signed_head(const journal_t *j, journal_signed_head_t *out);
+
+typedef struct journal_verify_options {
+    uint64_t first, last; /* records first..last; 0, 0 = all */
+    const uint8_t *pk;    /* 32-byte Ed25519 public key; NULL = signatures not checked */
+    /* With pk: records allowed after the last checkpoint (PT_JOURNAL_UNSIGNED_MAX is
+     * what a broker leaves; more for a journal written by an older broker that crashed;
+     * UINT64_MAX = report only). */
+    uint64_t max_unsigned;
+    /* Rebuild the queue, dead-letter, dedup, message-id and partner databases from the
+     * records and compare (only when the range is the whole journal). */
+    bool check_state;
+} journal_verify_options_t;
+
+typedef struct journal_verify_report {
+    uint64_t first, last;     /* records walked */
+    uint64_t checkpoints;     /* checkpoints checked (every format) */
+    uint64_t old_checkpoints; /* of which format 1: signed but not linked */
+    uint64_t last_ckpt_seq;   /* 0 = none */
+    int64_t last_ckpt_ms;
+    uint64_t unsigned_tail; /* records after the last checkpoint, up to last */
+    bool state_checked;     /* the state databases were rebuilt and compared */
+} journal_verify_report_t;
+
+/* Walks the records of the range: recomputes the chain, checks sequence continuity,
+ * format versions and meta; then every checkpoint up to the range's end from the first
+ * one: signature (with pk), hash against its record, and the link to the previous
+ * checkpoint (format 2: prev_seq and number, so a deleted checkpoint is named). With
+ * pk, fails when more than max_unsigned records follow the last checkpoint (when a
+ * checkpoint follows the range's end, the walk goes on up to it). Then, with
+ * check_state, compares the state databases with what the records say. Fills *rep
+ * (also on failure, as far as it got). Returns 0 when intact; otherwise PT_ECORRUPT
+ * with *bad_seq the first bad record (or checkpoint) and err saying what is wrong. */
+int journal_verify_ex(journal_t *j, const journal_verify_options_t *o, journal_verify_report_t *rep,
+                      uint64_t *bad_seq, pt_error_t *err);
+
+/* journal_verify_ex with first, last, pk, max_unsigned PT_JOURNAL_UNSIGNED_MAX, no state
+ * check. */
 int journal_verify(journal_t *j, uint64_t first, uint64_t last, const uint8_t *pk,
                    uint64_t *bad_seq, pt_error_t *err);
 

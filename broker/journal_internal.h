@@ -34,7 +34,9 @@ struct journal_txn {
     MDB_txn *txn;
     uint64_t last_seq; /* last sequence appended in this batch */
     uint8_t head[PT_JOURNAL_HASH_LEN];
-    int poisoned; /* error code that made the transaction unusable, or 0 */
+    int poisoned;        /* error code that made the transaction unusable, or 0 */
+    bool signed_pending; /* a checkpoint of this batch's head is in txn */
+    journal_signed_head_t pending;
 };
 
 struct journal {
@@ -53,6 +55,8 @@ struct journal {
     bool have_sk;
     uint8_t hmac_key[crypto_auth_hmacsha256_KEYBYTES];
     uint8_t sign_sk[crypto_sign_SECRETKEYBYTES];
+    uint64_t max_unsigned;             /* checked on a read-write open with sign_sk */
+    journal_signed_head_t signed_head; /* last committed checkpoint */
     char dir[PATH_MAX];
 };
 
@@ -67,6 +71,12 @@ void jint_be64_put(uint8_t *p, uint64_t v);
 uint64_t jint_be64_get(const uint8_t *p);
 int64_t jint_now_ms(void);
 const char *jint_nz(const char *s);
+
+/* Rebuilds the queue, dead-letter and index databases from the records of txn and
+ * compares them with the stored ones (journal_state.c). 0, or PT_ECORRUPT with err
+ * naming the first mismatch and *bad_seq its record (0 for an entry without one). */
+int jint_state_check(journal_t *j, MDB_txn *txn, uint64_t *bad_seq, pt_error_t *err);
+const char *jint_db_name(int db);
 
 /* Enqueues seq for every recipient (NULL-terminated list, may be NULL). LMDB code. */
 int jint_queue_enqueue(journal_txn_t *t, const char *const *recipients, uint64_t seq,

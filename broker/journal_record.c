@@ -322,13 +322,19 @@ journal_record_decode(const uint8_t *buf, size_t len, uint64_t seq, journal_view
 
 /* ---- checkpoints ---- */
 
-void
+size_t
 journal_checkpoint_message(const journal_checkpoint_rec_t *cp, uint8_t msg[PT_JCKP_MSG_LEN])
 {
-    memcpy(msg, PT_JCKP_DOMAIN, PT_JCKP_DOMAIN_LEN);
+    bool v1 = cp->format == PT_JCKP_FORMAT_V1;
+    memcpy(msg, v1 ? PT_JCKP_DOMAIN_V1 : PT_JCKP_DOMAIN, PT_JCKP_DOMAIN_LEN);
     uint8_t *p = put_le(msg + PT_JCKP_DOMAIN_LEN, cp->seq, 8);
     memcpy(p, cp->hash, PT_JOURNAL_HASH_LEN);
-    put_le(p + PT_JOURNAL_HASH_LEN, (uint64_t)cp->time_ms, 8);
+    p = put_le(p + PT_JOURNAL_HASH_LEN, (uint64_t)cp->time_ms, 8);
+    if (v1)
+        return PT_JCKP_MSG_LEN_V1;
+    p = put_le(p, cp->prev_seq, 8);
+    put_le(p, cp->number, 8);
+    return PT_JCKP_MSG_LEN;
 }
 
 void
@@ -339,6 +345,8 @@ journal_checkpoint_encode(const journal_checkpoint_rec_t *cp, uint8_t out[PT_JCK
     p = put_le(p, cp->seq, 8);
     memcpy(p, cp->hash, PT_JOURNAL_HASH_LEN);
     p = put_le(p + PT_JOURNAL_HASH_LEN, (uint64_t)cp->time_ms, 8);
+    p = put_le(p, cp->prev_seq, 8);
+    p = put_le(p, cp->number, 8);
     memcpy(p, cp->sig, PT_JCKP_SIG_LEN);
 }
 
@@ -346,17 +354,24 @@ int
 journal_checkpoint_decode(const uint8_t *buf, size_t len, journal_checkpoint_rec_t *cp,
                           pt_error_t *err)
 {
-    if (len != PT_JCKP_LEN)
-        return pt_error_set(err, PT_ECORRUPT, NULL, "checkpoint: %zu bytes, expected %d", len,
-                            PT_JCKP_LEN);
     rd_t r = {.p = buf, .left = len, .bad = false};
     unsigned format = (unsigned)get_le(&r, 2);
-    if (format != PT_JCKP_FORMAT)
+    if (r.bad || (format != PT_JCKP_FORMAT && format != PT_JCKP_FORMAT_V1))
         return pt_error_set(err, PT_EVERSION, NULL, "checkpoint: unsupported format %u", format);
+    size_t want = format == PT_JCKP_FORMAT ? PT_JCKP_LEN : PT_JCKP_LEN_V1;
+    if (len != want)
+        return pt_error_set(err, PT_ECORRUPT, NULL, "checkpoint: %zu bytes, format %u has %zu", len,
+                            format, want);
+    memset(cp, 0, sizeof *cp);
+    cp->format = format;
     (void)get_le(&r, 2);
     cp->seq = get_le(&r, 8);
     get_hash(&r, cp->hash);
     cp->time_ms = (int64_t)get_le(&r, 8);
+    if (format == PT_JCKP_FORMAT) {
+        cp->prev_seq = get_le(&r, 8);
+        cp->number = get_le(&r, 8);
+    }
     memcpy(cp->sig, r.p, PT_JCKP_SIG_LEN);
     return 0;
 }

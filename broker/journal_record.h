@@ -16,19 +16,33 @@
 #define PT_JREC_TRAILER_LEN (8 + 4 + 2 * PT_JOURNAL_HASH_LEN)
 #define PT_JREC_MAX_RECIPIENTS 32
 
-/* Checkpoint value: format u16, reserved u16, seq u64, hash, time_ms i64, signature. */
-#define PT_JCKP_FORMAT 1
+/* Checkpoint value, format 1 (old, still read): format u16, reserved u16, seq u64, hash,
+ * time_ms i64, signature. Its signed message: "ptibus-journal-checkpoint-v1" || seq u64
+ * LE || hash || time_ms i64 LE. It does not link to the previous checkpoint, so the
+ * deletion of a format-1 checkpoint is invisible. */
+#define PT_JCKP_FORMAT_V1 1
+#define PT_JCKP_LEN_V1 (2 + 2 + 8 + PT_JOURNAL_HASH_LEN + 8 + PT_JCKP_SIG_LEN)
+#define PT_JCKP_DOMAIN_V1 "ptibus-journal-checkpoint-v1"
+/* Format 2 (written now) adds, after time_ms, prev_seq u64 (the previous checkpoint's
+ * seq, 0 for the first) and number u64 (1-based rank of this checkpoint among all the
+ * journal's checkpoints), both inside the signed message
+ * "ptibus-journal-checkpoint-v2" || seq || hash || time_ms || prev_seq || number, so
+ * that a deleted checkpoint leaves a visible gap. */
+#define PT_JCKP_FORMAT 2
 #define PT_JCKP_SIG_LEN 64
-#define PT_JCKP_LEN (2 + 2 + 8 + PT_JOURNAL_HASH_LEN + 8 + PT_JCKP_SIG_LEN)
-/* The signed message: domain tag || seq u64 LE || hash || time_ms i64 LE. */
-#define PT_JCKP_DOMAIN "ptibus-journal-checkpoint-v1"
+#define PT_JCKP_LEN (2 + 2 + 8 + PT_JOURNAL_HASH_LEN + 8 + 8 + 8 + PT_JCKP_SIG_LEN)
+#define PT_JCKP_DOMAIN "ptibus-journal-checkpoint-v2"
 #define PT_JCKP_DOMAIN_LEN (sizeof PT_JCKP_DOMAIN - 1)
-#define PT_JCKP_MSG_LEN (PT_JCKP_DOMAIN_LEN + 8 + PT_JOURNAL_HASH_LEN + 8)
+#define PT_JCKP_MSG_LEN (PT_JCKP_DOMAIN_LEN + 8 + PT_JOURNAL_HASH_LEN + 8 + 8 + 8)
+#define PT_JCKP_MSG_LEN_V1 (PT_JCKP_DOMAIN_LEN + 8 + PT_JOURNAL_HASH_LEN + 8)
 
 typedef struct journal_checkpoint_rec {
+    uint32_t format; /* PT_JCKP_FORMAT_V1 or PT_JCKP_FORMAT */
     uint64_t seq;
     int64_t time_ms;
     uint8_t hash[PT_JOURNAL_HASH_LEN];
+    uint64_t prev_seq; /* format 2 only */
+    uint64_t number;   /* format 2 only */
     uint8_t sig[PT_JCKP_SIG_LEN];
 } journal_checkpoint_rec_t;
 
@@ -57,13 +71,15 @@ void journal_record_chain(const uint8_t prev[PT_JOURNAL_HASH_LEN], const uint8_t
  * record is too short to hold one. Borrowed from buf. */
 const uint8_t *journal_record_stored_hash(const uint8_t *buf, size_t len);
 
-/* Fills msg with the fixed byte string a checkpoint signature covers. */
-void journal_checkpoint_message(const journal_checkpoint_rec_t *cp, uint8_t msg[PT_JCKP_MSG_LEN]);
+/* Fills msg with the fixed byte string a checkpoint signature covers (its layout
+ * depends on cp->format) and returns its length. */
+size_t journal_checkpoint_message(const journal_checkpoint_rec_t *cp, uint8_t msg[PT_JCKP_MSG_LEN]);
 
-/* Encodes cp into out (PT_JCKP_LEN bytes). */
+/* Encodes cp as a format-2 checkpoint into out (PT_JCKP_LEN bytes). */
 void journal_checkpoint_encode(const journal_checkpoint_rec_t *cp, uint8_t out[PT_JCKP_LEN]);
 
-/* Decodes a checkpoint value; PT_ECORRUPT (bad size) or PT_EVERSION (format). */
+/* Decodes a checkpoint value of format 1 or 2 (cp->format says which); PT_ECORRUPT
+ * (size wrong for its format) or PT_EVERSION (unknown format). */
 int journal_checkpoint_decode(const uint8_t *buf, size_t len, journal_checkpoint_rec_t *cp,
                               pt_error_t *err);
 

@@ -240,18 +240,25 @@ print_record(const journal_view_t *v, void *arg)
     return 0;
 }
 
+/* max_unsigned NULL: --max-unsigned-tail is refused (journal-list). */
 static int
 journal_args(int argc, char **argv, const char **dir, uint64_t *from, uint64_t *to,
-             const char **pub)
+             const char **pub, uint64_t *max_unsigned)
 {
     static const struct option opts[] = {{"journal", required_argument, NULL, 'j'},
                                          {"from", required_argument, NULL, 'f'},
                                          {"to", required_argument, NULL, 't'},
                                          {"pubkey", required_argument, NULL, 'p'},
+                                         {"max-unsigned-tail", required_argument, NULL, 'u'},
                                          {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "j:f:t:p:", opts, NULL)) != -1) {
         switch (c) {
+        case 'u':
+            if (max_unsigned == NULL)
+                return 2;
+            *max_unsigned = strtoull(optarg, NULL, 10);
+            break;
         case 'j':
             *dir = optarg;
             break;
@@ -277,7 +284,7 @@ cmd_journal_list(int argc, char **argv)
 {
     const char *dir = NULL, *pub = NULL;
     uint64_t from = 1, to = 0;
-    if (journal_args(argc, argv, &dir, &from, &to, &pub) != 0)
+    if (journal_args(argc, argv, &dir, &from, &to, &pub, NULL) != 0)
         return 2;
     journal_t *j;
     if (open_journal_ro(dir, &j) != 0)
@@ -288,13 +295,45 @@ cmd_journal_list(int argc, char **argv)
     return rc == 0 ? 0 : fail(&err);
 }
 
-/* journal-verify --journal DIR [--pubkey broker.sign.pub] [--from N] [--to M] */
+static void
+format_utc(int64_t ms, char *out, size_t cap)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (gmtime_r(&t, &tm) == NULL || strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(out, cap, "%lld ms", (long long)ms);
+}
+
+/* What was checked, success or not: an auditor reads the counts, not just "intact". */
+static void
+print_verify_report(const journal_verify_report_t *r, bool signed_, uint64_t max_unsigned)
+{
+    char when[40];
+    printf("records checked: %" PRIu64 "..%" PRIu64 "\n", r->first, r->last);
+    if (r->last_ckpt_seq != 0) {
+        format_utc(r->last_ckpt_ms, when, sizeof when);
+        printf("checkpoints checked: %" PRIu64 " (%" PRIu64 " old-format, not linked), last at "
+               "seq %" PRIu64 " signed %s\n",
+               r->checkpoints, r->old_checkpoints, r->last_ckpt_seq, when);
+    } else {
+        printf("checkpoints checked: 0\n");
+    }
+    printf("unsigned tail: %" PRIu64 " records after the last checkpoint (allowed %" PRIu64 "%s)\n",
+           r->unsigned_tail, max_unsigned, signed_ ? "" : ", not enforced without --pubkey");
+    if (!signed_)
+        printf("signatures: NOT checked (no --pubkey)\n");
+    if (r->state_checked)
+        printf("state: queue, dead-letter, dedup, by_msgid and by_partner match the records\n");
+}
+
+/* journal-verify --journal DIR [--pubkey broker.sign.pub] [--from N] [--to M]
+ *                [--max-unsigned-tail N] */
 static int
 cmd_journal_verify(int argc, char **argv)
 {
     const char *dir = NULL, *pub = NULL;
-    uint64_t from = 1, to = 0, bad = 0;
-    if (journal_args(argc, argv, &dir, &from, &to, &pub) != 0)
+    uint64_t from = 0, to = 0, bad = 0, max_unsigned = PT_JOURNAL_UNSIGNED_MAX;
+    if (journal_args(argc, argv, &dir, &from, &to, &pub, &max_unsigned) != 0)
         return 2;
     uint8_t pk[32];
     pt_error_t err;
@@ -303,16 +342,22 @@ cmd_journal_verify(int argc, char **argv)
     journal_t *j;
     if (open_journal_ro(dir, &j) != 0)
         return 1;
-    int rc = journal_verify(j, from, to, pub ? pk : NULL, &bad, &err);
-    uint64_t last = journal_last_seq(j);
+    journal_verify_options_t o = {.first = from,
+                                  .last = to,
+                                  .pk = pub ? pk : NULL,
+                                  .max_unsigned = max_unsigned,
+                                  .check_state = true};
+    journal_verify_report_t rep;
+    int rc = journal_verify_ex(j, &o, &rep, &bad, &err);
     journal_close(&j);
+    print_verify_report(&rep, pub != NULL, max_unsigned);
     if (rc != 0) {
         fprintf(stderr, "ptibusctl: journal verify FAILED at record %" PRIu64 ": %s\n", bad,
                 err.msg);
         return 1;
     }
-    printf("journal %s: records %" PRIu64 "..%" PRIu64 " intact%s\n", dir, from, to ? to : last,
-           pub ? ", checkpoint signatures valid" : "");
+    printf("journal %s: records %" PRIu64 "..%" PRIu64 " intact%s\n", dir, rep.first, rep.last,
+           pub ? ", checkpoints signed, linked and covering the head" : "");
     return 0;
 }
 
@@ -626,7 +671,8 @@ static const command_t commands[] = {
      "[--wait SECONDS]"},
     {"journal-list", cmd_journal_list, "journal-list --journal DIR [--from N] [--to M]"},
     {"journal-verify", cmd_journal_verify,
-     "journal-verify --journal DIR [--pubkey SIGN.pub] [--from N] [--to M]"},
+     "journal-verify --journal DIR [--pubkey SIGN.pub] [--from N] [--to M] "
+     "[--max-unsigned-tail N]"},
 };
 
 static void

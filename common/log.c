@@ -29,6 +29,7 @@ pt_log_level_parse(const char *name)
         pt_log_level_t level;
     } table[] = {{"error", PT_LOG_ERROR},
                  {"warn", PT_LOG_WARN},
+                 {"notice", PT_LOG_NOTICE},
                  {"info", PT_LOG_INFO},
                  {"debug", PT_LOG_DEBUG}};
     for (size_t i = 0; name && i < sizeof table / sizeof table[0]; i++)
@@ -63,6 +64,8 @@ level_letter(pt_log_level_t level)
         return 'E';
     case PT_LOG_WARN:
         return 'W';
+    case PT_LOG_NOTICE:
+        return 'N';
     case PT_LOG_INFO:
         return 'I';
     default:

@@ -11,6 +11,7 @@
 typedef enum pt_log_level {
     PT_LOG_ERROR = 3,
     PT_LOG_WARN = 4,
+    PT_LOG_NOTICE = 5, /* normal but significant: e.g. each signed journal head */
     PT_LOG_INFO = 6,
     PT_LOG_DEBUG = 7,
 } pt_log_level_t;
@@ -32,6 +33,7 @@ void pt_log_write(pt_log_level_t level, const char *msgid, const char *func, con
 
 #define pt_log_error(id, ...) pt_log_write(PT_LOG_ERROR, id, __func__, __VA_ARGS__)
 #define pt_log_warn(id, ...) pt_log_write(PT_LOG_WARN, id, __func__, __VA_ARGS__)
+#define pt_log_notice(id, ...) pt_log_write(PT_LOG_NOTICE, id, NULL, __VA_ARGS__)
 #define pt_log_info(id, ...) pt_log_write(PT_LOG_INFO, id, NULL, __VA_ARGS__)
 #define pt_log_debug(id, ...) pt_log_write(PT_LOG_DEBUG, id, __func__, __VA_ARGS__)
 

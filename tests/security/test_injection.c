@@ -325,12 +325,15 @@ test_ack_reason_injection(void **state)
 static void
 append_old_dead_letter(fx_t *f, const char *message_id, uint64_t ref_seq, const char *reason)
 {
-    char hmac_path[4300];
-    uint8_t hmac[32];
+    char hmac_path[4300], sign_path[4300];
+    uint8_t hmac[32], sign[64];
     pt_error_t err;
     snprintf(hmac_path, sizeof hmac_path, "%s/keys/person-index.hmac", f->net.dir);
     assert_int_equal(keys_read(hmac_path, hmac, 32, true, &err), 0);
-    journal_options_t o = {.dir = f->net.journal_dir, .hmac_key = hmac};
+    /* Signed like the broker signs, so that the broker reopens the journal afterwards. */
+    snprintf(sign_path, sizeof sign_path, "%s/keys/journal.sign", f->net.dir);
+    assert_int_equal(keys_read(sign_path, sign, 64, true, &err), 0);
+    journal_options_t o = {.dir = f->net.journal_dir, .hmac_key = hmac, .sign_sk = sign};
     journal_t *j;
     journal_txn_t *t;
     assert_int_equal(journal_open(&o, &j, &err), 0);

@@ -39,6 +39,25 @@ fx_open(fixture_t *f)
         fail_msg("journal_open: %s", err.msg);
 }
 
+/* A read-write open with the signing key (the broker's) must refuse, saying want. */
+static void
+fx_open_refused(fixture_t *f, const char *want)
+{
+    pt_error_t err;
+    assert_int_equal(journal_open(&f->opts, &f->j, &err), PT_ECORRUPT);
+    if (strstr(err.msg, want) == NULL)
+        fail_msg("journal_open said \"%s\", expected \"%s\"", err.msg, want);
+}
+
+/* Read-only, as ptibusctl opens a journal to inspect it. */
+static void
+fx_open_ro(fixture_t *f)
+{
+    f->opts.read_only = true;
+    fx_open(f);
+    f->opts.read_only = false;
+}
+
 static void
 fx_reopen(fixture_t *f)
 {
@@ -571,10 +590,14 @@ test_checkpoints(void **state)
     raw_put(&r, 20, cp, len);
     raw_close(&r);
     free(cp);
-    fx_open(f);
+    fx_open_refused(f, "checkpoint 20: bad signature (forged or altered)");
+    fx_open_ro(f);
     assert_bad(f, f->pk, 20, "checkpoint 20: bad signature (forged or altered)");
     uint64_t bad;
-    assert_int_equal(journal_verify(f->j, 1, 15, f->pk, &bad, &err), 0);
+    assert_int_equal(journal_verify(f->j, 1, 10, f->pk, &bad, &err), 0);
+    /* Records 11..15 are signed only by checkpoint 20: the walk goes on up to it. */
+    assert_int_equal(journal_verify(f->j, 1, 15, f->pk, &bad, &err), PT_ECORRUPT);
+    assert_int_equal(bad, 20);
 }
 
 /* An attacker who edits a record and recomputes every later hash (and meta's head)
@@ -609,8 +632,85 @@ test_rewritten_chain_caught_by_checkpoint(void **state)
     MDB_val k = {4, "head"}, v = {32, prev};
     assert_int_equal(mdb_put(r.txn, meta, &k, &v, 0), 0);
     raw_close(&r);
-    fx_open(f);
+    fx_open_refused(f, "checkpoint 20: hash differs from the record's");
+    fx_open_ro(f);
     assert_bad(f, NULL, 20, "checkpoint 20: hash differs from the record's");
+}
+
+/* Stores a format-1 checkpoint of record seq (the layout before linked checkpoints). */
+static void
+put_v1_checkpoint(fixture_t *f, raw_t *rec, raw_t *ck, uint64_t seq)
+{
+    size_t len;
+    uint8_t *r = raw_get(rec, seq, &len);
+    journal_checkpoint_rec_t cp = {
+        .format = PT_JCKP_FORMAT_V1, .seq = seq, .time_ms = 1000 + (int64_t)seq};
+    memcpy(cp.hash, r + len - 32, 32);
+    free(r);
+    uint8_t msg[PT_JCKP_MSG_LEN], val[PT_JCKP_LEN_V1];
+    size_t mlen = journal_checkpoint_message(&cp, msg);
+    assert_int_equal(mlen, PT_JCKP_MSG_LEN_V1);
+    assert_memory_equal(msg, "ptibus-journal-checkpoint-v1", PT_JCKP_DOMAIN_LEN);
+    crypto_sign_detached(cp.sig, NULL, msg, mlen, f->sk);
+    uint8_t *p = val;
+    memset(val, 0, sizeof val);
+    p[0] = 1;
+    for (int i = 0; i < 8; i++) {
+        p[4 + i] = (uint8_t)(seq >> (8 * i));
+        p[44 + i] = (uint8_t)((uint64_t)cp.time_ms >> (8 * i));
+    }
+    memcpy(p + 12, cp.hash, 32);
+    memcpy(p + 52, cp.sig, 64);
+    raw_put(ck, seq, val, sizeof val);
+}
+
+/* A journal written before checkpoint format 2 still verifies, its checkpoints counted
+ * as old-format; the first format-2 checkpoint links to them, so deleting one shows. */
+static void
+test_old_format_checkpoints(void **state)
+{
+    fixture_t *f = *state;
+    fx_open(f);
+    append_n(f, 10);
+    journal_close(&f->j);
+    raw_t rec, ck;
+    raw_open(&rec, f->opts.dir, "records");
+    assert_int_equal(mdb_dbi_open(rec.txn, "checkpoints", 0, &ck.dbi), 0);
+    assert_int_equal(mdb_drop(rec.txn, ck.dbi, 0), 0);
+    ck.txn = rec.txn;
+    put_v1_checkpoint(f, &rec, &ck, 5);
+    put_v1_checkpoint(f, &rec, &ck, 10);
+    raw_close(&rec);
+
+    fx_open_ro(f);
+    journal_verify_options_t o = {.pk = f->pk};
+    journal_verify_report_t rep;
+    uint64_t bad;
+    pt_error_t err;
+    assert_int_equal(journal_verify_ex(f->j, &o, &rep, &bad, &err), 0);
+    assert_int_equal(rep.checkpoints, 2);
+    assert_int_equal(rep.old_checkpoints, 2);
+    assert_int_equal(rep.last_ckpt_seq, 10);
+    assert_int_equal(rep.last_ckpt_ms, 1010);
+    assert_int_equal(rep.unsigned_tail, 0);
+    journal_close(&f->j);
+
+    fx_open(f); /* the broker resumes it: its last (old) checkpoint is at the head */
+    append_n(f, 5);
+    journal_signed_head_t h;
+    journal_signed_head(f->j, &h);
+    assert_int_equal(h.seq, 15);
+    assert_int_equal(h.number, 3);
+    assert_int_equal(journal_verify_ex(f->j, &o, &rep, &bad, &err), 0);
+    assert_int_equal(rep.checkpoints, 3);
+    assert_int_equal(rep.old_checkpoints, 2);
+    journal_close(&f->j);
+
+    raw_open(&ck, f->opts.dir, "checkpoints");
+    raw_del(&ck, 5);
+    raw_close(&ck);
+    fx_open_ro(f);
+    assert_bad(f, f->pk, 15, "checkpoint 15: signed as checkpoint number 3, but 1 precede it");
 }
 
 static void
@@ -1084,6 +1184,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_reordered_records_detected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoints, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rewritten_chain_caught_by_checkpoint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_old_format_checkpoints, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_format_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_map, setup, teardown),
         cmocka_unit_test_setup_teardown(test_person_index, setup, teardown),
