@@ -24,15 +24,6 @@
 #define ADMIN_REPLAY_MAX 100000   /* messages re-enqueued by one request */
 #define ADMIN_REPLAY_SCAN 1000000 /* records scanned by one request (the loop waits) */
 
-typedef struct answer {
-    uint8_t rid[256];
-    size_t rid_len;
-    uint8_t *buf; /* packed AdminResponse */
-    size_t len;
-    bool wrote; /* changed the journal: only valid if the batch commits */
-    char request_id[64];
-} answer_t;
-
 /* The coalescing of an administrator's reads: 0 stats, 1 dead-letter list. */
 enum { READ_STATS, READ_DEAD, READ_KINDS };
 typedef struct reader {
@@ -53,8 +44,7 @@ struct admin {
     reader_t readers[ADMIN_READERS];
     size_t n_readers;
     admin_deps_t d;
-    answer_t *ans;
-    size_t n_ans, cap_ans;
+    batch_t *b; /* the loop turn, during admin_read */
     uint8_t *rbuf;
     size_t rcap;
 };
@@ -94,9 +84,6 @@ admin_close(admin_t **ap)
     if (ap == NULL || *ap == NULL)
         return;
     admin_t *a = *ap;
-    for (size_t i = 0; i < a->n_ans; i++)
-        free(a->ans[i].buf);
-    free(a->ans);
     free(a->rbuf);
     if (a->sock)
         zmq_close(a->sock);
@@ -110,27 +97,24 @@ admin_socket(admin_t *a)
     return a->sock;
 }
 
+/* Queues the answer in the batch. One that changed the journal (wrote) is valid only if
+ * the turn commits: after a failure its request is answered "nothing was changed". */
 static void
 answer_push(admin_t *a, const uint8_t *rid, size_t rid_len, Ptibus__V1__AdminResponse *resp,
             bool wrote)
 {
-    if (a->n_ans == a->cap_ans) {
-        size_t cap = a->cap_ans ? a->cap_ans * 2 : 8;
-        answer_t *n = realloc(a->ans, cap * sizeof *n);
-        if (n == NULL)
-            return;
-        a->ans = n;
-        a->cap_ans = cap;
-    }
-    answer_t *x = &a->ans[a->n_ans];
-    pt_error_t err;
-    if (codec_pack(&resp->base, SIZE_MAX, &x->buf, &x->len, &err) != 0)
-        return;
-    x->rid_len = rid_len < sizeof x->rid ? rid_len : sizeof x->rid;
-    memcpy(x->rid, rid, x->rid_len);
-    x->wrote = wrote;
-    snprintf(x->request_id, sizeof x->request_id, "%s", resp->request_id);
-    a->n_ans++;
+    Ptibus__V1__AdminResponse failed = PTIBUS__V1__ADMIN_RESPONSE__INIT;
+    failed.request_id = resp->request_id;
+    failed.error = "journal commit failed: nothing was changed, retry later";
+    batch_frame_t f = {.dest = BATCH_ADMIN,
+                       .rid = rid,
+                       .rid_len = rid_len,
+                       .msg = &resp->base,
+                       .rule = wrote ? BATCH_FALLBACK : BATCH_ALWAYS,
+                       .fallback = &failed.base};
+    if (batch_push(a->b, &f) != 0)
+        pt_log_warn("admin.send", "no memory for an answer: request %.64s unanswered",
+                    resp->request_id ? resp->request_id : "");
 }
 
 /* Appends the ADMIN record of an administrator's action. The log says what (head,
@@ -143,7 +127,7 @@ admin_record(admin_t *a, journal_txn_t *t, const char *who, const char *what, co
     uint64_t seq;
     int rc = journal_append(t, &rec, &seq, err);
     if (rc != 0)
-        ingest_batch_fail(a->d.ingest, rc, err);
+        batch_fail(a->b, rc, err);
     else
         pt_log_info("admin.action", "%s: %s (ADMIN record seq %llu)", who, head,
                     (unsigned long long)seq);
@@ -298,7 +282,7 @@ record_read(admin_t *a, const char *who, int kind, const char *what)
              "%s; %llu more reads of this kind by this administrator since "
              "its last record",
              what, (unsigned long long)(r ? r->unjournaled[kind] : 0));
-    journal_txn_t *t = ingest_batch_txn(a->d.ingest);
+    journal_txn_t *t = batch_txn(a->b);
     pt_error_t err;
     if (t == NULL || admin_record(a, t, who, text, what, &err) != 0) {
         pt_log_warn("admin.read", "%s: %s answered but not journaled: journal unavailable", who,
@@ -462,7 +446,7 @@ requeue_one(admin_t *a, journal_txn_t *t, const char *recipient, uint64_t seq, s
     int rc = seqlist_push(done, seq);
     if (rc != 0) {
         pt_error_set(&err, rc, "admin", "out of memory");
-        ingest_batch_fail(a->d.ingest, rc, &err);
+        batch_fail(a->b, rc, &err);
     }
     return rc;
 }
@@ -493,7 +477,7 @@ handle_requeue(admin_t *a, const char *who, const Ptibus__V1__DeadLetterRequeueR
         snprintf(msg, sizeof msg, "dead_letter_requeue.reason: %s", bad);
         return (void)fail(resp, ebuf, cap, msg);
     }
-    journal_txn_t *t = ingest_batch_txn(a->d.ingest);
+    journal_txn_t *t = batch_txn(a->b);
     if (t == NULL)
         return (void)fail(resp, ebuf, cap, "journal unavailable: nothing was changed, retry later");
     seqlist_t done = {0};
@@ -559,7 +543,7 @@ replay_one(const journal_view_t *v, void *arg)
     if (c->rc == 0 && (c->rc = seqlist_push(&c->seqs, v->seq)) != 0)
         pt_error_set(&err, c->rc, "admin", "out of memory");
     if (c->rc != 0) {
-        ingest_batch_fail(c->a->d.ingest, c->rc, &err);
+        batch_fail(c->a->b, c->rc, &err);
         return 1;
     }
     return ++c->done >= ADMIN_REPLAY_MAX;
@@ -608,7 +592,7 @@ handle_replay(admin_t *a, const char *who, const Ptibus__V1__ReplayRequest *q,
     const char *bad = replay_problem(a, q, msg, sizeof msg);
     if (bad != NULL)
         return (void)fail(resp, ebuf, cap, bad);
-    replay_ctx_t c = {.a = a, .t = ingest_batch_txn(a->d.ingest), .recipient = q->recipient};
+    replay_ctx_t c = {.a = a, .t = batch_txn(a->b), .recipient = q->recipient};
     if (c.t == NULL)
         return (void)fail(resp, ebuf, cap, "journal unavailable: nothing was changed");
     snprintf(why, sizeof why, "replay by %s: %s", who, q->reason);
@@ -714,38 +698,12 @@ read_one(admin_t *a)
 }
 
 int
-admin_read(admin_t *a)
+admin_read(admin_t *a, batch_t *b)
 {
     int n = 0;
+    a->b = b;
     while (n < 64 && read_one(a))
         n++;
+    a->b = NULL;
     return n;
-}
-
-/* Replaces a write request's answer when its batch did not commit. */
-static void
-answer_uncommitted(answer_t *x)
-{
-    Ptibus__V1__AdminResponse resp = PTIBUS__V1__ADMIN_RESPONSE__INIT;
-    resp.request_id = x->request_id;
-    resp.error = "journal commit failed: nothing was changed, retry later";
-    free(x->buf);
-    pt_error_t err;
-    if (codec_pack(&resp.base, SIZE_MAX, &x->buf, &x->len, &err) != 0)
-        x->len = 0;
-}
-
-void
-admin_flush(admin_t *a, bool committed)
-{
-    for (size_t i = 0; i < a->n_ans; i++) {
-        answer_t *x = &a->ans[i];
-        if (x->wrote && !committed)
-            answer_uncommitted(x);
-        if (x->len && (zmq_send(a->sock, x->rid, x->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-                       zmq_send(a->sock, x->buf, x->len, ZMQ_DONTWAIT) < 0))
-            pt_log_warn("admin.send", "answer dropped: %s", zmq_strerror(zmq_errno()));
-        free(x->buf);
-    }
-    a->n_ans = 0;
 }

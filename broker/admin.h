@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 
+#include "batch.h"
 #include "bconfig.h"
 #include "delivery.h"
 #include "err.h"
@@ -34,12 +35,10 @@ void admin_close(admin_t **a);
 /* The ROUTER socket, for the event loop to poll (ZMQ_FD). */
 void *admin_socket(admin_t *a);
 
-/* Reads and handles every pending request (non-blocking); answers wait for
- * admin_flush(). Returns the number of requests read. */
-int admin_read(admin_t *a);
-
-/* Sends the answers of this batch; when the batch did not commit, the requests that
- * changed something are answered with an error instead. */
-void admin_flush(admin_t *a, bool committed);
+/* Reads and handles the pending requests (non-blocking, at most 64) in batch b: their
+ * journal records go into its transaction, their answers into it as frames (a request
+ * that changed something is answered "nothing was changed" if the turn fails). Returns
+ * the number of requests read. */
+int admin_read(admin_t *a, batch_t *b);
 
 #endif

@@ -18,6 +18,7 @@
 
 #include "admin.h"
 #include "auth.h"
+#include "batch.h"
 #include "codec.h"
 #include "delivery.h"
 #include "ingest.h"
@@ -70,7 +71,7 @@
 struct broker {
     bconfig_t *cfg;
     uv_loop_t loop;
-    uv_poll_t router_poll;
+    uv_poll_t partners_poll;
     uv_poll_t zap_poll;
     uv_poll_t admin_poll;
     uv_signal_t sig_term;
@@ -79,11 +80,12 @@ struct broker {
     uv_timer_t delivery_timer;
     uv_timer_t metrics_timer;
     void *zctx;
-    void *router;
+    void *partners_sock;
     auth_t *auth;
     admin_t *admin; /* NULL without admin.listen */
     journal_t *journal;
     router_t *routes;
+    batch_t *batch; /* the loop turn: write transaction and frames waiting for its commit */
     ingest_t *ingest;
     delivery_t *delivery;
     prefetch_t *prefetch;
@@ -137,29 +139,8 @@ broker_open_journal(broker_t *b, pt_error_t *err)
     return journal_open(&jo, &b->journal, err);
 }
 
-static journal_txn_t *
-delivery_txn(void *arg)
-{
-    broker_t *b = arg;
-    return ingest_batch_txn(b->ingest);
-}
-
-static void
-delivery_fail(void *arg, int rc, const pt_error_t *err)
-{
-    broker_t *b = arg;
-    ingest_batch_fail(b->ingest, rc, err);
-}
-
 static int delivery_send(void *arg, const uint8_t *rid, size_t rid_len, const uint8_t *buf,
                          size_t len);
-
-static void
-on_routed(void *arg, const char *const *recipients, size_t n)
-{
-    broker_t *b = arg;
-    delivery_routed(b->delivery, recipients, n, 0);
-}
 
 /* Routing, the accept path and delivery, over the journal. */
 static int
@@ -173,13 +154,13 @@ broker_open_paths(broker_t *b, pt_error_t *err)
                                .peer_timeout_ms = 3 * c->heartbeat_interval_ms,
                                .max_in_flight = c->max_in_flight,
                                .max_in_flight_bytes = c->max_in_flight_bytes};
-    delivery_io_t io = {
-        .send = delivery_send, .txn = delivery_txn, .fail = delivery_fail, .arg = b};
     int rc = router_new(c, &b->routes, err);
     if (rc == 0)
-        rc = ingest_new(b->journal, c, b->routes, on_routed, b, &b->ingest, err);
+        rc = batch_new(b->journal, &b->batch, err);
     if (rc == 0)
-        rc = delivery_new(b->journal, c, &dopt, &io, &b->delivery, err);
+        rc = ingest_new(b->journal, c, b->routes, &b->ingest, err);
+    if (rc == 0)
+        rc = delivery_new(b->journal, c, &dopt, delivery_send, b, &b->delivery, err);
     if (rc == 0)
         rc = metrics_new(&b->metrics, err);
     if (rc == 0)
@@ -188,6 +169,9 @@ broker_open_paths(broker_t *b, pt_error_t *err)
         rc = metrics_http_start(b->metrics, c->metrics_listen, err);
     if (rc == 0) {
         ingest_set_metrics(b->ingest, b->metrics);
+        batch_set_metrics(
+            b->batch, metrics_series(metrics_find(b->metrics, PT_METRIC_COMMIT_LATENCY), NULL),
+            metrics_series(metrics_find(b->metrics, PT_METRIC_COMMIT_BATCH_SIZE), NULL));
         delivery_set_metrics(b->delivery, b->metrics);
         b->m_read_ahead = metrics_series(metrics_find(b->metrics, PT_METRIC_READ_AHEAD), NULL);
     }
@@ -204,27 +188,27 @@ zmq_fail(pt_error_t *err, const char *what)
 static int
 broker_open_router(broker_t *b, pt_error_t *err)
 {
-    b->router = zmq_socket(b->zctx, ZMQ_ROUTER);
-    if (b->router == NULL)
+    b->partners_sock = zmq_socket(b->zctx, ZMQ_ROUTER);
+    if (b->partners_sock == NULL)
         return zmq_fail(err, "zmq_socket");
     int one = 1, linger = 0, sndhwm = ROUTER_SNDHWM, rcvhwm = ROUTER_RCVHWM;
     int handshake = HANDSHAKE_IVL_MS;
     int hb = (int)b->cfg->heartbeat_interval_ms, hbto = hb * 3;
     int64_t maxmsg = (int64_t)b->cfg->max_message_size * 2 + PT_FRAME_OVERHEAD;
     const char *domain = PT_ZAP_DOMAIN_PARTNERS;
-    if (zmq_setsockopt(b->router, ZMQ_CURVE_SERVER, &one, sizeof one) != 0 ||
-        zmq_setsockopt(b->router, ZMQ_CURVE_SECRETKEY, b->server_sk, 32) != 0 ||
-        zmq_setsockopt(b->router, ZMQ_ZAP_DOMAIN, domain, strlen(domain)) != 0 ||
-        zmq_setsockopt(b->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one) != 0 ||
-        zmq_setsockopt(b->router, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
-        zmq_setsockopt(b->router, ZMQ_SNDHWM, &sndhwm, sizeof sndhwm) != 0 ||
-        zmq_setsockopt(b->router, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm) != 0 ||
-        zmq_setsockopt(b->router, ZMQ_HANDSHAKE_IVL, &handshake, sizeof handshake) != 0 ||
-        zmq_setsockopt(b->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) != 0 ||
-        zmq_setsockopt(b->router, ZMQ_HEARTBEAT_IVL, &hb, sizeof hb) != 0 ||
-        zmq_setsockopt(b->router, ZMQ_HEARTBEAT_TIMEOUT, &hbto, sizeof hbto) != 0)
+    if (zmq_setsockopt(b->partners_sock, ZMQ_CURVE_SERVER, &one, sizeof one) != 0 ||
+        zmq_setsockopt(b->partners_sock, ZMQ_CURVE_SECRETKEY, b->server_sk, 32) != 0 ||
+        zmq_setsockopt(b->partners_sock, ZMQ_ZAP_DOMAIN, domain, strlen(domain)) != 0 ||
+        zmq_setsockopt(b->partners_sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one) != 0 ||
+        zmq_setsockopt(b->partners_sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        zmq_setsockopt(b->partners_sock, ZMQ_SNDHWM, &sndhwm, sizeof sndhwm) != 0 ||
+        zmq_setsockopt(b->partners_sock, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm) != 0 ||
+        zmq_setsockopt(b->partners_sock, ZMQ_HANDSHAKE_IVL, &handshake, sizeof handshake) != 0 ||
+        zmq_setsockopt(b->partners_sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) != 0 ||
+        zmq_setsockopt(b->partners_sock, ZMQ_HEARTBEAT_IVL, &hb, sizeof hb) != 0 ||
+        zmq_setsockopt(b->partners_sock, ZMQ_HEARTBEAT_TIMEOUT, &hbto, sizeof hbto) != 0)
         return zmq_fail(err, "zmq_setsockopt(router)");
-    if (zmq_bind(b->router, b->cfg->listen) != 0)
+    if (zmq_bind(b->partners_sock, b->cfg->listen) != 0)
         return zmq_fail(err, b->cfg->listen);
     return 0;
 }
@@ -251,9 +235,9 @@ broker_new(bconfig_t *cfg, broker_t **out, pt_error_t *err)
     if (rc == 0)
         rc = broker_open_router(b, err);
     if (rc == 0)
-        rc = auth_watch(b->auth, b->zctx, b->router, "partners", err);
+        rc = auth_watch(b->auth, b->zctx, b->partners_sock, "partners", err);
     if (rc == 0)
-        rc = prefetch_new(b->router, cfg,
+        rc = prefetch_new(b->partners_sock, cfg,
                           cfg->max_batch < PREFETCH_MAX ? cfg->max_batch : PREFETCH_MAX,
                           &b->prefetch, err);
     if (rc == 0 && cfg->admin_listen) {
@@ -287,8 +271,8 @@ socket_readable(void *sock)
 static int
 broker_send_bytes(broker_t *b, const uint8_t *rid, size_t rid_len, const uint8_t *buf, size_t len)
 {
-    if (zmq_send(b->router, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-        zmq_send(b->router, buf, len, ZMQ_DONTWAIT) < 0) {
+    if (zmq_send(b->partners_sock, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_send(b->partners_sock, buf, len, ZMQ_DONTWAIT) < 0) {
         pt_log_warn("broker.send", "frame dropped: %s", zmq_strerror(zmq_errno()));
         return -1;
     }
@@ -301,10 +285,10 @@ static int
 delivery_send(void *arg, const uint8_t *rid, size_t rid_len, const uint8_t *buf, size_t len)
 {
     broker_t *b = arg;
-    if (zmq_send(b->router, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+    if (zmq_send(b->partners_sock, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
         return -zmq_errno();
     /* The routing id was taken: ZeroMQ takes the rest of the message atomically. */
-    return zmq_send(b->router, buf, len, ZMQ_DONTWAIT) < 0 ? -zmq_errno() : 0;
+    return zmq_send(b->partners_sock, buf, len, ZMQ_DONTWAIT) < 0 ? -zmq_errno() : 0;
 }
 
 static void
@@ -322,30 +306,29 @@ broker_send_frame(broker_t *b, const uint8_t *rid, size_t rid_len, const Ptibus_
     free(buf);
 }
 
+/* A PublishAck or Nack that needs no commit, sent now. */
 static void
 broker_send_reply(const ingest_reply_t *r, void *arg)
 {
+    ingest_frame_t f;
+    ingest_reply_frame(r, &f);
+    broker_send_frame(arg, r->rid, r->rid_len, &f.frame);
+}
+
+/* The batch's frames after its commit, each to its socket. */
+static int
+broker_batch_send(void *arg, batch_dest_t dest, const uint8_t *rid, size_t rid_len,
+                  const uint8_t *buf, size_t len)
+{
     broker_t *b = arg;
-    Ptibus__V1__Frame f = PTIBUS__V1__FRAME__INIT;
-    Ptibus__V1__PublishAck ack = PTIBUS__V1__PUBLISH_ACK__INIT;
-    Ptibus__V1__Nack nack = PTIBUS__V1__NACK__INIT;
-    if (r->nack_code == 0) {
-        ack.message_id = (char *)r->message_id;
-        ack.seq = r->seq;
-        ack.duplicate = r->duplicate;
-        f.kind_case = PTIBUS__V1__FRAME__KIND_PUBLISH_ACK;
-        f.publish_ack = &ack;
-    } else {
-        nack.message_id = (char *)r->message_id;
-        nack.code = (Ptibus__V1__NackCode)r->nack_code;
-        nack.reason = (char *)r->reason;
-        nack.field_path = (char *)r->field_path;
-        nack.seq = r->seq;
-        nack.retryable = r->retryable;
-        f.kind_case = PTIBUS__V1__FRAME__KIND_NACK;
-        f.nack = &nack;
+    void *sock = dest == BATCH_ADMIN && b->admin ? admin_socket(b->admin) : b->partners_sock;
+    if (zmq_send(sock, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_send(sock, buf, len, ZMQ_DONTWAIT) < 0) {
+        pt_log_warn(dest == BATCH_ADMIN ? "admin.send" : "broker.send", "frame dropped: %s",
+                    zmq_strerror(zmq_errno()));
+        return -zmq_errno();
     }
-    broker_send_frame(b, r->rid, r->rid_len, &f);
+    return 0;
 }
 
 static void
@@ -436,6 +419,18 @@ broker_on_heartbeat(broker_t *b, const uint8_t *rid, size_t rid_len, const bconf
     broker_send_frame(b, rid, rid_len, &f);
 }
 
+/* A Publish: the accept path, then delivery hears who receives it (from the next turn,
+ * once it is committed). */
+static void
+broker_on_publish(broker_t *b, const uint8_t *rid, size_t rid_len, const bconfig_partner_t *p,
+                  const Ptibus__V1__Publish *pub, ingest_prep_t *prep, int64_t now)
+{
+    ingest_routed_t routed;
+    ingest_publish(b->ingest, b->batch, rid, rid_len, p, pub, prep, &routed);
+    if (routed.n > 0)
+        delivery_routed(b->delivery, routed.to, routed.n, now);
+}
+
 /* Handles one message read from the partners' socket (by the loop or ahead of it by
  * the prefetch helper): its frame is decoded and a Publish already prepared. */
 static void
@@ -458,7 +453,7 @@ broker_on_item(broker_t *b, prefetch_item_t *it)
     }
     Ptibus__V1__Frame *f = it->frame;
     if (f == NULL) {
-        ingest_reject_raw(b->ingest, rid, rid_len, p, zmq_msg_data(&it->payload),
+        ingest_reject_raw(b->ingest, b->batch, rid, rid_len, p, zmq_msg_data(&it->payload),
                           zmq_msg_size(&it->payload), it->code, &it->why);
         return;
     }
@@ -467,12 +462,12 @@ broker_on_item(broker_t *b, prefetch_item_t *it)
     delivery_seen(b->delivery, p->id, now);
     switch (f->kind_case) {
     case PTIBUS__V1__FRAME__KIND_PUBLISH:
-        ingest_publish(b->ingest, rid, rid_len, p, f->publish, &it->prep);
+        broker_on_publish(b, rid, rid_len, p, f->publish, &it->prep, now);
         break;
     case PTIBUS__V1__FRAME__KIND_DELIVER_ACK:
         if (broker_require_session(b, rid, rid_len, p) &&
             broker_text_ok(b, rid, rid_len, p, validate_deliver_ack(f->deliver_ack, &why), &why) &&
-            delivery_ack(b->delivery, p->id, f->deliver_ack, now) != 0)
+            delivery_ack(b->delivery, b->batch, p->id, f->deliver_ack, now) != 0)
             broker_send_nack(b, rid, rid_len, PTIBUS__V1__NACK_CODE__NACK_CODE_PROTOCOL,
                              "deliver_ack.status: must be OK or CANNOT_PROCESS");
         break;
@@ -481,7 +476,7 @@ broker_on_item(broker_t *b, prefetch_item_t *it)
             delivery_credit(b->delivery, p->id, f->credit->credit);
         break;
     case PTIBUS__V1__FRAME__KIND_RECEIPT_REQUEST:
-        delivery_receipt_request(b->delivery, p->id, f->receipt_request->message_id);
+        delivery_receipt_request(b->delivery, b->batch, p->id, f->receipt_request->message_id);
         break;
     case PTIBUS__V1__FRAME__KIND_HELLO:
         broker_on_hello(b, rid, rid_len, p, f->hello);
@@ -504,7 +499,7 @@ broker_read_one(broker_t *b)
     prefetch_item_t read_now, *it = prefetch_take(b->prefetch);
     if (it == NULL) {
         it = &read_now;
-        if (!prefetch_read(b->router, b->cfg, it))
+        if (!prefetch_read(b->partners_sock, b->cfg, it))
             return false;
     }
     broker_on_item(b, it);
@@ -553,35 +548,35 @@ broker_drain(broker_t *b)
         /* Deliveries first, while the batch has written nothing: they see only committed
          * messages and queue entries, and each Deliver leaves at once, journaled
          * (DELIVERED) only once its connection has taken it. */
-        delivery_pump(b->delivery, (int64_t)uv_now(&b->loop));
+        delivery_pump(b->delivery, b->batch, (int64_t)uv_now(&b->loop));
         uint32_t n = broker_read_batch(b);
         if (n > 0)
             b->last_input_ms = pt_clock_mono_ms();
         if (b->admin)
-            admin_read(b->admin);
-        bool commit = ingest_batch_open(b->ingest);
+            admin_read(b->admin, b->batch);
+        bool commit = batch_open(b->batch);
         /* While the commit waits for the disk, the helper reads and prepares what has
          * already arrived and what comes next. Only when messages are waiting: handing
          * the socket over costs more than it saves when nothing is. */
-        bool lend = commit && !prefetch_full(b->prefetch) && socket_readable(b->router);
+        bool lend = commit && !prefetch_full(b->prefetch) && socket_readable(b->partners_sock);
         size_t ahead = prefetch_count(b->prefetch);
         if (lend)
             prefetch_lend(b->prefetch);
         double t0 = pt_clock_mono_s();
-        int rc = ingest_commit(b->ingest);
+        int rc = batch_commit(b->batch);
         if (commit)
             b->last_commit_s = pt_clock_mono_s() - t0;
         if (lend) {
             prefetch_reclaim(b->prefetch);
             metrics_add(b->m_read_ahead, (double)(prefetch_count(b->prefetch) - ahead));
         }
-        ingest_send(b->ingest, broker_send_reply, b);
-        delivery_flush(b->delivery, rc == 0);
-        if (b->admin)
-            admin_flush(b->admin, rc == 0);
+        batch_send(b->batch, broker_batch_send, b);
+        ingest_end(b->ingest, rc == 0);
+        delivery_end(b->delivery, rc == 0);
         /* Messages routed or requeued in this batch are delivered by the next turn. */
         if (n < b->cfg->max_batch && prefetch_count(b->prefetch) == 0 &&
-            !socket_readable(b->router) && !(b->admin && socket_readable(admin_socket(b->admin))) &&
+            !socket_readable(b->partners_sock) &&
+            !(b->admin && socket_readable(admin_socket(b->admin))) &&
             (rc != 0 || delivery_next_due(b->delivery) != 0))
             break;
         /* Under continuous input, let the timers run (delivery retries, heartbeats,
@@ -595,7 +590,7 @@ broker_drain(broker_t *b)
 }
 
 static void
-on_router(uv_poll_t *h, int status, int events)
+on_partners(uv_poll_t *h, int status, int events)
 {
     (void)events;
     broker_t *b = h->data;
@@ -730,7 +725,7 @@ broker_stop(broker_t *b)
         return;
     b->stopping = true;
     notify("STOPPING=1");
-    uv_poll_stop(&b->router_poll);
+    uv_poll_stop(&b->partners_poll);
     uv_idle_stop(&b->drain_again);
     uv_poll_stop(&b->zap_poll);
     if (b->admin)
@@ -753,13 +748,13 @@ static int
 broker_loop_init(broker_t *b)
 {
     uv_os_sock_t rfd, zfd;
-    if (poll_fd(b->router, &rfd) != 0 || poll_fd(auth_socket(b->auth), &zfd) != 0)
+    if (poll_fd(b->partners_sock, &rfd) != 0 || poll_fd(auth_socket(b->auth), &zfd) != 0)
         return -zmq_errno();
     int rc = uv_loop_init(&b->loop);
     if (rc != 0)
         return rc;
     b->loop_ready = true;
-    uv_poll_init_socket(&b->loop, &b->router_poll, rfd);
+    uv_poll_init_socket(&b->loop, &b->partners_poll, rfd);
     uv_poll_init_socket(&b->loop, &b->zap_poll, zfd);
     uv_signal_init(&b->loop, &b->sig_term);
     uv_signal_init(&b->loop, &b->sig_int);
@@ -767,10 +762,10 @@ broker_loop_init(broker_t *b)
     uv_timer_init(&b->loop, &b->delivery_timer);
     uv_timer_init(&b->loop, &b->metrics_timer);
     uv_idle_init(&b->loop, &b->drain_again);
-    b->router_poll.data = b->zap_poll.data = b->sig_term.data = b->sig_int.data =
+    b->partners_poll.data = b->zap_poll.data = b->sig_term.data = b->sig_int.data =
         b->checkpoint_timer.data = b->delivery_timer.data = b->metrics_timer.data =
             b->drain_again.data = b;
-    uv_poll_start(&b->router_poll, UV_READABLE, on_router);
+    uv_poll_start(&b->partners_poll, UV_READABLE, on_partners);
     uv_poll_start(&b->zap_poll, UV_READABLE, on_zap);
     if (b->admin) {
         uv_os_sock_t afd;
@@ -778,7 +773,7 @@ broker_loop_init(broker_t *b)
             return -zmq_errno();
         uv_poll_init_socket(&b->loop, &b->admin_poll, afd);
         b->admin_poll.data = b;
-        uv_poll_start(&b->admin_poll, UV_READABLE, on_router);
+        uv_poll_start(&b->admin_poll, UV_READABLE, on_partners);
     }
     uv_signal_start(&b->sig_term, on_signal, SIGTERM);
     uv_signal_start(&b->sig_int, on_signal, SIGINT);
@@ -821,7 +816,7 @@ broker_loop_fini(broker_t *b)
     if (!b->loop_ready)
         return;
     uv_handle_t *handles[] = {
-        (uv_handle_t *)&b->router_poll,      (uv_handle_t *)&b->zap_poll,
+        (uv_handle_t *)&b->partners_poll,    (uv_handle_t *)&b->zap_poll,
         (uv_handle_t *)&b->sig_term,         (uv_handle_t *)&b->sig_int,
         (uv_handle_t *)&b->checkpoint_timer, (uv_handle_t *)&b->delivery_timer,
         (uv_handle_t *)&b->metrics_timer,    (uv_handle_t *)&b->drain_again};
@@ -853,11 +848,12 @@ broker_destroy(broker_t **bp)
     metrics_destroy(&b->metrics);
     delivery_destroy(&b->delivery);
     ingest_destroy(&b->ingest);
+    batch_destroy(&b->batch);
     router_destroy(&b->routes);
     admin_close(&b->admin);
     prefetch_destroy(&b->prefetch); /* before its socket closes */
-    if (b->router)
-        zmq_close(b->router);
+    if (b->partners_sock)
+        zmq_close(b->partners_sock);
     auth_close(&b->auth);
     if (b->zctx)
         zmq_ctx_term(b->zctx);

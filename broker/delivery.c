@@ -52,21 +52,15 @@ typedef struct peer {
     uint64_t delivered, acknowledged, dead_lettered;
 } peer_t;
 
-typedef struct outframe {
-    peer_t *to;
-    uint8_t *buf;
-    size_t len;
-} outframe_t;
-
 struct delivery {
     journal_t *journal;
     const bconfig_t *cfg;
     delivery_options_t opt;
-    delivery_io_t io;
+    delivery_send_fn send; /* a Deliver, at once: journaled only if the connection took it */
+    void *send_arg;
     peer_t *peers;
     size_t n_peers;
-    outframe_t *out;
-    size_t n_out, cap_out;
+    batch_t *b;    /* the loop turn, during one handler call */
     uint8_t *rbuf; /* record read buffer */
     size_t rcap;
     metrics_t *metrics;
@@ -148,7 +142,7 @@ count_depths(delivery_t *d, pt_error_t *err)
 
 int
 delivery_new(journal_t *j, const bconfig_t *cfg, const delivery_options_t *opts,
-             const delivery_io_t *io, delivery_t **out, pt_error_t *err)
+             delivery_send_fn send, void *send_arg, delivery_t **out, pt_error_t *err)
 {
     *out = NULL;
     delivery_t *d = calloc(1, sizeof *d);
@@ -159,7 +153,8 @@ delivery_new(journal_t *j, const bconfig_t *cfg, const delivery_options_t *opts,
     d->journal = j;
     d->cfg = cfg;
     d->opt = *opts;
-    d->io = *io;
+    d->send = send;
+    d->send_arg = send_arg;
     d->n_peers = cfg->n_partners;
     for (size_t i = 0; i < d->n_peers; i++)
         d->peers[i].p = &cfg->partners[i];
@@ -172,22 +167,12 @@ delivery_new(journal_t *j, const bconfig_t *cfg, const delivery_options_t *opts,
     return 0;
 }
 
-static void
-out_clear(delivery_t *d)
-{
-    for (size_t i = 0; i < d->n_out; i++)
-        free(d->out[i].buf);
-    d->n_out = 0;
-}
-
 void
 delivery_destroy(delivery_t **dp)
 {
     if (dp == NULL || *dp == NULL)
         return;
     delivery_t *d = *dp;
-    out_clear(d);
-    free(d->out);
     for (size_t i = 0; i < d->n_peers; i++) {
         free(d->peers[i].inflight.v);
         free(d->peers[i].retry.v);
@@ -198,26 +183,20 @@ delivery_destroy(delivery_t **dp)
     *dp = NULL;
 }
 
-/* Packs f for peer `to`; sent only if the batch commits. */
+/* Queues f for peer `to` in the batch: it leaves if the turn commits, else it is
+ * dropped (a receipt: the journal is the truth, ReceiptRequest gets it again). */
 static void
 out_push(delivery_t *d, peer_t *to, const Ptibus__V1__Frame *f)
 {
     if (!to->online)
         return;
-    if (d->n_out == d->cap_out) {
-        size_t cap = d->cap_out ? d->cap_out * 2 : 64;
-        outframe_t *o = realloc(d->out, cap * sizeof *o);
-        if (o == NULL)
-            return;
-        d->out = o;
-        d->cap_out = cap;
-    }
-    pt_error_t err;
-    outframe_t *o = &d->out[d->n_out];
-    if (codec_pack(&f->base, SIZE_MAX, &o->buf, &o->len, &err) != 0)
-        return;
-    o->to = to;
-    d->n_out++;
+    batch_frame_t bf = {.dest = BATCH_PARTNERS,
+                        .rid = to->rid,
+                        .rid_len = to->rid_len,
+                        .msg = &f->base,
+                        .rule = BATCH_DROP};
+    if (batch_push(d->b, &bf) != 0)
+        pt_log_warn("delivery.receipt", "partner=%s: no memory for a receipt", to->p->id);
 }
 
 static void
@@ -316,9 +295,9 @@ delivery_wake(delivery_t *d, const char *partner, uint64_t added)
 /* ---- journal writes (into the batch transaction) ---- */
 
 static journal_txn_t *
-batch_txn(delivery_t *d)
+turn_txn(delivery_t *d)
 {
-    return d->io.txn(d->io.arg);
+    return batch_txn(d->b);
 }
 
 /* Reads the RECEIVED record seq into d->rbuf; NULL (and err) if it cannot. */
@@ -352,7 +331,7 @@ trail(delivery_t *d, journal_txn_t *t, journal_kind_t kind, const peer_t *pr,
     pt_error_t err;
     int rc = journal_append(t, &rec, &seq, &err);
     if (rc != 0)
-        d->io.fail(d->io.arg, rc, &err);
+        batch_fail(d->b, rc, &err);
     return rc;
 }
 
@@ -394,7 +373,7 @@ static void
 dead_letter(delivery_t *d, peer_t *pr, uint64_t seq, uint32_t attempts, const char *reason,
             const char *log_reason)
 {
-    journal_txn_t *t = batch_txn(d);
+    journal_txn_t *t = turn_txn(d);
     journal_view_t v;
     pt_error_t err;
     if (t == NULL)
@@ -412,7 +391,7 @@ dead_letter(delivery_t *d, peer_t *pr, uint64_t seq, uint32_t attempts, const ch
         return;
     int rc = journal_dead_add(t, pr->p->id, &e, &err);
     if (rc != 0) {
-        d->io.fail(d->io.arg, rc, &err);
+        batch_fail(d->b, rc, &err);
         return;
     }
     pr->depth--;
@@ -466,7 +445,7 @@ peer_refused(peer_t *pr, int rc)
 static int
 deliver(delivery_t *d, peer_t *pr, uint64_t seq, uint32_t attempt, bool replay, int64_t now_ms)
 {
-    journal_txn_t *t = batch_txn(d);
+    journal_txn_t *t = turn_txn(d);
     journal_view_t v;
     pt_error_t err;
     uint8_t *buf;
@@ -482,7 +461,7 @@ deliver(delivery_t *d, peer_t *pr, uint64_t seq, uint32_t attempt, bool replay, 
     }
     if (deliver_pack(&v, attempt, replay, &buf, &len) != 0)
         return 1;
-    int rc = d->io.send(d->io.arg, pr->rid, pr->rid_len, buf, len);
+    int rc = d->send(d->send_arg, pr->rid, pr->rid_len, buf, len);
     free(buf);
     if (rc != 0) {
         peer_refused(pr, rc);
@@ -495,7 +474,7 @@ deliver(delivery_t *d, peer_t *pr, uint64_t seq, uint32_t attempt, bool replay, 
     if (trail(d, t, PT_REC_DELIVERED, pr, &v, attempt, NULL) != 0)
         return -1;
     if ((rc = journal_queue_put(t, pr->p->id, &e, &err)) != 0) {
-        d->io.fail(d->io.arg, rc, &err);
+        batch_fail(d->b, rc, &err);
         return -1;
     }
     pending_msg_t m = {.seq = seq,
@@ -525,7 +504,7 @@ forget(peer_t *pr, uint64_t seq)
 static void
 acknowledge(delivery_t *d, peer_t *pr, uint64_t seq)
 {
-    journal_txn_t *t = batch_txn(d);
+    journal_txn_t *t = turn_txn(d);
     journal_view_t v;
     journal_queue_entry_t e;
     pt_error_t err;
@@ -545,7 +524,7 @@ acknowledge(delivery_t *d, peer_t *pr, uint64_t seq)
         return;
     int rc = journal_queue_remove(t, pr->p->id, seq, &err);
     if (rc != 0) {
-        d->io.fail(d->io.arg, rc, &err);
+        batch_fail(d->b, rc, &err);
         return;
     }
     pr->depth--;
@@ -564,12 +543,12 @@ was_delivered(delivery_t *d, peer_t *pr, uint64_t seq)
     journal_txn_t *t;
     if (list_find(&pr->inflight, seq) || list_find(&pr->retry, seq))
         return true;
-    return (t = batch_txn(d)) != NULL && journal_queue_get(t, pr->p->id, seq, &e) == 0 &&
+    return (t = turn_txn(d)) != NULL && journal_queue_get(t, pr->p->id, seq, &e) == 0 &&
            e.attempts > 0;
 }
 
-int
-delivery_ack(delivery_t *d, const char *partner, const Ptibus__V1__DeliverAck *ack, int64_t now_ms)
+static int
+ack_one(delivery_t *d, const char *partner, const Ptibus__V1__DeliverAck *ack, int64_t now_ms)
 {
     peer_t *pr = peer_find(d, partner);
     if (pr == NULL)
@@ -604,6 +583,16 @@ delivery_ack(delivery_t *d, const char *partner, const Ptibus__V1__DeliverAck *a
     return 0;
 }
 
+int
+delivery_ack(delivery_t *d, batch_t *b, const char *partner, const Ptibus__V1__DeliverAck *ack,
+             int64_t now_ms)
+{
+    d->b = b;
+    int rc = ack_one(d, partner, ack, now_ms);
+    d->b = NULL;
+    return rc;
+}
+
 typedef struct receipt_ctx {
     delivery_t *d;
     peer_t *sender;
@@ -633,10 +622,20 @@ receipt_again(const journal_view_t *v, void *arg)
 
 /* One walk of the message id's records inside the batch transaction (not one read
  * transaction per record). */
+static void receipt_request(delivery_t *d, const char *partner, const char *message_id);
+
 void
-delivery_receipt_request(delivery_t *d, const char *partner, const char *message_id)
+delivery_receipt_request(delivery_t *d, batch_t *b, const char *partner, const char *message_id)
 {
-    receipt_ctx_t c = {.d = d, .sender = peer_find(d, partner), .t = batch_txn(d)};
+    d->b = b;
+    receipt_request(d, partner, message_id);
+    d->b = NULL;
+}
+
+static void
+receipt_request(delivery_t *d, const char *partner, const char *message_id)
+{
+    receipt_ctx_t c = {.d = d, .sender = peer_find(d, partner), .t = turn_txn(d)};
     pt_error_t err;
     if (c.sender == NULL || c.t == NULL)
         return;
@@ -733,7 +732,7 @@ pump_queue(delivery_t *d, peer_t *pr, int64_t now_ms)
 {
     journal_queue_entry_t e[LIST_CHUNK];
     while (pr->more && has_room(d, pr)) {
-        journal_txn_t *t = batch_txn(d);
+        journal_txn_t *t = turn_txn(d);
         size_t want = pr->window - pr->inflight.n - pr->retry.n, n;
         pt_error_t err;
         if (t == NULL)
@@ -742,7 +741,7 @@ pump_queue(delivery_t *d, peer_t *pr, int64_t now_ms)
             want = LIST_CHUNK;
         int rc = journal_queue_list_txn(t, pr->p->id, pr->cursor, e, want, &n, &err);
         if (rc != 0) {
-            d->io.fail(d->io.arg, rc, &err);
+            batch_fail(d->b, rc, &err);
             return;
         }
         if (n < want)
@@ -777,8 +776,9 @@ check_liveness(delivery_t *d, peer_t *pr, int64_t now_ms)
 }
 
 void
-delivery_pump(delivery_t *d, int64_t now_ms)
+delivery_pump(delivery_t *d, batch_t *b, int64_t now_ms)
 {
+    d->b = b;
     for (size_t i = 0; i < d->n_peers; i++) {
         peer_t *pr = &d->peers[i];
         pr->blocked = false;
@@ -787,30 +787,15 @@ delivery_pump(delivery_t *d, int64_t now_ms)
         pump_retries(d, pr, now_ms);
         pump_queue(d, pr, now_ms);
     }
+    d->b = NULL;
 }
 
 void
-delivery_flush(delivery_t *d, bool committed)
+delivery_end(delivery_t *d, bool committed)
 {
-    if (committed) {
-        for (size_t i = 0; i < d->n_out; i++) {
-            outframe_t *o = &d->out[i];
-            int rc = o->to->online
-                         ? d->io.send(d->io.arg, o->to->rid, o->to->rid_len, o->buf, o->len)
-                         : 0;
-            if (rc != 0)
-                pt_log_warn("delivery.receipt",
-                            "partner=%s did not take a receipt (%s); "
-                            "ReceiptRequest gets it again",
-                            o->to->p->id, zmq_strerror(-rc));
-            if (rc != 0 && rc != -EAGAIN)
-                o->to->online = false;
-        }
-        out_clear(d);
+    if (committed)
         return;
-    }
-    /* The batch is lost: the durable queues did not change, start over from them. */
-    out_clear(d);
+    /* The turn is lost: the durable queues did not change, start over from them. */
     pt_error_t err;
     for (size_t i = 0; i < d->n_peers; i++)
         session_reset(&d->peers[i]);

@@ -7,8 +7,10 @@
  * backoff with jitter, and after max_attempts, or a recipient's CANNOT_PROCESS, the
  * message is dead-lettered (DEAD_LETTERED) so it never blocks the ones behind it.
  * Senders get a Receipt for each acknowledgement and dead letter.
- * All journal writes go into the caller's batch transaction; the frames produced are
- * held until delivery_flush() is told the batch committed. */
+ * Every handler writes into the loop turn's batch (batch.h) that it is given for the
+ * call: journal records in its transaction, receipts as frames that leave after its
+ * commit. A Deliver leaves at once, and its attempt is journaled only if the recipient's
+ * connection took it. */
 #ifndef PT_DELIVERY_H
 #define PT_DELIVERY_H
 
@@ -16,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "batch.h"
 #include "bconfig.h"
 #include "err.h"
 #include "journal.h"
@@ -34,25 +37,15 @@ typedef struct delivery_options {
     uint64_t max_in_flight_bytes; /* and to this many envelope bytes (one message always fits) */
 } delivery_options_t;
 
-/* Sends one frame to a routing id; returns 0, or -1 when the peer is unreachable. */
+/* Sends one Deliver frame to a routing id now; returns 0, or -errno when the connection
+ * does not take it (-EHOSTUNREACH: gone; -EAGAIN: its send queue is full). */
 typedef int (*delivery_send_fn)(void *arg, const uint8_t *rid, size_t rid_len, const uint8_t *buf,
                                 size_t len);
 
-/* Returns the batch's write transaction (NULL if the batch has failed). */
-typedef journal_txn_t *(*delivery_txn_fn)(void *arg);
-/* Reports a journal write failure: the batch is lost. */
-typedef void (*delivery_fail_fn)(void *arg, int rc, const pt_error_t *err);
-
-typedef struct delivery_io {
-    delivery_send_fn send;
-    delivery_txn_fn txn;
-    delivery_fail_fn fail;
-    void *arg;
-} delivery_io_t;
-
-/* j and cfg are borrowed. Counts the durable queues for the metrics. Caller owns *out. */
+/* j and cfg are borrowed; send(send_arg, ...) hands Deliver frames to the partners'
+ * socket. Counts the durable queues for the metrics. Caller owns *out. */
 int delivery_new(journal_t *j, const bconfig_t *cfg, const delivery_options_t *opts,
-                 const delivery_io_t *io, delivery_t **out, pt_error_t *err);
+                 delivery_send_fn send, void *send_arg, delivery_t **out, pt_error_t *err);
 void delivery_destroy(delivery_t **d);
 
 /* A partner's Hello: its session starts over from the head of its queue (deliveries in
@@ -73,21 +66,24 @@ void delivery_credit(delivery_t *d, const char *partner, uint32_t credit);
 /* A DeliverAck from partner (the caller checked its session). Returns PT_EPROTOCOL for a
  * status that is neither OK nor CANNOT_PROCESS (nothing is done); an ack of a message
  * never delivered to partner is ignored (0). */
-int delivery_ack(delivery_t *d, const char *partner, const Ptibus__V1__DeliverAck *ack,
+int delivery_ack(delivery_t *d, batch_t *b, const char *partner, const Ptibus__V1__DeliverAck *ack,
                  int64_t now_ms);
 
 /* A ReceiptRequest from partner (the sender): its receipts for message_id again. */
-void delivery_receipt_request(delivery_t *d, const char *partner, const char *message_id);
+void delivery_receipt_request(delivery_t *d, batch_t *b, const char *partner,
+                              const char *message_id);
 
-/* A message was accepted for these recipients (in the current batch). */
+/* A message was accepted for these recipients (in the current turn: delivered from the
+ * next turn on, once it is committed). */
 void delivery_routed(delivery_t *d, const char *const *recipients, size_t n, int64_t now_ms);
 
-/* Delivers what credit allows, handles expired acks and due retries. */
-void delivery_pump(delivery_t *d, int64_t now_ms);
+/* Delivers what credit allows, handles expired acks and due retries, in batch b. Call it
+ * before anything else writes in b, so that it sees committed state only. */
+void delivery_pump(delivery_t *d, batch_t *b, int64_t now_ms);
 
-/* After the batch: committed → sends the frames produced; otherwise drops them and
- * forgets in-memory progress (the durable queues are the truth). */
-void delivery_flush(delivery_t *d, bool committed);
+/* After the turn: when it failed, in-memory progress is forgotten (the durable queues
+ * are the truth) and the sessions start over from them. */
+void delivery_end(delivery_t *d, bool committed);
 
 /* The next time (ms, same clock as now_ms) something is due, or -1 if nothing. */
 int64_t delivery_next_due(const delivery_t *d);

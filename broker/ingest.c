@@ -17,8 +17,6 @@
 #include "nir.h"
 #include "validate.h"
 
-#define INGEST_MAX_RECIPIENTS 32
-
 /* Refusals journaled per partner: a flood of bad frames is answered, not all journaled. */
 #define REFUSALS_JOURNALED_PER_S 20
 #define REFUSALS_JOURNALED_BURST 200
@@ -35,17 +33,14 @@ struct ingest {
     quota_t *quota; /* one per configured partner, in cfg->partners order */
     const bconfig_t *cfg;
     const router_t *router;
-    ingest_routed_fn routed;
-    void *routed_arg;
-    journal_txn_t *txn;
-    int failed; /* first journal failure of this batch: every later reply is a Nack */
+    batch_t *b;              /* the loop turn, during one handler call */
+    journal_txn_t *txn;      /* b's transaction once turn_txn has begun it */
+    ingest_routed_t *routed; /* where accept_append says who receives, or NULL */
     uint64_t batch_accepted;
-    ingest_reply_t *replies;
-    size_t n_replies, cap_replies;
+    size_t turn_replies; /* replies pushed this turn */
     ingest_stats_t stats;
     metrics_t *metrics;
     metrics_family_t *m_accepted, *m_rejected;
-    metrics_series_t *m_batch, *m_latency;
 };
 
 void
@@ -54,8 +49,6 @@ ingest_set_metrics(ingest_t *in, metrics_t *m)
     in->metrics = m;
     in->m_accepted = m ? metrics_find(m, PT_METRIC_ACCEPTED) : NULL;
     in->m_rejected = m ? metrics_find(m, PT_METRIC_REJECTED) : NULL;
-    in->m_batch = m ? metrics_series(metrics_find(m, PT_METRIC_COMMIT_BATCH_SIZE), NULL) : NULL;
-    in->m_latency = m ? metrics_series(metrics_find(m, PT_METRIC_COMMIT_LATENCY), NULL) : NULL;
 }
 
 static const char *const nack_names[] = {
@@ -71,8 +64,8 @@ counter_of(metrics_family_t *f, const char *partner, const char *type, int code)
 }
 
 int
-ingest_new(journal_t *j, const bconfig_t *cfg, const router_t *router, ingest_routed_fn routed,
-           void *routed_arg, ingest_t **out, pt_error_t *err)
+ingest_new(journal_t *j, const bconfig_t *cfg, const router_t *router, ingest_t **out,
+           pt_error_t *err)
 {
     *out = calloc(1, sizeof **out);
     if (*out == NULL)
@@ -80,8 +73,6 @@ ingest_new(journal_t *j, const bconfig_t *cfg, const router_t *router, ingest_ro
     (*out)->journal = j;
     (*out)->cfg = cfg;
     (*out)->router = router;
-    (*out)->routed = routed;
-    (*out)->routed_arg = routed_arg;
     if (((*out)->quota = calloc(cfg->n_partners ? cfg->n_partners : 1, sizeof(quota_t))) == NULL) {
         ingest_destroy(out);
         return pt_error_set(err, -ENOMEM, "ingest", "out of memory");
@@ -102,17 +93,9 @@ ingest_destroy(ingest_t **inp)
 {
     if (inp == NULL || *inp == NULL)
         return;
-    journal_abort(&(*inp)->txn);
     free((*inp)->quota);
-    free((*inp)->replies);
     free(*inp);
     *inp = NULL;
-}
-
-size_t
-ingest_pending(const ingest_t *in)
-{
-    return in->n_replies;
 }
 
 const ingest_stats_t *
@@ -132,17 +115,8 @@ copy_echo_id(char *dst, size_t cap, const char *src)
 }
 
 static ingest_reply_t *
-reply_push(ingest_t *in, const uint8_t *rid, size_t rid_len, const char *message_id)
+reply_init(ingest_reply_t *r, const uint8_t *rid, size_t rid_len, const char *message_id)
 {
-    if (in->n_replies == in->cap_replies) {
-        size_t cap = in->cap_replies ? in->cap_replies * 2 : 64;
-        ingest_reply_t *r = realloc(in->replies, cap * sizeof *r);
-        if (r == NULL)
-            return NULL;
-        in->replies = r;
-        in->cap_replies = cap;
-    }
-    ingest_reply_t *r = &in->replies[in->n_replies++];
     memset(r, 0, offsetof(ingest_reply_t, reason));
     r->reason[0] = r->field_path[0] = '\0';
     r->counter = NULL;
@@ -150,6 +124,52 @@ reply_push(ingest_t *in, const uint8_t *rid, size_t rid_len, const char *message
     memcpy(r->rid, rid, r->rid_len);
     copy_echo_id(r->message_id, sizeof r->message_id, message_id);
     return r;
+}
+
+void
+ingest_reply_frame(const ingest_reply_t *r, ingest_frame_t *out)
+{
+    Ptibus__V1__Frame f = PTIBUS__V1__FRAME__INIT;
+    Ptibus__V1__PublishAck ack = PTIBUS__V1__PUBLISH_ACK__INIT;
+    Ptibus__V1__Nack nack = PTIBUS__V1__NACK__INIT;
+    out->frame = f;
+    out->ack = ack;
+    out->nack = nack;
+    if (r->nack_code == 0) {
+        out->ack.message_id = (char *)r->message_id;
+        out->ack.seq = r->seq;
+        out->ack.duplicate = r->duplicate;
+        out->frame.kind_case = PTIBUS__V1__FRAME__KIND_PUBLISH_ACK;
+        out->frame.publish_ack = &out->ack;
+        return;
+    }
+    out->nack.message_id = (char *)r->message_id;
+    out->nack.code = (Ptibus__V1__NackCode)r->nack_code;
+    out->nack.reason = (char *)r->reason;
+    out->nack.field_path = (char *)r->field_path;
+    out->nack.seq = r->seq;
+    out->nack.retryable = r->retryable;
+    out->frame.kind_case = PTIBUS__V1__FRAME__KIND_NACK;
+    out->frame.nack = &out->nack;
+}
+
+/* Hands the reply to the batch: sent after the commit, or, if the turn fails, turned
+ * into a retryable Nack (nothing of the turn was stored). */
+static void
+reply_queue(ingest_t *in, const ingest_reply_t *r)
+{
+    ingest_frame_t f;
+    ingest_reply_frame(r, &f);
+    batch_frame_t bf = {.dest = BATCH_PARTNERS,
+                        .rid = r->rid,
+                        .rid_len = r->rid_len,
+                        .msg = &f.frame.base,
+                        .rule = BATCH_RETRY,
+                        .message_id = r->message_id,
+                        .counter = r->counter};
+    if (batch_push(in->b, &bf) != 0)
+        pt_log_error("ingest.oom", "no memory for a reply: the publish is left unanswered");
+    in->turn_replies++;
 }
 
 static void
@@ -161,54 +181,20 @@ reply_nack(ingest_reply_t *r, int code, const char *path, const char *reason, bo
     snprintf(r->reason, sizeof r->reason, "%s", reason);
 }
 
+/* The turn's write transaction into in->txn; 0, or the turn's failure. */
 static int
-batch_txn(ingest_t *in)
+turn_txn(ingest_t *in)
 {
-    if (in->failed)
-        return in->failed;
-    if (in->txn)
-        return 0;
-    pt_error_t err;
-    int rc = journal_begin(in->journal, &in->txn, &err);
-    if (rc != 0) {
-        pt_log_error("journal.begin", "%s", err.msg);
-        in->failed = rc == PT_EJOURNALFULL ? rc : PT_ECLOSED;
-    }
-    return in->failed;
+    in->txn = batch_txn(in->b);
+    return in->txn ? 0 : batch_failed(in->b) ? batch_failed(in->b) : PT_ECLOSED;
 }
 
-/* Records a journal failure: the write transaction is lost, so is the whole batch. */
+/* A journal failure: the whole turn is lost (its replies become retryable Nacks). */
 static void
-batch_fail(ingest_t *in, int rc, const pt_error_t *err)
+turn_fail(ingest_t *in, int rc, const pt_error_t *err)
 {
-    in->failed = rc == PT_EJOURNALFULL ? rc : PT_ECLOSED;
-    pt_log_error("journal.append", "%s%s: the batch of %zu messages is refused",
-                 rc == PT_EJOURNALFULL ? "JOURNAL FULL: " : "", err->msg, in->n_replies);
-    journal_abort(&in->txn);
-}
-
-journal_txn_t *
-ingest_batch_txn(ingest_t *in)
-{
-    return batch_txn(in) == 0 ? in->txn : NULL;
-}
-
-void
-ingest_batch_fail(ingest_t *in, int rc, const pt_error_t *err)
-{
-    if (!in->failed)
-        batch_fail(in, rc, err);
-}
-
-static void
-reply_journal_failure(ingest_t *in, ingest_reply_t *r)
-{
-    if (in->failed == PT_EJOURNALFULL)
-        reply_nack(r, PTIBUS__V1__NACK_CODE__NACK_CODE_JOURNAL_FULL, "",
-                   "journal full: nothing was stored, retry later", true);
-    else
-        reply_nack(r, PTIBUS__V1__NACK_CODE__NACK_CODE_UNAVAILABLE, "",
-                   "journal unavailable: nothing was stored, retry later", true);
+    batch_fail(in->b, rc, err);
+    in->txn = NULL;
 }
 
 static quota_t *
@@ -272,10 +258,8 @@ reject(ingest_t *in, ingest_reply_t *r, const bconfig_partner_t *p, const char *
         r->counter = counter_of(in->m_rejected, p->id, type, code);
         return; /* answered with seq 0 */
     }
-    if (batch_txn(in) != 0) {
-        reply_journal_failure(in, r);
+    if (turn_txn(in) != 0)
         return;
-    }
     journal_record_t rec = {.kind = PT_REC_REJECTED,
                             .partner = p->id,
                             .msg_type = type ? type : "",
@@ -286,8 +270,7 @@ reject(ingest_t *in, ingest_reply_t *r, const bconfig_partner_t *p, const char *
     pt_error_t err;
     int rc = journal_append(in->txn, &rec, &r->seq, &err);
     if (rc != 0) {
-        batch_fail(in, rc, &err);
-        reply_journal_failure(in, r);
+        turn_fail(in, rc, &err);
         return;
     }
     r->counter = counter_of(in->m_rejected, p->id, type, code);
@@ -296,13 +279,16 @@ reject(ingest_t *in, ingest_reply_t *r, const bconfig_partner_t *p, const char *
 }
 
 void
-ingest_reject_raw(ingest_t *in, const uint8_t *rid, size_t rid_len, const bconfig_partner_t *p,
-                  const uint8_t *bytes, size_t len, int code, const pt_error_t *why)
+ingest_reject_raw(ingest_t *in, batch_t *b, const uint8_t *rid, size_t rid_len,
+                  const bconfig_partner_t *p, const uint8_t *bytes, size_t len, int code,
+                  const pt_error_t *why)
 {
-    ingest_reply_t *r = reply_push(in, rid, rid_len, "");
-    if (r == NULL)
-        return;
+    ingest_reply_t rbuf, *r = reply_init(&rbuf, rid, rid_len, "");
+    in->b = b;
+    in->txn = NULL;
     reject(in, r, p, NULL, bytes, len, code, why);
+    reply_queue(in, r);
+    in->b = NULL;
 }
 
 void
@@ -479,14 +465,16 @@ accept_append(ingest_t *in, ingest_reply_t *r, const bconfig_partner_t *p, const
     int rc = journal_append(in->txn, &rec, &r->seq, &err);
     sodium_memzero(nir, sizeof nir);
     if (rc != 0) {
-        batch_fail(in, rc, &err);
-        reply_journal_failure(in, r);
+        turn_fail(in, rc, &err);
         return;
     }
     in->batch_accepted++;
     r->counter = counter_of(in->m_accepted, p->id, a->type, -1);
-    if (in->routed)
-        in->routed(in->routed_arg, recipients, n_recipients);
+    for (size_t i = 0; in->routed && i < n_recipients && i < PT_MAX_RECIPIENTS; i++) {
+        const bconfig_partner_t *to = bconfig_partner_by_id(in->cfg, recipients[i]);
+        if (to != NULL) /* ids that outlive the envelope */
+            in->routed->to[in->routed->n++] = to->id;
+    }
 }
 
 /* Routes and appends a new message; returns a Nack code when it cannot be routed. */
@@ -494,11 +482,11 @@ static int
 accept_new(ingest_t *in, ingest_reply_t *r, const bconfig_partner_t *p, const ingest_prep_t *a,
            pt_error_t *why)
 {
-    const char *rcpt[INGEST_MAX_RECIPIENTS + 1];
+    const char *rcpt[PT_MAX_RECIPIENTS + 1];
     size_t n = 0;
     lookup_ctx_t lc = {.in = in, .replier = p->id};
     int rc = router_resolve(in->router, p->id, a->env, correlated_sender, &lc, rcpt,
-                            INGEST_MAX_RECIPIENTS, &n, why);
+                            PT_MAX_RECIPIENTS, &n, why);
     if (rc != 0)
         return rc == PT_EINVALID ? PTIBUS__V1__NACK_CODE__NACK_CODE_INVALID
                                  : PTIBUS__V1__NACK_CODE__NACK_CODE_NOT_ALLOWED;
@@ -508,25 +496,29 @@ accept_new(ingest_t *in, ingest_reply_t *r, const bconfig_partner_t *p, const in
 }
 
 void
-ingest_publish(ingest_t *in, const uint8_t *rid, size_t rid_len, const bconfig_partner_t *p,
-               const Ptibus__V1__Publish *pub, ingest_prep_t *prep)
+ingest_publish(ingest_t *in, batch_t *b, const uint8_t *rid, size_t rid_len,
+               const bconfig_partner_t *p, const Ptibus__V1__Publish *pub, ingest_prep_t *prep,
+               ingest_routed_t *routed)
 {
     ingest_prep_t local;
     if (prep == NULL || !prep->done) {
         prep = &local;
         ingest_prepare(in->cfg, p, pub, prep);
     }
-    ingest_reply_t *r = reply_push(in, rid, rid_len, pub->message_id);
-    if (r == NULL) {
-        pt_log_error("ingest.oom", "no memory for a reply: the publish is dropped unanswered");
-    } else if (in->failed) {
-        reply_journal_failure(in, r);
+    ingest_reply_t rbuf, *r = reply_init(&rbuf, rid, rid_len, pub->message_id);
+    in->b = b;
+    in->txn = NULL;
+    in->routed = routed;
+    if (routed)
+        routed->n = 0;
+    if (batch_failed(b)) {
+        /* the turn is lost: answered as a retryable Nack when the batch is sent */
     } else if (quota_ok(in, r, p, pub->envelope.len)) {
         ingest_prep_t *a = prep;
         pt_error_t why = prep->why;
         int code = prep->code;
-        if (code == 0 && batch_txn(in) != 0) {
-            reply_journal_failure(in, r);
+        if (code == 0 && turn_txn(in) != 0) {
+            /* likewise */
         } else if (code == 0) {
             uint64_t first = 0;
             int d = dedup_check(in, r, p, a, &first);
@@ -542,74 +534,23 @@ ingest_publish(ingest_t *in, const uint8_t *rid, size_t rid_len, const bconfig_p
         if (code != 0)
             reject(in, r, p, a->type, pub->envelope.data, pub->envelope.len, code, &why);
     }
+    reply_queue(in, r);
     ingest_prep_fini(prep);
-}
-
-static int
-batch_commit(ingest_t *in)
-{
-    if (in->failed) {
-        journal_abort(&in->txn);
-        return in->failed;
-    }
-    if (in->txn == NULL)
-        return 0;
-    pt_error_t err;
-    double t0 = pt_clock_mono_s();
-    int rc = journal_commit(&in->txn, &err);
-    metrics_observe(in->m_latency, pt_clock_mono_s() - t0);
-    metrics_observe(in->m_batch, (double)in->n_replies);
-    if (rc != 0) {
-        in->failed = rc == PT_EJOURNALFULL ? rc : PT_ECLOSED;
-        in->stats.commit_failures++;
-        pt_log_error("journal.commit", "%s%s: %zu messages refused, nothing acknowledged",
-                     rc == PT_EJOURNALFULL ? "JOURNAL FULL: " : "", err.msg, in->n_replies);
-    }
-    return rc;
-}
-
-bool
-ingest_batch_open(const ingest_t *in)
-{
-    return in->txn != NULL;
-}
-
-int
-ingest_commit(ingest_t *in)
-{
-    return batch_commit(in);
+    in->b = NULL;
+    in->routed = NULL;
 }
 
 void
-ingest_send(ingest_t *in, ingest_send_fn send, void *arg)
+ingest_end(ingest_t *in, bool committed)
 {
-    if (in->failed) {
-        for (size_t i = 0; i < in->n_replies; i++) {
-            in->replies[i].seq = 0;
-            in->replies[i].duplicate = false;
-            reply_journal_failure(in, &in->replies[i]);
-        }
-    }
-    if (in->n_replies) {
+    if (in->turn_replies) {
         in->stats.batches++;
-        in->stats.last_batch = (uint32_t)in->n_replies;
+        in->stats.last_batch = (uint32_t)in->turn_replies;
     }
-    for (size_t i = 0; i < in->n_replies; i++) {
-        if (!in->failed)
-            metrics_add(in->replies[i].counter, 1);
-        send(&in->replies[i], arg);
-    }
-    if (!in->failed)
+    if (committed)
         in->stats.accepted += in->batch_accepted;
+    else
+        in->stats.commit_failures++;
     in->batch_accepted = 0;
-    in->n_replies = 0;
-    in->failed = 0;
-}
-
-int
-ingest_flush(ingest_t *in, ingest_send_fn send, void *arg)
-{
-    int rc = ingest_commit(in);
-    ingest_send(in, send, arg);
-    return rc;
+    in->turn_replies = 0;
 }

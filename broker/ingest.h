@@ -1,10 +1,11 @@
 /* ingest: the broker's accept path for Publish frames:
- *   decode (size-limited) → validate → ACL → dedup → route → journal (with the
+ *   decode (size-limited) → validate → ACL → quotas → dedup → route → journal (with the
  *   per-recipient queue entries) → PublishAck(seq).
- * Every refusal is journaled as a REJECTED record (who, when, why, hash of the bytes)
- * and answered with a Nack naming the field. Messages of one loop turn share one
- * journal write transaction (group commit); their replies are held until the commit
- * has returned, so no PublishAck ever leaves before its message is on disk. */
+ * Refusals are journaled as REJECTED records (who, when, why, hash of the bytes; at a
+ * bounded rate per partner) and answered with a Nack naming the field. Every handler
+ * writes into the loop turn's batch (batch.h) and pushes its reply there: it leaves
+ * after the turn's commit, so no PublishAck ever leaves before its message is on disk.
+ * Owns the per-partner quotas and the accept counters. */
 #ifndef PT_INGEST_H
 #define PT_INGEST_H
 
@@ -12,16 +13,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "batch.h"
 #include "bconfig.h"
 #include "err.h"
 #include "journal.h"
 #include "metrics.h"
+#include "pt_limits.h"
 #include "ptibus/v1/protocol.pb-c.h"
 #include "router.h"
 
 typedef struct ingest ingest_t;
 
-/* A reply held until the batch commits. The routing id addresses the ROUTER peer. */
+/* A PublishAck or Nack for one peer (the routing id addresses the ROUTER peer). */
 typedef struct ingest_reply {
     uint8_t rid[256];
     size_t rid_len;
@@ -35,7 +38,15 @@ typedef struct ingest_reply {
     metrics_series_t *counter; /* counted once the batch commits */
 } ingest_reply_t;
 
-typedef void (*ingest_send_fn)(const ingest_reply_t *reply, void *arg);
+/* The frame of a reply; its parts point into the struct and into the reply. */
+typedef struct ingest_frame {
+    Ptibus__V1__Frame frame;
+    Ptibus__V1__PublishAck ack;
+    Ptibus__V1__Nack nack;
+} ingest_frame_t;
+
+/* Fills out with r's frame (valid while out and r are). */
+void ingest_reply_frame(const ingest_reply_t *r, ingest_frame_t *out);
 
 /* Counters, for logs and metrics. */
 typedef struct ingest_stats {
@@ -47,13 +58,16 @@ typedef struct ingest_stats {
     uint32_t last_batch;
 } ingest_stats_t;
 
-/* Told of each accepted message's recipients (in the current batch). */
-typedef void (*ingest_routed_fn)(void *arg, const char *const *recipients, size_t n);
+/* Who receives a message newly accepted by ingest_publish (partner ids from the
+ * configuration: valid as long as it is). n is 0 for anything else. */
+typedef struct ingest_routed {
+    const char *to[PT_MAX_RECIPIENTS];
+    size_t n;
+} ingest_routed_t;
 
-/* j, cfg and router are borrowed for the ingest's lifetime; routed (may be NULL) is
- * called for every newly accepted message. Caller owns *out. */
-int ingest_new(journal_t *j, const bconfig_t *cfg, const router_t *router, ingest_routed_fn routed,
-               void *routed_arg, ingest_t **out, pt_error_t *err);
+/* j, cfg and router are borrowed for the ingest's lifetime. Caller owns *out. */
+int ingest_new(journal_t *j, const bconfig_t *cfg, const router_t *router, ingest_t **out,
+               pt_error_t *err);
 
 /* Aborts any open batch and frees; accepts NULL; sets *in to NULL. */
 void ingest_destroy(ingest_t **in);
@@ -81,46 +95,25 @@ void ingest_prepare(const bconfig_t *cfg, const bconfig_partner_t *p,
                     const Ptibus__V1__Publish *pub, ingest_prep_t *out);
 void ingest_prep_fini(ingest_prep_t *prep);
 
-/* Handles one Publish from the authenticated partner p: the rest of the accept path
- * (dedup, routing, journal) on prep, or on ingest_prepare's result now when prep is
- * NULL or not done. Takes prep (frees it). Its reply joins the batch. */
-void ingest_publish(ingest_t *in, const uint8_t *rid, size_t rid_len, const bconfig_partner_t *p,
-                    const Ptibus__V1__Publish *pub, ingest_prep_t *prep);
+/* Handles one Publish from the authenticated partner p in batch b: the rest of the
+ * accept path (quotas, dedup, routing, journal) on prep, or on ingest_prepare's result
+ * now when prep is NULL or not done. Takes prep (frees it). Its reply joins b; when the
+ * message is newly accepted, routed (may be NULL) says who receives it. */
+void ingest_publish(ingest_t *in, batch_t *b, const uint8_t *rid, size_t rid_len,
+                    const bconfig_partner_t *p, const Ptibus__V1__Publish *pub, ingest_prep_t *prep,
+                    ingest_routed_t *routed);
 
-/* Journals the refusal of bytes that are not even a Frame, and queues its Nack. */
-void ingest_reject_raw(ingest_t *in, const uint8_t *rid, size_t rid_len, const bconfig_partner_t *p,
-                       const uint8_t *bytes, size_t len, int code, const pt_error_t *why);
+/* Journals (in b) the refusal of bytes that are not a Frame, and queues its Nack. */
+void ingest_reject_raw(ingest_t *in, batch_t *b, const uint8_t *rid, size_t rid_len,
+                       const bconfig_partner_t *p, const uint8_t *bytes, size_t len, int code,
+                       const pt_error_t *why);
 
-/* Commits the batch (one write transaction, fsynced) and then calls send for every
- * reply in arrival order. When the commit fails every reply becomes a retryable Nack
- * (JOURNAL_FULL or UNAVAILABLE) and nothing of the batch is kept. Returns the commit
- * result (0 when there was nothing to commit). */
-int ingest_flush(ingest_t *in, ingest_send_fn send, void *arg);
-
-/* ingest_flush in two steps, so the loop can lend the partners' socket to the
- * prefetch helper while it waits for the fsync: ingest_commit commits (returns its
- * result), ingest_send then sends the replies exactly as ingest_flush would. */
-int ingest_commit(ingest_t *in);
-void ingest_send(ingest_t *in, ingest_send_fn send, void *arg);
-
-/* True when the batch has a write transaction open (something to commit). */
-bool ingest_batch_open(const ingest_t *in);
-
-/* The batch's write transaction, begun on first use, which other modules (delivery)
- * write into so that one commit covers the whole loop turn. NULL when the batch has
- * failed: nothing more may be written, every reply will be a retryable Nack. */
-journal_txn_t *ingest_batch_txn(ingest_t *in);
-
-/* Records another module's journal failure: the whole batch is lost. */
-void ingest_batch_fail(ingest_t *in, int rc, const pt_error_t *err);
-
-/* Number of replies waiting for the next flush. */
-size_t ingest_pending(const ingest_t *in);
+/* The loop turn has been committed (or has failed): the counters follow. */
+void ingest_end(ingest_t *in, bool committed);
 
 const ingest_stats_t *ingest_stats(const ingest_t *in);
 
-/* Counts accepted and rejected messages, batch sizes and commit latency in m (borrowed;
- * NULL: no metrics). */
+/* Counts accepted and rejected messages in m (borrowed; NULL: no metrics). */
 void ingest_set_metrics(ingest_t *in, metrics_t *m);
 
 #endif

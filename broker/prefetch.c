@@ -15,7 +15,7 @@
 #include "zpart.h"
 
 struct prefetch {
-    void *router;
+    void *sock;
     const bconfig_t *cfg;
     prefetch_item_t *items; /* ring: head is the oldest, count items follow it */
     size_t max, head, count;
@@ -94,17 +94,17 @@ refuse_parts(prefetch_item_t *it, size_t parts)
 }
 
 bool
-prefetch_read(void *router, const bconfig_t *cfg, prefetch_item_t *it)
+prefetch_read(void *sock, const bconfig_t *cfg, prefetch_item_t *it)
 {
     item_init(it);
-    if (zmq_msg_recv(&it->rid, router, ZMQ_DONTWAIT) < 0) {
+    if (zmq_msg_recv(&it->rid, sock, ZMQ_DONTWAIT) < 0) {
         prefetch_item_fini(it);
         return false;
     }
     /* The ROUTER put the routing id first: the peer's parts follow, all already here. */
-    if (!zmq_msg_more(&it->rid) || zmq_msg_recv(&it->payload, router, ZMQ_DONTWAIT) < 0)
+    if (!zmq_msg_more(&it->rid) || zmq_msg_recv(&it->payload, sock, ZMQ_DONTWAIT) < 0)
         return true; /* no partner: dropped by the caller */
-    size_t extra = zpart_drain(router, &it->payload);
+    size_t extra = zpart_drain(sock, &it->payload);
     const char *user = zmq_msg_gets(&it->payload, "User-Id");
     it->partner = user ? bconfig_partner_by_id(cfg, user) : NULL;
     if (it->partner != NULL && extra > 0)
@@ -118,11 +118,11 @@ prefetch_read(void *router, const bconfig_t *cfg, prefetch_item_t *it)
 static void
 helper_run(prefetch_t *pf)
 {
-    zmq_pollitem_t pi[2] = {{pf->router, 0, ZMQ_POLLIN, 0}, {NULL, pf->wake_fd, ZMQ_POLLIN, 0}};
+    zmq_pollitem_t pi[2] = {{pf->sock, 0, ZMQ_POLLIN, 0}, {NULL, pf->wake_fd, ZMQ_POLLIN, 0}};
     while (!atomic_load(&pf->stop)) {
         if (!prefetch_full(pf)) {
             prefetch_item_t *it = &pf->items[(pf->head + pf->count) % pf->max];
-            if (prefetch_read(pf->router, pf->cfg, it)) {
+            if (prefetch_read(pf->sock, pf->cfg, it)) {
                 pf->count++;
                 pf->bytes += item_weight(it);
                 continue;
@@ -160,14 +160,14 @@ helper_main(void *arg)
 }
 
 int
-prefetch_new(void *router, const bconfig_t *cfg, size_t max, prefetch_t **out, pt_error_t *err)
+prefetch_new(void *sock, const bconfig_t *cfg, size_t max, prefetch_t **out, pt_error_t *err)
 {
     prefetch_t *pf = calloc(1, sizeof *pf);
     if (pf == NULL || max == 0 || (pf->items = calloc(max, sizeof *pf->items)) == NULL) {
         free(pf);
         return pt_error_set(err, -ENOMEM, "prefetch", "no memory for %zu messages", max);
     }
-    pf->router = router;
+    pf->sock = sock;
     pf->cfg = cfg;
     pf->max = max;
     atomic_init(&pf->stop, false);
@@ -188,7 +188,7 @@ prefetch_new(void *router, const bconfig_t *cfg, size_t max, prefetch_t **out, p
 void
 prefetch_destroy(prefetch_t **pfp)
 {
-    prefetch_t *pf = *pfp;
+    prefetch_t *pf = pfp ? *pfp : NULL;
     if (pf == NULL)
         return;
     if (pf->started) {

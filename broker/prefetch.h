@@ -47,13 +47,13 @@ typedef struct prefetch prefetch_t;
 
 /* Reads one message now (ZMQ_DONTWAIT) into it. Returns false when none is pending.
  * Release the item with prefetch_item_fini. */
-bool prefetch_read(void *router, const bconfig_t *cfg, prefetch_item_t *it);
+bool prefetch_read(void *sock, const bconfig_t *cfg, prefetch_item_t *it);
 
 /* Frees what the item holds (the prep too, unless ingest_publish took it). */
 void prefetch_item_fini(prefetch_item_t *it);
 
-/* Starts the helper thread for router (borrowed) holding at most max items. */
-int prefetch_new(void *router, const bconfig_t *cfg, size_t max, prefetch_t **out, pt_error_t *err);
+/* Starts the helper thread for the partners' socket sock (borrowed) holding at most max items. */
+int prefetch_new(void *sock, const bconfig_t *cfg, size_t max, prefetch_t **out, pt_error_t *err);
 
 /* Stops and joins the helper, frees unprocessed items (their messages were never
  * answered: the senders retry them); accepts NULL; sets *pf to NULL. */
