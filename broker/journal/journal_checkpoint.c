@@ -26,6 +26,7 @@ int
 jint_put_checkpoint(journal_txn_t *t)
 {
     journal_t *j = t->j;
+    /* Both states: the batch's head, linked to the last committed checkpoint. */
     journal_checkpoint_rec_t cp = {.format = PT_JCKP_FORMAT,
                                    .seq = t->last_seq,
                                    .time_ms = jint_now_ms(),
@@ -54,6 +55,7 @@ bool
 jint_must_sign(const journal_txn_t *t)
 {
     const journal_t *j = t->j;
+    /* Both states: the batch's last seq against the last committed checkpoint. */
     return j->have_sk && !t->signed_pending &&
            t->last_seq - j->signed_head.seq > PT_JOURNAL_UNSIGNED_MAX;
 }

@@ -65,6 +65,7 @@ journal_begin(journal_t *j, journal_txn_t **txn, pt_error_t *err)
     if (rc != 0)
         return jint_lmdb_fail(err, rc, j->dir, "beginning a write transaction");
     t->j = j;
+    /* Both states: the batch starts from the committed head. */
     t->last_seq = j->last_seq;
     memcpy(t->head, j->head, PT_JOURNAL_HASH_LEN);
     t->poisoned = 0;
@@ -144,6 +145,7 @@ journal_commit(journal_txn_t **tp, pt_error_t *err)
     int rc = 0;
     if (jint_must_sign(t))
         rc = jint_put_checkpoint(t);
+    /* Both states: meta is rewritten when the batch moved the committed head. */
     if (rc == 0 && t->last_seq != j->last_seq)
         rc = jint_meta_write_head(j, t->txn, t->last_seq, t->head);
     if (rc != 0) {
