@@ -1,6 +1,6 @@
 /* journal_record: the byte layout of one journal record and of one checkpoint, and
  * the chain hash that links records. Pure functions over caller-owned buffers: no
- * LMDB, no heap. Integers in records are little-endian; keys (built by journal.c) are
+ * LMDB, no heap. Integers in records are little-endian; keys (built by journal_*.c) are
  * big-endian so that LMDB's byte order is numeric order. Layout tables: docs/journal.md. */
 #ifndef PT_JOURNAL_RECORD_H
 #define PT_JOURNAL_RECORD_H

@@ -4,7 +4,49 @@
  * reordering breaks the chain. Signed, linked checkpoints (Ed25519) pin the chain
  * head: the chain has no secret, the checkpoints are what an attacker cannot redo.
  * Secondary indexes (dedup, message id, partner/type/time, person by HMAC of the NIR)
- * are written in the same write transaction as the record. See docs/journal.md. */
+ * are written in the same write transaction as the record. See docs/journal.md.
+ *
+ * Transactions. A journal is used by one thread (LMDB's MDB_NOTLS: read transactions
+ * may be open beside the write transaction). There is at most one write transaction,
+ * the batch: journal_begin opens it (-EBUSY while one is open, PT_EDENIED on a
+ * read-only journal) and whoever called journal_begin holds it until its
+ * journal_commit or journal_abort; in the broker that is the loop turn, and the other
+ * modules write into that one batch without ever committing it. journal_checkpoint
+ * opens and commits a write transaction of its own, so it needs no batch open.
+ * - Functions taking a journal_txn_t (journal_append, journal_dedup_find,
+ *   journal_txn_*, journal_queue_list_txn, journal_queue_get/put/remove,
+ *   journal_dead_add/requeue, journal_person_merge) work inside the batch: they see
+ *   the committed state and the batch's own writes. Views they return borrow from the
+ *   batch until its next write.
+ * - Functions taking a journal_t (journal_get, journal_scan, journal_find_*,
+ *   journal_queue_list, journal_queue_stats, journal_dead_list,
+ *   journal_person_unmerged, journal_verify*) each open a read transaction: they see
+ *   the committed state as of their call, never the open batch's writes, and may be
+ *   called while it is open. journal_last_seq, journal_head, journal_signed_head and
+ *   journal_usage give committed state too.
+ * - After a failed write the batch is poisoned: later calls in it fail (the look-ups
+ *   journal_dedup_find and journal_queue_get answer PT_ENOTFOUND) and journal_commit
+ *   aborts it; nothing of the batch is kept. journal_close aborts an open batch.
+ * A function that reads both states (e.g. a committed list, then the batch) says so
+ * where it does, in a one-line comment that begins "Both states:".
+ *
+ * Layout (broker/journal/, the library ptibus_journal: common/, LMDB and libsodium
+ * only). journal.h is the API; journal_internal.h what the files share (struct
+ * journal, the batch, the named databases, the jint_* functions).
+ *   journal_int.c         helpers (jint_*): LMDB errors, be64 keys, the clock, sequence
+ *                         lists, DUPSORT put and walk, the person key, read begin,
+ *                         poisoning; uses no other journal file
+ *   journal_meta.c        the meta database (format, last seq, head)
+ *   journal_open.c        folder and file modes, environment, databases, resume, close
+ *   journal_write.c       map growth; begin, append, commit, abort; journal_checkpoint
+ *   journal_index.c       dedup, message-id and partner indexes and their look-ups
+ *   journal_person.c      the person index: look-up and merge
+ *   journal_read.c        records by sequence, scans
+ *   journal_queue.c       per-recipient queues and dead letters
+ *   journal_verify.c      chain, checkpoint and unsigned-tail verification
+ *   journal_checkpoint.c  signing a batch's head; the signed head; checks at open
+ *   journal_state.c       rebuilds the state databases from the records (verify)
+ *   journal_record.c/.h   byte layout of records and checkpoints, the chain hash */
 #ifndef PT_JOURNAL_H
 #define PT_JOURNAL_H
 
@@ -33,8 +75,31 @@ typedef enum journal_kind {
     PT_REC_RECEIPT = 8,
 } journal_kind_t;
 
-/* Returns "RECEIVED", "REJECTED", ...; "UNKNOWN" for other values. */
-const char *journal_kind_name(journal_kind_t kind);
+/* Returns "RECEIVED", "REJECTED", ...; "UNKNOWN" for other values. Beside the enum,
+ * and a switch without default: a kind added without its name is a -Wswitch warning. */
+static inline const char *
+journal_kind_name(journal_kind_t kind)
+{
+    switch (kind) {
+    case PT_REC_RECEIVED:
+        return "RECEIVED";
+    case PT_REC_REJECTED:
+        return "REJECTED";
+    case PT_REC_DELIVERED:
+        return "DELIVERED";
+    case PT_REC_ACKNOWLEDGED:
+        return "ACKNOWLEDGED";
+    case PT_REC_DEAD_LETTERED:
+        return "DEAD_LETTERED";
+    case PT_REC_REPLAYED:
+        return "REPLAYED";
+    case PT_REC_ADMIN:
+        return "ADMIN";
+    case PT_REC_RECEIPT:
+        return "RECEIPT";
+    }
+    return "UNKNOWN";
+}
 
 typedef struct journal_options {
     const char *dir;         /* created 0700 if missing; files 0600 */

@@ -16,25 +16,6 @@ enum {
 #define JREC_STR_OVERHEAD 5u
 #define JREC_FIELD_MAX (UINT32_MAX - 64u)
 
-static const char *const journal_kind_names[] = {
-    [PT_REC_RECEIVED] = "RECEIVED",
-    [PT_REC_REJECTED] = "REJECTED",
-    [PT_REC_DELIVERED] = "DELIVERED",
-    [PT_REC_ACKNOWLEDGED] = "ACKNOWLEDGED",
-    [PT_REC_DEAD_LETTERED] = "DEAD_LETTERED",
-    [PT_REC_REPLAYED] = "REPLAYED",
-    [PT_REC_ADMIN] = "ADMIN",
-    [PT_REC_RECEIPT] = "RECEIPT",
-};
-
-const char *
-journal_kind_name(journal_kind_t kind)
-{
-    if ((int)kind <= 0 || (size_t)kind >= sizeof journal_kind_names / sizeof *journal_kind_names)
-        return "UNKNOWN";
-    return journal_kind_names[kind];
-}
-
 static const char *
 str_or_empty(const char *s)
 {

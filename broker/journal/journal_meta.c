@@ -1,0 +1,94 @@
+/* journal_meta: the meta database (format, last sequence and chain head, creation
+ * time), written in each commit's transaction and read at open and by verify. */
+#include <string.h>
+
+#include <lmdb.h>
+#include <sodium.h>
+
+#include "journal_internal.h"
+
+static int
+meta_get(journal_t *j, MDB_txn *txn, const char *name, void *out, size_t len, pt_error_t *err)
+{
+    MDB_val k = {strlen(name), (void *)name}, v;
+    int rc = mdb_get(txn, j->dbi[JDB_META], &k, &v);
+    if (rc != 0)
+        return rc == MDB_NOTFOUND ? PT_ENOTFOUND : jint_lmdb_fail(err, rc, j->dir, "reading meta");
+    if (v.mv_size != len)
+        return pt_error_set(err, PT_ECORRUPT, j->dir, "meta %s: %zu bytes, expected %zu", name,
+                            v.mv_size, len);
+    memcpy(out, v.mv_data, len);
+    return 0;
+}
+
+static int
+meta_put(journal_t *j, MDB_txn *txn, const char *name, const void *data, size_t len)
+{
+    MDB_val k = {strlen(name), (void *)name}, v = {len, (void *)data};
+    return mdb_put(txn, j->dbi[JDB_META], &k, &v, 0);
+}
+
+/* Meta integers are little-endian like record fields. */
+static uint64_t
+le64_get(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static void
+le64_put(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+int
+jint_meta_read(journal_t *j, MDB_txn *txn, journal_meta_t *m, pt_error_t *err)
+{
+    uint8_t fmt[4], last[8];
+    memset(m, 0, sizeof *m);
+    int rc = meta_get(j, txn, "format", fmt, sizeof fmt, err);
+    if (rc == PT_ENOTFOUND)
+        return 0;
+    if (rc == 0)
+        rc = meta_get(j, txn, "last_seq", last, sizeof last, err);
+    if (rc == 0)
+        rc = meta_get(j, txn, "head", m->head, sizeof m->head, err);
+    if (rc == PT_ENOTFOUND)
+        return pt_error_set(err, PT_ECORRUPT, j->dir, "meta is incomplete");
+    if (rc != 0)
+        return rc;
+    m->present = true;
+    m->format = (uint32_t)(fmt[0] | fmt[1] << 8 | fmt[2] << 16 | (uint32_t)fmt[3] << 24);
+    m->last_seq = le64_get(last);
+    return 0;
+}
+
+int
+jint_meta_write_head(journal_t *j, MDB_txn *txn, uint64_t last_seq, const uint8_t *head)
+{
+    uint8_t last[8];
+    le64_put(last, last_seq);
+    int rc = meta_put(j, txn, "last_seq", last, sizeof last);
+    if (rc == 0)
+        rc = meta_put(j, txn, "head", head, PT_JOURNAL_HASH_LEN);
+    return rc;
+}
+
+/* A new journal: format, creation time and the genesis head (32 zero bytes). */
+int
+jint_meta_init(journal_t *j, MDB_txn *txn)
+{
+    uint8_t fmt[4] = {PT_JOURNAL_FORMAT & 0xff, 0, 0, 0}, created[8];
+    uint8_t zero[PT_JOURNAL_HASH_LEN] = {0};
+    le64_put(created, (uint64_t)jint_now_ms());
+    int rc = meta_put(j, txn, "format", fmt, sizeof fmt);
+    if (rc == 0)
+        rc = meta_put(j, txn, "created_ms", created, sizeof created);
+    if (rc == 0)
+        rc = jint_meta_write_head(j, txn, 0, zero);
+    return rc;
+}

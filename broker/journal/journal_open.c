@@ -1,0 +1,295 @@
+/* journal_open: opening a journal (folder and file modes, the LMDB environment, the
+ * named databases, resuming the sequence and head from meta and checking the tail)
+ * and closing it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <lmdb.h>
+#include <sodium.h>
+
+#include "journal_internal.h"
+#include "log.h"
+
+#define JOURNAL_DEFAULT_INITIAL ((size_t)64 << 20)
+#define JOURNAL_DEFAULT_MAX ((size_t)64 << 30)
+#define JOURNAL_TAIL_CHECK 16
+
+static size_t
+round_pages(size_t n, size_t page)
+{
+    return n % page ? n + page - n % page : n;
+}
+
+/* An existing journal folder must be the broker's alone: owned by the euid, no access
+ * for group or others (they could read the records or swap data.mdb). Checked on the
+ * opened fd, so what is checked is what was opened. */
+static int
+check_dir(int fd, const char *dir, pt_error_t *err)
+{
+    struct stat st;
+    uid_t euid = geteuid();
+    if (fstat(fd, &st) != 0)
+        return pt_error_set(err, -errno, dir, "cannot stat the journal folder: %s",
+                            strerror(errno));
+    if (st.st_uid != euid)
+        return pt_error_set(err, PT_EDENIED, dir,
+                            "the journal folder is owned by uid %u, not by the broker's user "
+                            "(uid %u); fix it with: chown -R %u %s",
+                            (unsigned)st.st_uid, (unsigned)euid, (unsigned)euid, dir);
+    if ((st.st_mode & 077) != 0)
+        return pt_error_set(err, PT_EDENIED, dir,
+                            "the journal folder has mode %04o, open to group or others; fix it "
+                            "with: chmod 700 %s",
+                            (unsigned)(st.st_mode & 07777), dir);
+    return 0;
+}
+
+static int
+open_dir(const journal_options_t *o, pt_error_t *err)
+{
+    if (o->read_only)
+        return 0;
+    bool created = mkdir(o->dir, 0700) == 0;
+    if (!created && errno != EEXIST)
+        return pt_error_set(err, -errno, o->dir, "mkdir: %s", strerror(errno));
+    int fd = open(o->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return pt_error_set(err, -errno, o->dir, "cannot open the journal folder: %s",
+                            strerror(errno));
+    int rc = 0;
+    if (created && fchmod(fd, 0700) != 0) /* the umask must not change it */
+        rc = pt_error_set(err, -errno, o->dir, "fchmod: %s", strerror(errno));
+    if (rc == 0)
+        rc = check_dir(fd, o->dir, err);
+    close(fd);
+    return rc;
+}
+
+/* LMDB creates its files with mode & ~umask: force 0600 whatever the umask. */
+static int
+chmod_files(journal_t *j, pt_error_t *err)
+{
+    static const char *const files[] = {"data.mdb", "lock.mdb"};
+    char path[PATH_MAX + 16];
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        snprintf(path, sizeof path, "%s/%s", j->dir, files[i]);
+        if (chmod(path, 0600) != 0)
+            return pt_error_set(err, -errno, path, "chmod: %s", strerror(errno));
+    }
+    return 0;
+}
+
+static int
+open_env(journal_t *j, const journal_options_t *o, pt_error_t *err)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t initial =
+        round_pages(o->map_size_initial ? o->map_size_initial : JOURNAL_DEFAULT_INITIAL, page);
+    j->map_max = round_pages(o->map_size_max ? o->map_size_max : JOURNAL_DEFAULT_MAX, page);
+    if (initial > j->map_max)
+        initial = j->map_max;
+    int rc = mdb_env_create(&j->env);
+    if (rc == 0)
+        rc = mdb_env_set_maxdbs(j->env, JDB_COUNT);
+    if (rc == 0)
+        rc = mdb_env_set_mapsize(j->env, initial);
+    if (rc != 0)
+        return jint_lmdb_fail(err, rc, j->dir, "creating the LMDB environment");
+    unsigned flags = MDB_NOTLS | (o->unsafe_nosync ? MDB_NOSYNC : 0);
+    if (o->read_only)
+        flags |= MDB_RDONLY;
+    rc = mdb_env_open(j->env, j->dir, flags, 0600);
+    if (rc != 0)
+        return jint_lmdb_fail(err, rc, j->dir, "opening the LMDB environment");
+    MDB_stat st;
+    mdb_env_stat(j->env, &st);
+    j->psize = st.ms_psize;
+    return o->read_only ? 0 : chmod_files(j, err);
+}
+
+static bool
+db_is_empty(MDB_txn *txn, MDB_dbi dbi)
+{
+    MDB_stat st;
+    return mdb_stat(txn, dbi, &st) == 0 && st.ms_entries == 0;
+}
+
+/* Opens every named database and writes the meta of a new journal. */
+static int
+open_dbs(journal_t *j, pt_error_t *err)
+{
+    MDB_txn *txn;
+    unsigned create = j->read_only ? 0 : MDB_CREATE;
+    int rc = mdb_txn_begin(j->env, NULL, j->read_only ? MDB_RDONLY : 0, &txn);
+    if (rc != 0)
+        return jint_lmdb_fail(err, rc, j->dir, "beginning the opening transaction");
+    int i = 0;
+    for (; i < JDB_COUNT && rc == 0; i++)
+        rc = mdb_dbi_open(txn, jint_dbs[i].name, jint_dbs[i].flags | create, &j->dbi[i]);
+    j->have_person_new = true;
+    if (rc == MDB_NOTFOUND && j->read_only && i - 1 == JDB_PERSON_NEW) {
+        rc = 0; /* a journal written before by_person_new (the last database) */
+        j->have_person_new = false;
+    }
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return jint_lmdb_fail(err, rc, j->dir, "opening the databases (is this a ptibus journal?)");
+    }
+    if (j->read_only) {
+        /* Named databases opened in a read-only transaction stay valid after commit. */
+        rc = mdb_txn_commit(txn);
+        return rc ? jint_lmdb_fail(err, rc, j->dir, "committing the opening transaction") : 0;
+    }
+    journal_meta_t m;
+    rc = jint_meta_read(j, txn, &m, err);
+    if (rc == 0 && !m.present && !db_is_empty(txn, j->dbi[JDB_RECORDS]))
+        rc = pt_error_set(err, PT_ECORRUPT, j->dir, "records present but the meta is missing");
+    if (rc == 0 && !m.present && (rc = jint_meta_init(j, txn)) != 0)
+        rc = jint_lmdb_fail(err, rc, j->dir, "initialising the meta");
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    rc = mdb_txn_commit(txn);
+    return rc ? jint_lmdb_fail(err, rc, j->dir, "committing the opening transaction") : 0;
+}
+
+/* Checks that meta and the records agree: the last record is meta's last seq and
+ * carries meta's head hash, and the last JOURNAL_TAIL_CHECK records chain. */
+static int
+check_tail(journal_t *j, MDB_txn *txn, const journal_meta_t *m, pt_error_t *err)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc = mdb_cursor_open(txn, j->dbi[JDB_RECORDS], &cur);
+    if (rc != 0)
+        return jint_lmdb_fail(err, rc, j->dir, "opening a cursor");
+    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    uint64_t last = rc == 0 && k.mv_size == SEQ_KEY_LEN ? jint_be64_get(k.mv_data) : 0;
+    const uint8_t *hash = rc == 0 ? journal_record_stored_hash(v.mv_data, v.mv_size) : NULL;
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return jint_lmdb_fail(err, rc, j->dir, "reading the last record");
+    if (last != m->last_seq)
+        return pt_error_set(err, PT_ECORRUPT, j->dir,
+                            "meta says the last record is %llu but the records end at %llu",
+                            (unsigned long long)m->last_seq, (unsigned long long)last);
+    if (last == 0)
+        return 0;
+    if (hash == NULL || memcmp(hash, m->head, PT_JOURNAL_HASH_LEN) != 0)
+        return pt_error_set(err, PT_ECORRUPT, j->dir,
+                            "record %llu: hash differs from the head kept in meta",
+                            (unsigned long long)last);
+    uint64_t first = last > JOURNAL_TAIL_CHECK ? last - JOURNAL_TAIL_CHECK + 1 : 1, bad;
+    rc = jint_verify_range(j, txn, first, last, &bad, err);
+    return rc;
+}
+
+static int
+resume(journal_t *j, pt_error_t *err)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0)
+        return jint_lmdb_fail(err, rc, j->dir, "beginning a read transaction");
+    journal_meta_t m;
+    rc = jint_meta_read(j, txn, &m, err);
+    if (rc == 0 && m.format != PT_JOURNAL_FORMAT)
+        rc = pt_error_set(err, PT_EVERSION, j->dir, "journal format %u, this build reads %d",
+                          (unsigned)m.format, PT_JOURNAL_FORMAT);
+    if (rc == 0)
+        rc = check_tail(j, txn, &m, err);
+    if (rc == 0)
+        rc = jint_load_signed_head(j, txn, err);
+    if (rc == 0 && j->have_sk && !j->read_only)
+        rc = jint_check_signed_tail(j, txn, &m, err);
+    if (rc == PT_ECORRUPT && j->read_only) {
+        /* The admin tools must be able to open a damaged journal to inspect it. */
+        pt_log_warn("journal.tail", "%s (opened read-only for inspection)", err->msg);
+        rc = 0;
+    }
+    if (rc == 0) {
+        j->last_seq = m.last_seq;
+        memcpy(j->head, m.head, PT_JOURNAL_HASH_LEN);
+    }
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+static int
+copy_keys(journal_t *j, const journal_options_t *o, pt_error_t *err)
+{
+    if (o->dir == NULL || o->dir[0] == '\0')
+        return pt_error_set(err, PT_ECONFIG, "journal.dir", "missing");
+    if ((size_t)snprintf(j->dir, sizeof j->dir, "%s", o->dir) >= sizeof j->dir)
+        return pt_error_set(err, PT_ECONFIG, "journal.dir", "path too long");
+    if (sodium_init() < 0)
+        return pt_error_set(err, PT_EINTERNAL, "journal", "libsodium failed to initialise");
+    j->have_hmac = o->hmac_key != NULL;
+    if (j->have_hmac)
+        memcpy(j->hmac_key, o->hmac_key, sizeof j->hmac_key);
+    j->have_sk = o->sign_sk != NULL;
+    if (j->have_sk)
+        memcpy(j->sign_sk, o->sign_sk, sizeof j->sign_sk);
+    j->max_unsigned = o->max_unsigned_tail ? o->max_unsigned_tail : PT_JOURNAL_UNSIGNED_MAX;
+    return 0;
+}
+
+int
+journal_open(const journal_options_t *opts, journal_t **out, pt_error_t *err)
+{
+    *out = NULL;
+    journal_t *j = calloc(1, sizeof *j);
+    if (j == NULL)
+        return pt_error_set(err, -ENOMEM, "journal", "out of memory");
+    j->read_only = opts->read_only;
+    int rc = copy_keys(j, opts, err);
+    if (rc == 0)
+        rc = open_dir(opts, err);
+    if (rc == 0)
+        rc = open_env(j, opts, err);
+    if (rc == 0)
+        rc = open_dbs(j, err);
+    if (rc == 0)
+        rc = resume(j, err);
+    if (rc != 0) {
+        journal_close(&j);
+        return rc;
+    }
+    *out = j;
+    return 0;
+}
+
+void
+journal_close(journal_t **jp)
+{
+    if (jp == NULL || *jp == NULL)
+        return;
+    journal_t *j = *jp;
+    if (j->in_txn)
+        mdb_txn_abort(j->wtxn.txn);
+    if (j->env != NULL)
+        mdb_env_close(j->env);
+    sodium_memzero(j, sizeof *j);
+    free(j);
+    *jp = NULL;
+}
+
+uint64_t
+journal_last_seq(const journal_t *j)
+{
+    return j->last_seq;
+}
+
+void
+journal_head(const journal_t *j, uint64_t *seq, uint8_t hash[PT_JOURNAL_HASH_LEN])
+{
+    *seq = j->last_seq;
+    memcpy(hash, j->head, PT_JOURNAL_HASH_LEN);
+}
