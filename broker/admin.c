@@ -554,6 +554,7 @@ replay_by_id(admin_t *a, replay_ctx_t *c, const char *message_id, pt_error_t *er
 {
     uint64_t *seqs = NULL;
     size_t n = 0;
+    /* Both states: the committed records of the id, re-enqueued in the batch. */
     int rc = journal_find_message(a->d.journal, message_id, &seqs, &n, err);
     for (size_t i = 0; rc == 0 && c->rc == 0 && i < n; i++) {
         journal_view_t v;
@@ -598,6 +599,7 @@ handle_replay(admin_t *a, const char *who, const Ptibus__V1__ReplayRequest *q,
     snprintf(why, sizeof why, "replay by %s: %s", who, q->reason);
     c.reason = why;
     pt_error_t err = {0}; /* a failure inside replay_one leaves it empty */
+    /* Both states: a committed scan whose callback writes into the batch. */
     int rc = q->message_id && q->message_id[0]
                  ? replay_by_id(a, &c, q->message_id, &err)
                  : journal_scan(a->d.journal, q->from_seq, q->to_seq, replay_one, &c, &err);

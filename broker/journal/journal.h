@@ -10,8 +10,9 @@
  * may be open beside the write transaction). There is at most one write transaction,
  * the batch: journal_begin opens it (-EBUSY while one is open, PT_EDENIED on a
  * read-only journal) and whoever called journal_begin holds it until its
- * journal_commit or journal_abort; in the broker that is the loop turn, and the other
- * modules write into that one batch without ever committing it. journal_checkpoint
+ * journal_commit or journal_abort; in the broker that is the loop turn, owned by
+ * broker/batch.c: ingest, delivery and admin write into it during their handler calls
+ * and never commit it. journal_checkpoint
  * opens and commits a write transaction of its own, so it needs no batch open.
  * - Functions taking a journal_txn_t (journal_append, journal_dedup_find,
  *   journal_txn_*, journal_queue_list_txn, journal_queue_get/put/remove,
