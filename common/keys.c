@@ -15,6 +15,8 @@
 #include <sodium.h>
 #include <zmq.h>
 
+#include "atomicfile.h"
+
 /* The Z85 alphabet (ZeroMQ RFC 32); zmq_z85_decode does not check every byte. */
 static const char z85_chars[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                 ".-:+=^!/*?&<>()[]{}@%$#";
@@ -29,69 +31,6 @@ z85_valid(const char *s, size_t n)
 }
 
 static int
-fsync_dir_of(const char *path)
-{
-    char *copy = strdup(path);
-    if (copy == NULL)
-        return -ENOMEM;
-    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY);
-    free(copy);
-    if (fd < 0)
-        return -errno;
-    int rc = fsync(fd) == 0 ? 0 : -errno;
-    close(fd);
-    return rc;
-}
-
-static int
-write_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* Writes text to path.tmp with mode, fsyncs, renames over path and fsyncs the dir. */
-static int
-write_atomic(const char *path, const char *text, size_t len, mode_t mode, pt_error_t *err)
-{
-    char tmp[4096];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
-        return pt_error_set(err, -ENAMETOOLONG, path, "path too long");
-    /* A leftover tmp (a crash) is removed, not reused: unlink drops the name only, so
-     * neither a symbolic link nor a hard link planted there is written through, and
-     * O_EXCL refuses one planted again between the unlink and the open. */
-    if (unlink(tmp) != 0 && errno != ENOENT)
-        return pt_error_set(err, -errno, tmp, "cannot remove the old tmp: %s", strerror(errno));
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
-    if (fd < 0)
-        return pt_error_set(err, -errno, tmp, "cannot create: %s", strerror(errno));
-    int rc = fchmod(fd, mode) == 0 ? 0 : -errno; /* the umask must not widen or narrow it */
-    if (rc == 0)
-        rc = write_all(fd, text, len);
-    if (rc == 0 && fsync(fd) != 0)
-        rc = -errno;
-    if (close(fd) != 0 && rc == 0)
-        rc = -errno;
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = -errno;
-    if (rc == 0)
-        rc = fsync_dir_of(path);
-    if (rc != 0) {
-        unlink(tmp);
-        return pt_error_set(err, rc, path, "cannot write the key file: %s", strerror(-rc));
-    }
-    return 0;
-}
-
-static int
 write_key(const char *path, const uint8_t *key, size_t len, mode_t mode, pt_error_t *err)
 {
     char text[PT_KEY_Z85_MAX + 2];
@@ -101,7 +40,7 @@ write_key(const char *path, const uint8_t *key, size_t len, mode_t mode, pt_erro
         return pt_error_set(err, PT_EINTERNAL, path, "Z85 encoding failed");
     size_t n = len / 4 * 5;
     text[n] = '\n';
-    int rc = write_atomic(path, text, n + 1, mode, err);
+    int rc = atomicfile_write(path, text, n + 1, mode, err);
     sodium_memzero(text, sizeof text);
     return rc;
 }

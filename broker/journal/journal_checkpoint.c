@@ -37,7 +37,7 @@ jint_put_checkpoint(journal_txn_t *t)
     size_t mlen = journal_checkpoint_message(&cp, msg);
     crypto_sign_detached(cp.sig, NULL, msg, mlen, j->sign_sk);
     journal_checkpoint_encode(&cp, val);
-    jint_be64_put(key, cp.seq);
+    bytes_be64_put(key, cp.seq);
     MDB_val k = {sizeof key, key}, v = {sizeof val, val};
     int rc = mdb_put(t->txn, j->dbi[JDB_CKPT], &k, &v, 0);
     if (rc != 0)
@@ -89,13 +89,13 @@ jint_load_signed_head(journal_t *j, MDB_txn *txn, pt_error_t *err)
     memset(&j->signed_head, 0, sizeof j->signed_head);
     int rc = mdb_cursor_open(txn, j->dbi[JDB_CKPT], &cur);
     if (rc != 0)
-        return jint_lmdb_fail(err, rc, j->dir, "opening a cursor");
+        return lmdbx_fail(err, rc, j->dir, "opening a cursor");
     rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
     mdb_cursor_close(cur);
     if (rc == MDB_NOTFOUND)
         return 0;
     if (rc != 0)
-        return jint_lmdb_fail(err, rc, j->dir, "reading the last checkpoint");
+        return lmdbx_fail(err, rc, j->dir, "reading the last checkpoint");
     if ((rc = jint_decode_checkpoint(&k, &v, &cp, &bad, err)) != 0)
         return rc;
     MDB_stat st;
@@ -136,12 +136,12 @@ jint_check_signed_tail(journal_t *j, MDB_txn *txn, const journal_meta_t *m, pt_e
     crypto_sign_ed25519_sk_to_pk(pk, j->sign_sk);
     MDB_val k, v;
     uint8_t key[SEQ_KEY_LEN];
-    jint_be64_put(key, h->seq);
+    bytes_be64_put(key, h->seq);
     k = (MDB_val){SEQ_KEY_LEN, key};
     journal_checkpoint_rec_t cp;
     int rc = mdb_get(txn, j->dbi[JDB_CKPT], &k, &v);
     if (rc != 0)
-        return jint_lmdb_fail(err, rc, j->dir, "reading the last checkpoint");
+        return lmdbx_fail(err, rc, j->dir, "reading the last checkpoint");
     rc = jint_decode_checkpoint(&k, &v, &cp, &bad, err);
     if (rc == 0)
         rc = jint_check_checkpoint(j, txn, &cp, pk, &bad, err);

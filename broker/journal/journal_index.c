@@ -39,7 +39,7 @@ put_partner(journal_txn_t *t, const journal_record_t *rec, int64_t time_ms, cons
     size_t p = strlen(rec->partner), ty = strlen(jint_nz(rec->msg_type));
     memcpy(key, rec->partner, p + 1);
     memcpy(key + p + 1, jint_nz(rec->msg_type), ty + 1);
-    jint_be64_put(key + p + ty + 2, time_key(time_ms));
+    bytes_be64_put(key + p + ty + 2, time_key(time_ms));
     memcpy(key + p + ty + 2 + SEQ_KEY_LEN, seqkey, SEQ_KEY_LEN);
     MDB_val k = {p + ty + 2 + 2 * SEQ_KEY_LEN, key}, v = {0, NULL};
     return mdb_put(t->txn, t->j->dbi[JDB_PARTNER], &k, &v, 0);
@@ -50,7 +50,7 @@ jint_put_indexes(journal_txn_t *t, const journal_record_t *rec, uint64_t seq, in
                  const uint8_t *phash)
 {
     uint8_t seqkey[SEQ_KEY_LEN];
-    jint_be64_put(seqkey, seq);
+    bytes_be64_put(seqkey, seq);
     const char *msgid = jint_nz(rec->message_id);
     int rc = 0;
     if (rec->kind == PT_REC_RECEIVED && msgid[0] != '\0')
@@ -83,10 +83,10 @@ journal_dedup_find(journal_txn_t *t, const char *sender, const char *message_id,
     MDB_val k = {p + 1 + m, key}, v;
     int rc = mdb_get(t->txn, t->j->dbi[JDB_DEDUP], &k, &v);
     if (rc != 0)
-        return jint_lmdb_code(rc);
+        return lmdbx_code(rc);
     if (v.mv_size != DEDUP_VAL_LEN)
         return PT_ECORRUPT;
-    *seq = jint_be64_get(v.mv_data);
+    *seq = bytes_be64_get(v.mv_data);
     memcpy(hash, (uint8_t *)v.mv_data + SEQ_KEY_LEN, PT_JOURNAL_HASH_LEN);
     return 0;
 }
@@ -148,11 +148,12 @@ journal_txn_visit_message(journal_txn_t *t, const char *message_id, journal_visi
         journal_view_t view;
         if (v.mv_size != SEQ_KEY_LEN)
             rc = pt_error_set(err, PT_ECORRUPT, t->j->dir, "by_msgid: bad entry");
-        else if ((rc = jint_view_in_place(t->j, t->txn, jint_be64_get(v.mv_data), &view, err)) == 0)
+        else if ((rc = jint_view_in_place(t->j, t->txn, bytes_be64_get(v.mv_data), &view, err)) ==
+                 0)
             rc = fn(&view, arg);
     }
     if (rc == 0 && m != MDB_NOTFOUND)
-        rc = jint_lmdb_fail(err, m, t->j->dir, "by_msgid");
+        rc = lmdbx_fail(err, m, t->j->dir, "by_msgid");
     mdb_cursor_close(cur);
     return rc;
 }
@@ -177,7 +178,7 @@ partner_seek(partner_scan_t *s, const char *type, size_t tlen, int64_t time_ms, 
     s->key[s->plen + 1 + tlen] = next_type ? '\1' : '\0';
     if (next_type)
         return s->plen + tlen + 2;
-    jint_be64_put(s->key + s->plen + tlen + 2, time_key(time_ms));
+    bytes_be64_put(s->key + s->plen + tlen + 2, time_key(time_ms));
     return s->plen + tlen + 2 + SEQ_KEY_LEN;
 }
 
@@ -198,13 +199,13 @@ partner_step(partner_scan_t *s, const MDB_val *k, seqlist_t *l, size_t *seek_len
     size_t tlen = (size_t)(nul - type);
     if (s->type != NULL && (tlen != strlen(s->type) || memcmp(type, s->type, tlen) != 0))
         return 1;
-    int64_t t = (int64_t)(jint_be64_get(nul + 1) ^ (UINT64_C(1) << 63));
+    int64_t t = (int64_t)(bytes_be64_get(nul + 1) ^ (UINT64_C(1) << 63));
     if (t < s->from_ms)
         *seek_len = partner_seek(s, (const char *)type, tlen, s->from_ms, false);
     else if (t >= s->to_ms)
         *seek_len = s->type ? 0 : partner_seek(s, (const char *)type, tlen, 0, true);
     else
-        return jint_seqlist_push(l, jint_be64_get(nul + 1 + SEQ_KEY_LEN));
+        return jint_seqlist_push(l, bytes_be64_get(nul + 1 + SEQ_KEY_LEN));
     return s->type != NULL && *seek_len == 0 ? 1 : 0;
 }
 
@@ -224,7 +225,7 @@ partner_walk(MDB_cursor *cur, partner_scan_t *s, seqlist_t *l)
         k = (MDB_val){seek, s->key};
         m = mdb_cursor_get(cur, &k, &v, seek ? MDB_SET_RANGE : MDB_NEXT);
     }
-    return m == MDB_NOTFOUND ? 0 : jint_lmdb_code(m);
+    return m == MDB_NOTFOUND ? 0 : lmdbx_code(m);
 }
 
 static int
@@ -250,7 +251,7 @@ journal_find_partner(journal_t *j, const char *partner, const char *msg_type, in
     int rc = jint_read_begin(j, &txn, err);
     if (rc != 0)
         return jint_seqlist_finish(&l, rc, seqs, n);
-    rc = jint_lmdb_code(mdb_cursor_open(txn, j->dbi[JDB_PARTNER], &cur));
+    rc = lmdbx_code(mdb_cursor_open(txn, j->dbi[JDB_PARTNER], &cur));
     if (rc == 0) {
         rc = partner_walk(cur, &s, &l);
         mdb_cursor_close(cur);

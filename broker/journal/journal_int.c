@@ -21,51 +21,6 @@ const jint_db_t jint_dbs[JDB_COUNT] = {
     [JDB_DEAD] = {"dead", 0},          [JDB_PERSON_NEW] = {"by_person_new", 0},
 };
 
-static const struct {
-    int mdb;
-    int pt;
-} mdb_error_map[] = {
-    {MDB_NOTFOUND, PT_ENOTFOUND},    {MDB_MAP_FULL, PT_EJOURNALFULL},
-    {ENOSPC, PT_EJOURNALFULL},       {EDQUOT, PT_EJOURNALFULL},
-    {MDB_CORRUPTED, PT_ECORRUPT},    {MDB_PAGE_NOTFOUND, PT_ECORRUPT},
-    {MDB_INVALID, PT_ECORRUPT},      {MDB_VERSION_MISMATCH, PT_EVERSION},
-    {MDB_BAD_VALSIZE, PT_ETOOLARGE}, {MDB_INCOMPATIBLE, PT_ECORRUPT},
-};
-
-/* Maps an LMDB return code to 0, a PT_E* code or -errno. */
-int
-jint_lmdb_code(int rc)
-{
-    if (rc == 0)
-        return 0;
-    for (size_t i = 0; i < sizeof mdb_error_map / sizeof *mdb_error_map; i++)
-        if (mdb_error_map[i].mdb == rc)
-            return mdb_error_map[i].pt;
-    return rc > 0 ? -rc : PT_EINTERNAL;
-}
-
-int
-jint_lmdb_fail(pt_error_t *err, int rc, const char *path, const char *what)
-{
-    return pt_error_set(err, jint_lmdb_code(rc), path, "%s: %s", what, mdb_strerror(rc));
-}
-
-void
-jint_be64_put(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-
-uint64_t
-jint_be64_get(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
 int64_t
 jint_now_ms(void)
 {
@@ -131,10 +86,10 @@ jint_collect_dups(journal_t *j, MDB_txn *txn, int db, const void *key, size_t kl
     if (m == 0)
         m = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
     for (; m == 0 && rc == 0; m = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP))
-        rc =
-            v.mv_size == SEQ_KEY_LEN ? jint_seqlist_push(l, jint_be64_get(v.mv_data)) : PT_ECORRUPT;
+        rc = v.mv_size == SEQ_KEY_LEN ? jint_seqlist_push(l, bytes_be64_get(v.mv_data))
+                                      : PT_ECORRUPT;
     if (rc == 0 && m != MDB_NOTFOUND)
-        rc = jint_lmdb_fail(err, m, j->dir, jint_dbs[db].name);
+        rc = lmdbx_fail(err, m, j->dir, jint_dbs[db].name);
     else if (rc != 0)
         pt_error_set(err, rc, j->dir, "%s: bad entry", jint_dbs[db].name);
     mdb_cursor_close(cur);
@@ -153,13 +108,13 @@ jint_read_begin(journal_t *j, MDB_txn **txn, pt_error_t *err)
     int rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, txn);
     if (rc == MDB_MAP_RESIZED && !j->in_txn && mdb_env_set_mapsize(j->env, 0) == 0)
         rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, txn);
-    return rc ? jint_lmdb_fail(err, rc, j->dir, "beginning a read transaction") : 0;
+    return rc ? lmdbx_fail(err, rc, j->dir, "beginning a read transaction") : 0;
 }
 
 int
 jint_poison(journal_txn_t *t, int rc, pt_error_t *err)
 {
-    t->poisoned = jint_lmdb_code(rc);
+    t->poisoned = lmdbx_code(rc);
     if (t->poisoned == PT_EJOURNALFULL)
         t->j->grow_pending = true;
     return pt_error_set(err, t->poisoned, t->j->dir, "append: %s%s", mdb_strerror(rc),

@@ -12,7 +12,9 @@
 #include <lmdb.h>
 #include <sodium.h>
 
+#include "bytes.h"
 #include "journal.h"
+#include "lmdbx.h"
 #include "journal_record.h"
 
 enum {
@@ -83,15 +85,9 @@ struct journal {
 
 /* ---- journal_int.c ---- */
 
-/* Maps an LMDB return code to 0, a PT_E* code or -errno. */
-int jint_lmdb_code(int rc);
-/* Fills err with "path: what: LMDB's message" and returns the mapped code. */
-int jint_lmdb_fail(pt_error_t *err, int rc, const char *path, const char *what);
 /* Marks t unusable after a failed write (growing the map next time when it was full). */
 int jint_poison(journal_txn_t *t, int rc, pt_error_t *err);
 int jint_read_begin(journal_t *j, MDB_txn **txn, pt_error_t *err);
-void jint_be64_put(uint8_t *p, uint64_t v);
-uint64_t jint_be64_get(const uint8_t *p);
 int64_t jint_now_ms(void);
 const char *jint_nz(const char *s);
 const char *jint_db_name(int db);

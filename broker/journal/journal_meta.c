@@ -13,7 +13,7 @@ meta_get(journal_t *j, MDB_txn *txn, const char *name, void *out, size_t len, pt
     MDB_val k = {strlen(name), (void *)name}, v;
     int rc = mdb_get(txn, j->dbi[JDB_META], &k, &v);
     if (rc != 0)
-        return rc == MDB_NOTFOUND ? PT_ENOTFOUND : jint_lmdb_fail(err, rc, j->dir, "reading meta");
+        return rc == MDB_NOTFOUND ? PT_ENOTFOUND : lmdbx_fail(err, rc, j->dir, "reading meta");
     if (v.mv_size != len)
         return pt_error_set(err, PT_ECORRUPT, j->dir, "meta %s: %zu bytes, expected %zu", name,
                             v.mv_size, len);
@@ -28,23 +28,7 @@ meta_put(journal_t *j, MDB_txn *txn, const char *name, const void *data, size_t 
     return mdb_put(txn, j->dbi[JDB_META], &k, &v, 0);
 }
 
-/* Meta integers are little-endian like record fields. */
-static uint64_t
-le64_get(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static void
-le64_put(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
+/* Meta integers are little-endian like record fields (bytes_le_*). */
 int
 jint_meta_read(journal_t *j, MDB_txn *txn, journal_meta_t *m, pt_error_t *err)
 {
@@ -63,7 +47,7 @@ jint_meta_read(journal_t *j, MDB_txn *txn, journal_meta_t *m, pt_error_t *err)
         return rc;
     m->present = true;
     m->format = (uint32_t)(fmt[0] | fmt[1] << 8 | fmt[2] << 16 | (uint32_t)fmt[3] << 24);
-    m->last_seq = le64_get(last);
+    m->last_seq = bytes_le_get(last, 8);
     return 0;
 }
 
@@ -71,7 +55,7 @@ int
 jint_meta_write_head(journal_t *j, MDB_txn *txn, uint64_t last_seq, const uint8_t *head)
 {
     uint8_t last[8];
-    le64_put(last, last_seq);
+    bytes_le_put(last, last_seq, 8);
     int rc = meta_put(j, txn, "last_seq", last, sizeof last);
     if (rc == 0)
         rc = meta_put(j, txn, "head", head, PT_JOURNAL_HASH_LEN);
@@ -84,7 +68,7 @@ jint_meta_init(journal_t *j, MDB_txn *txn)
 {
     uint8_t fmt[4] = {PT_JOURNAL_FORMAT & 0xff, 0, 0, 0}, created[8];
     uint8_t zero[PT_JOURNAL_HASH_LEN] = {0};
-    le64_put(created, (uint64_t)jint_now_ms());
+    bytes_le_put(created, (uint64_t)jint_now_ms(), 8);
     int rc = meta_put(j, txn, "format", fmt, sizeof fmt);
     if (rc == 0)
         rc = meta_put(j, txn, "created_ms", created, sizeof created);

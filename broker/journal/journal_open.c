@@ -100,13 +100,13 @@ open_env(journal_t *j, const journal_options_t *o, pt_error_t *err)
     if (rc == 0)
         rc = mdb_env_set_mapsize(j->env, initial);
     if (rc != 0)
-        return jint_lmdb_fail(err, rc, j->dir, "creating the LMDB environment");
+        return lmdbx_fail(err, rc, j->dir, "creating the LMDB environment");
     unsigned flags = MDB_NOTLS | (o->unsafe_nosync ? MDB_NOSYNC : 0);
     if (o->read_only)
         flags |= MDB_RDONLY;
     rc = mdb_env_open(j->env, j->dir, flags, 0600);
     if (rc != 0)
-        return jint_lmdb_fail(err, rc, j->dir, "opening the LMDB environment");
+        return lmdbx_fail(err, rc, j->dir, "opening the LMDB environment");
     MDB_stat st;
     mdb_env_stat(j->env, &st);
     j->psize = st.ms_psize;
@@ -128,7 +128,7 @@ open_dbs(journal_t *j, pt_error_t *err)
     unsigned create = j->read_only ? 0 : MDB_CREATE;
     int rc = mdb_txn_begin(j->env, NULL, j->read_only ? MDB_RDONLY : 0, &txn);
     if (rc != 0)
-        return jint_lmdb_fail(err, rc, j->dir, "beginning the opening transaction");
+        return lmdbx_fail(err, rc, j->dir, "beginning the opening transaction");
     int i = 0;
     for (; i < JDB_COUNT && rc == 0; i++)
         rc = mdb_dbi_open(txn, jint_dbs[i].name, jint_dbs[i].flags | create, &j->dbi[i]);
@@ -139,25 +139,25 @@ open_dbs(journal_t *j, pt_error_t *err)
     }
     if (rc != 0) {
         mdb_txn_abort(txn);
-        return jint_lmdb_fail(err, rc, j->dir, "opening the databases (is this a ptibus journal?)");
+        return lmdbx_fail(err, rc, j->dir, "opening the databases (is this a ptibus journal?)");
     }
     if (j->read_only) {
         /* Named databases opened in a read-only transaction stay valid after commit. */
         rc = mdb_txn_commit(txn);
-        return rc ? jint_lmdb_fail(err, rc, j->dir, "committing the opening transaction") : 0;
+        return rc ? lmdbx_fail(err, rc, j->dir, "committing the opening transaction") : 0;
     }
     journal_meta_t m;
     rc = jint_meta_read(j, txn, &m, err);
     if (rc == 0 && !m.present && !db_is_empty(txn, j->dbi[JDB_RECORDS]))
         rc = pt_error_set(err, PT_ECORRUPT, j->dir, "records present but the meta is missing");
     if (rc == 0 && !m.present && (rc = jint_meta_init(j, txn)) != 0)
-        rc = jint_lmdb_fail(err, rc, j->dir, "initialising the meta");
+        rc = lmdbx_fail(err, rc, j->dir, "initialising the meta");
     if (rc != 0) {
         mdb_txn_abort(txn);
         return rc;
     }
     rc = mdb_txn_commit(txn);
-    return rc ? jint_lmdb_fail(err, rc, j->dir, "committing the opening transaction") : 0;
+    return rc ? lmdbx_fail(err, rc, j->dir, "committing the opening transaction") : 0;
 }
 
 /* Checks that meta and the records agree: the last record is meta's last seq and
@@ -169,13 +169,13 @@ check_tail(journal_t *j, MDB_txn *txn, const journal_meta_t *m, pt_error_t *err)
     MDB_val k, v;
     int rc = mdb_cursor_open(txn, j->dbi[JDB_RECORDS], &cur);
     if (rc != 0)
-        return jint_lmdb_fail(err, rc, j->dir, "opening a cursor");
+        return lmdbx_fail(err, rc, j->dir, "opening a cursor");
     rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-    uint64_t last = rc == 0 && k.mv_size == SEQ_KEY_LEN ? jint_be64_get(k.mv_data) : 0;
+    uint64_t last = rc == 0 && k.mv_size == SEQ_KEY_LEN ? bytes_be64_get(k.mv_data) : 0;
     const uint8_t *hash = rc == 0 ? journal_record_stored_hash(v.mv_data, v.mv_size) : NULL;
     mdb_cursor_close(cur);
     if (rc != 0 && rc != MDB_NOTFOUND)
-        return jint_lmdb_fail(err, rc, j->dir, "reading the last record");
+        return lmdbx_fail(err, rc, j->dir, "reading the last record");
     if (last != m->last_seq)
         return pt_error_set(err, PT_ECORRUPT, j->dir,
                             "meta says the last record is %llu but the records end at %llu",
@@ -197,7 +197,7 @@ resume(journal_t *j, pt_error_t *err)
     MDB_txn *txn;
     int rc = mdb_txn_begin(j->env, NULL, MDB_RDONLY, &txn);
     if (rc != 0)
-        return jint_lmdb_fail(err, rc, j->dir, "beginning a read transaction");
+        return lmdbx_fail(err, rc, j->dir, "beginning a read transaction");
     journal_meta_t m;
     rc = jint_meta_read(j, txn, &m, err);
     if (rc == 0 && m.format != PT_JOURNAL_FORMAT)

@@ -22,10 +22,10 @@ collect_person_new(journal_t *j, MDB_txn *txn, const uint8_t *pk, seqlist_t *l, 
         if (k.mv_size != SEQ_KEY_LEN || v.mv_size != crypto_auth_hmacsha256_BYTES)
             rc = pt_error_set(err, PT_ECORRUPT, j->dir, "by_person_new: bad entry");
         else if (memcmp(v.mv_data, pk, v.mv_size) == 0)
-            rc = jint_seqlist_push(l, jint_be64_get(k.mv_data));
+            rc = jint_seqlist_push(l, bytes_be64_get(k.mv_data));
     }
     if (rc == 0 && m != MDB_NOTFOUND)
-        rc = jint_lmdb_fail(err, m, j->dir, "by_person_new");
+        rc = lmdbx_fail(err, m, j->dir, "by_person_new");
     mdb_cursor_close(cur);
     return rc;
 }

@@ -24,24 +24,8 @@ qkey(uint8_t *key, const char *recipient, uint64_t seq)
         return 0;
     memcpy(key, recipient, n);
     key[n] = '\0';
-    jint_be64_put(key + n + 1, seq);
+    bytes_be64_put(key + n + 1, seq);
     return n + 1 + 8;
-}
-
-static void
-le_put(uint8_t *p, uint64_t v, int n)
-{
-    for (int i = 0; i < n; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t
-le_get(const uint8_t *p, int n)
-{
-    uint64_t v = 0;
-    for (int i = n - 1; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
 }
 
 static void
@@ -49,8 +33,8 @@ qval_put(uint8_t *v, const journal_queue_entry_t *e, int64_t time_ms)
 {
     v[0] = QVAL_VERSION;
     v[1] = e->replay ? QFLAG_REPLAY : 0;
-    le_put(v + 2, e->attempts, 4);
-    le_put(v + 6, (uint64_t)time_ms, 8);
+    bytes_le_put(v + 2, e->attempts, 4);
+    bytes_le_put(v + 6, (uint64_t)time_ms, 8);
 }
 
 static int
@@ -61,8 +45,8 @@ qval_get(const MDB_val *v, uint64_t seq, journal_queue_entry_t *e)
         return PT_ECORRUPT;
     e->seq = seq;
     e->replay = (p[1] & QFLAG_REPLAY) != 0;
-    e->attempts = (uint32_t)le_get(p + 2, 4);
-    e->enqueued_ms = (int64_t)le_get(p + 6, 8);
+    e->attempts = (uint32_t)bytes_le_get(p + 2, 4);
+    e->enqueued_ms = (int64_t)bytes_le_get(p + 6, 8);
     return 0;
 }
 
@@ -119,7 +103,7 @@ qget(journal_txn_t *t, int db, const char *recipient, uint64_t seq, journal_queu
     MDB_val k = {klen, key}, v;
     int rc = mdb_get(t->txn, t->j->dbi[db], &k, &v);
     if (rc != 0)
-        return jint_lmdb_code(rc);
+        return lmdbx_code(rc);
     return qval_get(&v, seq, e);
 }
 
@@ -188,7 +172,7 @@ qwalk_txn(journal_t *j, MDB_txn *txn, int db, const char *recipient, uint64_t af
     MDB_cursor *cur;
     int rc = mdb_cursor_open(txn, j->dbi[db], &cur);
     if (rc != 0)
-        return jint_lmdb_fail(err, rc, j->dir, "opening a queue cursor");
+        return lmdbx_fail(err, rc, j->dir, "opening a queue cursor");
     uint8_t key[QKEY_MAX];
     size_t plen = recipient ? strlen(recipient) + 1 : 0;
     MDB_val k = {recipient ? qkey(key, recipient, after + 1) : 0, key}, v;
@@ -204,7 +188,7 @@ qwalk_txn(journal_t *j, MDB_txn *txn, int db, const char *recipient, uint64_t af
         const uint8_t *nul = memchr(kp, 0, k.mv_size);
         journal_queue_entry_t e;
         if (nul == NULL || (size_t)(kp + k.mv_size - nul) != 9 ||
-            qval_get(&v, jint_be64_get(nul + 1), &e) != 0) {
+            qval_get(&v, bytes_be64_get(nul + 1), &e) != 0) {
             rc = PT_ECORRUPT;
             break;
         }
@@ -214,7 +198,7 @@ qwalk_txn(journal_t *j, MDB_txn *txn, int db, const char *recipient, uint64_t af
     if (rc == PT_ECORRUPT)
         return pt_error_set(err, rc, j->dir, "queue: malformed entry");
     if (rc != 0 && rc != MDB_NOTFOUND)
-        return jint_lmdb_fail(err, rc, j->dir, "reading a queue");
+        return lmdbx_fail(err, rc, j->dir, "reading a queue");
     return 0;
 }
 

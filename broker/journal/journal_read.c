@@ -14,13 +14,13 @@ int
 jint_get_record(journal_t *j, MDB_txn *txn, uint64_t seq, MDB_val *v, pt_error_t *err)
 {
     uint8_t key[SEQ_KEY_LEN];
-    jint_be64_put(key, seq);
+    bytes_be64_put(key, seq);
     MDB_val k = {SEQ_KEY_LEN, key};
     int rc = mdb_get(txn, j->dbi[JDB_RECORDS], &k, v);
     if (rc == MDB_NOTFOUND)
         return pt_error_set(err, PT_ENOTFOUND, NULL, "record %llu: not found",
                             (unsigned long long)seq);
-    return rc ? jint_lmdb_fail(err, rc, j->dir, "reading a record") : 0;
+    return rc ? lmdbx_fail(err, rc, j->dir, "reading a record") : 0;
 }
 
 /* Decodes a record read under key seq and checks it carries that seq. */
@@ -83,14 +83,14 @@ scan_cursor(journal_t *j, MDB_cursor *cur, uint64_t first, uint64_t last, journa
             void *arg, pt_error_t *err)
 {
     uint8_t key[SEQ_KEY_LEN];
-    jint_be64_put(key, first);
+    bytes_be64_put(key, first);
     MDB_val k = {SEQ_KEY_LEN, key}, v;
     journal_view_t view;
     int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
     for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (k.mv_size != SEQ_KEY_LEN)
             return pt_error_set(err, PT_ECORRUPT, j->dir, "records: key of %zu bytes", k.mv_size);
-        uint64_t seq = jint_be64_get(k.mv_data);
+        uint64_t seq = bytes_be64_get(k.mv_data);
         if (last != 0 && seq > last)
             return 0;
         int r = jint_decode_at(&v, seq, &view, err);
@@ -99,7 +99,7 @@ scan_cursor(journal_t *j, MDB_cursor *cur, uint64_t first, uint64_t last, journa
         if (r != 0)
             return r;
     }
-    return rc == MDB_NOTFOUND ? 0 : jint_lmdb_fail(err, rc, j->dir, "scanning");
+    return rc == MDB_NOTFOUND ? 0 : lmdbx_fail(err, rc, j->dir, "scanning");
 }
 
 int
@@ -114,7 +114,7 @@ journal_scan(journal_t *j, uint64_t first, uint64_t last, journal_visit_fn fn, v
     rc = mdb_cursor_open(txn, j->dbi[JDB_RECORDS], &cur);
     if (rc != 0) {
         mdb_txn_abort(txn);
-        return jint_lmdb_fail(err, rc, j->dir, "opening a cursor");
+        return lmdbx_fail(err, rc, j->dir, "opening a cursor");
     }
     rc = scan_cursor(j, cur, first, last, fn, arg, err);
     mdb_cursor_close(cur);

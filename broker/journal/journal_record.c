@@ -1,6 +1,8 @@
 /* journal_record: encode, decode and chain-hash journal records and checkpoints. */
 #include "journal_record.h"
 
+#include "bytes.h"
+
 #include <string.h>
 
 #include <sodium.h>
@@ -86,8 +88,7 @@ journal_record_size(const journal_record_t *rec, size_t *len, pt_error_t *err)
 static uint8_t *
 put_le(uint8_t *p, uint64_t v, int n)
 {
-    for (int i = 0; i < n; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
+    bytes_le_put(p, v, n);
     return p + n;
 }
 
@@ -182,8 +183,7 @@ get_le(rd_t *r, int n)
         r->bad = true;
         return 0;
     }
-    for (int i = 0; i < n; i++)
-        v |= (uint64_t)r->p[i] << (8 * i);
+    v = bytes_le_get(r->p, n);
     r->p += n;
     r->left -= (size_t)n;
     return v;

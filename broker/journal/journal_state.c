@@ -158,7 +158,7 @@ check_dedup(state_check_t *c, const journal_view_t *v)
     if (mdb_get(c->txn, c->j->dbi[JDB_DEDUP], &k, &d) != 0 || d.mv_size != 8 + PT_JOURNAL_HASH_LEN)
         return mismatch(c, v->seq, "dedup entry of record %s%llu missing or malformed (deleted?)",
                         "", (unsigned long long)v->seq);
-    uint64_t owner = jint_be64_get(d.mv_data);
+    uint64_t owner = bytes_be64_get(d.mv_data);
     if (owner == v->seq) {
         c->n_dedup++;
         if (memcmp((uint8_t *)d.mv_data + 8, v->payload_hash, PT_JOURNAL_HASH_LEN) != 0)
@@ -179,7 +179,7 @@ check_msgid(state_check_t *c, const journal_view_t *v)
     size_t m = strlen(v->message_id);
     if (m == 0 || m > STATE_KEY_MAX)
         return 0;
-    jint_be64_put(seqkey, v->seq);
+    bytes_be64_put(seqkey, v->seq);
     MDB_val k = {m, (void *)v->message_id}, d = {8, seqkey};
     MDB_cursor *cur;
     int rc = mdb_cursor_open(c->txn, c->j->dbi[JDB_MSGID], &cur);
@@ -203,8 +203,8 @@ check_partner(state_check_t *c, const journal_view_t *v)
         return 0;
     memcpy(key, v->partner, p + 1);
     memcpy(key + p + 1, v->msg_type, ty + 1);
-    jint_be64_put(key + p + ty + 2, (uint64_t)v->time_ms ^ (UINT64_C(1) << 63));
-    jint_be64_put(key + p + ty + 10, v->seq);
+    bytes_be64_put(key + p + ty + 2, (uint64_t)v->time_ms ^ (UINT64_C(1) << 63));
+    bytes_be64_put(key + p + ty + 10, v->seq);
     MDB_val k = {p + ty + 18, key}, d;
     if (mdb_get(c->txn, c->j->dbi[JDB_PARTNER], &k, &d) != 0)
         return mismatch(c, v->seq, "by_partner entry of record %s%llu missing (deleted?)", "",
@@ -234,17 +234,17 @@ walk_records(state_check_t *c)
     journal_view_t view;
     int rc = mdb_cursor_open(c->txn, c->j->dbi[JDB_RECORDS], &cur);
     if (rc != 0)
-        return jint_lmdb_fail(c->err, rc, c->j->dir, "opening a cursor");
+        return lmdbx_fail(c->err, rc, c->j->dir, "opening a cursor");
     int m = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
     for (; m == 0 && rc == 0; m = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        uint64_t seq = k.mv_size == 8 ? jint_be64_get(k.mv_data) : 0;
+        uint64_t seq = k.mv_size == 8 ? bytes_be64_get(k.mv_data) : 0;
         rc = journal_record_decode(v.mv_data, v.mv_size, seq, &view, c->err);
         if (rc == 0)
             rc = visit_record(c, &view);
     }
     mdb_cursor_close(cur);
     if (rc == 0 && m != MDB_NOTFOUND)
-        rc = jint_lmdb_fail(c->err, m, c->j->dir, "walking the records");
+        rc = lmdbx_fail(c->err, m, c->j->dir, "walking the records");
     return rc;
 }
 
@@ -261,7 +261,7 @@ parse_qentry(const MDB_val *k, const MDB_val *v, char *recipient, uint64_t *seq,
         return false;
     memcpy(recipient, kp, k->mv_size - 9);
     recipient[k->mv_size - 9] = '\0';
-    *seq = jint_be64_get(kp + k->mv_size - 8);
+    *seq = bytes_be64_get(kp + k->mv_size - 8);
     *attempts =
         (uint32_t)vp[2] | (uint32_t)vp[3] << 8 | (uint32_t)vp[4] << 16 | (uint32_t)vp[5] << 24;
     return strlen(recipient) == k->mv_size - 9;
@@ -302,7 +302,7 @@ compare_db(state_check_t *c, int db)
     uint32_t attempts;
     int rc = mdb_cursor_open(c->txn, c->j->dbi[db], &cur);
     if (rc != 0)
-        return jint_lmdb_fail(c->err, rc, c->j->dir, "opening a cursor");
+        return lmdbx_fail(c->err, rc, c->j->dir, "opening a cursor");
     int m = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
     for (; m == 0 && rc == 0; m = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (!parse_qentry(&k, &v, recipient, &seq, &attempts))
@@ -312,7 +312,7 @@ compare_db(state_check_t *c, int db)
     }
     mdb_cursor_close(cur);
     if (rc == 0 && m != MDB_NOTFOUND)
-        rc = jint_lmdb_fail(c->err, m, c->j->dir, jint_db_name(db));
+        rc = lmdbx_fail(c->err, m, c->j->dir, jint_db_name(db));
     return rc;
 }
 
@@ -338,7 +338,7 @@ compare_count(state_check_t *c, int db, uint64_t expected)
     MDB_stat st;
     int rc = mdb_stat(c->txn, c->j->dbi[db], &st);
     if (rc != 0)
-        return jint_lmdb_fail(c->err, rc, c->j->dir, jint_db_name(db));
+        return lmdbx_fail(c->err, rc, c->j->dir, jint_db_name(db));
     if (st.ms_entries == expected)
         return 0;
     char what[80];

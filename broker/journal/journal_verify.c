@@ -68,14 +68,14 @@ verify_walk(journal_t *j, MDB_cursor *cur, uint64_t first, uint64_t end, uint64_
             uint8_t prev[PT_JOURNAL_HASH_LEN], uint64_t *bad_seq, pt_error_t *err)
 {
     uint8_t key[SEQ_KEY_LEN];
-    jint_be64_put(key, first);
+    bytes_be64_put(key, first);
     MDB_val k = {SEQ_KEY_LEN, key}, v;
     uint64_t expect = first;
     int m = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
     for (; m == 0; m = mdb_cursor_get(cur, &k, &v, MDB_NEXT), expect++) {
         if (k.mv_size != SEQ_KEY_LEN)
             return bad_record(bad_seq, expect, err, "key is not a sequence");
-        uint64_t seq = jint_be64_get(k.mv_data);
+        uint64_t seq = bytes_be64_get(k.mv_data);
         if (seq > end && seq > meta_last)
             return bad_record(bad_seq, seq, err, "after the last sequence in meta (added?)");
         if (seq > end)
@@ -87,7 +87,7 @@ verify_walk(journal_t *j, MDB_cursor *cur, uint64_t first, uint64_t end, uint64_
             return rc;
     }
     if (m != 0 && m != MDB_NOTFOUND)
-        return jint_lmdb_fail(err, m, j->dir, "walking the records");
+        return lmdbx_fail(err, m, j->dir, "walking the records");
     if (expect <= end)
         return bad_record(bad_seq, expect, err, "missing (deleted?)");
     return 0;
@@ -107,7 +107,7 @@ jint_verify_range(journal_t *j, MDB_txn *txn, uint64_t first, uint64_t end, uint
         return rc;
     rc = mdb_cursor_open(txn, j->dbi[JDB_RECORDS], &cur);
     if (rc != 0)
-        return jint_lmdb_fail(err, rc, j->dir, "opening a cursor");
+        return lmdbx_fail(err, rc, j->dir, "opening a cursor");
     rc = verify_walk(j, cur, first, end, meta.last_seq, prev, bad_seq, err);
     mdb_cursor_close(cur);
     if (rc == 0 && end == meta.last_seq && end >= first &&
@@ -150,7 +150,7 @@ int
 jint_decode_checkpoint(const MDB_val *k, const MDB_val *v, journal_checkpoint_rec_t *cp,
                        uint64_t *bad_seq, pt_error_t *err)
 {
-    uint64_t seq = k->mv_size == SEQ_KEY_LEN ? jint_be64_get(k->mv_data) : 0;
+    uint64_t seq = k->mv_size == SEQ_KEY_LEN ? bytes_be64_get(k->mv_data) : 0;
     if (seq == 0 || journal_checkpoint_decode(v->mv_data, v->mv_size, cp, err) != 0)
         return bad_checkpoint(bad_seq, seq, err, "malformed");
     if (cp->seq != seq)
@@ -223,16 +223,16 @@ verify_checkpoints(journal_t *j, MDB_txn *txn, uint64_t end, ckpt_walk_t *w, uin
     MDB_val k, v;
     int rc = mdb_cursor_open(txn, j->dbi[JDB_CKPT], &cur);
     if (rc != 0)
-        return jint_lmdb_fail(err, rc, j->dir, "opening a cursor");
+        return lmdbx_fail(err, rc, j->dir, "opening a cursor");
     int m = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
     for (; m == 0 && rc == 0; m = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size == SEQ_KEY_LEN && jint_be64_get(k.mv_data) > end)
+        if (k.mv_size == SEQ_KEY_LEN && bytes_be64_get(k.mv_data) > end)
             break;
         rc = walk_checkpoint(j, txn, w, &k, &v, bad_seq, err);
     }
     mdb_cursor_close(cur);
     if (rc == 0 && m != 0 && m != MDB_NOTFOUND)
-        rc = jint_lmdb_fail(err, m, j->dir, "walking the checkpoints");
+        rc = lmdbx_fail(err, m, j->dir, "walking the checkpoints");
     return rc;
 }
 
@@ -243,7 +243,7 @@ checkpoint_near(journal_t *j, MDB_txn *txn, uint64_t seq, bool after)
 {
     MDB_cursor *cur;
     uint8_t key[SEQ_KEY_LEN];
-    jint_be64_put(key, after ? seq : seq + 1);
+    bytes_be64_put(key, after ? seq : seq + 1);
     MDB_val k = {SEQ_KEY_LEN, key}, v;
     uint64_t found = 0;
     if (mdb_cursor_open(txn, j->dbi[JDB_CKPT], &cur) != 0)
@@ -252,7 +252,7 @@ checkpoint_near(journal_t *j, MDB_txn *txn, uint64_t seq, bool after)
     if (!after)
         m = mdb_cursor_get(cur, &k, &v, m == 0 ? MDB_PREV : MDB_LAST);
     if (m == 0 && k.mv_size == SEQ_KEY_LEN)
-        found = jint_be64_get(k.mv_data);
+        found = bytes_be64_get(k.mv_data);
     mdb_cursor_close(cur);
     return found;
 }

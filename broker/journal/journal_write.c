@@ -28,7 +28,7 @@ journal_grow(journal_t *j, bool force, pt_error_t *err)
     size_t next = info.me_mapsize > j->map_max / 2 ? j->map_max : info.me_mapsize * 2;
     int rc = mdb_env_set_mapsize(j->env, next);
     if (rc != 0)
-        return jint_lmdb_fail(err, rc, j->dir, "growing the map");
+        return lmdbx_fail(err, rc, j->dir, "growing the map");
     j->grow_pending = false;
     pt_log_info("journal.grow", "journal map grown from %zu to %zu bytes (max %zu)",
                 info.me_mapsize, next, j->map_max);
@@ -63,7 +63,7 @@ journal_begin(journal_t *j, journal_txn_t **txn, pt_error_t *err)
     if (rc == MDB_MAP_RESIZED && mdb_env_set_mapsize(j->env, 0) == 0)
         rc = mdb_txn_begin(j->env, NULL, 0, &t->txn);
     if (rc != 0)
-        return jint_lmdb_fail(err, rc, j->dir, "beginning a write transaction");
+        return lmdbx_fail(err, rc, j->dir, "beginning a write transaction");
     t->j = j;
     /* Both states: the batch starts from the committed head. */
     t->last_seq = j->last_seq;
@@ -105,7 +105,7 @@ journal_append(journal_txn_t *t, const journal_record_t *rec, uint64_t *seq, pt_
     int64_t time_ms = rec->time_ms ? rec->time_ms : jint_now_ms();
     uint64_t s = t->last_seq + 1;
     uint8_t key[SEQ_KEY_LEN], phash[PT_JOURNAL_HASH_LEN];
-    jint_be64_put(key, s);
+    bytes_be64_put(key, s);
     MDB_val k = {SEQ_KEY_LEN, key}, v = {len, NULL};
     rc = mdb_put(t->txn, t->j->dbi[JDB_RECORDS], &k, &v, MDB_APPEND | MDB_RESERVE);
     if (rc != 0)
@@ -155,7 +155,7 @@ journal_commit(journal_txn_t **tp, pt_error_t *err)
     }
     txn_end(t);
     if (rc != 0) {
-        int code = jint_lmdb_code(rc);
+        int code = lmdbx_code(rc);
         if (code == PT_EJOURNALFULL)
             j->grow_pending = true;
         journal_grow(j, j->grow_pending, NULL);
@@ -193,7 +193,7 @@ journal_checkpoint(journal_t *j, pt_error_t *err)
     rc = jint_put_checkpoint(t);
     if (rc != 0) {
         journal_abort(&t);
-        return jint_lmdb_fail(err, rc, j->dir, "storing a checkpoint");
+        return lmdbx_fail(err, rc, j->dir, "storing a checkpoint");
     }
     return journal_commit(&t, err);
 }
