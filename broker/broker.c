@@ -25,6 +25,7 @@
 #include "journal.h"
 #include "keys.h"
 #include "log.h"
+#include "broker_metrics.h"
 #include "metrics.h"
 #include "prefetch.h"
 #include "router.h"
@@ -164,7 +165,7 @@ broker_open_paths(broker_t *b, pt_error_t *err)
     if (rc == 0)
         rc = metrics_new(&b->metrics, err);
     if (rc == 0)
-        rc = metrics_declare_ptibus(b->metrics, err);
+        rc = broker_metrics_declare(b->metrics, err);
     if (rc == 0 && c->metrics_listen)
         rc = metrics_http_start(b->metrics, c->metrics_listen, err);
     if (rc == 0) {

@@ -12,6 +12,7 @@
 
 #include <zmq.h>
 
+#include "broker_metrics.h"
 #include "codec.h"
 #include "log.h"
 #include "utf8.h"

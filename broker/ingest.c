@@ -12,6 +12,7 @@
 #include <sodium.h>
 
 #include "bucket.h"
+#include "broker_metrics.h"
 #include "codec.h"
 #include "log.h"
 #include "nir.h"

@@ -23,6 +23,7 @@
 
 #include <curl/curl.h>
 
+#include "broker_metrics.h"
 #include "metrics.h"
 #include "testutil.h"
 
@@ -486,8 +487,8 @@ test_declare_ptibus(void **state)
     (void)state;
     metrics_t *m = NULL;
     assert_int_equal(metrics_new(&m, NULL), 0);
-    assert_int_equal(metrics_declare_ptibus(m, NULL), 0);
-    assert_int_equal(metrics_declare_ptibus(m, NULL), 0); /* idempotent */
+    assert_int_equal(broker_metrics_declare(m, NULL), 0);
+    assert_int_equal(broker_metrics_declare(m, NULL), 0); /* idempotent */
     static const char *const names[] = {
         PT_METRIC_ACCEPTED,         PT_METRIC_REJECTED,           PT_METRIC_DELIVERED,
         PT_METRIC_ACKNOWLEDGED,     PT_METRIC_DEAD_LETTERED,      PT_METRIC_QUEUE_DEPTH,
@@ -626,7 +627,7 @@ serve(char *base, size_t size)
     metrics_t *m = NULL;
     pt_error_t err;
     assert_int_equal(metrics_new(&m, NULL), 0);
-    assert_int_equal(metrics_declare_ptibus(m, NULL), 0);
+    assert_int_equal(broker_metrics_declare(m, NULL), 0);
     for (int attempt = 0;; attempt++) { /* the free port may be taken meanwhile */
         char listen[64];
         int port = tu_free_port();

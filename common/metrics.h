@@ -1,5 +1,6 @@
-/* metrics: the broker's Prometheus registry (counters, gauges, fixed-bucket histograms,
- * all with optional labels) and the HTTP endpoint that serves it (libmicrohttpd, own thread).
+/* metrics: a Prometheus registry (counters, gauges, fixed-bucket histograms, all with
+ * optional labels) and the HTTP endpoint that serves it (libmicrohttpd, own thread), for
+ * the broker and the adapters alike (each declares its own families: broker_metrics.h).
  * The registry owns its families and series; they live until metrics_destroy(). Series are
  * updated ONLY from the loop thread, without locks or allocation; metrics_publish() renders
  * them into a text the HTTP thread serves, so that thread never reads a live series. */
@@ -12,34 +13,6 @@
 #include <sys/socket.h>
 
 #include "err.h"
-
-/* Names of the broker's metrics (see docs/metrics.md); metrics_declare_ptibus() declares
- * them all with their help text, labels and buckets. */
-#define PT_METRIC_ACCEPTED "ptibus_messages_accepted_total"           /* partner,type */
-#define PT_METRIC_REJECTED "ptibus_messages_rejected_total"           /* partner,type,code */
-#define PT_METRIC_DELIVERED "ptibus_messages_delivered_total"         /* partner,type */
-#define PT_METRIC_ACKNOWLEDGED "ptibus_messages_acknowledged_total"   /* partner,type */
-#define PT_METRIC_DEAD_LETTERED "ptibus_messages_dead_lettered_total" /* partner,type */
-#define PT_METRIC_QUEUE_DEPTH "ptibus_queue_depth"                    /* recipient */
-#define PT_METRIC_QUEUE_OLDEST_AGE "ptibus_queue_oldest_age_seconds"  /* recipient */
-#define PT_METRIC_PARTNERS_CONNECTED "ptibus_partners_connected"
-#define PT_METRIC_COMMIT_BATCH_SIZE "ptibus_commit_batch_size"   /* histogram */
-#define PT_METRIC_COMMIT_LATENCY "ptibus_commit_latency_seconds" /* histogram */
-#define PT_METRIC_READ_AHEAD "ptibus_messages_read_ahead_total"
-#define PT_METRIC_JOURNAL_BYTES_USED "ptibus_journal_bytes_used"
-#define PT_METRIC_JOURNAL_MAP_BYTES "ptibus_journal_map_bytes"
-#define PT_METRIC_JOURNAL_LAST_SEQ "ptibus_journal_last_seq"
-#define PT_METRIC_PERSON_UNMERGED "ptibus_person_index_unmerged"
-
-/* Bucket upper bounds (initialisers: `static const double b[] = PT_METRIC_..._BUCKETS;`). */
-#define PT_METRIC_COMMIT_BATCH_BUCKETS                                                             \
-    {                                                                                              \
-        1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096                                    \
-    }
-#define PT_METRIC_COMMIT_LATENCY_BUCKETS                                                           \
-    {                                                                                              \
-        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1        \
-    }
 
 /* A family refuses new series beyond this many (a guard against unbounded label values);
  * label values longer than PT_METRICS_LABEL_VALUE_MAX bytes are refused too. */
@@ -80,9 +53,6 @@ void metrics_destroy(metrics_t **m);
  * Returns 0; PT_EINVALID (bad name, labels or buckets, or a different definition under this
  * name) or -ENOMEM, err saying which. *out is borrowed from m (may be NULL if not wanted). */
 int metrics_declare(metrics_t *m, const metrics_desc_t *d, metrics_family_t **out, pt_error_t *err);
-
-/* Declares every PT_METRIC_* family above. Returns as metrics_declare(). */
-int metrics_declare_ptibus(metrics_t *m, pt_error_t *err);
 
 /* The family with this name, or NULL. Borrowed from m. */
 metrics_family_t *metrics_find(metrics_t *m, const char *name);
