@@ -50,7 +50,7 @@ struct admin {
 };
 
 int
-admin_open(void *zctx, const uint8_t server_sk[32], const admin_deps_t *deps, admin_t **out,
+admin_open(void *zctx, const uint8_t server_sk[PT_KEY_LEN], const admin_deps_t *deps, admin_t **out,
            pt_error_t *err)
 {
     *out = NULL;
@@ -63,7 +63,7 @@ admin_open(void *zctx, const uint8_t server_sk[32], const admin_deps_t *deps, ad
     const char *domain = PT_ZAP_DOMAIN_ADMIN;
     a->sock = zmq_socket(zctx, ZMQ_ROUTER);
     if (a->sock == NULL || zmq_setsockopt(a->sock, ZMQ_CURVE_SERVER, &one, sizeof one) != 0 ||
-        zmq_setsockopt(a->sock, ZMQ_CURVE_SECRETKEY, server_sk, 32) != 0 ||
+        zmq_setsockopt(a->sock, ZMQ_CURVE_SECRETKEY, server_sk, PT_KEY_LEN) != 0 ||
         zmq_setsockopt(a->sock, ZMQ_ZAP_DOMAIN, domain, strlen(domain)) != 0 ||
         zmq_setsockopt(a->sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
         zmq_setsockopt(a->sock, ZMQ_HANDSHAKE_IVL, &handshake, sizeof handshake) != 0 ||
@@ -358,7 +358,7 @@ known_recipient(admin_t *a, const char *id)
 /* Fills one list item; strings point into the per-item storage. */
 typedef struct dl_item {
     Ptibus__V1__DeadLetter msg;
-    char message_id[72], type[40], sender[40];
+    char message_id[PT_MESSAGE_ID_MAX + 1], type[40], sender[PT_PARTNER_ID_MAX + 1];
 } dl_item_t;
 
 static void

@@ -27,8 +27,8 @@ typedef struct admin_deps {
 
 /* Binds cfg->admin_listen in zctx with the broker's CURVE secret key. deps are
  * borrowed. Caller owns *out; close with admin_close(). */
-int admin_open(void *zctx, const uint8_t server_sk[32], const admin_deps_t *deps, admin_t **out,
-               pt_error_t *err);
+int admin_open(void *zctx, const uint8_t server_sk[PT_KEY_LEN], const admin_deps_t *deps,
+               admin_t **out, pt_error_t *err);
 
 void admin_close(admin_t **a);
 

@@ -186,7 +186,7 @@ zap_decide(auth_t *a, const char *domain, const uint8_t key[32], char *user, siz
 {
     if (strcmp(domain, PT_ZAP_DOMAIN_ADMIN) == 0) {
         for (size_t i = 0; i < a->cfg->n_admin_keys; i++)
-            if (memcmp(a->cfg->admin_keys[i], key, 32) == 0) {
+            if (memcmp(a->cfg->admin_keys[i], key, PT_KEY_LEN) == 0) {
                 /* The full 256-bit digest: ADMIN records name the administrator by it,
                  * and a 64-bit fingerprint can be matched by another key in ~2^32. */
                 uint8_t id[PT_ADMIN_ID_BYTES];
@@ -225,7 +225,7 @@ zap_handle_one(auth_t *a, zap_request_t *r)
         part_copy(&r->part[5], mech, sizeof mech);
         if (strcmp(mech, "CURVE") != 0)
             why = "mechanism refused (only CURVE is accepted)";
-        else if (r->n != 7 || r->extra || zmq_msg_size(&r->part[6]) != 32)
+        else if (r->n != 7 || r->extra || zmq_msg_size(&r->part[6]) != PT_KEY_LEN)
             why = "malformed CURVE credentials";
     }
     if (why == NULL) {

@@ -480,7 +480,7 @@ parse_partners(bload_t *ld)
 /* ---- admin ----------------------------------------------------------------- */
 
 static int
-parse_admin_key(bload_t *ld, const config_node_t *item, uint8_t key[32])
+parse_admin_key(bload_t *ld, const config_node_t *item, uint8_t key[PT_KEY_LEN])
 {
     const char *s;
     pt_error_t kerr;
@@ -496,7 +496,7 @@ parse_admin_key(bload_t *ld, const config_node_t *item, uint8_t key[32])
                             "needs a key of its own",
                             p->id);
     for (size_t i = 0; i < ld->cfg->n_admin_keys; i++)
-        if (memcmp(ld->cfg->admin_keys[i], key, 32) == 0)
+        if (memcmp(ld->cfg->admin_keys[i], key, PT_KEY_LEN) == 0)
             return config_error(ld->doc, item, PT_ECONFIG, ld->err,
                                 "the same admin key is listed twice");
     return 0;
@@ -666,10 +666,10 @@ bconfig_destroy(bconfig_t **cfg)
 }
 
 const bconfig_partner_t *
-bconfig_partner_by_key(const bconfig_t *cfg, const uint8_t key[32])
+bconfig_partner_by_key(const bconfig_t *cfg, const uint8_t key[PT_KEY_LEN])
 {
     for (size_t i = 0; i < cfg->n_partners; i++)
-        if (memcmp(cfg->partners[i].public_key, key, 32) == 0)
+        if (memcmp(cfg->partners[i].public_key, key, PT_KEY_LEN) == 0)
             return &cfg->partners[i];
     return NULL;
 }

@@ -12,10 +12,9 @@
 
 #include <protobuf-c/protobuf-c.h>
 
+#include "pt_limits.h"
 #include "err.h"
 #include "ptibus/v1/envelope.pb-c.h"
-
-#define PT_PARTNER_ID_MAX 32
 
 /* Delivery window defaults: what one recipient may have in flight whatever credit it
  * grants (delivery.max_in_flight, delivery.max_in_flight_bytes). */
@@ -28,10 +27,11 @@
 #define PT_MAX_IN_FLIGHT_BYTES_DEFAULT (8u << 20)
 
 typedef struct bconfig_partner {
-    char *id;               /* [a-z0-9_]{1,32}, unique */
-    char *name;             /* display name (defaults to the id) */
-    uint8_t public_key[32]; /* CURVE public key: `public_key: "<Z85>"` or `public_key_file:` */
-    char **may_send;        /* envelope body case names ("referral", ...), all valid */
+    char *id;   /* [a-z0-9_]{1,32}, unique */
+    char *name; /* display name (defaults to the id) */
+    uint8_t
+        public_key[PT_KEY_LEN]; /* CURVE public key: `public_key: "<Z85>"` or `public_key_file:` */
+    char **may_send;            /* envelope body case names ("referral", ...), all valid */
     size_t n_may_send;
     char **subscribe; /* types received by broadcast (routes with to_subscribers) */
     size_t n_subscribe;
@@ -113,7 +113,7 @@ typedef struct bconfig {
     size_t n_partners;
     bconfig_route_t *routes; /* in file order; empty when `routes:` is absent */
     size_t n_routes;
-    uint8_t (*admin_keys)[32]; /* CURVE public keys allowed on the admin socket */
+    uint8_t (*admin_keys)[PT_KEY_LEN]; /* CURVE public keys allowed on the admin socket */
     size_t n_admin_keys;
 } bconfig_t;
 
@@ -132,7 +132,8 @@ int bconfig_load_buffer(const char *text, size_t len, const char *name, bconfig_
 void bconfig_destroy(bconfig_t **cfg);
 
 /* The partner with this CURVE public key / this id, or NULL. Borrowed from cfg. */
-const bconfig_partner_t *bconfig_partner_by_key(const bconfig_t *cfg, const uint8_t key[32]);
+const bconfig_partner_t *bconfig_partner_by_key(const bconfig_t *cfg,
+                                                const uint8_t key[PT_KEY_LEN]);
 const bconfig_partner_t *bconfig_partner_by_id(const bconfig_t *cfg, const char *id);
 
 /* True when p may send messages of type msg_type (an envelope body case name). */

@@ -198,7 +198,7 @@ broker_open_router(broker_t *b, pt_error_t *err)
     int64_t maxmsg = (int64_t)b->cfg->max_message_size * 2 + PT_FRAME_OVERHEAD;
     const char *domain = PT_ZAP_DOMAIN_PARTNERS;
     if (zmq_setsockopt(b->partners_sock, ZMQ_CURVE_SERVER, &one, sizeof one) != 0 ||
-        zmq_setsockopt(b->partners_sock, ZMQ_CURVE_SECRETKEY, b->server_sk, 32) != 0 ||
+        zmq_setsockopt(b->partners_sock, ZMQ_CURVE_SECRETKEY, b->server_sk, PT_KEY_LEN) != 0 ||
         zmq_setsockopt(b->partners_sock, ZMQ_ZAP_DOMAIN, domain, strlen(domain)) != 0 ||
         zmq_setsockopt(b->partners_sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one) != 0 ||
         zmq_setsockopt(b->partners_sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||

@@ -39,7 +39,7 @@ typedef struct pending_list {
 typedef struct peer {
     const bconfig_partner_t *p;
     bool online;
-    uint8_t rid[256];
+    uint8_t rid[PT_RID_MAX];
     size_t rid_len;
     int64_t last_seen;
     uint32_t window; /* credit granted, clamped to max_in_flight */

@@ -110,7 +110,7 @@ static void
 copy_echo_id(char *dst, size_t cap, const char *src)
 {
     size_t i = 0;
-    for (; src && src[i] && i < 64 && i + 1 < cap; i++)
+    for (; src && src[i] && i < PT_MESSAGE_ID_MAX && i + 1 < cap; i++)
         dst[i] = (src[i] > 0x20 && src[i] < 0x7f) ? src[i] : '?';
     dst[i] = '\0';
 }
@@ -471,7 +471,7 @@ accept_append(ingest_t *in, ingest_reply_t *r, const bconfig_partner_t *p, const
     }
     in->batch_accepted++;
     r->counter = counter_of(in->m_accepted, p->id, a->type, -1);
-    for (size_t i = 0; in->routed && i < n_recipients && i < PT_MAX_RECIPIENTS; i++) {
+    for (size_t i = 0; in->routed && i < n_recipients && i < PT_RECIPIENTS_MAX; i++) {
         const bconfig_partner_t *to = bconfig_partner_by_id(in->cfg, recipients[i]);
         if (to != NULL) /* ids that outlive the envelope */
             in->routed->to[in->routed->n++] = to->id;
@@ -483,11 +483,11 @@ static int
 accept_new(ingest_t *in, ingest_reply_t *r, const bconfig_partner_t *p, const ingest_prep_t *a,
            pt_error_t *why)
 {
-    const char *rcpt[PT_MAX_RECIPIENTS + 1];
+    const char *rcpt[PT_RECIPIENTS_MAX + 1];
     size_t n = 0;
     lookup_ctx_t lc = {.in = in, .replier = p->id};
     int rc = router_resolve(in->router, p->id, a->env, correlated_sender, &lc, rcpt,
-                            PT_MAX_RECIPIENTS, &n, why);
+                            PT_RECIPIENTS_MAX, &n, why);
     if (rc != 0)
         return rc == PT_EINVALID ? PTIBUS__V1__NACK_CODE__NACK_CODE_INVALID
                                  : PTIBUS__V1__NACK_CODE__NACK_CODE_NOT_ALLOWED;

@@ -26,9 +26,9 @@ typedef struct ingest ingest_t;
 
 /* A PublishAck or Nack for one peer (the routing id addresses the ROUTER peer). */
 typedef struct ingest_reply {
-    uint8_t rid[256];
+    uint8_t rid[PT_RID_MAX];
     size_t rid_len;
-    char message_id[72];
+    char message_id[PT_MESSAGE_ID_MAX + 1];
     uint64_t seq;
     bool duplicate;
     int nack_code; /* 0 = PublishAck, else PTIBUS__V1__NACK_CODE__* */
@@ -61,7 +61,7 @@ typedef struct ingest_stats {
 /* Who receives a message newly accepted by ingest_publish (partner ids from the
  * configuration: valid as long as it is). n is 0 for anything else. */
 typedef struct ingest_routed {
-    const char *to[PT_MAX_RECIPIENTS];
+    const char *to[PT_RECIPIENTS_MAX];
     size_t n;
 } ingest_routed_t;
 

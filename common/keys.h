@@ -11,10 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pt_limits.h"
 #include "err.h"
 
-#define PT_KEY_LEN 32     /* CURVE keys, Ed25519 public keys, HMAC keys */
-#define PT_SIGN_SK_LEN 64 /* Ed25519 secret keys (libsodium layout: seed || pk) */
 #define PT_KEY_Z85_MAX 80 /* Z85 text of the longest key */
 #define PT_FINGERPRINT_LEN 16
 

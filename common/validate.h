@@ -13,14 +13,12 @@
 
 #include <protobuf-c/protobuf-c.h>
 
+#include "pt_limits.h"
 #include "err.h"
 #include "ptibus/v1/envelope.pb-c.h"
 #include "ptibus/v1/protocol.pb-c.h"
 
 /* Envelope header. */
-#define PT_MESSAGE_ID_MAX 64 /* message_id, correlation_id: printable ASCII 0x21-0x7e */
-#define PT_PARTNER_ID_MAX 32 /* partner ids: [a-z0-9_]{1,32} */
-#define PT_RECIPIENTS_MAX 32
 #define PT_TERRITORY_MAX 64
 #define PT_CREATED_AT_MIN INT64_C(946684800)  /* 2000-01-01T00:00:00Z, included */
 #define PT_CREATED_AT_MAX INT64_C(4102444800) /* 2100-01-01T00:00:00Z, excluded */

@@ -56,6 +56,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "pt_limits.h"
 
 typedef struct journal journal_t;
 typedef struct journal_txn journal_txn_t;
@@ -155,7 +156,7 @@ typedef struct journal_view {
     uint8_t payload_hash[PT_JOURNAL_HASH_LEN]; /* BLAKE2b-256 of the message bytes */
     uint8_t hash[PT_JOURNAL_HASH_LEN];         /* chain hash of this record */
     size_t n_recipients;
-    const char *recipients[32];
+    const char *recipients[PT_RECIPIENTS_MAX];
 } journal_view_t;
 
 /* Opens (creating if needed) the journal in opts->dir, resumes the sequence and chain

@@ -45,9 +45,8 @@ add_recipients(size_t *total, const char *const *rcpt, pt_error_t *err)
 {
     size_t i = 0;
     for (; rcpt != NULL && rcpt[i] != NULL; i++) {
-        if (i == PT_JREC_MAX_RECIPIENTS)
-            return pt_error_set(err, PT_ETOOLARGE, "recipients", "more than %d",
-                                PT_JREC_MAX_RECIPIENTS);
+        if (i == PT_RECIPIENTS_MAX)
+            return pt_error_set(err, PT_ETOOLARGE, "recipients", "more than %d", PT_RECIPIENTS_MAX);
         int rc = add_str(total, rcpt[i], "recipients", err);
         if (rc != 0)
             return rc;
@@ -239,7 +238,7 @@ decode_strings(rd_t *r, unsigned flags, journal_view_t *v)
     if (!(flags & JREC_F_REASON))
         v->reason = NULL;
     v->n_recipients = (size_t)get_le(r, 1);
-    if (v->n_recipients > PT_JREC_MAX_RECIPIENTS) {
+    if (v->n_recipients > PT_RECIPIENTS_MAX) {
         r->bad = true;
         v->n_recipients = 0;
     }

@@ -8,13 +8,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pt_limits.h"
 #include "journal.h"
 
 /* Fixed header: format u16, kind u8, flags u8, seq u64, time_ms i64. */
 #define PT_JREC_HEADER_LEN 20
 /* Fixed trailer: ref_seq u64, attempt u32, payload hash, chain hash. */
 #define PT_JREC_TRAILER_LEN (8 + 4 + 2 * PT_JOURNAL_HASH_LEN)
-#define PT_JREC_MAX_RECIPIENTS 32
 
 /* Checkpoint value, format 1 (old, still read): format u16, reserved u16, seq u64, hash,
  * time_ms i64, signature. Its signed message: "ptibus-journal-checkpoint-v1" || seq u64
