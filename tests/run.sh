@@ -4,6 +4,8 @@
 #   tests/run.sh                    gcc build in build/
 #   tests/run.sh --sanitize         clang build with AddressSanitizer + UBSan and
 #                                   libFuzzer targets, in build-asan/
+#   tests/run.sh --soak             the long versions of the fault tests (200 SIGKILLs,
+#                                   200 power cuts), labels fault and soak only
 # Extra arguments after -- go to ctest (e.g. tests/run.sh -- -L unit).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -12,6 +14,7 @@ cd "$top"
 "$top/deploy/install-deps.sh"
 
 build=${PTIBUS_BUILD_DIR:-build}
+soak=
 cmake_args=(-DPTIBUS_WERROR="${PTIBUS_WERROR:-OFF}")
 export CC=${CC:-gcc}
 while [ $# -gt 0 ]; do
@@ -21,8 +24,12 @@ while [ $# -gt 0 ]; do
         export CC=clang
         cmake_args+=(-DPTIBUS_SANITIZE="address;undefined" -DPTIBUS_FUZZ=ON)
         ;;
+    --soak)
+        export PT_CRASH_KILLS=${PT_CRASH_KILLS:-200} PT_POWERCUT_CUTS=${PT_POWERCUT_CUTS:-200}
+        soak=1
+        ;;
     --) shift; break ;;
-    *) echo "usage: tests/run.sh [--sanitize] [-- ctest args]" >&2; exit 2 ;;
+    *) echo "usage: tests/run.sh [--sanitize] [--soak] [-- ctest args]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -32,4 +39,8 @@ cmake --build "$build" -j"$(nproc)"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 cd "$build"
-ctest --output-on-failure -j2 "$@"
+if [ -n "${soak:-}" ]; then
+    ctest --output-on-failure -L 'fault|soak' --timeout 7200 "$@"
+else
+    ctest --output-on-failure -j2 "$@"
+fi
