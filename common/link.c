@@ -389,6 +389,17 @@ link_down(link_t *l, const char *fmt, ...)
     link_set_state(l, PT_LINK_DOWN, cause);
 }
 
+/* A CURVE server that cannot open the client's HELLO (sealed for another server key)
+ * closes the connection without a word: the client sees it closed mid-handshake. */
+static void
+link_on_closed_in_handshake(link_t *l)
+{
+    link_down(l,
+              "the broker closed the connection during the CURVE handshake: wrong broker "
+              "public key (this side expects %s)?",
+              l->fp_server);
+}
+
 static void
 link_on_handshake_failed(link_t *l, uint16_t event, uint32_t value)
 {
@@ -403,6 +414,8 @@ link_on_handshake_failed(link_t *l, uint16_t event, uint32_t value)
                   "CURVE handshake failed (ZMTP protocol error 0x%" PRIx32
                   "): wrong broker public key (this side expects %s)?",
                   value, l->fp_server);
+    else if (value == EPIPE || value == ECONNRESET)
+        link_on_closed_in_handshake(l);
     else
         link_down(l, "handshake failed: %s", zmq_strerror((int)value));
 }
@@ -415,12 +428,7 @@ link_on_disconnected(link_t *l)
     if (was_up)
         link_down(l, "connection to the broker at %s lost", l->endpoint);
     else if (!l->handshake_failed)
-        /* A CURVE server that cannot open the client's HELLO closes the connection
-         * without a word: the box was sealed for another server key. */
-        link_down(l,
-                  "the broker closed the connection during the CURVE handshake: wrong broker "
-                  "public key (this side expects %s)?",
-                  l->fp_server);
+        link_on_closed_in_handshake(l);
 }
 
 static void
