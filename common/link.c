@@ -406,7 +406,7 @@ link_on_handshake_failed(link_t *l, uint16_t event, uint32_t value)
     l->handshake_failed = true;
     if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
         link_down(l,
-                  "the broker refused this partner's key (ZAP status %" PRIu32
+                  "the broker refused this client's key (ZAP status %" PRIu32
                   "): public key %s is not registered or not allowed",
                   value, l->fp_client);
     else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)

@@ -362,7 +362,7 @@ expect_down_cause(lx_t *x, const char *want, const char *const *not_want)
 }
 
 static const char *const causes[] = {"no broker at", "wrong broker public key",
-                                     "refused this partner's key", "mismatched key pair", NULL};
+                                     "refused this client's key", "mismatched key pair", NULL};
 
 static const char *const *
 others(const char *want)
