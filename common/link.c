@@ -64,10 +64,11 @@ zmq_fail(pt_error_t *err, const char *what)
 static void
 link_set_state(link_t *l, link_state_t s, const char *cause)
 {
+    /* Retries that fail the same way say nothing new: no callback. */
+    if (s == l->state && (cause == NULL || strcmp(cause, l->cause) == 0))
+        return;
     if (cause != NULL)
         snprintf(l->cause, sizeof l->cause, "%s", cause);
-    if (s == l->state && cause == NULL)
-        return;
     l->state = s;
     if (s != PT_LINK_UP && s != PT_LINK_HELLO_SENT)
         l->in_flight = 0;
@@ -132,8 +133,11 @@ link_configure(link_t *l, const link_options_t *o, pt_error_t *err)
 static int
 link_open_monitor(link_t *l, pt_error_t *err)
 {
+    /* Random, not the address of l: a closed link's monitor may still hold its name in
+     * a shared context for a moment, and a new link may be allocated at the same place. */
     char addr[64];
-    snprintf(addr, sizeof addr, "inproc://pt-link-%p", (void *)l);
+    snprintf(addr, sizeof addr, "inproc://pt-link-%08" PRIx32 "%08" PRIx32, randombytes_random(),
+             randombytes_random());
     if (zmq_socket_monitor(l->sock, addr, LINK_MONITOR_EVENTS) != 0)
         return zmq_fail(err, "zmq_socket_monitor");
     l->mon = zmq_socket(l->ctx, ZMQ_PAIR);
@@ -233,8 +237,11 @@ link_destroy(link_t **lp)
     link_t *l = *lp;
     if (l->epfd >= 0)
         close(l->epfd);
-    if (l->sock)
+    if (l->sock) {
+        if (l->mon)
+            zmq_socket_monitor(l->sock, NULL, 0);
         zmq_close(l->sock);
+    }
     if (l->mon)
         zmq_close(l->mon);
     if (l->own_ctx && l->ctx)
@@ -437,9 +444,7 @@ link_on_event(link_t *l, uint16_t event, uint32_t value, int64_t now)
     switch (event) {
     case ZMQ_EVENT_CONNECTED:
         l->tcp_attempt_ok = true;
-        l->handshake_failed = false;
-        if (l->state == PT_LINK_DOWN)
-            link_set_state(l, PT_LINK_CONNECTING, NULL);
+        l->handshake_failed = false; /* DOWN stays DOWN, with its cause, until a handshake */
         break;
     case ZMQ_EVENT_CONNECT_RETRIED:
         if (!l->tcp_attempt_ok)

@@ -19,9 +19,11 @@
 
 typedef struct link link_t;
 
-/* DOWN: no usable transport (cause says why); CONNECTING: ZeroMQ is connecting or
- * doing the CURVE handshake; HELLO_SENT: transport up, Hello sent, no Welcome yet;
- * UP: in session. */
+/* CONNECTING: the first connection is being made (or, before link_hello(), the
+ * transport is up); DOWN: the last attempt failed or the session was lost, cause says
+ * why, and ZeroMQ keeps reconnecting (the state stays DOWN through retries that fail
+ * the same way); HELLO_SENT: CURVE handshake done, Hello sent, no Welcome yet; UP: in
+ * session. on_state is called when the state or the cause changes. */
 typedef enum link_state {
     PT_LINK_DOWN,
     PT_LINK_CONNECTING,
