@@ -286,8 +286,15 @@ link_send_hello(link_t *l, int64_t now, pt_error_t *err)
     l->hello_due = now + delay + (int64_t)randombytes_uniform((uint32_t)delay / 2 + 1);
     l->retry_next_ms = delay * 2 > l->retry_max_ms ? l->retry_max_ms : delay * 2;
     l->probe_at = 0;
-    if (l->state != PT_LINK_HELLO_SENT)
-        link_set_state(l, PT_LINK_HELLO_SENT, NULL);
+    if (l->state != PT_LINK_HELLO_SENT) {
+        /* Keep what took the link down in view until the Welcome comes. */
+        char cause[PT_LINK_CAUSE_MAX];
+        if (l->state == PT_LINK_DOWN)
+            snprintf(cause, sizeof cause, "Hello sent, no Welcome yet; before: %.200s", l->cause);
+        else
+            snprintf(cause, sizeof cause, "Hello sent, no Welcome yet");
+        link_set_state(l, PT_LINK_HELLO_SENT, cause);
+    }
     return rc;
 }
 
