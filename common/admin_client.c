@@ -2,6 +2,7 @@
 #include "admin_client.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include <zmq.h>
@@ -54,9 +55,10 @@ static int
 admin_client_timeout(link_t *l, const admin_client_options_t *o, pt_error_t *err)
 {
     link_on_readable(l, pt_clock_mono_ms(), NULL);
-    return pt_error_set(err, PT_ETIMEOUT, "admin",
-                        "no answer from %s within %d ms: link %s: %s (an administrator key?)",
-                        o->endpoint, o->timeout_ms, link_state_name(link_state(l)), link_cause(l));
+    bool down = link_state(l) == PT_LINK_DOWN;
+    return pt_error_set(err, PT_ETIMEOUT, "admin", "no answer from %s within %d ms: link %s: %s%s",
+                        o->endpoint, o->timeout_ms, link_state_name(link_state(l)), link_cause(l),
+                        down ? "" : " (connected, but nothing came back)");
 }
 
 int
