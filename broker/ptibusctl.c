@@ -1,7 +1,8 @@
 /* ptibusctl: the ptibus administration command. It generates key files, publishes JSON
  * envelopes and receives deliveries as a partner (for the demo and for partner
- * integration checks), lists and verifies a journal's files, and talks to a running
- * broker's admin socket (stats, dead letters, requeue, replay). */
+ * integration checks), prints a public key's fingerprint as the broker logs it, lists
+ * and verifies a journal's files, and talks to a running broker's admin socket (stats,
+ * dead letters, requeue, replay). */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -12,6 +13,7 @@
 
 #include <sodium.h>
 
+#include "admin_client.h"
 #include "client.h"
 #include "codec.h"
 #include "journal.h"
@@ -20,9 +22,6 @@
 #include "pjson.h"
 #include "utf8.h"
 #include "ptibus/v1/admin.pb-c.h"
-#include "zpart.h"
-
-#include <zmq.h>
 
 typedef int (*command_fn)(int argc, char **argv);
 
@@ -74,6 +73,22 @@ cmd_keygen(int argc, char **argv)
     return rc == 0 ? 0 : fail(&err);
 }
 
+/* fingerprint FILE.pub: the name the broker's log gives a public key ("key ..."). */
+static int
+cmd_fingerprint(int argc, char **argv)
+{
+    if (argc != 2 || argv[1][0] == '-')
+        return 2;
+    uint8_t pk[PT_KEY_LEN];
+    char fp[PT_FINGERPRINT_LEN + 1];
+    pt_error_t err;
+    if (keys_read(argv[1], pk, PT_KEY_LEN, false, &err) != 0)
+        return fail(&err);
+    keys_fingerprint(pk, fp);
+    printf("%s\n", fp);
+    return 0;
+}
+
 typedef struct publish_opts {
     const char *endpoint;
     const char *server_pub;
@@ -82,23 +97,31 @@ typedef struct publish_opts {
     int timeout_ms;
 } publish_opts_t;
 
+/* Reads the broker's public key and this side's key pair; sk is wiped by the caller. */
+static int
+conn_read_keys(const publish_opts_t *o, uint8_t spk[PT_KEY_LEN], uint8_t sk[PT_KEY_LEN],
+               uint8_t pk[PT_KEY_LEN], pt_error_t *err)
+{
+    int rc = keys_read(o->server_pub, spk, PT_KEY_LEN, false, err);
+    if (rc == 0)
+        rc = keys_read(o->key, sk, PT_KEY_LEN, true, err);
+    if (rc == 0)
+        rc = keys_read(o->pub, pk, PT_KEY_LEN, false, err);
+    return rc;
+}
+
 static int
 publish_connect(const publish_opts_t *o, client_t **c, pt_error_t *err)
 {
-    uint8_t spk[32], sk[32], pk[32];
-    int rc = keys_read(o->server_pub, spk, 32, false, err);
-    if (rc == 0)
-        rc = keys_read(o->key, sk, 32, true, err);
-    if (rc == 0)
-        rc = keys_read(o->pub, pk, 32, false, err);
-    if (rc != 0)
-        return rc;
+    uint8_t spk[PT_KEY_LEN], sk[PT_KEY_LEN], pk[PT_KEY_LEN];
+    int rc = conn_read_keys(o, spk, sk, pk, err);
     client_options_t co = {.endpoint = o->endpoint,
                            .server_pk = spk,
                            .client_sk = sk,
                            .client_pk = pk,
                            .client_name = "ptibusctl"};
-    rc = client_open(&co, c, err);
+    if (rc == 0)
+        rc = client_open(&co, c, err);
     sodium_memzero(sk, sizeof sk);
     return rc;
 }
@@ -516,35 +539,19 @@ static int
 admin_call(const admin_args_t *a, const Ptibus__V1__AdminRequest *q,
            Ptibus__V1__AdminResponse **out)
 {
-    client_t *c;
+    uint8_t spk[PT_KEY_LEN], sk[PT_KEY_LEN], pk[PT_KEY_LEN];
     pt_error_t err;
-    uint8_t *buf;
-    size_t len;
-    *out = NULL;
-    if (publish_connect(&a->conn, &c, &err) != 0 ||
-        codec_pack(&q->base, 1 << 20, &buf, &len, &err) != 0)
+    int rc = conn_read_keys(&a->conn, spk, sk, pk, &err);
+    admin_client_options_t o = {.endpoint = a->conn.endpoint,
+                                .server_pk = spk,
+                                .client_sk = sk,
+                                .client_pk = pk,
+                                .timeout_ms = a->conn.timeout_ms};
+    if (rc == 0)
+        rc = admin_client_call(&o, q, out, &err);
+    sodium_memzero(sk, sizeof sk);
+    if (rc != 0)
         return fail(&err);
-    int rc = zmq_send(client_socket(c), buf, len, 0) < 0 ? -1 : 0;
-    free(buf);
-    zmq_pollitem_t item = {.socket = client_socket(c), .events = ZMQ_POLLIN};
-    if (rc == 0 && zmq_poll(&item, 1, a->conn.timeout_ms) == 1) {
-        zmq_msg_t m;
-        zmq_msg_init(&m);
-        ProtobufCMessage *resp = NULL;
-        if (zmq_msg_recv(&m, client_socket(c), 0) >= 0 && zpart_drain(client_socket(c), &m) == 0 &&
-            codec_unpack_lenient(&ptibus__v1__admin_response__descriptor, zmq_msg_data(&m),
-                                 zmq_msg_size(&m), 64 << 20, &resp, &err) == 0)
-            *out = (Ptibus__V1__AdminResponse *)resp;
-        zmq_msg_close(&m);
-    }
-    client_close(&c);
-    if (*out == NULL) {
-        fprintf(stderr,
-                "ptibusctl: no answer from %s (not an administrator key, or the "
-                "broker is down)\n",
-                a->conn.endpoint);
-        return 1;
-    }
     if (!(*out)->ok) {
         fprintf(stderr, "ptibusctl: refused: %s\n", esc((*out)->error));
         codec_free((ProtobufCMessage **)out);
@@ -664,6 +671,7 @@ static const command_t commands[] = {
     {"replay", cmd_replay,
      "replay " ADMIN_CONN " --recipient R (--from N [--to M] | --message-id ID) --reason TEXT"},
     {"keygen", cmd_keygen, "keygen [--dir DIR] [--kind curve|sign|hmac] NAME"},
+    {"fingerprint", cmd_fingerprint, "fingerprint FILE.pub"},
     {"publish", cmd_publish,
      "publish --endpoint E --server-key BROKER.pub --key ME.key --pub ME.pub FILE.json..."},
     {"receive", cmd_receive,

@@ -1,7 +1,8 @@
-/* client: the partner side of the broker protocol, over a ZeroMQ DEALER socket with
- * CURVE. Used by the adapters, the admin CLI's publish command and the tests. It owns
- * its socket (and a ZeroMQ context unless one is given); it is not thread-safe.
- * Frames are ptibus.v1.Frame messages, one per ZeroMQ message (docs/protocol.md). */
+/* client: blocking helpers over the link state machine (link.h), for the CLI, the tests
+ * and the benchmarks: each call drives the link (heartbeats, re-Hello, monitor events)
+ * while it waits. It owns its link and the frames received but not yet returned; it
+ * is not thread-safe. Event loops (the adapters) use link.h directly. Frames are
+ * ptibus.v1.Frame messages, one per ZeroMQ message (docs/protocol.md). */
 #ifndef PT_CLIENT_H
 #define PT_CLIENT_H
 
@@ -11,6 +12,7 @@
 
 #include "codec.h"
 #include "err.h"
+#include "link.h"
 #include "ptibus/v1/envelope.pb-c.h"
 #include "ptibus/v1/protocol.pb-c.h"
 
@@ -27,15 +29,8 @@ typedef struct client_options {
     void *zmq_context;        /* borrowed context, or NULL to own one */
 } client_options_t;
 
-/* The broker's answer to one Publish. */
-typedef struct client_result {
-    int nack_code;    /* 0 for a PublishAck, else a PTIBUS__V1__NACK_CODE__NACK_CODE_* value */
-    uint64_t seq;     /* journal sequence (RECEIVED for an ack, REJECTED for a nack) */
-    bool duplicate;   /* ack of an earlier identical publish */
-    bool retryable;   /* nack that may succeed later (journal full, unavailable) */
-    char reason[512]; /* nack reason, names the field */
-    char field_path[128];
-} client_result_t;
+/* The broker's answer to one Publish (see link.h). */
+typedef link_result_t client_result_t;
 
 /* Connects (asynchronously, as ZeroMQ does). Caller owns *out; close with
  * client_close(). Returns 0 or a negative code with err filled. */
@@ -44,8 +39,9 @@ int client_open(const client_options_t *opts, client_t **out, pt_error_t *err);
 /* Closes the socket (linger 0: unsent frames are dropped) and sets *c to NULL. */
 void client_close(client_t **c);
 
-/* Sends Hello and waits up to timeout_ms for Welcome; fills partner_id (may be NULL).
- * PT_ETIMEOUT when the broker does not answer (e.g. refused authentication). */
+/* Sends Hello (once the CURVE handshake is done) and waits up to timeout_ms for Welcome;
+ * fills partner_id (may be NULL). PT_ETIMEOUT when the broker does not answer, the
+ * message then saying why the link is down (refused key, no broker, ...). */
 int client_hello(client_t *c, int timeout_ms, char *partner_id, size_t partner_id_len,
                  pt_error_t *err);
 
@@ -87,7 +83,10 @@ int client_receipt_request(client_t *c, const char *message_id, pt_error_t *err)
 bool client_result_from_frame(const Ptibus__V1__Frame *frame, client_result_t *res,
                               const char **message_id);
 
-/* The underlying ZeroMQ socket, for event loops (poll its ZMQ_FD). */
+/* The underlying ZeroMQ socket, for tests that write raw ZeroMQ messages. */
 void *client_socket(client_t *c);
+
+/* The link under the client: its state and why it is down (link_state, link_cause). */
+link_t *client_link(client_t *c);
 
 #endif
