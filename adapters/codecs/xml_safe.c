@@ -567,3 +567,17 @@ xml_safe_attr(xml_safe_t *x, const char *name)
     x->attr = xmlTextReaderGetAttribute(x->r, (const xmlChar *)name);
     return (const char *)x->attr;
 }
+
+void
+xml_safe_record_error(const xml_safe_t *x, const pt_error_t *err, pt_record_error_t *out)
+{
+    size_t n = strlen(err->path);
+    const char *msg = err->msg;
+    if (n > 0 && strncmp(msg, err->path, n) == 0 && strncmp(msg + n, ": ", 2) == 0)
+        msg += n + 2;
+    out->line = xml_safe_line(x);
+    if (strncmp(msg, "line ", 5) == 0)
+        out->line = strtoul(msg + 5, NULL, 10);
+    snprintf(out->where, sizeof out->where, "%s", err->path);
+    snprintf(out->msg, sizeof out->msg, "%s", msg);
+}

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/codec.h"
 #include "err.h"
 
 #define PT_XML_MAX_DEPTH 64                 /* default element nesting limit */
@@ -80,5 +81,9 @@ unsigned long xml_safe_line(const xml_safe_t *x);
 /* The encoding the document declared ("UTF-8" when none), valid after the first
  * xml_safe_next(). */
 const char *xml_safe_encoding(const xml_safe_t *x);
+
+/* Copies an error of xml_safe_next() into a record error: where = the element path,
+ * msg = "line N: what" (without the path prefix), line = N. */
+void xml_safe_record_error(const xml_safe_t *x, const pt_error_t *err, pt_record_error_t *out);
 
 #endif
