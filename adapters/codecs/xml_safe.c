@@ -52,6 +52,7 @@ struct xml_safe {
     pt_error_t lib_err;
     pt_error_t fail; /* the sticky error returned by every later call */
     bool pending_end;
+    bool pop_pending; /* an END was returned: pop its element on the next call */
     /* element path */
     level_t *levels; /* levels[0] is the document; levels[d + 1] the element at depth d */
     unsigned depth;  /* number of open elements */
@@ -498,8 +499,7 @@ on_end(xml_safe_t *x, xml_safe_node_t *node)
     fill(x, node, XML_SAFE_END);
     node->name = x->levels[x->depth].name;
     node->line = xml_safe_line(x);
-    if (x->depth > 0)
-        x->depth--;
+    x->pop_pending = x->depth > 0; /* the path names the element until the next call */
     return 1;
 }
 
@@ -526,6 +526,10 @@ xml_safe_next(xml_safe_t *x, xml_safe_node_t *node, pt_error_t *err)
         if (err != NULL)
             *err = x->fail;
         return x->fail.code;
+    }
+    if (x->pop_pending) {
+        x->pop_pending = false;
+        x->depth--;
     }
     if (x->pending_end) {
         x->pending_end = false;

@@ -72,7 +72,8 @@ const char *xml_safe_attr(xml_safe_t *x, const char *name);
 
 /* The current element path, e.g. "/Racine/InfosFoyerRSA[2]/Personne/Identification/NIR":
  * [n] is the 1-based position among the siblings of that name, shown from the second on
- * (no position means the first). Borrowed until the next call. */
+ * (no position means the first). After an END, it still names the element that ended.
+ * Borrowed until the next call. */
 const char *xml_safe_path(const xml_safe_t *x);
 
 /* The current line (1-based). */

@@ -51,12 +51,16 @@ typedef struct pt_record {
 
 typedef int (*pt_record_fn)(void *ctx, const pt_record_t *rec);
 
-/* The end-of-file outcome of decode(): counts, and for a negative return the reason the
- * whole file is refused (error.line and error.msg; error.where may be an element path). */
+/* The end-of-file outcome of decode(): counts, for a negative return the reason the whole
+ * file is refused (error.line and error.msg; error.where may be an element path), and an
+ * optional warning for the runtime's report. */
 typedef struct pt_codec_outcome {
     uint64_t records; /* Envelopes handed over */
     uint64_t errors;  /* record errors handed over */
     pt_record_error_t error;
+    /* A remark on the whole file that refuses nothing (e.g. a control count that does not
+     * match the records): warning.msg is "" when there is none. */
+    pt_record_error_t warning;
 } pt_codec_outcome_t;
 
 /* A source to decode: an open file descriptor (read from its current offset to EOF; the
