@@ -470,6 +470,14 @@ static const field_rule_t field_rules[] = {
     STR(beneficiary_event, postal_code, 5, 0, FMT_DIGITS_EXACT),
     STR(beneficiary_event, insee_commune, 5, 0, FMT_INSEE_COMMUNE),
     NUM(beneficiary_event, household_size, 0, PT_HOUSEHOLD_MAX),
+
+    STR(follow_up_event, event_id, PT_ID_MAX, RULE_REQUIRED, FMT_NONE),
+    REQ(follow_up_event, kind),
+    REQ(follow_up_event, person),
+    DATE(follow_up_event, occurred_on, 0),
+    STR(follow_up_event, source_code, 8, 0, FMT_NONE),
+    STR(follow_up_event, reason, PT_FREE_TEXT_MAX, ML, FMT_NONE),
+    STR(follow_up_event, modality_code, 16, 0, FMT_NONE),
 };
 
 /* What a field without an entry gets: bounded, single-line, optional. */
@@ -1027,6 +1035,7 @@ static const struct family {
     {PTIBUS__V1__ENVELOPE__BODY_SANCTION, "sanction", family_sanction},
     {PTIBUS__V1__ENVELOPE__BODY_TRAINING_OFFER, "training_offer", family_training_offer},
     {PTIBUS__V1__ENVELOPE__BODY_BENEFICIARY_EVENT, "beneficiary_event", family_beneficiary_event},
+    {PTIBUS__V1__ENVELOPE__BODY_FOLLOW_UP_EVENT, "follow_up_event", NULL},
 };
 
 static const struct family *
@@ -1091,7 +1100,7 @@ validate_envelope(const Ptibus__V1__Envelope *env, pt_error_t *err)
         return fail(&c, "body",
                     "is required: one of orientation, reorientation_request, "
                     "reorientation_answer, referral, referral_status, sanction, "
-                    "training_offer, beneficiary_event");
+                    "training_offer, beneficiary_event, follow_up_event");
     return family_run(&c, fam, body);
 }
 
@@ -1169,6 +1178,12 @@ int
 validate_beneficiary_event(const Ptibus__V1__BeneficiaryEvent *m, pt_error_t *err)
 {
     return validate_family(PTIBUS__V1__ENVELOPE__BODY_BENEFICIARY_EVENT, BASE(m), err);
+}
+
+int
+validate_follow_up_event(const Ptibus__V1__FollowUpEvent *m, pt_error_t *err)
+{
+    return validate_family(PTIBUS__V1__ENVELOPE__BODY_FOLLOW_UP_EVENT, BASE(m), err);
 }
 
 int

@@ -69,7 +69,7 @@ static void
 test_type_table(void **state)
 {
     (void)state;
-    assert_int_equal(codec_envelope_type_count(), 8);
+    assert_int_equal(codec_envelope_type_count(), 9);
     assert_string_equal(codec_envelope_type_at(0), "orientation");
     assert_int_equal(codec_envelope_case("training_offer"),
                      PTIBUS__V1__ENVELOPE__BODY_TRAINING_OFFER);

@@ -468,13 +468,13 @@ test_envelope_created_at_and_body(void **state)
     EXPECT_INVALID(f, ENV(f),
                    "body: is required: one of orientation, reorientation_request, "
                    "reorientation_answer, referral, referral_status, sanction, training_offer, "
-                   "beneficiary_event");
+                   "beneficiary_event, follow_up_event");
     f->env.body_case = PTIBUS__V1__ENVELOPE__BODY_REFERRAL;
     f->env.referral = NULL;
     EXPECT_INVALID(f, ENV(f),
                    "body: is required: one of orientation, reorientation_request, "
                    "reorientation_answer, referral, referral_status, sanction, training_offer, "
-                   "beneficiary_event");
+                   "beneficiary_event, follow_up_event");
 }
 
 static void
