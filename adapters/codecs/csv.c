@@ -28,7 +28,8 @@ struct csv_reader {
     const uint8_t *cur; /* bytes being read: in, or the memory source */
     size_t in_len, in_off;
     bool started, eof;
-    int pushback; /* a byte given back, or C_EOF for none */
+    int pb[3]; /* bytes given back, read again last first */
+    int npb;
     uint64_t bytes;
     unsigned long line;
     growbuf_t data, conv;
@@ -82,7 +83,6 @@ reader_new(csv_reader_t **out, int fd, const void *mem, size_t len, const csv_op
     r->mem = mem;
     r->mem_len = len;
     r->line = 1;
-    r->pushback = C_EOF;
     if (mem == NULL && (r->in = malloc(INBUF)) == NULL) {
         free(r);
         return -ENOMEM;
@@ -156,11 +156,8 @@ fill(csv_reader_t *r)
 static int
 get(csv_reader_t *r)
 {
-    if (r->pushback != C_EOF) {
-        int c = r->pushback;
-        r->pushback = C_EOF;
-        return c;
-    }
+    if (r->npb > 0)
+        return r->pb[--r->npb];
     if (r->in_off == r->in_len) {
         int rc = fill(r);
         if (rc < 0)
@@ -179,6 +176,8 @@ static int
 add_byte(csv_reader_t *r, int c)
 {
     size_t start = r->offs[r->nf - 1];
+    if (c == 0) /* fields are C strings: a NUL would cut one silently */
+        return fail(r, PT_EMALFORMED, r->line, "a NUL byte is not text");
     if (r->data.len - start >= r->o.max_field)
         return fail(r, PT_ETOOLARGE, r->line, "a field is over the size limit");
     if (grow(&r->data, 1) < 0)
@@ -220,7 +219,8 @@ crlf(csv_reader_t *r)
         return 1;
     if (c == C_ERR)
         return C_ERR;
-    r->pushback = c;
+    if (c != C_EOF)
+        r->pb[r->npb++] = c;
     return 0;
 }
 
@@ -402,22 +402,29 @@ finish_row(csv_reader_t *r, unsigned long row_line, csv_row_t *row)
     return 1;
 }
 
-/* Skips a UTF-8 byte order mark at the very start of the input. */
+/* Skips a UTF-8 byte order mark at the very start of the input; other bytes are given
+ * back. */
 static int
 skip_bom(csv_reader_t *r)
 {
+    static const int bom[3] = {0xef, 0xbb, 0xbf};
+    int got[3], n = 0;
     r->started = true;
-    int a = get(r);
-    if (a != 0xef) {
-        r->pushback = a == C_EOF ? C_EOF : a;
-        return a == C_ERR ? r->fail.code : 0;
+    while (n < 3) {
+        int c = get(r);
+        if (c == C_ERR)
+            return r->fail.code;
+        if (c == C_EOF)
+            break;
+        got[n++] = c;
+        if (c != bom[n - 1])
+            break;
     }
-    int b = get(r), c = b == 0xbb ? get(r) : C_EOF;
-    if (b == 0xbb && c == 0xbf)
+    if (n == 3 && got[2] == bom[2])
         return 0;
-    if (b == C_ERR || c == C_ERR)
-        return r->fail.code;
-    return fail(r, PT_EMALFORMED, 1, "invalid UTF-8");
+    while (n > 0)
+        r->pb[r->npb++] = got[--n];
+    return 0;
 }
 
 static int

@@ -132,6 +132,11 @@ test_malformed(void **state)
                      PT_EMALFORMED);
     assert_string_equal(err.msg, "line 4: invalid UTF-8");
     assert_int_equal(read_all("\xef\xbb", 2, NULL, &row, &rows, &err), PT_EMALFORMED);
+    assert_int_equal(read_all("a;b\nx\0y;z\n", 10, NULL, &row, &rows, &err), PT_EMALFORMED);
+    assert_string_equal(err.msg, "line 2: a NUL byte is not text");
+    /* EF BB B7 is U+FEF7, not a byte order mark */
+    assert_int_equal(read_all("\xef\xbb\xb7;x\n", 6, NULL, &row, &rows, &err), 0);
+    assert_string_equal(row.fields[0], "\xef\xbb\xb7");
     csv_options_t o = {.max_field = 4};
     assert_int_equal(read_all("abcde;f\n", 8, &o, &row, &rows, &err), PT_ETOOLARGE);
     csv_options_t o2 = {.max_fields = 2};
