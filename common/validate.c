@@ -375,6 +375,7 @@ static const field_rule_t field_rules[] = {
     STR(person_ref, file_number, PT_FILE_NUMBER_MAX, 0, FMT_DIGITS),
     STR(person_ref, france_travail_id, PT_FT_ID_MAX, 0, FMT_ALNUM),
     STR(person_ref, departement_id, PT_ID_MAX, 0, FMT_NONE),
+    STR(person_ref, france_travail_uid, PT_FT_UID_MAX, 0, FMT_NONE),
     STR(agent, name, PT_ORG_NAME_MAX, 0, FMT_NONE),
     STR(agent, email, PT_EMAIL_MAX, 0, FMT_EMAIL),
     REQ(org_ref, kind),
@@ -834,10 +835,10 @@ hook_person(vctx_t *c, const ProtobufCMessage *m)
     if (has_file && p->payer == PTIBUS__V1__PAYER__PAYER_UNSPECIFIED)
         return fail(c, "payer", "is required with file_number");
     if (is_empty(p->nir) && !has_file && is_empty(p->france_travail_id) &&
-        is_empty(p->departement_id))
+        is_empty(p->departement_id) && is_empty(p->france_travail_uid))
         return fail(c, NULL,
-                    "needs an identifier: nir, payer and file_number, france_travail_id "
-                    "or departement_id");
+                    "needs an identifier: nir, payer and file_number, france_travail_id, "
+                    "france_travail_uid or departement_id");
     return check_sex_matches_nir(c, p);
 }
 

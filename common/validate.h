@@ -45,6 +45,7 @@
 #define PT_PAYER_OFFICE_LEN 3 /* NUMORG */
 #define PT_FILE_NUMBER_MAX 15 /* MATRICULE, digits */
 #define PT_FT_ID_MAX 11       /* identifiant France Travail, letters and digits */
+#define PT_FT_UID_MAX 36      /* identifiant unique France Travail (a UUID) */
 #define PT_SIRET_LEN 14
 
 /* Numbers. */
