@@ -447,12 +447,22 @@ open_funder(lctx_t *c)
 static void
 rel_push(lctx_t *c, const xml_safe_node_t *n)
 {
-    size_t len = strlen(c->rel);
+    size_t len = strlen(c->rel), nl = strlen(n->name);
     c->rel_len[n->depth] = len;
     if (n->depth <= FORMATION_DEPTH)
         return;
     bool foreign = strcmp(n->ns, c->ns) != 0;
-    snprintf(c->rel + len, REL_MAX - len, "%s%s%s", len ? "/" : "", foreign ? "~" : "", n->name);
+    if (len + nl + 3 > REL_MAX) { /* too long to be a mapped field: mark it never to match */
+        if (len + 3 <= REL_MAX)
+            memcpy(c->rel + len, "/~", 3);
+        return;
+    }
+    char *p = c->rel + len;
+    if (len > 0)
+        *p++ = '/';
+    if (foreign)
+        *p++ = '~';
+    memcpy(p, n->name, nl + 1);
 }
 
 static void
@@ -528,9 +538,11 @@ trimmed_text(lctx_t *c)
 static void
 dispatch_field(lctx_t *c)
 {
+    if (c->text_len == 0) /* an empty element sets nothing */
+        return;
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         const field_t *f = &fields[i];
-        if (strcmp(f->rel, c->rel) != 0)
+        if (f->rel[0] != c->rel[0] || strcmp(f->rel, c->rel) != 0)
             continue;
         lformation_t *fo = &c->f;
         laction_t *a = fo->na ? &fo->a[fo->na - 1] : NULL;
