@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <libxml/xmlreader.h>
+#include <libxml/xmlschemas.h>
 
 #define PROLOG_MIN 256 /* bytes gathered before the XML declaration is read */
 
@@ -58,6 +59,7 @@ struct xml_safe {
     unsigned depth;  /* number of open elements */
     char path[PT_XML_PATH_MAX];
     xmlChar *attr; /* the last xml_safe_attr() value */
+    xmlSchemaPtr schema;
 };
 
 static int
@@ -287,6 +289,31 @@ io_close(void *ctx)
     return 0;
 }
 
+/* A schema violation: its element and facet only, as libxml2's text quotes the value. */
+static void
+on_schema_error(xml_safe_t *x, const xmlError *e)
+{
+    /* the streaming validator gives no node: the name is in "Element '{ns}name': ..." */
+    char name[72] = "?";
+    const char *el = e->message ? strstr(e->message, "Element '") : NULL;
+    if (el != NULL) {
+        el += 9;
+        if (*el == '{' && strchr(el, '}') != NULL)
+            el = strchr(el, '}') + 1;
+        size_t n = strcspn(el, "'");
+        snprintf(name, sizeof name, "%.*s", (int)(n < 64 ? n : 64), el);
+    }
+    char facet[40] = "";
+    const char *f = e->message ? strstr(e->message, "[facet '") : NULL;
+    if (f != NULL) {
+        f += 8;
+        size_t n = strcspn(f, "'");
+        snprintf(facet, sizeof facet, " (facet %.*s)", (int)(n < 24 ? n : 24), f);
+    }
+    pt_error_set(&x->lib_err, PT_EINVALID, NULL, "line %d: element %s does not follow the schema%s",
+                 e->line, name, facet);
+}
+
 /* libxml2's message without anything after "Bytes:" (it would quote input bytes). */
 static void
 on_lib_error(void *arg, xmlErrorPtr e)
@@ -294,6 +321,8 @@ on_lib_error(void *arg, xmlErrorPtr e)
     xml_safe_t *x = arg;
     if (e == NULL || e->level < XML_ERR_ERROR || x->lib_err.code != 0)
         return;
+    if (e->domain == XML_FROM_SCHEMASV)
+        return on_schema_error(x, e);
     char msg[200];
     snprintf(msg, sizeof msg, "%s", e->message ? e->message : "malformed XML");
     char *cut = strstr(msg, "Bytes:");
@@ -303,6 +332,30 @@ on_lib_error(void *arg, xmlErrorPtr e)
     while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' ' || msg[n - 1] == ','))
         msg[--n] = '\0';
     pt_error_set(&x->lib_err, PT_EMALFORMED, NULL, "line %d: %s", e->line, msg);
+}
+
+static void
+ignore_error(void *ctx, xmlErrorPtr e)
+{
+    (void)ctx, (void)e;
+}
+
+/* Parses the XSD (a trusted file of adapters/schemas/) and attaches it to the reader. */
+static int
+load_schema(xml_safe_t *x, const char *path, pt_error_t *err)
+{
+    if (access(path, R_OK) != 0)
+        return pt_error_set(err, PT_ECONFIG, "schema", "cannot read the schema %.200s: %s", path,
+                            strerror(errno));
+    xmlSchemaParserCtxtPtr pc = xmlSchemaNewParserCtxt(path);
+    if (pc != NULL) {
+        xmlSchemaSetParserStructuredErrors(pc, ignore_error, NULL);
+        x->schema = xmlSchemaParse(pc);
+        xmlSchemaFreeParserCtxt(pc);
+    }
+    if (x->schema == NULL || xmlTextReaderSetSchema(x->r, x->schema) != 0)
+        return pt_error_set(err, PT_ECONFIG, "schema", "cannot load the schema %.200s", path);
+    return 0;
 }
 
 /* The source is set before the libxml2 reader exists: creating it reads the first bytes. */
@@ -332,6 +385,10 @@ xml_safe_new(xml_safe_t **out, int fd, const void *mem, size_t len, const char *
         return pt_error_set(err, PT_EINTERNAL, NULL, "cannot create an XML reader");
     }
     xmlTextReaderSetStructuredErrorHandler(x->r, on_lib_error, x);
+    if (limits != NULL && limits->schema != NULL && load_schema(x, limits->schema, err) != 0) {
+        xml_safe_close(&x);
+        return PT_ECONFIG;
+    }
     *out = x;
     return 0;
 }
@@ -372,6 +429,8 @@ xml_safe_close(xml_safe_t **px)
         xmlFree(x->attr);
     if (x->r != NULL)
         xmlFreeTextReader(x->r);
+    if (x->schema != NULL)
+        xmlSchemaFree(x->schema);
     if (x->levels != NULL)
         for (unsigned i = 0; i < x->lim.max_depth + 2; i++)
             level_fini(&x->levels[i]);
@@ -464,6 +523,12 @@ static int
 read_failed(xml_safe_t *x, pt_error_t *err)
 {
     const pt_error_t *e = x->in_err.code ? &x->in_err : x->lib_err.code ? &x->lib_err : NULL;
+    if (e != NULL && e->code == PT_EINVALID) { /* the reader's position is not the element's */
+        pt_error_set(&x->fail, e->code, "", "%s", e->msg);
+        if (err != NULL)
+            *err = x->fail;
+        return e->code;
+    }
     if (e != NULL)
         return fail(x, err, e->code, "%s", e->msg);
     return fail(x, err, PT_EMALFORMED, "line %lu: malformed or truncated XML", xml_safe_line(x));

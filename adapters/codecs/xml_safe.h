@@ -26,6 +26,10 @@ typedef struct xml_safe_limits {
     unsigned max_depth; /* 0: PT_XML_MAX_DEPTH */
     size_t max_text;    /* 0: PT_XML_MAX_TEXT */
     uint64_t max_file;  /* 0: PT_XML_MAX_FILE */
+    /* Optional W3C XML Schema file (adapters/schemas/) the document is checked against
+     * while it streams; a violation fails with PT_EINVALID, its line and element, never
+     * the value. NULL: no check. */
+    const char *schema;
 } xml_safe_limits_t;
 
 typedef enum xml_safe_kind {
@@ -49,7 +53,8 @@ typedef struct xml_safe xml_safe_t;
 
 /* Opens a reader on fd (read from its current offset; the caller keeps and closes fd).
  * name is used in messages only. limits may be NULL (defaults). On success the caller
- * owns *out; free with xml_safe_close(). Returns 0, -ENOMEM or PT_EINTERNAL. */
+ * owns *out; free with xml_safe_close(). Returns 0, -ENOMEM, PT_EINTERNAL, or PT_ECONFIG
+ * when limits->schema cannot be loaded. */
 int xml_safe_open_fd(xml_safe_t **out, int fd, const char *name, const xml_safe_limits_t *limits,
                      pt_error_t *err);
 
@@ -63,7 +68,8 @@ void xml_safe_close(xml_safe_t **x);
 /* Moves to the next event. Returns 1 with *node filled, 0 at a well-formed end of
  * document, or a negative code with err set to "line N: what" and err->path the element
  * path: PT_EMALFORMED (not well-formed, truncated, DOCTYPE/entity, bad encoding),
- * PT_ETOOLARGE (a limit), -EIO. After an error every call returns the same error. */
+ * PT_ETOOLARGE (a limit), PT_EINVALID (the schema is not followed), -EIO. After an error every call
+ * returns the same error. */
 int xml_safe_next(xml_safe_t *x, xml_safe_node_t *node, pt_error_t *err);
 
 /* The value of attribute name (no namespace) of the element just opened (valid after a

@@ -78,6 +78,7 @@ typedef int (*pt_write_fn)(void *ctx, const void *data, size_t len);
  * fingerprint store), NULL when the codec needs none. */
 typedef struct pt_codec_config {
     const char *encoding; /* for encoders: "UTF-8" (default) or "windows-1252" */
+    const char *schema;   /* XML codecs: an optional XSD checked at the door, or NULL */
     void *state;
 } pt_codec_config_t;
 

@@ -776,7 +776,8 @@ lheo_codec_decode(const pt_codec_config_t *cfg, const pt_codec_source_t *src, pt
     xml_safe_t *x;
     pt_error_t err;
     memset(outcome, 0, sizeof *outcome);
-    int rc = xml_safe_open_fd(&x, src->fd, src->name, NULL, &err);
+    xml_safe_limits_t lim = {.schema = cfg ? cfg->schema : NULL};
+    int rc = xml_safe_open_fd(&x, src->fd, src->name, &lim, &err);
     if (rc < 0) {
         snprintf(outcome->error.msg, sizeof outcome->error.msg, "%s", err.msg);
         return rc;

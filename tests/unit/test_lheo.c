@@ -369,6 +369,31 @@ test_whole_file_refusals(void **state)
     assert_int_equal(g.n + g.nerr, 0);
 }
 
+/* The optional XSD check at the door, through the codec's config. */
+static void
+test_schema_at_the_door(void **state)
+{
+    (void)state;
+    got_t g = {0};
+    pt_codec_outcome_t out;
+    int fd = open(FIX "catalogue-v1.xml", O_RDONLY);
+    pt_codec_config_t cfg = {.schema = PT_SOURCE_DIR "/adapters/schemas/lheo.xsd"};
+    pt_codec_source_t src = {fd, "catalogue-v1.xml"};
+    assert_int_equal(lheo_codec.decode(&cfg, &src, collect, &g, &out), 0);
+    close(fd);
+    assert_int_equal(g.n, 5);
+    got_free(&g);
+    /* bad-records.xml breaks the schema (a session without numero is fine for LHEO, a date
+     * 00000000 too, but nb-places-financees must be a number): refused as a whole */
+    fd = open(FIX "bad-records.xml", O_RDONLY);
+    pt_codec_source_t bad = {fd, "bad-records.xml"};
+    assert_int_equal(lheo_codec.decode(&cfg, &bad, collect, &g, &out), PT_EINVALID);
+    close(fd);
+    assert_non_null(strstr(out.error.msg, "does not follow the schema"));
+    assert_null(strstr(out.error.msg, "beaucoup"));
+    got_free(&g);
+}
+
 int
 main(void)
 {
@@ -382,6 +407,7 @@ main(void)
         cmocka_unit_test(test_truncated_changes_nothing),
         cmocka_unit_test(test_bad_records),
         cmocka_unit_test(test_whole_file_refusals),
+        cmocka_unit_test(test_schema_at_the_door),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

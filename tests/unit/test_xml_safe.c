@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "testutil.h"
 #include "xml_safe.h"
 
 /* Reads the whole document; returns the last xml_safe_next() code (0 at a good end). */
@@ -250,6 +251,58 @@ test_real_cnaf_sample_reads(void **state)
     fclose(f);
 }
 
+#define SCHEMAS PT_SOURCE_DIR "/adapters/schemas/"
+
+/* Reads path (or text) against an XSD; returns the last xml_safe_next() code. */
+static int
+drain_schema(const char *path, const char *text, const char *xsd, pt_error_t *err)
+{
+    uint8_t *buf = NULL;
+    size_t len = text ? strlen(text) : 0;
+    if (path != NULL)
+        assert_int_equal(tu_read_file(path, &buf, &len), 0);
+    xml_safe_limits_t lim = {.schema = xsd};
+    int rc = drain(path ? (char *)buf : text, len, &lim, err, NULL);
+    free(buf);
+    return rc;
+}
+
+/* The optional check at the door: the fixtures and samples follow their schemas; a
+ * violation is refused with its line and element, never the value. */
+static void
+test_schema_check(void **state)
+{
+    (void)state;
+    pt_error_t err;
+    assert_int_equal(
+        drain_schema(PT_FIXTURES_DIR "/lheo/catalogue-v1.xml", NULL, SCHEMAS "lheo.xsd", &err), 0);
+    assert_int_equal(
+        drain_schema(PT_FIXTURES_DIR "/cnaf/flux-1252.xml", NULL, SCHEMAS "vrsb0801.xsd", &err), 0);
+    assert_int_equal(drain_schema(PT_SAMPLES_DIR "/carnet-de-bord/RSABEM.xml", NULL,
+                                  SCHEMAS "vrsb0801.xsd", &err),
+                     0);
+    uint8_t *doc;
+    size_t len;
+    assert_int_equal(tu_read_file(PT_FIXTURES_DIR "/lheo/catalogue-v1.xml", &doc, &len), 0);
+    char *d = strstr((char *)doc, "<debut>20270104</debut>");
+    assert_non_null(d);
+    memcpy(d + 7, "2027X104", 8);
+    assert_int_equal(drain_schema(NULL, (char *)doc, SCHEMAS "lheo.xsd", &err), PT_EINVALID);
+    if (strstr(err.msg, "element debut does not follow the schema (facet pattern)") == NULL)
+        fail_msg("%s", err.msg);
+    assert_non_null(strstr(err.msg, "line "));
+    assert_null(strstr(err.msg, "2027X104"));
+    free(doc);
+    const char *nir = "<?xml version=\"1.0\"?>\n<Racine><IdentificationFlux><NIR>X</NIR>"
+                      "</IdentificationFlux></Racine>";
+    assert_int_equal(drain_schema(NULL, nir, SCHEMAS "vrsb0801.xsd", &err), PT_EINVALID);
+    assert_non_null(strstr(err.msg, "line 2: element"));
+    xml_safe_t *x;
+    xml_safe_limits_t lim = {.schema = SCHEMAS "absent.xsd"};
+    assert_int_equal(xml_safe_open_memory(&x, "<a/>", 4, "t", &lim, &err), PT_ECONFIG);
+    assert_null(x);
+}
+
 int
 main(void)
 {
@@ -264,6 +317,7 @@ main(void)
         cmocka_unit_test(test_truncated_and_malformed),
         cmocka_unit_test(test_encodings_refused),
         cmocka_unit_test(test_real_cnaf_sample_reads),
+        cmocka_unit_test(test_schema_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
