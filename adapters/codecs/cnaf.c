@@ -432,7 +432,11 @@ emit_household(cctx_t *c)
 {
     household_t *h = &c->h;
     char where[64];
-    snprintf(where, sizeof where, "/Racine/InfosFoyerRSA[%llu]", (unsigned long long)c->households);
+    if (c->households > 1) /* positions as xml_safe writes them: none for the first */
+        snprintf(where, sizeof where, "/Racine/InfosFoyerRSA[%llu]",
+                 (unsigned long long)c->households);
+    else
+        snprintf(where, sizeof where, "/Racine/InfosFoyerRSA");
     if (h->anomaly)
         c->anomalies++;
     if (h->err.msg[0] != '\0')
@@ -450,13 +454,12 @@ emit_household(cctx_t *c)
         return -ENOMEM;
     build_events(c, payer, ev);
     pt_error_t err;
-    int rc = 0;
-    for (size_t i = 0; i < ev->n && rc == 0; i++)
-        if (validate_beneficiary_event(&ev->ev[i], &err) != 0)
-            rc = 1;
-    if (rc == 1)
-        rc = refuse_household(c, where, err.msg);
-    for (size_t i = 0; i < ev->n && rc == 0; i++)
+    bool valid = true;
+    for (size_t i = 0; i < ev->n && valid; i++)
+        valid = validate_beneficiary_event(&ev->ev[i], &err) == 0;
+    /* a household goes whole or is one error: none of its events after a refusal */
+    int rc = valid ? 0 : refuse_household(c, where, err.msg);
+    for (size_t i = 0; i < ev->n && rc == 0 && valid; i++)
         rc = hand_over(c, &ev->ev[i], NULL);
     free(ev);
     return rc;

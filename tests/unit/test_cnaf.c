@@ -239,6 +239,31 @@ test_bad_nir_key_refuses_its_household_only(void **state)
     got_free(&g);
 }
 
+/* A household whose events the contract refuses (here its commune code) is one error and
+ * none of its events. */
+static void
+test_refused_household_sends_no_event(void **state)
+{
+    (void)state;
+    got_t g = {0};
+    pt_codec_outcome_t out;
+    uint8_t *doc;
+    size_t len;
+    assert_int_equal(tu_read_file(PT_FIXTURES_DIR "/cnaf/flux-1252.xml", &doc, &len), 0);
+    char *p = memmem(doc, len, "<NUMCOM>55545</NUMCOM>", 22);
+    assert_non_null(p);
+    memcpy(p + 8, "5X545", 5);
+    assert_int_equal(decode_text((char *)doc, len, &g, &out), 0);
+    assert_int_equal(g.nerr, 2);
+    assert_string_equal(g.errors[0].where, "/Racine/InfosFoyerRSA");
+    assert_non_null(strstr(g.errors[0].msg, "beneficiary_event.insee_commune"));
+    assert_int_equal(g.n, 3); /* households 2 and 4 only */
+    assert_null(find(&g, "DUPR\xc3\x89-LEF\xc3\x88VRE", K_STATE));
+    assert_null(find(&g, "C\xc5\x92UR", K_DD));
+    got_free(&g);
+    free(doc);
+}
+
 static void
 test_bad_count_fixture(void **state)
 {
@@ -294,6 +319,7 @@ main(void)
         cmocka_unit_test(test_sample_bem_count_mismatch),
         cmocka_unit_test(test_windows_1252_fixture),
         cmocka_unit_test(test_bad_nir_key_refuses_its_household_only),
+        cmocka_unit_test(test_refused_household_sends_no_event),
         cmocka_unit_test(test_bad_count_fixture),
         cmocka_unit_test(test_whole_file_refusals),
     };
