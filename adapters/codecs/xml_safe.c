@@ -19,13 +19,15 @@
 
 enum { ENC_UNKNOWN, ENC_UTF8, ENC_ASCII, ENC_LATIN1, ENC_CP1252 };
 
+/* Element names are libxml2's: interned in the reader's dictionary and alive as long as
+ * the reader, so they are kept as pointers (the same name is mostly the same pointer). */
 typedef struct sib {
-    char *name;
+    const char *name;
     unsigned count;
 } sib_t;
 
 typedef struct level {
-    char *name;
+    const char *name;
     unsigned pos;
     sib_t *sibs;
     size_t nsibs, cap;
@@ -412,10 +414,7 @@ xml_safe_open_memory(xml_safe_t **out, const void *buf, size_t len, const char *
 static void
 level_fini(level_t *l)
 {
-    for (size_t i = 0; i < l->nsibs; i++)
-        free(l->sibs[i].name);
     free(l->sibs);
-    free(l->name);
     memset(l, 0, sizeof *l);
 }
 
@@ -446,7 +445,7 @@ path_push(xml_safe_t *x, const char *name)
     level_t *parent = &x->levels[x->depth];
     sib_t *s = NULL;
     for (size_t i = 0; i < parent->nsibs && s == NULL; i++)
-        if (strcmp(parent->sibs[i].name, name) == 0)
+        if (parent->sibs[i].name == name || strcmp(parent->sibs[i].name, name) == 0)
             s = &parent->sibs[i];
     if (s == NULL) {
         if (parent->nsibs == parent->cap) {
@@ -457,16 +456,14 @@ path_push(xml_safe_t *x, const char *name)
             parent->sibs = n, parent->cap = cap;
         }
         s = &parent->sibs[parent->nsibs];
-        if ((s->name = strdup(name)) == NULL)
-            return -ENOMEM;
+        s->name = name;
         s->count = 0;
         parent->nsibs++;
     }
     s->count++;
     level_t *l = &x->levels[x->depth + 1];
-    level_fini(l);
-    if ((l->name = strdup(name)) == NULL)
-        return -ENOMEM;
+    l->nsibs = 0; /* a new element: its children are counted afresh (the buffer stays) */
+    l->name = name;
     l->pos = s->count;
     x->depth++;
     return 0;
