@@ -377,6 +377,7 @@ static const field_rule_t field_rules[] = {
     STR(person_ref, file_number, PT_FILE_NUMBER_MAX, 0, FMT_DIGITS),
     STR(person_ref, france_travail_id, PT_FT_ID_MAX, 0, FMT_ALNUM),
     STR(person_ref, departement_id, PT_ID_MAX, 0, FMT_NONE),
+    STR(person_ref, france_travail_uid, PT_FT_UID_MAX, 0, FMT_NONE),
     STR(agent, name, PT_ORG_NAME_MAX, 0, FMT_NONE),
     STR(agent, email, PT_EMAIL_MAX, 0, FMT_EMAIL),
     REQ(org_ref, kind),
@@ -477,6 +478,13 @@ static const field_rule_t field_rules[] = {
     STR(hello, client_name, PT_CLIENT_NAME_MAX, 0, FMT_NONE),
     STR(hello, software_version, PT_SOFTWARE_VERSION_MAX, 0, FMT_NONE),
     STR(deliver_ack, reason, PT_ACK_REASON_MAX, RULE_TAB, FMT_NONE),
+    STR(follow_up_event, event_id, PT_ID_MAX, RULE_REQUIRED, FMT_NONE),
+    REQ(follow_up_event, kind),
+    REQ(follow_up_event, person),
+    DATE(follow_up_event, occurred_on, 0),
+    STR(follow_up_event, source_code, 8, 0, FMT_NONE),
+    STR(follow_up_event, reason, PT_FREE_TEXT_MAX, ML, FMT_NONE),
+    STR(follow_up_event, modality_code, 16, 0, FMT_NONE),
 };
 
 /* What a field without an entry gets: bounded, single-line, optional. */
@@ -807,10 +815,10 @@ hook_person(vctx_t *c, const ProtobufCMessage *m)
     if (has_file && p->payer == PTIBUS__V1__PAYER__PAYER_UNSPECIFIED)
         return fail(c, "payer", "is required with file_number");
     if (is_empty(p->nir) && !has_file && is_empty(p->france_travail_id) &&
-        is_empty(p->departement_id))
+        is_empty(p->departement_id) && is_empty(p->france_travail_uid))
         return fail(c, NULL,
-                    "needs an identifier: nir, payer and file_number, france_travail_id "
-                    "or departement_id");
+                    "needs an identifier: nir, payer and file_number, france_travail_id, "
+                    "france_travail_uid or departement_id");
     return check_sex_matches_nir(c, p);
 }
 
@@ -1008,6 +1016,7 @@ static const struct family {
     {PTIBUS__V1__ENVELOPE__BODY_SANCTION, "sanction", family_sanction},
     {PTIBUS__V1__ENVELOPE__BODY_TRAINING_OFFER, "training_offer", family_training_offer},
     {PTIBUS__V1__ENVELOPE__BODY_BENEFICIARY_EVENT, "beneficiary_event", family_beneficiary_event},
+    {PTIBUS__V1__ENVELOPE__BODY_FOLLOW_UP_EVENT, "follow_up_event", NULL},
 };
 
 static const struct family *
@@ -1072,7 +1081,7 @@ validate_envelope(const Ptibus__V1__Envelope *env, pt_error_t *err)
         return fail(&c, "body",
                     "is required: one of orientation, reorientation_request, "
                     "reorientation_answer, referral, referral_status, sanction, "
-                    "training_offer, beneficiary_event");
+                    "training_offer, beneficiary_event, follow_up_event");
     return family_run(&c, fam, body);
 }
 
@@ -1150,6 +1159,12 @@ int
 validate_beneficiary_event(const Ptibus__V1__BeneficiaryEvent *m, pt_error_t *err)
 {
     return validate_family(PTIBUS__V1__ENVELOPE__BODY_BENEFICIARY_EVENT, BASE(m), err);
+}
+
+int
+validate_follow_up_event(const Ptibus__V1__FollowUpEvent *m, pt_error_t *err)
+{
+    return validate_family(PTIBUS__V1__ENVELOPE__BODY_FOLLOW_UP_EVENT, BASE(m), err);
 }
 
 int

@@ -52,6 +52,7 @@
 #define PT_PAYER_OFFICE_LEN 3 /* NUMORG */
 #define PT_FILE_NUMBER_MAX 15 /* MATRICULE, digits */
 #define PT_FT_ID_MAX 11       /* identifiant France Travail, letters and digits */
+#define PT_FT_UID_MAX 36      /* identifiant unique France Travail (a UUID) */
 #define PT_SIRET_LEN 14
 
 /* Numbers. */
@@ -85,6 +86,7 @@ int validate_referral_status(const Ptibus__V1__ReferralStatus *m, pt_error_t *er
 int validate_sanction(const Ptibus__V1__Sanction *m, pt_error_t *err);
 int validate_training_offer(const Ptibus__V1__TrainingOffer *m, pt_error_t *err);
 int validate_beneficiary_event(const Ptibus__V1__BeneficiaryEvent *m, pt_error_t *err);
+int validate_follow_up_event(const Ptibus__V1__FollowUpEvent *m, pt_error_t *err);
 int validate_person(const Ptibus__V1__PersonRef *m, pt_error_t *err);
 int validate_org(const Ptibus__V1__OrgRef *m, pt_error_t *err);
 

@@ -425,11 +425,11 @@ test_unknown_field_in_person(void **state)
     const char nir[] = "184127645108946";
     td_sample_t s;
     td_sample_beneficiary_event(&s, "inj-unknown");
-    /* beneficiary_event.person: departement_id only, and a NIR in field 13. */
+    /* beneficiary_event.person: departement_id only, and a NIR in field 99. */
     s.person.nir = "";
     s.person.departement_id = "d-77";
     np = protobuf_c_message_pack(&s.person.base, person);
-    put_bytes(person, &np, 13, nir, strlen(nir));
+    put_bytes(person, &np, 99, nir, strlen(nir));
     s.event.person = NULL;
     ne = protobuf_c_message_pack(&s.event.base, event);
     put_bytes(event, &ne, 3, person, np);
@@ -440,8 +440,8 @@ test_unknown_field_in_person(void **state)
     assert_int_equal(client_publish_bytes(f->caf, "inj-unknown", env, nv, &err), 0);
     Ptibus__V1__Frame *fr = recv_kind(f->caf, PTIBUS__V1__FRAME__KIND_NACK, NULL, NULL);
     assert_int_equal(fr->nack->code, PTIBUS__V1__NACK_CODE__NACK_CODE_INVALID);
-    assert_string_equal(fr->nack->field_path, "beneficiary_event.person.#13");
-    assert_non_null(strstr(fr->nack->reason, "unknown field number 13 of ptibus.v1.PersonRef"));
+    assert_string_equal(fr->nack->field_path, "beneficiary_event.person.#99");
+    assert_non_null(strstr(fr->nack->reason, "unknown field number 99 of ptibus.v1.PersonRef"));
     codec_free((ProtobufCMessage **)&fr);
     assert_false(td_log_contains(&f->net, nir));
     /* The same envelope without the hidden field is accepted. */

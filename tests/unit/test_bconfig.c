@@ -280,7 +280,7 @@ static const reject_case_t rejects[] = {
     {HEAD "partners:\n  - id: caf\n    public_key: \"" KEY_A "\"\n    may_send: [sanctions]\n",
      "b.yaml:10: partners[0].may_send[0]: \"sanctions\" is not a message type (valid: "
      "orientation, reorientation_request, reorientation_answer, referral, referral_status, "
-     "sanction, training_offer, beneficiary_event)"},
+     "sanction, training_offer, beneficiary_event, follow_up_event)"},
     {HEAD "partners:\n  - id: caf\n    public_key: \"" KEY_A "\"\n    may_send:\n"
           "      - referral\n      - referral\n",
      "b.yaml:12: partners[0].may_send[1]: \"referral\" is listed twice"},
@@ -315,7 +315,7 @@ static const reject_case_t rejects[] = {
 
 #define TYPES                                                                                      \
     "orientation, reorientation_request, reorientation_answer, referral, referral_status, "        \
-    "sanction, training_offer, beneficiary_event"
+    "sanction, training_offer, beneficiary_event, follow_up_event"
 
 static const reject_case_t route_rejects[] = {
     {ROUTES "  - type: sanctions\n    to: [caf]\n",

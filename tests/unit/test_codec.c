@@ -71,7 +71,7 @@ static void
 test_type_table(void **state)
 {
     (void)state;
-    assert_int_equal(codec_envelope_type_count(), 8);
+    assert_int_equal(codec_envelope_type_count(), 9);
     assert_string_equal(codec_envelope_type_at(0), "orientation");
     assert_int_equal(codec_envelope_case("training_offer"),
                      PTIBUS__V1__ENVELOPE__BODY_TRAINING_OFFER);
@@ -161,12 +161,12 @@ test_unknown_field_in_person(void **state)
     static wbuf_t person, referral, env;
     pt_error_t err;
     td_sample_referral(&s, "m-person", "pole_emploi");
-    /* referral.person (field 2) with a NIR in field 13, which PersonRef does not have. */
+    /* referral.person (field 2) with a NIR in field 99, which PersonRef does not have. */
     person.n = referral.n = env.n = 0;
     s.person.nir = "";
     s.person.departement_id = "d-1";
     put_packed(&person, &s.person.base);
-    put_bytes(&person, 13, hidden_nir, strlen(hidden_nir));
+    put_bytes(&person, 99, hidden_nir, strlen(hidden_nir));
     s.referral.person = NULL;
     put_packed(&referral, &s.referral.base);
     put_bytes(&referral, 2, person.b, person.n);
@@ -175,8 +175,8 @@ test_unknown_field_in_person(void **state)
     put_packed(&env, &s.env.base);
     put_bytes(&env, PTIBUS__V1__ENVELOPE__BODY_REFERRAL, referral.b, referral.n);
     assert_int_equal(unpack_env(&env, &err), PT_EINVALID);
-    assert_string_equal(err.path, "referral.person.#13");
-    assert_non_null(strstr(err.msg, "unknown field number 13 of ptibus.v1.PersonRef"));
+    assert_string_equal(err.path, "referral.person.#99");
+    assert_non_null(strstr(err.msg, "unknown field number 99 of ptibus.v1.PersonRef"));
     assert_null(strstr(err.msg, hidden_nir));
 }
 

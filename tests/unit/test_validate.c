@@ -468,13 +468,13 @@ test_envelope_created_at_and_body(void **state)
     EXPECT_INVALID(f, ENV(f),
                    "body: is required: one of orientation, reorientation_request, "
                    "reorientation_answer, referral, referral_status, sanction, training_offer, "
-                   "beneficiary_event");
+                   "beneficiary_event, follow_up_event");
     f->env.body_case = PTIBUS__V1__ENVELOPE__BODY_REFERRAL;
     f->env.referral = NULL;
     EXPECT_INVALID(f, ENV(f),
                    "body: is required: one of orientation, reorientation_request, "
                    "reorientation_answer, referral, referral_status, sanction, training_offer, "
-                   "beneficiary_event");
+                   "beneficiary_event, follow_up_event");
 }
 
 static void
@@ -518,11 +518,14 @@ test_person_identifiers(void **state)
     EXPECT_INVALID(f, validate_person(p, &f->err), "person.payer: is required with file_number");
     p->file_number = "";
     EXPECT_INVALID(f, validate_person(p, &f->err),
-                   "person: needs an identifier: nir, payer and file_number, france_travail_id "
-                   "or departement_id");
+                   "person: needs an identifier: nir, payer and file_number, france_travail_id, "
+                   "france_travail_uid or departement_id");
     p->france_travail_id = "1234567A";
     EXPECT_VALID(f, validate_person(p, &f->err));
     p->france_travail_id = "";
+    p->france_travail_uid = "71288a46-3c4d-4372-9298-c32936d7e76d";
+    EXPECT_VALID(f, validate_person(p, &f->err));
+    p->france_travail_uid = "";
     p->departement_id = "CD55-000123";
     EXPECT_VALID(f, validate_person(p, &f->err));
     p->departement_id = "";

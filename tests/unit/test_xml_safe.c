@@ -1,0 +1,323 @@
+/* test_xml_safe: the hardened XML reader: events, paths and lines on good input; every
+ * hostile input (DOCTYPE, entities, depth, huge text, truncation, bad encodings, size)
+ * refused with its line, before any expansion. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "testutil.h"
+#include "xml_safe.h"
+
+/* Reads the whole document; returns the last xml_safe_next() code (0 at a good end). */
+static int
+drain(const char *doc, size_t len, const xml_safe_limits_t *lim, pt_error_t *err, int *events)
+{
+    xml_safe_t *x;
+    assert_int_equal(xml_safe_open_memory(&x, doc, len, "t.xml", lim, err), 0);
+    xml_safe_node_t n;
+    int rc, count = 0;
+    while ((rc = xml_safe_next(x, &n, err)) == 1)
+        count++;
+    if (events)
+        *events = count;
+    xml_safe_close(&x);
+    assert_null(x);
+    return rc;
+}
+
+static int
+drain_str(const char *doc, pt_error_t *err)
+{
+    return drain(doc, strlen(doc), NULL, err, NULL);
+}
+
+static void
+test_events_paths_and_lines(void **state)
+{
+    (void)state;
+    const char *doc = "<?xml version=\"1.0\"?>\n<a xmlns=\"urn:x\">\n <b numero=\"7\">hi</b>\n"
+                      " <b/>\n <!-- c --><c><![CDATA[x<y]]></c>\n</a>\n";
+    xml_safe_t *x;
+    pt_error_t err;
+    xml_safe_node_t n;
+    assert_int_equal(xml_safe_open_memory(&x, doc, strlen(doc), "t", NULL, &err), 0);
+    assert_int_equal(xml_safe_next(x, &n, &err), 1);
+    assert_int_equal(n.kind, XML_SAFE_START);
+    assert_string_equal(n.name, "a");
+    assert_string_equal(n.ns, "urn:x");
+    assert_int_equal(n.depth, 0);
+    assert_int_equal(n.line, 2);
+    assert_int_equal(xml_safe_next(x, &n, &err), 1);
+    assert_string_equal(n.name, "b");
+    assert_int_equal(n.line, 3);
+    assert_string_equal(xml_safe_attr(x, "numero"), "7");
+    assert_null(xml_safe_attr(x, "absent"));
+    assert_int_equal(xml_safe_next(x, &n, &err), 1);
+    assert_int_equal(n.kind, XML_SAFE_TEXT);
+    assert_string_equal(n.value, "hi");
+    assert_string_equal(xml_safe_path(x), "/a/b");
+    assert_int_equal(xml_safe_next(x, &n, &err), 1);
+    assert_int_equal(n.kind, XML_SAFE_END);
+    assert_int_equal(xml_safe_next(x, &n, &err), 1); /* <b/> */
+    assert_int_equal(n.kind, XML_SAFE_START);
+    assert_string_equal(xml_safe_path(x), "/a/b[2]");
+    assert_int_equal(xml_safe_next(x, &n, &err), 1);
+    assert_int_equal(n.kind, XML_SAFE_END);
+    assert_string_equal(n.name, "b");
+    assert_int_equal(xml_safe_next(x, &n, &err), 1);
+    assert_string_equal(n.name, "c");
+    assert_int_equal(xml_safe_next(x, &n, &err), 1);
+    assert_string_equal(n.value, "x<y");
+    assert_int_equal(xml_safe_next(x, &n, &err), 1);
+    assert_int_equal(xml_safe_next(x, &n, &err), 1);
+    assert_string_equal(n.name, "a");
+    assert_int_equal(xml_safe_next(x, &n, &err), 0);
+    assert_string_equal(xml_safe_encoding(x), "UTF-8");
+    xml_safe_close(&x);
+}
+
+static void
+test_windows_1252_really_decoded(void **state)
+{
+    (void)state;
+    /* 0x80 is the euro sign in windows-1252 (a C1 control in ISO-8859-1), 0xE9 is e-acute,
+     * 0x9C is oe */
+    const char doc[] = "<?xml version=\"1.0\" encoding=\"windows-1252\"?>\n<a>\x80 \xe9\x9c</a>";
+    xml_safe_t *x;
+    pt_error_t err;
+    xml_safe_node_t n;
+    assert_int_equal(xml_safe_open_memory(&x, doc, sizeof doc - 1, "t", NULL, &err), 0);
+    assert_int_equal(xml_safe_next(x, &n, &err), 1);
+    assert_int_equal(xml_safe_next(x, &n, &err), 1);
+    assert_string_equal(n.value, "\xe2\x82\xac \xc3\xa9\xc5\x93");
+    assert_string_equal(xml_safe_encoding(x), "windows-1252");
+    xml_safe_close(&x);
+}
+
+static void
+test_undefined_windows_1252_byte_refused(void **state)
+{
+    (void)state;
+    const char doc[] = "<?xml version=\"1.0\" encoding=\"windows-1252\"?>\n<a>\n\x81</a>";
+    pt_error_t err;
+    assert_int_equal(drain(doc, sizeof doc - 1, NULL, &err, NULL), PT_EMALFORMED);
+    assert_non_null(strstr(err.msg, "line 3: invalid byte sequence"));
+}
+
+static void
+test_bad_utf8_refused_with_line(void **state)
+{
+    (void)state;
+    pt_error_t err;
+    /* Latin-1 e-acute in a UTF-8 document: never guessed, never U+FFFD */
+    assert_int_equal(
+        drain_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<a>\n<b>Ren\xe9</b></a>", &err),
+        PT_EMALFORMED);
+    assert_non_null(strstr(err.msg, "line 3: invalid byte sequence for the encoding UTF-8"));
+    assert_null(strstr(err.msg, "Ren"));
+    /* no declaration means UTF-8 too; an overlong form and a surrogate are refused */
+    assert_int_equal(drain_str("<a>\xc0\xaf</a>", &err), PT_EMALFORMED);
+    assert_int_equal(drain_str("<a>\xed\xa0\x80</a>", &err), PT_EMALFORMED);
+    /* a file ending inside a sequence */
+    assert_int_equal(drain_str("<a></a>\n\xc3", &err), PT_EMALFORMED);
+    assert_non_null(strstr(err.msg, "line 2"));
+    /* good UTF-8 passes */
+    assert_int_equal(drain_str("<a>\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80</a>", &err), 0);
+}
+
+static void
+test_doctype_and_entities_refused(void **state)
+{
+    (void)state;
+    pt_error_t err;
+    const char *laughs = "<?xml version=\"1.0\"?>\n<!DOCTYPE lolz [\n <!ENTITY lol \"lol\">\n"
+                         " <!ENTITY lol2 \"&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;\">\n"
+                         " <!ENTITY lol3 \"&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;\">\n"
+                         "]>\n<lolz>&lol3;</lolz>";
+    assert_int_equal(drain_str(laughs, &err), PT_EMALFORMED);
+    assert_non_null(strstr(err.msg, "line 2: a DOCTYPE or DTD declaration is not accepted"));
+    const char *xxe = "<?xml version=\"1.0\"?>\n<!DOCTYPE a [<!ENTITY x SYSTEM "
+                      "\"file:///etc/passwd\">]><a>&x;</a>";
+    assert_int_equal(drain_str(xxe, &err), PT_EMALFORMED);
+    assert_non_null(strstr(err.msg, "DOCTYPE"));
+    assert_int_equal(drain_str("<!DOCTYPE a SYSTEM \"http://example.org/a.dtd\"><a/>", &err),
+                     PT_EMALFORMED);
+    /* an undeclared entity reference is a well-formedness error */
+    assert_int_equal(drain_str("<a>&x;</a>", &err), PT_EMALFORMED);
+    assert_non_null(strstr(err.msg, "line 1"));
+    /* the predefined entities and character references are fine */
+    assert_int_equal(drain_str("<a>&lt;&amp;&#233;<!-- ok --><![CDATA[ok]]></a>", &err), 0);
+}
+
+static void
+test_depth_limit(void **state)
+{
+    (void)state;
+    char doc[4096] = "";
+    for (int i = 0; i < 70; i++)
+        strcat(doc, "<d>");
+    for (int i = 0; i < 70; i++)
+        strcat(doc, "</d>");
+    pt_error_t err;
+    assert_int_equal(drain_str(doc, &err), PT_ETOOLARGE);
+    assert_non_null(strstr(err.msg, "nested deeper than 64"));
+    xml_safe_limits_t lim = {.max_depth = 80};
+    assert_int_equal(drain(doc, strlen(doc), &lim, &err, NULL), 0);
+}
+
+static void
+test_text_and_file_limits(void **state)
+{
+    (void)state;
+    size_t n = 100000;
+    char *doc = malloc(n + 16);
+    memcpy(doc, "<a>", 3);
+    memset(doc + 3, 'x', n);
+    memcpy(doc + 3 + n, "</a>", 5);
+    pt_error_t err;
+    assert_int_equal(drain(doc, n + 7, NULL, &err, NULL), PT_ETOOLARGE);
+    assert_non_null(strstr(err.msg, "over the limit of 65536"));
+    xml_safe_limits_t lim = {.max_text = 200000, .max_file = 50000};
+    assert_int_equal(drain(doc, n + 7, &lim, &err, NULL), PT_ETOOLARGE);
+    assert_non_null(strstr(err.msg, "size limit"));
+    lim.max_file = 0;
+    assert_int_equal(drain(doc, n + 7, &lim, &err, NULL), 0);
+    free(doc);
+}
+
+static void
+test_truncated_and_malformed(void **state)
+{
+    (void)state;
+    pt_error_t err;
+    assert_int_equal(drain_str("<a>\n<b>text</b>\n<c>", &err), PT_EMALFORMED);
+    assert_non_null(strstr(err.msg, "line 3"));
+    assert_int_equal(drain_str("<a><b></a>", &err), PT_EMALFORMED);
+    assert_int_equal(drain_str("", &err), PT_EMALFORMED);
+    assert_int_equal(drain_str("<a></a><b/>", &err), PT_EMALFORMED);
+    /* the error is sticky */
+    xml_safe_t *x;
+    xml_safe_node_t node;
+    assert_int_equal(xml_safe_open_memory(&x, "<a><", 4, "t", NULL, &err), 0);
+    while (xml_safe_next(x, &node, &err) == 1)
+        ;
+    assert_int_equal(xml_safe_next(x, &node, &err), PT_EMALFORMED);
+    xml_safe_close(&x);
+}
+
+static void
+test_encodings_refused(void **state)
+{
+    (void)state;
+    pt_error_t err;
+    assert_int_equal(drain_str("<?xml version=\"1.0\" encoding=\"EBCDIC-US\"?><a/>", &err),
+                     PT_EMALFORMED);
+    assert_non_null(strstr(err.msg, "is not accepted"));
+    const char utf16[] = "\xff\xfe<\0a\0/\0>\0";
+    assert_int_equal(drain(utf16, sizeof utf16 - 1, NULL, &err, NULL), PT_EMALFORMED);
+    assert_non_null(strstr(err.msg, "UTF-16"));
+    assert_int_equal(
+        drain_str("<?xml version=\"1.0\" encoding=\"US-ASCII\"?><a>\xc3\xa9</a>", &err),
+        PT_EMALFORMED);
+    /* a BOM with a UTF-8 declaration is fine */
+    assert_int_equal(drain_str("\xef\xbb\xbf<?xml version=\"1.0\" encoding=\"utf-8\"?><a/>", &err),
+                     0);
+}
+
+static void
+test_real_cnaf_sample_reads(void **state)
+{
+    (void)state;
+    FILE *f = fopen(PT_SAMPLES_DIR "/carnet-de-bord/RSABEM.xml", "rb");
+    assert_non_null(f);
+    xml_safe_t *x;
+    pt_error_t err;
+    assert_int_equal(xml_safe_open_fd(&x, fileno(f), "RSABEM.xml", NULL, &err), 0);
+    xml_safe_node_t n;
+    int rc, households = 0;
+    while ((rc = xml_safe_next(x, &n, &err)) == 1)
+        if (n.kind == XML_SAFE_START && strcmp(n.name, "InfosFoyerRSA") == 0)
+            households++;
+    assert_int_equal(rc, 0);
+    assert_int_equal(households, 2);
+    assert_string_equal(xml_safe_encoding(x), "windows-1252");
+    xml_safe_close(&x);
+    fclose(f);
+}
+
+#define SCHEMAS PT_SOURCE_DIR "/adapters/schemas/"
+
+/* Reads path (or text) against an XSD; returns the last xml_safe_next() code. */
+static int
+drain_schema(const char *path, const char *text, const char *xsd, pt_error_t *err)
+{
+    uint8_t *buf = NULL;
+    size_t len = text ? strlen(text) : 0;
+    if (path != NULL)
+        assert_int_equal(tu_read_file(path, &buf, &len), 0);
+    xml_safe_limits_t lim = {.schema = xsd};
+    int rc = drain(path ? (char *)buf : text, len, &lim, err, NULL);
+    free(buf);
+    return rc;
+}
+
+/* The optional check at the door: the fixtures and samples follow their schemas; a
+ * violation is refused with its line and element, never the value. */
+static void
+test_schema_check(void **state)
+{
+    (void)state;
+    pt_error_t err;
+    assert_int_equal(
+        drain_schema(PT_FIXTURES_DIR "/lheo/catalogue-v1.xml", NULL, SCHEMAS "lheo.xsd", &err), 0);
+    assert_int_equal(
+        drain_schema(PT_FIXTURES_DIR "/cnaf/flux-1252.xml", NULL, SCHEMAS "vrsb0801.xsd", &err), 0);
+    assert_int_equal(drain_schema(PT_SAMPLES_DIR "/carnet-de-bord/RSABEM.xml", NULL,
+                                  SCHEMAS "vrsb0801.xsd", &err),
+                     0);
+    uint8_t *doc;
+    size_t len;
+    assert_int_equal(tu_read_file(PT_FIXTURES_DIR "/lheo/catalogue-v1.xml", &doc, &len), 0);
+    char *d = strstr((char *)doc, "<debut>20270104</debut>");
+    assert_non_null(d);
+    memcpy(d + 7, "2027X104", 8);
+    assert_int_equal(drain_schema(NULL, (char *)doc, SCHEMAS "lheo.xsd", &err), PT_EINVALID);
+    if (strstr(err.msg, "element debut does not follow the schema (facet pattern)") == NULL)
+        fail_msg("%s", err.msg);
+    assert_non_null(strstr(err.msg, "line "));
+    assert_null(strstr(err.msg, "2027X104"));
+    free(doc);
+    const char *nir = "<?xml version=\"1.0\"?>\n<Racine><IdentificationFlux><NIR>X</NIR>"
+                      "</IdentificationFlux></Racine>";
+    assert_int_equal(drain_schema(NULL, nir, SCHEMAS "vrsb0801.xsd", &err), PT_EINVALID);
+    assert_non_null(strstr(err.msg, "line 2: element"));
+    xml_safe_t *x;
+    xml_safe_limits_t lim = {.schema = SCHEMAS "absent.xsd"};
+    assert_int_equal(xml_safe_open_memory(&x, "<a/>", 4, "t", &lim, &err), PT_ECONFIG);
+    assert_null(x);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_events_paths_and_lines),
+        cmocka_unit_test(test_windows_1252_really_decoded),
+        cmocka_unit_test(test_undefined_windows_1252_byte_refused),
+        cmocka_unit_test(test_bad_utf8_refused_with_line),
+        cmocka_unit_test(test_doctype_and_entities_refused),
+        cmocka_unit_test(test_depth_limit),
+        cmocka_unit_test(test_text_and_file_limits),
+        cmocka_unit_test(test_truncated_and_malformed),
+        cmocka_unit_test(test_encodings_refused),
+        cmocka_unit_test(test_real_cnaf_sample_reads),
+        cmocka_unit_test(test_schema_check),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
