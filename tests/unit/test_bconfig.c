@@ -179,7 +179,7 @@ test_deploy_example(void **state)
         assert_int_equal(bconfig_subscribes(p, "training_offer"), strcmp(p->id, "region") != 0);
         assert_false(bconfig_subscribes(p, "sanction"));
     }
-    assert_int_equal(cfg->n_routes, 9);
+    assert_int_equal(cfg->n_routes, 10);
     bconfig_destroy(&cfg);
 
     /* A missing partner key file is named with the line that refers to it. */
