@@ -113,7 +113,7 @@ build() {
     cmake --build "$b" -j2 --target "${targets[@]}" >/dev/null
     bin="$b/bench"
     ptibusd="$b/broker/ptibusd"
-    ctl="$b/broker/ptibusctl"
+    ctl="$b/ctl/ptibusctl"
 }
 
 cpu_of() { # user+system CPU seconds of a process (and its reaped children)

@@ -16,7 +16,7 @@ build="$top/build-demo"
 cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j"$(nproc)" --target ptibusd ptibusctl >/dev/null
 ptibusd="$build/broker/ptibusd"
-ctl="$build/broker/ptibusctl"
+ctl="$build/ctl/ptibusctl"
 
 state=${PTIBUS_DEMO_DIR:-$(mktemp -d /tmp/ptibus-demo.XXXXXX)}
 mkdir -p "$state/keys"
