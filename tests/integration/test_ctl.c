@@ -1,0 +1,89 @@
+/* ptibusctl's argument parsing, on the real binary: a number is all digits and in range
+ * or the command stops with exit code 2 naming the option (before, "12x" was read as 12,
+ * an overflow wrapped, and a 65th --seq was silently dropped), and a bad command or
+ * option prints the usage. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <cmocka.h>
+
+#include "testutil.h"
+
+/* Runs ptibusctl with args (shell-quoted by the caller); returns its exit code and
+ * fills out with its stderr and stdout. */
+static int
+ctl(const char *args, char *out, size_t cap)
+{
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", PT_PTIBUSCTL_PATH, args);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void
+test_numbers_are_strict(void **state)
+{
+    (void)state;
+    char out[4096];
+    const char *bad[] = {"12x", "-1", "", "18446744073709551616", " 3", "0x10"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char args[256];
+        snprintf(args, sizeof args, "journal-list --journal /nonexistent --from '%s'", bad[i]);
+        assert_int_equal(ctl(args, out, sizeof out), 2);
+        assert_non_null(strstr(out, "--from"));
+        assert_non_null(strstr(out, "is not a whole number"));
+    }
+    assert_int_equal(ctl("receive --server-key a --key b --pub c --wait 99999", out, sizeof out),
+                     2);
+    assert_non_null(strstr(out, "--wait"));
+}
+
+static void
+test_too_many_seqs_refused(void **state)
+{
+    (void)state;
+    char args[4096] = "requeue --endpoint tcp://127.0.0.1:1 --server-key a --key b --pub c "
+                      "--recipient caf --reason r";
+    for (int i = 1; i <= 65; i++) {
+        char s[32];
+        snprintf(s, sizeof s, " --seq %d", i);
+        strcat(args, s);
+    }
+    char out[4096];
+    assert_int_equal(ctl(args, out, sizeof out), 2);
+    assert_non_null(strstr(out, "at most 64 seqs"));
+}
+
+static void
+test_unknown_command_and_help(void **state)
+{
+    (void)state;
+    char out[8192];
+    assert_int_equal(ctl("no-such-command", out, sizeof out), 2);
+    assert_non_null(strstr(out, "unknown command"));
+    assert_int_equal(ctl("--help", out, sizeof out), 0);
+    assert_non_null(strstr(out, "journal-verify"));
+    assert_int_equal(ctl("journal-list", out, sizeof out), 2);
+    assert_non_null(strstr(out, "usage: ptibusctl journal-list"));
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_numbers_are_strict),
+        cmocka_unit_test(test_too_many_seqs_refused),
+        cmocka_unit_test(test_unknown_command_and_help),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
