@@ -10,6 +10,7 @@
 #include "auth.h"
 #include "clock.h"
 #include "codec.h"
+#include "curve.h"
 #include "log.h"
 #include "ptibus/v1/admin.pb-c.h"
 #include "zpart.h"
@@ -58,15 +59,12 @@ admin_open(void *zctx, const uint8_t server_sk[PT_KEY_LEN], const admin_deps_t *
     if (a == NULL)
         return pt_error_set(err, -ENOMEM, "admin", "out of memory");
     a->d = *deps;
-    int one = 1, linger = 0, handshake = 5000; /* ms: an unfinished CURVE handshake is closed */
+    int linger = 0;
     int64_t max = ADMIN_MAX_REQUEST; /* larger: the peer is disconnected, nothing is read */
-    const char *domain = PT_ZAP_DOMAIN_ADMIN;
     a->sock = zmq_socket(zctx, ZMQ_ROUTER);
-    if (a->sock == NULL || zmq_setsockopt(a->sock, ZMQ_CURVE_SERVER, &one, sizeof one) != 0 ||
-        zmq_setsockopt(a->sock, ZMQ_CURVE_SECRETKEY, server_sk, PT_KEY_LEN) != 0 ||
-        zmq_setsockopt(a->sock, ZMQ_ZAP_DOMAIN, domain, strlen(domain)) != 0 ||
+    /* An unfinished CURVE handshake is closed after 5 s. */
+    if (a->sock == NULL || curve_server_setup(a->sock, server_sk, PT_ZAP_DOMAIN_ADMIN, 5000, err) ||
         zmq_setsockopt(a->sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
-        zmq_setsockopt(a->sock, ZMQ_HANDSHAKE_IVL, &handshake, sizeof handshake) != 0 ||
         zmq_setsockopt(a->sock, ZMQ_MAXMSGSIZE, &max, sizeof max) != 0 ||
         zmq_bind(a->sock, deps->cfg->admin_listen) != 0) {
         int e = zmq_errno();

@@ -20,6 +20,7 @@
 #include "auth.h"
 #include "batch.h"
 #include "codec.h"
+#include "curve.h"
 #include "delivery.h"
 #include "ingest.h"
 #include "journal.h"
@@ -193,18 +194,16 @@ broker_open_router(broker_t *b, pt_error_t *err)
     if (b->partners_sock == NULL)
         return zmq_fail(err, "zmq_socket");
     int one = 1, linger = 0, sndhwm = ROUTER_SNDHWM, rcvhwm = ROUTER_RCVHWM;
-    int handshake = HANDSHAKE_IVL_MS;
     int hb = (int)b->cfg->heartbeat_interval_ms, hbto = hb * 3;
     int64_t maxmsg = (int64_t)b->cfg->max_message_size * 2 + PT_FRAME_OVERHEAD;
-    const char *domain = PT_ZAP_DOMAIN_PARTNERS;
-    if (zmq_setsockopt(b->partners_sock, ZMQ_CURVE_SERVER, &one, sizeof one) != 0 ||
-        zmq_setsockopt(b->partners_sock, ZMQ_CURVE_SECRETKEY, b->server_sk, PT_KEY_LEN) != 0 ||
-        zmq_setsockopt(b->partners_sock, ZMQ_ZAP_DOMAIN, domain, strlen(domain)) != 0 ||
-        zmq_setsockopt(b->partners_sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one) != 0 ||
+    int rc = curve_server_setup(b->partners_sock, b->server_sk, PT_ZAP_DOMAIN_PARTNERS,
+                                HANDSHAKE_IVL_MS, err);
+    if (rc != 0)
+        return rc;
+    if (zmq_setsockopt(b->partners_sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one) != 0 ||
         zmq_setsockopt(b->partners_sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
         zmq_setsockopt(b->partners_sock, ZMQ_SNDHWM, &sndhwm, sizeof sndhwm) != 0 ||
         zmq_setsockopt(b->partners_sock, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm) != 0 ||
-        zmq_setsockopt(b->partners_sock, ZMQ_HANDSHAKE_IVL, &handshake, sizeof handshake) != 0 ||
         zmq_setsockopt(b->partners_sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) != 0 ||
         zmq_setsockopt(b->partners_sock, ZMQ_HEARTBEAT_IVL, &hb, sizeof hb) != 0 ||
         zmq_setsockopt(b->partners_sock, ZMQ_HEARTBEAT_TIMEOUT, &hbto, sizeof hbto) != 0)

@@ -14,6 +14,7 @@
 #include <sodium.h>
 #include <zmq.h>
 
+#include "curve.h"
 #include "codec.h"
 #include "keys.h"
 #include "zpart.h"
@@ -121,11 +122,8 @@ link_configure(link_t *l, const link_options_t *o, pt_error_t *err)
         zmq_setsockopt(l->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl) != 0 ||
         zmq_setsockopt(l->sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max) != 0)
         return zmq_fail(err, "zmq_setsockopt");
-    if (!o->no_curve &&
-        (zmq_setsockopt(l->sock, ZMQ_CURVE_SERVERKEY, o->server_pk, PT_KEY_LEN) != 0 ||
-         zmq_setsockopt(l->sock, ZMQ_CURVE_PUBLICKEY, o->client_pk, PT_KEY_LEN) != 0 ||
-         zmq_setsockopt(l->sock, ZMQ_CURVE_SECRETKEY, o->client_sk, PT_KEY_LEN) != 0))
-        return zmq_fail(err, "zmq_setsockopt(CURVE)");
+    if (!o->no_curve)
+        return curve_client_setup(l->sock, o->server_pk, o->client_pk, o->client_sk, err);
     return 0;
 }
 
