@@ -124,7 +124,7 @@ decode_json(const char *data, size_t len, filedrop_sink_t *sink, pt_error_t *err
     if (!json_text(data, len, &doc, &syn))
         return pt_error_set(err, PT_EMALFORMED, NULL, "not a JSON document: line %u column %u: %s",
                             syn.line, syn.column, syn.why);
-    return json_record(sink, doc, 1);
+    return json_record(sink, doc, 0); /* one document: its field path says where */
 }
 
 static bool
@@ -434,7 +434,9 @@ report_records(json_t *rep, const filedrop_record_t *recs, size_t n)
 }
 
 /* True when path is a report of ours for the same bytes, left by a crash between the
- * report's write and the file's move: the file may then take that name. */
+ * report's write and the file's move: the resumed file may then take that name (and
+ * rewrite the report). Asked only for resumed files, so that an operator's report whose
+ * file was archived is never rewritten by a later drop of the same bytes. */
 static bool
 own_orphan_report(const char *path, const filedrop_file_t *file)
 {
@@ -455,7 +457,7 @@ free_name(const char *dir, const filedrop_file_t *file, const char *sfx, char *f
         candidate(final, FD_PATH_MAX, file->name, *k);
         if (join(p, dir, final, NULL) != 0 || join(r, dir, final, sfx) != 0)
             return -ENAMETOOLONG;
-        if (!exists(p) && (!exists(r) || own_orphan_report(r, file)))
+        if (!exists(p) && (!exists(r) || (file->resumed && own_orphan_report(r, file))))
             return 0;
     }
     return -EEXIST;
@@ -484,6 +486,8 @@ finish(filedrop_t *fd, const filedrop_file_t *file, json_t *rep, int which)
         if (rc == 0 && (rc = rename_noreplace(file->path, dst)) == 0 &&
             (rc = atomicfile_sync_dir(dst)) == 0)
             rc = atomicfile_sync_dir(file->path);
+        if (rc == -EEXIST)
+            unlink(rpath); /* the report just written, for a name taken meanwhile */
         k++;
     }
     json_decref(rep);

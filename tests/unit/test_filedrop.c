@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -35,7 +37,9 @@ typedef struct recorder {
     char hashes[8][2 * PT_FILEDROP_HASH_LEN + 1];
     size_t n_hashes;
     size_t spool_calls, already, finished, failed;
-    int fail_next; /* the next spool call fails (nothing committed) */
+    int fail_next;      /* the next spool call fails (nothing committed) */
+    int kill_at;        /* in a child: SIGKILL itself before (1) or after (2) the commit */
+    char persist[4200]; /* when set, committed ids are appended there (fsync) as a spool would */
     char last_dest[4200];
 } recorder_t;
 
@@ -64,19 +68,54 @@ rec_take(recorder_t *r, filedrop_record_t *rec)
     rec->outcome = PT_FILEDROP_SPOOLED;
 }
 
+/* Appends the ids taken since `from` to the persist file and fsyncs it: the commit. */
+static void
+rec_commit(recorder_t *r, size_t from)
+{
+    FILE *out = fopen(r->persist, "a");
+    assert_non_null(out);
+    for (size_t i = from; i < r->n_ids; i++)
+        fprintf(out, "%s\n", r->ids[i]);
+    fflush(out);
+    fsync(fileno(out));
+    fclose(out);
+}
+
+/* Reads back what a killed process committed, as the real spool reopens its LMDB. */
+static void
+rec_reload(recorder_t *r)
+{
+    FILE *in = fopen(r->persist, "r");
+    char line[PT_FILEDROP_ID_MAX + 2];
+    while (in != NULL && fgets(line, sizeof line, in) != NULL && r->n_ids < MAX_IDS) {
+        line[strcspn(line, "\n")] = '\0';
+        snprintf(r->ids[r->n_ids], PT_FILEDROP_ID_MAX, "%.63s", line);
+        r->taken[r->n_ids++] = 1;
+    }
+    if (in != NULL)
+        fclose(in);
+}
+
 static int
 rec_spool(void *ctx, const filedrop_file_t *file, filedrop_record_t *recs, size_t n)
 {
     recorder_t *r = ctx;
+    size_t from = r->n_ids;
     r->spool_calls++;
     if (r->fail_next) {
         r->fail_next = 0;
         return -EIO;
     }
+    if (r->kill_at == 1)
+        raise(SIGKILL);
     for (size_t i = 0; i < n; i++) {
         assert_non_null(recs[i].env);
         rec_take(r, &recs[i]);
     }
+    if (r->persist[0] != '\0')
+        rec_commit(r, from);
+    if (r->kill_at == 2)
+        raise(SIGKILL);
     if (!rec_seen(ctx, file) && r->n_hashes < 8)
         snprintf(r->hashes[r->n_hashes++], sizeof r->hashes[0], "%s", file->hash_hex);
     return 0;
@@ -546,6 +585,27 @@ test_spool_failure_retried(void **state)
     free(a);
 }
 
+/* A claim never replaces a file of the same name waiting in processing/ (here one whose
+ * spool call failed): the newcomer gets a suffix and both are sent. */
+static void
+test_claim_collision(void **state)
+{
+    fx_t *f = *state;
+    char *a = sample_json("m-p-1"), *b = sample_json("m-p-2");
+    fx_start(f);
+    fx_stop(f);
+    put(f, "processing", "p.json", a);
+    put(f, NULL, "p.json", b);
+    f->rec.fail_next = 1; /* the waiting one fails first, so it is still there at the claim */
+    fx_start(f);
+    run_for(f, 3000, 2);
+    assert_int_equal(f->rec.n_ids, 2);
+    assert_true(file_exists(f, "done", "p.json"));
+    assert_true(file_exists(f, "done", "p.1.json"));
+    free(a);
+    free(b);
+}
+
 /* Names that collide in done/ get a suffix; nothing is overwritten. */
 static void
 test_collision_in_done(void **state)
@@ -577,6 +637,78 @@ test_collision_in_done(void **state)
     json_decref(r2);
     free(a);
     free(b);
+}
+
+/* A child process takes a file and is killed (SIGKILL) in the spool call, before or
+ * after the commit; the restarted watcher resumes the file from processing/: every
+ * record is spooled exactly once in all, and the file ends in done/. */
+static void
+kill_during_file(fx_t *f, int kill_at)
+{
+    char *a = sample_json(""), *b = sample_json(""), *c = sample_json("m-k-3");
+    snprintf(f->rec.persist, sizeof f->rec.persist, "%s/spool.ids", f->dir);
+    fx_start(f);
+    fx_stop(f);
+    put_lines(f, "k.jsonl.tmp", (const char *const[]){a, b, c}, 3);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        alarm(10);
+        uv_loop_fork(&f->loop); /* the child gets its own epoll instance */
+        f->rec.kill_at = kill_at;
+        fx_start(f);
+        rename_in(f, NULL, "k.jsonl.tmp", NULL, "k.jsonl");
+        run_for(f, 5000, 1);
+        _exit(3); /* not killed: the parent sees a wrong status */
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    assert_true(file_exists(f, "processing", "k.jsonl"));
+    rec_reload(&f->rec);
+    assert_int_equal(f->rec.n_ids, kill_at == 2 ? 3 : 0);
+    fx_start(f);
+    run_for(f, 3000, 1);
+    assert_true(file_exists(f, "done", "k.jsonl"));
+    assert_int_equal(f->rec.n_ids, 3);
+    for (size_t i = 0; i < f->rec.n_ids; i++)
+        assert_int_equal(f->rec.taken[i], 1);
+    json_t *rep = load_report(f, "done", "k.jsonl.report.json");
+    assert_int_equal(count_of(rep, kill_at == 2 ? "alreadySpooled" : "spooled"), 3);
+    json_decref(rep);
+    free(a);
+    free(b);
+    free(c);
+}
+
+static void
+test_kill9_before_commit(void **state)
+{
+    kill_during_file(*state, 1);
+}
+
+static void
+test_kill9_after_commit(void **state)
+{
+    kill_during_file(*state, 2);
+}
+
+/* A file over max_file_size goes to failed/, the error saying the limit. */
+static void
+test_too_large(void **state)
+{
+    fx_t *f = *state;
+    f->opt.max_file_size = 64;
+    fx_start(f);
+    char *a = sample_json("m-big-1");
+    put(f, NULL, "big.json", a);
+    run_for(f, 3000, 1);
+    assert_int_equal(f->rec.failed, 1);
+    json_t *rep = load_report(f, "failed", "big.json.error.json");
+    const char *msg = json_string_value(json_object_get(json_object_get(rep, "error"), "message"));
+    assert_non_null(strstr(msg, "over the limit of 64 bytes"));
+    json_decref(rep);
+    free(a);
 }
 
 /* Folders are made 0700; an inbox that cannot be made is refused naming it. */
@@ -646,7 +778,11 @@ main(void)
         cmocka_unit_test_setup_teardown(test_unreadable_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_after_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_failure_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_claim_collision, setup, teardown),
         cmocka_unit_test_setup_teardown(test_collision_in_done, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill9_before_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill9_after_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_too_large, setup, teardown),
         cmocka_unit_test_setup_teardown(test_folders, setup, teardown),
         cmocka_unit_test(test_decode_jsonl),
     };
