@@ -366,6 +366,26 @@ static const char *const outcome_names[] = {
     [PT_FILEDROP_NOT_SENT] = "notSent",
 };
 
+/* A stable, machine-readable name for an error code, for the reports' "code". */
+static const char *
+code_name(int code)
+{
+    switch (code) {
+    case PT_EMALFORMED:
+        return "malformed";
+    case PT_EINVALID:
+        return "invalid";
+    case PT_ETOOLARGE:
+        return "too_large";
+    case PT_EDUPCONFLICT:
+        return "id_conflict";
+    case PT_EDENIED:
+        return "denied";
+    default:
+        return code < 0 && code > PT_EBASE ? "io_error" : "error";
+    }
+}
+
 static void
 rfc3339_now(char *out, size_t cap)
 {
@@ -395,6 +415,16 @@ report_new(const filedrop_file_t *file, const filedrop_codec_t *codec, const cha
     return rep;
 }
 
+/* A record's message id goes into its report unless it is the field found wrong (the
+ * report never quotes a wrong value). */
+static bool
+reportable_id(const filedrop_record_t *r)
+{
+    if (r->env == NULL || r->env->message_id == NULL || r->env->message_id[0] == '\0')
+        return false;
+    return r->outcome != PT_FILEDROP_BAD || strncmp(r->err.path, "message_id", 10) != 0;
+}
+
 static json_t *
 record_json(const filedrop_record_t *r)
 {
@@ -402,7 +432,7 @@ record_json(const filedrop_record_t *r)
     json_object_set_new(o, "index", json_integer((json_int_t)r->index));
     if (r->line > 0)
         json_object_set_new(o, "line", json_integer(r->line));
-    if (r->env != NULL && r->env->message_id != NULL && r->env->message_id[0] != '\0')
+    if (reportable_id(r))
         json_object_set_new(o, "messageId", json_string(r->env->message_id));
     json_object_set_new(o, "state", json_string(outcome_names[r->outcome]));
     if (r->outcome == PT_FILEDROP_BAD || r->outcome == PT_FILEDROP_REFUSED) {
@@ -410,7 +440,7 @@ record_json(const filedrop_record_t *r)
             json_object_set_new(o, "column", json_integer(r->column));
         if (r->err.path[0] != '\0')
             json_object_set_new(o, "fieldPath", json_string(r->err.path));
-        json_object_set_new(o, "code", json_string(pt_strerror(r->err.code)));
+        json_object_set_new(o, "code", json_string(code_name(r->err.code)));
         json_object_set_new(o, "error", json_string(r->err.msg));
     }
     return o;
@@ -510,7 +540,7 @@ fail_file(filedrop_t *fd, const filedrop_file_t *file, const filedrop_codec_t *c
 {
     json_t *rep = report_new(file, codec, "failed");
     json_t *e = json_object();
-    json_object_set_new(e, "code", json_string(pt_strerror(why->code)));
+    json_object_set_new(e, "code", json_string(code_name(why->code)));
     json_object_set_new(e, "message", json_string(why->msg));
     json_object_set_new(rep, "error", e);
     if (recs != NULL)
@@ -580,9 +610,9 @@ prepare_records(const filedrop_t *fd, const filedrop_file_t *file, filedrop_reco
                 r->env->message_id = dup;
             }
         }
-        if (r->env != NULL && !fd->opt.no_validate && validate_envelope(r->env, &r->err) != 0)
-            codec_free((ProtobufCMessage **)&r->env);
-        if (r->env == NULL) {
+        /* A record that fails validation keeps its envelope, so that its report can name
+         * its message id; only SPOOLED (good so far) records are handed to the spool. */
+        if (r->env == NULL || (!fd->opt.no_validate && validate_envelope(r->env, &r->err) != 0)) {
             r->outcome = PT_FILEDROP_BAD;
             bad++;
         }
@@ -599,11 +629,11 @@ spool_good(filedrop_t *fd, const filedrop_file_t *file, filedrop_record_t *recs,
     if (g == NULL)
         return -ENOMEM;
     for (size_t i = 0; i < n; i++)
-        if (recs[i].env != NULL)
+        if (recs[i].outcome == PT_FILEDROP_SPOOLED)
             g[good++] = recs[i];
     int rc = fd->ops->spool(fd->ctx, file, g, good);
     for (size_t i = 0, j = 0; rc == 0 && i < n; i++)
-        if (recs[i].env != NULL) {
+        if (recs[i].outcome == PT_FILEDROP_SPOOLED) {
             recs[i].outcome = g[j].outcome;
             recs[i].err = g[j++].err;
         }
@@ -629,7 +659,7 @@ process_decoded(filedrop_t *fd, const filedrop_file_t *file, const filedrop_code
     size_t bad = prepare_records(fd, file, recs, n);
     if (bad > 0 && fd->opt.all_or_nothing) {
         for (size_t i = 0; i < n; i++)
-            if (recs[i].env != NULL)
+            if (recs[i].outcome == PT_FILEDROP_SPOOLED)
                 recs[i].outcome = PT_FILEDROP_NOT_SENT;
         pt_error_set(&err, PT_EINVALID, NULL,
                      "%zu of its %zu records are bad and this adapter takes a file whole or not "

@@ -47,7 +47,7 @@ typedef struct filedrop_record {
     size_t index;
     unsigned line;
     unsigned column;
-    Ptibus__V1__Envelope *env; /* NULL for a BAD record; owned by the module */
+    Ptibus__V1__Envelope *env; /* NULL when undecodable (BAD); owned by the module */
     filedrop_outcome_t outcome;
     pt_error_t err; /* for BAD and REFUSED: path and message, never a value */
 } filedrop_record_t;

@@ -275,14 +275,23 @@ sample_json(const char *id)
     return text;
 }
 
-/* The same with an unknown member "bogus" added (a mapping error at "$.bogus"). */
+/* The same with the member text `member` ("\"key\":value,") added first. */
+static char *
+sample_with(const char *id, const char *member)
+{
+    char *text = sample_json(id);
+    size_t cap = strlen(text) + strlen(member) + 1;
+    char *out = malloc(cap);
+    snprintf(out, cap, "{%s%s", member, text + 1);
+    free(text);
+    return out;
+}
+
+/* With an unknown member "bogus" (a mapping error at "$.bogus"). */
 static char *
 sample_with_bogus(const char *id)
 {
-    char *text = sample_json(id), *out = malloc(strlen(text) + 32);
-    snprintf(out, strlen(text) + 32, "{\"bogus\":1,%s", text + 1);
-    free(text);
-    return out;
+    return sample_with(id, "\"bogus\":1,");
 }
 
 static void
@@ -392,23 +401,28 @@ test_jsonl_bad_records(void **state)
     memcpy(sp, "m l 6", 5); /* a message id with spaces: fails validation */
     char bom_good[4096];
     snprintf(bom_good, sizeof bom_good, "\xEF\xBB\xBF%s", good);
-    const char *lines[] = {bom_good, "", "{\"messageId\": SECRET-VALUE}", noid, bogus, badid};
-    put_lines(f, "r.jsonl.tmp", lines, 6);
+    char *badsender = sample_with(("m-l-7"), "\"sender\":\"Not#APartner\","); /* fails validation */
+    const char *lines[] = {bom_good, "",       "{\"messageId\": SECRET-VALUE}", noid, bogus,
+                           badid,    badsender};
+    put_lines(f, "r.jsonl.tmp", lines, 7);
     rename_in(f, NULL, "r.jsonl.tmp", NULL, "r.jsonl");
     run_for(f, 3000, 1);
     json_t *rep = load_report(f, "done", "r.jsonl.report.json");
-    assert_int_equal(count_of(rep, "records"), 5);
+    assert_int_equal(count_of(rep, "records"), 6);
     assert_int_equal(count_of(rep, "spooled"), 2);
-    assert_int_equal(count_of(rep, "bad"), 3);
-    static const long long want_lines[] = {1, 3, 4, 5, 6};
-    static const char *const want_state[] = {"spooled", "bad", "spooled", "bad", "bad"};
-    for (size_t i = 0; i < 5; i++) {
+    assert_int_equal(count_of(rep, "bad"), 4);
+    static const long long want_lines[] = {1, 3, 4, 5, 6, 7};
+    static const char *const want_state[] = {"spooled", "bad", "spooled", "bad", "bad", "bad"};
+    for (size_t i = 0; i < 6; i++) {
         assert_int_equal(rec_int(rep, i, "line"), want_lines[i]);
         assert_string_equal(rec_field(rep, i, "state"), want_state[i]);
     }
     assert_int_equal(rec_int(rep, 1, "column"), 20); /* jansson's: where the bad token ends */
     assert_string_equal(rec_field(rep, 3, "fieldPath"), "$.bogus");
     assert_string_equal(rec_field(rep, 4, "fieldPath"), "message_id");
+    assert_null(rec_field(rep, 4, "messageId")); /* the wrong value is not quoted */
+    assert_string_equal(rec_field(rep, 5, "fieldPath"), "sender");
+    assert_string_equal(rec_field(rep, 5, "messageId"), "m-l-7"); /* a good id is named */
     /* the record without an id got the one derived from the file's hash and index 2 */
     char id[PT_FILEDROP_ID_MAX];
     uint8_t hash[PT_FILEDROP_HASH_LEN];
@@ -427,6 +441,7 @@ test_jsonl_bad_records(void **state)
     free(noid);
     free(bogus);
     free(badid);
+    free(badsender);
 }
 
 /* A .json whose one record does not map is done/ with the record reported bad; a .json
