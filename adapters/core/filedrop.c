@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -397,6 +398,19 @@ rfc3339_now(char *out, size_t cap)
     snprintf(out + n, cap - n, ".%03dZ", (int)(ms % 1000));
 }
 
+/* A file name as a JSON string; a name that is not UTF-8 is given escaped ("\\xE9"). */
+static json_t *
+name_json(const char *name)
+{
+    json_t *s = json_string(name);
+    if (s == NULL) {
+        char esc[PT_UTF8_ESCAPED_MAX(NAME_MAX)];
+        utf8_escape(esc, sizeof esc, name, strnlen(name, NAME_MAX));
+        s = json_string(esc);
+    }
+    return s;
+}
+
 static json_t *
 report_new(const filedrop_file_t *file, const filedrop_codec_t *codec, const char *state)
 {
@@ -404,7 +418,7 @@ report_new(const filedrop_file_t *file, const filedrop_codec_t *codec, const cha
     rfc3339_now(now, sizeof now);
     json_t *rep = json_object();
     json_object_set_new(rep, "formatVersion", json_integer(PT_FILEDROP_REPORT_VERSION));
-    json_object_set_new(rep, "file", json_string(file->name));
+    json_object_set_new(rep, "file", name_json(file->name));
     if (file->hash_hex[0] != '\0')
         json_object_set_new(rep, "sha256", json_string(file->hash_hex));
     if (codec != NULL)
@@ -509,7 +523,7 @@ finish(filedrop_t *fd, const filedrop_file_t *file, json_t *rep, int which)
             rc = join(rpath, dir, final, sfx) ? -ENAMETOOLONG : join(dst, dir, final, NULL);
         if (rc != 0)
             break;
-        json_object_set_new(rep, "storedAs", json_string(final));
+        json_object_set_new(rep, "storedAs", name_json(final));
         char *text = json_dumps(rep, JSON_INDENT(2) | JSON_SORT_KEYS);
         rc = text ? atomicfile_write(rpath, text, strlen(text), 0600, &err) : -ENOMEM;
         free(text);
@@ -555,11 +569,14 @@ fail_file(filedrop_t *fd, const filedrop_file_t *file, const filedrop_codec_t *c
 static int
 read_whole(const char *path, size_t max, char **out, size_t *len, pt_error_t *err)
 {
-    int f = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    /* O_NONBLOCK: a FIFO swapped in after the scan's lstat must not block the loop. */
+    int f = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (f < 0)
         return pt_error_set(err, -errno, NULL, "cannot open it: %s", strerror(errno));
     struct stat st;
     int rc = fstat(f, &st) == 0 ? 0 : -errno;
+    if (rc == 0 && !S_ISREG(st.st_mode))
+        rc = pt_error_set(err, PT_EMALFORMED, NULL, "is not a regular file");
     if (rc == 0 && (size_t)st.st_size > max)
         rc = pt_error_set(err, PT_ETOOLARGE, NULL, "%jd bytes is over the limit of %zu bytes",
                           (intmax_t)st.st_size, max);

@@ -456,7 +456,13 @@ test_json_files(void **state)
     snprintf(bom_good, sizeof bom_good, "\xEF\xBB\xBF%s", good);
     put(f, NULL, "bad.json", bogus);
     put(f, NULL, "good.json", bom_good);
-    run_for(f, 3000, 2);
+    put(f, NULL, "latin1-name-\xe9.json", good); /* the same record (no BOM): alreadySpooled */
+    run_for(f, 3000, 3);
+    json_t *dup = load_report(f, "done", "latin1-name-\xe9.json.report.json");
+    const char *shown = json_string_value(json_object_get(dup, "file"));
+    assert_non_null(shown); /* a name that is not UTF-8 is shown escaped */
+    assert_non_null(strstr(shown, "\\x"));
+    json_decref(dup);
     json_t *rep = load_report(f, "done", "bad.json.report.json");
     assert_int_equal(count_of(rep, "bad"), 1);
     assert_int_equal(count_of(rep, "spooled"), 0);
