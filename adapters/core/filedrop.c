@@ -525,7 +525,8 @@ finish(filedrop_t *fd, const filedrop_file_t *file, json_t *rep, int which)
             break;
         json_object_set_new(rep, "storedAs", name_json(final));
         char *text = json_dumps(rep, JSON_INDENT(2) | JSON_SORT_KEYS);
-        rc = text ? atomicfile_write(rpath, text, strlen(text), 0600, &err) : -ENOMEM;
+        rc =
+            text ? atomicfile_write(rpath, text, strlen(text), fd->opt.report_mode, &err) : -ENOMEM;
         free(text);
         if (rc == 0 && (rc = rename_noreplace(file->path, dst)) == 0 &&
             (rc = atomicfile_sync_dir(dst)) == 0)
@@ -971,6 +972,8 @@ set_options(filedrop_t *fd, const filedrop_options_t *opt, pt_error_t *err)
     fd->opt = *opt;
     if (fd->opt.stable_ms == 0)
         fd->opt.stable_ms = 5000;
+    if (fd->opt.report_mode == 0)
+        fd->opt.report_mode = 0600;
     if (fd->opt.scan_ms == 0)
         fd->opt.scan_ms = 2000;
     if (fd->opt.max_file_size == 0)

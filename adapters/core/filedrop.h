@@ -128,6 +128,7 @@ typedef struct filedrop_options {
     size_t max_file_size; /* 0 -> PT_FILEDROP_MAX_FILE */
     size_t max_records;   /* 0 -> PT_FILEDROP_MAX_RECORDS */
     bool no_validate;     /* skip validate_envelope (a caller that validates itself) */
+    unsigned report_mode; /* of reports; 0 -> 0600 (0640 lets a group read them) */
     const filedrop_codec_t *const *codecs; /* NULL -> json and jsonl */
     size_t n_codecs;
 } filedrop_options_t;

@@ -110,6 +110,12 @@ rec_spool(void *ctx, const filedrop_file_t *file, filedrop_record_t *recs, size_
         raise(SIGKILL);
     for (size_t i = 0; i < n; i++) {
         assert_non_null(recs[i].env);
+        if (strncmp(recs[i].env->message_id, "refuse-", 7) == 0) {
+            recs[i].outcome = PT_FILEDROP_REFUSED;
+            pt_error_set(&recs[i].err, PT_EDUPCONFLICT, "message_id",
+                         "already used for other content");
+            continue;
+        }
         rec_take(r, &recs[i]);
     }
     if (r->persist[0] != '\0')
@@ -153,7 +159,7 @@ setup(void **state)
     uv_loop_init(&f->loop);
     f->opt.inbox = f->inbox;
     f->opt.scan_ms = 50;
-    f->opt.stable_ms = 400;
+    f->opt.stable_ms = 1000;
     *state = f;
     return 0;
 }
@@ -328,8 +334,10 @@ test_tmp_then_rename(void **state)
     fx_start(f);
     char *one = sample_json("m-tmp-1");
     put(f, NULL, "a.json.tmp", one);
+    put(f, NULL, ".hidden.json", one);
     run_for(f, 300, 0);
     assert_true(file_exists(f, NULL, "a.json.tmp"));
+    assert_true(file_exists(f, NULL, ".hidden.json"));
     assert_int_equal(f->rec.spool_calls, 0);
     rename_in(f, NULL, "a.json.tmp", NULL, "a.json");
     run_for(f, 3000, 1);
@@ -338,6 +346,11 @@ test_tmp_then_rename(void **state)
     assert_true(file_exists(f, "done", "a.json"));
     json_t *rep = load_report(f, "done", "a.json.report.json");
     assert_string_equal(json_string_value(json_object_get(rep, "state")), "done");
+    char p[4400];
+    struct stat st;
+    path_in(p, sizeof p, f, "done", "a.json.report.json");
+    assert_int_equal(stat(p, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
     assert_int_equal(count_of(rep, "spooled"), 1);
     assert_string_equal(rec_field(rep, 0, "messageId"), "m-tmp-1");
     assert_int_equal(f->rec.n_ids, 1);
@@ -355,11 +368,11 @@ test_stable_while_written(void **state)
     fx_start(f);
     char *l1 = sample_json("m-st-1"), *l2 = sample_json("m-st-2");
     put_lines(f, "s.jsonl", (const char *const[]){l1}, 1);
-    run_for(f, 250, 0);
+    run_for(f, 600, 0);
     assert_true(file_exists(f, NULL, "s.jsonl"));
     put_lines(f, "s.jsonl", (const char *const[]){l1, l2}, 2); /* still being written */
-    run_for(f, 250, 0);
-    assert_true(file_exists(f, NULL, "s.jsonl")); /* 500 ms since first seen, 250 quiet */
+    run_for(f, 600, 0);
+    assert_true(file_exists(f, NULL, "s.jsonl")); /* 1200 ms since first seen, 600 quiet */
     assert_int_equal(f->rec.spool_calls, 0);
     run_for(f, 3000, 1);
     assert_true(file_exists(f, "done", "s.jsonl"));
@@ -590,6 +603,26 @@ test_resume_after_crash(void **state)
     free(b);
 }
 
+/* A record that the spool refuses is reported as refused, with the spool's reason. */
+static void
+test_spool_refused(void **state)
+{
+    fx_t *f = *state;
+    fx_start(f);
+    char *a = sample_json("refuse-1"), *b = sample_json("m-r-2");
+    put_lines(f, "q.jsonl", (const char *const[]){a, b}, 2);
+    run_for(f, 3000, 1);
+    json_t *rep = load_report(f, "done", "q.jsonl.report.json");
+    assert_string_equal(rec_field(rep, 0, "state"), "refused");
+    assert_string_equal(rec_field(rep, 0, "code"), "id_conflict");
+    assert_string_equal(rec_field(rep, 0, "messageId"), "refuse-1");
+    assert_string_equal(rec_field(rep, 1, "state"), "spooled");
+    assert_int_equal(count_of(rep, "refused"), 1);
+    json_decref(rep);
+    free(a);
+    free(b);
+}
+
 /* A spool call that fails leaves the file in processing/; the next scan retries it. */
 static void
 test_spool_failure_retried(void **state)
@@ -798,6 +831,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_same_file_twice, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreadable_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_after_crash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spool_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spool_failure_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_claim_collision, setup, teardown),
         cmocka_unit_test_setup_teardown(test_collision_in_done, setup, teardown),
