@@ -1,0 +1,1060 @@
+/* filedrop: inbox -> processing -> done | failed (see filedrop.h and
+ * docs/adapters/filedrop.md). */
+#include "filedrop.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <sodium.h>
+
+#include "atomicfile.h"
+#include "clock.h"
+#include "codec.h"
+#include "log.h"
+#include "pjson.h"
+#include "utf8.h"
+#include "validate.h"
+
+#define FD_PATH_MAX 4096
+#define FD_SUFFIX_TRIES 10000
+#define FD_KICK_MS 20 /* an fs event is followed by a scan this much later (coalesced) */
+
+static const char *const fd_subdirs[] = {"processing", "done", "failed"};
+enum { FD_PROCESSING, FD_DONE, FD_FAILED, FD_NDIRS };
+
+/* ---- decoding ---- */
+
+struct filedrop_sink {
+    filedrop_record_t *recs;
+    size_t n, cap, max;
+};
+
+int
+filedrop_sink_record(filedrop_sink_t *sink, Ptibus__V1__Envelope *env, unsigned line,
+                     unsigned column, const pt_error_t *rec_err)
+{
+    if (sink->n >= sink->max) {
+        codec_free((ProtobufCMessage **)&env);
+        return PT_ETOOLARGE;
+    }
+    if (sink->n == sink->cap) {
+        size_t cap = sink->cap ? 2 * sink->cap : 16;
+        filedrop_record_t *r = realloc(sink->recs, cap * sizeof *r);
+        if (r == NULL) {
+            codec_free((ProtobufCMessage **)&env);
+            return -ENOMEM;
+        }
+        sink->recs = r;
+        sink->cap = cap;
+    }
+    filedrop_record_t *r = &sink->recs[sink->n];
+    memset(r, 0, sizeof *r);
+    r->index = sink->n++;
+    r->line = line;
+    r->column = column;
+    if (rec_err != NULL) {
+        codec_free((ProtobufCMessage **)&env);
+        r->err = *rec_err;
+        if (r->err.code == 0)
+            r->err.code = PT_EMALFORMED;
+    } else {
+        r->env = env;
+        r->outcome = PT_FILEDROP_SPOOLED; /* provisional: "good so far" */
+    }
+    return 0;
+}
+
+/* Cuts jansson's " near '<token>'" off: the token is input and may be personal data. */
+static void
+strip_near(char *text)
+{
+    char *near = strstr(text, " near ");
+    if (near != NULL)
+        *near = '\0';
+}
+
+/* A JSON syntax error: where (relative to the text parsed) and why, without the input. */
+typedef struct json_syntax {
+    unsigned line, column;
+    char why[JSON_ERROR_TEXT_LENGTH];
+} json_syntax_t;
+
+/* Parses one JSON text. Returns 1 with *doc, or 0 with the syntax error in *syn. */
+static int
+json_text(const char *text, size_t len, json_t **doc, json_syntax_t *syn)
+{
+    json_error_t jerr;
+    *doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (*doc != NULL)
+        return 1;
+    strip_near(jerr.text);
+    syn->line = jerr.line > 0 ? (unsigned)jerr.line : 0;
+    syn->column = jerr.column > 0 ? (unsigned)jerr.column : 0;
+    snprintf(syn->why, sizeof syn->why, "%s", jerr.text);
+    return 0;
+}
+
+/* A parsed JSON document to a record: an Envelope, or a mapping error with its path. */
+static int
+json_record(filedrop_sink_t *sink, json_t *doc, unsigned line)
+{
+    ProtobufCMessage *msg = NULL;
+    pt_error_t rec_err;
+    int rc = pjson_to_message(&ptibus__v1__envelope__descriptor, doc, &msg, &rec_err);
+    json_decref(doc);
+    if (rc != 0)
+        return filedrop_sink_record(sink, NULL, line, 0, &rec_err);
+    return filedrop_sink_record(sink, (Ptibus__V1__Envelope *)msg, line, 0, NULL);
+}
+
+static int
+decode_json(const char *data, size_t len, filedrop_sink_t *sink, pt_error_t *err)
+{
+    json_t *doc;
+    json_syntax_t syn;
+    if (!json_text(data, len, &doc, &syn))
+        return pt_error_set(err, PT_EMALFORMED, NULL, "not a JSON document: line %u column %u: %s",
+                            syn.line, syn.column, syn.why);
+    return json_record(sink, doc, 0); /* one document: its field path says where */
+}
+
+static bool
+is_blank(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
+            return false;
+    return true;
+}
+
+/* One line of a JSON Lines file, "\r\n" or "\n" ended: a record, or a syntax error at
+ * the line's number and column. Returns 1 when the line was JSON, 0 when not, or < 0. */
+static int
+jsonl_line(filedrop_sink_t *sink, const char *s, size_t n, unsigned lineno)
+{
+    json_t *doc;
+    json_syntax_t syn;
+    if (json_text(s, n, &doc, &syn)) {
+        int rc = json_record(sink, doc, lineno);
+        return rc < 0 ? rc : 1;
+    }
+    pt_error_t rec_err;
+    pt_error_set(&rec_err, PT_EMALFORMED, NULL, "line %u column %u: not JSON: %s", lineno,
+                 syn.column, syn.why);
+    int rc = filedrop_sink_record(sink, NULL, lineno, syn.column, &rec_err);
+    return rc < 0 ? rc : 0;
+}
+
+static int
+decode_jsonl(const char *data, size_t len, filedrop_sink_t *sink, pt_error_t *err)
+{
+    size_t pos = 0, json_lines = 0, lines = 0;
+    unsigned lineno = 0;
+    while (pos < len) {
+        const char *nl = memchr(data + pos, '\n', len - pos);
+        size_t n = nl ? (size_t)(nl - (data + pos)) : len - pos;
+        lineno++;
+        if (!is_blank(data + pos, n)) {
+            lines++;
+            int rc = jsonl_line(sink, data + pos, n, lineno);
+            if (rc < 0)
+                return pt_error_set(err, rc, NULL, "line %u: %s", lineno, pt_strerror(rc));
+            json_lines += (size_t)rc;
+        }
+        pos += n + (nl ? 1 : 0);
+    }
+    if (lines > 0 && json_lines == 0)
+        return pt_error_set(err, PT_EMALFORMED, NULL,
+                            "not JSON Lines: none of its %zu lines is a JSON object", lines);
+    return 0;
+}
+
+const filedrop_codec_t filedrop_codec_json = {"json", ".json", decode_json};
+const filedrop_codec_t filedrop_codec_jsonl = {"jsonl", ".jsonl", decode_jsonl};
+
+/* Refuses bytes that are not UTF-8, saying where (line and byte in it). */
+static int
+check_utf8(const char *data, size_t len, pt_error_t *err)
+{
+    unsigned line = 1;
+    size_t line_start = 0;
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        int k = utf8_decode(data + i, len - i, &cp);
+        if (k == 0)
+            return pt_error_set(err, PT_EMALFORMED, NULL,
+                                "not UTF-8 text: line %u byte %zu is not well-formed UTF-8", line,
+                                i - line_start + 1);
+        if (cp == '\n') {
+            line++;
+            line_start = i + 1;
+        }
+        i += (size_t)k;
+    }
+    return 0;
+}
+
+void
+filedrop_records_free(filedrop_record_t **recs, size_t n)
+{
+    if (recs == NULL || *recs == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        codec_free((ProtobufCMessage **)&(*recs)[i].env);
+    free(*recs);
+    *recs = NULL;
+}
+
+int
+filedrop_decode(const filedrop_codec_t *codec, const char *data, size_t len, size_t max_records,
+                filedrop_record_t **recs, size_t *n, pt_error_t *err)
+{
+    *recs = NULL;
+    *n = 0;
+    if (len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0) { /* Windows tools write one */
+        data += 3;
+        len -= 3;
+    }
+    if (is_blank(data, len))
+        return pt_error_set(err, PT_EMALFORMED, NULL, "the file is empty");
+    int rc = check_utf8(data, len, err);
+    if (rc != 0)
+        return rc;
+    filedrop_sink_t sink = {.max = max_records ? max_records : PT_FILEDROP_MAX_RECORDS};
+    rc = codec->decode(data, len, &sink, err);
+    if (rc == PT_ETOOLARGE)
+        pt_error_set(err, rc, NULL, "more than %zu records in one file", sink.max);
+    if (rc != 0) {
+        filedrop_records_free(&sink.recs, sink.n);
+        return rc;
+    }
+    *recs = sink.recs;
+    *n = sink.n;
+    return 0;
+}
+
+void
+filedrop_record_id(const uint8_t hash[PT_FILEDROP_HASH_LEN], size_t index,
+                   char out[PT_FILEDROP_ID_MAX])
+{
+    char hex[33];
+    sodium_bin2hex(hex, sizeof hex, hash, 16);
+    snprintf(out, PT_FILEDROP_ID_MAX, "fd-%s-%zu", hex, index);
+}
+
+/* ---- the watcher ---- */
+
+/* A file watched for stability (PT_FILEDROP_STABLE). */
+typedef struct stable_entry {
+    char *name;
+    off_t size;
+    struct timespec mtime;
+    int64_t since_ms; /* monotonic time at which size and mtime were last seen to change */
+    bool seen;        /* in the current scan */
+} stable_entry_t;
+
+struct filedrop {
+    uv_loop_t *loop;
+    uv_fs_event_t event;
+    uv_timer_t scan_timer;
+    uv_timer_t kick_timer;
+    int open_handles;
+    bool closing;
+    filedrop_options_t opt;
+    const filedrop_ops_t *ops;
+    void *ctx;
+    char dirs[FD_NDIRS][FD_PATH_MAX];
+    stable_entry_t *stable;
+    size_t n_stable, cap_stable;
+};
+
+static bool
+has_suffix(const char *name, const char *suffix)
+{
+    size_t n = strlen(name), k = strlen(suffix);
+    return n > k && strcmp(name + n - k, suffix) == 0;
+}
+
+static const filedrop_codec_t *
+codec_for(const filedrop_t *fd, const char *name)
+{
+    for (size_t i = 0; i < fd->opt.n_codecs; i++)
+        if (has_suffix(name, fd->opt.codecs[i]->suffix))
+            return fd->opt.codecs[i];
+    return NULL;
+}
+
+static int
+join(char *out, const char *dir, const char *name, const char *suffix)
+{
+    int n = snprintf(out, FD_PATH_MAX, "%s/%s%s", dir, name, suffix ? suffix : "");
+    return n < 0 || n >= FD_PATH_MAX ? -ENAMETOOLONG : 0;
+}
+
+/* The k-th candidate name for name: name itself, then "stem.k.ext" ("a.json" ->
+ * "a.1.json"), so that a suffixed file keeps its extension and its codec. */
+static void
+candidate(char *out, size_t cap, const char *name, unsigned k)
+{
+    if (k == 0) {
+        snprintf(out, cap, "%s", name);
+        return;
+    }
+    const char *dot = strrchr(name, '.');
+    if (dot == NULL || dot == name)
+        snprintf(out, cap, "%s.%u", name, k);
+    else
+        snprintf(out, cap, "%.*s.%u%s", (int)(dot - name), name, k, dot);
+}
+
+static bool
+exists(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0 || errno != ENOENT;
+}
+
+/* Renames from -> to without ever replacing an existing to (EEXIST then). */
+static int
+rename_noreplace(const char *from, const char *to)
+{
+    if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS)
+        return -errno;
+    /* A filesystem without RENAME_NOREPLACE: link refuses an existing name too. */
+    if (link(from, to) != 0)
+        return -errno;
+    return unlink(from) == 0 ? 0 : -errno;
+}
+
+/* Moves src (a file in one of our folders) into dir under name or the first free
+ * suffixed name, never over an existing file. The chosen name goes to final. */
+static int
+move_free(const char *src, const char *dir, const char *name, char *final, size_t cap)
+{
+    char dst[FD_PATH_MAX];
+    for (unsigned k = 0; k < FD_SUFFIX_TRIES; k++) {
+        candidate(final, cap, name, k);
+        if (join(dst, dir, final, NULL) != 0)
+            return -ENAMETOOLONG;
+        int rc = rename_noreplace(src, dst);
+        if (rc == 0 && (rc = atomicfile_sync_dir(dst)) == 0)
+            rc = atomicfile_sync_dir(src);
+        if (rc != -EEXIST)
+            return rc;
+    }
+    return -EEXIST;
+}
+
+/* ---- reports ---- */
+
+static const char *const outcome_names[] = {
+    [PT_FILEDROP_BAD] = "bad",
+    [PT_FILEDROP_SPOOLED] = "spooled",
+    [PT_FILEDROP_ALREADY] = "alreadySpooled",
+    [PT_FILEDROP_REFUSED] = "refused",
+    [PT_FILEDROP_NOT_SENT] = "notSent",
+};
+
+/* A stable, machine-readable name for an error code, for the reports' "code". */
+static const char *
+code_name(int code)
+{
+    switch (code) {
+    case PT_EMALFORMED:
+        return "malformed";
+    case PT_EINVALID:
+        return "invalid";
+    case PT_ETOOLARGE:
+        return "too_large";
+    case PT_EDUPCONFLICT:
+        return "id_conflict";
+    case PT_EDENIED:
+        return "denied";
+    default:
+        return code < 0 && code > PT_EBASE ? "io_error" : "error";
+    }
+}
+
+static void
+rfc3339_now(char *out, size_t cap)
+{
+    int64_t ms = pt_clock_wall_ms();
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    size_t n = strftime(out, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, cap - n, ".%03dZ", (int)(ms % 1000));
+}
+
+/* A file name as a JSON string; a name that is not UTF-8 is given escaped ("\\xE9"). */
+static json_t *
+name_json(const char *name)
+{
+    json_t *s = json_string(name);
+    if (s == NULL) {
+        char esc[PT_UTF8_ESCAPED_MAX(NAME_MAX)];
+        utf8_escape(esc, sizeof esc, name, strnlen(name, NAME_MAX));
+        s = json_string(esc);
+    }
+    return s;
+}
+
+static json_t *
+report_new(const filedrop_file_t *file, const filedrop_codec_t *codec, const char *state)
+{
+    char now[40];
+    rfc3339_now(now, sizeof now);
+    json_t *rep = json_object();
+    json_object_set_new(rep, "formatVersion", json_integer(PT_FILEDROP_REPORT_VERSION));
+    json_object_set_new(rep, "file", name_json(file->name));
+    if (file->hash_hex[0] != '\0')
+        json_object_set_new(rep, "sha256", json_string(file->hash_hex));
+    if (codec != NULL)
+        json_object_set_new(rep, "codec", json_string(codec->name));
+    json_object_set_new(rep, "state", json_string(state));
+    json_object_set_new(rep, "processedAt", json_string(now));
+    json_object_set_new(rep, "resumed", json_boolean(file->resumed));
+    return rep;
+}
+
+/* A record's message id goes into its report unless it is the field found wrong (the
+ * report never quotes a wrong value). */
+static bool
+reportable_id(const filedrop_record_t *r)
+{
+    if (r->env == NULL || r->env->message_id == NULL || r->env->message_id[0] == '\0')
+        return false;
+    return r->outcome != PT_FILEDROP_BAD || strncmp(r->err.path, "message_id", 10) != 0;
+}
+
+static json_t *
+record_json(const filedrop_record_t *r)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "index", json_integer((json_int_t)r->index));
+    if (r->line > 0)
+        json_object_set_new(o, "line", json_integer(r->line));
+    if (reportable_id(r))
+        json_object_set_new(o, "messageId", json_string(r->env->message_id));
+    json_object_set_new(o, "state", json_string(outcome_names[r->outcome]));
+    if (r->outcome == PT_FILEDROP_BAD || r->outcome == PT_FILEDROP_REFUSED) {
+        if (r->column > 0)
+            json_object_set_new(o, "column", json_integer(r->column));
+        if (r->err.path[0] != '\0')
+            json_object_set_new(o, "fieldPath", json_string(r->err.path));
+        json_object_set_new(o, "code", json_string(code_name(r->err.code)));
+        json_object_set_new(o, "error", json_string(r->err.msg));
+    }
+    return o;
+}
+
+static void
+report_records(json_t *rep, const filedrop_record_t *recs, size_t n)
+{
+    size_t counts[5] = {0};
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++) {
+        counts[recs[i].outcome]++;
+        json_array_append_new(list, record_json(&recs[i]));
+    }
+    json_t *c = json_object();
+    json_object_set_new(c, "records", json_integer((json_int_t)n));
+    for (size_t k = 0; k < 5; k++)
+        json_object_set_new(c, outcome_names[k], json_integer((json_int_t)counts[k]));
+    json_object_set_new(rep, "counts", c);
+    json_object_set_new(rep, "records", list);
+}
+
+/* True when path is a report of ours for the same bytes, left by a crash between the
+ * report's write and the file's move: the resumed file may then take that name (and
+ * rewrite the report). Asked only for resumed files, so that an operator's report whose
+ * file was archived is never rewritten by a later drop of the same bytes. */
+static bool
+own_orphan_report(const char *path, const filedrop_file_t *file)
+{
+    json_t *doc = json_load_file(path, 0, NULL);
+    const char *h = json_string_value(json_object_get(doc, "sha256"));
+    bool same = h != NULL && file->hash_hex[0] != '\0' && strcmp(h, file->hash_hex) == 0;
+    json_decref(doc);
+    return same;
+}
+
+/* The first name under which both dir/NAME and dir/NAME<sfx> are free (or the report is
+ * our own orphan). */
+static int
+free_name(const char *dir, const filedrop_file_t *file, const char *sfx, char *final, unsigned *k)
+{
+    char p[FD_PATH_MAX], r[FD_PATH_MAX];
+    for (; *k < FD_SUFFIX_TRIES; (*k)++) {
+        candidate(final, FD_PATH_MAX, file->name, *k);
+        if (join(p, dir, final, NULL) != 0 || join(r, dir, final, sfx) != 0)
+            return -ENAMETOOLONG;
+        if (!exists(p) && (!exists(r) || (file->resumed && own_orphan_report(r, file))))
+            return 0;
+    }
+    return -EEXIST;
+}
+
+/* Writes rep as dir/FINAL<sfx> (atomically), then moves the file to dir/FINAL: a crash
+ * in between leaves the file in processing/ and an orphan report that the resume
+ * rewrites. Takes rep. */
+static int
+finish(filedrop_t *fd, const filedrop_file_t *file, json_t *rep, int which)
+{
+    const char *dir = fd->dirs[which], *sfx = which == FD_DONE ? ".report.json" : ".error.json";
+    char final[FD_PATH_MAX], rpath[FD_PATH_MAX], dst[FD_PATH_MAX];
+    pt_error_t err;
+    int rc = -EEXIST;
+    for (unsigned k = 0; rc == -EEXIST;) {
+        rc = free_name(dir, file, sfx, final, &k);
+        if (rc == 0)
+            rc = join(rpath, dir, final, sfx) ? -ENAMETOOLONG : join(dst, dir, final, NULL);
+        if (rc != 0)
+            break;
+        json_object_set_new(rep, "storedAs", name_json(final));
+        char *text = json_dumps(rep, JSON_INDENT(2) | JSON_SORT_KEYS);
+        rc =
+            text ? atomicfile_write(rpath, text, strlen(text), fd->opt.report_mode, &err) : -ENOMEM;
+        free(text);
+        if (rc == 0 && (rc = rename_noreplace(file->path, dst)) == 0 &&
+            (rc = atomicfile_sync_dir(dst)) == 0)
+            rc = atomicfile_sync_dir(file->path);
+        if (rc == -EEXIST)
+            unlink(rpath); /* the report just written, for a name taken meanwhile */
+        k++;
+    }
+    json_decref(rep);
+    if (rc != 0) {
+        pt_log_error("filedrop.move", "file %s: cannot move it to %s/: %s", file->name, dir,
+                     pt_strerror(rc));
+        return rc;
+    }
+    pt_log_info(which == FD_DONE ? "filedrop.done" : "filedrop.failed",
+                "file %s sha256 %.16s -> %s", file->name, file->hash_hex, dst);
+    if (fd->ops->finished != NULL)
+        fd->ops->finished(fd->ctx, file, dst, which == FD_FAILED);
+    return 0;
+}
+
+/* The file cannot be taken at all: failed/NAME with NAME.error.json saying why. */
+static int
+fail_file(filedrop_t *fd, const filedrop_file_t *file, const filedrop_codec_t *codec,
+          const pt_error_t *why, const filedrop_record_t *recs, size_t n)
+{
+    json_t *rep = report_new(file, codec, "failed");
+    json_t *e = json_object();
+    json_object_set_new(e, "code", json_string(code_name(why->code)));
+    json_object_set_new(e, "message", json_string(why->msg));
+    json_object_set_new(rep, "error", e);
+    if (recs != NULL)
+        report_records(rep, recs, n);
+    pt_log_warn("filedrop.unreadable", "file %s: %s", file->name, why->msg);
+    return finish(fd, file, rep, FD_FAILED);
+}
+
+/* ---- one file ---- */
+
+/* Reads the whole file (at most max bytes: PT_ETOOLARGE beyond). */
+static int
+read_whole(const char *path, size_t max, char **out, size_t *len, pt_error_t *err)
+{
+    /* O_NONBLOCK: a FIFO swapped in after the scan's lstat must not block the loop. */
+    int f = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (f < 0)
+        return pt_error_set(err, -errno, NULL, "cannot open it: %s", strerror(errno));
+    struct stat st;
+    int rc = fstat(f, &st) == 0 ? 0 : -errno;
+    if (rc == 0 && !S_ISREG(st.st_mode))
+        rc = pt_error_set(err, PT_EMALFORMED, NULL, "is not a regular file");
+    if (rc == 0 && (size_t)st.st_size > max)
+        rc = pt_error_set(err, PT_ETOOLARGE, NULL, "%jd bytes is over the limit of %zu bytes",
+                          (intmax_t)st.st_size, max);
+    char *buf = rc == 0 ? malloc((size_t)st.st_size + 1) : NULL;
+    if (rc == 0 && buf == NULL)
+        rc = -ENOMEM;
+    size_t got = 0;
+    while (rc == 0 && got < (size_t)st.st_size) {
+        ssize_t k = read(f, buf + got, (size_t)st.st_size - got);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            rc = k < 0 ? -errno : PT_EMALFORMED; /* shrank while we read it */
+        else
+            got += (size_t)k;
+    }
+    close(f);
+    if (rc != 0) {
+        free(buf);
+        if (err->code == 0)
+            pt_error_set(err, rc, NULL, "cannot read it: %s", pt_strerror(rc));
+        return rc;
+    }
+    *out = buf;
+    *len = got;
+    return 0;
+}
+
+/* Gives records without a message id their derived one, then validates each. Returns
+ * the number of bad records. */
+static size_t
+prepare_records(const filedrop_t *fd, const filedrop_file_t *file, filedrop_record_t *recs,
+                size_t n)
+{
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        filedrop_record_t *r = &recs[i];
+        if (r->env != NULL && (r->env->message_id == NULL || r->env->message_id[0] == '\0')) {
+            char id[PT_FILEDROP_ID_MAX];
+            filedrop_record_id(file->hash, r->index, id);
+            char *dup = strdup(id);
+            if (dup == NULL) { /* as bad: the file is reported, not lost */
+                pt_error_set(&r->err, -ENOMEM, NULL, "out of memory");
+                codec_free((ProtobufCMessage **)&r->env);
+            } else {
+                if (r->env->message_id != NULL && r->env->message_id != protobuf_c_empty_string)
+                    free(r->env->message_id);
+                r->env->message_id = dup;
+            }
+        }
+        /* A record that fails validation keeps its envelope, so that its report can name
+         * its message id; only SPOOLED (good so far) records are handed to the spool. */
+        if (r->env == NULL || (!fd->opt.no_validate && validate_envelope(r->env, &r->err) != 0)) {
+            r->outcome = PT_FILEDROP_BAD;
+            bad++;
+        }
+    }
+    return bad;
+}
+
+/* Hands the good records to the spool in one call, then copies their outcomes back. */
+static int
+spool_good(filedrop_t *fd, const filedrop_file_t *file, filedrop_record_t *recs, size_t n)
+{
+    size_t good = 0;
+    filedrop_record_t *g = malloc((n ? n : 1) * sizeof *g);
+    if (g == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        if (recs[i].outcome == PT_FILEDROP_SPOOLED)
+            g[good++] = recs[i];
+    int rc = fd->ops->spool(fd->ctx, file, g, good);
+    for (size_t i = 0, j = 0; rc == 0 && i < n; i++)
+        if (recs[i].outcome == PT_FILEDROP_SPOOLED) {
+            recs[i].outcome = g[j].outcome;
+            recs[i].err = g[j++].err;
+        }
+    free(g);
+    return rc;
+}
+
+/* Decodes, checks, spools and reports a file that is in processing/. Returns 1 when the
+ * file left processing/, 0 when it is to be retried, or a negative code. */
+static int
+process_decoded(filedrop_t *fd, const filedrop_file_t *file, const filedrop_codec_t *codec,
+                const char *data, size_t len)
+{
+    filedrop_record_t *recs;
+    size_t n;
+    pt_error_t err;
+    pt_error_clear(&err);
+    int rc = filedrop_decode(codec, data, len, fd->opt.max_records, &recs, &n, &err);
+    if (rc == -ENOMEM)
+        return 0;
+    if (rc != 0)
+        return fail_file(fd, file, codec, &err, NULL, 0) == 0;
+    size_t bad = prepare_records(fd, file, recs, n);
+    if (bad > 0 && fd->opt.all_or_nothing) {
+        for (size_t i = 0; i < n; i++)
+            if (recs[i].outcome == PT_FILEDROP_SPOOLED)
+                recs[i].outcome = PT_FILEDROP_NOT_SENT;
+        pt_error_set(&err, PT_EINVALID, NULL,
+                     "%zu of its %zu records are bad and this adapter takes a file whole or not "
+                     "at all: nothing was sent",
+                     bad, n);
+        rc = fail_file(fd, file, codec, &err, recs, n) == 0;
+    } else if ((rc = spool_good(fd, file, recs, n)) != 0) {
+        pt_log_error("filedrop.spool", "file %s: spool failed (%s); retried at the next scan",
+                     file->name, pt_strerror(rc));
+        rc = 0;
+    } else {
+        json_t *rep = report_new(file, codec, "done");
+        report_records(rep, recs, n);
+        rc = finish(fd, file, rep, FD_DONE) == 0;
+    }
+    filedrop_records_free(&recs, n);
+    return rc;
+}
+
+static int
+process_duplicate(filedrop_t *fd, const filedrop_file_t *file, const filedrop_codec_t *codec)
+{
+    json_t *rep = report_new(file, codec, "duplicate");
+    json_object_set_new(rep, "message",
+                        json_string("a file with the same content was taken before: nothing "
+                                    "was sent again"));
+    report_records(rep, NULL, 0);
+    return finish(fd, file, rep, FD_DONE) == 0;
+}
+
+static int
+process_file(filedrop_t *fd, const char *name, bool resumed)
+{
+    char path[FD_PATH_MAX];
+    filedrop_file_t file = {.name = name, .path = path, .resumed = resumed};
+    if (join(path, fd->dirs[FD_PROCESSING], name, NULL) != 0)
+        return -ENAMETOOLONG;
+    const filedrop_codec_t *codec = codec_for(fd, name);
+    char *data = NULL;
+    size_t len = 0;
+    pt_error_t err;
+    pt_error_clear(&err);
+    int rc = read_whole(path, fd->opt.max_file_size, &data, &len, &err);
+    if (rc == -ENOENT || rc == -ENOMEM || rc == -EIO || rc == -EINTR)
+        return 0; /* gone, or worth another try */
+    if (rc == 0) {
+        crypto_hash_sha256(file.hash, (const unsigned char *)data, len);
+        sodium_bin2hex(file.hash_hex, sizeof file.hash_hex, file.hash, sizeof file.hash);
+    }
+    if (rc == 0 && codec == NULL) {
+        char list[256] = "";
+        for (size_t i = 0; i < fd->opt.n_codecs; i++)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
+                     fd->opt.codecs[i]->suffix);
+        rc = pt_error_set(&err, PT_EMALFORMED, NULL,
+                          "no format takes this file name: the names taken end with %s", list);
+    }
+    int seen = 0;
+    if (rc == 0 && !resumed && fd->ops->seen != NULL && (seen = fd->ops->seen(fd->ctx, &file)) < 0)
+        pt_log_error("filedrop.seen", "file %s: cannot ask the spool (%s); retried later", name,
+                     pt_strerror(seen));
+    if (rc != 0)
+        rc = fail_file(fd, &file, codec, &err, NULL, 0) == 0;
+    else if (seen < 0)
+        rc = 0;
+    else if (seen > 0)
+        rc = process_duplicate(fd, &file, codec);
+    else
+        rc = process_decoded(fd, &file, codec, data, len);
+    free(data);
+    return rc;
+}
+
+/* ---- scanning ---- */
+
+static bool
+never_taken(const char *name)
+{
+    return name[0] == '.' || has_suffix(name, ".tmp") || has_suffix(name, ".done");
+}
+
+static stable_entry_t *
+stable_find(filedrop_t *fd, const char *name)
+{
+    for (size_t i = 0; i < fd->n_stable; i++)
+        if (strcmp(fd->stable[i].name, name) == 0)
+            return &fd->stable[i];
+    if (fd->n_stable == fd->cap_stable) {
+        size_t cap = fd->cap_stable ? 2 * fd->cap_stable : 16;
+        stable_entry_t *s = realloc(fd->stable, cap * sizeof *s);
+        if (s == NULL)
+            return NULL;
+        fd->stable = s;
+        fd->cap_stable = cap;
+    }
+    stable_entry_t *e = &fd->stable[fd->n_stable];
+    if ((e->name = strdup(name)) == NULL)
+        return NULL;
+    e->size = -1;
+    fd->n_stable++;
+    return e;
+}
+
+/* Forgets the files not seen in this scan (taken, or gone). */
+static void
+stable_prune(filedrop_t *fd)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < fd->n_stable; i++) {
+        if (fd->stable[i].seen)
+            fd->stable[j++] = fd->stable[i];
+        else
+            free(fd->stable[i].name);
+    }
+    fd->n_stable = j;
+}
+
+/* Whether name, a regular file in the inbox, is complete under the convention. */
+static bool
+is_complete(filedrop_t *fd, const char *name, const struct stat *st)
+{
+    char marker[FD_PATH_MAX];
+    switch (fd->opt.convention) {
+    case PT_FILEDROP_RENAME:
+        return true;
+    case PT_FILEDROP_MARKER:
+        return join(marker, fd->opt.inbox, name, ".done") == 0 && exists(marker);
+    case PT_FILEDROP_STABLE:
+        break;
+    }
+    stable_entry_t *e = stable_find(fd, name);
+    if (e == NULL)
+        return false;
+    int64_t now = pt_clock_mono_ms();
+    e->seen = true;
+    if (e->size != st->st_size || e->mtime.tv_sec != st->st_mtim.tv_sec ||
+        e->mtime.tv_nsec != st->st_mtim.tv_nsec) {
+        e->size = st->st_size;
+        e->mtime = st->st_mtim;
+        e->since_ms = now;
+        return false;
+    }
+    return now - e->since_ms >= (int64_t)fd->opt.stable_ms;
+}
+
+/* Claims inbox/name by renaming it into processing/ (atomic: one filesystem), then
+ * processes it. */
+static int
+claim(filedrop_t *fd, const char *name)
+{
+    char src[FD_PATH_MAX], final[FD_PATH_MAX], marker[FD_PATH_MAX];
+    if (join(src, fd->opt.inbox, name, NULL) != 0)
+        return -ENAMETOOLONG;
+    int rc = move_free(src, fd->dirs[FD_PROCESSING], name, final, sizeof final);
+    if (rc == -ENOENT)
+        return 0; /* taken away meanwhile */
+    if (rc != 0) {
+        pt_log_error("filedrop.claim", "file %s: cannot move it to %s/: %s", name,
+                     fd->dirs[FD_PROCESSING], pt_strerror(rc));
+        return rc;
+    }
+    /* The marker goes after the claim: before it, a crash would leave a file that no
+     * marker announces any more. It holds no data. */
+    if (fd->opt.convention == PT_FILEDROP_MARKER && join(marker, fd->opt.inbox, name, ".done") == 0)
+        unlink(marker);
+    return process_file(fd, final, false);
+}
+
+static int
+scan_inbox(filedrop_t *fd)
+{
+    DIR *d = opendir(fd->opt.inbox);
+    if (d == NULL) {
+        pt_log_error("filedrop.scan", "inbox %s: cannot read it: %s", fd->opt.inbox,
+                     strerror(errno));
+        return -errno;
+    }
+    for (size_t i = 0; i < fd->n_stable; i++)
+        fd->stable[i].seen = false;
+    int moved = 0;
+    struct dirent *ent;
+    while ((ent = readdir(d)) != NULL && !fd->closing) {
+        char path[FD_PATH_MAX];
+        struct stat st;
+        if (never_taken(ent->d_name) || join(path, fd->opt.inbox, ent->d_name, NULL) != 0 ||
+            lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
+            continue; /* our folders, hidden and unfinished files, links */
+        if (is_complete(fd, ent->d_name, &st) && claim(fd, ent->d_name) > 0)
+            moved++;
+    }
+    closedir(d);
+    stable_prune(fd);
+    return moved;
+}
+
+/* Files left in processing/: a crash, or a spool call that failed. */
+static int
+scan_processing(filedrop_t *fd)
+{
+    DIR *d = opendir(fd->dirs[FD_PROCESSING]);
+    if (d == NULL) {
+        pt_log_error("filedrop.scan", "folder %s: cannot read it: %s", fd->dirs[FD_PROCESSING],
+                     strerror(errno));
+        return -errno;
+    }
+    int moved = 0;
+    struct dirent *ent;
+    while ((ent = readdir(d)) != NULL && !fd->closing) {
+        char path[FD_PATH_MAX], marker[FD_PATH_MAX];
+        struct stat st;
+        if (ent->d_name[0] == '.' || join(path, fd->dirs[FD_PROCESSING], ent->d_name, NULL) != 0 ||
+            lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        if (fd->opt.convention == PT_FILEDROP_MARKER &&
+            join(marker, fd->opt.inbox, ent->d_name, ".done") == 0)
+            unlink(marker); /* a crash between the claim and the marker's removal */
+        pt_log_info("filedrop.resume", "file %s: resumed from %s/", ent->d_name,
+                    fd->dirs[FD_PROCESSING]);
+        if (process_file(fd, ent->d_name, true) > 0)
+            moved++;
+    }
+    closedir(d);
+    return moved;
+}
+
+int
+filedrop_scan(filedrop_t *fd)
+{
+    int a = scan_processing(fd);
+    if (a < 0)
+        return a;
+    int b = scan_inbox(fd);
+    return b < 0 ? b : a + b;
+}
+
+/* ---- the loop ---- */
+
+static void
+on_scan_timer(uv_timer_t *t)
+{
+    filedrop_scan(t->data);
+}
+
+static void
+on_fs_event(uv_fs_event_t *h, const char *name, int events, int status)
+{
+    (void)name;
+    (void)events;
+    (void)status;
+    filedrop_t *fd = h->data;
+    if (!fd->closing && !uv_is_active((uv_handle_t *)&fd->kick_timer))
+        uv_timer_start(&fd->kick_timer, on_scan_timer, FD_KICK_MS, 0);
+}
+
+/* Makes dir (0700) if missing and checks that it is a writable folder on the inbox's
+ * filesystem, saying what to fix otherwise. */
+static int
+prepare_dir(const char *dir, dev_t dev, bool check_dev, dev_t *out_dev, pt_error_t *err)
+{
+    struct stat st;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return pt_error_set(err, -errno, dir,
+                            "cannot create the folder: %s; create it (mode 0700) for the "
+                            "adapter's user",
+                            strerror(errno));
+    if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return pt_error_set(err, PT_ECONFIG, dir,
+                            "is not a folder; remove it or set another inbox");
+    if (access(dir, R_OK | W_OK | X_OK) != 0)
+        return pt_error_set(err, -errno, dir,
+                            "the adapter cannot read and write this folder: %s; give its user "
+                            "rwx on it",
+                            strerror(errno));
+    if (check_dev && st.st_dev != dev)
+        return pt_error_set(err, PT_ECONFIG, dir,
+                            "is on another filesystem than the inbox, so a rename into it is "
+                            "not atomic; make it a plain folder of the inbox");
+    *out_dev = st.st_dev;
+    return 0;
+}
+
+static const filedrop_codec_t *const default_codecs[] = {&filedrop_codec_json,
+                                                         &filedrop_codec_jsonl};
+
+static int
+set_options(filedrop_t *fd, const filedrop_options_t *opt, pt_error_t *err)
+{
+    if (opt->inbox == NULL || opt->inbox[0] == '\0')
+        return pt_error_set(err, PT_ECONFIG, "inbox", "no inbox folder given");
+    if (strlen(opt->inbox) > FD_PATH_MAX - 64)
+        return pt_error_set(err, PT_ECONFIG, "inbox", "the folder's path is too long");
+    fd->opt = *opt;
+    if (fd->opt.stable_ms == 0)
+        fd->opt.stable_ms = 5000;
+    if (fd->opt.report_mode == 0)
+        fd->opt.report_mode = 0600;
+    if (fd->opt.scan_ms == 0)
+        fd->opt.scan_ms = 2000;
+    if (fd->opt.max_file_size == 0)
+        fd->opt.max_file_size = PT_FILEDROP_MAX_FILE;
+    if (fd->opt.max_records == 0)
+        fd->opt.max_records = PT_FILEDROP_MAX_RECORDS;
+    if (fd->opt.codecs == NULL || fd->opt.n_codecs == 0) {
+        fd->opt.codecs = default_codecs;
+        fd->opt.n_codecs = sizeof default_codecs / sizeof default_codecs[0];
+    }
+    dev_t dev = 0;
+    int rc = prepare_dir(opt->inbox, 0, false, &dev, err);
+    for (int i = 0; rc == 0 && i < FD_NDIRS; i++) {
+        join(fd->dirs[i], opt->inbox, fd_subdirs[i], NULL);
+        dev_t sub;
+        rc = prepare_dir(fd->dirs[i], dev, true, &sub, err);
+    }
+    return rc;
+}
+
+static int
+start_watch(filedrop_t *fd)
+{
+    uv_fs_event_init(fd->loop, &fd->event);
+    uv_timer_init(fd->loop, &fd->scan_timer);
+    uv_timer_init(fd->loop, &fd->kick_timer);
+    fd->event.data = fd->scan_timer.data = fd->kick_timer.data = fd;
+    fd->open_handles = 3;
+    int rc = uv_fs_event_start(&fd->event, on_fs_event, fd->opt.inbox, 0);
+    if (rc != 0) /* e.g. inotify watches exhausted: the periodic scan still finds files */
+        pt_log_warn("filedrop.watch", "inbox %s: no change events (%s); scanning every %u ms",
+                    fd->opt.inbox, uv_strerror(rc), fd->opt.scan_ms);
+    return uv_timer_start(&fd->scan_timer, on_scan_timer, 0, fd->opt.scan_ms);
+}
+
+int
+filedrop_open(filedrop_t **out, uv_loop_t *loop, const filedrop_options_t *opt,
+              const filedrop_ops_t *ops, void *ctx, pt_error_t *err)
+{
+    *out = NULL;
+    if (ops == NULL || ops->spool == NULL)
+        return pt_error_set(err, PT_ECONFIG, NULL, "filedrop: no spool callback");
+    if (sodium_init() < 0)
+        return pt_error_set(err, PT_EINTERNAL, NULL, "libsodium cannot start");
+    filedrop_t *fd = calloc(1, sizeof *fd);
+    if (fd == NULL)
+        return pt_error_set(err, -ENOMEM, NULL, "out of memory");
+    fd->loop = loop;
+    fd->ops = ops;
+    fd->ctx = ctx;
+    int rc = set_options(fd, opt, err);
+    if (rc != 0) {
+        free(fd);
+        return rc;
+    }
+    start_watch(fd);
+    *out = fd;
+    return 0;
+}
+
+static void
+on_close(uv_handle_t *h)
+{
+    filedrop_t *fd = h->data;
+    if (--fd->open_handles > 0)
+        return;
+    for (size_t i = 0; i < fd->n_stable; i++)
+        free(fd->stable[i].name);
+    free(fd->stable);
+    free(fd);
+}
+
+void
+filedrop_close(filedrop_t **p)
+{
+    if (p == NULL || *p == NULL)
+        return;
+    filedrop_t *fd = *p;
+    *p = NULL;
+    fd->closing = true;
+    uv_close((uv_handle_t *)&fd->event, on_close);
+    uv_close((uv_handle_t *)&fd->scan_timer, on_close);
+    uv_close((uv_handle_t *)&fd->kick_timer, on_close);
+}
