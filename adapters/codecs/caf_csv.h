@@ -6,7 +6,7 @@
 #ifndef PT_CAF_CSV_H
 #define PT_CAF_CSV_H
 
-#include "core/codec.h"
+#include "core/codec_ops.h"
 #include "csv.h"
 
 #define PT_CAF_CSV_COLUMNS 24
@@ -18,7 +18,7 @@ extern const pt_codec_ops_t caf_csv_codec;
 /* The column names, in order. */
 extern const char *const caf_csv_header[PT_CAF_CSV_COLUMNS];
 
-/* Decodes rows from r (borrowed), calling fn per record (core/codec.h). */
+/* Decodes rows from r (borrowed), calling fn per record (core/codec_ops.h). */
 int caf_csv_decode(csv_reader_t *r, pt_record_fn fn, void *ctx, pt_codec_outcome_t *outcome);
 
 #endif

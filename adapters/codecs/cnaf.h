@@ -11,7 +11,7 @@
 #ifndef PT_CNAF_H
 #define PT_CNAF_H
 
-#include "core/codec.h"
+#include "core/codec_ops.h"
 #include "xml_safe.h"
 
 #define PT_CNAF_MAX_PERSONS 30 /* persons of one household (PT_HOUSEHOLD_MAX) */
@@ -19,7 +19,7 @@
 /* The codec's table of operations: name "cnaf_rsa", patterns "*.xml", no state. */
 extern const pt_codec_ops_t cnaf_codec;
 
-/* Decodes a whole flow read by x (borrowed), calling fn per record (core/codec.h). */
+/* Decodes a whole flow read by x (borrowed), calling fn per record (core/codec_ops.h). */
 int cnaf_decode(xml_safe_t *x, pt_record_fn fn, void *ctx, pt_codec_outcome_t *outcome);
 
 #endif

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/codec.h"
+#include "core/codec_ops.h"
 #include "err.h"
 
 #define PT_CSV_MAX_FIELD (64 * 1024)        /* default bytes per field */
@@ -56,7 +56,7 @@ int csv_next(csv_reader_t *r, csv_row_t *row, pt_error_t *err);
 /* The line the reader has reached (for messages at the end of input). */
 unsigned long csv_line(const csv_reader_t *r);
 
-/* A writer over a sink (see core/codec.h). */
+/* A writer over a sink (see core/codec_ops.h). */
 typedef struct csv_writer {
     pt_write_fn write;
     void *ctx;

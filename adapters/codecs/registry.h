@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#include "core/codec.h"
+#include "core/codec_ops.h"
 
 /* The codec named name, or NULL when there is none. */
 const pt_codec_ops_t *codec_registry_find(const char *name);

@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/codec.h"
+#include "core/codec_ops.h"
 #include "err.h"
 
 #define PT_XML_MAX_DEPTH 64                 /* default element nesting limit */

@@ -8,13 +8,13 @@
 #ifndef PT_CD_CSV_H
 #define PT_CD_CSV_H
 
-#include "core/codec.h"
+#include "core/codec_ops.h"
 #include "csv.h"
 
 /* name "cd_orientation_csv", patterns "*.csv"; no state. */
 extern const pt_codec_ops_t cd_csv_codec;
 
-/* Decodes rows from r (borrowed), calling fn per record (core/codec.h). */
+/* Decodes rows from r (borrowed), calling fn per record (core/codec_ops.h). */
 int cd_csv_decode(csv_reader_t *r, pt_record_fn fn, void *ctx, pt_codec_outcome_t *outcome);
 
 /* Normalises a date written YYYY-MM-DD, DD/MM/YYYY or DD-MM-YYYY into out (YYYY-MM-DD);

@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 
-#include "core/codec.h"
+#include "core/codec_ops.h"
 
 #define PT_IMILO_MAX_FILE (16 * 1024 * 1024) /* bytes of one file */
 #define PT_IMILO_MAX_DEPTH 16                /* nesting of arrays and objects */
@@ -19,7 +19,7 @@
 /* name "imilo", patterns "*.json"; no state. */
 extern const pt_codec_ops_t imilo_codec;
 
-/* Decodes len bytes of JSON, calling fn per record (core/codec.h). */
+/* Decodes len bytes of JSON, calling fn per record (core/codec_ops.h). */
 int imilo_decode(const char *buf, size_t len, pt_record_fn fn, void *ctx,
                  pt_codec_outcome_t *outcome);
 

@@ -8,7 +8,7 @@
 #ifndef PT_FT_CSV_H
 #define PT_FT_CSV_H
 
-#include "core/codec.h"
+#include "core/codec_ops.h"
 #include "csv.h"
 
 #define PT_FT_CSV_COLUMNS 8
@@ -16,7 +16,7 @@
 /* name "ft_csv", patterns "*.csv"; no state. */
 extern const pt_codec_ops_t ft_csv_codec;
 
-/* Decodes rows from r (borrowed), calling fn per record (core/codec.h). */
+/* Decodes rows from r (borrowed), calling fn per record (core/codec_ops.h). */
 int ft_csv_decode(csv_reader_t *r, pt_record_fn fn, void *ctx, pt_codec_outcome_t *outcome);
 
 #endif

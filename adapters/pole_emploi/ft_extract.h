@@ -8,13 +8,13 @@
 #ifndef PT_FT_EXTRACT_H
 #define PT_FT_EXTRACT_H
 
-#include "core/codec.h"
+#include "core/codec_ops.h"
 #include "csv.h"
 
 /* name "ft_extract", patterns "*.csv"; no state. */
 extern const pt_codec_ops_t ft_extract_codec;
 
-/* Decodes rows from r (borrowed), calling fn per record (core/codec.h). */
+/* Decodes rows from r (borrowed), calling fn per record (core/codec_ops.h). */
 int ft_extract_decode(csv_reader_t *r, pt_record_fn fn, void *ctx, pt_codec_outcome_t *outcome);
 
 #endif

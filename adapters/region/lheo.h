@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 
-#include "core/codec.h"
+#include "core/codec_ops.h"
 #include "lheo_diff.h"
 #include "xml_safe.h"
 
@@ -24,7 +24,7 @@
 extern const pt_codec_ops_t lheo_codec;
 
 /* Decodes a whole catalogue read by x (borrowed) against store (NULL allowed), calling fn
- * per record (see core/codec.h). On success (0) the store holds the new snapshot's
+ * per record (see core/codec_ops.h). On success (0) the store holds the new snapshot's
  * fingerprints; on a negative return (malformed, truncated, too large) the store is left
  * as it was and outcome->error says where. */
 int lheo_decode(xml_safe_t *x, lheo_store_t *store, pt_record_fn fn, void *ctx,

@@ -1,4 +1,4 @@
-/* codec: the table of operations through which a partner's native-format codec plugs into
+/* codec_ops: the table of operations through which a partner's native-format codec plugs into
  * the adapter runtime (file drop and egress). A codec turns one partner file into records
  * (each an Envelope or a record error) and, optionally, Envelopes into a partner file. The
  * runtime never names a partner: it picks a codec by its name from the adapter config and
