@@ -1,4 +1,4 @@
-/* Integration tests of the admin-protocol client (common/admin_client.h) and of
+/* Integration tests of the admin-protocol client (libptibus/admin_client.h) and of
  * `ptibusctl fingerprint`, against a real ptibusd: a request answered, a refused key
  * named as the cause, and the fingerprint the CLI prints is the one the broker logs. */
 #include <setjmp.h>

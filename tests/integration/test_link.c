@@ -1,4 +1,4 @@
-/* Integration tests of the link state machine (common/link.h) against a real ptibusd:
+/* Integration tests of the link state machine (libptibus/link.h) against a real ptibusd:
  * the loop is the test's own poll loop, with a clock offset standing in for time
  * passing: Hello -> Welcome -> UP, heartbeats when idle, liveness, kill -9 and restart
  * of the broker (re-Hello by itself, deliveries resume), the causes of a link that is

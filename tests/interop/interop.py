@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Interop of ptibus's C side (protobuf-c + common/pjson, through pt_interop) with the
+"""Interop of ptibus's C side (protobuf-c + libptibus/pjson, through pt_interop) with the
 reference implementation (python3-protobuf and its json_format), over a corpus.
 
 corpus/valid/*.json:   {"type": full message name, "about": ..., "message": JSON}

@@ -1,4 +1,4 @@
-/* pt_interop: converts one ptibus message between proto3 JSON (common/pjson) and the
+/* pt_interop: converts one ptibus message between proto3 JSON (libptibus/pjson) and the
  * protobuf wire format (protobuf-c), stdin to stdout, so that tests/interop/interop.py
  * can compare both with the reference implementation (python3-protobuf).
  *   pt_interop json2bin TYPE < message.json > message.bin

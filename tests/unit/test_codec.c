@@ -1,4 +1,4 @@
-/* Unit tests of common/codec: size limits, malformed bytes, envelope type names. */
+/* Unit tests of libptibus/codec: size limits, malformed bytes, envelope type names. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

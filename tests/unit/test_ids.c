@@ -1,4 +1,4 @@
-/* Unit tests of common/ids: UUIDv7 format, version and variant, strict ordering
+/* Unit tests of libptibus/ids: UUIDv7 format, version and variant, strict ordering
  * (including many ids in one millisecond), timestamp read-back. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-/* Unit tests of the link state machine (common/link.h) with a fake clock, against a
+/* Unit tests of the link state machine (libptibus/link.h) with a fake clock, against a
  * scripted peer: a real ZeroMQ ROUTER with CURVE in the test, which can withhold a
  * Welcome, forget a session or send a message of two parts, things ptibusd never does
  * on purpose (the real broker is in tests/integration/test_link.c). */

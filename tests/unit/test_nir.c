@@ -1,4 +1,4 @@
-/* Unit tests of common/nir: shape, key (computed here independently, by long division
+/* Unit tests of libptibus/nir: shape, key (computed here independently, by long division
  * on the text), Corsica, normal form, and error texts that never echo the NIR. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-/* Unit tests of common/pjson: canonical round trips of every ptibus.v1 family and
+/* Unit tests of libptibus/pjson: canonical round trips of every ptibus.v1 family and
  * field kind, exact output of hand-built messages, and rejections with their path.
  * A hand-written descriptor (test.Kinds) covers the kinds the contract does not use
  * (float, double, signed and fixed integers, proto3 optional, recursion). */

@@ -1,4 +1,4 @@
-/* Unit tests of common/validate: one valid message of every family, then each rule
+/* Unit tests of libptibus/validate: one valid message of every family, then each rule
  * broken once, asserting the exact "path: what is wrong" text. */
 #include <setjmp.h>
 #include <stdarg.h>
