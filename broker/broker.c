@@ -97,7 +97,7 @@ struct broker {
     int64_t merge_after_ms; /* no person index merge before this (after a failure) */
     uv_idle_t drain_again;  /* a drain that yielded to the timers goes on from here */
     metrics_t *metrics;
-    uint8_t *server_sk; /* 32 bytes, keys_secret_load (guarded, read-only) */
+    uint8_t *server_sk; /* PT_KEY_LEN bytes, keys_secret_load (guarded, read-only) */
     uint8_t *sign_sk;   /* 64 bytes */
     uint8_t *hmac_key;  /* 32 bytes */
     bool loop_ready;
@@ -117,11 +117,11 @@ notify(const char *state)
 static int
 broker_load_keys(broker_t *b, pt_error_t *err)
 {
-    int rc = keys_secret_load(b->cfg->server_secret_key_file, 32, &b->server_sk, err);
+    int rc = keys_secret_load(b->cfg->server_secret_key_file, PT_KEY_LEN, &b->server_sk, err);
     if (rc == 0)
-        rc = keys_secret_load(b->cfg->signing_key_file, 64, &b->sign_sk, err);
+        rc = keys_secret_load(b->cfg->signing_key_file, PT_SIGN_SK_LEN, &b->sign_sk, err);
     if (rc == 0)
-        rc = keys_secret_load(b->cfg->hmac_key_file, 32, &b->hmac_key, err);
+        rc = keys_secret_load(b->cfg->hmac_key_file, PT_KEY_LEN, &b->hmac_key, err);
     return rc;
 }
 

@@ -25,8 +25,9 @@ check_keys(const bconfig_t *cfg, pt_error_t *err)
     const struct {
         const char *path;
         size_t len;
-    } secrets[] = {
-        {cfg->server_secret_key_file, 32}, {cfg->signing_key_file, 64}, {cfg->hmac_key_file, 32}};
+    } secrets[] = {{cfg->server_secret_key_file, PT_KEY_LEN},
+                   {cfg->signing_key_file, PT_SIGN_SK_LEN},
+                   {cfg->hmac_key_file, PT_KEY_LEN}};
     for (size_t i = 0; i < sizeof secrets / sizeof *secrets; i++) {
         uint8_t *k;
         int rc = keys_secret_load(secrets[i].path, secrets[i].len, &k, err);

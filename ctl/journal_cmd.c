@@ -151,7 +151,7 @@ cmd_journal_verify(int argc, char **argv)
         return 2;
     uint8_t pk[32];
     pt_error_t err;
-    if (pub && keys_read(pub, pk, 32, false, &err) != 0)
+    if (pub && keys_read(pub, pk, PT_KEY_LEN, false, &err) != 0)
         return fail(&err);
     journal_t *j;
     if (open_journal_ro(dir, &j) != 0)
