@@ -28,7 +28,7 @@
 #include "log.h"
 #include "broker_metrics.h"
 #include "metrics.h"
-#include "prefetch.h"
+#include "readahead.h"
 #include "router.h"
 #include "validate.h"
 
@@ -59,7 +59,7 @@
 
 /* Most messages read ahead during one commit (each holds some 1.5 KiB besides its
  * bytes): max_batch, up to this. */
-#define PREFETCH_MAX 4096
+#define READAHEAD_MAX 4096
 
 /* Longest a drain of the partners' socket runs before it lets the timers run. */
 #define DRAIN_SLICE_MS 20
@@ -90,7 +90,7 @@ struct broker {
     batch_t *batch; /* the loop turn: write transaction and frames waiting for its commit */
     ingest_t *ingest;
     delivery_t *delivery;
-    prefetch_t *prefetch;
+    readahead_t *readahead;
     double last_commit_s; /* how long the last commit took (broker_read_batch) */
     metrics_series_t *m_read_ahead;
     int64_t last_input_ms;  /* pt_clock_mono_ms() of the last message read from a partner */
@@ -237,9 +237,9 @@ broker_new(bconfig_t *cfg, broker_t **out, pt_error_t *err)
     if (rc == 0)
         rc = auth_watch(b->auth, b->zctx, b->partners_sock, "partners", err);
     if (rc == 0)
-        rc = prefetch_new(b->partners_sock, cfg,
-                          cfg->max_batch < PREFETCH_MAX ? cfg->max_batch : PREFETCH_MAX,
-                          &b->prefetch, err);
+        rc = readahead_new(b->partners_sock, cfg,
+                           cfg->max_batch < READAHEAD_MAX ? cfg->max_batch : READAHEAD_MAX,
+                           &b->readahead, err);
     if (rc == 0 && cfg->admin_listen) {
         admin_deps_t deps = {
             .cfg = cfg, .journal = b->journal, .ingest = b->ingest, .delivery = b->delivery};
@@ -432,9 +432,9 @@ broker_on_publish(broker_t *b, const uint8_t *rid, size_t rid_len, const bconfig
 }
 
 /* Handles one message read from the partners' socket (by the loop or ahead of it by
- * the prefetch helper): its frame is decoded and a Publish already prepared. */
+ * the read-ahead helper): its frame is decoded and a Publish already prepared. */
 static void
-broker_on_item(broker_t *b, prefetch_item_t *it)
+broker_on_item(broker_t *b, readahead_item_t *it)
 {
     const uint8_t *rid = zmq_msg_data(&it->rid);
     size_t rid_len = zmq_msg_size(&it->rid);
@@ -496,14 +496,14 @@ broker_on_item(broker_t *b, prefetch_item_t *it)
 static bool
 broker_read_one(broker_t *b)
 {
-    prefetch_item_t read_now, *it = prefetch_take(b->prefetch);
+    readahead_item_t read_now, *it = readahead_take(b->readahead);
     if (it == NULL) {
         it = &read_now;
-        if (!prefetch_read(b->partners_sock, b->cfg, it))
+        if (!readahead_read(b->partners_sock, b->cfg, it))
             return false;
     }
     broker_on_item(b, it);
-    prefetch_item_fini(it);
+    readahead_item_fini(it);
     return true;
 }
 
@@ -558,23 +558,23 @@ broker_drain(broker_t *b)
         /* While the commit waits for the disk, the helper reads and prepares what has
          * already arrived and what comes next. Only when messages are waiting: handing
          * the socket over costs more than it saves when nothing is. */
-        bool lend = commit && !prefetch_full(b->prefetch) && socket_readable(b->partners_sock);
-        size_t ahead = prefetch_count(b->prefetch);
+        bool lend = commit && !readahead_full(b->readahead) && socket_readable(b->partners_sock);
+        size_t ahead = readahead_count(b->readahead);
         if (lend)
-            prefetch_lend(b->prefetch);
+            readahead_lend(b->readahead);
         double t0 = pt_clock_mono_s();
         int rc = batch_commit(b->batch);
         if (commit)
             b->last_commit_s = pt_clock_mono_s() - t0;
         if (lend) {
-            prefetch_reclaim(b->prefetch);
-            metrics_add(b->m_read_ahead, (double)(prefetch_count(b->prefetch) - ahead));
+            readahead_reclaim(b->readahead);
+            metrics_add(b->m_read_ahead, (double)(readahead_count(b->readahead) - ahead));
         }
         batch_send(b->batch, broker_batch_send, b);
         ingest_end(b->ingest, rc == 0);
         delivery_end(b->delivery, rc == 0);
         /* Messages routed or requeued in this batch are delivered by the next turn. */
-        if (n < b->cfg->max_batch && prefetch_count(b->prefetch) == 0 &&
+        if (n < b->cfg->max_batch && readahead_count(b->readahead) == 0 &&
             !socket_readable(b->partners_sock) &&
             !(b->admin && socket_readable(admin_socket(b->admin))) &&
             (rc != 0 || delivery_next_due(b->delivery) != 0))
@@ -851,7 +851,7 @@ broker_destroy(broker_t **bp)
     batch_destroy(&b->batch);
     router_destroy(&b->routes);
     admin_close(&b->admin);
-    prefetch_destroy(&b->prefetch); /* before its socket closes */
+    readahead_destroy(&b->readahead); /* before its socket closes */
     if (b->partners_sock)
         zmq_close(b->partners_sock);
     auth_close(&b->auth);

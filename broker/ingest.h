@@ -89,7 +89,7 @@ typedef struct ingest_prep {
 } ingest_prep_t;
 
 /* Fills out for one Publish of partner p. Reads only cfg and p and touches no shared
- * state, so it may run on another thread than the loop (the prefetch helper). Free
+ * state, so it may run on another thread than the loop (the read-ahead helper). Free
  * with ingest_prep_fini unless it is handed to ingest_publish. */
 void ingest_prepare(const bconfig_t *cfg, const bconfig_partner_t *p,
                     const Ptibus__V1__Publish *pub, ingest_prep_t *out);

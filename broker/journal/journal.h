@@ -74,7 +74,8 @@ typedef enum journal_kind {
     PT_REC_DEAD_LETTERED = 5,
     PT_REC_REPLAYED = 6,
     PT_REC_ADMIN = 7, /* an administrator's action; reason describes it */
-    PT_REC_RECEIPT = 8,
+    /* 8 was PT_REC_RECEIPT, never written: receipts are the ACKNOWLEDGED and
+     * DEAD_LETTERED records. Do not reuse the number. */
 } journal_kind_t;
 
 /* Returns "RECEIVED", "REJECTED", ...; "UNKNOWN" for other values. Beside the enum,
@@ -97,8 +98,6 @@ journal_kind_name(journal_kind_t kind)
         return "REPLAYED";
     case PT_REC_ADMIN:
         return "ADMIN";
-    case PT_REC_RECEIPT:
-        return "RECEIPT";
     }
     return "UNKNOWN";
 }

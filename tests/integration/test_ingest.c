@@ -444,7 +444,7 @@ test_kill9_mid_stream(void **state)
 }
 
 /* Two partners keep 256 messages each in flight, so messages wait on the socket while
- * each batch commits: the prefetch helper reads and prepares them during the fsync.
+ * each batch commits: the read-ahead helper reads and prepares them during the fsync.
  * Every message is answered once, accepted, in its publisher's order, and journaled
  * as sent; the broker's counter shows the helper did the reading. */
 static void

@@ -1,6 +1,6 @@
-/* prefetch: reads the partners' socket and does the journal-free work of each message,
- * also on a helper thread while the loop waits for the fsync (see prefetch.h). */
-#include "prefetch.h"
+/* readahead: reads the partners' socket and does the journal-free work of each message,
+ * also on a helper thread while the loop waits for the fsync (see readahead.h). */
+#include "readahead.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -14,12 +14,12 @@
 #include "codec.h"
 #include "zpart.h"
 
-struct prefetch {
+struct readahead {
     void *sock;
     const bconfig_t *cfg;
-    prefetch_item_t *items; /* ring: head is the oldest, count items follow it */
+    readahead_item_t *items; /* ring: head is the oldest, count items follow it */
     size_t max, head, count;
-    size_t bytes; /* weight of the items in the ring (item_weight), at most PREFETCH_MAX_BYTES */
+    size_t bytes; /* weight of the items in the ring (item_weight), at most READAHEAD_MAX_BYTES */
     pthread_t thread;
     bool started;
     pthread_mutex_t mu;
@@ -33,13 +33,13 @@ struct prefetch {
 /* What an item read ahead holds in memory, about: its bytes, the decoded frame and
  * envelope, the canonical copy, and the fixed part. */
 static size_t
-item_weight(prefetch_item_t *it)
+item_weight(readahead_item_t *it)
 {
     return 4 * zmq_msg_size(&it->payload) + sizeof *it;
 }
 
 static void
-item_init(prefetch_item_t *it)
+item_init(readahead_item_t *it)
 {
     zmq_msg_init(&it->rid);
     zmq_msg_init(&it->payload);
@@ -51,7 +51,7 @@ item_init(prefetch_item_t *it)
 }
 
 void
-prefetch_item_fini(prefetch_item_t *it)
+readahead_item_fini(readahead_item_t *it)
 {
     ingest_prep_fini(&it->prep);
     codec_free((ProtobufCMessage **)&it->frame);
@@ -60,7 +60,7 @@ prefetch_item_fini(prefetch_item_t *it)
 }
 
 static void
-decode(const bconfig_t *cfg, prefetch_item_t *it)
+decode(const bconfig_t *cfg, readahead_item_t *it)
 {
     ProtobufCMessage *m;
     size_t len = zmq_msg_size(&it->payload);
@@ -85,7 +85,7 @@ decode(const bconfig_t *cfg, prefetch_item_t *it)
 /* A peer sent one message of several parts: refused whole (protocol.md: one part
  * carries one Frame), the first part journaled with the refusal like a malformed frame. */
 static void
-refuse_parts(prefetch_item_t *it, size_t parts)
+refuse_parts(readahead_item_t *it, size_t parts)
 {
     it->code = PTIBUS__V1__NACK_CODE__NACK_CODE_MALFORMED;
     pt_error_set(&it->why, PT_EMALFORMED, "frame",
@@ -94,11 +94,11 @@ refuse_parts(prefetch_item_t *it, size_t parts)
 }
 
 bool
-prefetch_read(void *sock, const bconfig_t *cfg, prefetch_item_t *it)
+readahead_read(void *sock, const bconfig_t *cfg, readahead_item_t *it)
 {
     item_init(it);
     if (zmq_msg_recv(&it->rid, sock, ZMQ_DONTWAIT) < 0) {
-        prefetch_item_fini(it);
+        readahead_item_fini(it);
         return false;
     }
     /* The ROUTER put the routing id first: the peer's parts follow, all already here. */
@@ -116,19 +116,19 @@ prefetch_read(void *sock, const bconfig_t *cfg, prefetch_item_t *it)
 
 /* The helper's turn with the socket: read and prepare until reclaimed or full. */
 static void
-helper_run(prefetch_t *pf)
+helper_run(readahead_t *pf)
 {
     zmq_pollitem_t pi[2] = {{pf->sock, 0, ZMQ_POLLIN, 0}, {NULL, pf->wake_fd, ZMQ_POLLIN, 0}};
     while (!atomic_load(&pf->stop)) {
-        if (!prefetch_full(pf)) {
-            prefetch_item_t *it = &pf->items[(pf->head + pf->count) % pf->max];
-            if (prefetch_read(pf->sock, pf->cfg, it)) {
+        if (!readahead_full(pf)) {
+            readahead_item_t *it = &pf->items[(pf->head + pf->count) % pf->max];
+            if (readahead_read(pf->sock, pf->cfg, it)) {
                 pf->count++;
                 pf->bytes += item_weight(it);
                 continue;
             }
         }
-        pi[0].events = prefetch_full(pf) ? 0 : ZMQ_POLLIN;
+        pi[0].events = readahead_full(pf) ? 0 : ZMQ_POLLIN;
         if (zmq_poll(pi, 2, -1) < 0 && errno != EINTR)
             break;
         if (pi[1].revents & ZMQ_POLLIN) {
@@ -142,7 +142,7 @@ helper_run(prefetch_t *pf)
 static void *
 helper_main(void *arg)
 {
-    prefetch_t *pf = arg;
+    readahead_t *pf = arg;
     pthread_mutex_lock(&pf->mu);
     for (;;) {
         while (!pf->quit && !pf->lent)
@@ -160,12 +160,12 @@ helper_main(void *arg)
 }
 
 int
-prefetch_new(void *sock, const bconfig_t *cfg, size_t max, prefetch_t **out, pt_error_t *err)
+readahead_new(void *sock, const bconfig_t *cfg, size_t max, readahead_t **out, pt_error_t *err)
 {
-    prefetch_t *pf = calloc(1, sizeof *pf);
+    readahead_t *pf = calloc(1, sizeof *pf);
     if (pf == NULL || max == 0 || (pf->items = calloc(max, sizeof *pf->items)) == NULL) {
         free(pf);
-        return pt_error_set(err, -ENOMEM, "prefetch", "no memory for %zu messages", max);
+        return pt_error_set(err, -ENOMEM, "readahead", "no memory for %zu messages", max);
     }
     pf->sock = sock;
     pf->cfg = cfg;
@@ -177,8 +177,8 @@ prefetch_new(void *sock, const bconfig_t *cfg, size_t max, prefetch_t **out, pt_
     int rc = pf->wake_fd < 0 ? errno : pthread_create(&pf->thread, NULL, helper_main, pf);
     pf->started = rc == 0;
     if (rc != 0) {
-        prefetch_destroy(&pf);
-        return pt_error_set(err, -rc, "prefetch", "cannot start the helper thread: %s",
+        readahead_destroy(&pf);
+        return pt_error_set(err, -rc, "readahead", "cannot start the helper thread: %s",
                             strerror(rc));
     }
     *out = pf;
@@ -186,9 +186,9 @@ prefetch_new(void *sock, const bconfig_t *cfg, size_t max, prefetch_t **out, pt_
 }
 
 void
-prefetch_destroy(prefetch_t **pfp)
+readahead_destroy(readahead_t **pfp)
 {
-    prefetch_t *pf = pfp ? *pfp : NULL;
+    readahead_t *pf = pfp ? *pfp : NULL;
     if (pf == NULL)
         return;
     if (pf->started) {
@@ -199,7 +199,7 @@ prefetch_destroy(prefetch_t **pfp)
         pthread_join(pf->thread, NULL);
     }
     for (; pf->count > 0; pf->count--, pf->head = (pf->head + 1) % pf->max)
-        prefetch_item_fini(&pf->items[pf->head]);
+        readahead_item_fini(&pf->items[pf->head]);
     if (pf->wake_fd >= 0)
         close(pf->wake_fd);
     pthread_cond_destroy(&pf->cv);
@@ -210,7 +210,7 @@ prefetch_destroy(prefetch_t **pfp)
 }
 
 void
-prefetch_lend(prefetch_t *pf)
+readahead_lend(readahead_t *pf)
 {
     atomic_store(&pf->stop, false);
     pthread_mutex_lock(&pf->mu);
@@ -220,7 +220,7 @@ prefetch_lend(prefetch_t *pf)
 }
 
 void
-prefetch_reclaim(prefetch_t *pf)
+readahead_reclaim(readahead_t *pf)
 {
     atomic_store(&pf->stop, true);
     uint64_t one = 1;
@@ -232,12 +232,12 @@ prefetch_reclaim(prefetch_t *pf)
     pthread_mutex_unlock(&pf->mu);
 }
 
-prefetch_item_t *
-prefetch_take(prefetch_t *pf)
+readahead_item_t *
+readahead_take(readahead_t *pf)
 {
     if (pf->count == 0)
         return NULL;
-    prefetch_item_t *it = &pf->items[pf->head];
+    readahead_item_t *it = &pf->items[pf->head];
     pf->head = (pf->head + 1) % pf->max;
     pf->count--;
     pf->bytes -= item_weight(it);
@@ -245,13 +245,13 @@ prefetch_take(prefetch_t *pf)
 }
 
 size_t
-prefetch_count(const prefetch_t *pf)
+readahead_count(const readahead_t *pf)
 {
     return pf->count;
 }
 
 bool
-prefetch_full(const prefetch_t *pf)
+readahead_full(const readahead_t *pf)
 {
-    return pf->count >= pf->max || pf->bytes >= PREFETCH_MAX_BYTES;
+    return pf->count >= pf->max || pf->bytes >= READAHEAD_MAX_BYTES;
 }
