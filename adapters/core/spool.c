@@ -58,6 +58,7 @@ struct spool {
     MDB_env *env;
     MDB_dbi dbi[SDB_COUNT];
     size_t psize, map_max, reserve_pages;
+    size_t limbo; /* pages freed by the last commit, not reusable in this turn */
     int64_t retention_ms;
     MDB_txn *txn; /* the turn's write transaction, NULL when none is open */
     int failed;   /* the turn's failure */
@@ -232,8 +233,58 @@ live_pages(spool_t *s, MDB_txn *txn)
     return n;
 }
 
-/* Whether `bytes` more fit while keeping the reserve for acks, receipts and purges. Below
- * the maximum the map grows instead (a MAP_FULL fails the turn, the next one has room). */
+/* Pages the last committed transaction freed: LMDB reuses them only from the next write
+ * transaction on. Its free-list record is the last one, keyed by its id, the count first.
+ * Read before the turn begins (a write transaction may not read the free list). */
+static size_t
+limbo_pages(spool_t *s)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    size_t n = 0, id;
+    if (mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn) != 0)
+        return 0;
+    int rc = mdb_cursor_open(txn, 0, &cur);
+    if (rc == 0)
+        rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    if (rc == 0 && k.mv_size == sizeof id && v.mv_size >= sizeof n) {
+        memcpy(&id, k.mv_data, sizeof id);
+        if (id == mdb_txn_id(txn))
+            memcpy(&n, v.mv_data, sizeof n);
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    return n;
+}
+
+/* At the maximum size, a last commit that freed many pages keeps them from this turn:
+ * one small commit first (a meta write) makes them reusable. */
+static void
+release_limbo(spool_t *s)
+{
+    MDB_envinfo info;
+    mdb_env_info(s->env, &info);
+    s->limbo = limbo_pages(s);
+    if (info.me_mapsize < s->map_max || s->limbo <= s->reserve_pages / 2)
+        return;
+    MDB_txn *txn;
+    uint8_t buf[8];
+    bytes_le_put(buf, info.me_last_txnid, 8);
+    MDB_val k = {4, "tick"}, v = {8, buf};
+    if (mdb_txn_begin(s->env, NULL, 0, &txn) != 0)
+        return;
+    if (mdb_put(txn, s->dbi[SDB_META], &k, &v, 0) != 0) {
+        mdb_txn_abort(txn);
+        return;
+    }
+    if (mdb_txn_commit(txn) == 0) /* the handle is freed either way */
+        s->limbo = limbo_pages(s);
+}
+
+/* Whether `bytes` more fit while keeping the reserve for acks, receipts, purges and the
+ * pages this transaction frees (LMDB cannot reuse them before the next). Below the
+ * maximum the map grows instead (a MAP_FULL fails the turn, the next one has room). */
 static bool
 has_room(spool_t *s, MDB_txn *txn, size_t bytes)
 {
@@ -242,7 +293,7 @@ has_room(spool_t *s, MDB_txn *txn, size_t bytes)
     if (info.me_mapsize < s->map_max)
         return true;
     size_t max_pages = s->map_max / s->psize, need = bytes / s->psize + 4;
-    return live_pages(s, txn) + need + s->reserve_pages <= max_pages;
+    return live_pages(s, txn) + s->limbo + need + s->reserve_pages <= max_pages;
 }
 
 /* ---- transactions ---- */
@@ -269,6 +320,7 @@ wtxn(spool_t *s, MDB_txn **txn, pt_error_t *err)
         return pt_error_set(err, s->failed, s->dir, "the turn failed earlier: commit or abort it");
     if (s->txn == NULL) {
         grow(s, s->grow_pending);
+        release_limbo(s);
         int rc = mdb_txn_begin(s->env, NULL, 0, &s->txn);
         if (rc == MDB_MAP_RESIZED && mdb_env_set_mapsize(s->env, 0) == 0)
             rc = mdb_txn_begin(s->env, NULL, 0, &s->txn);
@@ -440,7 +492,7 @@ open_env(spool_t *s, const spool_options_t *o, pt_error_t *err)
     if (initial > s->map_max)
         initial = s->map_max;
     size_t reserve = s->map_max / s->psize / 16;
-    s->reserve_pages = reserve < 8 ? 8 : reserve > 1024 ? 1024 : reserve;
+    s->reserve_pages = reserve < 32 ? 32 : reserve > 4096 ? 4096 : reserve;
     int rc = mdb_env_create(&s->env);
     if (rc == 0)
         rc = mdb_env_set_maxdbs(s->env, SDB_COUNT);
@@ -1412,6 +1464,7 @@ spool_writable(spool_t *s)
     if (s->txn != NULL)
         return has_room(s, s->txn, 0);
     MDB_txn *txn;
+    release_limbo(s);
     int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
     if (rc == MDB_MAP_RESIZED && mdb_env_set_mapsize(s->env, 0) == 0)
         rc = mdb_txn_begin(s->env, NULL, 0, &txn);
