@@ -630,7 +630,8 @@ check_msg(const spool_msg_t *m, pt_error_t *err)
         return pt_error_set(err, PT_EINVALID, "message_id",
                             "must be 1 to %d printable ASCII characters without spaces",
                             PT_MESSAGE_ID_MAX);
-    if (m->msg_type != NULL && (strlen(m->msg_type) > PT_SPOOL_TYPE_MAX || !id_valid(m->msg_type)))
+    if (m->msg_type != NULL && m->msg_type[0] != '\0' &&
+        (strlen(m->msg_type) > PT_SPOOL_TYPE_MAX || !id_valid(m->msg_type)))
         return pt_error_set(err, PT_EINVALID, "type", "must be 1 to %d printable characters",
                             PT_SPOOL_TYPE_MAX);
     if (m->source != SPOOL_SRC_HTTP && m->source != SPOOL_SRC_FILE)

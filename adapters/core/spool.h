@@ -5,6 +5,7 @@
  * inbound seqs already handed over, and key-value namespaces for the codecs and the file
  * drop. Writes go to the turn's write transaction, begun on first use and committed once
  * (group commit, like the broker's loop turn); nothing is durable before spool_commit.
+ * Reads see the turn's uncommitted writes while it is open.
  * Record layouts: docs/adapters/spool.md. Not thread-safe: the loop's thread only. */
 #ifndef PT_SPOOL_H
 #define PT_SPOOL_H
