@@ -63,6 +63,8 @@ struct spool {
     MDB_txn *txn; /* the turn's write transaction, NULL when none is open */
     int failed;   /* the turn's failure */
     bool grow_pending;
+    size_t grow_extra;                 /* bytes the turn that failed needed */
+    size_t turn_bytes;                 /* bytes spooled by the open turn */
     uint64_t next_qseq, txn_next_qseq; /* committed / in the turn */
     uint64_t *flight;                  /* qseqs in flight, sorted */
     size_t n_flight, cap_flight;
@@ -199,8 +201,9 @@ spool_reset_in_flight(spool_t *s)
 
 /* ---- map growth and room ---- */
 
-/* Doubles the map (capped at the maximum) when forced or more than 3/4 used. Only with
- * no transaction open. */
+/* Doubles the map (capped at the maximum) when forced or more than 3/4 used, as many
+ * times as the turn that failed needs (grow_extra: twice what it had spooled). Only with no
+ * transaction open. */
 static void
 grow(spool_t *s, bool force)
 {
@@ -209,10 +212,14 @@ grow(spool_t *s, bool force)
     size_t used = (info.me_last_pgno + 1) * s->psize;
     if ((!force && used <= info.me_mapsize / 4 * 3) || info.me_mapsize >= s->map_max)
         return;
-    size_t next = info.me_mapsize > s->map_max / 2 ? s->map_max : info.me_mapsize * 2;
+    size_t next = info.me_mapsize, target = used + s->grow_extra;
+    do
+        next = next > s->map_max / 2 ? s->map_max : next * 2;
+    while (next < s->map_max && target > next / 4 * 3);
     if (mdb_env_set_mapsize(s->env, next) != 0)
         return;
     s->grow_pending = false;
+    s->grow_extra = 0;
     pt_log_info("spool.grow", "spool map grown from %zu to %zu bytes (max %zu)", info.me_mapsize,
                 next, s->map_max);
 }
@@ -329,6 +336,7 @@ wtxn(spool_t *s, MDB_txn **txn, pt_error_t *err)
             return lmdbx_fail(err, rc, s->dir, "beginning a write transaction");
         }
         s->txn_next_qseq = s->next_qseq;
+        s->turn_bytes = 0;
     }
     *txn = s->txn;
     return 0;
@@ -728,8 +736,11 @@ spool_put(spool_t *s, const spool_msg_t *m, spool_put_result_t *res, pt_error_t 
     rc = queue_put(s, txn, m, r.qseq, now);
     if (rc == 0)
         rc = lrec_put(s, txn, m->message_id, &r);
-    if (rc != 0)
+    s->turn_bytes += m->len + LREC_HDR + 2 * PT_MESSAGE_ID_MAX;
+    if (rc != 0) {
+        s->grow_extra = 2 * s->turn_bytes;
         return fail_turn(s, rc, err, "spooling a message");
+    }
     s->txn_next_qseq++;
     return 0;
 }

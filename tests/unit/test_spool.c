@@ -18,7 +18,9 @@
 
 #include <cmocka.h>
 #include <jansson.h>
+#include <lmdb.h>
 
+#include "clock.h"
 #include "spool.h"
 #include "testutil.h"
 
@@ -693,6 +695,95 @@ test_derive_id(void **state)
     assert_string_not_equal(a, b);
 }
 
+/* One LMDB failure fails the whole turn (the group-commit rule): below the maximum, a turn
+ * bigger than the map's room keeps nothing, and a later turn has the grown map. */
+static void
+test_turn_failure(void **state)
+{
+    fixture_t *f = *state;
+    pt_error_t err;
+    spool_put_result_t res;
+    spool_close(&f->s);
+    f->opts.map_size_initial = 64 * 1024;
+    f->opts.map_size_max = 64 << 20;
+    fx_open(f);
+    size_t big_len = 300 * 1024;
+    uint8_t *big = calloc(1, big_len);
+    put_ok(f->s, "t-small", "small");
+    assert_int_equal(put_msg(f->s, "t-big", big, big_len, &res, &err), PT_EJOURNALFULL);
+    assert_int_equal(spool_failed(f->s), PT_EJOURNALFULL);
+    assert_int_equal(put_msg(f->s, "t-other", "x", 1, &res, &err), PT_EJOURNALFULL);
+    assert_int_equal(spool_commit(f->s, &err), PT_EJOURNALFULL);
+    assert_int_equal(spool_failed(f->s), 0);
+    spool_lifecycle_t lc;
+    assert_int_equal(spool_lifecycle(f->s, "t-small", &lc, &err), PT_ENOTFOUND);
+
+    int turns = 0, rc = -1;
+    for (; turns < 10 && rc != 0; turns++) {
+        put_ok(f->s, "t-small", "small");
+        rc = put_msg(f->s, "t-big", big, big_len, &res, &err);
+        if (rc == 0)
+            rc = spool_commit(f->s, &err);
+        else
+            assert_int_equal(spool_commit(f->s, &err), PT_EJOURNALFULL);
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(turns, 1); /* grown at once to what the failed write needed */
+    assert_true(stats_of(f->s, 0).map_size >= big_len);
+    assert_int_equal(list_due(f->s, 0, 10, NULL)->n, 2);
+    free(big);
+}
+
+/* A spool written by a later format is refused, not misread. */
+static void
+test_format_version(void **state)
+{
+    fixture_t *f = *state;
+    pt_error_t err;
+    spool_close(&f->s);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_open(env, f->dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+    uint8_t two = 2;
+    MDB_val k = {6, "format"}, v = {1, &two};
+    assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    assert_int_equal(spool_open(&f->opts, &f->s, &err), PT_EVERSION);
+    assert_non_null(strstr(err.msg, "format 2"));
+    assert_null(f->s);
+}
+
+static void
+test_stats(void **state)
+{
+    fixture_t *f = *state;
+    pt_error_t err;
+    int64_t before = pt_clock_wall_ms();
+    put_ok(f->s, "s-1", "1");
+    put_ok(f->s, "s-2", "2");
+    commit_ok(f->s);
+    assert_true(spool_writable(f->s));
+    spool_stats_t st = stats_of(f->s, before + 60000);
+    assert_int_equal(st.depth, 2);
+    assert_true(st.oldest_age_ms > 59000 && st.oldest_age_ms <= 60000);
+    assert_true(st.used_bytes > 0 && st.used_bytes <= st.map_size && st.map_size <= st.map_max);
+    listed_t *l = list_due(f->s, 0, 1, NULL);
+    spool_mark_in_flight(f->s, l->qseq[0]);
+    assert_int_equal(spool_accepted(f->s, "s-1", 9, before, &err), 0);
+    commit_ok(f->s);
+    st = stats_of(f->s, before + 60000);
+    assert_int_equal(st.depth, 1);
+    assert_int_equal(st.in_flight, 0); /* the ack took it out of flight */
+    assert_int_equal(st.lifecycles, 2);
+    assert_int_equal(stats_of(f->s, 0).oldest_age_ms, 0); /* a clock behind: never negative */
+}
+
 /* ---- kill -9 in the middle of a batch ---- */
 
 #define KILL_BATCH 40
@@ -882,6 +973,9 @@ main(void)
         cmocka_unit_test_setup_teardown(test_full_spool, setup, teardown),
         cmocka_unit_test_setup_teardown(test_folder_modes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_derive_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_turn_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_format_version, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_mid_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_nosync_still_passes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_check_catches_early_answers, setup, teardown),
