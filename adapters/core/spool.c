@@ -781,7 +781,10 @@ list_one(spool_t *s, MDB_txn *txn, const MDB_val *k, const MDB_val *v, listing_t
 {
     char id[PT_MESSAGE_ID_MAX + 1];
     spool_entry_t e;
-    if (k->mv_size == 8 && spool_in_flight(s, bytes_be64_get(k->mv_data)))
+    uint64_t q = k->mv_size == 8 ? bytes_be64_get(k->mv_data) : 0;
+    if (q >= s->next_qseq) /* spooled by the open turn: sent once it is durable */
+        return 0;
+    if (spool_in_flight(s, q))
         return 0;
     int rc = qrec_decode(k, v, &e, id);
     lrec_t r;

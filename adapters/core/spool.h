@@ -152,7 +152,8 @@ int spool_failed(const spool_t *s);
  * usable. An LMDB failure fails the turn. */
 int spool_put(spool_t *s, const spool_msg_t *m, spool_put_result_t *res, pt_error_t *err);
 
-/* Calls fn, in arrival order, for at most max entries neither in flight nor waiting for
+/* Calls fn, in arrival order, for at most max committed entries (never one spooled by
+ * the open turn: a message leaves only once durable) neither in flight nor waiting for
  * their retry time (next_attempt_ms > now_ms). *next_due_ms (may be NULL) gets the
  * earliest retry time of the entries skipped for it, 0 when none. The listing does not
  * mark them: call spool_mark_in_flight for each one sent. Returns 0, fn's non-zero value,

@@ -192,12 +192,18 @@ test_put_commit_reopen(void **state)
     pt_error_t err;
     assert_int_equal(spool_lifecycle(f->s, "m-lost", lc, &err), PT_ENOTFOUND);
 
+    /* A message leaves only once durable: not listed before its turn commits. */
+    put_ok(f->s, "m-4", "four");
+    assert_int_equal(list_due(f->s, 0, 100, NULL)->n, 3);
+    commit_ok(f->s);
+    assert_int_equal(list_due(f->s, 0, 100, NULL)->n, 4);
+
     /* An aborted turn keeps nothing either. */
     put_ok(f->s, "m-aborted", "x");
     spool_abort(f->s);
     assert_int_equal(spool_lifecycle(f->s, "m-aborted", lc, &err), PT_ENOTFOUND);
-    assert_int_equal(list_due(f->s, 0, 100, NULL)->n, 3);
-    assert_int_equal(stats_of(f->s, 0).depth, 3);
+    assert_int_equal(list_due(f->s, 0, 100, NULL)->n, 4);
+    assert_int_equal(stats_of(f->s, 0).depth, 4);
 }
 
 static void
@@ -648,10 +654,11 @@ test_folder_modes(void **state)
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
 
-    /* Whatever the umask, a new spool is 0700 / 0600. */
+    /* Whatever the umask, a new spool is 0700 / 0600: 0277 would make the folder 0500
+     * (no files could be created in it) and the files 0400. */
     char dir2[600];
     snprintf(dir2, sizeof dir2, "%s/spool2", f->tmp);
-    mode_t old = umask(0);
+    mode_t old = umask(0277);
     spool_options_t o = {.dir = dir2};
     assert_int_equal(spool_open(&o, &other, &err), 0);
     umask(old);
