@@ -415,8 +415,10 @@ spool_commit(spool_t *s, pt_error_t *err)
     s->txn = NULL;
     if (rc != 0) {
         int code = lmdbx_code(rc);
-        if (code == PT_EJOURNALFULL)
+        if (code == PT_EJOURNALFULL) {
             s->grow_pending = true;
+            s->grow_extra = 2 * s->turn_bytes;
+        }
         grow(s, s->grow_pending);
         return pt_error_set(err, code, s->dir, "commit: %s: nothing of the turn kept",
                             mdb_strerror(rc));
