@@ -677,6 +677,13 @@ test_folder_modes(void **state)
     assert_int_equal(chmod(f->dir, 0701), 0);
     assert_int_equal(spool_open(&f->opts, &f->s, &err), PT_EDENIED);
     assert_int_equal(chmod(f->dir, 0700), 0);
+    /* A folder of another user (only root can make one here). */
+    if (geteuid() == 0) {
+        assert_int_equal(chown(f->dir, 65534, (gid_t)-1), 0);
+        assert_int_equal(spool_open(&f->opts, &f->s, &err), PT_EDENIED);
+        assert_non_null(strstr(err.msg, "chown"));
+        assert_int_equal(chown(f->dir, 0, (gid_t)-1), 0);
+    }
     fx_open(f);
 }
 
