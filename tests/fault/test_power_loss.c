@@ -40,6 +40,7 @@ typedef enum pc_state { PC_INFLIGHT, PC_ACKED, PC_LOST } pc_state_t;
 typedef struct pc_msg {
     uint8_t pub;
     uint8_t state;
+    bool checked; /* found RECEIVED once after a cut (an acked message) */
     uint64_t seq; /* of the PublishAck */
 } pc_msg_t;
 
@@ -304,9 +305,12 @@ received_count(journal_t *j, size_t idx)
 }
 
 /* After a cut: every acked message RECEIVED exactly once (a lost one is counted once and
- * never published again); the unanswered ones are queued to be published again. */
+ * never published again); the unanswered ones are queued to be published again. After
+ * a cut only the messages not yet found are looked up (so that a long run stays
+ * linear); full also looks up those found after an earlier cut, and counts duplicates
+ * among all. */
 static void
-check_journal(pc_run_t *r)
+check_journal(pc_run_t *r, bool full)
 {
     journal_options_t o = {.dir = r->net.journal_dir, .read_only = true};
     journal_t *j = NULL;
@@ -315,12 +319,16 @@ check_journal(pc_run_t *r)
         print_message("journal unreadable after cut %ld: %s\n", r->cuts, err.msg);
     for (size_t i = 0; i < r->n_msgs; i++) {
         pc_msg_t *m = &r->msgs[i];
+        if (m->state == PC_LOST || (m->checked && !full))
+            continue;
         int n = j ? received_count(j, i) : 0;
-        if (n > 1)
+        if (n > 1 && full)
             r->duplicates++;
         if (m->state == PC_ACKED && n == 0) {
             m->state = PC_LOST;
             r->lost++;
+        } else if (m->state == PC_ACKED) {
+            m->checked = true;
         } else if (m->state == PC_INFLIGHT) {
             pc_pub_t *pub = &r->pubs[m->pub];
             pub->resend = realloc(pub->resend, (pub->n_resend + 1) * sizeof *pub->resend);
@@ -400,7 +408,7 @@ cut_once(pc_run_t *r)
 {
     broker_start_timed(r, true);
     load_until_cut(r);
-    check_journal(r);
+    check_journal(r, false);
     verify_chain(r);
 }
 
@@ -420,6 +428,7 @@ test_power_loss_loses_nothing_acked(void **state)
         client_close(&r->pubs[p].c);
     assert_int_equal(td_broker_stop(&r->net), 0);
     assert_int_equal(verify_chain(r), 0);
+    check_journal(r, true);
     print_counts(r);
     assert_true(r->acked > 0);
     assert_int_equal(r->lost, 0);
@@ -440,6 +449,7 @@ test_power_loss_unsafe_build_loses_acked(void **state)
     warm_up(r);
     for (int i = 0; i < cuts && r->lost == 0; i++)
         cut_once(r);
+    check_journal(r, true);
     print_counts(r);
     assert_true(r->lost > 0);
     run_destroy(&r);
