@@ -97,10 +97,25 @@ run_new(bool unsafe)
     return r;
 }
 
-static void
-run_destroy(pc_run_t **rp)
+static int
+setup_safe(void **state)
 {
-    pc_run_t *r = *rp;
+    *state = run_new(false);
+    return 0;
+}
+
+static int
+setup_unsafe(void **state)
+{
+    *state = run_new(true);
+    return 0;
+}
+
+/* Also after a failed check: stops the broker (td_net_fini) and removes the folder. */
+static int
+teardown(void **state)
+{
+    pc_run_t *r = *state;
     for (size_t i = 0; i < 4; i++) {
         client_close(&r->pubs[i].c);
         free(r->pubs[i].resend);
@@ -108,7 +123,7 @@ run_destroy(pc_run_t **rp)
     td_net_fini(&r->net);
     free(r->msgs);
     free(r);
-    *rp = NULL;
+    return 0;
 }
 
 /* ---- publishing ---- */
@@ -415,8 +430,7 @@ cut_once(pc_run_t *r)
 static void
 test_power_loss_loses_nothing_acked(void **state)
 {
-    (void)state;
-    pc_run_t *r = run_new(false);
+    pc_run_t *r = *state;
     int cuts = env_int("PT_POWERCUT_CUTS", 10);
     print_message("seed %u, %d cuts\n", r->seed, cuts);
     warm_up(r);
@@ -434,7 +448,6 @@ test_power_loss_loses_nothing_acked(void **state)
     assert_int_equal(r->lost, 0);
     assert_int_equal(r->duplicates, 0);
     assert_int_equal(r->verify_failures, 0);
-    run_destroy(&r);
 }
 
 /* The test of the test: with acks before the fsync, a cut loses acknowledged messages.
@@ -443,8 +456,7 @@ test_power_loss_loses_nothing_acked(void **state)
 static void
 test_power_loss_unsafe_build_loses_acked(void **state)
 {
-    (void)state;
-    pc_run_t *r = run_new(true);
+    pc_run_t *r = *state;
     int cuts = env_int("PT_POWERCUT_CUTS", 10);
     warm_up(r);
     for (int i = 0; i < cuts && r->lost == 0; i++)
@@ -452,15 +464,15 @@ test_power_loss_unsafe_build_loses_acked(void **state)
     check_journal(r, true);
     print_counts(r);
     assert_true(r->lost > 0);
-    run_destroy(&r);
 }
 
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_power_loss_loses_nothing_acked),
-        cmocka_unit_test(test_power_loss_unsafe_build_loses_acked),
+        cmocka_unit_test_setup_teardown(test_power_loss_loses_nothing_acked, setup_safe, teardown),
+        cmocka_unit_test_setup_teardown(test_power_loss_unsafe_build_loses_acked, setup_unsafe,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
