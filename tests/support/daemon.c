@@ -106,6 +106,8 @@ td_net_configure(td_net_t *n, const td_net_options_t *o)
         fprintf(f, "  max_size: %s\n", o->journal_max_size);
     if (o && o->journal_initial_size)
         fprintf(f, "  initial_size: %s\n", o->journal_initial_size);
+    if (o && o->extra_journal)
+        fputs(o->extra_journal, f);
     fprintf(f, "keys:\n  server_secret: keys/broker.key\n  signing_secret: keys/journal.sign\n"
                "  person_index_hmac: keys/person-index.hmac\n");
     fprintf(f, "limits:\n  heartbeat_interval: 1s\n");
@@ -201,6 +203,8 @@ td_exec(td_net_t *n, const char *notify_path)
     }
     setenv("NOTIFY_SOCKET", notify_path, 1);
     setenv("PTIBUS_LOG_LEVEL", "debug", 1);
+    for (size_t i = 0; n->env != NULL && n->env[i] != NULL; i++)
+        putenv((char *)n->env[i]); /* the child's own copy of the environment */
     execl(PT_PTIBUSD_PATH, "ptibusd", "--config", n->config, (char *)NULL);
     _exit(127);
 }

@@ -18,6 +18,7 @@ typedef struct td_net_options {
     const char *ack_timeout;          /* NULL = 1s */
     const char *max_attempts;         /* NULL = 3 */
     const char *extra_limits;         /* more `limits:` lines ("  key: value\n"), or NULL */
+    const char *extra_journal;        /* more `journal:` lines ("  key: value\n"), or NULL */
 } td_net_options_t;
 
 typedef struct td_net {
@@ -31,6 +32,9 @@ typedef struct td_net {
     pid_t pid;
     uint8_t server_pk[32];
     td_net_options_t opts; /* of the last td_net_configure (its strings borrowed) */
+    /* More environment for the daemon's next starts ("NAME=value", NULL-terminated;
+     * borrowed), e.g. LD_PRELOAD for a fault-injection shim; NULL = none. */
+    const char *const *env;
 } td_net_t;
 
 /* Test partners with keys in the network: departement, pole_emploi, caf, msa, region,
