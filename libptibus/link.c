@@ -603,17 +603,24 @@ link_read_frame(link_t *l, int64_t now, pt_error_t *err)
 int
 link_on_readable(link_t *l, int64_t now_ms, pt_error_t *err)
 {
-    int rc = link_read_events(l, now_ms);
-    if (rc < 0)
-        return pt_error_set(err, rc, "link", "monitor: %s", zmq_strerror(-rc));
-    while ((rc = link_read_frame(l, now_ms, err)) > 0)
-        ;
-    /* Leave both descriptors re-armed: ZMQ_EVENTS processes pending commands. */
-    int events;
-    size_t len = sizeof events;
-    zmq_getsockopt(l->sock, ZMQ_EVENTS, &events, &len);
-    zmq_getsockopt(l->mon, ZMQ_EVENTS, &events, &len);
-    return rc;
+    /* ZMQ_FD is edge-triggered: asking ZMQ_EVENTS processes the commands that made the
+     * descriptor readable, so a frame that arrived after the last read would wait for
+     * the next event (or the next tick) unread. Read until ZMQ_EVENTS says nothing is
+     * left, on both sockets: then the descriptors are re-armed and nothing waits. */
+    int rc, ev_sock, ev_mon;
+    do {
+        if ((rc = link_read_events(l, now_ms)) < 0)
+            return pt_error_set(err, rc, "link", "monitor: %s", zmq_strerror(-rc));
+        while ((rc = link_read_frame(l, now_ms, err)) > 0)
+            ;
+        if (rc < 0)
+            return rc;
+        size_t len = sizeof ev_sock;
+        zmq_getsockopt(l->sock, ZMQ_EVENTS, &ev_sock, &len);
+        len = sizeof ev_mon;
+        zmq_getsockopt(l->mon, ZMQ_EVENTS, &ev_mon, &len);
+    } while ((ev_sock | ev_mon) & ZMQ_POLLIN);
+    return 0;
 }
 
 /* ---- timers ---- */

@@ -1048,7 +1048,7 @@ lifecycle_rcpts(spool_t *s, MDB_txn *txn, spool_lifecycle_t *out)
     if (rc == 0)
         rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
     while (rc == 0 && k.mv_size > prefix && memcmp(k.mv_data, key, prefix) == 0 &&
-           out->n_recipients < PT_MAX_RECIPIENTS) {
+           out->n_recipients < PT_RECIPIENTS_MAX) {
         rc = rcpt_decode(&k, prefix, &v, &out->recipients[out->n_recipients]);
         if (rc == 0) {
             out->n_recipients++;

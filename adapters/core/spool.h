@@ -105,7 +105,7 @@ typedef struct spool_lifecycle {
     char reason[PT_SPOOL_REASON_MAX + 1];
     char field_path[PT_ERROR_PATH_MAX];
     size_t n_recipients;
-    spool_recipient_t recipients[PT_MAX_RECIPIENTS];
+    spool_recipient_t recipients[PT_RECIPIENTS_MAX];
 } spool_lifecycle_t;
 
 typedef struct spool_stats {
