@@ -9,6 +9,7 @@
 # It refuses to run where ptibus-broker is installed or /etc/ptibus or /var/lib/ptibus
 # exist (it would purge a real installation); the keys for --check-config are generated
 # in a temporary copy of the installed /etc/ptibus, never in /etc/ptibus itself.
+# shellcheck disable=SC2015 # "A && B || die": die when either fails
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build="$top/build-pkg"
@@ -55,7 +56,7 @@ expect "$broker_deb" /usr/bin/ptibusd /usr/bin/ptibusctl /etc/ptibus/broker.yaml
     /usr/share/man/man1/ptibusctl.1.gz /usr/share/ptibus/broker.yaml.example \
     /usr/share/doc/ptibus-broker/copyright /usr/share/doc/ptibus-broker/changelog.gz
 expect "$doc_deb" /usr/share/doc/ptibus/README.md /usr/share/doc/ptibus/operations.md \
-    /usr/share/doc/ptibus/configuration.md \
+    /usr/share/doc/ptibus/packaging.md /usr/share/doc/ptibus/configuration.md \
     /usr/share/doc/ptibus-doc/copyright
 dpkg-deb --ctrl-tarfile "$broker_deb" | tar -t | grep -qx './conffiles' || die "no conffiles"
 [ "$(dpkg-deb --ctrl-tarfile "$broker_deb" | tar -xO ./conffiles)" = /etc/ptibus/broker.yaml ] ||
