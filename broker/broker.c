@@ -81,6 +81,7 @@ struct broker {
     uv_timer_t checkpoint_timer;
     uv_timer_t delivery_timer;
     uv_timer_t metrics_timer;
+    uv_timer_t watchdog_timer; /* systemd's WatchdogSec=, when the unit sets it */
     void *zctx;
     void *partners_sock;
     auth_t *auth;
@@ -710,6 +711,27 @@ on_checkpoint(uv_timer_t *t)
     broker_checkpoint(t->data);
 }
 
+/* The loop pings systemd's watchdog at half its period: a loop stuck in a batch, a
+ * deadlock or an endless drain misses the ping and systemd restarts the broker. */
+static void
+on_watchdog(uv_timer_t *t)
+{
+    (void)t;
+    notify("WATCHDOG=1");
+}
+
+static void
+broker_watchdog_start(broker_t *b)
+{
+#ifdef PTIBUS_HAVE_SYSTEMD
+    uint64_t usec = 0;
+    if (sd_watchdog_enabled(0, &usec) > 0 && usec >= 2000)
+        uv_timer_start(&b->watchdog_timer, on_watchdog, 0, usec / 2000);
+#else
+    (void)b;
+#endif
+}
+
 static void
 on_signal(uv_signal_t *s, int signum)
 {
@@ -733,6 +755,7 @@ broker_stop(broker_t *b)
     uv_timer_stop(&b->checkpoint_timer);
     uv_timer_stop(&b->delivery_timer);
     uv_timer_stop(&b->metrics_timer);
+    uv_timer_stop(&b->watchdog_timer);
     uv_signal_stop(&b->sig_term);
     uv_signal_stop(&b->sig_int);
 }
@@ -761,10 +784,11 @@ broker_loop_init(broker_t *b)
     uv_timer_init(&b->loop, &b->checkpoint_timer);
     uv_timer_init(&b->loop, &b->delivery_timer);
     uv_timer_init(&b->loop, &b->metrics_timer);
+    uv_timer_init(&b->loop, &b->watchdog_timer);
     uv_idle_init(&b->loop, &b->drain_again);
     b->partners_poll.data = b->zap_poll.data = b->sig_term.data = b->sig_int.data =
         b->checkpoint_timer.data = b->delivery_timer.data = b->metrics_timer.data =
-            b->drain_again.data = b;
+            b->watchdog_timer.data = b->drain_again.data = b;
     uv_poll_start(&b->partners_poll, UV_READABLE, on_partners);
     uv_poll_start(&b->zap_poll, UV_READABLE, on_zap);
     if (b->admin) {
@@ -781,6 +805,7 @@ broker_loop_init(broker_t *b)
     uv_timer_start(&b->checkpoint_timer, on_checkpoint, ivl, ivl);
     uv_timer_start(&b->delivery_timer, on_delivery_tick, DELIVERY_TICK_MS, DELIVERY_TICK_MS);
     uv_timer_start(&b->metrics_timer, on_metrics, 0, 1000);
+    broker_watchdog_start(b);
     return 0;
 }
 
@@ -819,7 +844,8 @@ broker_loop_fini(broker_t *b)
         (uv_handle_t *)&b->partners_poll,    (uv_handle_t *)&b->zap_poll,
         (uv_handle_t *)&b->sig_term,         (uv_handle_t *)&b->sig_int,
         (uv_handle_t *)&b->checkpoint_timer, (uv_handle_t *)&b->delivery_timer,
-        (uv_handle_t *)&b->metrics_timer,    (uv_handle_t *)&b->drain_again};
+        (uv_handle_t *)&b->metrics_timer,    (uv_handle_t *)&b->watchdog_timer,
+        (uv_handle_t *)&b->drain_again};
     for (size_t i = 0; i < sizeof handles / sizeof handles[0]; i++)
         if (!uv_is_closing(handles[i]))
             uv_close(handles[i], on_closed);
