@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "csv_table.h"
 #include "validate.h"
 
 const char *const caf_csv_header[PT_CAF_CSV_COLUMNS] = {"type",
@@ -417,36 +418,30 @@ header_ok(const csv_row_t *row)
     return true;
 }
 
+static int
+caf_header(void *ctx, const csv_row_t *row, pt_codec_outcome_t *out)
+{
+    (void)ctx;
+    if (header_ok(row))
+        return 0;
+    out->error.line = 1;
+    snprintf(out->error.msg, sizeof out->error.msg,
+             "line 1: the header must be the %d columns of docs/formats/caf_csv.md",
+             PT_CAF_CSV_COLUMNS);
+    return PT_EMALFORMED;
+}
+
+static int
+caf_row(void *ctx, const csv_row_t *row)
+{
+    return on_row(ctx, row);
+}
+
 int
 caf_csv_decode(csv_reader_t *r, pt_record_fn fn, void *ctx, pt_codec_outcome_t *outcome)
 {
-    memset(outcome, 0, sizeof *outcome);
     cctx_t c = {fn, ctx, outcome, 0, 1};
-    csv_row_t row;
-    pt_error_t err;
-    int rc = csv_next(r, &row, &err);
-    if (rc == 1 && !header_ok(&row)) {
-        outcome->error.line = 1;
-        snprintf(outcome->error.msg, sizeof outcome->error.msg,
-                 "line 1: the header must be the %d columns of docs/formats/caf_csv.md",
-                 PT_CAF_CSV_COLUMNS);
-        return PT_EMALFORMED;
-    }
-    if (rc == 0) {
-        snprintf(outcome->error.msg, sizeof outcome->error.msg,
-                 "line 1: the file is empty: a header is expected");
-        return PT_EMALFORMED;
-    }
-    while (rc == 1 && (rc = csv_next(r, &row, &err)) == 1) {
-        int cb = on_row(&c, &row);
-        if (cb < 0)
-            return cb;
-    }
-    if (rc < 0 && outcome->error.msg[0] == '\0') {
-        outcome->error.line = csv_line(r);
-        snprintf(outcome->error.msg, sizeof outcome->error.msg, "%s", err.msg);
-    }
-    return rc;
+    return csv_table_decode(r, caf_header, caf_row, &c, outcome);
 }
 
 static int
@@ -456,14 +451,7 @@ caf_csv_codec_decode(const pt_codec_config_t *cfg, const pt_codec_source_t *src,
     csv_options_t o = {0};
     if (cfg != NULL && cfg->encoding != NULL && strcasecmp(cfg->encoding, "windows-1252") == 0)
         o.encoding = CSV_WINDOWS_1252;
-    csv_reader_t *r;
-    memset(outcome, 0, sizeof *outcome);
-    int rc = csv_open_fd(&r, src->fd, &o);
-    if (rc < 0)
-        return rc;
-    rc = caf_csv_decode(r, fn, ctx, outcome);
-    csv_close(&r);
-    return rc;
+    return csv_table_run(src, &o, caf_csv_decode, fn, ctx, outcome);
 }
 
 static const char *const caf_csv_patterns[] = {"*.csv", "*.CSV", NULL};

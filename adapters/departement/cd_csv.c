@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "csv_table.h"
 #include "validate.h"
 
 enum col {
@@ -317,31 +318,24 @@ on_row(cdctx_t *c, const csv_row_t *row)
     return hand_over(c, &m.env, NULL);
 }
 
+static int
+cd_header(void *ctx, const csv_row_t *row, pt_codec_outcome_t *out)
+{
+    (void)out; /* map_header fills it through the context */
+    return map_header(ctx, row);
+}
+
+static int
+cd_row(void *ctx, const csv_row_t *row)
+{
+    return on_row(ctx, row);
+}
+
 int
 cd_csv_decode(csv_reader_t *r, pt_record_fn fn, void *ctx, pt_codec_outcome_t *outcome)
 {
-    memset(outcome, 0, sizeof *outcome);
     cdctx_t c = {.fn = fn, .fn_ctx = ctx, .out = outcome};
-    csv_row_t row;
-    pt_error_t err;
-    int rc = csv_next(r, &row, &err);
-    if (rc == 0) {
-        snprintf(outcome->error.msg, sizeof outcome->error.msg,
-                 "line 1: the file is empty: a header is expected");
-        return PT_EMALFORMED;
-    }
-    if (rc == 1 && (rc = map_header(&c, &row)) == 0)
-        rc = 1;
-    while (rc == 1 && (rc = csv_next(r, &row, &err)) == 1) {
-        int cb = on_row(&c, &row);
-        if (cb < 0)
-            return cb;
-    }
-    if (rc < 0 && outcome->error.msg[0] == '\0') {
-        outcome->error.line = csv_line(r);
-        snprintf(outcome->error.msg, sizeof outcome->error.msg, "%s", err.msg);
-    }
-    return rc;
+    return csv_table_decode(r, cd_header, cd_row, &c, outcome);
 }
 
 static int
@@ -349,14 +343,7 @@ cd_csv_codec_decode(const pt_codec_config_t *cfg, const pt_codec_source_t *src, 
                     void *ctx, pt_codec_outcome_t *outcome)
 {
     (void)cfg;
-    csv_reader_t *r;
-    memset(outcome, 0, sizeof *outcome);
-    int rc = csv_open_fd(&r, src->fd, NULL);
-    if (rc < 0)
-        return rc;
-    rc = cd_csv_decode(r, fn, ctx, outcome);
-    csv_close(&r);
-    return rc;
+    return csv_table_run(src, NULL, cd_csv_decode, fn, ctx, outcome);
 }
 
 static const char *const cd_csv_patterns[] = {"*.csv", "*.CSV", NULL};

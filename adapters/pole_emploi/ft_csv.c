@@ -12,6 +12,7 @@
 #include <sodium.h>
 
 #include "nir.h"
+#include "csv_table.h"
 #include "validate.h"
 
 static const char *const header[PT_FT_CSV_COLUMNS] = {
@@ -267,30 +268,28 @@ refuse(pt_codec_outcome_t *out, unsigned long line, const char *msg)
     return PT_EMALFORMED;
 }
 
+static int
+ft_header(void *ctx, const csv_row_t *row, pt_codec_outcome_t *out)
+{
+    (void)ctx;
+    if (!header_ok(row))
+        return refuse(out, row->line,
+                      "line 1: the header must be "
+                      "nir;identifiant;nom;prenom;date_naissance;date;code;motif");
+    return 0;
+}
+
+static int
+ft_row(void *ctx, const csv_row_t *row)
+{
+    return on_row(ctx, row);
+}
+
 int
 ft_csv_decode(csv_reader_t *r, pt_record_fn fn, void *ctx, pt_codec_outcome_t *outcome)
 {
-    memset(outcome, 0, sizeof *outcome);
     ftctx_t c = {fn, ctx, outcome, 0};
-    csv_row_t row;
-    pt_error_t err;
-    int rc = csv_next(r, &row, &err);
-    if (rc == 0)
-        return refuse(outcome, 1, "line 1: the file is empty: a header is expected");
-    if (rc == 1 && !header_ok(&row))
-        return refuse(outcome, row.line,
-                      "line 1: the header must be "
-                      "nir;identifiant;nom;prenom;date_naissance;date;code;motif");
-    while (rc == 1 && (rc = csv_next(r, &row, &err)) == 1) {
-        int cb = on_row(&c, &row);
-        if (cb < 0)
-            return cb;
-    }
-    if (rc < 0 && outcome->error.msg[0] == '\0') {
-        outcome->error.line = csv_line(r);
-        snprintf(outcome->error.msg, sizeof outcome->error.msg, "%s", err.msg);
-    }
-    return rc;
+    return csv_table_decode(r, ft_header, ft_row, &c, outcome);
 }
 
 static int
@@ -298,14 +297,7 @@ ft_csv_codec_decode(const pt_codec_config_t *cfg, const pt_codec_source_t *src, 
                     void *ctx, pt_codec_outcome_t *outcome)
 {
     (void)cfg;
-    csv_reader_t *r;
-    memset(outcome, 0, sizeof *outcome);
-    int rc = csv_open_fd(&r, src->fd, NULL);
-    if (rc < 0)
-        return rc;
-    rc = ft_csv_decode(r, fn, ctx, outcome);
-    csv_close(&r);
-    return rc;
+    return csv_table_run(src, NULL, ft_csv_decode, fn, ctx, outcome);
 }
 
 static const char *const ft_csv_patterns[] = {"*.csv", "*.CSV", NULL};

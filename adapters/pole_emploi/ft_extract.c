@@ -8,6 +8,7 @@
 
 #include <sodium.h>
 
+#include "csv_table.h"
 #include "validate.h"
 
 enum col {
@@ -200,31 +201,24 @@ on_row(xctx_t *c, const csv_row_t *row)
     return hand_over(c, &m.env, NULL);
 }
 
+static int
+fx_header(void *ctx, const csv_row_t *row, pt_codec_outcome_t *out)
+{
+    (void)out; /* map_header fills it through the context */
+    return map_header(ctx, row);
+}
+
+static int
+fx_row(void *ctx, const csv_row_t *row)
+{
+    return on_row(ctx, row);
+}
+
 int
 ft_extract_decode(csv_reader_t *r, pt_record_fn fn, void *ctx, pt_codec_outcome_t *outcome)
 {
-    memset(outcome, 0, sizeof *outcome);
     xctx_t c = {.fn = fn, .fn_ctx = ctx, .out = outcome};
-    csv_row_t row;
-    pt_error_t err;
-    int rc = csv_next(r, &row, &err);
-    if (rc == 0) {
-        snprintf(outcome->error.msg, sizeof outcome->error.msg,
-                 "line 1: the file is empty: a header is expected");
-        return PT_EMALFORMED;
-    }
-    if (rc == 1 && (rc = map_header(&c, &row)) == 0)
-        rc = 1;
-    while (rc == 1 && (rc = csv_next(r, &row, &err)) == 1) {
-        int cb = on_row(&c, &row);
-        if (cb < 0)
-            return cb;
-    }
-    if (rc < 0 && outcome->error.msg[0] == '\0') {
-        outcome->error.line = csv_line(r);
-        snprintf(outcome->error.msg, sizeof outcome->error.msg, "%s", err.msg);
-    }
-    return rc;
+    return csv_table_decode(r, fx_header, fx_row, &c, outcome);
 }
 
 static int
@@ -232,14 +226,7 @@ ft_extract_codec_decode(const pt_codec_config_t *cfg, const pt_codec_source_t *s
                         void *ctx, pt_codec_outcome_t *outcome)
 {
     (void)cfg;
-    csv_reader_t *r;
-    memset(outcome, 0, sizeof *outcome);
-    int rc = csv_open_fd(&r, src->fd, NULL);
-    if (rc < 0)
-        return rc;
-    rc = ft_extract_decode(r, fn, ctx, outcome);
-    csv_close(&r);
-    return rc;
+    return csv_table_run(src, NULL, ft_extract_decode, fn, ctx, outcome);
 }
 
 static const char *const ft_extract_patterns[] = {"*.csv", "*.CSV", NULL};
