@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "records.h"
 #include "codec.h"
 #include "ft_extract.h"
 #include "validate.h"
@@ -22,44 +23,6 @@
 #define SAMPLE                                                                                     \
     PT_SAMPLES_DIR "/carnet-de-bord/"                                                              \
                    "i03300c.j.extract_spie_carnet_spie_carnet_de_bord_principal.csv"
-
-typedef struct got {
-    size_t n, nerr;
-    Ptibus__V1__Envelope *env[16];
-    pt_record_error_t errors[16];
-} got_t;
-
-static int
-collect(void *ctx, const pt_record_t *rec)
-{
-    got_t *g = ctx;
-    if (rec->error != NULL) {
-        g->errors[g->nerr++] = *rec->error;
-        return 0;
-    }
-    Ptibus__V1__Envelope e = *rec->env;
-    Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
-    ts.seconds = 1800000000;
-    e.message_id = "test-1";
-    e.created_at = &ts;
-    pt_error_t err;
-    if (validate_envelope(&e, &err) != 0)
-        fail_msg("invalid envelope: %s", err.msg);
-    uint8_t *buf;
-    size_t len;
-    assert_int_equal(codec_pack(&e.base, SIZE_MAX, &buf, &len, &err), 0);
-    g->env[g->n++] = ptibus__v1__envelope__unpack(NULL, len, buf);
-    free(buf);
-    return 0;
-}
-
-static void
-got_free(got_t *g)
-{
-    for (size_t i = 0; i < g->n; i++)
-        ptibus__v1__envelope__free_unpacked(g->env[i], NULL);
-    memset(g, 0, sizeof *g);
-}
 
 static int
 decode_path(const char *path, got_t *g, pt_codec_outcome_t *out)
