@@ -1,0 +1,104 @@
+/* outbox: the default egress of an adapter. Writes one file per delivered message into
+ * the partner's outbox folder, atomically (tmp, fsync, rename, fsync of the folder), under
+ * a deterministic name that sorts by arrival, so that a write again after a crash finds
+ * its file and changes nothing; optionally one file per Receipt of the partner's own
+ * messages in receipts/. Owns the folder paths only; never owns the spool, and the caller
+ * acknowledges to the broker (docs/adapters/outbox.md: names, JSON shape, crash matrix). */
+#ifndef PT_OUTBOX_H
+#define PT_OUTBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "err.h"
+#include "ptibus/v1/protocol.pb-c.h"
+#include "spool.h"
+
+#define PT_OUTBOX_FORMAT_VERSION 1        /* "formatVersion" of every file written */
+#define PT_OUTBOX_FILE_MODE 0640          /* default mode of the files */
+#define PT_OUTBOX_DIR_MODE 0700           /* default mode of the folders created */
+#define PT_OUTBOX_MAX_ENVELOPE (4u << 20) /* default limit on a packed Envelope */
+#define PT_OUTBOX_REPLAYS_MAX 9999        /* replay files of one seq */
+#define PT_OUTBOX_NAME_MAX 255            /* a file name, NUL excluded */
+#define PT_OUTBOX_RECEIPTS_DIR "receipts"
+
+typedef struct outbox outbox_t;
+
+typedef struct outbox_options {
+    const char *dir;     /* the outbox folder; created (dir_mode) if missing */
+    mode_t file_mode;    /* 0: PT_OUTBOX_FILE_MODE, exactly (the umask does not apply) */
+    mode_t dir_mode;     /* 0: PT_OUTBOX_DIR_MODE */
+    bool receipts;       /* write receipts into dir/receipts/ */
+    size_t max_envelope; /* 0: PT_OUTBOX_MAX_ENVELOPE */
+} outbox_options_t;
+
+/* One delivery, everything borrowed for the call (the broker's Deliver, plus the time the
+ * adapter received it). */
+typedef struct outbox_delivery {
+    uint64_t seq;
+    uint32_t attempt;
+    bool redelivery;
+    bool replay;
+    const char *message_id; /* NULL or "": the envelope's */
+    const char *sender;
+    const uint8_t *envelope; /* packed ptibus.v1.Envelope */
+    size_t envelope_len;
+    int64_t received_at_ms; /* Unix ms; 0: "receivedAt" omitted */
+} outbox_delivery_t;
+
+typedef enum outbox_status {
+    OUTBOX_WRITTEN = 1, /* the file is there now: acknowledge OK */
+    OUTBOX_ALREADY,     /* the same delivery's file was there already: acknowledge OK */
+    OUTBOX_SEEN,        /* outbox_handle: the spool says handed over: acknowledge OK */
+    OUTBOX_REFUSED,     /* refused for good: acknowledge CANNOT_PROCESS with err.msg */
+    OUTBOX_RETRY,       /* failed for now (disk full, folder gone...): no ack, retry later */
+    OUTBOX_SKIPPED,     /* a receipt while receipts are not configured: nothing to do */
+} outbox_status_t;
+
+typedef struct outbox_result {
+    outbox_status_t status;
+    char name[PT_OUTBOX_NAME_MAX + 1]; /* the file's name in its folder ("" if none) */
+} outbox_result_t;
+
+/* Opens the outbox: creates the folder (and receipts/) with dir_mode when missing, checks
+ * that it is a directory writable by us and not writable by others (PT_ECONFIG, err naming
+ * the folder and the fix), and removes the tmp files a crash left in them. Caller owns
+ * *out; free with outbox_close. */
+int outbox_open(const outbox_options_t *opts, outbox_t **out, pt_error_t *err);
+
+/* Accepts NULL; sets *o to NULL. */
+void outbox_close(outbox_t **o);
+
+/* Writes the file of one delivery: "<seq, 20 digits>-<message id>.json", or for a replay
+ * "<seq>-<id>.replay-<n>.json" with the next free n (a redelivered replay whose latest
+ * file is the same delivery finds it). Returns 0 with WRITTEN or ALREADY; otherwise a
+ * negative code with REFUSED (the envelope cannot be decoded or rendered, or the name is
+ * taken by other content or by something not a regular file: left untouched) or RETRY
+ * (an I/O failure: nothing of the new file is left). err says what and where, never a
+ * value of the message. res is always filled. */
+int outbox_write(outbox_t *o, const outbox_delivery_t *d, outbox_result_t *res, pt_error_t *err);
+
+/* The inbound sequence of docs/adapters/outbox.md with the spool: a delivery whose seq is
+ * marked handed over is SEEN (unless a replay); else outbox_write, then, when the file is
+ * there, the seq is marked in the spool's turn. The caller commits the turn, then
+ * acknowledges. Returns as outbox_write (a spool failure: RETRY). */
+int outbox_handle(outbox_t *o, spool_t *s, const outbox_delivery_t *d, int64_t now_ms,
+                  outbox_result_t *res, pt_error_t *err);
+
+/* The delivery facts of a Deliver frame (borrowed from dv). */
+outbox_delivery_t outbox_delivery_of(const Ptibus__V1__Deliver *dv, int64_t received_at_ms);
+
+/* Writes receipts/<seq>-<recipient>-<kind>.json ({"formatVersion", "receipt": proto3
+ * JSON}). SKIPPED when receipts are off; else as outbox_write (the same receipt again:
+ * ALREADY). */
+int outbox_write_receipt(outbox_t *o, const Ptibus__V1__Receipt *r, outbox_result_t *res,
+                         pt_error_t *err);
+
+/* Writes into out (cap bytes) the file-name form of a message id: [A-Za-z0-9._-] kept,
+ * every other byte as %XX (so two ids never share a form). Returns its length, or -1 when
+ * it does not fit. */
+int outbox_sanitize(const char *id, char *out, size_t cap);
+
+#endif
