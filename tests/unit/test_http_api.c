@@ -16,6 +16,7 @@
 #include <cmocka.h>
 #include <curl/curl.h>
 #include <jansson.h>
+#include <yaml.h>
 
 #include "http_api.h"
 #include "pjson.h"
@@ -615,6 +616,232 @@ test_token_file_checks(void **state)
     assert_null(api);
 }
 
+/* ---- docs/api/openapi.yaml, walked ---- */
+
+typedef long (*produce_fn)(fixture_t *f);
+
+static long
+op_post_202(fixture_t *f)
+{
+    char *b = sample_json("oa-202");
+    long st = status_of(f, "POST", "/v1/messages", TOKEN, "application/json", b);
+    free(b);
+    return st;
+}
+
+static long
+op_post_400(fixture_t *f)
+{
+    return status_of(f, "POST", "/v1/messages", TOKEN, "application/json", "{");
+}
+
+static long
+op_post_401(fixture_t *f)
+{
+    char *b = sample_json("oa-401");
+    long st = status_of(f, "POST", "/v1/messages", "nope", "application/json", b);
+    free(b);
+    return st;
+}
+
+static long
+op_post_409(fixture_t *f)
+{
+    char *b = sample_json("oa-409");
+    call_free(f, post(f, b));
+    b[strlen(b) - 1] = '\0';
+    char other[8192];
+    snprintf(other, sizeof other, "%s,\"correlationId\":\"other\"}", b);
+    free(b);
+    return status_of(f, "POST", "/v1/messages", TOKEN, "application/json", other);
+}
+
+static long
+op_post_413(fixture_t *f)
+{
+    char *big = malloc(70 * 1024 + 1);
+    memset(big, ' ', 70 * 1024);
+    big[70 * 1024] = '\0';
+    long st = status_of(f, "POST", "/v1/messages", TOKEN, "application/json", big);
+    free(big);
+    return st;
+}
+
+static long
+op_post_415(fixture_t *f)
+{
+    return status_of(f, "POST", "/v1/messages", TOKEN, "text/csv", "a,b");
+}
+
+static long
+op_post_503(fixture_t *f)
+{
+    char *b = sample_json("oa-503");
+    call_t *c = call_start(f, "POST", "/v1/messages", TOKEN, "application/json", b, strlen(b));
+    pump(f, &c, 1, 300, false);
+    spool_abort(f->spool);
+    http_api_committed(f->api, PT_EJOURNALFULL);
+    pump(f, &c, 1, 5000, false);
+    long st = c->status;
+    call_free(f, c);
+    free(b);
+    return st;
+}
+
+static long
+op_get_200(fixture_t *f)
+{
+    char *b = sample_json("oa-get");
+    call_free(f, post(f, b));
+    free(b);
+    return status_of(f, "GET", "/v1/messages/oa-get", TOKEN, NULL, NULL);
+}
+
+static long
+op_get_401(fixture_t *f)
+{
+    return status_of(f, "GET", "/v1/messages/oa-get", "nope", NULL, NULL);
+}
+
+static long
+op_get_404(fixture_t *f)
+{
+    return status_of(f, "GET", "/v1/messages/oa-none", TOKEN, NULL, NULL);
+}
+
+static long
+op_healthz(fixture_t *f)
+{
+    return status_of(f, "GET", "/healthz", NULL, NULL, NULL);
+}
+
+static long
+op_readyz_200(fixture_t *f)
+{
+    return status_of(f, "GET", "/readyz", NULL, NULL, NULL);
+}
+
+static long
+op_readyz_503(fixture_t *f)
+{
+    f->ready = false;
+    long st = status_of(f, "GET", "/readyz", NULL, NULL, NULL);
+    f->ready = true;
+    return st;
+}
+
+static long
+op_metrics(fixture_t *f)
+{
+    return status_of(f, "GET", "/metrics", NULL, NULL, NULL);
+}
+
+typedef struct api_case {
+    const char *path, *method;
+    long status;
+    produce_fn fn;
+    bool seen;
+} api_case_t;
+
+static api_case_t CASES[] = {
+    {"/v1/messages", "post", 202, op_post_202, false},
+    {"/v1/messages", "post", 400, op_post_400, false},
+    {"/v1/messages", "post", 401, op_post_401, false},
+    {"/v1/messages", "post", 409, op_post_409, false},
+    {"/v1/messages", "post", 413, op_post_413, false},
+    {"/v1/messages", "post", 415, op_post_415, false},
+    {"/v1/messages", "post", 503, op_post_503, false},
+    {"/v1/messages/{id}", "get", 200, op_get_200, false},
+    {"/v1/messages/{id}", "get", 401, op_get_401, false},
+    {"/v1/messages/{id}", "get", 404, op_get_404, false},
+    {"/healthz", "get", 200, op_healthz, false},
+    {"/readyz", "get", 200, op_readyz_200, false},
+    {"/readyz", "get", 503, op_readyz_503, false},
+    {"/metrics", "get", 200, op_metrics, false},
+};
+#define N_CASES (sizeof CASES / sizeof CASES[0])
+
+static yaml_node_t *
+map_get(yaml_document_t *d, yaml_node_t *map, const char *key)
+{
+    if (map == NULL || map->type != YAML_MAPPING_NODE)
+        return NULL;
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        yaml_node_t *k = yaml_document_get_node(d, p->key);
+        if (k->type == YAML_SCALAR_NODE && strcmp((char *)k->data.scalar.value, key) == 0)
+            return yaml_document_get_node(d, p->value);
+    }
+    return NULL;
+}
+
+static const char *
+scalar(yaml_document_t *d, int id)
+{
+    yaml_node_t *n = yaml_document_get_node(d, id);
+    return n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : "";
+}
+
+/* One (path, method, status) of the file: its case must exist and give that status. */
+static void
+walk_one(fixture_t *f, const char *path, const char *method, long status)
+{
+    for (size_t i = 0; i < N_CASES; i++)
+        if (strcmp(CASES[i].path, path) == 0 && strcmp(CASES[i].method, method) == 0 &&
+            CASES[i].status == status) {
+            long got = CASES[i].fn(f);
+            if (got != status)
+                fail_msg("%s %s: got %ld, openapi.yaml says %ld", method, path, got, status);
+            CASES[i].seen = true;
+            return;
+        }
+    fail_msg("openapi.yaml lists %s %s %ld: the test has no case for it", method, path, status);
+}
+
+static void
+walk_methods(fixture_t *f, yaml_document_t *d, const char *path, yaml_node_t *ops)
+{
+    assert_int_equal(ops->type, YAML_MAPPING_NODE);
+    for (yaml_node_pair_t *p = ops->data.mapping.pairs.start; p < ops->data.mapping.pairs.top;
+         p++) {
+        const char *method = scalar(d, p->key);
+        yaml_node_t *resp = map_get(d, yaml_document_get_node(d, p->value), "responses");
+        assert_non_null(resp);
+        for (yaml_node_pair_t *r = resp->data.mapping.pairs.start; r < resp->data.mapping.pairs.top;
+             r++)
+            walk_one(f, path, method, strtol(scalar(d, r->key), NULL, 10));
+    }
+}
+
+static void
+test_openapi_walk(void **state)
+{
+    fixture_t *f = *state;
+    FILE *fp = fopen(PT_SOURCE_DIR "/docs/api/openapi.yaml", "rb");
+    assert_non_null(fp);
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    assert_true(yaml_parser_initialize(&parser));
+    yaml_parser_set_input_file(&parser, fp);
+    assert_true(yaml_parser_load(&parser, &doc));
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    yaml_node_t *version = map_get(&doc, root, "openapi");
+    assert_true(version != NULL && version->type == YAML_SCALAR_NODE);
+    assert_string_equal((const char *)version->data.scalar.value, "3.1.0");
+    yaml_node_t *paths = map_get(&doc, root, "paths");
+    assert_non_null(paths);
+    for (yaml_node_pair_t *p = paths->data.mapping.pairs.start; p < paths->data.mapping.pairs.top;
+         p++)
+        walk_methods(f, &doc, scalar(&doc, p->key), yaml_document_get_node(&doc, p->value));
+    for (size_t i = 0; i < N_CASES; i++)
+        if (!CASES[i].seen)
+            fail_msg("%s %s %ld is implemented but not in openapi.yaml", CASES[i].method,
+                     CASES[i].path, CASES[i].status);
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    fclose(fp);
+}
+
 int
 main(void)
 {
@@ -633,6 +860,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_get_message, setup, teardown),
         cmocka_unit_test_setup_teardown(test_health_ready_metrics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_file_checks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_openapi_walk, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
