@@ -52,7 +52,7 @@ struct webhook {
     uint8_t *secret;
     size_t secret_len;
     uint64_t timeout_ms;
-    int final[PT_WEBHOOK_FINAL_MAX];
+    uint32_t final[PT_WEBHOOK_FINAL_MAX];
     size_t n_final, max_body, max_queued;
     unsigned max_concurrent;
     wh_req_t *qhead, *qtail, *inflight;
@@ -268,7 +268,7 @@ static bool
 status_final(const webhook_t *w, long status)
 {
     for (size_t i = 0; i < w->n_final; i++)
-        if (w->final[i] == status)
+        if ((long)w->final[i] == status)
             return true;
     return false;
 }
@@ -464,7 +464,8 @@ check_opts(const webhook_opts_t *o, pt_error_t *err)
     for (size_t i = 0; i < o->n_final; i++)
         if (o->final_statuses[i] < 400 || o->final_statuses[i] > 499)
             return pt_error_set(err, PT_ECONFIG, "webhook.final_statuses",
-                                "entry %zu: %d is not a 4xx status", i + 1, o->final_statuses[i]);
+                                "entry %zu: %" PRIu32 " is not a 4xx status", i + 1,
+                                o->final_statuses[i]);
     return 0;
 }
 
@@ -481,7 +482,7 @@ on_timer_closed(uv_handle_t *h)
 }
 
 static int
-webhook_init(webhook_t *w, const webhook_opts_t *o)
+wh_configure(webhook_t *w, const webhook_opts_t *o)
 {
     w->url = strdup(o->url);
     w->ca_file = o->ca_file != NULL ? strdup(o->ca_file) : NULL;
@@ -523,7 +524,7 @@ webhook_new(uv_loop_t *loop, const webhook_opts_t *opts, webhook_t **out, pt_err
     w->loop = loop;
     uv_timer_init(loop, &w->timer);
     w->timer.data = w;
-    rc = webhook_init(w, opts);
+    rc = wh_configure(w, opts);
     if (rc != 0) {
         pt_error_set(err, rc, "webhook", "cannot set up libcurl: %s", pt_strerror(rc));
         webhook_close(&w);

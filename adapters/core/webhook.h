@@ -30,13 +30,13 @@ typedef struct webhook_opts {
     const char *url;       /* https://...; http:// only to 127.0.0.1, [::1] or localhost */
     const uint8_t *secret; /* the shared secret, at least PT_WEBHOOK_SECRET_MIN bytes */
     size_t secret_len;
-    uint64_t timeout_ms;       /* whole request, connection included */
-    const int *final_statuses; /* 4xx statuses that are final, e.g. {400, 422} */
-    size_t n_final;            /* at most PT_WEBHOOK_FINAL_MAX */
-    size_t max_body;           /* bodies over this are refused by webhook_post() */
-    unsigned max_concurrent;   /* requests on the wire at once; the rest wait in order */
-    size_t max_queued;         /* requests waiting; over it webhook_post() says -EAGAIN */
-    const char *ca_file;       /* optional CA bundle instead of the system's */
+    uint64_t timeout_ms;            /* whole request, connection included */
+    const uint32_t *final_statuses; /* 4xx statuses that are final, e.g. {400, 422} */
+    size_t n_final;                 /* at most PT_WEBHOOK_FINAL_MAX */
+    size_t max_body;                /* bodies over this are refused by webhook_post() */
+    unsigned max_concurrent;        /* requests on the wire at once; the rest wait in order */
+    size_t max_queued;              /* requests waiting; over it webhook_post() says -EAGAIN */
+    const char *ca_file;            /* optional CA bundle instead of the system's */
 } webhook_opts_t;
 
 typedef enum webhook_outcome {
@@ -59,8 +59,9 @@ typedef struct webhook_result {
 typedef void (*webhook_done_fn)(void *ctx, const webhook_result_t *res);
 
 /* Creates the egress on loop. Checks the options (URL scheme and host, secret length,
- * statuses), filling err on failure: PT_ECONFIG, or -ENOMEM / PT_EINTERNAL. On success the
- * caller owns *out; close with webhook_close(). curl_global_init() is the caller's. */
+ * statuses), filling err on failure: PT_ECONFIG, or -ENOMEM / PT_EINTERNAL (then *out is
+ * NULL, and a half-built object is freed on the loop's next turn). On success the caller
+ * owns *out; close with webhook_close(). curl_global_init() is the caller's. */
 int webhook_new(uv_loop_t *loop, const webhook_opts_t *opts, webhook_t **out, pt_error_t *err);
 
 /* Queues a POST of body (copied) with the delivery id header "X-Ptibus-Delivery: <seq>" and

@@ -389,7 +389,7 @@ test_500_then_200(void **state)
     assert_int_equal(f->rcv.requests, 2);
 }
 
-static const int FINAL[] = {400, 422};
+static const uint32_t FINAL[] = {400, 422};
 
 static void
 check_status(fixture_t *f, int status, webhook_outcome_t want)
@@ -537,7 +537,7 @@ test_refusals(void **state)
     c.secret_len = 8;
     assert_int_equal(webhook_new(&f->loop, &c, &bad, &err), PT_ECONFIG);
     c.secret_len = 30;
-    static const int not4xx[] = {500};
+    static const uint32_t not4xx[] = {500};
     c.final_statuses = not4xx;
     c.n_final = 1;
     assert_int_equal(webhook_new(&f->loop, &c, &bad, &err), PT_ECONFIG);
