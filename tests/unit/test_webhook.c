@@ -28,6 +28,7 @@
 #include <sodium.h>
 #include <uv.h>
 
+#include "testutil.h"
 #include "webhook.h"
 
 static const uint8_t SECRET[] = "0123456789abcdef-shared-secret";
@@ -153,8 +154,10 @@ receiver_done(void *cls, struct MHD_Connection *c, void **con_cls,
     *con_cls = NULL;
 }
 
+/* Plain HTTP when key and cert are NULL, HTTPS with them (PEM text). */
 static void
-receiver_start(receiver_t *r, const uint8_t *secret, size_t secret_len)
+receiver_start(receiver_t *r, const uint8_t *secret, size_t secret_len, const char *key,
+               const char *cert)
 {
     memset(r, 0, sizeof *r);
     pthread_mutex_init(&r->mu, NULL);
@@ -162,9 +165,16 @@ receiver_start(receiver_t *r, const uint8_t *secret, size_t secret_len)
     r->secret_len = secret_len;
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    r->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL, NULL, receiver_handle, r,
-                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-                            MHD_OPTION_NOTIFY_COMPLETED, receiver_done, NULL, MHD_OPTION_END);
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | (key != NULL ? MHD_USE_TLS : 0);
+    if (key != NULL)
+        r->d = MHD_start_daemon(flags, 0, NULL, NULL, receiver_handle, r, MHD_OPTION_SOCK_ADDR,
+                                (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, receiver_done,
+                                NULL, MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_HTTPS_MEM_CERT,
+                                cert, MHD_OPTION_END);
+    else
+        r->d = MHD_start_daemon(flags, 0, NULL, NULL, receiver_handle, r, MHD_OPTION_SOCK_ADDR,
+                                (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, receiver_done,
+                                NULL, MHD_OPTION_END);
     assert_non_null(r->d);
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(r->d, MHD_DAEMON_INFO_BIND_PORT);
     assert_non_null(info);
@@ -258,7 +268,7 @@ setup(void **state)
     fixture_t *f = calloc(1, sizeof *f);
     assert_non_null(f);
     assert_int_equal(uv_loop_init(&f->loop), 0);
-    receiver_start(&f->rcv, SECRET, sizeof SECRET - 1);
+    receiver_start(&f->rcv, SECRET, sizeof SECRET - 1, NULL, NULL);
     snprintf(f->url, sizeof f->url, "http://127.0.0.1:%u/hook", f->rcv.port);
     *state = f;
     return 0;
@@ -348,6 +358,56 @@ test_large_body_identical(void **state)
     assert_memory_equal(f->rcv.body, big, LEN);
     pthread_mutex_unlock(&f->rcv.mu);
     free(big);
+}
+
+/* A self-signed certificate for 127.0.0.1: refused while it is not trusted (verification is
+ * on), delivered once it is the CA file. */
+static void
+test_tls_verified(void **state)
+{
+    fixture_t *f = *state;
+    char *dir = tu_tmpdir("webhook-tls"), cmd[2048], kpath[400], cpath[400];
+    snprintf(kpath, sizeof kpath, "%s/key.pem", dir);
+    snprintf(cpath, sizeof cpath, "%s/cert.pem", dir);
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+             "-keyout %s -out %s -days 1 -subj /CN=127.0.0.1 "
+             "-addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1",
+             kpath, cpath);
+    assert_int_equal(system(cmd), 0);
+    uint8_t *key, *cert;
+    size_t klen, clen;
+    assert_int_equal(tu_read_file(kpath, &key, &klen), 0);
+    assert_int_equal(tu_read_file(cpath, &cert, &clen), 0);
+    receiver_t tls;
+    receiver_start(&tls, SECRET, sizeof SECRET - 1, (const char *)key, (const char *)cert);
+    char url[64];
+    snprintf(url, sizeof url, "https://127.0.0.1:%u/hook", tls.port);
+
+    static done_t d;
+    d = (done_t){0};
+    webhook_t *w = open_webhook(f, url, SECRET, sizeof SECRET - 1, NULL);
+    assert_int_equal(webhook_post(w, 1, "m-1", BODY, sizeof BODY - 1, on_done, &d), 0);
+    assert_true(run_until(&f->loop, &d, 1, 5000));
+    assert_int_equal(d.last.outcome, PT_WEBHOOK_RETRY);
+    assert_int_equal(d.last.status, 0);
+    assert_int_equal(tls.requests, 0);
+    webhook_close(&f->w);
+
+    webhook_opts_t o = {.ca_file = cpath};
+    w = open_webhook(f, url, SECRET, sizeof SECRET - 1, &o);
+    assert_int_equal(webhook_post(w, 2, "m-2", BODY, sizeof BODY - 1, on_done, &d), 0);
+    assert_true(run_until(&f->loop, &d, 2, 5000));
+    assert_int_equal(d.last.outcome, PT_WEBHOOK_DELIVERED);
+    pthread_mutex_lock(&tls.mu);
+    assert_int_equal(tls.requests, 1);
+    assert_true(tls.sig_ok);
+    pthread_mutex_unlock(&tls.mu);
+    webhook_close(&f->w);
+    receiver_stop(&tls);
+    free(key);
+    free(cert);
+    tu_rmtree(dir);
 }
 
 /* The receiver holds another secret: its check must fail (the 200 it answers anyway only
@@ -584,6 +644,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_404_not_final_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_retry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tls_verified, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
