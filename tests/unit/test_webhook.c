@@ -591,8 +591,17 @@ test_refusals(void **state)
     webhook_opts_t c = {.url = "http://example.org/hook", .secret = SECRET, .secret_len = 30};
     assert_int_equal(webhook_new(&f->loop, &c, &bad, &err), PT_ECONFIG);
     assert_non_null(strstr(err.msg, "https"));
-    c.url = "ftp://127.0.0.1/x";
-    assert_int_equal(webhook_new(&f->loop, &c, &bad, &err), PT_ECONFIG);
+    /* hosts that only look local: the host is parsed, not matched as a prefix */
+    static const char *const lookalikes[] = {"http://127.0.0.1.example.org/hook",
+                                             "http://localhost.example.org/hook",
+                                             "http://127.0.0.1@example.org/hook",
+                                             "ftp://127.0.0.1/x",
+                                             "not a url",
+                                             NULL};
+    for (size_t i = 0; lookalikes[i] != NULL; i++) {
+        c.url = lookalikes[i];
+        assert_int_equal(webhook_new(&f->loop, &c, &bad, &err), PT_ECONFIG);
+    }
     c.url = f->url;
     c.secret_len = 8;
     assert_int_equal(webhook_new(&f->loop, &c, &bad, &err), PT_ECONFIG);
