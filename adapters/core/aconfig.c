@@ -240,6 +240,23 @@ parse_final_statuses(load_t *ld, const config_node_t *w)
     return 0;
 }
 
+/* Plain http is only for a receiver on this machine: the host must be exactly
+ * 127.0.0.1, [::1] or localhost (not a name that merely starts like one). */
+static bool
+http_to_loopback(const char *url)
+{
+    static const char *const hosts[] = {"127.0.0.1", "[::1]", "localhost"};
+    if (strncmp(url, "http://", 7) != 0)
+        return false;
+    for (size_t i = 0; i < sizeof hosts / sizeof *hosts; i++) {
+        size_t n = strlen(hosts[i]);
+        char next = url[7 + n];
+        if (strncmp(url + 7, hosts[i], n) == 0 && (next == '\0' || next == ':' || next == '/'))
+            return true;
+    }
+    return false;
+}
+
 static int
 parse_webhook(load_t *ld, const config_node_t *e)
 {
@@ -251,9 +268,7 @@ parse_webhook(load_t *ld, const config_node_t *e)
         rc = config_check_keys(ld->doc, w, keys, ld->err);
     if (rc == 0)
         rc = get_text(ld, w, "url", true, false, &c->webhook_url);
-    if (rc == 0 && strncmp(c->webhook_url, "https://", 8) != 0 &&
-        strncmp(c->webhook_url, "http://127.0.0.1", 16) != 0 &&
-        strncmp(c->webhook_url, "http://localhost", 16) != 0)
+    if (rc == 0 && strncmp(c->webhook_url, "https://", 8) != 0 && !http_to_loopback(c->webhook_url))
         rc = config_error(ld->doc, config_map_get(w, "url"), PT_ECONFIG, ld->err,
                           "must be https:// (plain http only to 127.0.0.1 or localhost)");
     if (rc == 0)

@@ -94,6 +94,9 @@ test_errors_say_where(void **state)
         {HEAD "egress:\n  kind: webhook\n  webhook:\n    url: \"http://example.org/x\"\n"
               "    secret_file: s\n",
          "a.yaml:12: egress.webhook.url: must be https://"},
+        {HEAD "egress:\n  kind: webhook\n  webhook:\n    url: \"http://127.0.0.1.example.org/x\"\n"
+              "    secret_file: s\n",
+         "a.yaml:12: egress.webhook.url: must be https://"},
         {HEAD "egress:\n  kind: webhook\n  webhook:\n    url: \"https://x.example/h\"\n"
               "    secret_file: s\n    final_statuses: [400, 500]\n",
          "a.yaml:14: egress.webhook.final_statuses[1]: is not an HTTP status from 400 to 499"},
