@@ -528,14 +528,9 @@ cnaf_codec_decode(const pt_codec_config_t *cfg, const pt_codec_source_t *src, pt
                   void *ctx, pt_codec_outcome_t *outcome)
 {
     xml_safe_t *x;
-    pt_error_t err;
-    memset(outcome, 0, sizeof *outcome);
-    xml_safe_limits_t lim = {.schema = cfg ? cfg->schema : NULL};
-    int rc = xml_safe_open_fd(&x, src->fd, src->name, &lim, &err);
-    if (rc < 0) {
-        snprintf(outcome->error.msg, sizeof outcome->error.msg, "%s", err.msg);
+    int rc = xml_safe_open_source(&x, src, cfg, outcome);
+    if (rc < 0)
         return rc;
-    }
     rc = cnaf_decode(x, fn, ctx, outcome);
     xml_safe_close(&x);
     return rc;

@@ -651,3 +651,16 @@ xml_safe_record_error(const xml_safe_t *x, const pt_error_t *err, pt_record_erro
     snprintf(out->where, sizeof out->where, "%s", err->path);
     snprintf(out->msg, sizeof out->msg, "%s", msg);
 }
+
+int
+xml_safe_open_source(xml_safe_t **x, const pt_codec_source_t *src, const pt_codec_config_t *cfg,
+                     pt_codec_outcome_t *out)
+{
+    pt_error_t err;
+    memset(out, 0, sizeof *out);
+    xml_safe_limits_t lim = {.schema = cfg ? cfg->schema : NULL};
+    int rc = xml_safe_open_fd(x, src->fd, src->name, &lim, &err);
+    if (rc < 0)
+        snprintf(out->error.msg, sizeof out->error.msg, "%s", err.msg);
+    return rc;
+}

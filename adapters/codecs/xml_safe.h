@@ -62,6 +62,12 @@ int xml_safe_open_fd(xml_safe_t **out, int fd, const char *name, const xml_safe_
 int xml_safe_open_memory(xml_safe_t **out, const void *buf, size_t len, const char *name,
                          const xml_safe_limits_t *limits, pt_error_t *err);
 
+/* Opens a reader on a codec source (the file descriptor the runtime hands over), with
+ * cfg's schema when one is configured (cfg may be NULL). Clears out; on failure
+ * out->error says why and *x is not opened. Returns as xml_safe_open_fd. */
+int xml_safe_open_source(xml_safe_t **x, const pt_codec_source_t *src, const pt_codec_config_t *cfg,
+                         pt_codec_outcome_t *out);
+
 /* Frees the reader and sets *x to NULL; accepts NULL. */
 void xml_safe_close(xml_safe_t **x);
 
