@@ -3,6 +3,7 @@
 #include "filedrop.h"
 
 #include <dirent.h>
+#include <fnmatch.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -215,12 +217,110 @@ filedrop_records_free(filedrop_record_t **recs, size_t n)
     *recs = NULL;
 }
 
+/* ---- native codecs ---- */
+
+filedrop_codec_t
+filedrop_codec_native(const pt_codec_ops_t *ops, const pt_codec_config_t *cfg)
+{
+    filedrop_codec_t c = {.name = ops->name, .native = ops};
+    if (cfg != NULL)
+        c.native_cfg = *cfg;
+    return c;
+}
+
+/* A native record into the sink: an error as it is, an Envelope copied (pack, unpack). */
+static int
+native_record(void *ctx, const pt_record_t *rec)
+{
+    filedrop_sink_t *sink = ctx;
+    if (rec->error != NULL) {
+        pt_error_t e = {.code = PT_EMALFORMED};
+        snprintf(e.path, sizeof e.path, "%s", rec->error->where);
+        snprintf(e.msg, sizeof e.msg, "%s", rec->error->msg);
+        return filedrop_sink_record(sink, NULL, (unsigned)rec->line, 0, &e);
+    }
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    ProtobufCMessage *copy = NULL;
+    pt_error_t err;
+    pt_error_clear(&err);
+    int rc = codec_pack((const ProtobufCMessage *)rec->env, PT_FILEDROP_MAX_FILE, &buf, &len, &err);
+    if (rc == 0)
+        rc = codec_unpack(&ptibus__v1__envelope__descriptor, buf, len, len, &copy, &err);
+    free(buf);
+    if (rc != 0) {
+        pt_error_t e = {.code = PT_EMALFORMED};
+        snprintf(e.msg, sizeof e.msg, "the decoded record cannot be packed: %.400s", err.msg);
+        return rc == -ENOMEM ? rc : filedrop_sink_record(sink, NULL, (unsigned)rec->line, 0, &e);
+    }
+    return filedrop_sink_record(sink, (Ptibus__V1__Envelope *)copy, (unsigned)rec->line, 0, NULL);
+}
+
+/* Runs a native codec over the bytes, given to it as a memory file descriptor. */
+static int
+native_decode(const filedrop_codec_t *codec, const char *data, size_t len, filedrop_sink_t *sink,
+              pt_error_t *err)
+{
+    int fd = memfd_create("ptibus-filedrop", MFD_CLOEXEC);
+    if (fd < 0)
+        return pt_error_set(err, -errno, NULL, "cannot make a memory file: %s", strerror(errno));
+    for (size_t off = 0; off < len;) {
+        ssize_t w = write(fd, data + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            close(fd);
+            return pt_error_set(err, -ENOMEM, NULL, "cannot fill a memory file");
+        }
+        off += (size_t)w;
+    }
+    lseek(fd, 0, SEEK_SET);
+    pt_codec_source_t src = {.fd = fd, .name = codec->name};
+    pt_codec_outcome_t out;
+    memset(&out, 0, sizeof out);
+    int rc = codec->native->decode(&codec->native_cfg, &src, native_record, sink, &out);
+    close(fd);
+    if (rc != 0 && rc != PT_ETOOLARGE && rc != -ENOMEM) {
+        if (out.error.line > 0)
+            pt_error_set(err, rc, out.error.where[0] ? out.error.where : NULL, "line %lu: %s",
+                         out.error.line, out.error.msg[0] ? out.error.msg : pt_strerror(rc));
+        else
+            pt_error_set(err, rc, out.error.where[0] ? out.error.where : NULL, "%s",
+                         out.error.msg[0] ? out.error.msg : pt_strerror(rc));
+    }
+    if (rc == 0 && out.warning.msg[0] != '\0')
+        pt_log_warn("filedrop.warning", "%s: %s", codec->name, out.warning.msg);
+    return rc;
+}
+
+static bool
+native_takes(const filedrop_codec_t *c, const char *name)
+{
+    for (size_t i = 0; c->native->patterns != NULL && c->native->patterns[i] != NULL; i++)
+        if (fnmatch(c->native->patterns[i], name, 0) == 0)
+            return true;
+    return false;
+}
+
 int
 filedrop_decode(const filedrop_codec_t *codec, const char *data, size_t len, size_t max_records,
                 filedrop_record_t **recs, size_t *n, pt_error_t *err)
 {
     *recs = NULL;
     *n = 0;
+    if (codec->native != NULL) {
+        filedrop_sink_t sink = {.max = max_records ? max_records : PT_FILEDROP_MAX_RECORDS};
+        int rc = native_decode(codec, data, len, &sink, err);
+        if (rc == PT_ETOOLARGE)
+            pt_error_set(err, rc, NULL, "more than %zu records in one file", sink.max);
+        if (rc != 0) {
+            filedrop_records_free(&sink.recs, sink.n);
+            return rc;
+        }
+        *recs = sink.recs;
+        *n = sink.n;
+        return 0;
+    }
     if (len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0) { /* Windows tools write one */
         data += 3;
         len -= 3;
@@ -288,9 +388,11 @@ has_suffix(const char *name, const char *suffix)
 static const filedrop_codec_t *
 codec_for(const filedrop_t *fd, const char *name)
 {
-    for (size_t i = 0; i < fd->opt.n_codecs; i++)
-        if (has_suffix(name, fd->opt.codecs[i]->suffix))
-            return fd->opt.codecs[i];
+    for (size_t i = 0; i < fd->opt.n_codecs; i++) {
+        const filedrop_codec_t *c = fd->opt.codecs[i];
+        if (c->native != NULL ? native_takes(c, name) : has_suffix(name, c->suffix))
+            return c;
+    }
     return NULL;
 }
 
@@ -606,6 +708,21 @@ read_whole(const char *path, size_t max, char **out, size_t *len, pt_error_t *er
     return 0;
 }
 
+/* A record without a creation time (a native codec leaves it to the runtime) gets the
+ * file's modification time: the same for a resumed file, so its bytes, and thus its
+ * spool content hash, do not change. */
+static int
+stamp_created_at(filedrop_record_t *r, const filedrop_file_t *file)
+{
+    Google__Protobuf__Timestamp *t = malloc(sizeof *t);
+    if (t == NULL)
+        return pt_error_set(&r->err, -ENOMEM, NULL, "out of memory");
+    google__protobuf__timestamp__init(t);
+    t->seconds = file->mtime_s;
+    r->env->created_at = t;
+    return 0;
+}
+
 /* Gives records without a message id their derived one, then validates each. Returns
  * the number of bad records. */
 static size_t
@@ -628,6 +745,8 @@ prepare_records(const filedrop_t *fd, const filedrop_file_t *file, filedrop_reco
                 r->env->message_id = dup;
             }
         }
+        if (r->env != NULL && r->env->created_at == NULL && stamp_created_at(r, file) != 0)
+            codec_free((ProtobufCMessage **)&r->env);
         /* A record that fails validation keeps its envelope, so that its report can name
          * its message id; only SPOOLED (good so far) records are handed to the spool. */
         if (r->env == NULL || (!fd->opt.no_validate && validate_envelope(r->env, &r->err) != 0)) {
@@ -723,6 +842,9 @@ process_file(filedrop_t *fd, const char *name, bool resumed)
     int rc = read_whole(path, fd->opt.max_file_size, &data, &len, &err);
     if (rc == -ENOENT || rc == -ENOMEM || rc == -EIO || rc == -EINTR)
         return 0; /* gone, or worth another try */
+    struct stat st;
+    if (rc == 0 && stat(path, &st) == 0)
+        file.mtime_s = (int64_t)st.st_mtime;
     if (rc == 0) {
         crypto_hash_sha256(file.hash, (const unsigned char *)data, len);
         sodium_bin2hex(file.hash_hex, sizeof file.hash_hex, file.hash, sizeof file.hash);
@@ -731,7 +853,8 @@ process_file(filedrop_t *fd, const char *name, bool resumed)
         char list[256] = "";
         for (size_t i = 0; i < fd->opt.n_codecs; i++)
             snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
-                     fd->opt.codecs[i]->suffix);
+                     fd->opt.codecs[i]->native ? fd->opt.codecs[i]->native->patterns[0]
+                                               : fd->opt.codecs[i]->suffix);
         rc = pt_error_set(&err, PT_EMALFORMED, NULL,
                           "no format takes this file name: the names taken end with %s", list);
     }

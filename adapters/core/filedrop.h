@@ -14,6 +14,7 @@
 
 #include <uv.h>
 
+#include "codec_ops.h"
 #include "err.h"
 #include "ptibus/v1/envelope.pb-c.h"
 
@@ -58,7 +59,8 @@ typedef struct filedrop_file {
     const char *path; /* processing/NAME */
     uint8_t hash[PT_FILEDROP_HASH_LEN];
     char hash_hex[2 * PT_FILEDROP_HASH_LEN + 1];
-    bool resumed; /* found in processing/ (a crash or a failed spool call) */
+    bool resumed;    /* found in processing/ (a crash or a failed spool call) */
+    int64_t mtime_s; /* its modification time: the created_at of records without one */
 } filedrop_file_t;
 
 /* ---- codecs: bytes of a file -> records ---- */
@@ -79,7 +81,16 @@ typedef struct filedrop_codec {
     const char *name;   /* "json", "jsonl", or a partner format */
     const char *suffix; /* the file names it takes: ".json" */
     int (*decode)(const char *data, size_t len, filedrop_sink_t *sink, pt_error_t *err);
+    /* A partner's native codec (core/codec_ops.h) instead of decode: it gets the file's
+     * bytes as they are (no BOM, UTF-8 or blank check: its format says its encoding), the
+     * file names it takes are its fnmatch(3) patterns, and its Envelopes are copied into
+     * the records. native_cfg is passed to it. */
+    const pt_codec_ops_t *native;
+    pt_codec_config_t native_cfg;
 } filedrop_codec_t;
+
+/* A filedrop codec over a native one (suffix and decode unset). */
+filedrop_codec_t filedrop_codec_native(const pt_codec_ops_t *ops, const pt_codec_config_t *cfg);
 
 /* The generic codecs: one Envelope (proto3 JSON) per ".json" file; one per non-blank line
  * of a ".jsonl" file. */

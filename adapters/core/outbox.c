@@ -240,13 +240,13 @@ new_doc(const char *key, json_t *value)
 }
 
 /* The text of a delivery's file. PT_E* codes mean the envelope itself is at fault. */
-static int
-render_delivery(const outbox_t *o, const outbox_delivery_t *d, char **text, size_t *len,
-                pt_error_t *err)
+int
+outbox_render(const outbox_delivery_t *d, size_t max_envelope, char **text, size_t *len,
+              pt_error_t *err)
 {
     ProtobufCMessage *m = NULL;
     int rc = codec_unpack(&ptibus__v1__envelope__descriptor, d->envelope, d->envelope_len,
-                          o->max_envelope, &m, err);
+                          max_envelope ? max_envelope : PT_OUTBOX_MAX_ENVELOPE, &m, err);
     json_t *env = NULL;
     if (rc == 0)
         rc = pjson_from_message(m, &env, err);
@@ -424,7 +424,7 @@ outbox_write(outbox_t *o, const outbox_delivery_t *d, outbox_result_t *res, pt_e
         rc = pt_error_set(err, PT_EINVALID, "deliver.message_id", "empty or over %d bytes",
                           PT_MESSAGE_ID_MAX);
     if (rc == 0)
-        rc = render_delivery(o, d, &text, &len, err);
+        rc = outbox_render(d, o->max_envelope, &text, &len, err);
     if (rc == 0) {
         snprintf(base, sizeof base, "%020" PRIu64 "-%s", d->seq, id);
         if (d->replay) {

@@ -87,6 +87,13 @@ int outbox_write(outbox_t *o, const outbox_delivery_t *d, outbox_result_t *res, 
 int outbox_handle(outbox_t *o, spool_t *s, const outbox_delivery_t *d, int64_t now_ms,
                   outbox_result_t *res, pt_error_t *err);
 
+/* The text of a delivery's file (also the body of a webhook and an entry of the pull
+ * inbox): {"formatVersion", "delivery": facts, "envelope": proto3 JSON}, indented, with a
+ * final newline; the same delivery always gives the same bytes. Caller frees *text. PT_E*
+ * codes mean the envelope itself is at fault (max_envelope 0: PT_OUTBOX_MAX_ENVELOPE). */
+int outbox_render(const outbox_delivery_t *d, size_t max_envelope, char **text, size_t *len,
+                  pt_error_t *err);
+
 /* The delivery facts of a Deliver frame (borrowed from dv). */
 outbox_delivery_t outbox_delivery_of(const Ptibus__V1__Deliver *dv, int64_t received_at_ms);
 

@@ -443,6 +443,12 @@ spool_failed(const spool_t *s)
     return s->failed;
 }
 
+bool
+spool_turn_open(const spool_t *s)
+{
+    return s->txn != NULL || s->failed != 0;
+}
+
 /* ---- opening ---- */
 
 static int

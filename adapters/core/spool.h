@@ -143,6 +143,10 @@ void spool_abort(spool_t *s);
 /* 0 while the turn has not failed, else its failure. */
 int spool_failed(const spool_t *s);
 
+/* Whether the turn has something to commit (or a failure to report): the loop then
+ * commits before it sleeps. */
+bool spool_turn_open(const spool_t *s);
+
 /* ---- outbound ---- */
 
 /* Spools one message in the turn. A new id: 0, res->duplicate false. The same id with the

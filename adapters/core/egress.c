@@ -1,0 +1,399 @@
+/* egress: outbox, webhook or pull, then the DeliverAck after the commit (see egress.h). */
+#include "egress.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "clock.h"
+#include "log.h"
+#include "outbox.h"
+#include "webhook.h"
+
+#define EG_REASON_MAX 256
+#define EG_SECRET_MAX 4096
+
+typedef struct eg_ack {
+    uint64_t seq;
+    bool ok;
+    char reason[EG_REASON_MAX];
+} eg_ack_t;
+
+/* A delivery waiting for the webhook's 2xx (or its next attempt). */
+typedef struct eg_hold {
+    struct eg_hold *next;
+    egress_t *e;
+    uint64_t seq;
+    bool replay;
+    unsigned attempts;
+    char *message_id;
+    char *body;
+    size_t len;
+    uv_timer_t timer;
+    bool posted; /* a webhook_post is pending (its callback will come) */
+    bool closing;
+} eg_hold_t;
+
+struct egress {
+    uv_loop_t *loop;
+    aconfig_egress_t kind;
+    spool_t *spool;
+    egress_ack_fn ack;
+    void *ack_arg;
+    outbox_t *outbox;   /* OUTBOX, or receipts of any kind */
+    webhook_t *webhook; /* WEBHOOK */
+    eg_hold_t *held;
+    eg_ack_t *acks;
+    size_t n_acks;
+    egress_counts_t n;
+};
+
+/* ---- acks after the commit ---- */
+
+static void
+queue_ack(egress_t *e, uint64_t seq, bool ok, const char *reason)
+{
+    if (e->n_acks == PT_EGRESS_ACKS_MAX) {
+        pt_log_warn("egress.acks", "delivery %llu: too many acks waiting; the broker redelivers it",
+                    (unsigned long long)seq);
+        return;
+    }
+    eg_ack_t *a = &e->acks[e->n_acks++];
+    a->seq = seq;
+    a->ok = ok;
+    snprintf(a->reason, sizeof a->reason, "%s", reason ? reason : "");
+}
+
+bool
+egress_acks_waiting(const egress_t *e)
+{
+    return e->n_acks > 0;
+}
+
+void
+egress_committed(egress_t *e, int commit_rc)
+{
+    for (size_t i = 0; commit_rc == 0 && i < e->n_acks; i++)
+        e->ack(e->ack_arg, e->acks[i].seq, e->acks[i].ok, e->acks[i].reason);
+    if (commit_rc != 0 && e->n_acks > 0)
+        pt_log_warn("egress.commit",
+                    "%zu deliveries not acknowledged (the spool commit failed): "
+                    "the broker redelivers them",
+                    e->n_acks);
+    e->n_acks = 0;
+}
+
+void
+egress_pulled(egress_t *e, uint64_t seq)
+{
+    e->n.handed_over++;
+    queue_ack(e, seq, true, NULL);
+}
+
+/* ---- outbox ---- */
+
+static void
+deliver_outbox(egress_t *e, const outbox_delivery_t *d, int64_t wall_ms)
+{
+    outbox_result_t res;
+    pt_error_t err;
+    pt_error_clear(&err);
+    outbox_handle(e->outbox, e->spool, d, wall_ms, &res, &err);
+    switch (res.status) {
+    case OUTBOX_WRITTEN:
+        e->n.handed_over++;
+        queue_ack(e, d->seq, true, NULL);
+        break;
+    case OUTBOX_ALREADY:
+    case OUTBOX_SEEN:
+        e->n.already++;
+        queue_ack(e, d->seq, true, NULL);
+        break;
+    case OUTBOX_REFUSED:
+        e->n.refused++;
+        pt_log_warn("egress.refused", "delivery %llu refused for good: %s",
+                    (unsigned long long)d->seq, err.msg);
+        queue_ack(e, d->seq, false, err.msg);
+        break;
+    default:
+        e->n.retry_later++;
+        pt_log_warn("egress.retry", "delivery %llu not written (%s); the broker redelivers it",
+                    (unsigned long long)d->seq, err.msg);
+    }
+}
+
+/* ---- webhook ---- */
+
+static eg_hold_t *
+hold_find(egress_t *e, uint64_t seq, bool replay)
+{
+    for (eg_hold_t *h = e->held; h != NULL; h = h->next)
+        if (h->seq == seq && h->replay == replay && !h->closing)
+            return h;
+    return NULL;
+}
+
+static void
+hold_closed(uv_handle_t *t)
+{
+    eg_hold_t *h = t->data;
+    free(h->message_id);
+    free(h->body);
+    free(h);
+}
+
+static void
+hold_drop(egress_t *e, eg_hold_t *h)
+{
+    for (eg_hold_t **p = &e->held; *p != NULL; p = &(*p)->next)
+        if (*p == h) {
+            *p = h->next;
+            break;
+        }
+    e->n.held--;
+    h->closing = true;
+    uv_close((uv_handle_t *)&h->timer, hold_closed);
+}
+
+static void hook_done(void *ctx, const webhook_result_t *res);
+static void hold_retry_later(eg_hold_t *h);
+
+static void
+hold_post(eg_hold_t *h)
+{
+    egress_t *e = h->e;
+    h->attempts++;
+    e->n.webhook_attempts++;
+    int rc = webhook_post(e->webhook, h->seq, h->message_id, h->body, h->len, hook_done, h);
+    if (rc == 0) {
+        h->posted = true;
+        return;
+    }
+    e->n.webhook_failures++;
+    if (rc == PT_ETOOLARGE || rc == PT_EINVALID) {
+        queue_ack(e, h->seq, false,
+                  "the delivery cannot be posted to the webhook (too large "
+                  "or bad message id)");
+        hold_drop(e, h);
+        return;
+    }
+    hold_retry_later(h); /* queue full, or out of memory: later */
+}
+
+static void
+on_retry(uv_timer_t *t)
+{
+    hold_post(t->data);
+}
+
+static void
+hold_retry_later(eg_hold_t *h)
+{
+    uv_timer_start(&h->timer, on_retry, webhook_backoff_ms(h->attempts), 0);
+}
+
+static void
+hook_done(void *ctx, const webhook_result_t *res)
+{
+    eg_hold_t *h = ctx;
+    egress_t *e = h->e;
+    h->posted = false;
+    if (h->closing || e == NULL)
+        return;
+    pt_error_t err;
+    pt_error_clear(&err);
+    if (res->outcome == PT_WEBHOOK_DELIVERED) {
+        if (spool_inbound_mark(e->spool, h->seq, pt_clock_wall_ms(), &err) != 0)
+            pt_log_error("egress.mark", "delivery %llu: %s", (unsigned long long)h->seq, err.msg);
+        e->n.handed_over++;
+        queue_ack(e, h->seq, true, NULL);
+        hold_drop(e, h);
+    } else if (res->outcome == PT_WEBHOOK_FINAL) {
+        char why[EG_REASON_MAX];
+        snprintf(why, sizeof why, "the partner's webhook refused it for good: HTTP %ld",
+                 res->status);
+        e->n.refused++;
+        queue_ack(e, h->seq, false, why);
+        hold_drop(e, h);
+    } else {
+        e->n.webhook_failures++;
+        pt_log_warn("egress.webhook", "delivery %llu: attempt %u failed (%s, HTTP %ld); retried",
+                    (unsigned long long)h->seq, h->attempts, res->reason, res->status);
+        hold_retry_later(h);
+    }
+}
+
+static void
+deliver_webhook(egress_t *e, const outbox_delivery_t *d)
+{
+    bool seen = false;
+    pt_error_t err;
+    pt_error_clear(&err);
+    if (!d->replay && spool_inbound_seen(e->spool, d->seq, &seen, &err) == 0 && seen) {
+        e->n.already++;
+        queue_ack(e, d->seq, true, NULL);
+        return;
+    }
+    if (hold_find(e, d->seq, d->replay) != NULL)
+        return; /* a redelivery of what is being posted: its ack will come */
+    eg_hold_t *h = calloc(1, sizeof *h);
+    int rc = h ? outbox_render(d, 0, &h->body, &h->len, &err) : -ENOMEM;
+    const char *id = d->message_id ? d->message_id : "";
+    if (rc == 0 && (h->message_id = strdup(id)) == NULL)
+        rc = -ENOMEM;
+    if (rc != 0) {
+        if (h != NULL) {
+            free(h->body);
+            free(h);
+        }
+        if (rc == -ENOMEM)
+            return; /* the broker redelivers it */
+        e->n.refused++;
+        queue_ack(e, d->seq, false, err.msg);
+        return;
+    }
+    h->e = e;
+    h->seq = d->seq;
+    h->replay = d->replay;
+    uv_timer_init(e->loop, &h->timer);
+    h->timer.data = h;
+    h->next = e->held;
+    e->held = h;
+    e->n.held++;
+    hold_post(h);
+}
+
+void
+egress_deliver(egress_t *e, const Ptibus__V1__Deliver *dv, int64_t wall_ms)
+{
+    outbox_delivery_t d = outbox_delivery_of(dv, wall_ms);
+    if (e->kind == ACONFIG_EGRESS_WEBHOOK)
+        deliver_webhook(e, &d);
+    else if (e->kind == ACONFIG_EGRESS_OUTBOX)
+        deliver_outbox(e, &d, wall_ms);
+}
+
+void
+egress_receipt(egress_t *e, const Ptibus__V1__Receipt *r)
+{
+    if (e->outbox == NULL)
+        return;
+    outbox_result_t res;
+    pt_error_t err;
+    pt_error_clear(&err);
+    if (outbox_write_receipt(e->outbox, r, &res, &err) != 0 && res.status != OUTBOX_SKIPPED)
+        pt_log_warn("egress.receipt", "receipt of %s not written: %s", r->message_id, err.msg);
+}
+
+/* ---- opening ---- */
+
+/* The webhook's shared secret: a 0600 file of our own, 16 to 4096 bytes (a final newline
+ * is not part of it). */
+static int
+read_secret(const char *path, uint8_t *buf, size_t *len, pt_error_t *err)
+{
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return pt_error_set(err, -errno, path, "cannot open the webhook secret: %s",
+                            strerror(errno));
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        rc = pt_error_set(err, PT_ECONFIG, path, "the webhook secret is not a regular file");
+    else if ((st.st_mode & 077) != 0)
+        rc = pt_error_set(err, PT_ECONFIG, path,
+                          "the webhook secret may be read by others (mode %03o): chmod 600",
+                          (unsigned)(st.st_mode & 0777));
+    ssize_t n = rc == 0 ? read(fd, buf, EG_SECRET_MAX) : 0;
+    close(fd);
+    if (rc != 0)
+        return rc;
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        n--;
+    if (n < PT_WEBHOOK_SECRET_MIN)
+        return pt_error_set(err, PT_ECONFIG, path,
+                            "the webhook secret is shorter than %d bytes (or unreadable)",
+                            PT_WEBHOOK_SECRET_MIN);
+    *len = (size_t)n;
+    return 0;
+}
+
+static int
+open_webhook(egress_t *e, const aconfig_t *cfg, pt_error_t *err)
+{
+    uint8_t *secret = sodium_malloc(EG_SECRET_MAX);
+    if (secret == NULL)
+        return pt_error_set(err, -ENOMEM, "egress", "out of memory");
+    size_t len = 0;
+    int rc = read_secret(cfg->webhook_secret_file, secret, &len, err);
+    webhook_opts_t o = {.url = cfg->webhook_url,
+                        .secret = secret,
+                        .secret_len = len,
+                        .timeout_ms = cfg->webhook_timeout_ms,
+                        .final_statuses = cfg->final_statuses,
+                        .n_final = cfg->n_final_statuses};
+    if (rc == 0)
+        rc = webhook_new(e->loop, &o, &e->webhook, err);
+    sodium_free(secret);
+    return rc;
+}
+
+int
+egress_open(uv_loop_t *loop, const aconfig_t *cfg, spool_t *spool, egress_ack_fn ack, void *ack_arg,
+            egress_t **out, pt_error_t *err)
+{
+    egress_t *e = calloc(1, sizeof *e);
+    if (e == NULL || (e->acks = calloc(PT_EGRESS_ACKS_MAX, sizeof *e->acks)) == NULL) {
+        free(e);
+        return pt_error_set(err, -ENOMEM, "egress", "out of memory");
+    }
+    *e = (egress_t){.loop = loop,
+                    .kind = cfg->egress,
+                    .spool = spool,
+                    .ack = ack,
+                    .ack_arg = ack_arg,
+                    .acks = e->acks};
+    int rc = 0;
+    if (cfg->outbox_dir != NULL) {
+        outbox_options_t oo = {.dir = cfg->outbox_dir, .receipts = cfg->receipts};
+        rc = outbox_open(&oo, &e->outbox, err);
+    }
+    if (rc == 0 && e->kind == ACONFIG_EGRESS_WEBHOOK)
+        rc = open_webhook(e, cfg, err);
+    if (rc != 0) {
+        egress_close(&e);
+        return rc;
+    }
+    *out = e;
+    return 0;
+}
+
+void
+egress_close(egress_t **pe)
+{
+    if (pe == NULL || *pe == NULL)
+        return;
+    egress_t *e = *pe;
+    while (e->held != NULL) {
+        eg_hold_t *h = e->held;
+        h->e = NULL;
+        hold_drop(e, h);
+    }
+    webhook_close(&e->webhook); /* calls hook_done with closing holds: ignored */
+    outbox_close(&e->outbox);
+    free(e->acks);
+    free(e);
+    *pe = NULL;
+}
+
+egress_counts_t
+egress_counts(const egress_t *e)
+{
+    return e->n;
+}

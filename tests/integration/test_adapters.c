@@ -1,0 +1,386 @@
+/* Integration tests of the partner adapters: real ptibusd, real adapter daemons
+ * (ptibus-adapter-*), real HTTP, real folders. POST -> spool -> broker -> exactly the
+ * routed recipients' outboxes; the broker down during POSTs; kill -9 of the sending
+ * adapter during POSTs and of the recipient's during egress (no loss, no duplicate
+ * hand-over); a file drop with bad records and the same file twice; the lifecycle after
+ * receipts; a webhook that fails then succeeds, and one that refuses for good. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "adapter.h"
+#include "daemon.h"
+#include "pjson.h"
+#include "samples.h"
+#include "testutil.h"
+
+#define WAIT_MS 20000
+#define QUIET_MS 800
+
+typedef struct fx {
+    td_net_t net;
+    td_adapter_t a[4]; /* departement, pole_emploi, caf, msa */
+} fx_t;
+
+enum { D, P, C, M };
+static const char *const names[] = {"departement", "pole_emploi", "caf", "msa"};
+
+static int
+setup(void **state)
+{
+    fx_t *f = calloc(1, sizeof *f);
+    /* an adapter killed with deliveries in flight gets them again after the ack timeout */
+    td_net_options_t o = {.ack_timeout = "2s", .max_attempts = "20"};
+    td_net_init(&f->net, "adapters", &o);
+    assert_int_equal(td_broker_start(&f->net), 0);
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    fx_t *f = *state;
+    for (int i = 0; i < 4; i++)
+        td_adapter_kill9(&f->a[i]);
+    td_net_fini(&f->net);
+    free(f);
+    return 0;
+}
+
+static void
+start(fx_t *f, int i, const td_adapter_options_t *o)
+{
+    td_adapter_init(&f->a[i], &f->net, names[i], o);
+    assert_int_equal(td_adapter_start(&f->a[i]), 0);
+    assert_true(td_adapter_wait_ready(&f->a[i], 10000));
+}
+
+static long
+post_orientation(td_adapter_t *a, const char *id)
+{
+    td_sample_t s;
+    td_sample_orientation(&s, id);
+    return td_adapter_post_env(a, &s.env, NULL);
+}
+
+/* The lifecycle JSON of id, or NULL. */
+static json_t *
+lifecycle(td_adapter_t *a, const char *id)
+{
+    char path[128], *body = NULL;
+    snprintf(path, sizeof path, "/v1/messages/%s", id);
+    long st = td_adapter_http(a, "GET", path, NULL, 0, &body);
+    json_t *doc = st == 200 && body ? json_loads(body, 0, NULL) : NULL;
+    free(body);
+    return doc;
+}
+
+/* Waits until the lifecycle of id has recipient `who` with field (e.g. "acknowledgedAt"). */
+static bool
+wait_receipt(td_adapter_t *a, const char *id, const char *who, const char *field)
+{
+    int64_t end = tu_now_ms() + WAIT_MS;
+    while (tu_now_ms() < end) {
+        json_t *doc = lifecycle(a, id);
+        size_t i;
+        json_t *r;
+        bool found = false;
+        json_array_foreach(json_object_get(doc, "recipients"), i, r)
+        {
+            found |= strcmp(json_string_value(json_object_get(r, "partner")) ?: "", who) == 0 &&
+                     json_object_get(r, field) != NULL;
+        }
+        json_decref(doc);
+        if (found)
+            return true;
+        usleep(100 * 1000);
+    }
+    return false;
+}
+
+/* POST -> broker -> exactly the routed recipients' outboxes (an orientation with a CAF
+ * payer goes to France Travail and the CAF, not to the MSA), then the lifecycle. */
+static void
+test_post_reaches_the_routed_outboxes_only(void **state)
+{
+    fx_t *f = *state;
+    for (int i = 0; i < 4; i++)
+        start(f, i, NULL);
+    char id[64];
+    for (int k = 0; k < 5; k++) {
+        snprintf(id, sizeof id, "ori-route-%d", k);
+        assert_int_equal(post_orientation(&f->a[D], id), 202);
+    }
+    assert_int_equal(td_outbox_wait(&f->a[P], 5, WAIT_MS), 5);
+    assert_int_equal(td_outbox_wait(&f->a[C], 5, WAIT_MS), 5);
+    usleep(QUIET_MS * 1000);
+    assert_int_equal(td_outbox_count(&f->a[M]), 0);
+    assert_int_equal(td_outbox_count(&f->a[D]), 0);
+    assert_true(td_outbox_has(&f->a[P], "ori-route-3"));
+    assert_true(wait_receipt(&f->a[D], "ori-route-3", "pole_emploi", "acknowledgedAt"));
+    assert_true(wait_receipt(&f->a[D], "ori-route-3", "caf", "acknowledgedAt"));
+    json_t *doc = lifecycle(&f->a[D], "ori-route-3");
+    assert_string_equal(json_string_value(json_object_get(doc, "state")), "accepted");
+    json_decref(doc);
+    /* the same message again: the spool answers from what it has, nothing is sent twice */
+    assert_int_equal(post_orientation(&f->a[D], "ori-route-3"), 202);
+    usleep(QUIET_MS * 1000);
+    assert_int_equal(td_outbox_count(&f->a[P]), 5);
+}
+
+/* The broker down during POSTs: each is answered 202 once spooled, /readyz says why the
+ * link is down, and everything flows, in order, when the broker returns. */
+static void
+test_broker_down_then_back(void **state)
+{
+    fx_t *f = *state;
+    start(f, D, NULL);
+    start(f, P, NULL);
+    assert_int_equal(td_broker_stop(&f->net), 0);
+    char *body = NULL, id[64];
+    for (int i = 0; i < 50 && td_adapter_http(&f->a[D], "GET", "/readyz", NULL, 0, NULL) == 200;
+         i++)
+        usleep(200 * 1000);
+    assert_int_equal(td_adapter_http(&f->a[D], "GET", "/readyz", NULL, 0, &body), 503);
+    assert_non_null(strstr(body, "broker link"));
+    free(body);
+    for (int k = 0; k < 20; k++) {
+        snprintf(id, sizeof id, "ori-down-%02d", k);
+        assert_int_equal(post_orientation(&f->a[D], id), 202);
+    }
+    usleep(QUIET_MS * 1000);
+    assert_int_equal(td_outbox_count(&f->a[P]), 0);
+    assert_int_equal(td_broker_start(&f->net), 0);
+    assert_int_equal(td_outbox_wait(&f->a[P], 20, WAIT_MS), 20);
+    for (int k = 0; k < 20; k++) {
+        snprintf(id, sizeof id, "ori-down-%02d", k);
+        assert_true(td_outbox_has(&f->a[P], id));
+    }
+}
+
+/* Counts outbox files per message id: every id of ids[] must have exactly one. */
+static void
+assert_each_once(const td_adapter_t *a, char ids[][32], size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!td_outbox_has(a, ids[i]))
+            fail_msg("%s: no outbox file for %s", a->partner, ids[i]);
+    }
+    assert_int_equal(td_outbox_count(a), n);
+}
+
+/* kill -9 of the sending adapter in the middle of a stream of POSTs: every message
+ * answered 202 reaches the recipient, exactly once. */
+static void
+test_kill9_sender_during_posts(void **state)
+{
+    fx_t *f = *state;
+    start(f, D, NULL);
+    start(f, P, NULL);
+    static char ok[300][32];
+    size_t n_ok = 0, attempts = 0;
+    for (int k = 0; k < 300; k++) {
+        char id[32];
+        snprintf(id, sizeof id, "ori-k9-%03d", k);
+        attempts++;
+        long st = post_orientation(&f->a[D], id);
+        if (st == 202)
+            snprintf(ok[n_ok++], sizeof ok[0], "%s", id);
+        if (k == 120) {
+            td_adapter_kill9(&f->a[D]);
+            assert_int_equal(td_adapter_start(&f->a[D]), 0);
+        }
+    }
+    /* a POST cut by the kill may have been spooled without its answer: it is sent too,
+     * but it was never promised, so only the 202s are counted */
+    assert_true(n_ok >= 290);
+    size_t got = td_outbox_wait(&f->a[P], n_ok, WAIT_MS);
+    usleep(QUIET_MS * 1000);
+    got = td_outbox_count(&f->a[P]);
+    for (size_t i = 0; i < n_ok; i++)
+        if (!td_outbox_has(&f->a[P], ok[i]))
+            fail_msg("%s was answered 202 but never delivered", ok[i]);
+    assert_true(got <= attempts);
+    assert_true(got >= n_ok);
+}
+
+/* kill -9 of the recipient's adapter while deliveries flow: after its restart every
+ * message is in its outbox once (the outbox names are deterministic, the handed-over
+ * seqs are in its spool). */
+static void
+test_kill9_recipient_during_egress(void **state)
+{
+    fx_t *f = *state;
+    start(f, D, NULL);
+    start(f, P, NULL);
+    static char ids[200][32];
+    for (int k = 0; k < 200; k++)
+        snprintf(ids[k], sizeof ids[0], "ori-eg-%03d", k);
+    for (int k = 0; k < 200; k++) {
+        assert_int_equal(post_orientation(&f->a[D], ids[k]), 202);
+        if (k == 80)
+            td_adapter_kill9(&f->a[P]);
+    }
+    usleep(300 * 1000);
+    assert_int_equal(td_adapter_start(&f->a[P]), 0);
+    td_outbox_wait(&f->a[P], 200, WAIT_MS);
+    usleep(QUIET_MS * 1000);
+    assert_each_once(&f->a[P], ids, 200);
+}
+
+/* A .jsonl file with a bad line: the good records go, the report says what and where;
+ * the same content dropped again is a duplicate and sends nothing; a *.tmp is never
+ * taken. */
+static void
+test_file_drop_reports_and_duplicates(void **state)
+{
+    fx_t *f = *state;
+    start(f, D, NULL);
+    start(f, P, NULL);
+    json_t *lines[3];
+    char *text[3];
+    for (int k = 0; k < 3; k++) {
+        td_sample_t s;
+        char id[32];
+        snprintf(id, sizeof id, "ori-file-%d", k);
+        td_sample_orientation(&s, id);
+        pt_error_t err;
+        assert_int_equal(pjson_from_message(&s.env.base, &lines[k], &err), 0);
+        text[k] = json_dumps(lines[k], JSON_COMPACT);
+        json_decref(lines[k]);
+    }
+    char file[16384];
+    snprintf(file, sizeof file, "%s\n{\"messageId\": \"bad\", \"nope\": 1}\n%s\n%s\n", text[0],
+             text[1], text[2]);
+    for (int k = 0; k < 3; k++)
+        free(text[k]);
+    char tmp[4400];
+    snprintf(tmp, sizeof tmp, "%s/half.jsonl.tmp", f->a[D].inbox);
+    assert_int_equal(tu_write_file(tmp, file, strlen(file)), 0);
+    td_adapter_drop(&f->a[D], "batch.jsonl", file, strlen(file));
+    assert_int_equal(td_outbox_wait(&f->a[P], 3, WAIT_MS), 3);
+    char report[4400];
+    snprintf(report, sizeof report, "%s/done/batch.jsonl.report.json", f->a[D].inbox);
+    json_t *rep = json_load_file(report, 0, NULL);
+    assert_non_null(rep);
+    assert_int_equal(json_array_size(json_object_get(rep, "records")), 4);
+    char *dump = json_dumps(rep, 0);
+    assert_non_null(strstr(dump, "nope"));
+    free(dump);
+    json_decref(rep);
+    td_adapter_drop(&f->a[D], "again.jsonl", file, strlen(file));
+    snprintf(report, sizeof report, "%s/done/again.jsonl.report.json", f->a[D].inbox);
+    for (int i = 0; i < 100 && access(report, F_OK) != 0; i++)
+        usleep(100 * 1000);
+    rep = json_load_file(report, 0, NULL);
+    assert_non_null(rep);
+    assert_string_equal(json_string_value(json_object_get(rep, "state")), "duplicate");
+    json_decref(rep);
+    usleep(QUIET_MS * 1000);
+    assert_int_equal(td_outbox_count(&f->a[P]), 3);
+    assert_int_equal(access(tmp, F_OK), 0); /* still there, never taken */
+}
+
+/* ---- a partner's webhook receiver, in the test process ---- */
+
+typedef struct hook {
+    struct MHD_Daemon *d;
+    int port;
+    int fail_first; /* answer 500 to the first n requests */
+    int status_after;
+    int requests, signed_ok;
+} hook_t;
+
+static enum MHD_Result
+hook_answer(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+            const char *version, const char *data, size_t *size, void **ctx)
+{
+    hook_t *h = cls;
+    (void)url, (void)method, (void)version, (void)data;
+    if (*ctx == NULL) {
+        *ctx = h;
+        return MHD_YES;
+    }
+    if (*size > 0) {
+        *size = 0;
+        return MHD_YES;
+    }
+    const char *sig = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Ptibus-Signature");
+    h->signed_ok += sig != NULL && strstr(sig, "v1=") != NULL;
+    int st = h->requests++ < h->fail_first ? 500 : h->status_after;
+    struct MHD_Response *r = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+    enum MHD_Result rc = MHD_queue_response(c, (unsigned)st, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+static void
+hook_start(hook_t *h)
+{
+    h->port = tu_free_port();
+    h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)h->port, NULL, NULL,
+                            hook_answer, h, MHD_OPTION_END);
+    assert_non_null(h->d);
+}
+
+static void
+webhook_case(fx_t *f, int fail_first, int status_after, const char *id, const char *field)
+{
+    hook_t h = {.fail_first = fail_first, .status_after = status_after};
+    hook_start(&h);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/hook", h.port);
+    start(f, D, NULL);
+    start(f, P, NULL);
+    td_adapter_options_t o = {.webhook_url = url};
+    start(f, C, &o);
+    assert_int_equal(post_orientation(&f->a[D], id), 202);
+    assert_true(wait_receipt(&f->a[D], id, "caf", field));
+    assert_true(h.requests >= fail_first + 1);
+    assert_int_equal(h.signed_ok, h.requests);
+    usleep(QUIET_MS * 1000);
+    int settled = h.requests;
+    usleep(QUIET_MS * 1000);
+    assert_int_equal(h.requests, settled); /* acknowledged: no more attempts */
+    MHD_stop_daemon(h.d);
+}
+
+/* 500 twice, then 200: retried with backoff, acknowledged only after the 2xx. */
+static void
+test_webhook_retried_until_2xx(void **state)
+{
+    webhook_case(*state, 2, 200, "ori-hook-ok", "acknowledgedAt");
+}
+
+/* A 400 is final: the delivery is dead-lettered and the sender gets the receipt. */
+static void
+test_webhook_final_4xx_dead_letters(void **state)
+{
+    webhook_case(*state, 0, 400, "ori-hook-400", "deadLetteredAt");
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_post_reaches_the_routed_outboxes_only, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_broker_down_then_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill9_sender_during_posts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill9_recipient_during_egress, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_drop_reports_and_duplicates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_webhook_retried_until_2xx, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_webhook_final_4xx_dead_letters, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
