@@ -136,6 +136,15 @@ test_post_reaches_the_routed_outboxes_only(void **state)
     assert_int_equal(post_orientation(&f->a[D], "ori-route-3"), 202);
     usleep(QUIET_MS * 1000);
     assert_int_equal(td_outbox_count(&f->a[P]), 5);
+    /* the metrics say so too (the runtime updates them every second) */
+    usleep(1200 * 1000);
+    char *text = NULL;
+    assert_int_equal(td_adapter_http(&f->a[P], "GET", "/metrics", NULL, 0, &text), 200);
+    assert_non_null(strstr(text, "ptibus_adapter_link_up 1"));
+    assert_non_null(strstr(text, "ptibus_adapter_deliveries_handed_over_total 5"));
+    free(text);
+    /* SIGTERM stops cleanly */
+    assert_int_equal(td_adapter_stop(&f->a[D]), 0);
 }
 
 /* The broker down during POSTs: each is answered 202 once spooled, /readyz says why the
@@ -291,6 +300,47 @@ test_file_drop_reports_and_duplicates(void **state)
     assert_int_equal(access(tmp, F_OK), 0); /* still there, never taken */
 }
 
+/* kill -9 of the adapter while it takes a large file: after the restart the file is
+ * resumed from processing/, and every record reaches the recipient exactly once. */
+static void
+test_kill9_during_a_file(void **state)
+{
+    fx_t *f = *state;
+    start(f, D, NULL);
+    start(f, P, NULL);
+    enum { N = 400 };
+    size_t cap = N * 2048, len = 0;
+    char *file = malloc(cap);
+    static char ids[N][32];
+    for (int k = 0; k < N; k++) {
+        td_sample_t s;
+        snprintf(ids[k], sizeof ids[0], "ori-big-%03d", k);
+        td_sample_orientation(&s, ids[k]);
+        json_t *doc = NULL;
+        pt_error_t err;
+        assert_int_equal(pjson_from_message(&s.env.base, &doc, &err), 0);
+        char *t = json_dumps(doc, JSON_COMPACT);
+        json_decref(doc);
+        len += (size_t)snprintf(file + len, cap - len, "%s\n", t);
+        free(t);
+    }
+    td_adapter_drop(&f->a[D], "big.jsonl", file, len);
+    free(file);
+    char claimed[4400];
+    snprintf(claimed, sizeof claimed, "%s/processing/big.jsonl", f->a[D].inbox);
+    bool during = false;
+    for (int i = 0; i < 20000 && !during; i++) /* kill it while the file is being taken */
+        if (!(during = access(claimed, F_OK) == 0))
+            usleep(100);
+    td_adapter_kill9(&f->a[D]);
+    print_message("killed %s the file was in processing/\n", during ? "while" : "before");
+    assert_true(during);
+    assert_int_equal(td_adapter_start(&f->a[D]), 0);
+    td_outbox_wait(&f->a[P], N, WAIT_MS);
+    usleep(QUIET_MS * 1000);
+    assert_each_once(&f->a[P], ids, N);
+}
+
 /* ---- a partner's webhook receiver, in the test process ---- */
 
 typedef struct hook {
@@ -379,6 +429,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_kill9_sender_during_posts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_recipient_during_egress, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_drop_reports_and_duplicates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill9_during_a_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_webhook_retried_until_2xx, setup, teardown),
         cmocka_unit_test_setup_teardown(test_webhook_final_4xx_dead_letters, setup, teardown),
     };
