@@ -190,6 +190,23 @@ def targets(rows):
         check("S4 p99 <= 2 ms at 10k msgs/s", ld["p99_us"] <= 2000 and ld["rate"] >= 9000,
               "p99 %.2f ms at %.0f msgs/s" % (ld["p99_us"] / 1000, ld["rate"]),
               f["p99_us"] <= 2000 if f else None, "p99 %.2f ms" % (f["p99_us"] / 1000) if f else "")
+    a = find(rows, "A1-adapter", "ptibus-adapter")
+    if a and e:
+        check("A1 adapter >= 50% of S2 (POST -> adapter -> broker -> adapter -> outbox)",
+              a["rate"] >= 0.5 * e["rate"],
+              "%.0f vs %.0f (%.0f%%); POST->202 p50 %.1f p99 %.1f ms, POST->file p50 %.1f p99 %.1f ms"
+              % (a["rate"], e["rate"], 100 * a["rate"] / e["rate"], a["post_p50_ms"],
+                 a["post_p99_ms"], a["file_p50_ms"], a["file_p99_ms"]))
+    al = find(rows, "A1-load1k", "ptibus-adapter")
+    if al:
+        check("A1 p99 POST->202 <= 5 ms at 1000 requests/s offered",
+              al["post_p99_ms"] <= 5 and al["rate"] >= 0.9 * al["offered_rate"],
+              "p99 %.2f ms at %.0f requests/s" % (al["post_p99_ms"], al["rate"]))
+    asp = find(rows, "A1-spool100k", "ptibus-adapter")
+    if asp:
+        check("adapter RssAnon <= 32 MiB with 100 000 messages spooled",
+              asp["rss_anon_kib"] <= 32 * 1024 and asp["msgs"] >= 100000,
+              "%.1f MiB with %d spooled" % (asp["rss_anon_kib"] / 1024, asp["msgs"]))
     mem = [r for r in rows if r.get("scenario") == "MEM"]
     if mem:
         worst = max(r["rss_anon_kib"] for r in mem)

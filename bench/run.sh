@@ -107,7 +107,7 @@ install_peers() {
 build() {
     "$top/deploy/install-deps.sh"
     local b="$top/build-bench" targets=(ptibusd ptibusctl bench_ptibus bench_journal bench_lmdb
-        bench_floor)
+        bench_floor bench_adapter)
     cmake -S "$top" -B "$b" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPTIBUS_BENCH=ON >/dev/null
     [ "$peers" = 1 ] && targets+=(bench_rabbitmq bench_redis bench_nats)
     cmake --build "$b" -j2 --target "${targets[@]}" >/dev/null
@@ -292,6 +292,14 @@ run_ptibus() {
     stop_pid ptibus
 }
 
+# The adapter scenarios (A1): bench_adapter starts its own broker and two adapters.
+run_adapter() {
+    log "adapters: A1 (POST -> adapter -> broker -> adapter -> outbox)"
+    local spool=$((smoke ? 5000 : 100000))
+    "$bin/bench_adapter" --seconds "$secs" --count "$maxcount" --rate 1000 --spool "$spool" |
+        tee -a "$results" >&2
+}
+
 # The floor of the stack: bench_floor's minimal durable broker (ZeroMQ CURVE, one
 # LMDB B-tree, one fsynced commit per drain, nothing else) through the same scenarios.
 run_floor() {
@@ -437,6 +445,7 @@ start_time=$(date +%s)
 log "building in $top/build-bench"
 build
 run_ptibus
+run_adapter
 run_floor
 run_reference
 [ "$peers" = 1 ] && run_peers

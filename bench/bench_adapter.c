@@ -1,0 +1,341 @@
+/* bench_adapter: the adapter scenarios of issue 12, end to end through real daemons.
+ * Starts its own ptibusd and two adapters (the Département's, which the clients POST
+ * to, and France Travail's, which writes the outbox), then:
+ *   A1-adapter   N keep-alive clients POST orientations as fast as they are answered:
+ *                msgs/s, p50/p99 of POST->202 and of POST->file in the recipient's outbox;
+ *   A1-load1k    the same paced at --rate requests/s offered (default 1000): p99 POST->202;
+ *   A1-spool100k the broker stopped, --spool messages POSTed (default 100 000): the
+ *                sending adapter's RssAnon with that many messages spooled.
+ * One JSON line per scenario on stdout (bench/run.sh collects them; report.py compares
+ * A1-adapter with S2 of the same run). A program, never a test. */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "adapter.h"
+#include "daemon.h"
+#include "pjson.h"
+#include "samples.h"
+#include "testutil.h"
+
+#define MAX_MSGS 2000000
+
+typedef struct run {
+    td_adapter_t *src, *dst;
+    const char *prefix;
+    unsigned clients;
+    uint64_t count; /* messages at most */
+    double seconds; /* time bound */
+    double rate;    /* offered requests/s in total; 0 = closed loop */
+    atomic_uint_fast64_t next;
+    uint64_t *sent_ns; /* by message number: when its POST left */
+    uint64_t *post_ns; /* POST->202 latency */
+    uint64_t *file_ns; /* POST->file latency */
+    atomic_uint_fast64_t ok, failed;
+    atomic_bool stop;
+    uint64_t t0;
+} run_t;
+
+static uint64_t
+now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The JSON body of message number k (an orientation with its own id). */
+static char *
+body_of(const char *prefix, uint64_t k)
+{
+    td_sample_t s;
+    char id[64];
+    snprintf(id, sizeof id, "%s-%08llu", prefix, (unsigned long long)k);
+    td_sample_orientation(&s, id);
+    json_t *doc = NULL;
+    pt_error_t err;
+    if (pjson_from_message(&s.env.base, &doc, &err) != 0)
+        return NULL;
+    char *t = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    return t;
+}
+
+static size_t
+discard(char *p, size_t s, size_t n, void *u)
+{
+    (void)p, (void)u;
+    return s * n;
+}
+
+static void *
+client(void *arg)
+{
+    run_t *r = arg;
+    CURL *c = curl_easy_init();
+    char url[128], auth[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/messages", r->src->http_port);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", r->src->token);
+    struct curl_slist *h = curl_slist_append(NULL, auth);
+    h = curl_slist_append(h, "Content-Type: application/json");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
+    uint64_t end = r->t0 + (uint64_t)(r->seconds * 1e9);
+    for (;;) {
+        uint64_t k = atomic_fetch_add(&r->next, 1);
+        if (k >= r->count || atomic_load(&r->stop) || now_ns() > end)
+            break;
+        if (r->rate > 0) { /* open loop: message k leaves at t0 + k / rate */
+            uint64_t due = r->t0 + (uint64_t)((double)k / r->rate * 1e9), t = now_ns();
+            if (due > t)
+                usleep((useconds_t)((due - t) / 1000));
+        }
+        char *body = body_of(r->prefix, k);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        uint64_t t = now_ns();
+        r->sent_ns[k] = t;
+        long st = 0;
+        if (curl_easy_perform(c) == CURLE_OK)
+            curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+        r->post_ns[k] = now_ns() - t;
+        free(body);
+        atomic_fetch_add(st == 202 ? &r->ok : &r->failed, 1);
+    }
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+/* Watches the recipient's outbox with inotify: each file "<seq>-<prefix>-<k>.json"
+ * renamed in gives message k's POST->file latency. */
+typedef struct watch {
+    run_t *r;
+    int fd;
+    uint64_t seen;
+} watch_t;
+
+static void
+watch_name(watch_t *w, const char *name)
+{
+    char pat[80];
+    snprintf(pat, sizeof pat, "-%s-", w->r->prefix);
+    const char *p = strstr(name, pat);
+    if (p == NULL)
+        return;
+    uint64_t k = strtoull(p + strlen(pat), NULL, 10);
+    if (k < w->r->count && w->r->file_ns[k] == 0 && w->r->sent_ns[k] != 0) {
+        w->r->file_ns[k] = now_ns() - w->r->sent_ns[k];
+        w->seen++;
+    }
+}
+
+static void *
+watcher(void *arg)
+{
+    watch_t *w = arg;
+    char buf[64 * 1024] __attribute__((aligned(8)));
+    while (!atomic_load(&w->r->stop)) {
+        ssize_t n = read(w->fd, buf, sizeof buf);
+        if (n <= 0) {
+            usleep(1000);
+            continue;
+        }
+        for (char *p = buf; p < buf + n;) {
+            struct inotify_event *e = (struct inotify_event *)p;
+            if (e->len > 0)
+                watch_name(w, e->name);
+            p += sizeof *e + e->len;
+        }
+    }
+    return NULL;
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* p-th percentile in ms of the non-zero values of v[0..n). */
+static double
+pct(uint64_t *v, uint64_t n, double p)
+{
+    uint64_t *c = malloc((n ? n : 1) * sizeof *c), m = 0;
+    for (uint64_t i = 0; i < n; i++)
+        if (v[i] != 0)
+            c[m++] = v[i];
+    double r = 0;
+    if (m > 0) {
+        qsort(c, m, sizeof *c, cmp_u64);
+        r = (double)c[(uint64_t)((double)(m - 1) * p)] / 1e6;
+    }
+    free(c);
+    return r;
+}
+
+static long
+rss_anon_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long kib = -1;
+    while (f != NULL && fgets(line, sizeof line, f))
+        if (strncmp(line, "RssAnon:", 8) == 0)
+            kib = strtol(line + 8, NULL, 10);
+    if (f != NULL)
+        fclose(f);
+    return kib;
+}
+
+/* Runs r's clients and, when dst is set, waits for the outbox files (30 s at most). */
+static double
+drive(run_t *r)
+{
+    watch_t w = {.r = r, .fd = -1};
+    pthread_t wt, ct[256];
+    if (r->dst != NULL) {
+        w.fd = inotify_init1(IN_NONBLOCK);
+        inotify_add_watch(w.fd, r->dst->outbox, IN_MOVED_TO | IN_CREATE);
+        pthread_create(&wt, NULL, watcher, &w);
+    }
+    r->t0 = now_ns();
+    for (unsigned i = 0; i < r->clients; i++)
+        pthread_create(&ct[i], NULL, client, r);
+    for (unsigned i = 0; i < r->clients; i++)
+        pthread_join(ct[i], NULL);
+    double elapsed = (double)(now_ns() - r->t0) / 1e9;
+    uint64_t ok = atomic_load(&r->ok), deadline = now_ns() + 30000000000ull;
+    while (r->dst != NULL && w.seen < ok && now_ns() < deadline)
+        usleep(10000);
+    double all = (double)(now_ns() - r->t0) / 1e9;
+    atomic_store(&r->stop, true);
+    if (r->dst != NULL) {
+        pthread_join(wt, NULL);
+        close(w.fd);
+    }
+    if (r->dst != NULL && w.seen < ok)
+        fprintf(stderr, "bench_adapter: %llu of %llu messages reached the outbox\n",
+                (unsigned long long)w.seen, (unsigned long long)ok);
+    return r->dst != NULL ? all : elapsed;
+}
+
+static run_t *
+run_new(td_adapter_t *src, td_adapter_t *dst, const char *prefix, unsigned clients, uint64_t count,
+        double seconds, double rate)
+{
+    run_t *r = calloc(1, sizeof *r);
+    *r = (run_t){.src = src,
+                 .dst = dst,
+                 .prefix = prefix,
+                 .clients = clients,
+                 .count = count,
+                 .seconds = seconds,
+                 .rate = rate};
+    r->sent_ns = calloc(count, sizeof *r->sent_ns);
+    r->post_ns = calloc(count, sizeof *r->post_ns);
+    r->file_ns = calloc(count, sizeof *r->file_ns);
+    return r;
+}
+
+static void
+run_free(run_t *r)
+{
+    free(r->sent_ns);
+    free(r->post_ns);
+    free(r->file_ns);
+    free(r);
+}
+
+static void
+report(const char *scenario, run_t *r, double secs)
+{
+    uint64_t ok = atomic_load(&r->ok), n = atomic_load(&r->next);
+    if (n > r->count)
+        n = r->count;
+    printf(
+        "{\"scenario\":\"%s\",\"system\":\"ptibus-adapter\",\"clients\":%u,\"offered_rate\":%.0f,"
+        "\"msgs\":%llu,\"failed\":%llu,\"seconds\":%.2f,\"rate\":%.0f,"
+        "\"post_p50_ms\":%.3f,\"post_p99_ms\":%.3f,\"file_p50_ms\":%.3f,\"file_p99_ms\":%.3f}\n",
+        scenario, r->clients, r->rate, (unsigned long long)ok,
+        (unsigned long long)atomic_load(&r->failed), secs, (double)ok / secs,
+        pct(r->post_ns, n, 0.5), pct(r->post_ns, n, 0.99), pct(r->file_ns, n, 0.5),
+        pct(r->file_ns, n, 0.99));
+    fflush(stdout);
+}
+
+int
+main(int argc, char **argv)
+{
+    unsigned clients = 16;
+    double seconds = 10, rate = 1000;
+    uint64_t count = 200000, spool = 100000;
+    static const struct option opts[] = {
+        {"clients", required_argument, NULL, 'c'}, {"seconds", required_argument, NULL, 's'},
+        {"rate", required_argument, NULL, 'r'},    {"count", required_argument, NULL, 'n'},
+        {"spool", required_argument, NULL, 'p'},   {NULL, 0, NULL, 0}};
+    for (int o; (o = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
+        if (o == 'c')
+            clients = (unsigned)strtoul(optarg, NULL, 10);
+        else if (o == 's')
+            seconds = strtod(optarg, NULL);
+        else if (o == 'r')
+            rate = strtod(optarg, NULL);
+        else if (o == 'n')
+            count = strtoull(optarg, NULL, 10);
+        else if (o == 'p')
+            spool = strtoull(optarg, NULL, 10);
+        else {
+            fprintf(stderr, "usage: bench_adapter [--clients N] [--seconds S] [--rate R] "
+                            "[--count N] [--spool N]\n");
+            return 2;
+        }
+    }
+    if (clients < 1 || clients > 256 || count > MAX_MSGS || spool > MAX_MSGS)
+        return 2;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    static td_net_t net;
+    td_net_options_t no = {.ack_timeout = "30s", .journal_max_size = "8GiB"};
+    td_net_init(&net, "bench-adapter", &no);
+    static td_adapter_t src, dst;
+    td_adapter_options_t ao = {.codecs = "[json]"};
+    td_adapter_init(&src, &net, "departement", &ao);
+    td_adapter_init(&dst, &net, "pole_emploi", &ao);
+    if (td_broker_start(&net) != 0 || td_adapter_start(&src) != 0 || td_adapter_start(&dst) != 0 ||
+        !td_adapter_wait_ready(&src, 10000) || !td_adapter_wait_ready(&dst, 10000)) {
+        fprintf(stderr, "bench_adapter: the network did not start\n");
+        return 1;
+    }
+    run_t *r = run_new(&src, &dst, "a1", clients, count, seconds, 0);
+    report("A1-adapter", r, drive(r));
+    run_free(r);
+    r = run_new(&src, &dst, "a1load", clients, (uint64_t)(rate * seconds), seconds + 5, rate);
+    report("A1-load1k", r, drive(r));
+    run_free(r);
+    td_broker_stop(&net);
+    r = run_new(&src, NULL, "a1spool", clients, spool, 3600, 0);
+    double secs = drive(r);
+    printf("{\"scenario\":\"A1-spool100k\",\"system\":\"ptibus-adapter\",\"msgs\":%llu,"
+           "\"seconds\":%.2f,\"rss_anon_kib\":%ld}\n",
+           (unsigned long long)atomic_load(&r->ok), secs, rss_anon_kib(src.pid));
+    run_free(r);
+    td_adapter_stop(&src);
+    td_adapter_stop(&dst);
+    td_net_fini(&net);
+    curl_global_cleanup();
+    return 0;
+}
