@@ -50,8 +50,11 @@ static int
 teardown(void **state)
 {
     fx_t *f = *state;
+    /* a clean stop: exit status 0 (under the sanitizers, no leak and no error either) */
     for (int i = 0; i < 4; i++)
-        td_adapter_kill9(&f->a[i]);
+        if (f->a[i].pid > 0 && td_adapter_stop(&f->a[i]) != 0)
+            fail_msg("the adapter of %s did not stop cleanly: see %s", f->a[i].partner,
+                     f->a[i].log);
     td_net_fini(&f->net);
     free(f);
     return 0;
