@@ -124,6 +124,8 @@ td_adapter_start(td_adapter_t *a)
             close(fd);
         }
         setenv("PTIBUS_LOG_LEVEL", "debug", 1);
+        for (size_t i = 0; a->env != NULL && a->env[i] != NULL; i++)
+            putenv((char *)a->env[i]); /* the child's own copy of the environment */
         execl(bin, bin, "--config", a->config, (char *)NULL);
         _exit(127);
     }
@@ -161,6 +163,15 @@ td_adapter_kill9(td_adapter_t *a)
     kill(a->pid, SIGKILL);
     waitpid(a->pid, NULL, 0);
     a->pid = 0;
+}
+
+bool
+td_adapter_exited(td_adapter_t *a, int *status)
+{
+    if (a->pid <= 0 || waitpid(a->pid, status, WNOHANG) != a->pid)
+        return a->pid <= 0;
+    a->pid = 0;
+    return true;
 }
 
 bool

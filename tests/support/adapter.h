@@ -32,6 +32,9 @@ typedef struct td_adapter {
     char token[64];
     int http_port;
     pid_t pid;
+    /* More environment for the next starts ("NAME=value", NULL-terminated; borrowed),
+     * e.g. LD_PRELOAD of the power-cut shim; NULL = none. */
+    const char *const *env;
 } td_adapter_t;
 
 #define TD_WEBHOOK_SECRET "test-webhook-secret-0123456789"
@@ -45,6 +48,9 @@ int td_adapter_start(td_adapter_t *a);
 /* SIGTERM and wait: the exit status, or -1. */
 int td_adapter_stop(td_adapter_t *a);
 void td_adapter_kill9(td_adapter_t *a);
+
+/* Whether the daemon has ended (reaped, pid cleared; *status gets waitpid's status). */
+bool td_adapter_exited(td_adapter_t *a, int *status);
 
 /* Waits up to ms for /readyz to answer 200 (the broker session up). */
 bool td_adapter_wait_ready(td_adapter_t *a, int ms);
