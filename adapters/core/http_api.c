@@ -1093,6 +1093,7 @@ http_api_publish_result(http_api_t *api, const char *message_id, int nack_code, 
 {
     if (message_id == NULL || (nack_code != 0 && retryable))
         return;
+    bool resumed = false;
     for (req_t **pp = &api->brokered; *pp != NULL;) {
         req_t *q = *pp;
         if (strcmp(q->message_id, message_id) != 0) {
@@ -1109,7 +1110,12 @@ http_api_publish_result(http_api_t *api, const char *message_id, int nack_code, 
             set_nack(q, nack_code, reason, field_path);
             resume_with(q, ANS_REJECTED);
         }
+        resumed = true;
     }
+    /* MHD's rule in external mode: run it after a resume, or the connection may stay
+     * stuck until the next network activity (its descriptor does not wake the loop). */
+    if (resumed)
+        MHD_run(api->d);
 }
 
 int

@@ -101,8 +101,9 @@ void http_api_committed(http_api_t *api, int commit_rc);
  * may be NULL). Every POST waiting for message_id (Prefer: wait) is answered: 201
  * {"messageId", "state": "accepted", "seq"} or 422 {"error": {"code", "message",
  * "fieldPath"}}; a retryable Nack answers nothing (the caller retries; the wait goes on).
- * The answers leave at the next http_api_run (resuming wakes http_api_fd). Call it after
- * spool_accepted / spool_rejected; a message id no request waits for is ignored. */
+ * The answers are sent at once (the daemon is run: in external mode a resumed connection
+ * does not wake http_api_fd). Call it on the loop thread, outside any callback of this
+ * module, after spool_accepted / spool_rejected; an id no request waits for is ignored. */
 void http_api_publish_result(http_api_t *api, const char *message_id, int nack_code, uint64_t seq,
                              bool retryable, const char *reason, const char *field_path);
 
