@@ -14,6 +14,7 @@
 #include "clock.h"
 #include "log.h"
 #include "outbox.h"
+#include "pull.h"
 #include "webhook.h"
 
 #define EG_REASON_MAX 256
@@ -269,13 +270,45 @@ deliver_webhook(egress_t *e, const outbox_delivery_t *d)
     hold_post(h);
 }
 
+/* ---- pull ---- */
+
+/* Held in the spool's pull inbox until the partner's system acknowledges it (then
+ * egress_pulled queues the DeliverAck). */
+static void
+deliver_pull(egress_t *e, const outbox_delivery_t *d)
+{
+    pull_status_t st = PULL_RETRY;
+    pt_error_t err;
+    pt_error_clear(&err);
+    pull_put(e->spool, d, 0, &st, &err);
+    switch (st) {
+    case PULL_HELD:
+    case PULL_ALREADY:
+        break; /* the partner's ack will come */
+    case PULL_SEEN:
+        e->n.already++;
+        queue_ack(e, d->seq, true, NULL);
+        break;
+    case PULL_REFUSED:
+        e->n.refused++;
+        queue_ack(e, d->seq, false, err.msg);
+        break;
+    default:
+        e->n.retry_later++;
+        pt_log_warn("egress.retry", "delivery %llu not held (%s); the broker redelivers it",
+                    (unsigned long long)d->seq, err.msg);
+    }
+}
+
 void
 egress_deliver(egress_t *e, const Ptibus__V1__Deliver *dv, int64_t wall_ms)
 {
     outbox_delivery_t d = outbox_delivery_of(dv, wall_ms);
     if (e->kind == ACONFIG_EGRESS_WEBHOOK)
         deliver_webhook(e, &d);
-    else if (e->kind == ACONFIG_EGRESS_OUTBOX)
+    else if (e->kind == ACONFIG_EGRESS_PULL)
+        deliver_pull(e, &d);
+    else
         deliver_outbox(e, &d, wall_ms);
 }
 

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
@@ -20,10 +21,15 @@
 #include "clock.h"
 #include "codec.h"
 #include "pjson.h"
+#include "pull.h"
 #include "validate.h"
 
 #define TOKEN_FILE_MAX (64 * 1024)
 #define MSG_PREFIX "/v1/messages"
+#define INBOX_PREFIX "/v1/inbox"
+#define ACK_SUFFIX "/ack"
+#define HEADER_PREFER "Prefer"
+#define HEADER_PREFERENCE_APPLIED "Preference-Applied"
 
 typedef enum route {
     R_OTHER = 0,
@@ -32,24 +38,47 @@ typedef enum route {
     R_HEALTHZ,
     R_READYZ,
     R_METRICS,
+    R_GET_INBOX,
+    R_ACK_INBOX,
 } route_t;
 
-static const char *const ROUTE_NAMES[] = {"other",   "post_message", "get_message",
-                                          "healthz", "readyz",       "metrics"};
+static const char *const ROUTE_NAMES[] = {"other",  "post_message", "get_message", "healthz",
+                                          "readyz", "metrics",      "get_inbox",   "ack_inbox"};
 
-typedef enum req_state { RQ_RECEIVING = 0, RQ_WAITING, RQ_COMMITTED } req_state_t;
+/* A request is received, then may wait (suspended) for the turn's commit, then (a POST
+ * with Prefer: wait) for the broker, and is resumed with its answer decided. */
+typedef enum req_state { RQ_RECEIVING = 0, RQ_COMMIT, RQ_BROKER, RQ_ANSWER } req_state_t;
+
+typedef enum answer {
+    ANS_SPOOLED = 1, /* 202 */
+    ANS_ACCEPTED,    /* 201, the broker's seq */
+    ANS_REJECTED,    /* 422, the broker's Nack */
+    ANS_ACKED,       /* 204 */
+    ANS_LIST,        /* 200, the listing in text */
+    ANS_UNAVAILABLE, /* 503: the commit failed, nothing of the turn was kept */
+} answer_t;
 
 typedef struct req {
     route_t route;
     req_state_t state;
+    answer_t answer;
     struct MHD_Connection *con;
     char *buf;
     size_t len, cap;
     bool too_large;
     char message_id[PT_MESSAGE_ID_MAX + 1];
     const char *spool_state;
-    int commit_rc;
-    struct req *next; /* waiting list */
+    unsigned wait_s;     /* Prefer: wait, capped; 0: none */
+    int64_t deadline_ms; /* of the wait, monotonic */
+    uint64_t seq;        /* ANS_ACCEPTED: the journal's; an ack: the seq acknowledged */
+    uint64_t after;      /* GET /v1/inbox */
+    size_t limit;
+    bool acked; /* the ack removed the seq from the inbox */
+    int nack_code;
+    char reason[PT_SPOOL_REASON_MAX + 1];
+    char field_path[PT_ERROR_PATH_MAX];
+    char *text;       /* ANS_LIST, owned */
+    struct req *next; /* in api->waiting (RQ_COMMIT) or api->brokered (RQ_BROKER) */
 } req_t;
 
 struct http_api {
@@ -63,10 +92,16 @@ struct http_api {
     uint16_t port;
     uint8_t tokens[PT_HTTP_TOKENS_MAX][crypto_generichash_BYTES];
     size_t n_tokens;
-    req_t *waiting;
+    req_t *waiting; /* for the turn's commit */
     size_t n_waiting;
+    req_t *brokered; /* Prefer: wait, committed, for the broker's answer */
+    size_t n_brokered;
+    bool pull;
+    http_api_pull_ack_fn on_pull_ack;
+    void *pull_ack_arg;
+    unsigned wait_max_s;
     metrics_family_t *requests;
-    metrics_series_t *depth, *oldest;
+    metrics_series_t *depth, *oldest, *pull_depth;
 };
 
 /* ---- tokens ---- */
@@ -208,14 +243,221 @@ respond_error(http_api_t *api, req_t *q, unsigned status, const char *code, cons
 }
 
 static enum MHD_Result
-respond_accepted(http_api_t *api, req_t *q)
+respond_empty(http_api_t *api, req_t *q, unsigned status)
 {
-    if (q->commit_rc != 0)
+    struct MHD_Response *res = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+    if (res == NULL)
+        return MHD_NO;
+    MHD_add_response_header(res, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    enum MHD_Result ret = MHD_queue_response(q->con, status, res);
+    MHD_destroy_response(res);
+    count(api, q->route, status);
+    return ret;
+}
+
+static const char *
+nack_name(int code)
+{
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value(&ptibus__v1__nack_code__descriptor, code);
+    return v != NULL ? v->name : "NACK_CODE_UNSPECIFIED";
+}
+
+/* The broker's answer, as Prefer: wait asked for it (Preference-Applied says so). */
+static enum MHD_Result
+respond_outcome(http_api_t *api, req_t *q)
+{
+    char applied[32], seq[24];
+    snprintf(applied, sizeof applied, "wait=%u", q->wait_s);
+    if (q->answer == ANS_ACCEPTED) {
+        snprintf(seq, sizeof seq, "%" PRIu64, q->seq); /* uint64: a string, as proto3 JSON */
+        json_t *j = json_pack("{s:s, s:s, s:s}", "messageId", q->message_id, "state", "accepted",
+                              "seq", seq);
+        return respond_json(api, q, MHD_HTTP_CREATED, j, HEADER_PREFERENCE_APPLIED, applied);
+    }
+    json_t *e = json_pack("{s:s, s:s}", "code", nack_name(q->nack_code), "message",
+                          q->reason[0] != '\0' ? q->reason : "refused by the broker");
+    if (e != NULL && q->field_path[0] != '\0')
+        json_object_set_new(e, "fieldPath", json_string(q->field_path));
+    return respond_json(api, q, MHD_HTTP_UNPROCESSABLE_CONTENT, json_pack("{s:o}", "error", e),
+                        HEADER_PREFERENCE_APPLIED, applied);
+}
+
+/* The answer decided while the request was suspended. */
+static enum MHD_Result
+respond_final(http_api_t *api, req_t *q)
+{
+    char *text = q->text;
+    switch (q->answer) {
+    case ANS_ACCEPTED:
+    case ANS_REJECTED:
+        return respond_outcome(api, q);
+    case ANS_ACKED:
+        return respond_empty(api, q, MHD_HTTP_NO_CONTENT);
+    case ANS_LIST:
+        q->text = NULL;
+        return respond_text(api, q, MHD_HTTP_OK, "application/json", text, NULL, NULL);
+    case ANS_UNAVAILABLE:
         return respond_error(api, q, MHD_HTTP_SERVICE_UNAVAILABLE, "UNAVAILABLE",
                              "the spool could not commit: nothing was kept, send it again", NULL);
-    return respond_json(
-        api, q, MHD_HTTP_ACCEPTED,
-        json_pack("{s:s, s:s}", "messageId", q->message_id, "state", q->spool_state), NULL, NULL);
+    default:
+        return respond_json(
+            api, q, MHD_HTTP_ACCEPTED,
+            json_pack("{s:s, s:s}", "messageId", q->message_id, "state", q->spool_state), NULL,
+            NULL);
+    }
+}
+
+/* ---- suspended requests ---- */
+
+/* Suspends q until the turn's commit (http_api_committed). */
+static void
+wait_commit(http_api_t *api, req_t *q)
+{
+    q->state = RQ_COMMIT;
+    q->next = api->waiting;
+    api->waiting = q;
+    api->n_waiting++;
+    MHD_suspend_connection(q->con);
+}
+
+/* Resumes a suspended q (in no list any more) with its answer; the handler, called again
+ * by MHD, sends it. */
+static void
+resume_with(req_t *q, answer_t a)
+{
+    q->state = RQ_ANSWER;
+    q->answer = a;
+    MHD_resume_connection(q->con);
+}
+
+static void
+unlink_req(req_t **head, size_t *n, req_t *q)
+{
+    for (req_t **pp = head; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == q) {
+            *pp = q->next;
+            q->next = NULL;
+            (*n)--;
+            return;
+        }
+}
+
+static void
+set_nack(req_t *q, int code, const char *reason, const char *path)
+{
+    q->nack_code = code;
+    snprintf(q->reason, sizeof q->reason, "%s", reason != NULL ? reason : "");
+    snprintf(q->field_path, sizeof q->field_path, "%s", path != NULL ? path : "");
+}
+
+/* A committed POST with Prefer: wait: answered now when the spool already knows the
+ * broker's answer (an id accepted or rejected before, or its PublishAck handled in this
+ * turn), else kept for the broker until its deadline. */
+static void
+wait_broker(http_api_t *api, req_t *q)
+{
+    spool_lifecycle_t *lc = malloc(sizeof *lc);
+    pt_error_t err;
+    int rc = lc != NULL ? spool_lifecycle(api->spool, q->message_id, lc, &err) : -ENOMEM;
+    if (rc == 0 && lc->state == SPOOL_ACCEPTED) {
+        q->seq = lc->seq;
+        resume_with(q, ANS_ACCEPTED);
+    } else if (rc == 0 && lc->state == SPOOL_REJECTED) {
+        set_nack(q, (int)lc->nack_code, lc->reason, lc->field_path);
+        resume_with(q, ANS_REJECTED);
+    } else if (pt_clock_mono_ms() >= q->deadline_ms) {
+        resume_with(q, ANS_SPOOLED);
+    } else {
+        q->state = RQ_BROKER;
+        q->next = api->brokered;
+        api->brokered = q;
+        api->n_brokered++;
+    }
+    free(lc);
+}
+
+/* Answers 202 to the waits whose deadline has passed (all of them when now is INT64_MAX). */
+static void
+expire_waits(http_api_t *api, int64_t now)
+{
+    for (req_t **pp = &api->brokered; *pp != NULL;) {
+        req_t *q = *pp;
+        if (q->deadline_ms > now) {
+            pp = &q->next;
+            continue;
+        }
+        *pp = q->next;
+        q->next = NULL;
+        api->n_brokered--;
+        resume_with(q, ANS_SPOOLED);
+    }
+}
+
+/* ---- Prefer: wait (RFC 7240) ---- */
+
+static const char *
+skip_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    return p;
+}
+
+/* The value of one "wait" preference, p after its name: BWS "=" BWS delta-seconds (quoted
+ * or not), then the end or ";" parameters. false when it is not that. */
+static bool
+wait_value(const char *p, const char *end, unsigned cap, unsigned *out)
+{
+    p = skip_ws(p, end);
+    if (p == end || *p != '=')
+        return false;
+    p = skip_ws(p + 1, end);
+    bool quoted = p < end && *p == '"';
+    p += quoted;
+    uint64_t n = 0;
+    const char *digits = p;
+    for (; p < end && *p >= '0' && *p <= '9'; p++)
+        n = n > cap ? n : n * 10 + (uint64_t)(*p - '0');
+    if (p == digits || (quoted && (p == end || *p++ != '"')))
+        return false;
+    p = skip_ws(p, end);
+    if (p != end && *p != ';')
+        return false;
+    *out = n > cap ? cap : (unsigned)n;
+    return true;
+}
+
+typedef struct prefer {
+    unsigned cap, wait_s;
+    bool found;
+} prefer_t;
+
+/* Each Prefer header: a comma-separated list of preferences; the first valid wait wins,
+ * the others (respond-async, return=...) are ignored as RFC 7240 allows. */
+static enum MHD_Result
+prefer_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    prefer_t *pf = cls;
+    if (pf->found || key == NULL || value == NULL || strcasecmp(key, HEADER_PREFER) != 0)
+        return MHD_YES;
+    for (const char *p = value; *p != '\0' && !pf->found;) {
+        const char *end = p + strcspn(p, ",");
+        const char *name = skip_ws(p, end);
+        if (end - name >= 4 && strncasecmp(name, "wait", 4) == 0)
+            pf->found = wait_value(name + 4, end, pf->cap, &pf->wait_s);
+        p = *end == ',' ? end + 1 : end;
+    }
+    return MHD_YES;
+}
+
+static unsigned
+prefer_wait(const http_api_t *api, struct MHD_Connection *con)
+{
+    prefer_t pf = {.cap = api->wait_max_s};
+    MHD_get_connection_values(con, MHD_HEADER_KIND, prefer_header, &pf);
+    return pf.found ? pf.wait_s : 0;
 }
 
 /* ---- POST /v1/messages ---- */
@@ -302,11 +544,8 @@ post_finish(http_api_t *api, req_t *q)
         ret = respond_error(api, q, MHD_HTTP_BAD_REQUEST,
                             rc == PT_EMALFORMED ? "MALFORMED" : "INVALID", err.msg, err.path);
     else if (post_spool(api, q, (const Ptibus__V1__Envelope *)m, &ret) == 1) {
-        q->state = RQ_WAITING;
-        q->next = api->waiting;
-        api->waiting = q;
-        api->n_waiting++;
-        MHD_suspend_connection(q->con);
+        q->deadline_ms = pt_clock_mono_ms() + (int64_t)q->wait_s * 1000;
+        wait_commit(api, q);
     }
     codec_free(&m);
     return ret;
@@ -336,6 +575,7 @@ post_begin(http_api_t *api, req_t *q)
         MHD_lookup_connection_value(q->con, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl != NULL && strtoull(cl, NULL, 10) > api->body_max)
         return too_large(api, q);
+    q->wait_s = prefer_wait(api, q->con);
     return MHD_YES;
 }
 
@@ -425,6 +665,9 @@ get_metrics(http_api_t *api, req_t *q)
         metrics_set(api->depth, (double)st.depth);
         metrics_set(api->oldest, (double)st.oldest_age_ms / 1000.0);
     }
+    uint64_t held;
+    if (api->pull && pull_depth(api->spool, &held, &err) == 0)
+        metrics_set(api->pull_depth, (double)held);
     count(api, q->route, MHD_HTTP_OK); /* this scrape counts itself */
     char *text = NULL;
     size_t len;
@@ -442,14 +685,118 @@ get_metrics(http_api_t *api, req_t *q)
     return ret;
 }
 
+/* ---- the pull inbox ---- */
+
+/* A decimal uint64 and nothing else (no sign, no space, no overflow). */
+static bool
+parse_u64(const char *s, size_t n, uint64_t *out)
+{
+    if (n == 0 || n > 20)
+        return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        uint64_t d = (uint64_t)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
+
+static enum MHD_Result
+bad_param(http_api_t *api, req_t *q, const char *name, const char *what)
+{
+    char msg[128];
+    snprintf(msg, sizeof msg, "%s: %s", name, what);
+    return respond_error(api, q, MHD_HTTP_BAD_REQUEST, "INVALID", msg, name);
+}
+
+/* GET /v1/inbox, the headers: token, then ?after=SEQ&limit=N. */
+static enum MHD_Result
+inbox_begin(http_api_t *api, req_t *q)
+{
+    if (!token_ok(api, q->con))
+        return respond_error(api, q, MHD_HTTP_UNAUTHORIZED, "UNAUTHORIZED",
+                             "a valid bearer token is required", NULL);
+    const char *a = MHD_lookup_connection_value(q->con, MHD_GET_ARGUMENT_KIND, "after");
+    const char *l = MHD_lookup_connection_value(q->con, MHD_GET_ARGUMENT_KIND, "limit");
+    uint64_t n = PT_PULL_LIMIT_DEFAULT;
+    if (a != NULL && !parse_u64(a, strlen(a), &q->after))
+        return bad_param(api, q, "after", "not a seq (a decimal integer, 0 for the start)");
+    if (l != NULL && (!parse_u64(l, strlen(l), &n) || n == 0 || n > PT_PULL_LIMIT_MAX)) {
+        char what[64];
+        snprintf(what, sizeof what, "must be an integer from 1 to %d", PT_PULL_LIMIT_MAX);
+        return bad_param(api, q, "limit", what);
+    }
+    q->limit = (size_t)n;
+    return MHD_YES;
+}
+
+/* The listing is made now and sent once the turn has committed: nothing a pull_put of
+ * this turn held is shown before it is durable. */
+static enum MHD_Result
+inbox_finish(http_api_t *api, req_t *q)
+{
+    pt_error_t err;
+    size_t len;
+    if (pull_list(api->spool, q->after, q->limit, &q->text, &len, &err) != 0)
+        return respond_error(api, q, MHD_HTTP_SERVICE_UNAVAILABLE, "UNAVAILABLE",
+                             "the inbox cannot be read now: retry later", NULL);
+    wait_commit(api, q);
+    return MHD_YES;
+}
+
+/* POST /v1/inbox/{seq}/ack, the headers; seq is the part of the path between. */
+static enum MHD_Result
+ack_begin(http_api_t *api, req_t *q, const char *seq, size_t n)
+{
+    if (!token_ok(api, q->con))
+        return respond_error(api, q, MHD_HTTP_UNAUTHORIZED, "UNAUTHORIZED",
+                             "a valid bearer token is required", NULL);
+    if (!parse_u64(seq, n, &q->seq))
+        return bad_param(api, q, "seq", "not a seq (a decimal integer)");
+    return MHD_YES;
+}
+
+/* The ack goes into the turn; 204 once it has committed (an ack again too: idempotent). */
+static enum MHD_Result
+ack_finish(http_api_t *api, req_t *q)
+{
+    pt_error_t err;
+    int rc = pull_ack(api->spool, q->seq, pt_clock_wall_ms(), &q->acked, &err);
+    if (rc == PT_ENOTFOUND)
+        return respond_error(api, q, MHD_HTTP_NOT_FOUND, "NOT_FOUND",
+                             "no delivery with this seq in the inbox", NULL);
+    if (rc != 0)
+        return respond_error(api, q, MHD_HTTP_SERVICE_UNAVAILABLE, "UNAVAILABLE",
+                             "the spool cannot take it now: retry later", NULL);
+    wait_commit(api, q);
+    return MHD_YES;
+}
+
 /* ---- dispatch ---- */
 
+static bool
+is_ack_path(const char *url)
+{
+    size_t n = strlen(url), p = sizeof INBOX_PREFIX, s = sizeof ACK_SUFFIX - 1;
+    return n > p + s && strncmp(url, INBOX_PREFIX "/", p) == 0 &&
+           strcmp(url + n - s, ACK_SUFFIX) == 0;
+}
+
 static route_t
-route_of(const char *method, const char *url, bool *method_ok)
+route_of(const http_api_t *api, const char *method, const char *url, bool *method_ok)
 {
     bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
     route_t r = R_OTHER;
-    if (strcmp(url, MSG_PREFIX) == 0)
+    if (api->pull && strcmp(url, INBOX_PREFIX) == 0)
+        r = R_GET_INBOX, *method_ok = get;
+    else if (api->pull && is_ack_path(url))
+        r = R_ACK_INBOX, *method_ok = post;
+    else if (strcmp(url, MSG_PREFIX) == 0)
         r = R_POST_MESSAGE, *method_ok = post;
     else if (strncmp(url, MSG_PREFIX "/", sizeof MSG_PREFIX) == 0)
         r = R_GET_MESSAGE, *method_ok = get;
@@ -473,6 +820,11 @@ first_call(http_api_t *api, req_t *q, const char *url, bool method_ok)
     switch (q->route) {
     case R_POST_MESSAGE:
         return post_begin(api, q);
+    case R_GET_INBOX:
+        return inbox_begin(api, q);
+    case R_ACK_INBOX:
+        return ack_begin(api, q, url + sizeof INBOX_PREFIX,
+                         strlen(url) - sizeof INBOX_PREFIX - (sizeof ACK_SUFFIX - 1));
     case R_GET_MESSAGE:
         return get_message(api, q, url + sizeof MSG_PREFIX);
     case R_HEALTHZ:
@@ -499,18 +851,23 @@ on_request(void *cls, struct MHD_Connection *con, const char *url, const char *m
         *con_cls = q;
         q->con = con;
         bool method_ok;
-        q->route = route_of(method, url, &method_ok);
+        q->route = route_of(api, method, url, &method_ok);
         return first_call(api, q, url, method_ok);
     }
-    if (q->state == RQ_COMMITTED)
-        return respond_accepted(api, q);
-    if (q->state == RQ_WAITING)
-        return MHD_YES;
+    if (q->state == RQ_ANSWER)
+        return respond_final(api, q);
+    if (q->state != RQ_RECEIVING)
+        return MHD_YES; /* suspended: not called */
     if (*data_size > 0) {
-        post_data(api, q, data, *data_size);
-        *data_size = 0;
+        if (q->route == R_POST_MESSAGE)
+            post_data(api, q, data, *data_size);
+        *data_size = 0; /* the body of a GET or an ack means nothing: discarded */
         return MHD_YES;
     }
+    if (q->route == R_GET_INBOX)
+        return inbox_finish(api, q);
+    if (q->route == R_ACK_INBOX)
+        return ack_finish(api, q);
     return post_finish(api, q);
 }
 
@@ -518,9 +875,17 @@ static void
 on_completed(void *cls, struct MHD_Connection *con, void **con_cls,
              enum MHD_RequestTerminationCode toe)
 {
-    (void)cls, (void)con, (void)toe;
+    (void)con, (void)toe;
+    http_api_t *api = cls;
     req_t *q = *con_cls;
     if (q != NULL) {
+        /* MHD ends no suspended connection (they are all resumed before the stop): the
+         * unlinking is a guard, not a path. */
+        if (q->state == RQ_COMMIT)
+            unlink_req(&api->waiting, &api->n_waiting, q);
+        else if (q->state == RQ_BROKER)
+            unlink_req(&api->brokered, &api->n_brokered, q);
+        free(q->text);
         free(q->buf);
         free(q);
         *con_cls = NULL;
@@ -551,7 +916,14 @@ metrics_setup(http_api_t *api, metrics_t *m, pt_error_t *err)
                       "Messages spooled, not yet accepted or rejected by the broker", NULL, NULL);
     api->oldest = metrics_gauge(m, "ptibus_adapter_spool_oldest_age_seconds",
                                 "Age of the oldest message waiting in the spool", NULL, NULL);
-    return api->depth != NULL && api->oldest != NULL ? 0 : -ENOMEM;
+    if (api->pull)
+        api->pull_depth = metrics_gauge(m, "ptibus_adapter_pull_depth",
+                                        "Deliveries in the pull inbox, not yet acknowledged by "
+                                        "the partner",
+                                        NULL, NULL);
+    return api->depth != NULL && api->oldest != NULL && (!api->pull || api->pull_depth != NULL)
+               ? 0
+               : -ENOMEM;
 }
 
 static int
@@ -588,6 +960,10 @@ http_api_start(const http_api_options_t *o, http_api_t **out, pt_error_t *err)
     api->spool = o->spool;
     api->body_max = o->body_max ? o->body_max : PT_HTTP_BODY_MAX_DEFAULT;
     api->ready = o->ready, api->ready_arg = o->ready_arg;
+    api->pull = o->pull;
+    api->on_pull_ack = o->on_pull_ack, api->pull_ack_arg = o->pull_ack_arg;
+    api->wait_max_s =
+        o->wait_max_s && o->wait_max_s < PT_HTTP_WAIT_MAX_S ? o->wait_max_s : PT_HTTP_WAIT_MAX_S;
     int rc = tokens_load(api, o->token_file, err);
     if (rc == 0)
         rc = metrics_setup(api, o->metrics, err);
@@ -608,7 +984,11 @@ http_api_stop(http_api_t **p)
     if (api == NULL)
         return;
     if (api->d != NULL) {
-        http_api_committed(api, PT_ECLOSED); /* resume the waiting ones: 503 */
+        /* MHD must not stop with a suspended connection: the ones waiting for a commit get
+         * 503 (nothing of the turn is kept), those waiting for the broker 202 (durable). */
+        expire_waits(api, INT64_MAX);
+        http_api_committed(api, PT_ECLOSED);
+        MHD_run(api->d);
         MHD_stop_daemon(api->d);
     }
     if (api->own_metrics)
@@ -634,15 +1014,24 @@ http_api_fd(const http_api_t *api)
 int64_t
 http_api_timeout_ms(const http_api_t *api)
 {
-    MHD_UNSIGNED_LONG_LONG t;
-    if (MHD_get_timeout(api->d, &t) != MHD_YES)
-        return -1;
-    return t > INT64_MAX ? INT64_MAX : (int64_t)t;
+    MHD_UNSIGNED_LONG_LONG mt;
+    int64_t t = -1;
+    if (MHD_get_timeout(api->d, &mt) == MHD_YES)
+        t = mt > INT64_MAX ? INT64_MAX : (int64_t)mt;
+    int64_t now = pt_clock_mono_ms();
+    for (const req_t *q = api->brokered; q != NULL; q = q->next) {
+        int64_t left = q->deadline_ms > now ? q->deadline_ms - now : 0;
+        if (t < 0 || left < t)
+            t = left;
+    }
+    return t;
 }
 
 int
 http_api_run(http_api_t *api)
 {
+    if (api->brokered != NULL)
+        expire_waits(api, pt_clock_mono_ms());
     return MHD_run(api->d) == MHD_YES ? 0 : PT_EINTERNAL;
 }
 
@@ -652,21 +1041,81 @@ http_api_pending(const http_api_t *api)
     return api->n_waiting;
 }
 
+size_t
+http_api_waiting(const http_api_t *api)
+{
+    return api->n_brokered;
+}
+
+/* The answer of one request whose turn has committed. */
+static void
+committed_one(http_api_t *api, req_t *q)
+{
+    switch (q->route) {
+    case R_GET_INBOX:
+        resume_with(q, ANS_LIST);
+        break;
+    case R_ACK_INBOX:
+        if (q->acked && api->on_pull_ack != NULL)
+            api->on_pull_ack(api->pull_ack_arg, q->seq);
+        resume_with(q, ANS_ACKED);
+        break;
+    default:
+        if (q->wait_s > 0)
+            wait_broker(api, q);
+        else
+            resume_with(q, ANS_SPOOLED);
+    }
+}
+
 void
 http_api_committed(http_api_t *api, int commit_rc)
 {
     if (api->waiting == NULL)
         return;
-    for (req_t *q = api->waiting, *next; q != NULL; q = next) {
-        next = q->next;
-        q->next = NULL;
-        q->state = RQ_COMMITTED;
-        q->commit_rc = commit_rc;
-        MHD_resume_connection(q->con);
-    }
+    req_t *q = api->waiting;
     api->waiting = NULL;
     api->n_waiting = 0;
+    for (req_t *next; q != NULL; q = next) {
+        next = q->next;
+        q->next = NULL;
+        if (commit_rc != 0)
+            resume_with(q, ANS_UNAVAILABLE);
+        else
+            committed_one(api, q);
+    }
     MHD_run(api->d);
+}
+
+void
+http_api_publish_result(http_api_t *api, const char *message_id, int nack_code, uint64_t seq,
+                        bool retryable, const char *reason, const char *field_path)
+{
+    if (message_id == NULL || (nack_code != 0 && retryable))
+        return;
+    bool resumed = false;
+    for (req_t **pp = &api->brokered; *pp != NULL;) {
+        req_t *q = *pp;
+        if (strcmp(q->message_id, message_id) != 0) {
+            pp = &q->next;
+            continue;
+        }
+        *pp = q->next;
+        q->next = NULL;
+        api->n_brokered--;
+        if (nack_code == 0) {
+            q->seq = seq;
+            resume_with(q, ANS_ACCEPTED);
+        } else {
+            set_nack(q, nack_code, reason, field_path);
+            resume_with(q, ANS_REJECTED);
+        }
+        resumed = true;
+    }
+    /* MHD's rule in external mode: run it after a resume, or the connection may stay
+     * stuck until the next network activity (its descriptor does not wake the loop). */
+    if (resumed)
+        MHD_run(api->d);
 }
 
 int

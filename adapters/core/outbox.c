@@ -239,11 +239,10 @@ new_doc(const char *key, json_t *value)
     return doc;
 }
 
-/* The text of a delivery's file. PT_E* codes mean the envelope itself is at fault. */
 int
-outbox_render(const outbox_delivery_t *d, size_t max_envelope, char **text, size_t *len,
-              pt_error_t *err)
+outbox_delivery_json(const outbox_delivery_t *d, size_t max_envelope, json_t **out, pt_error_t *err)
 {
+    *out = NULL;
     ProtobufCMessage *m = NULL;
     int rc = codec_unpack(&ptibus__v1__envelope__descriptor, d->envelope, d->envelope_len,
                           max_envelope ? max_envelope : PT_OUTBOX_MAX_ENVELOPE, &m, err);
@@ -261,7 +260,17 @@ outbox_render(const outbox_delivery_t *d, size_t max_envelope, char **text, size
         json_decref(doc);
         return pt_error_set(err, -ENOMEM, "outbox", "out of memory rendering the file");
     }
-    return dump_doc(doc, text, len, err);
+    *out = doc;
+    return 0;
+}
+
+int
+outbox_render(const outbox_delivery_t *d, size_t max_envelope, char **text, size_t *len,
+              pt_error_t *err)
+{
+    json_t *doc = NULL;
+    int rc = outbox_delivery_json(d, max_envelope, &doc, err);
+    return rc != 0 ? rc : dump_doc(doc, text, len, err);
 }
 
 /* ---- placing a file ---- */

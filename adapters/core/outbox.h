@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <jansson.h>
+
 #include "err.h"
 #include "ptibus/v1/protocol.pb-c.h"
 #include "spool.h"
@@ -96,6 +98,14 @@ int outbox_render(const outbox_delivery_t *d, size_t max_envelope, char **text, 
 
 /* The delivery facts of a Deliver frame (borrowed from dv). */
 outbox_delivery_t outbox_delivery_of(const Ptibus__V1__Deliver *dv, int64_t received_at_ms);
+
+/* The JSON document of one delivery, as outbox_write puts it in its file and the pull
+ * inbox serves it: {"formatVersion", "delivery": {seq, sender, receivedAt, attempt,
+ * replay}, "envelope": proto3 JSON}. max_envelope 0: PT_OUTBOX_MAX_ENVELOPE. Returns 0
+ * and *out (caller owns it: json_decref); a PT_E* code when the envelope cannot be
+ * decoded or rendered (refused for good), -ENOMEM. */
+int outbox_delivery_json(const outbox_delivery_t *d, size_t max_envelope, json_t **out,
+                         pt_error_t *err);
 
 /* Writes receipts/<seq>-<recipient>-<kind>.json ({"formatVersion", "receipt": proto3
  * JSON}). SKIPPED when receipts are off; else as outbox_write (the same receipt again:

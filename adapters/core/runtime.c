@@ -255,6 +255,24 @@ hook_receipt(void *arg, const Ptibus__V1__Receipt *r)
     egress_receipt(rt->eg, r);
 }
 
+/* The broker's answer: a POST waiting for it (Prefer: wait) is answered now. */
+static void
+hook_result(void *arg, const char *id, const link_result_t *r)
+{
+    runtime_t *rt = arg;
+    if (rt->api != NULL)
+        http_api_publish_result(rt->api, id, r->nack_code, r->seq, r->retryable, r->reason,
+                                r->field_path);
+}
+
+/* The partner's system acknowledged a pulled delivery (its mark is committed). */
+static void
+pulled(void *arg, uint64_t seq)
+{
+    runtime_t *rt = arg;
+    egress_pulled(rt->eg, seq);
+}
+
 static int
 send_ack(void *arg, uint64_t seq, bool ok, const char *reason)
 {
@@ -354,10 +372,15 @@ find_native(const runtime_ops_t *ops, const char *name)
     return NULL;
 }
 
-/* The config's codecs must be json, jsonl or built into this daemon. */
+/* The config's codecs must be json, jsonl or built into this daemon; a pull egress
+ * needs the HTTP API. */
 static int
 check_codecs(const runtime_ops_t *ops, const aconfig_t *cfg, pt_error_t *err)
 {
+    if (cfg->egress == ACONFIG_EGRESS_PULL && cfg->http_listen == NULL)
+        return pt_error_set(err, PT_ECONFIG, cfg->path,
+                            "egress.kind: pull serves GET /v1/inbox on the HTTP API, and there "
+                            "is no http section");
     for (size_t i = 0; i < cfg->n_codecs; i++) {
         const char *n = cfg->codecs[i];
         if (strcmp(n, "json") == 0 || strcmp(n, "jsonl") == 0 || find_native(ops, n) != NULL)
@@ -413,7 +436,10 @@ open_uplink(runtime_t *rt, pt_error_t *err)
                                    .client_name = rt->ops->program,
                                    .initial_credit = rt->cfg->credit},
                           .spool = rt->spool};
-    uplink_hooks_t h = {.arg = rt, .on_deliver = hook_deliver, .on_receipt = hook_receipt};
+    uplink_hooks_t h = {.arg = rt,
+                        .on_deliver = hook_deliver,
+                        .on_receipt = hook_receipt,
+                        .on_result = hook_result};
     int rc = uplink_new(&o, &h, pt_clock_mono_ms(), &rt->up, err);
     if (rc == 0) {
         uv_poll_init(&rt->loop, &rt->link_poll, uplink_fd(rt->up));
@@ -450,7 +476,10 @@ open_http(runtime_t *rt, pt_error_t *err)
                             .spool = rt->spool,
                             .metrics = rt->metrics,
                             .ready = ready,
-                            .ready_arg = rt};
+                            .ready_arg = rt,
+                            .pull = rt->cfg->egress == ACONFIG_EGRESS_PULL,
+                            .on_pull_ack = pulled,
+                            .pull_ack_arg = rt};
     int rc = split_listen(rt->cfg->http_listen, addr, sizeof addr, &o.port, err);
     if (rc == 0)
         rc = http_api_start(&o, &rt->api, err);

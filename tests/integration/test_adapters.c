@@ -88,12 +88,13 @@ lifecycle(td_adapter_t *a, const char *id)
     return doc;
 }
 
-/* Waits until the lifecycle of id has recipient `who` with field (e.g. "acknowledgedAt"). */
+/* Waits up to ms until the lifecycle of id has recipient `who` with field (e.g.
+ * "acknowledgedAt"). */
 static bool
-wait_receipt(td_adapter_t *a, const char *id, const char *who, const char *field)
+wait_receipt_ms(td_adapter_t *a, const char *id, const char *who, const char *field, int ms)
 {
-    int64_t end = tu_now_ms() + WAIT_MS;
-    while (tu_now_ms() < end) {
+    int64_t end = tu_now_ms() + ms;
+    do {
         json_t *doc = lifecycle(a, id);
         size_t i;
         json_t *r;
@@ -107,8 +108,14 @@ wait_receipt(td_adapter_t *a, const char *id, const char *who, const char *field
         if (found)
             return true;
         usleep(100 * 1000);
-    }
+    } while (tu_now_ms() < end);
     return false;
+}
+
+static bool
+wait_receipt(td_adapter_t *a, const char *id, const char *who, const char *field)
+{
+    return wait_receipt_ms(a, id, who, field, WAIT_MS);
 }
 
 /* POST -> broker -> exactly the routed recipients' outboxes (an orientation with a CAF
@@ -344,6 +351,89 @@ test_kill9_during_a_file(void **state)
     assert_each_once(&f->a[P], ids, N);
 }
 
+/* Pull: France Travail's system lists its inbox and acknowledges; only then does the
+ * broker get the DeliverAck (the sender's lifecycle says acknowledged). */
+static void
+test_pull_inbox_then_ack(void **state)
+{
+    fx_t *f = *state;
+    start(f, D, NULL);
+    td_adapter_options_t o = {.pull = true};
+    start(f, P, &o);
+    assert_int_equal(post_orientation(&f->a[D], "ori-pull-1"), 202);
+    char *body = NULL;
+    json_t *doc = NULL;
+    int64_t end = tu_now_ms() + WAIT_MS;
+    while (tu_now_ms() < end) {
+        free(body);
+        body = NULL;
+        json_decref(doc);
+        assert_int_equal(
+            td_adapter_http(&f->a[P], "GET", "/v1/inbox?after=0&limit=10", NULL, 0, &body), 200);
+        doc = json_loads(body, 0, NULL);
+        if (json_array_size(json_object_get(doc, "messages")) > 0)
+            break;
+        usleep(100 * 1000);
+    }
+    json_t *m = json_array_get(json_object_get(doc, "messages"), 0);
+    assert_non_null(m);
+    const char *seq = json_string_value(json_object_get(json_object_get(m, "delivery"), "seq"));
+    assert_non_null(seq);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(m, "envelope"), "messageId")),
+        "ori-pull-1");
+    usleep(QUIET_MS * 1000); /* not acknowledged before the partner's ack */
+    assert_false(wait_receipt_ms(&f->a[D], "ori-pull-1", "pole_emploi", "acknowledgedAt", 0));
+    char path[64];
+    snprintf(path, sizeof path, "/v1/inbox/%s/ack", seq);
+    assert_int_equal(td_adapter_http(&f->a[P], "POST", path, "", 0, NULL), 204);
+    assert_true(wait_receipt(&f->a[D], "ori-pull-1", "pole_emploi", "acknowledgedAt"));
+    free(body);
+    json_decref(doc);
+    assert_int_equal(td_adapter_http(&f->a[P], "GET", "/v1/inbox?after=0", NULL, 0, &body), 200);
+    doc = json_loads(body, 0, NULL);
+    assert_int_equal(json_array_size(json_object_get(doc, "messages")), 0);
+    json_decref(doc);
+    free(body);
+}
+
+static char *
+json_of(td_sample_t *s)
+{
+    json_t *doc = NULL;
+    pt_error_t err;
+    assert_int_equal(pjson_from_message(&s->env.base, &doc, &err), 0);
+    char *text = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    return text;
+}
+
+/* Prefer: wait: 201 with the broker's seq, or 422 with its Nack (a type the Département
+ * may not send). */
+static void
+test_prefer_wait_gives_the_broker_answer(void **state)
+{
+    fx_t *f = *state;
+    start(f, D, NULL);
+    td_sample_t s;
+    td_sample_orientation(&s, "ori-wait-1");
+    char *text = json_of(&s), *body = NULL;
+    assert_int_equal(td_adapter_http_h(&f->a[D], "POST", "/v1/messages", text, strlen(text),
+                                       "Prefer: wait=10", &body),
+                     201);
+    assert_non_null(strstr(body, "\"seq\""));
+    free(text);
+    free(body);
+    td_sample_beneficiary_event(&s, "bev-wait-1");
+    text = json_of(&s);
+    assert_int_equal(td_adapter_http_h(&f->a[D], "POST", "/v1/messages", text, strlen(text),
+                                       "Prefer: wait=10", &body),
+                     422);
+    assert_non_null(strstr(body, "NOT_ALLOWED"));
+    free(text);
+    free(body);
+}
+
 /* ---- a partner's webhook receiver, in the test process ---- */
 
 typedef struct hook {
@@ -433,6 +523,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_kill9_recipient_during_egress, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_drop_reports_and_duplicates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_during_a_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pull_inbox_then_ack, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prefer_wait_gives_the_broker_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_webhook_retried_until_2xx, setup, teardown),
         cmocka_unit_test_setup_teardown(test_webhook_final_4xx_dead_letters, setup, teardown),
     };

@@ -65,7 +65,9 @@ write_config(td_adapter_t *a, const td_adapter_options_t *o)
             a->partner, a->net->endpoint, a->partner, a->partner, a->http_port,
             o && o->codecs ? o->codecs : "[json, jsonl]",
             o && o->extra_inbox ? o->extra_inbox : "");
-    if (o != NULL && o->webhook_url != NULL)
+    if (o != NULL && o->pull)
+        fprintf(f, "egress:\n  kind: pull\n");
+    else if (o != NULL && o->webhook_url != NULL)
         fprintf(
             f,
             "egress:\n  kind: webhook\n  webhook:\n    url: \"%s\"\n"
@@ -210,12 +212,21 @@ long
 td_adapter_http(td_adapter_t *a, const char *method, const char *path, const char *data, size_t len,
                 char **body)
 {
+    return td_adapter_http_h(a, method, path, data, len, NULL, body);
+}
+
+long
+td_adapter_http_h(td_adapter_t *a, const char *method, const char *path, const char *data,
+                  size_t len, const char *header, char **body)
+{
     CURL *c = curl_easy_init();
     char url[256], auth[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", a->http_port, path);
     snprintf(auth, sizeof auth, "Authorization: Bearer %s", a->token);
     struct curl_slist *h = curl_slist_append(NULL, auth);
     h = curl_slist_append(h, "Content-Type: application/json");
+    if (header != NULL)
+        h = curl_slist_append(h, header);
     buf_t b = {0};
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);

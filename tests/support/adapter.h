@@ -18,6 +18,7 @@ typedef struct td_adapter_options {
     const char *webhook_url; /* egress: webhook to this URL (else outbox) */
     const char *extra_inbox; /* more `inbox:` lines ("  key: value\n"), or NULL */
     const char *codecs;      /* inbox codecs, NULL: "[json, jsonl]" */
+    bool pull;               /* egress: pull (GET /v1/inbox) */
 } td_adapter_options_t;
 
 typedef struct td_adapter {
@@ -59,6 +60,10 @@ bool td_adapter_wait_ready(td_adapter_t *a, int ms);
  * connection failed); *body (may be NULL) gets the answer (caller frees). */
 long td_adapter_http(td_adapter_t *a, const char *method, const char *path, const char *data,
                      size_t len, char **body);
+
+/* The same with one more request header ("Prefer: wait=5"), or NULL. */
+long td_adapter_http_h(td_adapter_t *a, const char *method, const char *path, const char *data,
+                       size_t len, const char *header, char **body);
 
 /* POST /v1/messages of the proto3 JSON of env. */
 long td_adapter_post_env(td_adapter_t *a, const Ptibus__V1__Envelope *env, char **body);

@@ -19,7 +19,11 @@
 #include <yaml.h>
 
 #include "http_api.h"
+#include "clock.h"
+#include "codec.h"
+#include "outbox.h"
 #include "pjson.h"
+#include "pull.h"
 #include "samples.h"
 #include "spool.h"
 #include "testutil.h"
@@ -34,6 +38,8 @@ typedef struct call {
     char resp[65536];
     size_t resp_len;
     char retry_after[32];
+    char pref_applied[64];
+    bool has_pref_applied;
     long status;
     bool done;
 } call_t;
@@ -47,7 +53,17 @@ typedef struct fixture {
     http_api_t *api;
     CURLM *multi;
     bool ready;
+    uint64_t acks[MAX_REQ]; /* on_pull_ack, in order */
+    size_t n_acks;
 } fixture_t;
+
+static void
+on_pull_ack(void *arg, uint64_t seq)
+{
+    fixture_t *f = arg;
+    if (f->n_acks < MAX_REQ)
+        f->acks[f->n_acks++] = seq;
+}
 
 static bool
 ready_cb(void *arg, char *why, size_t cap)
@@ -105,6 +121,23 @@ setup(void **state)
     return setup_with(state, 0);
 }
 
+/* The pull egress on, its acks recorded, and Prefer: wait capped at 5 s. */
+static int
+setup_pull(void **state)
+{
+    setup_with(state, 0);
+    fixture_t *f = *state;
+    http_api_stop(&f->api);
+    f->aopts.pull = true;
+    f->aopts.on_pull_ack = on_pull_ack;
+    f->aopts.pull_ack_arg = f;
+    f->aopts.wait_max_s = 5;
+    pt_error_t err;
+    if (http_api_start(&f->aopts, &f->api, &err) != 0)
+        fail_msg("http_api_start: %s", err.msg);
+    return 0;
+}
+
 static int
 teardown(void **state)
 {
@@ -138,6 +171,10 @@ on_header(char *p, size_t sz, size_t n, void *arg)
     size_t k = sz * n;
     if (k > 13 && strncasecmp(p, "Retry-After: ", 13) == 0)
         snprintf(c->retry_after, sizeof c->retry_after, "%.*s", (int)(k - 15), p + 13);
+    if (k > 20 && strncasecmp(p, "Preference-Applied: ", 20) == 0) {
+        snprintf(c->pref_applied, sizeof c->pref_applied, "%.*s", (int)(k - 22), p + 20);
+        c->has_pref_applied = true;
+    }
     return k;
 }
 
@@ -616,6 +653,491 @@ test_token_file_checks(void **state)
     assert_null(api);
 }
 
+/* ---- the pull inbox ---- */
+
+/* Holds delivery seq (message id) in the inbox and commits, as the runtime does. */
+static void
+hold(fixture_t *f, uint64_t seq, const char *id)
+{
+    td_sample_t smp;
+    td_sample_orientation(&smp, id);
+    uint8_t *buf;
+    size_t len;
+    pt_error_t err;
+    if (codec_pack(&smp.env.base, 1 << 20, &buf, &len, &err) != 0)
+        fail_msg("pack: %s", err.msg);
+    outbox_delivery_t d = {.seq = seq,
+                           .attempt = 1,
+                           .message_id = id,
+                           .sender = "caf",
+                           .envelope = buf,
+                           .envelope_len = len,
+                           .received_at_ms = 1764640000123};
+    pull_status_t st;
+    if (pull_put(f->spool, &d, 0, &st, &err) != 0 || st != PULL_HELD)
+        fail_msg("pull_put: %s", err.msg);
+    free(buf);
+    if (spool_commit(f->spool, &err) != 0)
+        fail_msg("commit: %s", err.msg);
+}
+
+/* The seqs of a listing, as "1,2,3", and its "next". */
+static void
+assert_listing(const call_t *c, const char *seqs, const char *next)
+{
+    assert_int_equal(c->status, 200);
+    json_t *j = resp_json(c);
+    json_t *m = json_object_get(j, "messages");
+    char got[256] = "";
+    for (size_t i = 0; i < json_array_size(m); i++) {
+        json_t *d = json_object_get(json_array_get(m, i), "delivery");
+        size_t n = strlen(got);
+        snprintf(got + n, sizeof got - n, "%s%s", i ? "," : "",
+                 json_string_value(json_object_get(d, "seq")));
+    }
+    assert_string_equal(got, seqs);
+    assert_string_equal(json_string_value(json_object_get(j, "next")), next);
+    json_decref(j);
+}
+
+static call_t *
+get(fixture_t *f, const char *path)
+{
+    return request(f, "GET", path, TOKEN, NULL, NULL, 0);
+}
+
+static long
+ack_status(fixture_t *f, const char *seq)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v1/inbox/%s/ack", seq);
+    return status_of(f, "POST", path, TOKEN, NULL, NULL);
+}
+
+static void
+test_inbox_list_and_ack(void **state)
+{
+    fixture_t *f = *state;
+    hold(f, 30, "in-30");
+    hold(f, 10, "in-10");
+    hold(f, 20, "in-20");
+    call_t *c = get(f, "/v1/inbox");
+    assert_listing(c, "10,20,30", "30");
+    json_t *j = resp_json(c);
+    json_t *env = json_object_get(json_array_get(json_object_get(j, "messages"), 0), "envelope");
+    assert_string_equal(json_string_value(json_object_get(env, "messageId")), "in-10");
+    json_decref(j);
+    call_free(f, c);
+    c = get(f, "/v1/inbox?after=10&limit=1");
+    assert_listing(c, "20", "20");
+    call_free(f, c);
+    c = get(f, "/v1/inbox?after=30");
+    assert_listing(c, "", "30");
+    call_free(f, c);
+    assert_int_equal(ack_status(f, "20"), 204);
+    assert_int_equal(f->n_acks, 1);
+    assert_int_equal(f->acks[0], 20);
+    assert_int_equal(ack_status(f, "20"), 204); /* idempotent, and not acked to the broker again */
+    assert_int_equal(f->n_acks, 1);
+    assert_int_equal(ack_status(f, "21"), 404);
+    c = get(f, "/v1/inbox");
+    assert_listing(c, "10,30", "30");
+    call_free(f, c);
+    /* the ack is durable: a reopened spool no longer holds 20 and knows it handed over */
+    fx_stop(f);
+    fx_start(f);
+    c = get(f, "/v1/inbox");
+    assert_listing(c, "10,30", "30");
+    call_free(f, c);
+    bool seen = false;
+    pt_error_t err;
+    assert_int_equal(spool_inbound_seen(f->spool, 20, &seen, &err), 0);
+    assert_true(seen);
+}
+
+/* The 204 and the broker's ack (on_pull_ack) only once the ack's turn has committed; a
+ * failed commit answers 503 and the seq stays in the inbox. */
+static void
+test_inbox_ack_after_commit(void **state)
+{
+    fixture_t *f = *state;
+    hold(f, 7, "in-7");
+    call_t *c = call_start(f, "POST", "/v1/inbox/7/ack", TOKEN, NULL, NULL, 0);
+    pump(f, &c, 1, 500, false);
+    assert_false(c->done);
+    assert_int_equal(http_api_pending(f->api), 1);
+    assert_int_equal(f->n_acks, 0);
+    spool_abort(f->spool);
+    http_api_committed(f->api, PT_EJOURNALFULL);
+    pump(f, &c, 1, 5000, false);
+    assert_error(c, 503, "UNAVAILABLE");
+    assert_int_equal(f->n_acks, 0);
+    call_free(f, c);
+    bool held = false;
+    pt_error_t err;
+    assert_int_equal(pull_held(f->spool, 7, &held, &err), 0);
+    assert_true(held);
+    c = call_start(f, "POST", "/v1/inbox/7/ack", TOKEN, NULL, NULL, 0);
+    pump(f, &c, 1, 500, false);
+    assert_false(c->done);
+    assert_int_equal(f->n_acks, 0);
+    pump(f, &c, 1, 5000, true);
+    assert_int_equal(c->status, 204);
+    assert_int_equal(c->resp_len, 0);
+    assert_int_equal(f->n_acks, 1);
+    call_free(f, c);
+    fx_stop(f); /* spool_close drops an uncommitted turn: the ack must be committed */
+    fx_start(f);
+    assert_int_equal(pull_held(f->spool, 7, &held, &err), 0);
+    assert_false(held);
+    bool seen = false;
+    assert_int_equal(spool_inbound_seen(f->spool, 7, &seen, &err), 0);
+    assert_true(seen);
+}
+
+/* A listing leaves only after the commit of the turn it was made in: a delivery held in
+ * that turn is never shown before it is durable (a failed commit answers 503). */
+static void
+test_inbox_listing_after_commit(void **state)
+{
+    fixture_t *f = *state;
+    hold(f, 1, "in-1");
+    td_sample_t smp;
+    td_sample_orientation(&smp, "in-2");
+    uint8_t *buf;
+    size_t len;
+    pt_error_t err;
+    assert_int_equal(codec_pack(&smp.env.base, 1 << 20, &buf, &len, &err), 0);
+    outbox_delivery_t d = {
+        .seq = 2, .attempt = 1, .message_id = "in-2", .envelope = buf, .envelope_len = len};
+    pull_status_t st;
+    assert_int_equal(pull_put(f->spool, &d, 0, &st, &err), 0); /* in the turn, uncommitted */
+    call_t *c = call_start(f, "GET", "/v1/inbox", TOKEN, NULL, NULL, 0);
+    pump(f, &c, 1, 500, false);
+    assert_false(c->done);
+    spool_abort(f->spool);
+    http_api_committed(f->api, PT_EJOURNALFULL);
+    pump(f, &c, 1, 5000, false);
+    assert_error(c, 503, "UNAVAILABLE");
+    call_free(f, c);
+    c = get(f, "/v1/inbox");
+    assert_listing(c, "1", "1");
+    call_free(f, c);
+    assert_int_equal(pull_put(f->spool, &d, 0, &st, &err), 0);
+    c = call_start(f, "GET", "/v1/inbox", TOKEN, NULL, NULL, 0);
+    pump(f, &c, 1, 300, false);
+    assert_false(c->done);
+    pump(f, &c, 1, 5000, true);
+    assert_listing(c, "1,2", "2");
+    call_free(f, c);
+    free(buf);
+}
+
+static void
+test_inbox_bad_params(void **state)
+{
+    fixture_t *f = *state;
+    static const struct {
+        const char *path, *field;
+    } bad[] = {
+        {"/v1/inbox?after=abc", "after"},
+        {"/v1/inbox?after=-1", "after"},
+        {"/v1/inbox?after=18446744073709551616", "after"},
+        {"/v1/inbox?after=1%202", "after"},
+        {"/v1/inbox?limit=0", "limit"},
+        {"/v1/inbox?limit=1001", "limit"},
+        {"/v1/inbox?limit=ten", "limit"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        call_t *c = get(f, bad[i].path);
+        assert_error(c, 400, "INVALID");
+        json_t *j = resp_json(c);
+        assert_string_equal(
+            json_string_value(json_object_get(json_object_get(j, "error"), "fieldPath")),
+            bad[i].field);
+        json_decref(j);
+        call_free(f, c);
+    }
+    call_t *c = get(f, "/v1/inbox?after=18446744073709551615&limit=1000");
+    assert_listing(c, "", "18446744073709551615");
+    call_free(f, c);
+    c = request(f, "POST", "/v1/inbox/x1/ack", TOKEN, NULL, NULL, 0);
+    assert_error(c, 400, "INVALID");
+    call_free(f, c);
+    assert_int_equal(ack_status(f, "-1"), 400);
+    assert_int_equal(ack_status(f, ""), 404); /* /v1/inbox//ack is no route */
+    assert_int_equal(status_of(f, "POST", "/v1/inbox", TOKEN, NULL, NULL), 405);
+    assert_int_equal(status_of(f, "GET", "/v1/inbox/1/ack", TOKEN, NULL, NULL), 405);
+}
+
+static void
+test_inbox_unauthorized(void **state)
+{
+    fixture_t *f = *state;
+    hold(f, 3, "in-3");
+    call_t *c = request(f, "GET", "/v1/inbox", NULL, NULL, NULL, 0);
+    assert_error(c, 401, "UNAUTHORIZED");
+    assert_null(strstr(c->resp, "in-3"));
+    call_free(f, c);
+    assert_int_equal(status_of(f, "GET", "/v1/inbox", "nope", NULL, NULL), 401);
+    assert_int_equal(status_of(f, "POST", "/v1/inbox/3/ack", "nope", NULL, NULL), 401);
+    assert_int_equal(status_of(f, "POST", "/v1/inbox/3/ack", NULL, NULL, NULL), 401);
+    assert_int_equal(f->n_acks, 0);
+    bool held = false;
+    pt_error_t err;
+    assert_int_equal(pull_held(f->spool, 3, &held, &err), 0);
+    assert_true(held);
+}
+
+/* pull off (the default): the routes do not exist. */
+static void
+test_inbox_off(void **state)
+{
+    fixture_t *f = *state;
+    hold(f, 3, "in-3");
+    call_t *c = get(f, "/v1/inbox");
+    assert_error(c, 404, "NOT_FOUND");
+    call_free(f, c);
+    assert_int_equal(ack_status(f, "3"), 404);
+    bool held = false;
+    pt_error_t err;
+    assert_int_equal(pull_held(f->spool, 3, &held, &err), 0);
+    assert_true(held);
+}
+
+/* ---- Prefer: wait ---- */
+
+/* Starts a POST with a Prefer header; pumps (committing) until it waits for the broker
+ * or is answered. */
+static call_t *
+post_prefer(fixture_t *f, const char *body, const char *prefer)
+{
+    call_t *c =
+        call_start(f, "POST", "/v1/messages", TOKEN, "application/json", body, strlen(body));
+    char h[128];
+    snprintf(h, sizeof h, "Prefer: %s", prefer);
+    c->hdrs = curl_slist_append(c->hdrs, h);
+    curl_easy_setopt(c->h, CURLOPT_HTTPHEADER, c->hdrs);
+    int64_t end = tu_now_ms() + 5000;
+    size_t w0 = http_api_waiting(f->api);
+    while (!c->done && http_api_waiting(f->api) == w0 && tu_now_ms() < end)
+        pump(f, &c, 1, 20, true);
+    return c;
+}
+
+static void
+accept_in_spool(fixture_t *f, const char *id, uint64_t seq)
+{
+    pt_error_t err;
+    assert_int_equal(spool_accepted(f->spool, id, seq, pt_clock_wall_ms(), &err), 0);
+    assert_int_equal(spool_commit(f->spool, &err), 0);
+}
+
+static void
+test_wait_201(void **state)
+{
+    fixture_t *f = *state;
+    char *body = sample_json("wait-201");
+    call_t *c = post_prefer(f, body, "wait=5");
+    assert_false(c->done);
+    assert_int_equal(http_api_waiting(f->api), 1);
+    assert_true(spooled(f, "wait-201")); /* committed before the wait */
+    pump(f, &c, 1, 300, true);
+    assert_false(c->done);
+    /* another id's answer and a retryable Nack answer nothing */
+    http_api_publish_result(f->api, "wait-other", 0, 41, false, NULL, NULL);
+    http_api_publish_result(f->api, "wait-201", 6, 0, true, "journal full", NULL);
+    pump(f, &c, 1, 300, true);
+    assert_false(c->done);
+    accept_in_spool(f, "wait-201", 42);
+    http_api_publish_result(f->api, "wait-201", 0, 42, false, NULL, NULL);
+    /* answered at once: curl alone (no http_api_run) receives it */
+    int64_t end = tu_now_ms() + 3000;
+    while (!c->done && tu_now_ms() < end) {
+        int running;
+        curl_multi_perform(f->multi, &running);
+        curl_multi_poll(f->multi, NULL, 0, 5, NULL);
+        collect(f, &c, 1);
+    }
+    assert_true(c->done);
+    pump(f, &c, 1, 5000, true);
+    assert_int_equal(c->status, 201);
+    json_t *j = resp_json(c);
+    assert_string_equal(json_string_value(json_object_get(j, "messageId")), "wait-201");
+    assert_string_equal(json_string_value(json_object_get(j, "state")), "accepted");
+    assert_string_equal(json_string_value(json_object_get(j, "seq")), "42");
+    json_decref(j);
+    assert_string_equal(c->pref_applied, "wait=5");
+    assert_int_equal(http_api_waiting(f->api), 0);
+    call_free(f, c);
+    free(body);
+}
+
+static void
+test_wait_422(void **state)
+{
+    fixture_t *f = *state;
+    char *body = sample_json("wait-422");
+    call_t *c = post_prefer(f, body, "respond-async, wait=4");
+    assert_false(c->done);
+    pt_error_t err;
+    assert_int_equal(spool_rejected(f->spool, "wait-422", 4, "referral.targetOrg: no partnerId",
+                                    "referral.targetOrg", pt_clock_wall_ms(), &err),
+                     0);
+    http_api_publish_result(f->api, "wait-422", 4, 0, false, "referral.targetOrg: no partnerId",
+                            "referral.targetOrg");
+    pump(f, &c, 1, 5000, true);
+    assert_error(c, 422, "NACK_CODE_NOT_ALLOWED");
+    json_t *j = resp_json(c);
+    json_t *e = json_object_get(j, "error");
+    assert_string_equal(json_string_value(json_object_get(e, "fieldPath")), "referral.targetOrg");
+    assert_string_equal(json_string_value(json_object_get(e, "message")),
+                        "referral.targetOrg: no partnerId");
+    json_decref(j);
+    assert_string_equal(c->pref_applied, "wait=4");
+    call_free(f, c);
+    free(body);
+}
+
+/* No answer from the broker: 202 after N seconds, without Preference-Applied; and the
+ * caller's loop is woken for it by http_api_timeout_ms (one step with a long timeout). */
+static void
+test_wait_timeout_202(void **state)
+{
+    fixture_t *f = *state;
+    char *body = sample_json("wait-late");
+    int64_t t0 = tu_now_ms();
+    call_t *c = post_prefer(f, body, "wait=1");
+    assert_false(c->done);
+    int64_t t = http_api_timeout_ms(f->api);
+    assert_true(t >= 0 && t <= 1000);
+    int64_t s0 = tu_now_ms();
+    assert_int_equal(http_api_step(f->api, 10000), 0); /* wakes at the deadline, not 10 s */
+    assert_true(tu_now_ms() - s0 < 2500);
+    pump(f, &c, 1, 5000, true);
+    assert_int_equal(c->status, 202);
+    assert_true(tu_now_ms() - t0 >= 1000);
+    assert_false(c->has_pref_applied);
+    json_t *j = resp_json(c);
+    assert_string_equal(json_string_value(json_object_get(j, "state")), "spooled");
+    json_decref(j);
+    assert_int_equal(http_api_waiting(f->api), 0);
+    call_free(f, c);
+    free(body);
+}
+
+/* The cap (wait_max_s 5 here) bounds a long wait; a wait that is not one is ignored. */
+static void
+test_wait_cap_and_parse(void **state)
+{
+    fixture_t *f = *state;
+    char *body = sample_json("wait-cap");
+    call_t *c = post_prefer(f, body, "wait=86400");
+    assert_false(c->done);
+    int64_t t = http_api_timeout_ms(f->api);
+    assert_true(t >= 0 && t <= 5000);
+    http_api_publish_result(f->api, "wait-cap", 0, 9, false, NULL, NULL);
+    pump(f, &c, 1, 5000, true);
+    assert_string_equal(c->pref_applied, "wait=5");
+    call_free(f, c);
+    free(body);
+    static const char *const not_waits[] = {"wait=abc", "wait",           "waitx=3", "wait=-1",
+                                            "wait=\"2", "return=minimal", "wait=0"};
+    for (size_t i = 0; i < sizeof not_waits / sizeof not_waits[0]; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "wait-parse-%zu", i);
+        body = sample_json(id);
+        c = post_prefer(f, body, not_waits[i]);
+        pump(f, &c, 1, 5000, true);
+        if (c->status != 202 || c->has_pref_applied)
+            fail_msg("Prefer: %s: got %ld", not_waits[i], c->status);
+        call_free(f, c);
+        free(body);
+    }
+    body = sample_json("wait-quoted");
+    c = post_prefer(f, body, "Wait = \"3\"; foo=bar");
+    assert_false(c->done);
+    http_api_publish_result(f->api, "wait-quoted", 0, 10, false, NULL, NULL);
+    pump(f, &c, 1, 5000, true);
+    assert_int_equal(c->status, 201);
+    call_free(f, c);
+    free(body);
+}
+
+/* An id the broker already answered is answered at once: 201, or 422 from the spool's
+ * lifecycle; two requests waiting for one id both get the answer. */
+static void
+test_wait_known_outcome(void **state)
+{
+    fixture_t *f = *state;
+    char *a = sample_json("wait-known-a"), *b = sample_json("wait-known-b");
+    call_free(f, post(f, a));
+    call_free(f, post(f, b));
+    accept_in_spool(f, "wait-known-a", 77);
+    pt_error_t err;
+    assert_int_equal(spool_rejected(f->spool, "wait-known-b", 3, "orientation.person.nir: bad key",
+                                    "orientation.person.nir", pt_clock_wall_ms(), &err),
+                     0);
+    assert_int_equal(spool_commit(f->spool, &err), 0);
+    int64_t t0 = tu_now_ms();
+    call_t *c = post_prefer(f, a, "wait=5");
+    pump(f, &c, 1, 3000, true);
+    assert_int_equal(c->status, 201);
+    assert_non_null(strstr(c->resp, "\"seq\":\"77\""));
+    call_free(f, c);
+    c = post_prefer(f, b, "wait=5");
+    pump(f, &c, 1, 3000, true);
+    assert_error(c, 422, "NACK_CODE_INVALID");
+    assert_non_null(strstr(c->resp, "orientation.person.nir"));
+    call_free(f, c);
+    assert_true(tu_now_ms() - t0 < 3000);
+    free(a);
+    free(b);
+    char *d = sample_json("wait-twice");
+    call_t *c1 = post_prefer(f, d, "wait=5"), *c2 = post_prefer(f, d, "wait=5");
+    assert_int_equal(http_api_waiting(f->api), 2);
+    http_api_publish_result(f->api, "wait-twice", 0, 5, false, NULL, NULL);
+    call_t *both[] = {c1, c2};
+    pump(f, both, 2, 5000, true);
+    assert_int_equal(c1->status, 201);
+    assert_int_equal(c2->status, 201);
+    call_free(f, c1);
+    call_free(f, c2);
+    free(d);
+}
+
+/* Stopping the API with requests waiting for the broker answers them 202 (they are
+ * durable): MHD is never stopped with a suspended connection. */
+static void
+test_wait_stop(void **state)
+{
+    fixture_t *f = *state;
+    char *body = sample_json("wait-stop");
+    call_t *c = post_prefer(f, body, "wait=5");
+    assert_int_equal(http_api_waiting(f->api), 1);
+    http_api_stop(&f->api);
+    int64_t end = tu_now_ms() + 3000;
+    while (!c->done && tu_now_ms() < end) {
+        int running;
+        curl_multi_perform(f->multi, &running);
+        curl_multi_poll(f->multi, NULL, 0, 10, NULL);
+        CURLMsg *m;
+        int left;
+        while ((m = curl_multi_info_read(f->multi, &left)) != NULL)
+            if (m->msg == CURLMSG_DONE && m->easy_handle == c->h) {
+                c->done = true;
+                curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &c->status);
+            }
+    }
+    /* the answer may or may not have left before the socket closed; never a hang */
+    assert_true(c->done);
+    assert_true(c->status == 202 || c->status == 0);
+    call_free(f, c);
+    free(body);
+    pt_error_t err;
+    assert_int_equal(http_api_start(&f->aopts, &f->api, &err), 0); /* for the teardown */
+}
+
 /* ---- docs/api/openapi.yaml, walked ---- */
 
 typedef long (*produce_fn)(fixture_t *f);
@@ -689,6 +1211,126 @@ op_post_503(fixture_t *f)
 }
 
 static long
+op_post_201(fixture_t *f)
+{
+    char *b = sample_json("oa-201");
+    call_t *c = post_prefer(f, b, "wait=5");
+    http_api_publish_result(f->api, "oa-201", 0, 1, false, NULL, NULL);
+    pump(f, &c, 1, 5000, true);
+    long st = c->status;
+    call_free(f, c);
+    free(b);
+    return st;
+}
+
+static long
+op_post_422(fixture_t *f)
+{
+    char *b = sample_json("oa-422");
+    call_t *c = post_prefer(f, b, "wait=5");
+    http_api_publish_result(f->api, "oa-422", 4, 0, false, "not allowed", NULL);
+    pump(f, &c, 1, 5000, true);
+    long st = c->status;
+    call_free(f, c);
+    free(b);
+    return st;
+}
+
+static long
+op_inbox_200(fixture_t *f)
+{
+    hold(f, 100, "oa-in-100");
+    return status_of(f, "GET", "/v1/inbox?after=0&limit=10", TOKEN, NULL, NULL);
+}
+
+static long
+op_inbox_400(fixture_t *f)
+{
+    return status_of(f, "GET", "/v1/inbox?limit=0", TOKEN, NULL, NULL);
+}
+
+static long
+op_inbox_401(fixture_t *f)
+{
+    return status_of(f, "GET", "/v1/inbox", "nope", NULL, NULL);
+}
+
+/* The fixture's API has pull on: a second one on the same spool with pull off. */
+static long
+with_pull_off(fixture_t *f, const char *method, const char *path)
+{
+    http_api_t *on = f->api;
+    http_api_options_t o = f->aopts;
+    o.pull = false;
+    pt_error_t err;
+    if (http_api_start(&o, &f->api, &err) != 0)
+        fail_msg("http_api_start: %s", err.msg);
+    long st = status_of(f, method, path, TOKEN, NULL, NULL);
+    http_api_stop(&f->api);
+    f->api = on;
+    return st;
+}
+
+static long
+op_inbox_404(fixture_t *f)
+{
+    return with_pull_off(f, "GET", "/v1/inbox");
+}
+
+/* A request that writes or reads in the turn, whose commit fails. */
+static long
+commit_fails(fixture_t *f, const char *method, const char *path, const char *body)
+{
+    call_t *c = call_start(f, method, path, TOKEN, body ? "application/json" : NULL, body,
+                           body ? strlen(body) : 0);
+    pump(f, &c, 1, 300, false);
+    spool_abort(f->spool);
+    http_api_committed(f->api, PT_EJOURNALFULL);
+    pump(f, &c, 1, 5000, false);
+    long st = c->status;
+    call_free(f, c);
+    return st;
+}
+
+static long
+op_inbox_503(fixture_t *f)
+{
+    return commit_fails(f, "GET", "/v1/inbox", NULL);
+}
+
+static long
+op_ack_204(fixture_t *f)
+{
+    hold(f, 101, "oa-in-101");
+    return ack_status(f, "101");
+}
+
+static long
+op_ack_400(fixture_t *f)
+{
+    return ack_status(f, "one");
+}
+
+static long
+op_ack_401(fixture_t *f)
+{
+    return status_of(f, "POST", "/v1/inbox/101/ack", "nope", NULL, NULL);
+}
+
+static long
+op_ack_404(fixture_t *f)
+{
+    return ack_status(f, "999");
+}
+
+static long
+op_ack_503(fixture_t *f)
+{
+    hold(f, 102, "oa-in-102");
+    return commit_fails(f, "POST", "/v1/inbox/102/ack", NULL);
+}
+
+static long
 op_get_200(fixture_t *f)
 {
     char *b = sample_json("oa-get");
@@ -744,16 +1386,28 @@ typedef struct api_case {
 } api_case_t;
 
 static api_case_t CASES[] = {
+    {"/v1/messages", "post", 201, op_post_201, false},
     {"/v1/messages", "post", 202, op_post_202, false},
     {"/v1/messages", "post", 400, op_post_400, false},
     {"/v1/messages", "post", 401, op_post_401, false},
     {"/v1/messages", "post", 409, op_post_409, false},
     {"/v1/messages", "post", 413, op_post_413, false},
     {"/v1/messages", "post", 415, op_post_415, false},
+    {"/v1/messages", "post", 422, op_post_422, false},
     {"/v1/messages", "post", 503, op_post_503, false},
     {"/v1/messages/{id}", "get", 200, op_get_200, false},
     {"/v1/messages/{id}", "get", 401, op_get_401, false},
     {"/v1/messages/{id}", "get", 404, op_get_404, false},
+    {"/v1/inbox", "get", 200, op_inbox_200, false},
+    {"/v1/inbox", "get", 400, op_inbox_400, false},
+    {"/v1/inbox", "get", 401, op_inbox_401, false},
+    {"/v1/inbox", "get", 404, op_inbox_404, false},
+    {"/v1/inbox", "get", 503, op_inbox_503, false},
+    {"/v1/inbox/{seq}/ack", "post", 204, op_ack_204, false},
+    {"/v1/inbox/{seq}/ack", "post", 400, op_ack_400, false},
+    {"/v1/inbox/{seq}/ack", "post", 401, op_ack_401, false},
+    {"/v1/inbox/{seq}/ack", "post", 404, op_ack_404, false},
+    {"/v1/inbox/{seq}/ack", "post", 503, op_ack_503, false},
     {"/healthz", "get", 200, op_healthz, false},
     {"/readyz", "get", 200, op_readyz_200, false},
     {"/readyz", "get", 503, op_readyz_503, false},
@@ -860,7 +1514,19 @@ main(void)
         cmocka_unit_test_setup_teardown(test_get_message, setup, teardown),
         cmocka_unit_test_setup_teardown(test_health_ready_metrics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_file_checks, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_openapi_walk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inbox_list_and_ack, setup_pull, teardown),
+        cmocka_unit_test_setup_teardown(test_inbox_ack_after_commit, setup_pull, teardown),
+        cmocka_unit_test_setup_teardown(test_inbox_listing_after_commit, setup_pull, teardown),
+        cmocka_unit_test_setup_teardown(test_inbox_bad_params, setup_pull, teardown),
+        cmocka_unit_test_setup_teardown(test_inbox_unauthorized, setup_pull, teardown),
+        cmocka_unit_test_setup_teardown(test_inbox_off, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wait_201, setup_pull, teardown),
+        cmocka_unit_test_setup_teardown(test_wait_422, setup_pull, teardown),
+        cmocka_unit_test_setup_teardown(test_wait_timeout_202, setup_pull, teardown),
+        cmocka_unit_test_setup_teardown(test_wait_cap_and_parse, setup_pull, teardown),
+        cmocka_unit_test_setup_teardown(test_wait_known_outcome, setup_pull, teardown),
+        cmocka_unit_test_setup_teardown(test_wait_stop, setup_pull, teardown),
+        cmocka_unit_test_setup_teardown(test_openapi_walk, setup_pull, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
