@@ -158,17 +158,20 @@ done
 pull_once() {
     curl -s -H "Authorization: Bearer $(token pole_emploi)" "$(api pole_emploi)/v1/inbox?after=0&limit=100" |
         python3 -c '
-import json, sys
+import json, os, sys
 try:
     doc = json.load(sys.stdin)
 except ValueError:
     sys.exit(0)
-for m in doc.get("messages", []):
-    print(m["delivery"]["seq"])' |
+os.makedirs(sys.argv[1], exist_ok=True)
+for m in doc.get("messages", []):  # kept by France Travail system, then acknowledged
+    seq = m["delivery"]["seq"]
+    with open(os.path.join(sys.argv[1], "%020d.json" % int(seq)), "w") as f:
+        json.dump(m, f)
+    print(seq)' "$state/pulled" |
         while read -r seq; do
-            mkdir -p "$state/pulled"
             curl -s -o /dev/null -X POST -H "Authorization: Bearer $(token pole_emploi)" \
-                "$(api pole_emploi)/v1/inbox/$seq/ack" && touch "$state/pulled/$seq"
+                "$(api pole_emploi)/v1/inbox/$seq/ack"
         done
 }
 count_handed() {
@@ -214,9 +217,11 @@ for p in partners:
         count(f, p)
 for f in glob.glob(f"{state}/webhook-received/*.json"):
     count(f, "caf")
+for f in glob.glob(f"{state}/pulled/*.json"):
+    count(f, "pole_emploi")
 for (s, r), n in sorted(flows.items()):
     print(f"  {s:>12} -> {r:<12} {n}")
-print("  pole_emploi pulled %d over HTTP" % len(glob.glob(f"{state}/pulled/*")))
+print("  (caf: by its webhook; pole_emploi: pulled over HTTP; the others: outbox files)")
 PY
 echo "== where things are"
 for p in "${partners[@]}"; do
