@@ -56,6 +56,7 @@ typedef enum answer {
     ANS_ACKED,       /* 204 */
     ANS_LIST,        /* 200, the listing in text */
     ANS_UNAVAILABLE, /* 503: the commit failed, nothing of the turn was kept */
+    ANS_FULL,        /* 503: the commit failed for want of room (disk or spool full) */
 } answer_t;
 
 typedef struct req {
@@ -300,6 +301,9 @@ respond_final(http_api_t *api, req_t *q)
     case ANS_UNAVAILABLE:
         return respond_error(api, q, MHD_HTTP_SERVICE_UNAVAILABLE, "UNAVAILABLE",
                              "the spool could not commit: nothing was kept, send it again", NULL);
+    case ANS_FULL:
+        return respond_error(api, q, MHD_HTTP_SERVICE_UNAVAILABLE, "SPOOL_FULL",
+                             "the spool's disk is full: nothing was kept, retry later", NULL);
     default:
         return respond_json(
             api, q, MHD_HTTP_ACCEPTED,
@@ -1079,7 +1083,9 @@ http_api_committed(http_api_t *api, int commit_rc)
     for (req_t *next; q != NULL; q = next) {
         next = q->next;
         q->next = NULL;
-        if (commit_rc != 0)
+        if (commit_rc == PT_EJOURNALFULL || commit_rc == -ENOSPC || commit_rc == -EDQUOT)
+            resume_with(q, ANS_FULL);
+        else if (commit_rc != 0)
             resume_with(q, ANS_UNAVAILABLE);
         else
             committed_one(api, q);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -394,6 +395,18 @@ meta_add(spool_t *s, MDB_txn *txn, const char *key, int64_t delta)
     return meta_put_u64(s, txn, key, delta < 0 && v < (uint64_t)-delta ? 0 : v + delta);
 }
 
+/* LMDB reports a short page write as EIO: on a disk with no room left that is a full
+ * disk (ENOSPC), which the callers answer "retry later", not an I/O error. */
+static int
+disk_full_code(const spool_t *s, int code)
+{
+    struct statvfs v;
+    if (code != -EIO || statvfs(s->dir, &v) != 0)
+        return code;
+    uint64_t room = (uint64_t)v.f_bavail * v.f_frsize;
+    return room < 2 * (uint64_t)s->turn_bytes + 1024 * 1024 ? -ENOSPC : code;
+}
+
 int
 spool_commit(spool_t *s, pt_error_t *err)
 {
@@ -414,7 +427,11 @@ spool_commit(spool_t *s, pt_error_t *err)
         rc = mdb_txn_commit(s->txn);
     s->txn = NULL;
     if (rc != 0) {
-        int code = lmdbx_code(rc);
+        int code = disk_full_code(s, lmdbx_code(rc));
+        if (code == -ENOSPC)
+            return pt_error_set(err, code, s->dir,
+                                "commit: the disk holding the spool is full: nothing of the "
+                                "turn kept");
         if (code == PT_EJOURNALFULL) {
             s->grow_pending = true;
             s->grow_extra = 2 * s->turn_bytes;

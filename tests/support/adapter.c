@@ -59,10 +59,12 @@ write_config(td_adapter_t *a, const td_adapter_options_t *o)
     fprintf(f,
             "id: %s\nbroker:\n  endpoint: \"%s\"\n  server_public_key_file: ../keys/broker.pub\n"
             "  secret_key_file: ../keys/%s.key\n  public_key_file: ../keys/%s.pub\n"
-            "  credit: 64\nspool:\n  dir: spool\n  retention: 24h\n"
+            "  credit: 64\nspool:\n  dir: %s\n  retention: 24h\n%s%s%s"
             "http:\n  listen: \"127.0.0.1:%d\"\n  tokens_file: tokens\n"
             "inbox:\n  dir: inbox\n  scan_interval: 200ms\n  codecs: %s\n%s",
-            a->partner, a->net->endpoint, a->partner, a->partner, a->http_port,
+            a->partner, a->net->endpoint, a->partner, a->partner,
+            o && o->spool_dir ? o->spool_dir : "spool", o && o->spool_max ? "  max_size: " : "",
+            o && o->spool_max ? o->spool_max : "", o && o->spool_max ? "\n" : "", a->http_port,
             o && o->codecs ? o->codecs : "[json, jsonl]",
             o && o->extra_inbox ? o->extra_inbox : "");
     if (o != NULL && o->pull)
@@ -219,6 +221,13 @@ long
 td_adapter_http_h(td_adapter_t *a, const char *method, const char *path, const char *data,
                   size_t len, const char *header, char **body)
 {
+    return td_adapter_http_hh(a, method, path, data, len, header, body, NULL);
+}
+
+long
+td_adapter_http_hh(td_adapter_t *a, const char *method, const char *path, const char *data,
+                   size_t len, const char *header, char **body, char **resp_headers)
+{
     CURL *c = curl_easy_init();
     char url[256], auth[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", a->http_port, path);
@@ -227,7 +236,11 @@ td_adapter_http_h(td_adapter_t *a, const char *method, const char *path, const c
     h = curl_slist_append(h, "Content-Type: application/json");
     if (header != NULL)
         h = curl_slist_append(h, header);
-    buf_t b = {0};
+    buf_t b = {0}, hb = {0};
+    if (resp_headers != NULL) {
+        curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_body);
+        curl_easy_setopt(c, CURLOPT_HEADERDATA, &hb);
+    }
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
@@ -247,6 +260,8 @@ td_adapter_http_h(td_adapter_t *a, const char *method, const char *path, const c
         *body = b.p;
     else
         free(b.p);
+    if (resp_headers != NULL)
+        *resp_headers = hb.p;
     return status;
 }
 

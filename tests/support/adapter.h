@@ -19,6 +19,8 @@ typedef struct td_adapter_options {
     const char *extra_inbox; /* more `inbox:` lines ("  key: value\n"), or NULL */
     const char *codecs;      /* inbox codecs, NULL: "[json, jsonl]" */
     bool pull;               /* egress: pull (GET /v1/inbox) */
+    const char *spool_dir;   /* NULL: <adapter dir>/spool */
+    const char *spool_max;   /* spool.max_size, e.g. "1MiB"; NULL: the default */
 } td_adapter_options_t;
 
 typedef struct td_adapter {
@@ -61,9 +63,12 @@ bool td_adapter_wait_ready(td_adapter_t *a, int ms);
 long td_adapter_http(td_adapter_t *a, const char *method, const char *path, const char *data,
                      size_t len, char **body);
 
-/* The same with one more request header ("Prefer: wait=5"), or NULL. */
+/* The same with one more request header ("Prefer: wait=5"), or NULL; *resp_headers
+ * (may be NULL) gets the answer's header lines (caller frees). */
 long td_adapter_http_h(td_adapter_t *a, const char *method, const char *path, const char *data,
                        size_t len, const char *header, char **body);
+long td_adapter_http_hh(td_adapter_t *a, const char *method, const char *path, const char *data,
+                        size_t len, const char *header, char **body, char **resp_headers);
 
 /* POST /v1/messages of the proto3 JSON of env. */
 long td_adapter_post_env(td_adapter_t *a, const Ptibus__V1__Envelope *env, char **body);
