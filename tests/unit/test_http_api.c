@@ -375,9 +375,19 @@ test_post_commit_failure_is_503(void **state)
     pump(f, &c, 1, 300, false);
     assert_int_equal(http_api_pending(f->api), 1);
     spool_abort(f->spool);
-    http_api_committed(f->api, PT_EJOURNALFULL);
+    http_api_committed(f->api, -EIO);
     pump(f, &c, 1, 5000, false);
     assert_error(c, 503, "UNAVAILABLE");
+    assert_string_equal(c->retry_after, "5");
+    call_free(f, c);
+    /* for want of room (the spool at its maximum, or its disk full): SPOOL_FULL */
+    c = call_start(f, "POST", "/v1/messages", TOKEN, "application/json", body, strlen(body));
+    pump(f, &c, 1, 300, false);
+    assert_int_equal(http_api_pending(f->api), 1);
+    spool_abort(f->spool);
+    http_api_committed(f->api, -ENOSPC);
+    pump(f, &c, 1, 5000, false);
+    assert_error(c, 503, "SPOOL_FULL");
     assert_string_equal(c->retry_after, "5");
     call_free(f, c);
     free(body);
@@ -768,7 +778,7 @@ test_inbox_ack_after_commit(void **state)
     assert_int_equal(http_api_pending(f->api), 1);
     assert_int_equal(f->n_acks, 0);
     spool_abort(f->spool);
-    http_api_committed(f->api, PT_EJOURNALFULL);
+    http_api_committed(f->api, -EIO);
     pump(f, &c, 1, 5000, false);
     assert_error(c, 503, "UNAVAILABLE");
     assert_int_equal(f->n_acks, 0);
@@ -816,7 +826,7 @@ test_inbox_listing_after_commit(void **state)
     pump(f, &c, 1, 500, false);
     assert_false(c->done);
     spool_abort(f->spool);
-    http_api_committed(f->api, PT_EJOURNALFULL);
+    http_api_committed(f->api, -EIO);
     pump(f, &c, 1, 5000, false);
     assert_error(c, 503, "UNAVAILABLE");
     call_free(f, c);
@@ -1202,7 +1212,7 @@ op_post_503(fixture_t *f)
     call_t *c = call_start(f, "POST", "/v1/messages", TOKEN, "application/json", b, strlen(b));
     pump(f, &c, 1, 300, false);
     spool_abort(f->spool);
-    http_api_committed(f->api, PT_EJOURNALFULL);
+    http_api_committed(f->api, -EIO);
     pump(f, &c, 1, 5000, false);
     long st = c->status;
     call_free(f, c);
@@ -1285,7 +1295,7 @@ commit_fails(fixture_t *f, const char *method, const char *path, const char *bod
                            body ? strlen(body) : 0);
     pump(f, &c, 1, 300, false);
     spool_abort(f->spool);
-    http_api_committed(f->api, PT_EJOURNALFULL);
+    http_api_committed(f->api, -EIO);
     pump(f, &c, 1, 5000, false);
     long st = c->status;
     call_free(f, c);
