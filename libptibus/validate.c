@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "nir.h"
+#include "pjson.h"
 #include "utf8.h"
 
 #define TRY(expr)                                                                                  \
@@ -22,7 +23,9 @@
 
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 
-/* The path of the field being checked, grown and shrunk as the walk descends. */
+/* The path of the field being checked, grown and shrunk as the walk descends, in the
+ * JSON names a partner writes ("referral.availableFrom"), like pjson's paths: names
+ * are given to it in proto form and converted as they are appended. */
 typedef struct vctx {
     pt_error_t *err;
     char path[PT_ERROR_PATH_MAX];
@@ -34,8 +37,7 @@ ctx_init(vctx_t *c, pt_error_t *err, const char *root)
 {
     pt_error_clear(err);
     c->err = err;
-    snprintf(c->path, sizeof c->path, "%s", root);
-    c->len = strlen(c->path);
+    c->len = pjson_path_from_proto(root, c->path, sizeof c->path);
 }
 
 /* Appends text to the path, truncating at its capacity. The walk pushes a name for
@@ -51,14 +53,15 @@ path_append(vctx_t *c, const char *text, size_t n)
     c->path[c->len] = '\0';
 }
 
-/* Appends ".name" (or "name" at the root); returns the length to restore. */
+/* Appends ".name" (or "name" at the root), name being a proto field name or a dotted
+ * path of them, in JSON names; returns the length to restore. */
 static size_t
 path_push(vctx_t *c, const char *name)
 {
     size_t old = c->len;
     if (c->len)
         path_append(c, ".", 1);
-    path_append(c, name, strlen(name));
+    c->len += pjson_path_from_proto(name, c->path + c->len, sizeof c->path - c->len);
     return old;
 }
 
@@ -714,8 +717,12 @@ check_enum(vctx_t *c, const ProtobufCFieldDescriptor *f, const field_rule_t *r, 
     const ProtobufCEnumDescriptor *ed = f->descriptor;
     if (v == 0 && (r->flags & RULE_REQUIRED))
         return fail(c, NULL, "is required");
-    if (protobuf_c_enum_descriptor_get_value(ed, v) == NULL)
-        return fail(c, NULL, "%d is not a defined %s value", v, ed->short_name);
+    if (protobuf_c_enum_descriptor_get_value(ed, v) == NULL) {
+        char names[PT_ERROR_MSG_MAX / 2];
+        pjson_enum_names(ed, names, sizeof names);
+        return fail(c, NULL, "%d is not a defined %s value (expected one of %s)", v, ed->short_name,
+                    names);
+    }
     return 0;
 }
 
@@ -813,12 +820,12 @@ hook_person(vctx_t *c, const ProtobufCMessage *m)
     const Ptibus__V1__PersonRef *p = (const Ptibus__V1__PersonRef *)m;
     bool has_file = !is_empty(p->file_number);
     if (has_file && p->payer == PTIBUS__V1__PAYER__PAYER_UNSPECIFIED)
-        return fail(c, "payer", "is required with file_number");
+        return fail(c, "payer", "is required with fileNumber");
     if (is_empty(p->nir) && !has_file && is_empty(p->france_travail_id) &&
         is_empty(p->departement_id) && is_empty(p->france_travail_uid))
         return fail(c, NULL,
-                    "needs an identifier: nir, payer and file_number, france_travail_id, "
-                    "france_travail_uid or departement_id");
+                    "needs an identifier: nir, payer and fileNumber, franceTravailId, "
+                    "franceTravailUid or departementId");
     return check_sex_matches_nir(c, p);
 }
 
@@ -908,8 +915,10 @@ check_order(vctx_t *c, const char *first_name, const char *first, const char *se
     if (is_empty(first) || is_empty(second) || date_parse(first, &a) != DATE_OK ||
         date_parse(second, &b) != DATE_OK)
         return 0;
+    char first_json[64];
+    pjson_path_from_proto(first_name, first_json, sizeof first_json);
     if (b < a)
-        return fail(c, second_name, "is before %s", first_name);
+        return fail(c, second_name, "is before %s", first_json);
     return 0;
 }
 
@@ -930,7 +939,7 @@ family_referral(vctx_t *c, const ProtobufCMessage *m)
     const Ptibus__V1__Referral *r = (const Ptibus__V1__Referral *)m;
     if (r->target_org != NULL && is_empty(r->target_org->partner_id) &&
         is_empty(r->target_org->name))
-        return fail(c, "target_org", "needs a partner_id or a name");
+        return fail(c, "target_org", "needs a partnerId or a name");
     if (r->target_service != NULL &&
         r->target_service->kind == PTIBUS__V1__SERVICE_KIND__SERVICE_KIND_TRAINING &&
         is_empty(r->target_service->training_action_ref))
@@ -996,7 +1005,7 @@ family_beneficiary_event(vctx_t *c, const ProtobufCMessage *m)
     if (has_code && e->file_state != 0 && e->file_state_code[0] - '0' + 1 != (int)e->file_state) {
         const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
             &ptibus__v1__rsa_file_state__descriptor, e->file_state);
-        return fail(c, "file_state_code", "\"%c\" does not match file_state %s (code \"%d\")",
+        return fail(c, "file_state_code", "\"%c\" does not match fileState %s (code \"%d\")",
                     e->file_state_code[0], v ? v->name : "?", (int)e->file_state - 1);
     }
     return 0;
@@ -1079,9 +1088,9 @@ validate_envelope(const Ptibus__V1__Envelope *env, pt_error_t *err)
     const ProtobufCMessage *body = envelope_body(env);
     if (fam == NULL || body == NULL)
         return fail(&c, "body",
-                    "is required: one of orientation, reorientation_request, "
-                    "reorientation_answer, referral, referral_status, sanction, "
-                    "training_offer, beneficiary_event, follow_up_event");
+                    "is required: one of orientation, reorientationRequest, "
+                    "reorientationAnswer, referral, referralStatus, sanction, "
+                    "trainingOffer, beneficiaryEvent, followUpEvent");
     return family_run(&c, fam, body);
 }
 

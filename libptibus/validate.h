@@ -71,12 +71,13 @@
 #define PT_REPEATED_DEFAULT_MAX 16
 
 /* All of these return 0, or PT_EINVALID with err set: err->path is the offending
- * field's path in proto field names ("sanction.person.nir", "recipients[3]",
- * "training_offer.funders[2].funder_code"), err->msg is "path: what is wrong". For
- * validate_envelope, paths are relative to the Envelope, so body fields start with the
- * body case name. The per-family functions start their paths with that same name
- * ("sanction.", "orientation.", ...), validate_person with "person" and validate_org
- * with "org". A NULL message is invalid. */
+ * field's path in the lowerCamelCase JSON names a partner writes, as pjson's paths
+ * ("sanction.person.nir", "recipients[3]", "trainingOffer.funders[2].funderCode",
+ * "referral.availableFrom"), err->msg is "path: what is wrong". For validate_envelope,
+ * paths are relative to the Envelope, so body fields start with the body case's JSON
+ * name. The per-family functions start their paths with that same name ("sanction.",
+ * "reorientationRequest.", ...), validate_person with "person" and validate_org with
+ * "org". A NULL message is invalid. */
 int validate_envelope(const Ptibus__V1__Envelope *env, pt_error_t *err);
 int validate_orientation(const Ptibus__V1__Orientation *m, pt_error_t *err);
 int validate_reorientation_request(const Ptibus__V1__ReorientationRequest *m, pt_error_t *err);
@@ -91,8 +92,8 @@ int validate_person(const Ptibus__V1__PersonRef *m, pt_error_t *err);
 int validate_org(const Ptibus__V1__OrgRef *m, pt_error_t *err);
 
 /* The text fields of the frames that the broker takes from partners and logs or
- * forwards: Hello (paths "hello.client_name", ...) and DeliverAck
- * ("deliver_ack.reason"): valid UTF-8, no control character (a DeliverAck reason may
+ * forwards: Hello (paths "hello.clientName", ...) and DeliverAck
+ * ("deliverAck.reason"): valid UTF-8, no control character (a DeliverAck reason may
  * hold tabs), bounded in code points. */
 int validate_hello(const Ptibus__V1__Hello *m, pt_error_t *err);
 int validate_deliver_ack(const Ptibus__V1__DeliverAck *m, pt_error_t *err);

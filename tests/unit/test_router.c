@@ -200,28 +200,31 @@ test_referral_goes_to_the_named_target(void **state)
     td_sample_referral(&s, "REF-2", "region");
     expect(fx, "pole_emploi", &s, (const char *[]){"region", NULL});
     td_sample_referral(&s, "REF-3", "xyz");
-    expect_refused(fx, "departement", &s, fake_lookup, PT_EDENIED, "referral.target_org.partner_id",
-                   "referral.target_org.partner_id: unknown partner \"xyz\"");
+    expect_refused(fx, "departement", &s, fake_lookup, PT_EDENIED, "referral.targetOrg.partnerId",
+                   "referral.targetOrg.partnerId: unknown partner \"xyz\"");
     /* A partner outside the rule's allow-list: a referral never reaches a payer. */
     td_sample_referral(&s, "REF-6", "caf");
-    expect_refused(fx, "ml_nord", &s, fake_lookup, PT_EDENIED, "referral.target_org.partner_id",
-                   "referral.target_org.partner_id: \"caf\" is not a recipient this route "
+    expect_refused(fx, "ml_nord", &s, fake_lookup, PT_EDENIED, "referral.targetOrg.partnerId",
+                   "referral.targetOrg.partnerId: \"caf\" is not a recipient this route "
                    "allows for referral");
     td_sample_referral(&s, "REF-7", "msa");
-    expect_refused(fx, "departement", &s, fake_lookup, PT_EDENIED, "referral.target_org.partner_id",
-                   "referral.target_org.partner_id: \"msa\" is not a recipient this route "
+    expect_refused(fx, "departement", &s, fake_lookup, PT_EDENIED, "referral.targetOrg.partnerId",
+                   "referral.targetOrg.partnerId: \"msa\" is not a recipient this route "
                    "allows for referral");
     /* Nor an orientation a payer named as its référent (it gets it by payer only). */
     td_sample_orientation(&s, "ORI-9");
     s.org_a.partner_id = "msa";
     expect_refused(fx, "departement", &s, fake_lookup, PT_EDENIED,
-                   "orientation.referent_org.partner_id",
-                   "orientation.referent_org.partner_id: \"msa\" is not a recipient this route "
+                   "orientation.referentOrg.partnerId",
+                   "orientation.referentOrg.partnerId: \"msa\" is not a recipient this route "
                    "allows for orientation");
-    /* A target that is not a partner (no partner_id), or the sender itself. */
+    /* A target that is not a partner (no partner_id: an organisation that is not on the
+     * bus): the refusal names the field that should have named it. Or the sender itself. */
     td_sample_referral(&s, "REF-4", "");
-    expect_refused(fx, "departement", &s, fake_lookup, PT_EDENIED, "referral",
-                   "referral: no route delivers this message");
+    expect_refused(fx, "departement", &s, fake_lookup, PT_EDENIED, "referral.targetOrg.partnerId",
+                   "referral.targetOrg.partnerId: is empty: refused because targetOrg has no "
+                   "partnerId, and no other route delivers this message (an organisation that "
+                   "is not on the bus cannot receive it)");
     td_sample_referral(&s, "REF-5", "ml_nord");
     expect_refused(fx, "ml_nord", &s, fake_lookup, PT_EDENIED, "referral",
                    "referral: no route delivers this message");
@@ -269,7 +272,7 @@ test_training_offer_broadcast(void **state)
     pt_error_t err;
     assert_int_equal(router_resolve(fx->router, "region", &s.env, NULL, NULL, out, 3, &n, &err),
                      PT_ETOOLARGE);
-    assert_string_equal(err.msg, "training_offer: the routes give more than 3 recipients");
+    assert_string_equal(err.msg, "trainingOffer: the routes give more than 3 recipients");
     assert_int_equal(n, 0);
 }
 
@@ -311,50 +314,50 @@ test_correlation_refusals(void **state)
     fixture_t *fx = *state;
     td_sample_t s;
     td_sample_referral_status(&s, "ST-3", "");
-    expect_refused(fx, "ml_nord", &s, fake_lookup, PT_EDENIED, "correlation_id",
-                   "correlation_id: is empty; a referral_status goes back to the sender of the "
+    expect_refused(fx, "ml_nord", &s, fake_lookup, PT_EDENIED, "correlationId",
+                   "correlationId: is empty; a referral_status goes back to the sender of the "
                    "message it answers");
     td_sample_referral_status(&s, "ST-4", "NEVER-SEEN");
-    expect_refused(fx, "ml_nord", &s, fake_lookup, PT_EDENIED, "correlation_id",
-                   "correlation_id: no accepted message has this message_id");
-    expect_refused(fx, "ml_nord", &s, NULL, PT_EDENIED, "correlation_id",
-                   "correlation_id: no accepted message has this message_id");
+    expect_refused(fx, "ml_nord", &s, fake_lookup, PT_EDENIED, "correlationId",
+                   "correlationId: no accepted message has this messageId");
+    expect_refused(fx, "ml_nord", &s, NULL, PT_EDENIED, "correlationId",
+                   "correlationId: no accepted message has this messageId");
     td_sample_referral_status(&s, "ST-5", "OLD-1");
-    expect_refused(fx, "ml_nord", &s, fake_lookup, PT_EDENIED, "correlation_id",
-                   "correlation_id: the sender of the message it answers, \"cap_emploi\", is "
+    expect_refused(fx, "ml_nord", &s, fake_lookup, PT_EDENIED, "correlationId",
+                   "correlationId: the sender of the message it answers, \"cap_emploi\", is "
                    "not a partner");
     /* A failing look-up is not a refusal: its own code comes back. */
     td_sample_referral_status(&s, "ST-6", "BROKEN");
-    expect_refused(fx, "ml_nord", &s, fake_lookup, PT_ECORRUPT, "correlation_id",
-                   "correlation_id: cannot look up the message it answers: integrity check "
+    expect_refused(fx, "ml_nord", &s, fake_lookup, PT_ECORRUPT, "correlationId",
+                   "correlationId: cannot look up the message it answers: integrity check "
                    "failed");
     /* An id that two senders used is never guessed. */
     td_sample_referral_status(&s, "ST-8", "SAME-1");
-    expect_refused(fx, "region", &s, fake_lookup, PT_EINVALID, "correlation_id",
-                   "correlation_id: ambiguous correlation id: messages of several senders "
-                   "routed to you have this message_id; set correlation_seq to the Deliver's "
+    expect_refused(fx, "region", &s, fake_lookup, PT_EINVALID, "correlationId",
+                   "correlationId: ambiguous correlation id: messages of several senders "
+                   "routed to you have this messageId; set correlationSeq to the Deliver's "
                    "seq");
     /* By seq: one that the replier never received, or whose message_id is not the
      * correlation_id, is refused in the same words (no oracle). */
     td_sample_referral_status(&s, "ST-9", "");
     s.env.correlation_seq = 999;
-    expect_refused(fx, "region", &s, fake_lookup, PT_EDENIED, "correlation_seq",
-                   "correlation_seq: no accepted message with this seq (and correlation_id, "
+    expect_refused(fx, "region", &s, fake_lookup, PT_EDENIED, "correlationSeq",
+                   "correlationSeq: no accepted message with this seq (and correlationId, "
                    "when set) was routed to you");
     td_sample_referral_status(&s, "ST-10", "REF-ML-1");
     s.env.correlation_seq = 101;
-    expect_refused(fx, "region", &s, fake_lookup, PT_EDENIED, "correlation_seq",
-                   "correlation_seq: no accepted message with this seq (and correlation_id, "
+    expect_refused(fx, "region", &s, fake_lookup, PT_EDENIED, "correlationSeq",
+                   "correlationSeq: no accepted message with this seq (and correlationId, "
                    "when set) was routed to you");
     td_sample_referral_status(&s, "ST-11", "");
     s.env.correlation_seq = 104;
-    expect_refused(fx, "region", &s, fake_lookup, PT_EDENIED, "correlation_seq",
-                   "correlation_seq: the sender of the message it answers, \"cap_emploi\", is "
+    expect_refused(fx, "region", &s, fake_lookup, PT_EDENIED, "correlationSeq",
+                   "correlationSeq: the sender of the message it answers, \"cap_emploi\", is "
                    "not a partner");
     /* Answering one's own message reaches no one. */
     td_sample_referral_status(&s, "ST-7", "REF-ML-1");
-    expect_refused(fx, "ml_nord", &s, fake_lookup, PT_EDENIED, "referral_status",
-                   "referral_status: no route delivers this message");
+    expect_refused(fx, "ml_nord", &s, fake_lookup, PT_EDENIED, "referralStatus",
+                   "referralStatus: no route delivers this message");
 }
 
 static void
