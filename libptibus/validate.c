@@ -666,29 +666,47 @@ check_siret(vctx_t *c, const char *s, const field_rule_t *r)
     return 0;
 }
 
-/* One entry per format: a predicate and its message, or a checker of its own. */
+/* One entry per format: a predicate and its message, or a checker of its own; and what
+ * the generated JSON Schemas say of it (validate_field_info): its name and the shape as
+ * a regular expression (ECMA-262 and POSIX ERE alike; a check a pattern cannot express,
+ * a NIR key or a SIRET check digit, is left to the code). test_validate checks each
+ * pattern against its predicate on samples, so that the two cannot drift apart. */
 static const struct fmt_check {
     bool (*ok)(const char *s);
     const char *msg;
     int (*check)(vctx_t *c, const char *s, const field_rule_t *r);
+    const char *name, *pattern;
 } fmt_checks[] = {
-    [FMT_NONE] = {NULL, NULL, NULL},
-    [FMT_MESSAGE_ID] = {is_message_id, "must be printable ASCII without spaces (0x21-0x7e)", NULL},
-    [FMT_PARTNER_ID] = {validate_is_partner_id, "must be 1 to 32 of a-z, 0-9 and _", NULL},
-    [FMT_DATE] = {NULL, NULL, check_date_text},
-    [FMT_BIRTH_DATE] = {NULL, NULL, check_birth_date},
-    [FMT_NIR] = {NULL, NULL, check_nir},
-    [FMT_DIGITS] = {is_digits, "must be digits only", NULL},
-    [FMT_DIGITS_EXACT] = {NULL, NULL, check_digits_exact},
-    [FMT_ALNUM] = {is_alnum_text, "must be letters and digits only", NULL},
-    [FMT_SIRET] = {NULL, NULL, check_siret},
-    [FMT_EMAIL] = {is_email, "is not a plausible e-mail address", NULL},
-    [FMT_ROME] = {is_rome, "must be a capital letter and 4 digits, like M1607", NULL},
-    [FMT_NSF] = {is_nsf, "must be 1 to 3 digits and an optional letter, like 330t", NULL},
-    [FMT_RNCP] = {is_rncp, "must be up to 6 digits, optionally prefixed RNCP", NULL},
-    [FMT_DECIMAL] = {is_decimal, "must be a decimal amount like 3250.00", NULL},
-    [FMT_INSEE_COMMUNE] = {is_insee_commune, "must be an INSEE commune code (5 characters)", NULL},
-    [FMT_ETATDOSRSA] = {is_etatdosrsa, "must be an ETATDOSRSA code from 0 to 6", NULL},
+    [FMT_NONE] = {NULL, NULL, NULL, NULL, NULL},
+    [FMT_MESSAGE_ID] = {is_message_id, "must be printable ASCII without spaces (0x21-0x7e)", NULL,
+                        "message id", "^[!-~]+$"},
+    [FMT_PARTNER_ID] = {validate_is_partner_id, "must be 1 to 32 of a-z, 0-9 and _", NULL,
+                        "partner id", "^[a-z0-9_]{1,32}$"},
+    [FMT_DATE] = {NULL, NULL, check_date_text, "date",
+                  "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"},
+    [FMT_BIRTH_DATE] = {NULL, NULL, check_birth_date, "date, not in the future",
+                        "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"},
+    [FMT_NIR] = {NULL, NULL, check_nir, "NIR (13 characters, or 15 with its key)",
+                 "^[1-478][0-9]{4}([0-9]{2}|2A|2B)[0-9]{6}([0-9]{2})?$"},
+    [FMT_DIGITS] = {is_digits, "must be digits only", NULL, "digits", "^[0-9]+$"},
+    [FMT_DIGITS_EXACT] = {NULL, NULL, check_digits_exact, "digits, exactly maxLength", "^[0-9]+$"},
+    [FMT_ALNUM] = {is_alnum_text, "must be letters and digits only", NULL, "letters and digits",
+                   "^[A-Za-z0-9]+$"},
+    [FMT_SIRET] = {NULL, NULL, check_siret, "SIRET (14 digits, Luhn check digit)", "^[0-9]{14}$"},
+    [FMT_EMAIL] = {is_email, "is not a plausible e-mail address", NULL, "e-mail address",
+                   "^[^@ ]+@[A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)+$"},
+    [FMT_ROME] = {is_rome, "must be a capital letter and 4 digits, like M1607", NULL, "ROME code",
+                  "^[A-Z][0-9]{4}$"},
+    [FMT_NSF] = {is_nsf, "must be 1 to 3 digits and an optional letter, like 330t", NULL,
+                 "NSF code", "^[0-9]{1,3}[A-Za-z]?$"},
+    [FMT_RNCP] = {is_rncp, "must be up to 6 digits, optionally prefixed RNCP", NULL, "RNCP code",
+                  "^(RNCP)?[0-9]{1,6}$"},
+    [FMT_DECIMAL] = {is_decimal, "must be a decimal amount like 3250.00", NULL, "decimal amount",
+                     "^[0-9]+(\\.[0-9]{1,2})?$"},
+    [FMT_INSEE_COMMUNE] = {is_insee_commune, "must be an INSEE commune code (5 characters)", NULL,
+                           "INSEE commune code", "^([0-9]{2}|2A|2B)[0-9]{3}$"},
+    [FMT_ETATDOSRSA] = {is_etatdosrsa, "must be an ETATDOSRSA code from 0 to 6", NULL,
+                        "ETATDOSRSA code", "^[0-6]$"},
 };
 
 static int
@@ -1198,6 +1216,46 @@ int
 validate_deliver_ack(const Ptibus__V1__DeliverAck *m, pt_error_t *err)
 {
     return validate_block("deliver_ack", BASE(m), err);
+}
+
+void
+validate_field_info(const ProtobufCMessageDescriptor *msg, const ProtobufCFieldDescriptor *f,
+                    validate_field_info_t *out)
+{
+    const field_rule_t *r = rule_of(msg, f);
+    const field_rule_t *rule = r ? r : &default_rule;
+    const struct fmt_check *fc = &fmt_checks[rule->fmt];
+    bool is_string = f->type == PROTOBUF_C_TYPE_STRING;
+    *out = (validate_field_info_t){
+        .required = (rule->flags & RULE_REQUIRED) || ((rule->flags & RULE_RANGE) && rule->min > 0 &&
+                                                      f->label != PROTOBUF_C_LABEL_REPEATED),
+        .multiline = (rule->flags & RULE_MULTILINE) != 0,
+        .tabs = (rule->flags & (RULE_MULTILINE | RULE_TAB)) != 0,
+        .format = fc->name,
+        .pattern = fc->pattern,
+        .max_length = is_string ? rule->max : 0,
+        .exact_length = is_string && (rule->fmt == FMT_DIGITS_EXACT || rule->fmt == FMT_SIRET),
+        .has_range = (rule->flags & RULE_RANGE) != 0,
+        .min = rule->min,
+        .max = rule->max,
+        .max_count = f->label == PROTOBUF_C_LABEL_REPEATED ? rule->max_count : 0,
+        .has_rule = r != NULL,
+    };
+}
+
+bool
+validate_format_matches(const ProtobufCMessageDescriptor *msg, const char *field, const char *s)
+{
+    const field_rule_t *r = rule_find(msg, field);
+    if (r == NULL || r->fmt == FMT_NONE)
+        return true;
+    vctx_t c;
+    pt_error_t err;
+    ctx_init(&c, &err, "");
+    const struct fmt_check *fc = &fmt_checks[r->fmt];
+    if (fc->check != NULL)
+        return fc->check(&c, s, r) == 0;
+    return fc->ok(s);
 }
 
 uint32_t

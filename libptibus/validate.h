@@ -104,6 +104,34 @@ int validate_deliver_ack(const Ptibus__V1__DeliverAck *m, pt_error_t *err);
 uint32_t validate_max_count(const ProtobufCMessageDescriptor *msg,
                             const ProtobufCFieldDescriptor *f);
 
+/* What the rule table says of one field, for documents generated from it (the JSON
+ * Schemas of tools/schemagen), so that they cannot drift from what validate checks. */
+typedef struct validate_field_info {
+    bool required;       /* non-empty / non-zero / present; or a range whose minimum is > 0 */
+    bool multiline;      /* a string that may hold line breaks (and tabs) */
+    bool tabs;           /* a string that may hold tabs */
+    const char *format;  /* the format's name ("date", "NIR ..."), or NULL */
+    const char *pattern; /* the format's shape as a regular expression, or NULL */
+    uint32_t max_length; /* strings: maximum code points (the default for an unlisted one) */
+    bool exact_length;   /* strings: exactly max_length characters */
+    bool has_range;      /* uint32: min <= value <= max */
+    uint32_t min, max;
+    uint32_t max_count; /* lists: maximum elements */
+    bool has_rule;      /* the table has an entry (else the defaults apply) */
+} validate_field_info_t;
+
+/* Fills out for field f of message type msg. Never fails: a field without an entry gets
+ * the defaults (optional, single-line, PT_STRING_DEFAULT_MAX, PT_REPEATED_DEFAULT_MAX).
+ * Cross-field rules (one per family, docs/validation.md) are not described. */
+void validate_field_info(const ProtobufCMessageDescriptor *msg, const ProtobufCFieldDescriptor *f,
+                         validate_field_info_t *out);
+
+/* Whether s passes the format check of field `field` (proto name) of msg alone (not its
+ * length or characters); true for a field without a format. For tests that compare the
+ * format with the pattern validate_field_info publishes. */
+bool validate_format_matches(const ProtobufCMessageDescriptor *msg, const char *field,
+                             const char *s);
+
 /* The person the envelope's body is about (its `person` field), or NULL when the body
  * is unset or its family has no person (training offers, referral statuses,
  * reorientation answers). Borrowed from env. Does not validate. */

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <regex.h>
 
 #include "codec.h"
 #include "pjson.h"
@@ -1407,6 +1408,107 @@ test_frame_text(void **state)
     EXPECT_INVALID(f, validate_deliver_ack(NULL, &f->err), "deliverAck: is missing");
 }
 
+#define D(type) &ptibus__v1__##type##__descriptor
+
+/* The JSON Schemas (tools/schemagen) publish each format's pattern from the rule table:
+ * whatever validate accepts, the pattern must match, and the shapes listed as wrong
+ * both refuse. A pattern may be looser than the code (a calendar date, a NIR key, a
+ * SIRET check digit are the code's): those samples are listed as `looser`. */
+static void
+expect_pattern(const ProtobufCMessageDescriptor *msg, const char *field, const char *const *good,
+               const char *const *bad, const char *const *looser)
+{
+    const ProtobufCFieldDescriptor *fd =
+        protobuf_c_message_descriptor_get_field_by_name(msg, field);
+    assert_non_null(fd);
+    validate_field_info_t in;
+    validate_field_info(msg, fd, &in);
+    assert_non_null(in.pattern);
+    regex_t re;
+    assert_int_equal(regcomp(&re, in.pattern, REG_EXTENDED | REG_NOSUB), 0);
+    for (; good && *good; good++)
+        if (!validate_format_matches(msg, field, *good) || regexec(&re, *good, 0, NULL, 0) != 0)
+            fail_msg("%s.%s: \"%s\" should pass both the code and %s", msg->name, field, *good,
+                     in.pattern);
+    for (; bad && *bad; bad++)
+        if (validate_format_matches(msg, field, *bad) || regexec(&re, *bad, 0, NULL, 0) == 0)
+            fail_msg("%s.%s: \"%s\" should fail both the code and %s", msg->name, field, *bad,
+                     in.pattern);
+    for (; looser && *looser; looser++)
+        if (validate_format_matches(msg, field, *looser) || regexec(&re, *looser, 0, NULL, 0) != 0)
+            fail_msg("%s.%s: \"%s\" should match %s but fail the code", msg->name, field, *looser,
+                     in.pattern);
+    regfree(&re);
+}
+
+#define L(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+static void
+test_schema_patterns_match_the_code(void **state)
+{
+    (void)state;
+    expect_pattern(D(envelope), "message_id", L("m-1", "A~!"), L("a b", "\xc3\xa9t\xc3\xa9"), NULL);
+    expect_pattern(D(envelope), "sender", L("ml_nord", "caf"),
+                   L("ML", "a-b", "abcdefghijabcdefghijabcdefghijabc"), NULL);
+    expect_pattern(D(referral), "available_from", L("2024-02-29", "1999-12-31"),
+                   L("2024-1-01", "24-01-01", "2024/01/01", "2024-13-01"),
+                   L("2023-02-29", "2024-04-31", "1850-01-01"));
+    expect_pattern(D(person_ref), "nir", L("1850555029123", "185052A029123"),
+                   L("9850555029123", "18505550291", "185055502912A"), L("1851355029123"));
+    expect_pattern(D(person_ref), "file_number", L("0123", "9"), L("12a", "-1"), NULL);
+    expect_pattern(D(person_ref), "payer_office", L("123"), L("12a"), NULL);
+    expect_pattern(D(person_ref), "france_travail_id", L("4567891A"), L("4567-891", "a b"), NULL);
+    expect_pattern(D(org_ref), "siret", L("73282932000074"), L("7328293200007", "7328293200007a"),
+                   L("73282932000075"));
+    expect_pattern(D(org_ref), "partner_id", L("region"), L("Region"), NULL);
+    expect_pattern(D(agent), "email", L("a.b@example.org", "x@mail.example.fr"),
+                   L("a@b", "a b@example.org", "a@@example.org", "@example.org"), NULL);
+    expect_pattern(D(training_offer), "rome_codes", L("M1607"), L("m1607", "M160"), NULL);
+    expect_pattern(D(training_offer), "nsf_codes", L("31", "330t", "1"), L("3300", "t", "33tt"),
+                   NULL);
+    expect_pattern(D(training_offer), "rncp_codes", L("RNCP34567", "34567"),
+                   L("RNCP", "rncp1", "1234567"), NULL);
+    expect_pattern(D(training_offer), "total_price_eur", L("3250.00", "12", "0.5"),
+                   L("3250.", "1,5", "1.234", ".5"), NULL);
+    expect_pattern(D(training_offer), "insee_commune", L("55029", "2A004"), L("5502", "2C004"),
+                   NULL);
+    expect_pattern(D(beneficiary_event), "file_state_code", L("0", "6"), L("7", "a"), NULL);
+}
+
+/* Required-or-not in the schemas is the rule table's (one table, read by both). */
+static void
+test_field_info(void **state)
+{
+    (void)state;
+    validate_field_info_t in;
+#define INFO(type, field)                                                                          \
+    validate_field_info(D(type), protobuf_c_message_descriptor_get_field_by_name(D(type), field),  \
+                        &in)
+    INFO(envelope, "message_id");
+    assert_true(in.required);
+    assert_int_equal(in.max_length, PT_MESSAGE_ID_MAX);
+    INFO(referral, "available_from");
+    assert_false(in.required);
+    assert_string_equal(in.format, "date");
+    INFO(referral, "reason");
+    assert_true(in.multiline);
+    assert_false(in.required);
+    INFO(orientation, "version");
+    assert_true(in.required); /* 1..10000: 0 (absent) is refused */
+    assert_true(in.has_range);
+    assert_int_equal(in.min, 1);
+    INFO(sanction, "household_size");
+    assert_false(in.required);
+    INFO(training_offer, "formacode");
+    assert_int_equal(in.max_count, PT_CODES_MAX);
+    assert_int_equal(in.max_length, 5);
+    INFO(training_offer, "certifying"); /* no entry: the defaults */
+    assert_false(in.has_rule);
+    assert_false(in.required);
+    INFO(person_ref, "payer_office");
+    assert_true(in.exact_length);
+}
+
 int
 main(void)
 {
@@ -1440,6 +1542,8 @@ main(void)
         T(test_rule_table_is_complete),
         T(test_fuzz_seeds),
         T(test_frame_text),
+        cmocka_unit_test(test_schema_patterns_match_the_code),
+        cmocka_unit_test(test_field_info),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
