@@ -112,7 +112,7 @@ rec_spool(void *ctx, const filedrop_file_t *file, filedrop_record_t *recs, size_
         assert_non_null(recs[i].env);
         if (strncmp(recs[i].env->message_id, "refuse-", 7) == 0) {
             recs[i].outcome = PT_FILEDROP_REFUSED;
-            pt_error_set(&recs[i].err, PT_EDUPCONFLICT, "message_id",
+            pt_error_set(&recs[i].err, PT_EDUPCONFLICT, "messageId",
                          "already used for other content");
             continue;
         }
