@@ -16,6 +16,7 @@
 #include "codec.h"
 #include "log.h"
 #include "nir.h"
+#include "pjson.h"
 #include "validate.h"
 
 /* Refusals journaled per partner: a flood of bad frames is answered, not all journaled. */
@@ -178,7 +179,8 @@ reply_nack(ingest_reply_t *r, int code, const char *path, const char *reason, bo
 {
     r->nack_code = code;
     r->retryable = retryable;
-    snprintf(r->field_path, sizeof r->field_path, "%s", path ? path : "");
+    snprintf(r->field_path, sizeof r->field_path, "%.*s", (int)sizeof r->field_path - 1,
+             path ? path : "");
     snprintf(r->reason, sizeof r->reason, "%s", reason);
 }
 
@@ -251,8 +253,14 @@ quota_ok(ingest_t *in, ingest_reply_t *r, const bconfig_partner_t *p, size_t len
 /* Journals a refusal and turns r into its Nack. bytes are hashed, not stored. */
 static void
 reject(ingest_t *in, ingest_reply_t *r, const bconfig_partner_t *p, const char *type,
-       const uint8_t *bytes, size_t len, int code, const pt_error_t *why)
+       const uint8_t *bytes, size_t len, int code, const pt_error_t *cause)
 {
+    /* Field paths reach the partner (Nack) and the journal in the JSON names partners
+     * write, as validate's and the router's: some checks here (the ACL's type,
+     * message_id) and the codec's name fields by their proto names. */
+    pt_error_t json_why = *cause;
+    const pt_error_t *why = &json_why;
+    pjson_error_json_path(&json_why);
     in->stats.rejected++;
     reply_nack(r, code, why->path, why->msg, false);
     if (!refusal_journaled(in, p)) {

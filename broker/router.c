@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pjson.h"
 #include "routecfg.h"
 
 /* The rules and subscribers of one message type (one body case). */
@@ -35,6 +36,7 @@ typedef struct acc {
     size_t max, n;
     const char *sender;
     bool overflow;
+    const char *empty_to_field; /* the first to_field found empty, for the refusal */
 } acc_t;
 
 void
@@ -157,8 +159,11 @@ add_to_field(const router_t *r, const char *type, const bconfig_route_t *rule,
     const char *id;
     uint64_t unused;
     routecfg_field_read(body, &rule->to_field, &id, &unused);
-    if (id[0] == '\0')
+    if (id[0] == '\0') {
+        if (a->empty_to_field == NULL)
+            a->empty_to_field = rule->to_field.path;
         return 0;
+    }
     const bconfig_partner_t *p = bconfig_partner_by_id(r->cfg, id);
     if (p == NULL)
         return pt_error_set(err, PT_EDENIED, rule->to_field.path, "unknown partner \"%.32s\"", id);
@@ -191,14 +196,14 @@ correlation_error(int rc, uint64_t seq, pt_error_t *err)
     const char *path = seq != 0 ? "correlation_seq" : "correlation_id";
     if (rc == PT_ENOTFOUND && seq != 0)
         return pt_error_set(err, PT_EDENIED, path,
-                            "no accepted message with this seq (and correlation_id, when set) "
+                            "no accepted message with this seq (and correlationId, when set) "
                             "was routed to you");
     if (rc == PT_ENOTFOUND)
-        return pt_error_set(err, PT_EDENIED, path, "no accepted message has this message_id");
+        return pt_error_set(err, PT_EDENIED, path, "no accepted message has this messageId");
     if (rc == PT_EINVALID && seq == 0)
         return pt_error_set(err, PT_EINVALID, path,
                             "ambiguous correlation id: messages of several senders routed to you "
-                            "have this message_id; set correlation_seq to the Deliver's seq");
+                            "have this messageId; set correlationSeq to the Deliver's seq");
     return pt_error_set(err, rc, path, "cannot look up the message it answers: %s",
                         pt_strerror(rc));
 }
@@ -273,6 +278,24 @@ narrow(const Ptibus__V1__Envelope *env, const char *type, acc_t *a, pt_error_t *
     return 0;
 }
 
+/* No recipient, and a to_field was empty: say which field should have named a partner
+ * (a referral to an organisation that is not on the bus has no partner id). */
+static int
+empty_to_field_error(const char *path, pt_error_t *err)
+{
+    char json[PT_ERROR_PATH_MAX];
+    pjson_path_from_proto(path, json, sizeof json);
+    char *leaf = strrchr(json, '.');
+    if (leaf == NULL)
+        return pt_error_set(err, PT_EDENIED, path, "is empty, and no route delivers this message");
+    *leaf++ = '\0';
+    const char *parent = strrchr(json, '.') ? strrchr(json, '.') + 1 : json;
+    return pt_error_set(err, PT_EDENIED, path,
+                        "is empty: refused because %s has no %s, and no other route delivers "
+                        "this message (an organisation that is not on the bus cannot receive it)",
+                        parent, leaf);
+}
+
 static void
 sort_ids(const char **v, size_t n)
 {
@@ -307,10 +330,14 @@ router_resolve(const router_t *r, const char *sender, const Ptibus__V1__Envelope
                           max);
     if (rc == 0 && env->n_recipients > 0)
         rc = narrow(env, t->type, &a, err);
-    if (rc == 0 && a.n == 0)
+    if (rc == 0 && a.n == 0 && a.empty_to_field != NULL)
+        rc = empty_to_field_error(a.empty_to_field, err);
+    else if (rc == 0 && a.n == 0)
         rc = pt_error_set(err, PT_EDENIED, t->type, "no route delivers this message");
-    if (rc != 0)
+    if (rc != 0) {
+        pjson_error_json_path(err);
         return rc;
+    }
     sort_ids(out, a.n);
     *n = a.n;
     return 0;

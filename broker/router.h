@@ -44,20 +44,24 @@ typedef int (*router_lookup_fn)(void *arg, uint64_t seq, const char *message_id,
  * Explicit envelope recipients (env->recipients) narrow the result: each must be among
  * the resolved recipients, and the result is then exactly those.
  *
- * Returns 0, or with err filled (err->path names the field, err->msg is "path: what"):
+ * Returns 0, or with err filled (err->path names the field in the JSON names partners
+ * write, as validate's paths; err->msg is "path: what"):
  *   PT_EDENIED   "recipients[1]: ml_sud is not a recipient the routes allow for referral";
- *                "referral.target_org.partner_id: unknown partner \"xyz\"" (a to_field
- *                naming no configured partner; an empty to_field contributes nothing);
- *                "referral.target_org.partner_id: \"caf\" is not a recipient this
+ *                "referral.targetOrg.partnerId: unknown partner \"xyz\"" (a to_field
+ *                naming no configured partner);
+ *                "referral.targetOrg.partnerId: \"caf\" is not a recipient this
  *                route allows for referral" (a to_field value outside its allow-list);
- *                "correlation_id: ..." (to_correlated_sender with neither correlation_id
+ *                "referral.targetOrg.partnerId: is empty: refused because targetOrg has
+ *                no partnerId, ..." (an empty to_field contributes nothing, and nothing
+ *                else gave a recipient: an organisation that is not on the bus);
+ *                "correlationId: ..." (to_correlated_sender with neither correlation_id
  *                nor correlation_seq, no such message routed to the replier, or a sender
- *                no longer configured); "correlation_seq: ..." (the same, by seq);
+ *                no longer configured); "correlationSeq: ..." (the same, by seq);
  *                "referral: no route delivers this message" (no recipient at all).
  *   PT_ETOOLARGE "<type>: the routes give more than <max> recipients".
  *   PT_EINVALID  "envelope: the message has no body";
- *                "correlation_id: ambiguous correlation id: ..." (lookup said so).
- *   another negative code returned by lookup (err path "correlation_id").
+ *                "correlationId: ambiguous correlation id: ..." (lookup said so).
+ *   another negative code returned by lookup (err path "correlationId").
  * lookup may be NULL: then every correlation is unknown. *n is 0 on error. */
 int router_resolve(const router_t *r, const char *sender, const Ptibus__V1__Envelope *env,
                    router_lookup_fn lookup, void *arg, const char **out, size_t max, size_t *n,

@@ -35,7 +35,8 @@ CFLAGS="$(dpkg-buildflags --get CFLAGS) $(dpkg-buildflags --get CPPFLAGS)" \
     LDFLAGS="$(dpkg-buildflags --get LDFLAGS)" \
     cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr \
     -DCMAKE_SKIP_INSTALL_ALL_DEPENDENCY=ON -DPTIBUS_BENCH=OFF >/dev/null
-cmake --build "$build" -j"$(nproc)" --target ptibusd ptibusctl ptibus_package_files >/dev/null
+cmake --build "$build" -j"$(nproc)" --target ptibusd ptibusctl ptibus_package_files ptibus_schemas \
+    >/dev/null
 rm -f "$build"/ptibus-*.deb
 (cd "$build" && cpack -G DEB >/dev/null)
 broker_deb=$(ls "$build"/ptibus-broker_*.deb)
@@ -57,7 +58,8 @@ expect "$broker_deb" /usr/bin/ptibusd /usr/bin/ptibusctl /etc/ptibus/broker.yaml
     /usr/share/doc/ptibus-broker/copyright /usr/share/doc/ptibus-broker/changelog.gz
 expect "$doc_deb" /usr/share/doc/ptibus/README.md /usr/share/doc/ptibus/operations.md \
     /usr/share/doc/ptibus/packaging.md /usr/share/doc/ptibus/configuration.md \
-    /usr/share/doc/ptibus-doc/copyright
+    /usr/share/doc/ptibus-doc/copyright /usr/share/doc/ptibus/integration.md \
+    /usr/share/doc/ptibus/schemas/referral.schema.json
 dpkg-deb --ctrl-tarfile "$broker_deb" | tar -t | grep -qx './conffiles' || die "no conffiles"
 [ "$(dpkg-deb --ctrl-tarfile "$broker_deb" | tar -xO ./conffiles)" = /etc/ptibus/broker.yaml ] ||
     die "conffiles is not /etc/ptibus/broker.yaml"

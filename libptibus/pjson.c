@@ -55,29 +55,42 @@ static const pj_kind_t *kind_of(const ProtobufCFieldDescriptor *f);
 static int msg_from_json(pj_ctx_t *c, const ProtobufCMessageDescriptor *desc, const json_t *v,
                          ProtobufCMessage **out);
 static int msg_to_json(pj_ctx_t *c, const ProtobufCMessage *m, json_t **out);
+static bool json_name(const char *name, char *buf, size_t cap);
 
 /* ---- paths and errors ---- */
 
 static void
 ctx_init(pj_ctx_t *c, pt_error_t *err)
 {
-    snprintf(c->path, sizeof c->path, "$");
-    c->len = 1;
+    c->path[0] = '\0';
+    c->len = 0;
     c->depth = 0;
     c->err = err;
 }
 
-/* Appends ".key" (control characters shown as '?'); returns the length to restore. */
+/* Appends ".key", or "key" at the root (control characters shown as '?'); returns the
+ * length to restore. */
 static size_t
 ctx_push_key(pj_ctx_t *c, const char *key)
 {
     size_t old = c->len;
-    if (c->len + 1 < sizeof c->path)
+    if (c->len > 0 && c->len + 1 < sizeof c->path)
         c->path[c->len++] = '.';
     for (const char *k = key; *k != '\0' && c->len + 1 < sizeof c->path; k++)
         c->path[c->len++] = (unsigned char)*k < 0x20 ? '?' : *k;
     c->path[c->len] = '\0';
     return old;
+}
+
+/* Appends field f's JSON name (what the partner should write), or the key as written when
+ * it names no field. */
+static size_t
+ctx_push_field(pj_ctx_t *c, const ProtobufCFieldDescriptor *f, const char *key)
+{
+    char name[JSON_NAME_MAX];
+    if (f != NULL && json_name(f->name, name, sizeof name))
+        return ctx_push_key(c, name);
+    return ctx_push_key(c, key);
 }
 
 static size_t
@@ -384,6 +397,34 @@ bool_field_to(pj_ctx_t *c, const ProtobufCFieldDescriptor *f, const void *src, j
     return *out ? 0 : ctx_nomem(c);
 }
 
+size_t
+pjson_enum_names(const ProtobufCEnumDescriptor *ed, char *buf, size_t cap)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (unsigned i = 0; i < ed->n_values; i++) {
+        if (ed->values[i].value == 0)
+            continue;
+        int w = snprintf(buf + n, cap - n, "%s%s", n ? ", " : "", ed->values[i].name);
+        if (w < 0 || (size_t)w >= cap - n) {
+            buf[n] = '\0';
+            return n;
+        }
+        n += (size_t)w;
+    }
+    return n;
+}
+
+/* The valid names help the partner fix a typo; the name given is input and not quoted. */
+static int
+enum_unknown_name(pj_ctx_t *c, const ProtobufCEnumDescriptor *ed)
+{
+    char names[PT_ERROR_MSG_MAX];
+    pjson_enum_names(ed, names, sizeof names);
+    return pt_error_set(c->err, PT_EMALFORMED, c->path,
+                        "unknown value name for %s: expected one of %s", ed->short_name, names);
+}
+
 /* Enums are open in proto3: any int32 number is kept, and printed back as a number. */
 static int
 enum_field_from(pj_ctx_t *c, const ProtobufCFieldDescriptor *f, const json_t *v, void *dst)
@@ -393,8 +434,7 @@ enum_field_from(pj_ctx_t *c, const ProtobufCFieldDescriptor *f, const json_t *v,
         const ProtobufCEnumValue *ev =
             protobuf_c_enum_descriptor_get_value_by_name(f->descriptor, json_string_value(v));
         if (ev == NULL)
-            return pt_error_set(c->err, PT_EMALFORMED, c->path, "unknown value name for %s",
-                                ((const ProtobufCEnumDescriptor *)f->descriptor)->name);
+            return enum_unknown_name(c, f->descriptor);
         value = ev->value;
     } else if (json_is_integer(v)) {
         json_int_t i = json_integer_value(v);
@@ -785,8 +825,8 @@ members_from_json(pj_ctx_t *c, const ProtobufCMessageDescriptor *desc, const jso
     int rc = 0;
     json_object_foreach((json_t *)v, key, value)
     {
-        size_t old = ctx_push_key(c, key);
         int i = field_index(desc, key);
+        size_t old = ctx_push_field(c, i >= 0 ? &desc->fields[i] : NULL, key);
         if (i < 0)
             rc = pt_error_set(c->err, PT_EMALFORMED, c->path, "unknown field of %s", desc->name);
         else if (seen[i])
@@ -846,24 +886,246 @@ strip_near(char *text)
         *near = '\0';
 }
 
+/* ---- the field path at a syntax error ----
+ *
+ * jansson stops at an integer it cannot hold (over 63 bits) or a duplicate key with a
+ * line and column only. The text before that point is well-formed JSON, so a light
+ * scan of it, following the descriptors, finds the member being read: the error then
+ * names the field as a decoding error would ("orientation.person.nir"). */
+
+#define SCAN_DEPTH (PJSON_MAX_DEPTH * 2)
+
+typedef struct scan_frame {
+    const ProtobufCMessageDescriptor *desc; /* object: its message; array: its elements' */
+    bool is_array;
+    size_t index, path_len;
+} scan_frame_t;
+
+typedef struct scan {
+    pj_ctx_t *c;
+    scan_frame_t frames[SCAN_DEPTH];
+    int depth;                               /* frames in use; beyond SCAN_DEPTH: not tracked */
+    const ProtobufCMessageDescriptor *value; /* the message of the next value, if one */
+} scan_t;
+
+/* The message type of field f's values, or NULL (scalars and timestamps). */
+static const ProtobufCMessageDescriptor *
+scan_value_desc(const ProtobufCFieldDescriptor *f)
+{
+    if (f == NULL || f->type != PROTOBUF_C_TYPE_MESSAGE || is_timestamp(f->descriptor))
+        return NULL;
+    return f->descriptor;
+}
+
+static scan_frame_t *
+scan_top(scan_t *s)
+{
+    return s->depth > 0 && s->depth <= SCAN_DEPTH ? &s->frames[s->depth - 1] : NULL;
+}
+
+static void
+scan_open(scan_t *s, bool is_array)
+{
+    if (++s->depth > SCAN_DEPTH)
+        return;
+    scan_frame_t *f = &s->frames[s->depth - 1];
+    *f = (scan_frame_t){s->value, is_array, 0, s->c->len};
+    if (is_array)
+        ctx_push_index(s->c, 0);
+    s->value = is_array ? f->desc : NULL;
+}
+
+static void
+scan_close(scan_t *s)
+{
+    scan_frame_t *f = scan_top(s);
+    if (f != NULL)
+        ctx_pop(s->c, f->path_len);
+    if (s->depth > 0)
+        s->depth--;
+    s->value = NULL;
+}
+
+static void
+scan_comma(scan_t *s)
+{
+    scan_frame_t *f = scan_top(s);
+    if (f == NULL)
+        return;
+    ctx_pop(s->c, f->path_len);
+    if (f->is_array)
+        ctx_push_index(s->c, ++f->index);
+    s->value = f->is_array ? f->desc : NULL;
+}
+
+/* A string token from p (at its opening quote) to at most end; returns the position
+ * after it. A key is copied (escapes kept as written) and becomes the path's last part. */
+static const char *
+scan_string(scan_t *s, const char *p, const char *end, bool is_key)
+{
+    char key[JSON_NAME_MAX];
+    size_t n = 0;
+    for (p++; p < end && *p != '"'; p++) {
+        if (*p == '\\' && p + 1 < end)
+            key[n < sizeof key - 1 ? n++ : n] = *p++;
+        key[n < sizeof key - 1 ? n++ : n] = *p;
+    }
+    key[n] = '\0';
+    scan_frame_t *f = scan_top(s);
+    if (is_key && f != NULL) {
+        int i = f->desc ? field_index(f->desc, key) : -1;
+        const ProtobufCFieldDescriptor *fd = i >= 0 ? &f->desc->fields[i] : NULL;
+        ctx_push_field(s->c, fd, key);
+        s->value = scan_value_desc(fd);
+    }
+    return p < end ? p + 1 : p;
+}
+
+/* Whether the next string in the innermost object is a key (after '{' or ','). */
+static void
+scan_text(scan_t *s, const char *p, const char *end)
+{
+    bool want_key = false;
+    while (p < end) {
+        char ch = *p;
+        if (ch == '"') {
+            p = scan_string(s, p, end, want_key && scan_top(s) && !scan_top(s)->is_array);
+            want_key = false;
+            continue;
+        }
+        if (ch == '{' || ch == '[')
+            scan_open(s, ch == '[');
+        else if (ch == '}' || ch == ']')
+            scan_close(s);
+        else if (ch == ',')
+            scan_comma(s);
+        want_key = ch == '{' || (ch == ',' && scan_top(s) && !scan_top(s)->is_array) ||
+                   (want_key && (ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n'));
+        p++;
+    }
+}
+
+/* The path of the member being read at byte `position` of text, into c's path. */
+static void
+syntax_error_path(pj_ctx_t *c, const ProtobufCMessageDescriptor *desc, const char *text, size_t len,
+                  size_t position)
+{
+    scan_t s = {.c = c, .depth = 0, .value = is_timestamp(desc) ? NULL : desc};
+    scan_text(&s, text, text + (position < len ? position : len));
+}
+
+static int
+syntax_error(const ProtobufCMessageDescriptor *desc, const char *text, size_t len,
+             json_error_t *jerr, pt_error_t *err)
+{
+    pj_ctx_t c;
+    ctx_init(&c, err);
+    strip_near(jerr->text);
+    syntax_error_path(&c, desc, text, len, (size_t)jerr->position);
+    return pt_error_set(err, PT_EMALFORMED, c.path, "line %d column %d: %s", jerr->line,
+                        jerr->column, jerr->text);
+}
+
 int
 pjson_parse(const ProtobufCMessageDescriptor *desc, const char *text, size_t len, size_t max_len,
             ProtobufCMessage **out, pt_error_t *err)
 {
     *out = NULL;
+    pt_error_clear(err);
     if (len > max_len)
-        return pt_error_set(err, PT_ETOOLARGE, "$", "%zu bytes of JSON is over the limit of %zu",
-                            len, max_len);
+        return pt_error_set(err, PT_ETOOLARGE, NULL,
+                            "the JSON text is too large: %zu bytes, the limit is %zu bytes", len,
+                            max_len);
     json_error_t jerr;
     json_t *doc = json_loadb(text, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
-    if (doc == NULL) {
-        strip_near(jerr.text);
-        return pt_error_set(err, PT_EMALFORMED, "$", "line %d column %d: %s", jerr.line,
-                            jerr.column, jerr.text);
-    }
+    if (doc == NULL)
+        return syntax_error(desc, text, len, &jerr, err);
     int rc = pjson_to_message(desc, doc, out, err);
     json_decref(doc);
     return rc;
+}
+
+/* Reads at most max + 4 bytes (a byte order mark and one byte over), so that a file
+ * over the limit is known to be. */
+static int
+read_bounded(FILE *f, size_t max, char **out, size_t *len)
+{
+    size_t cap = max < SIZE_MAX - 4 ? max + 4 : max;
+    char *buf = malloc(cap ? cap : 1);
+    if (buf == NULL)
+        return -ENOMEM;
+    *len = fread(buf, 1, cap, f);
+    if (ferror(f)) {
+        int e = errno ? errno : EIO;
+        free(buf);
+        return -e;
+    }
+    *out = buf;
+    return 0;
+}
+
+int
+pjson_parse_file(const ProtobufCMessageDescriptor *desc, const char *path, size_t max_len,
+                 ProtobufCMessage **out, pt_error_t *err)
+{
+    *out = NULL;
+    pt_error_clear(err);
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return pt_error_set(err, -errno, NULL, "cannot open: %s", strerror(errno));
+    char *text = NULL;
+    size_t len = 0;
+    int rc = read_bounded(f, max_len, &text, &len);
+    fclose(f);
+    if (rc != 0)
+        return pt_error_set(err, rc, NULL, "cannot read: %s", pt_strerror(rc));
+    const char *p = text;
+    if (len >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0) /* Windows tools write one */
+        p += 3, len -= 3;
+    if (len > max_len)
+        rc = pt_error_set(err, PT_ETOOLARGE, NULL,
+                          "the file is too large: over %zu bytes, the limit is %zu bytes", max_len,
+                          max_len);
+    else
+        rc = pjson_parse(desc, p, len, max_len, out, err);
+    free(text);
+    return rc;
+}
+
+/* ---- paths in JSON names ---- */
+
+size_t
+pjson_path_from_proto(const char *path, char *out, size_t cap)
+{
+    size_t n = 0;
+    bool upper = false;
+    if (cap == 0)
+        return 0;
+    for (const char *p = path; *p != '\0' && n + 1 < cap; p++) {
+        if (*p == '_' && p != path && p[-1] != '.' && p[-1] != '[') {
+            upper = true;
+            continue;
+        }
+        out[n++] = upper && *p >= 'a' && *p <= 'z' ? (char)(*p - 'a' + 'A') : *p;
+        upper = false;
+    }
+    out[n] = '\0';
+    return n;
+}
+
+void
+pjson_error_json_path(pt_error_t *err)
+{
+    char path[PT_ERROR_PATH_MAX], msg[PT_ERROR_MSG_MAX];
+    if (err == NULL || err->path[0] == '\0')
+        return;
+    size_t old = strlen(err->path);
+    pjson_path_from_proto(err->path, path, sizeof path);
+    if (strncmp(err->msg, err->path, old) == 0 && strncmp(err->msg + old, ": ", 2) == 0) {
+        snprintf(msg, sizeof msg, "%s%s", path, err->msg + old);
+        memcpy(err->msg, msg, sizeof msg);
+    }
+    memcpy(err->path, path, sizeof path);
 }
 
 /* ---- message -> JSON ---- */

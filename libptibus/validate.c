@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "nir.h"
+#include "pjson.h"
 #include "utf8.h"
 
 #define TRY(expr)                                                                                  \
@@ -22,7 +23,9 @@
 
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 
-/* The path of the field being checked, grown and shrunk as the walk descends. */
+/* The path of the field being checked, grown and shrunk as the walk descends, in the
+ * JSON names a partner writes ("referral.availableFrom"), like pjson's paths: names
+ * are given to it in proto form and converted as they are appended. */
 typedef struct vctx {
     pt_error_t *err;
     char path[PT_ERROR_PATH_MAX];
@@ -34,8 +37,7 @@ ctx_init(vctx_t *c, pt_error_t *err, const char *root)
 {
     pt_error_clear(err);
     c->err = err;
-    snprintf(c->path, sizeof c->path, "%s", root);
-    c->len = strlen(c->path);
+    c->len = pjson_path_from_proto(root, c->path, sizeof c->path);
 }
 
 /* Appends text to the path, truncating at its capacity. The walk pushes a name for
@@ -51,14 +53,15 @@ path_append(vctx_t *c, const char *text, size_t n)
     c->path[c->len] = '\0';
 }
 
-/* Appends ".name" (or "name" at the root); returns the length to restore. */
+/* Appends ".name" (or "name" at the root), name being a proto field name or a dotted
+ * path of them, in JSON names; returns the length to restore. */
 static size_t
 path_push(vctx_t *c, const char *name)
 {
     size_t old = c->len;
     if (c->len)
         path_append(c, ".", 1);
-    path_append(c, name, strlen(name));
+    c->len += pjson_path_from_proto(name, c->path + c->len, sizeof c->path - c->len);
     return old;
 }
 
@@ -663,29 +666,47 @@ check_siret(vctx_t *c, const char *s, const field_rule_t *r)
     return 0;
 }
 
-/* One entry per format: a predicate and its message, or a checker of its own. */
+/* One entry per format: a predicate and its message, or a checker of its own; and what
+ * the generated JSON Schemas say of it (validate_field_info): its name and the shape as
+ * a regular expression (ECMA-262 and POSIX ERE alike; a check a pattern cannot express,
+ * a NIR key or a SIRET check digit, is left to the code). test_validate checks each
+ * pattern against its predicate on samples, so that the two cannot drift apart. */
 static const struct fmt_check {
     bool (*ok)(const char *s);
     const char *msg;
     int (*check)(vctx_t *c, const char *s, const field_rule_t *r);
+    const char *name, *pattern;
 } fmt_checks[] = {
-    [FMT_NONE] = {NULL, NULL, NULL},
-    [FMT_MESSAGE_ID] = {is_message_id, "must be printable ASCII without spaces (0x21-0x7e)", NULL},
-    [FMT_PARTNER_ID] = {validate_is_partner_id, "must be 1 to 32 of a-z, 0-9 and _", NULL},
-    [FMT_DATE] = {NULL, NULL, check_date_text},
-    [FMT_BIRTH_DATE] = {NULL, NULL, check_birth_date},
-    [FMT_NIR] = {NULL, NULL, check_nir},
-    [FMT_DIGITS] = {is_digits, "must be digits only", NULL},
-    [FMT_DIGITS_EXACT] = {NULL, NULL, check_digits_exact},
-    [FMT_ALNUM] = {is_alnum_text, "must be letters and digits only", NULL},
-    [FMT_SIRET] = {NULL, NULL, check_siret},
-    [FMT_EMAIL] = {is_email, "is not a plausible e-mail address", NULL},
-    [FMT_ROME] = {is_rome, "must be a capital letter and 4 digits, like M1607", NULL},
-    [FMT_NSF] = {is_nsf, "must be 1 to 3 digits and an optional letter, like 330t", NULL},
-    [FMT_RNCP] = {is_rncp, "must be up to 6 digits, optionally prefixed RNCP", NULL},
-    [FMT_DECIMAL] = {is_decimal, "must be a decimal amount like 3250.00", NULL},
-    [FMT_INSEE_COMMUNE] = {is_insee_commune, "must be an INSEE commune code (5 characters)", NULL},
-    [FMT_ETATDOSRSA] = {is_etatdosrsa, "must be an ETATDOSRSA code from 0 to 6", NULL},
+    [FMT_NONE] = {NULL, NULL, NULL, NULL, NULL},
+    [FMT_MESSAGE_ID] = {is_message_id, "must be printable ASCII without spaces (0x21-0x7e)", NULL,
+                        "message id", "^[!-~]+$"},
+    [FMT_PARTNER_ID] = {validate_is_partner_id, "must be 1 to 32 of a-z, 0-9 and _", NULL,
+                        "partner id", "^[a-z0-9_]{1,32}$"},
+    [FMT_DATE] = {NULL, NULL, check_date_text, "date",
+                  "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"},
+    [FMT_BIRTH_DATE] = {NULL, NULL, check_birth_date, "date, not in the future",
+                        "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"},
+    [FMT_NIR] = {NULL, NULL, check_nir, "NIR (13 characters, or 15 with its key)",
+                 "^[1-478][0-9]{4}([0-9]{2}|2A|2B)[0-9]{6}([0-9]{2})?$"},
+    [FMT_DIGITS] = {is_digits, "must be digits only", NULL, "digits", "^[0-9]+$"},
+    [FMT_DIGITS_EXACT] = {NULL, NULL, check_digits_exact, "digits, exactly maxLength", "^[0-9]+$"},
+    [FMT_ALNUM] = {is_alnum_text, "must be letters and digits only", NULL, "letters and digits",
+                   "^[A-Za-z0-9]+$"},
+    [FMT_SIRET] = {NULL, NULL, check_siret, "SIRET (14 digits, Luhn check digit)", "^[0-9]{14}$"},
+    [FMT_EMAIL] = {is_email, "is not a plausible e-mail address", NULL, "e-mail address",
+                   "^[^@ ]+@[A-Za-z0-9-]+(\\.[A-Za-z0-9-]+)+$"},
+    [FMT_ROME] = {is_rome, "must be a capital letter and 4 digits, like M1607", NULL, "ROME code",
+                  "^[A-Z][0-9]{4}$"},
+    [FMT_NSF] = {is_nsf, "must be 1 to 3 digits and an optional letter, like 330t", NULL,
+                 "NSF code", "^[0-9]{1,3}[A-Za-z]?$"},
+    [FMT_RNCP] = {is_rncp, "must be up to 6 digits, optionally prefixed RNCP", NULL, "RNCP code",
+                  "^(RNCP)?[0-9]{1,6}$"},
+    [FMT_DECIMAL] = {is_decimal, "must be a decimal amount like 3250.00", NULL, "decimal amount",
+                     "^[0-9]+(\\.[0-9]{1,2})?$"},
+    [FMT_INSEE_COMMUNE] = {is_insee_commune, "must be an INSEE commune code (5 characters)", NULL,
+                           "INSEE commune code", "^([0-9]{2}|2A|2B)[0-9]{3}$"},
+    [FMT_ETATDOSRSA] = {is_etatdosrsa, "must be an ETATDOSRSA code from 0 to 6", NULL,
+                        "ETATDOSRSA code", "^[0-6]$"},
 };
 
 static int
@@ -714,8 +735,12 @@ check_enum(vctx_t *c, const ProtobufCFieldDescriptor *f, const field_rule_t *r, 
     const ProtobufCEnumDescriptor *ed = f->descriptor;
     if (v == 0 && (r->flags & RULE_REQUIRED))
         return fail(c, NULL, "is required");
-    if (protobuf_c_enum_descriptor_get_value(ed, v) == NULL)
-        return fail(c, NULL, "%d is not a defined %s value", v, ed->short_name);
+    if (protobuf_c_enum_descriptor_get_value(ed, v) == NULL) {
+        char names[PT_ERROR_MSG_MAX / 2];
+        pjson_enum_names(ed, names, sizeof names);
+        return fail(c, NULL, "%d is not a defined %s value (expected one of %s)", v, ed->short_name,
+                    names);
+    }
     return 0;
 }
 
@@ -813,12 +838,12 @@ hook_person(vctx_t *c, const ProtobufCMessage *m)
     const Ptibus__V1__PersonRef *p = (const Ptibus__V1__PersonRef *)m;
     bool has_file = !is_empty(p->file_number);
     if (has_file && p->payer == PTIBUS__V1__PAYER__PAYER_UNSPECIFIED)
-        return fail(c, "payer", "is required with file_number");
+        return fail(c, "payer", "is required with fileNumber");
     if (is_empty(p->nir) && !has_file && is_empty(p->france_travail_id) &&
         is_empty(p->departement_id) && is_empty(p->france_travail_uid))
         return fail(c, NULL,
-                    "needs an identifier: nir, payer and file_number, france_travail_id, "
-                    "france_travail_uid or departement_id");
+                    "needs an identifier: nir, payer and fileNumber, franceTravailId, "
+                    "franceTravailUid or departementId");
     return check_sex_matches_nir(c, p);
 }
 
@@ -908,8 +933,10 @@ check_order(vctx_t *c, const char *first_name, const char *first, const char *se
     if (is_empty(first) || is_empty(second) || date_parse(first, &a) != DATE_OK ||
         date_parse(second, &b) != DATE_OK)
         return 0;
+    char first_json[64];
+    pjson_path_from_proto(first_name, first_json, sizeof first_json);
     if (b < a)
-        return fail(c, second_name, "is before %s", first_name);
+        return fail(c, second_name, "is before %s", first_json);
     return 0;
 }
 
@@ -930,7 +957,7 @@ family_referral(vctx_t *c, const ProtobufCMessage *m)
     const Ptibus__V1__Referral *r = (const Ptibus__V1__Referral *)m;
     if (r->target_org != NULL && is_empty(r->target_org->partner_id) &&
         is_empty(r->target_org->name))
-        return fail(c, "target_org", "needs a partner_id or a name");
+        return fail(c, "target_org", "needs a partnerId or a name");
     if (r->target_service != NULL &&
         r->target_service->kind == PTIBUS__V1__SERVICE_KIND__SERVICE_KIND_TRAINING &&
         is_empty(r->target_service->training_action_ref))
@@ -996,7 +1023,7 @@ family_beneficiary_event(vctx_t *c, const ProtobufCMessage *m)
     if (has_code && e->file_state != 0 && e->file_state_code[0] - '0' + 1 != (int)e->file_state) {
         const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
             &ptibus__v1__rsa_file_state__descriptor, e->file_state);
-        return fail(c, "file_state_code", "\"%c\" does not match file_state %s (code \"%d\")",
+        return fail(c, "file_state_code", "\"%c\" does not match fileState %s (code \"%d\")",
                     e->file_state_code[0], v ? v->name : "?", (int)e->file_state - 1);
     }
     return 0;
@@ -1079,9 +1106,9 @@ validate_envelope(const Ptibus__V1__Envelope *env, pt_error_t *err)
     const ProtobufCMessage *body = envelope_body(env);
     if (fam == NULL || body == NULL)
         return fail(&c, "body",
-                    "is required: one of orientation, reorientation_request, "
-                    "reorientation_answer, referral, referral_status, sanction, "
-                    "training_offer, beneficiary_event, follow_up_event");
+                    "is required: one of orientation, reorientationRequest, "
+                    "reorientationAnswer, referral, referralStatus, sanction, "
+                    "trainingOffer, beneficiaryEvent, followUpEvent");
     return family_run(&c, fam, body);
 }
 
@@ -1189,6 +1216,46 @@ int
 validate_deliver_ack(const Ptibus__V1__DeliverAck *m, pt_error_t *err)
 {
     return validate_block("deliver_ack", BASE(m), err);
+}
+
+void
+validate_field_info(const ProtobufCMessageDescriptor *msg, const ProtobufCFieldDescriptor *f,
+                    validate_field_info_t *out)
+{
+    const field_rule_t *r = rule_of(msg, f);
+    const field_rule_t *rule = r ? r : &default_rule;
+    const struct fmt_check *fc = &fmt_checks[rule->fmt];
+    bool is_string = f->type == PROTOBUF_C_TYPE_STRING;
+    *out = (validate_field_info_t){
+        .required = (rule->flags & RULE_REQUIRED) || ((rule->flags & RULE_RANGE) && rule->min > 0 &&
+                                                      f->label != PROTOBUF_C_LABEL_REPEATED),
+        .multiline = (rule->flags & RULE_MULTILINE) != 0,
+        .tabs = (rule->flags & (RULE_MULTILINE | RULE_TAB)) != 0,
+        .format = fc->name,
+        .pattern = fc->pattern,
+        .max_length = is_string ? rule->max : 0,
+        .exact_length = is_string && (rule->fmt == FMT_DIGITS_EXACT || rule->fmt == FMT_SIRET),
+        .has_range = (rule->flags & RULE_RANGE) != 0,
+        .min = rule->min,
+        .max = rule->max,
+        .max_count = f->label == PROTOBUF_C_LABEL_REPEATED ? rule->max_count : 0,
+        .has_rule = r != NULL,
+    };
+}
+
+bool
+validate_format_matches(const ProtobufCMessageDescriptor *msg, const char *field, const char *s)
+{
+    const field_rule_t *r = rule_find(msg, field);
+    if (r == NULL || r->fmt == FMT_NONE)
+        return true;
+    vctx_t c;
+    pt_error_t err;
+    ctx_init(&c, &err, "");
+    const struct fmt_check *fc = &fmt_checks[r->fmt];
+    if (fc->check != NULL)
+        return fc->check(&c, s, r) == 0;
+    return fc->ok(s);
 }
 
 uint32_t

@@ -71,12 +71,13 @@
 #define PT_REPEATED_DEFAULT_MAX 16
 
 /* All of these return 0, or PT_EINVALID with err set: err->path is the offending
- * field's path in proto field names ("sanction.person.nir", "recipients[3]",
- * "training_offer.funders[2].funder_code"), err->msg is "path: what is wrong". For
- * validate_envelope, paths are relative to the Envelope, so body fields start with the
- * body case name. The per-family functions start their paths with that same name
- * ("sanction.", "orientation.", ...), validate_person with "person" and validate_org
- * with "org". A NULL message is invalid. */
+ * field's path in the lowerCamelCase JSON names a partner writes, as pjson's paths
+ * ("sanction.person.nir", "recipients[3]", "trainingOffer.funders[2].funderCode",
+ * "referral.availableFrom"), err->msg is "path: what is wrong". For validate_envelope,
+ * paths are relative to the Envelope, so body fields start with the body case's JSON
+ * name. The per-family functions start their paths with that same name ("sanction.",
+ * "reorientationRequest.", ...), validate_person with "person" and validate_org with
+ * "org". A NULL message is invalid. */
 int validate_envelope(const Ptibus__V1__Envelope *env, pt_error_t *err);
 int validate_orientation(const Ptibus__V1__Orientation *m, pt_error_t *err);
 int validate_reorientation_request(const Ptibus__V1__ReorientationRequest *m, pt_error_t *err);
@@ -91,8 +92,8 @@ int validate_person(const Ptibus__V1__PersonRef *m, pt_error_t *err);
 int validate_org(const Ptibus__V1__OrgRef *m, pt_error_t *err);
 
 /* The text fields of the frames that the broker takes from partners and logs or
- * forwards: Hello (paths "hello.client_name", ...) and DeliverAck
- * ("deliver_ack.reason"): valid UTF-8, no control character (a DeliverAck reason may
+ * forwards: Hello (paths "hello.clientName", ...) and DeliverAck
+ * ("deliverAck.reason"): valid UTF-8, no control character (a DeliverAck reason may
  * hold tabs), bounded in code points. */
 int validate_hello(const Ptibus__V1__Hello *m, pt_error_t *err);
 int validate_deliver_ack(const Ptibus__V1__DeliverAck *m, pt_error_t *err);
@@ -102,6 +103,34 @@ int validate_deliver_ack(const Ptibus__V1__DeliverAck *m, pt_error_t *err);
  * protocol's). The codec bounds counts with it before unpacking. */
 uint32_t validate_max_count(const ProtobufCMessageDescriptor *msg,
                             const ProtobufCFieldDescriptor *f);
+
+/* What the rule table says of one field, for documents generated from it (the JSON
+ * Schemas of tools/schemagen), so that they cannot drift from what validate checks. */
+typedef struct validate_field_info {
+    bool required;       /* non-empty / non-zero / present; or a range whose minimum is > 0 */
+    bool multiline;      /* a string that may hold line breaks (and tabs) */
+    bool tabs;           /* a string that may hold tabs */
+    const char *format;  /* the format's name ("date", "NIR ..."), or NULL */
+    const char *pattern; /* the format's shape as a regular expression, or NULL */
+    uint32_t max_length; /* strings: maximum code points (the default for an unlisted one) */
+    bool exact_length;   /* strings: exactly max_length characters */
+    bool has_range;      /* uint32: min <= value <= max */
+    uint32_t min, max;
+    uint32_t max_count; /* lists: maximum elements */
+    bool has_rule;      /* the table has an entry (else the defaults apply) */
+} validate_field_info_t;
+
+/* Fills out for field f of message type msg. Never fails: a field without an entry gets
+ * the defaults (optional, single-line, PT_STRING_DEFAULT_MAX, PT_REPEATED_DEFAULT_MAX).
+ * Cross-field rules (one per family, docs/validation.md) are not described. */
+void validate_field_info(const ProtobufCMessageDescriptor *msg, const ProtobufCFieldDescriptor *f,
+                         validate_field_info_t *out);
+
+/* Whether s passes the format check of field `field` (proto name) of msg alone (not its
+ * length or characters); true for a field without a format. For tests that compare the
+ * format with the pattern validate_field_info publishes. */
+bool validate_format_matches(const ProtobufCMessageDescriptor *msg, const char *field,
+                             const char *s);
 
 /* The person the envelope's body is about (its `person` field), or NULL when the body
  * is unset or its family has no person (training offers, referral statuses,

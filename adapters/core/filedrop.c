@@ -538,7 +538,7 @@ reportable_id(const filedrop_record_t *r)
 {
     if (r->env == NULL || r->env->message_id == NULL || r->env->message_id[0] == '\0')
         return false;
-    return r->outcome != PT_FILEDROP_BAD || strncmp(r->err.path, "message_id", 10) != 0;
+    return r->outcome != PT_FILEDROP_BAD || strcmp(r->err.path, "messageId") != 0;
 }
 
 static json_t *

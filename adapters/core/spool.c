@@ -660,7 +660,7 @@ static int
 check_msg(const spool_msg_t *m, pt_error_t *err)
 {
     if (!id_valid(m->message_id))
-        return pt_error_set(err, PT_EINVALID, "message_id",
+        return pt_error_set(err, PT_EINVALID, "messageId",
                             "must be 1 to %d printable ASCII characters without spaces",
                             PT_MESSAGE_ID_MAX);
     if (m->msg_type != NULL && m->msg_type[0] != '\0' &&
@@ -697,7 +697,7 @@ static int
 read_fail(spool_t *s, int rc, const char *id, pt_error_t *err)
 {
     if (rc == MDB_NOTFOUND)
-        return pt_error_set(err, PT_ENOTFOUND, "message_id", "%s: not in the spool", id);
+        return pt_error_set(err, PT_ENOTFOUND, "messageId", "%s: not in the spool", id);
     if (rc < 0 && rc > PT_ELAST)
         return pt_error_set(err, rc, s->dir, "message %s: bad lifecycle record", id);
     return fail_turn(s, rc, err, "reading a lifecycle");
@@ -742,7 +742,7 @@ spool_put(spool_t *s, const spool_msg_t *m, spool_put_result_t *res, pt_error_t 
     rc = lrec_get(s, txn, m->message_id, &old);
     if (rc == 0) {
         if (sodium_memcmp(old.hash, r.hash, PT_SPOOL_HASH_LEN) != 0)
-            return pt_error_set(err, PT_EDUPCONFLICT, "message_id",
+            return pt_error_set(err, PT_EDUPCONFLICT, "messageId",
                                 "%s: already spooled with other content", m->message_id);
         *res = (spool_put_result_t){.duplicate = true, .state = old.state, .seq = old.seq};
         return 0;
@@ -865,7 +865,7 @@ static int
 update_begin(spool_t *s, const char *id, MDB_txn **txn, lrec_t *r, pt_error_t *err)
 {
     if (!id_valid(id))
-        return pt_error_set(err, PT_EINVALID, "message_id", "not a valid message id");
+        return pt_error_set(err, PT_EINVALID, "messageId", "not a valid message id");
     int rc = wtxn(s, txn, err);
     if (rc != 0)
         return rc;
@@ -906,7 +906,7 @@ spool_accepted(spool_t *s, const char *id, uint64_t seq, int64_t at_ms, pt_error
     if (rc != 0 || r.state == SPOOL_ACCEPTED)
         return rc;
     if (r.state == SPOOL_REJECTED)
-        return pt_error_set(err, PT_EINVALID, "message_id", "%s: already rejected", id);
+        return pt_error_set(err, PT_EINVALID, "messageId", "%s: already rejected", id);
     r.state = SPOOL_ACCEPTED;
     r.seq = seq;
     rc = finish(s, txn, id, &r, at_ms);
@@ -922,7 +922,7 @@ spool_retry(spool_t *s, const char *id, int64_t next_attempt_ms, pt_error_t *err
     if (rc != 0)
         return rc;
     if (r.state != SPOOL_SPOOLED)
-        return pt_error_set(err, PT_EINVALID, "message_id", "%s: already %s", id,
+        return pt_error_set(err, PT_EINVALID, "messageId", "%s: already %s", id,
                             state_name(r.state));
     flight_remove(s, r.qseq);
     r.attempts++;
@@ -941,7 +941,7 @@ spool_rejected(spool_t *s, const char *id, uint32_t code, const char *reason,
     if (rc != 0 || r.state == SPOOL_REJECTED)
         return rc;
     if (r.state == SPOOL_ACCEPTED)
-        return pt_error_set(err, PT_EINVALID, "message_id", "%s: already accepted", id);
+        return pt_error_set(err, PT_EINVALID, "messageId", "%s: already accepted", id);
     r.state = SPOOL_REJECTED;
     r.nack_code = code;
     utf8_truncate(r.reason, sizeof r.reason, reason ? reason : "", SIZE_MAX);
@@ -1086,7 +1086,7 @@ int
 spool_lifecycle(spool_t *s, const char *id, spool_lifecycle_t *out, pt_error_t *err)
 {
     if (!id_valid(id))
-        return pt_error_set(err, PT_EINVALID, "message_id", "not a valid message id");
+        return pt_error_set(err, PT_EINVALID, "messageId", "not a valid message id");
     MDB_txn *txn;
     int rc = rtxn(s, &txn, err);
     if (rc != 0)
@@ -1099,7 +1099,7 @@ spool_lifecycle(spool_t *s, const char *id, spool_lifecycle_t *out, pt_error_t *
     }
     rend(s, txn);
     if (rc == MDB_NOTFOUND)
-        return pt_error_set(err, PT_ENOTFOUND, "message_id", "%s: not in the spool", id);
+        return pt_error_set(err, PT_ENOTFOUND, "messageId", "%s: not in the spool", id);
     if (rc < 0 && rc > PT_ELAST)
         return pt_error_set(err, rc, s->dir, "message %s: bad record", id);
     return rc ? lmdbx_fail(err, rc, s->dir, "reading a lifecycle") : 0;

@@ -38,7 +38,9 @@ fuzz_type(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t si
     char *s1, *s2;
     pt_error_t err;
     if (pjson_parse(desc, (const char *)data, size, FUZZ_MAX_JSON, &m1, &err) != 0) {
-        check(m1 == NULL && err.code != 0 && err.msg[0] == '$');
+        size_t n = strlen(err.path); /* "path: what", or "what" about the whole text */
+        check(m1 == NULL && err.code != 0 && err.msg[0] != '\0');
+        check(n == 0 || (strncmp(err.msg, err.path, n) == 0 && strncmp(err.msg + n, ": ", 2) == 0));
         return;
     }
     check(pjson_to_string(m1, &s1, &err) == 0);

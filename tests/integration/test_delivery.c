@@ -207,7 +207,7 @@ test_routing_refusals(void **state)
     td_sample_referral(&s, "ref-x", "nobody");
     assert_int_equal(client_publish(cd, &s.env, TIMEOUT_MS, &r, &err), 0);
     assert_int_equal(r.nack_code, PTIBUS__V1__NACK_CODE__NACK_CODE_NOT_ALLOWED);
-    assert_string_equal(r.field_path, "referral.target_org.partner_id");
+    assert_string_equal(r.field_path, "referral.targetOrg.partnerId");
     td_sample_orientation(&s, "ori-explicit");
     s.recipients[0] = "ml_nord"; /* not a recipient the routes give an orientation */
     s.env.n_recipients = 1;
@@ -218,7 +218,7 @@ test_routing_refusals(void **state)
     td_sample_referral_status(&s, "status-orphan", "no-such-referral");
     assert_int_equal(client_publish(cd, &s.env, TIMEOUT_MS, &r, &err), 0);
     assert_int_equal(r.nack_code, PTIBUS__V1__NACK_CODE__NACK_CODE_NOT_ALLOWED);
-    assert_string_equal(r.field_path, "correlation_id");
+    assert_string_equal(r.field_path, "correlationId");
 }
 
 static void

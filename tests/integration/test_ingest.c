@@ -192,8 +192,8 @@ test_invalid_payload_names_the_field(void **state)
     s.sanction.rate_percent = 120;
     client_result_t r = publish(c, &s.env);
     assert_int_equal(r.nack_code, PTIBUS__V1__NACK_CODE__NACK_CODE_INVALID);
-    assert_string_equal(r.field_path, "sanction.rate_percent");
-    assert_string_equal(r.reason, "sanction.rate_percent: 120 is above 100");
+    assert_string_equal(r.field_path, "sanction.ratePercent");
+    assert_string_equal(r.reason, "sanction.ratePercent: 120 is above 100");
     assert_true(r.seq > 0);
 
     td_sample_orientation(&s, "ori-bad-nir");
@@ -250,7 +250,7 @@ test_dedup_same_and_different_content(void **state)
     s.referral.reason = "Un autre motif";
     client_result_t r3 = publish(c, &s.env);
     assert_int_equal(r3.nack_code, PTIBUS__V1__NACK_CODE__NACK_CODE_DUPLICATE_CONFLICT);
-    assert_string_equal(r3.field_path, "message_id");
+    assert_string_equal(r3.field_path, "messageId");
     char expect[128];
     snprintf(expect, sizeof expect, "different content (seq %llu)", (unsigned long long)r1.seq);
     assert_non_null(strstr(r3.reason, expect));

@@ -221,15 +221,15 @@ test_hello_injection(void **state)
     fx_t *f = *state;
     assert_int_equal(td_client_open(&f->net, "caf", true, &f->caf), 0);
     send_hello(f->caf, EVIL_NAME, "1.0", 0);
-    expect_nack(f->caf, PTIBUS__V1__NACK_CODE__NACK_CODE_INVALID, "hello.client_name");
+    expect_nack(f->caf, PTIBUS__V1__NACK_CODE__NACK_CODE_INVALID, "hello.clientName");
     send_hello(f->caf, "caf", "1.0\x1b[2J", 0);
-    expect_nack(f->caf, PTIBUS__V1__NACK_CODE__NACK_CODE_INVALID, "hello.software_version");
+    expect_nack(f->caf, PTIBUS__V1__NACK_CODE__NACK_CODE_INVALID, "hello.softwareVersion");
     /* Valid text that looks like a journald priority: logged, never at a line start. */
     send_hello(f->caf, "<3>caf", "<3>1.0", 0);
     Ptibus__V1__Frame *w = recv_kind(f->caf, PTIBUS__V1__FRAME__KIND_WELCOME, NULL, NULL);
     codec_free((ProtobufCMessage **)&w);
     assert_true(td_log_contains(&f->net, "client=<3>caf version=<3>1.0"));
-    assert_true(td_log_contains(&f->net, "hello.client_name: contains a control character"));
+    assert_true(td_log_contains(&f->net, "hello.clientName: contains a control character"));
     expect_clean_log(f);
 }
 
@@ -287,7 +287,7 @@ test_ack_reason_injection(void **state)
     codec_free((ProtobufCMessage **)&d);
 
     send_cannot_process(f->dep, seq, "bad\n" FORGED_LINE "\x1b[31m");
-    expect_nack(f->dep, PTIBUS__V1__NACK_CODE__NACK_CODE_INVALID, "deliver_ack.reason");
+    expect_nack(f->dep, PTIBUS__V1__NACK_CODE__NACK_CODE_INVALID, "deliverAck.reason");
     char reason[512];
     long_reason(reason, sizeof reason);
     send_cannot_process(f->dep, seq, reason);
@@ -440,7 +440,7 @@ test_unknown_field_in_person(void **state)
     assert_int_equal(client_publish_bytes(f->caf, "inj-unknown", env, nv, &err), 0);
     Ptibus__V1__Frame *fr = recv_kind(f->caf, PTIBUS__V1__FRAME__KIND_NACK, NULL, NULL);
     assert_int_equal(fr->nack->code, PTIBUS__V1__NACK_CODE__NACK_CODE_INVALID);
-    assert_string_equal(fr->nack->field_path, "beneficiary_event.person.#99");
+    assert_string_equal(fr->nack->field_path, "beneficiaryEvent.person.#99");
     assert_non_null(strstr(fr->nack->reason, "unknown field number 99 of ptibus.v1.PersonRef"));
     codec_free((ProtobufCMessage **)&fr);
     assert_false(td_log_contains(&f->net, nir));

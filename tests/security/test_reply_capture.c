@@ -193,7 +193,7 @@ test_ambiguous_correlation_id_is_refused(void **state)
     client_result_t res = publish(f->r, &s.env);
     assert_int_equal(res.nack_code, PTIBUS__V1__NACK_CODE__NACK_CODE_INVALID);
     assert_false(res.retryable);
-    assert_string_equal(res.field_path, "correlation_id");
+    assert_string_equal(res.field_path, "correlationId");
     assert_non_null(strstr(res.reason, "ambiguous correlation id"));
     expect_nothing(f->x, "the attacker ml_nord");
     expect_nothing(f->p, "departement");
@@ -213,7 +213,7 @@ test_seq_of_a_message_not_routed_to_the_replier(void **state)
     s.env.correlation_seq = seq_p;
     client_result_t res = publish(f->other, &s.env);
     assert_int_equal(res.nack_code, PTIBUS__V1__NACK_CODE__NACK_CODE_NOT_ALLOWED);
-    assert_string_equal(res.field_path, "correlation_seq");
+    assert_string_equal(res.field_path, "correlationSeq");
     /* A seq that does not exist: the same answer (no oracle of others' traffic). */
     char same[512];
     snprintf(same, sizeof same, "%s", res.reason);
@@ -227,7 +227,7 @@ test_seq_of_a_message_not_routed_to_the_replier(void **state)
     s.env.correlation_seq = seq_p;
     res = publish(f->r, &s.env);
     assert_int_equal(res.nack_code, PTIBUS__V1__NACK_CODE__NACK_CODE_NOT_ALLOWED);
-    assert_string_equal(res.field_path, "correlation_seq");
+    assert_string_equal(res.field_path, "correlationSeq");
     expect_nothing(f->p, "departement");
     expect_nothing(f->x, "the attacker ml_nord");
 }

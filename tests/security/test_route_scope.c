@@ -110,9 +110,9 @@ test_referral_to_a_payer_is_refused(void **state)
     fx_t *f = *state;
     td_sample_t s;
     td_sample_referral(&s, "ml-ref-caf", "caf");
-    expect_refused(f->ml, &s.env, "referral.target_org.partner_id", "caf");
+    expect_refused(f->ml, &s.env, "referral.targetOrg.partnerId", "caf");
     td_sample_referral(&s, "ml-ref-msa", "msa");
-    expect_refused(f->ml, &s.env, "referral.target_org.partner_id", "msa");
+    expect_refused(f->ml, &s.env, "referral.targetOrg.partnerId", "msa");
     expect_nothing(f->caf, "caf");
     expect_nothing(f->msa, "msa");
     assert_true(td_log_contains(&f->net, "is not a recipient this route allows"));
@@ -127,7 +127,7 @@ test_orientation_referent_outside_the_list(void **state)
     td_sample_t s;
     td_sample_orientation(&s, "dep-ori-msa");
     s.org_a.partner_id = "msa"; /* the person's payer is the CAF */
-    expect_refused(f->dep, &s.env, "orientation.referent_org.partner_id", "msa");
+    expect_refused(f->dep, &s.env, "orientation.referentOrg.partnerId", "msa");
     expect_nothing(f->msa, "msa");
     expect_nothing(f->caf, "caf");
     expect_nothing(f->ft, "pole_emploi");

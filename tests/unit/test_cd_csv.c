@@ -105,7 +105,7 @@ test_orientations(void **state)
         "line 7: Nom: is required",
         "line 8: orientation.person.nir: ",
         "line 9: Organisme payeur: must be CAF or MSA",
-        "line 10: orientation.person.payer: is required with file_number",
+        "line 10: orientation.person.payer: is required with fileNumber",
     };
     assert_int_equal(g.nerr, 6);
     for (size_t i = 0; i < 6; i++) {

@@ -256,7 +256,7 @@ test_refused_household_sends_no_event(void **state)
     assert_int_equal(decode_text((char *)doc, len, &g, &out), 0);
     assert_int_equal(g.nerr, 2);
     assert_string_equal(g.errors[0].where, "/Racine/InfosFoyerRSA");
-    assert_non_null(strstr(g.errors[0].msg, "beneficiary_event.insee_commune"));
+    assert_non_null(strstr(g.errors[0].msg, "beneficiaryEvent.inseeCommune"));
     assert_int_equal(g.n, 3); /* households 2 and 4 only */
     assert_null(find(&g, "DUPR\xc3\x89-LEF\xc3\x88VRE", K_STATE));
     assert_null(find(&g, "C\xc5\x92UR", K_DD));

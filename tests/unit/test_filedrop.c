@@ -112,7 +112,7 @@ rec_spool(void *ctx, const filedrop_file_t *file, filedrop_record_t *recs, size_
         assert_non_null(recs[i].env);
         if (strncmp(recs[i].env->message_id, "refuse-", 7) == 0) {
             recs[i].outcome = PT_FILEDROP_REFUSED;
-            pt_error_set(&recs[i].err, PT_EDUPCONFLICT, "message_id",
+            pt_error_set(&recs[i].err, PT_EDUPCONFLICT, "messageId",
                          "already used for other content");
             continue;
         }
@@ -293,7 +293,7 @@ sample_with(const char *id, const char *member)
     return out;
 }
 
-/* With an unknown member "bogus" (a mapping error at "$.bogus"). */
+/* With an unknown member "bogus" (a mapping error at "bogus"). */
 static char *
 sample_with_bogus(const char *id)
 {
@@ -431,8 +431,8 @@ test_jsonl_bad_records(void **state)
         assert_string_equal(rec_field(rep, i, "state"), want_state[i]);
     }
     assert_int_equal(rec_int(rep, 1, "column"), 20); /* jansson's: where the bad token ends */
-    assert_string_equal(rec_field(rep, 3, "fieldPath"), "$.bogus");
-    assert_string_equal(rec_field(rep, 4, "fieldPath"), "message_id");
+    assert_string_equal(rec_field(rep, 3, "fieldPath"), "bogus");
+    assert_string_equal(rec_field(rep, 4, "fieldPath"), "messageId");
     assert_null(rec_field(rep, 4, "messageId")); /* the wrong value is not quoted */
     assert_string_equal(rec_field(rep, 5, "fieldPath"), "sender");
     assert_string_equal(rec_field(rep, 5, "messageId"), "m-l-7"); /* a good id is named */
@@ -479,7 +479,7 @@ test_json_files(void **state)
     json_t *rep = load_report(f, "done", "bad.json.report.json");
     assert_int_equal(count_of(rep, "bad"), 1);
     assert_int_equal(count_of(rep, "spooled"), 0);
-    assert_string_equal(rec_field(rep, 0, "fieldPath"), "$.bogus");
+    assert_string_equal(rec_field(rep, 0, "fieldPath"), "bogus");
     json_decref(rep);
     rep = load_report(f, "done", "good.json.report.json");
     assert_int_equal(count_of(rep, "spooled"), 1);

@@ -151,7 +151,7 @@ check_errors(const got_t *g)
         {10, "date", "line 10: date: must be a date DD/MM/YYYY"},
         {11, "code", "line 11: code: must be ACC, INS, PSA, REP or RAD"},
         {12, "motif", "line 12: motif: a PSA must start with its legal ground"},
-        {13, "", "line 13: follow_up_event.person: needs an identifier"},
+        {13, "", "line 13: followUpEvent.person: needs an identifier"},
     };
     assert_int_equal(g->errors[0].line, 8);
     assert_non_null(strstr(g->errors[0].msg, "key"));

@@ -81,7 +81,7 @@ test_bad_rows(void **state)
     static const char *const want[] = {
         "line 3: identifiant_unique_de: is required",
         "line 4: date_naissance: must be a date YYYY-MM-DD 00:00:00.0",
-        "line 5: follow_up_event.referent.agent.email: ",
+        "line 5: followUpEvent.referent.agent.email: ",
         "line 6: 43 fields where the header has 44",
     };
     assert_int_equal(g.nerr, 4);

@@ -70,7 +70,7 @@ test_fixture(void **state)
                                          "ACCOMPAGNEMENT, FORMATION, ATELIER, AIDE_FINANCIERE, "
                                          "AIDE_MATERIELLE, INFORMATION, EMPLOI");
     assert_string_equal(g.errors[2].msg,
-                        "$.retours[1]: referral_status.reason: is required when state is REFUSED");
+                        "$.retours[1]: referralStatus.reason: is required when state is REFUSED");
     got_free(&g);
 }
 

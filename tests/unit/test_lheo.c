@@ -319,7 +319,7 @@ test_bad_records(void **state)
     after_v1("bad-records.xml", &store, &g);
     assert_int_equal(g.nerr, 4);
     assert_true(has_error(&g, "session[@numero='']", "need a numero"));
-    assert_true(has_error(&g, "session[@numero='S3']", "starts_on"));
+    assert_true(has_error(&g, "session[@numero='S3']", "startsOn"));
     assert_true(has_error(&g, "session[@numero='S1']", "appears twice"));
     assert_true(has_error(&g, "formation[@numero='F-CARISTE']", "nb-places-financees"));
     for (size_t i = 0; i < g.nerr; i++) {

@@ -2,6 +2,7 @@
  * field kind, exact output of hand-built messages, and rejections with their path.
  * A hand-written descriptor (test.Kinds) covers the kinds the contract does not use
  * (float, double, signed and fixed integers, proto3 optional, recursion). */
+#include <errno.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -479,7 +481,7 @@ test_timestamps(void **state)
     pt_error_t err;
     assert_int_equal(pjson_to_string(&bad.base, &s, &err), PT_EINVALID);
     assert_null(s);
-    assert_string_equal(err.msg, "$: timestamp out of range");
+    assert_string_equal(err.msg, "timestamp out of range");
 }
 
 /* ---- accepted input variants ---- */
@@ -545,15 +547,15 @@ test_other_kinds(void **state)
     assert_true(((Kinds *)m)->flt == 1500.0f);
     assert_false(((Kinds *)m)->has_opt_int32);
     codec_free(&m);
-    expect_reject(&kinds_descriptor, "{\"flt\":1e39}", PT_EMALFORMED, "$.flt",
+    expect_reject(&kinds_descriptor, "{\"flt\":1e39}", PT_EMALFORMED, "flt",
                   "number out of range for float");
-    expect_reject(&kinds_descriptor, "{\"dbl\":\"0x10\"}", PT_EMALFORMED, "$.dbl",
+    expect_reject(&kinds_descriptor, "{\"dbl\":\"0x10\"}", PT_EMALFORMED, "dbl",
                   "expected a number, got string");
-    expect_reject(&kinds_descriptor, "{\"i32\":2147483648}", PT_EMALFORMED, "$.i32",
+    expect_reject(&kinds_descriptor, "{\"i32\":2147483648}", PT_EMALFORMED, "i32",
                   "integer out of range for int32");
     expect_reject(&kinds_descriptor, "{\"sint64\":\"9223372036854775808\"}", PT_EMALFORMED,
-                  "$.sint64", "integer out of range for sint64");
-    expect_reject(&kinds_descriptor, "{\"repInt64\":[1,1.5]}", PT_EMALFORMED, "$.repInt64[1]",
+                  "sint64", "integer out of range for sint64");
+    expect_reject(&kinds_descriptor, "{\"repInt64\":[1,1.5]}", PT_EMALFORMED, "repInt64[1]",
                   "expected an integer, got a fractional number");
 }
 
@@ -578,7 +580,7 @@ test_depth_limit(void **state)
     assert_int_equal(pjson_parse(&kinds_descriptor, deeper, strlen(deeper), MAX_JSON, &m, &err),
                      PT_EMALFORMED);
     assert_non_null(strstr(err.msg, "nested deeper than 32 messages"));
-    assert_int_equal(strncmp(err.path, "$.child.child.child", 19), 0);
+    assert_int_equal(strncmp(err.path, "child.child.child", 17), 0);
 }
 
 /* ---- rejections, with the path ---- */
@@ -588,39 +590,40 @@ test_reject_types(void **state)
 {
     (void)state;
     expect_reject(ENV, "{\"sanction\":{\"ratePercent\":\"trente\"}}", PT_EMALFORMED,
-                  "$.sanction.ratePercent",
-                  "$.sanction.ratePercent: expected an integer, got string");
+                  "sanction.ratePercent", "sanction.ratePercent: expected an integer, got string");
     expect_reject(ENV, "{\"sanction\":{\"rate_percent\":-1}}", PT_EMALFORMED,
-                  "$.sanction.rate_percent", "integer out of range for uint32");
+                  "sanction.ratePercent", "sanction.ratePercent: integer out of range for uint32");
     expect_reject(ENV, "{\"sanction\":{\"ratePercent\":4294967296}}", PT_EMALFORMED,
-                  "$.sanction.ratePercent", "integer out of range for uint32");
+                  "sanction.ratePercent", "integer out of range for uint32");
     expect_reject(ENV, "{\"sanction\":{\"ratePercent\":true}}", PT_EMALFORMED,
-                  "$.sanction.ratePercent", "expected an integer, got boolean");
-    expect_reject(ENV, "{\"messageId\":12}", PT_EMALFORMED, "$.messageId",
+                  "sanction.ratePercent", "expected an integer, got boolean");
+    expect_reject(ENV, "{\"messageId\":12}", PT_EMALFORMED, "messageId",
                   "expected a string, got number");
     expect_reject(ENV, "{\"trainingOffer\":{\"certifying\":\"yes\"}}", PT_EMALFORMED,
-                  "$.trainingOffer.certifying", "expected true or false, got string");
+                  "trainingOffer.certifying", "expected true or false, got string");
     expect_reject(ENV, "{\"trainingOffer\":{\"certifying\":1}}", PT_EMALFORMED,
-                  "$.trainingOffer.certifying", "expected true or false, got number");
+                  "trainingOffer.certifying", "expected true or false, got number");
     expect_reject(ENV, "{\"orientation\":{\"category\":\"ORIENTATION_CATEGORY_BOGUS\"}}",
-                  PT_EMALFORMED, "$.orientation.category",
-                  "unknown value name for ptibus.v1.OrientationCategory");
+                  PT_EMALFORMED, "orientation.category",
+                  "orientation.category: unknown value name for OrientationCategory: expected one "
+                  "of ORIENTATION_CATEGORY_SOCIAL, ORIENTATION_CATEGORY_PRO, "
+                  "ORIENTATION_CATEGORY_SOCIO_PRO");
     expect_reject(ENV, "{\"orientation\":{\"category\":2.5}}", PT_EMALFORMED,
-                  "$.orientation.category", "expected an enum name or number, got number");
+                  "orientation.category", "expected an enum name or number, got number");
     expect_reject(ENV, "{\"sanction\":{\"person\":\"1850555029123\"}}", PT_EMALFORMED,
-                  "$.sanction.person", "expected an object, got string");
-    expect_reject(ENV, "{\"recipients\":\"caf\"}", PT_EMALFORMED, "$.recipients",
+                  "sanction.person", "expected an object, got string");
+    expect_reject(ENV, "{\"recipients\":\"caf\"}", PT_EMALFORMED, "recipients",
                   "expected an array, got string");
-    expect_reject(ENV, "{\"recipients\":[\"caf\",null]}", PT_EMALFORMED, "$.recipients[1]",
+    expect_reject(ENV, "{\"recipients\":[\"caf\",null]}", PT_EMALFORMED, "recipients[1]",
                   "null is not allowed in an array");
     expect_reject(
         ENV, "{\"trainingOffer\":{\"funders\":[{\"fundedSeats\":3},{\"fundedSeats\":-3}]}}",
-        PT_EMALFORMED, "$.trainingOffer.funders[1].fundedSeats", "integer out of range for uint32");
+        PT_EMALFORMED, "trainingOffer.funders[1].fundedSeats", "integer out of range for uint32");
     expect_reject(FRAME, "{\"heartbeat\":{\"sentAtMs\":\"12 34\"}}", PT_EMALFORMED,
-                  "$.heartbeat.sentAtMs", "expected an integer, got string");
+                  "heartbeat.sentAtMs", "expected an integer, got string");
     expect_reject(FRAME, "{\"publishAck\":{\"seq\":\"18446744073709551616\"}}", PT_EMALFORMED,
-                  "$.publishAck.seq", "integer out of range");
-    expect_reject(ENV, "[]", PT_EMALFORMED, "$", "$: expected an object, got array");
+                  "publishAck.seq", "integer out of range");
+    expect_reject(ENV, "[]", PT_EMALFORMED, "", "expected an object, got array");
 }
 
 static void
@@ -632,7 +635,7 @@ test_reject_bytes_and_time(void **state)
     for (size_t i = 0; i < sizeof bad_b64 / sizeof bad_b64[0]; i++) {
         char text[128];
         snprintf(text, sizeof text, "{\"publish\":{\"envelope\":\"%s\"}}", bad_b64[i]);
-        expect_reject(FRAME, text, PT_EMALFORMED, "$.publish.envelope", "invalid base64");
+        expect_reject(FRAME, text, PT_EMALFORMED, "publish.envelope", "invalid base64");
     }
     static const char *const bad_ts[] = {
         "2024-13-01T00:00:00Z",     "2023-02-29T00:00:00Z",      "2024-01-01 00:00:00Z",
@@ -644,9 +647,9 @@ test_reject_bytes_and_time(void **state)
     for (size_t i = 0; i < sizeof bad_ts / sizeof bad_ts[0]; i++) {
         char text[128];
         snprintf(text, sizeof text, "{\"createdAt\":\"%s\"}", bad_ts[i]);
-        expect_reject(ENV, text, PT_EMALFORMED, "$.createdAt", "invalid RFC 3339 timestamp");
+        expect_reject(ENV, text, PT_EMALFORMED, "createdAt", "invalid RFC 3339 timestamp");
     }
-    expect_reject(ENV, "{\"createdAt\":{\"seconds\":1}}", PT_EMALFORMED, "$.createdAt",
+    expect_reject(ENV, "{\"createdAt\":{\"seconds\":1}}", PT_EMALFORMED, "createdAt",
                   "expected an RFC 3339 timestamp string, got object");
 }
 
@@ -655,17 +658,17 @@ test_reject_structure(void **state)
 {
     (void)state;
     expect_reject(ENV, "{\"sanction\":{\"person\":{\"nirr\":\"1850555029123\"}}}", PT_EMALFORMED,
-                  "$.sanction.person.nirr", "unknown field of ptibus.v1.PersonRef");
-    expect_reject(ENV, "{\"MessageId\":\"m\"}", PT_EMALFORMED, "$.MessageId", "unknown field");
-    expect_reject(ENV, "{\"messageId\":\"a\",\"message_id\":\"b\"}", PT_EMALFORMED, "$.message_id",
+                  "sanction.person.nirr", "unknown field of ptibus.v1.PersonRef");
+    expect_reject(ENV, "{\"MessageId\":\"m\"}", PT_EMALFORMED, "MessageId", "unknown field");
+    expect_reject(ENV, "{\"messageId\":\"a\",\"message_id\":\"b\"}", PT_EMALFORMED, "messageId",
                   "field given twice");
-    expect_reject(ENV, "{\"sanction\":{},\"referral\":{}}", PT_EMALFORMED, "$.referral",
+    expect_reject(ENV, "{\"sanction\":{},\"referral\":{}}", PT_EMALFORMED, "referral",
                   "another member of the same oneof is already set");
-    expect_reject(ENV, "{\"messageId\":\"a\",\"messageId\":\"b\"}", PT_EMALFORMED, "$",
-                  "duplicate object key");
-    expect_reject(ENV, "{\"messageId\":", PT_EMALFORMED, "$", "$: line 1 column");
-    expect_reject(ENV, "{\"messageId\":\"a\\u0000b\"}", PT_EMALFORMED, "$", "$: line 1");
-    expect_reject(ENV, "{} {}", PT_EMALFORMED, "$", "end of file expected");
+    expect_reject(ENV, "{\"messageId\":\"a\",\"messageId\":\"b\"}", PT_EMALFORMED, "messageId",
+                  "messageId: line 1 column 28: duplicate object key");
+    expect_reject(ENV, "{\"messageId\":", PT_EMALFORMED, "messageId", "line 1 column");
+    expect_reject(ENV, "{\"messageId\":\"a\\u0000b\"}", PT_EMALFORMED, "messageId", "line 1");
+    expect_reject(ENV, "{} {}", PT_EMALFORMED, "", "end of file expected");
     /* The offending token is not echoed: it may be personal data. */
     pt_error_t err;
     ProtobufCMessage *m;
@@ -677,6 +680,136 @@ test_reject_structure(void **state)
     assert_null(m);
 }
 
+/* Every path names fields by their JSON names, whichever name the input used, in the
+ * style of validate's paths (no "$", no snake_case). */
+static void
+test_paths_in_json_names(void **state)
+{
+    (void)state;
+    expect_reject(ENV, "{\"referral\":{\"available_from\":7}}", PT_EMALFORMED,
+                  "referral.availableFrom",
+                  "referral.availableFrom: expected a string, got number");
+    expect_reject(
+        ENV, "{\"training_offer\":{\"funders\":[{\"funded_seats\":1},{\"funded_seats\":\"x\"}]}}",
+        PT_EMALFORMED, "trainingOffer.funders[1].fundedSeats", "expected an integer");
+    expect_reject(ENV, "{\"referral\":{\"targetOrg\":{\"partner_id\":1}}}", PT_EMALFORMED,
+                  "referral.targetOrg.partnerId", "expected a string");
+    expect_reject(ENV, "{\"referral\":{\"targetOrg\":{\"partner_idd\":1}}}", PT_EMALFORMED,
+                  "referral.targetOrg.partner_idd", "unknown field of ptibus.v1.OrgRef");
+}
+
+/* jansson refuses an integer over 63 bits and a duplicate key with a line and column
+ * only: the path of the member it was reading is found from the text. */
+static void
+test_syntax_errors_name_the_field(void **state)
+{
+    (void)state;
+    expect_reject(ENV, "{\"orientation\":{\"version\":18446744073709551616}}", PT_EMALFORMED,
+                  "orientation.version", "orientation.version: line 1 column 46: too big integer");
+    expect_reject(ENV, "{\"orientation\": {\"person\": {\"nir\": \"a\",\n \"nir\": \"b\"}}}",
+                  PT_EMALFORMED, "orientation.person.nir",
+                  "orientation.person.nir: line 2 column 6: duplicate object key");
+    expect_reject(
+        ENV, "{\"orientation\":{\"person\":{\"nir\":\"a\",\"file_number\":\"1\",\"nir\":\"b\"}}}",
+        PT_EMALFORMED, "orientation.person.nir", "duplicate object key");
+    expect_reject(
+        ENV, "{\"sanction\":{\"person\":{\"nir\":\"a\"},\"rate_percent\":99999999999999999999}}",
+        PT_EMALFORMED, "sanction.ratePercent", "too big integer");
+    expect_reject(
+        ENV,
+        "{\"recipients\":[\"a\",\"b\"],\"trainingOffer\":{\"funders\":[{\"fundedSeats\":1},"
+        "{\"funder_code\":\"1\",\"funded_seats\":-99999999999999999999}]}}",
+        PT_EMALFORMED, "trainingOffer.funders[1].fundedSeats", "too big negative integer");
+    expect_reject(ENV, "{\"sanction\":{\"bogus\":{\"x\":1,\"x\":2}}}", PT_EMALFORMED,
+                  "sanction.bogus.x", "duplicate object key");
+    expect_reject(ENV, "{\"messageId\": \"a\" \"b\"}", PT_EMALFORMED, "messageId", "line 1");
+    expect_reject(ENV, "  {\"a\\\"b\":1,\"a\\\"b\":2}", PT_EMALFORMED, "a\\\"b",
+                  "duplicate object key");
+}
+
+/* Over the limit, the text is refused before parsing: "too large" and the limit, never
+ * "premature end of input" (a 5 MB string). */
+static void
+test_too_large(void **state)
+{
+    (void)state;
+    size_t n = 5 * 1024 * 1024;
+    char *text = malloc(n + 64);
+    assert_non_null(text);
+    int h = snprintf(text, 64, "{\"messageId\":\"");
+    memset(text + h, 'a', n);
+    snprintf(text + h + n, 64 - (size_t)h, "\"}");
+    ProtobufCMessage *m = (ProtobufCMessage *)&m;
+    pt_error_t err;
+    assert_int_equal(pjson_parse(ENV, text, strlen(text), 1048576, &m, &err), PT_ETOOLARGE);
+    assert_null(m);
+    assert_string_equal(err.path, "");
+    char want[128];
+    snprintf(want, sizeof want, "the JSON text is too large: %zu bytes, the limit is 1048576 bytes",
+             strlen(text));
+    assert_string_equal(err.msg, want);
+    free(text);
+}
+
+static char *
+write_temp(const char *bytes, size_t len)
+{
+    static char path[64];
+    snprintf(path, sizeof path, "/tmp/test_pjson.XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, bytes, len), (ssize_t)len);
+    close(fd);
+    return path;
+}
+
+/* Files: a UTF-8 byte order mark is skipped; a file over the limit is said to be too
+ * large (it is not cut at the limit and parsed). */
+static void
+test_parse_file(void **state)
+{
+    (void)state;
+    static const char doc[] = "\xEF\xBB\xBF{\"messageId\":\"m-1\"}\n";
+    char *path = write_temp(doc, sizeof doc - 1);
+    ProtobufCMessage *m = NULL;
+    pt_error_t err;
+    assert_int_equal(pjson_parse_file(ENV, path, 64, &m, &err), 0);
+    assert_string_equal(((Ptibus__V1__Envelope *)m)->message_id, "m-1");
+    codec_free(&m);
+    assert_int_equal(pjson_parse_file(ENV, path, 10, &m, &err), PT_ETOOLARGE);
+    assert_null(m);
+    assert_string_equal(err.msg, "the file is too large: over 10 bytes, the limit is 10 bytes");
+    unlink(path);
+    assert_int_equal(pjson_parse_file(ENV, path, 64, &m, &err), -ENOENT);
+    assert_null(m);
+    path = write_temp("\xEF\xBB{}", 4); /* a cut mark is not a mark */
+    assert_int_equal(pjson_parse_file(ENV, path, 64, &m, &err), PT_EMALFORMED);
+    unlink(path);
+}
+
+static void
+test_proto_paths(void **state)
+{
+    (void)state;
+    char out[64];
+    assert_int_equal(pjson_path_from_proto("referral.target_org.partner_id", out, sizeof out), 28);
+    assert_string_equal(out, "referral.targetOrg.partnerId");
+    pjson_path_from_proto("training_offer.funders[2].funded_seats", out, sizeof out);
+    assert_string_equal(out, "trainingOffer.funders[2].fundedSeats");
+    pjson_path_from_proto("recipients[1]", out, sizeof out);
+    assert_string_equal(out, "recipients[1]");
+    pjson_path_from_proto("referral.target_org", out, 9);
+    assert_string_equal(out, "referral");
+    pt_error_t e;
+    pt_error_set(&e, PT_EDENIED, "referral.target_org.partner_id", "unknown partner \"x_y\"");
+    pjson_error_json_path(&e);
+    assert_string_equal(e.path, "referral.targetOrg.partnerId");
+    assert_string_equal(e.msg, "referral.targetOrg.partnerId: unknown partner \"x_y\"");
+    pt_error_set(&e, PT_EDENIED, NULL, "no path in reason_code");
+    pjson_error_json_path(&e);
+    assert_string_equal(e.msg, "no path in reason_code");
+}
+
 static void
 test_emit_invalid_utf8(void **state)
 {
@@ -686,7 +819,7 @@ test_emit_invalid_utf8(void **state)
     char *s;
     pt_error_t err;
     assert_int_equal(pjson_to_string(&env.base, &s, &err), PT_EINVALID);
-    assert_string_equal(err.msg, "$.territory: string is not valid UTF-8");
+    assert_string_equal(err.msg, "territory: string is not valid UTF-8");
 }
 
 int
@@ -709,6 +842,11 @@ main(void)
         cmocka_unit_test(test_reject_types),
         cmocka_unit_test(test_reject_bytes_and_time),
         cmocka_unit_test(test_reject_structure),
+        cmocka_unit_test(test_paths_in_json_names),
+        cmocka_unit_test(test_syntax_errors_name_the_field),
+        cmocka_unit_test(test_too_large),
+        cmocka_unit_test(test_parse_file),
+        cmocka_unit_test(test_proto_paths),
         cmocka_unit_test(test_emit_invalid_utf8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

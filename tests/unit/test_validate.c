@@ -9,8 +9,10 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <regex.h>
 
 #include "codec.h"
+#include "pjson.h"
 #include "testutil.h"
 #include "validate.h"
 
@@ -375,20 +377,17 @@ test_envelope_paths_name_the_family(void **state)
     f->offer.offer_id = "";
     f->event.event_id = "";
     static const char *const want[] = {
-        "orientation.orientation_id: is required",
-        "reorientation_request.request_id: is required",
-        "reorientation_answer.request_id: is required",
-        "referral.referral_id: is required",
-        "referral_status.referral_id: is required",
-        "sanction.sanction_id: is required",
-        "training_offer.offer_id: is required",
-        "beneficiary_event.event_id: is required",
+        "orientation.orientationId: is required",     "reorientationRequest.requestId: is required",
+        "reorientationAnswer.requestId: is required", "referral.referralId: is required",
+        "referralStatus.referralId: is required",     "sanction.sanctionId: is required",
+        "trainingOffer.offerId: is required",         "beneficiaryEvent.eventId: is required",
     };
     for (size_t i = 0; i < sizeof all_cases / sizeof all_cases[0]; i++) {
         set_body(f, all_cases[i]);
         EXPECT_INVALID(f, ENV(f), want[i]);
-        assert_memory_equal(f->err.path, codec_envelope_type(&f->env),
-                            strlen(codec_envelope_type(&f->env)));
+        char family[64];
+        pjson_path_from_proto(codec_envelope_type(&f->env), family, sizeof family);
+        assert_memory_equal(f->err.path, family, strlen(family));
     }
 }
 
@@ -397,20 +396,20 @@ test_envelope_ids(void **state)
 {
     fx_t *f = *state;
     f->env.message_id = "";
-    EXPECT_INVALID(f, ENV(f), "message_id: is required");
+    EXPECT_INVALID(f, ENV(f), "messageId: is required");
     f->env.message_id = "msg 1";
-    EXPECT_INVALID(f, ENV(f), "message_id: must be printable ASCII without spaces (0x21-0x7e)");
+    EXPECT_INVALID(f, ENV(f), "messageId: must be printable ASCII without spaces (0x21-0x7e)");
     f->env.message_id = "msg-é";
-    EXPECT_INVALID(f, ENV(f), "message_id: must be printable ASCII without spaces (0x21-0x7e)");
+    EXPECT_INVALID(f, ENV(f), "messageId: must be printable ASCII without spaces (0x21-0x7e)");
     f->env.message_id = repeat(f, "a", 65);
-    EXPECT_INVALID(f, ENV(f), "message_id: is 65 characters long, maximum 64");
+    EXPECT_INVALID(f, ENV(f), "messageId: is 65 characters long, maximum 64");
     f->env.message_id = repeat(f, "~", 64);
     EXPECT_VALID(f, ENV(f));
     f->env.message_id = "m-1";
     f->env.correlation_id = "corr\t1";
-    EXPECT_INVALID(f, ENV(f), "correlation_id: contains a control character (U+0009)");
+    EXPECT_INVALID(f, ENV(f), "correlationId: contains a control character (U+0009)");
     f->env.correlation_id = "corr 1";
-    EXPECT_INVALID(f, ENV(f), "correlation_id: must be printable ASCII without spaces (0x21-0x7e)");
+    EXPECT_INVALID(f, ENV(f), "correlationId: must be printable ASCII without spaces (0x21-0x7e)");
     f->env.correlation_id = "!\"#$%&'()*+,-./09:;<=>?@AZ[\\]^_`az{|}~";
     EXPECT_VALID(f, ENV(f));
     f->env.sender = "CAF";
@@ -448,33 +447,33 @@ test_envelope_created_at_and_body(void **state)
 {
     fx_t *f = *state;
     f->ts.seconds = 946684799;
-    EXPECT_INVALID(f, ENV(f), "created_at.seconds: 946684799 is before 2000-01-01T00:00:00Z");
+    EXPECT_INVALID(f, ENV(f), "createdAt.seconds: 946684799 is before 2000-01-01T00:00:00Z");
     f->ts.seconds = PT_CREATED_AT_MIN;
     EXPECT_VALID(f, ENV(f));
     f->ts.seconds = PT_CREATED_AT_MAX;
-    EXPECT_INVALID(f, ENV(f), "created_at.seconds: 4102444800 is not before 2100-01-01T00:00:00Z");
+    EXPECT_INVALID(f, ENV(f), "createdAt.seconds: 4102444800 is not before 2100-01-01T00:00:00Z");
     f->ts.seconds = PT_CREATED_AT_MAX - 1;
     f->ts.nanos = PT_NANOS_MAX;
     EXPECT_VALID(f, ENV(f));
     f->ts.nanos = -1;
-    EXPECT_INVALID(f, ENV(f), "created_at.nanos: -1 is outside 0..999999999");
+    EXPECT_INVALID(f, ENV(f), "createdAt.nanos: -1 is outside 0..999999999");
     f->ts.nanos = 1000000000;
-    EXPECT_INVALID(f, ENV(f), "created_at.nanos: 1000000000 is outside 0..999999999");
+    EXPECT_INVALID(f, ENV(f), "createdAt.nanos: 1000000000 is outside 0..999999999");
     f->ts.nanos = 0;
     f->env.created_at = NULL;
-    EXPECT_INVALID(f, ENV(f), "created_at: is required");
+    EXPECT_INVALID(f, ENV(f), "createdAt: is required");
     f->env.created_at = &f->ts;
     f->env.body_case = PTIBUS__V1__ENVELOPE__BODY__NOT_SET;
     EXPECT_INVALID(f, ENV(f),
-                   "body: is required: one of orientation, reorientation_request, "
-                   "reorientation_answer, referral, referral_status, sanction, training_offer, "
-                   "beneficiary_event, follow_up_event");
+                   "body: is required: one of orientation, reorientationRequest, "
+                   "reorientationAnswer, referral, referralStatus, sanction, trainingOffer, "
+                   "beneficiaryEvent, followUpEvent");
     f->env.body_case = PTIBUS__V1__ENVELOPE__BODY_REFERRAL;
     f->env.referral = NULL;
     EXPECT_INVALID(f, ENV(f),
-                   "body: is required: one of orientation, reorientation_request, "
-                   "reorientation_answer, referral, referral_status, sanction, training_offer, "
-                   "beneficiary_event, follow_up_event");
+                   "body: is required: one of orientation, reorientationRequest, "
+                   "reorientationAnswer, referral, referralStatus, sanction, trainingOffer, "
+                   "beneficiaryEvent, followUpEvent");
 }
 
 static void
@@ -499,12 +498,12 @@ test_text_encoding(void **state)
     EXPECT_VALID(f, ENV(f));
     /* Single-line text refuses line breaks that multi-line text accepts. */
     f->person.last_name = "Le\nFèvre";
-    EXPECT_INVALID(f, ENV(f), "sanction.person.last_name: contains a control character (U+000A)");
+    EXPECT_INVALID(f, ENV(f), "sanction.person.lastName: contains a control character (U+000A)");
     f->person.last_name = "Lefèvre";
     f->sanction.team_opinion = "Ligne 1\nLigne 2\r\n\tfin";
     EXPECT_VALID(f, ENV(f));
     f->sanction.team_opinion = "bip\a";
-    EXPECT_INVALID(f, ENV(f), "sanction.team_opinion: contains a control character (U+0007)");
+    EXPECT_INVALID(f, ENV(f), "sanction.teamOpinion: contains a control character (U+0007)");
 }
 
 static void
@@ -515,11 +514,11 @@ test_person_identifiers(void **state)
     p->nir = "";
     EXPECT_VALID(f, validate_person(p, &f->err)); /* payer + file_number */
     p->payer = PTIBUS__V1__PAYER__PAYER_UNSPECIFIED;
-    EXPECT_INVALID(f, validate_person(p, &f->err), "person.payer: is required with file_number");
+    EXPECT_INVALID(f, validate_person(p, &f->err), "person.payer: is required with fileNumber");
     p->file_number = "";
     EXPECT_INVALID(f, validate_person(p, &f->err),
-                   "person: needs an identifier: nir, payer and file_number, france_travail_id, "
-                   "france_travail_uid or departement_id");
+                   "person: needs an identifier: nir, payer and fileNumber, franceTravailId, "
+                   "franceTravailUid or departementId");
     p->france_travail_id = "1234567A";
     EXPECT_VALID(f, validate_person(p, &f->err));
     p->france_travail_id = "";
@@ -560,18 +559,18 @@ test_person_birth_date(void **state)
     static const struct {
         const char *date, *want;
     } cases[] = {
-        {"2023-02-29", "person.birth_date: is not a calendar date"},
-        {"1900-02-29", "person.birth_date: is not a calendar date"},
-        {"2024-04-31", "person.birth_date: is not a calendar date"},
-        {"2024-13-01", "person.birth_date: is not a calendar date"},
-        {"2024-00-10", "person.birth_date: is not a calendar date"},
-        {"2024-01-00", "person.birth_date: is not a calendar date"},
-        {"24-01-01", "person.birth_date: must be a date YYYY-MM-DD"},
-        {"2024/01/01", "person.birth_date: must be a date YYYY-MM-DD"},
-        {"2024-1-01", "person.birth_date: must be a date YYYY-MM-DD"},
-        {"1850-01-01", "person.birth_date: year must be between 1900 and 2199"},
-        {"2199-12-31", "person.birth_date: is in the future"},
-        {"20240101", "person.birth_date: must be a date YYYY-MM-DD"},
+        {"2023-02-29", "person.birthDate: is not a calendar date"},
+        {"1900-02-29", "person.birthDate: is not a calendar date"},
+        {"2024-04-31", "person.birthDate: is not a calendar date"},
+        {"2024-13-01", "person.birthDate: is not a calendar date"},
+        {"2024-00-10", "person.birthDate: is not a calendar date"},
+        {"2024-01-00", "person.birthDate: is not a calendar date"},
+        {"24-01-01", "person.birthDate: must be a date YYYY-MM-DD"},
+        {"2024/01/01", "person.birthDate: must be a date YYYY-MM-DD"},
+        {"2024-1-01", "person.birthDate: must be a date YYYY-MM-DD"},
+        {"1850-01-01", "person.birthDate: year must be between 1900 and 2199"},
+        {"2199-12-31", "person.birthDate: is in the future"},
+        {"20240101", "person.birthDate: must be a date YYYY-MM-DD"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         p->birth_date = (char *)cases[i].date;
@@ -596,41 +595,41 @@ test_person_fields(void **state)
     EXPECT_VALID(f, validate_person(p, &f->err));
     p->last_name = repeat(f, "a", 65);
     EXPECT_INVALID(f, validate_person(p, &f->err),
-                   "person.last_name: is 65 characters long, maximum 64");
+                   "person.lastName: is 65 characters long, maximum 64");
     p->last_name = "Martin";
     p->birth_name = repeat(f, "b", 65);
     EXPECT_INVALID(f, validate_person(p, &f->err),
-                   "person.birth_name: is 65 characters long, maximum 64");
+                   "person.birthName: is 65 characters long, maximum 64");
     p->birth_name = "";
     p->first_names = repeat(f, "c", 129);
     EXPECT_INVALID(f, validate_person(p, &f->err),
-                   "person.first_names: is 129 characters long, maximum 128");
+                   "person.firstNames: is 129 characters long, maximum 128");
     p->first_names = repeat(f, "c", 128);
     EXPECT_VALID(f, validate_person(p, &f->err));
     p->payer_office = "52";
-    EXPECT_INVALID(f, validate_person(p, &f->err), "person.payer_office: must be exactly 3 digits");
+    EXPECT_INVALID(f, validate_person(p, &f->err), "person.payerOffice: must be exactly 3 digits");
     p->payer_office = "52A";
-    EXPECT_INVALID(f, validate_person(p, &f->err), "person.payer_office: must be exactly 3 digits");
+    EXPECT_INVALID(f, validate_person(p, &f->err), "person.payerOffice: must be exactly 3 digits");
     p->payer_office = "5210";
     EXPECT_INVALID(f, validate_person(p, &f->err),
-                   "person.payer_office: is 4 characters long, maximum 3");
+                   "person.payerOffice: is 4 characters long, maximum 3");
     p->payer_office = "521";
     p->file_number = "1234567890123456";
     EXPECT_INVALID(f, validate_person(p, &f->err),
-                   "person.file_number: is 16 characters long, maximum 15");
+                   "person.fileNumber: is 16 characters long, maximum 15");
     p->file_number = "12A45";
-    EXPECT_INVALID(f, validate_person(p, &f->err), "person.file_number: must be digits only");
+    EXPECT_INVALID(f, validate_person(p, &f->err), "person.fileNumber: must be digits only");
     p->file_number = "123456789012345";
     p->france_travail_id = "123456789012";
     EXPECT_INVALID(f, validate_person(p, &f->err),
-                   "person.france_travail_id: is 12 characters long, maximum 11");
+                   "person.franceTravailId: is 12 characters long, maximum 11");
     p->france_travail_id = "1234-567";
     EXPECT_INVALID(f, validate_person(p, &f->err),
-                   "person.france_travail_id: must be letters and digits only");
+                   "person.franceTravailId: must be letters and digits only");
     p->france_travail_id = "1234567890A";
     p->departement_id = repeat(f, "d", 65);
     EXPECT_INVALID(f, validate_person(p, &f->err),
-                   "person.departement_id: is 65 characters long, maximum 64");
+                   "person.departementId: is 65 characters long, maximum 64");
     p->departement_id = "";
     EXPECT_VALID(f, validate_person(p, &f->err));
 }
@@ -641,14 +640,19 @@ test_person_enums(void **state)
     fx_t *f = *state;
     Ptibus__V1__PersonRef *p = &f->person;
     p->sex = (Ptibus__V1__Sex)3;
-    EXPECT_INVALID(f, validate_person(p, &f->err), "person.sex: 3 is not a defined Sex value");
+    EXPECT_INVALID(
+        f, validate_person(p, &f->err),
+        "person.sex: 3 is not a defined Sex value (expected one of SEX_MALE, SEX_FEMALE)");
     p->sex = PTIBUS__V1__SEX__SEX_FEMALE;
     p->payer = (Ptibus__V1__Payer)-1;
-    EXPECT_INVALID(f, validate_person(p, &f->err), "person.payer: -1 is not a defined Payer value");
+    EXPECT_INVALID(
+        f, validate_person(p, &f->err),
+        "person.payer: -1 is not a defined Payer value (expected one of PAYER_CAF, PAYER_MSA)");
     p->payer = PTIBUS__V1__PAYER__PAYER_MSA;
     p->role = (Ptibus__V1__PersonRole)5;
     EXPECT_INVALID(f, validate_person(p, &f->err),
-                   "person.role: 5 is not a defined PersonRole value");
+                   "person.role: 5 is not a defined PersonRole value (expected one of "
+                   "PERSON_ROLE_DEM, PERSON_ROLE_CJT, PERSON_ROLE_ENF, PERSON_ROLE_AUT)");
     p->role = PTIBUS__V1__PERSON_ROLE__PERSON_ROLE_AUT;
     EXPECT_VALID(f, validate_person(p, &f->err));
 }
@@ -661,7 +665,10 @@ test_org(void **state)
     o->kind = PTIBUS__V1__ORG_KIND__ORG_KIND_UNSPECIFIED;
     EXPECT_INVALID(f, validate_org(o, &f->err), "org.kind: is required");
     o->kind = (Ptibus__V1__OrgKind)12;
-    EXPECT_INVALID(f, validate_org(o, &f->err), "org.kind: 12 is not a defined OrgKind value");
+    EXPECT_INVALID(f, validate_org(o, &f->err),
+                   "org.kind: 12 is not a defined OrgKind value (expected one of ORG_KIND_FT, "
+                   "ORG_KIND_ML, ORG_KIND_CD, ORG_KIND_CAF, ORG_KIND_MSA, ORG_KIND_CAP_EMPLOI, "
+                   "ORG_KIND_PLIE, ORG_KIND_CCAS, ORG_KIND_SIAE, ORG_KIND_REGION, ORG_KIND_OTHER)");
     o->kind = PTIBUS__V1__ORG_KIND__ORG_KIND_OTHER;
     o->siret = "7328293200007";
     EXPECT_INVALID(f, validate_org(o, &f->err), "org.siret: must be exactly 14 digits");
@@ -681,8 +688,7 @@ test_org(void **state)
     EXPECT_INVALID(f, validate_org(o, &f->err), "org.name: is 129 characters long, maximum 128");
     o->name = "Mission Locale";
     o->partner_id = "ml nord";
-    EXPECT_INVALID(f, validate_org(o, &f->err),
-                   "org.partner_id: must be 1 to 32 of a-z, 0-9 and _");
+    EXPECT_INVALID(f, validate_org(o, &f->err), "org.partnerId: must be 1 to 32 of a-z, 0-9 and _");
     o->partner_id = "ml_nord";
     EXPECT_VALID(f, validate_org(o, &f->err));
 }
@@ -709,8 +715,7 @@ test_org_agent(void **state)
     /* Nested in a family. */
     f->agent.name = "";
     f->agent.email = "x";
-    EXPECT_INVALID(f, ENV(f),
-                   "sanction.proposed_by.agent.email: is not a plausible e-mail address");
+    EXPECT_INVALID(f, ENV(f), "sanction.proposedBy.agent.email: is not a plausible e-mail address");
 }
 
 #define SAN(f) validate_sanction(&(f)->sanction, &(f)->err)
@@ -721,23 +726,23 @@ test_sanction_amounts(void **state)
     fx_t *f = *state;
     Ptibus__V1__Sanction *s = &f->sanction;
     s->rate_percent = 120;
-    EXPECT_INVALID(f, SAN(f), "sanction.rate_percent: 120 is above 100");
-    EXPECT_INVALID(f, ENV(f), "sanction.rate_percent: 120 is above 100");
-    assert_string_equal(f->err.path, "sanction.rate_percent");
+    EXPECT_INVALID(f, SAN(f), "sanction.ratePercent: 120 is above 100");
+    EXPECT_INVALID(f, ENV(f), "sanction.ratePercent: 120 is above 100");
+    assert_string_equal(f->err.path, "sanction.ratePercent");
     s->rate_percent = 29;
-    EXPECT_INVALID(f, SAN(f), "sanction.rate_percent: 29 is below 30");
+    EXPECT_INVALID(f, SAN(f), "sanction.ratePercent: 29 is below 30");
     s->rate_percent = 30;
     EXPECT_VALID(f, SAN(f));
     s->rate_percent = 100;
     s->measure = PTIBUS__V1__SANCTION_MEASURE__SANCTION_MEASURE_SUPPRESSION;
     EXPECT_VALID(f, SAN(f));
     s->rate_percent = 0;
-    EXPECT_INVALID(f, SAN(f), "sanction.rate_percent: 0 is below 30");
+    EXPECT_INVALID(f, SAN(f), "sanction.ratePercent: 0 is below 30");
     s->rate_percent = 100;
     s->duration_months = 5;
-    EXPECT_INVALID(f, SAN(f), "sanction.duration_months: 5 is above 4");
+    EXPECT_INVALID(f, SAN(f), "sanction.durationMonths: 5 is above 4");
     s->duration_months = 0;
-    EXPECT_INVALID(f, SAN(f), "sanction.duration_months: 0 is below 1");
+    EXPECT_INVALID(f, SAN(f), "sanction.durationMonths: 0 is below 1");
     s->duration_months = 4;
     EXPECT_VALID(f, SAN(f));
     /* A lifted or cancelled measure needs no rate; one it repeats stays in bounds. */
@@ -747,10 +752,10 @@ test_sanction_amounts(void **state)
     EXPECT_VALID(f, SAN(f));
     s->measure = PTIBUS__V1__SANCTION_MEASURE__SANCTION_MEASURE_CANCELLED;
     s->rate_percent = 150;
-    EXPECT_INVALID(f, SAN(f), "sanction.rate_percent: 150 is above 100");
+    EXPECT_INVALID(f, SAN(f), "sanction.ratePercent: 150 is above 100");
     s->rate_percent = 0;
     s->duration_months = 6;
-    EXPECT_INVALID(f, SAN(f), "sanction.duration_months: 6 is above 4");
+    EXPECT_INVALID(f, SAN(f), "sanction.durationMonths: 6 is above 4");
     s->duration_months = 0;
     s->stage = 0;
     EXPECT_INVALID(f, SAN(f), "sanction.stage: 0 is below 1");
@@ -758,7 +763,7 @@ test_sanction_amounts(void **state)
     EXPECT_INVALID(f, SAN(f), "sanction.stage: 11 is above 10");
     s->stage = 2;
     s->household_size = 31;
-    EXPECT_INVALID(f, SAN(f), "sanction.household_size: 31 is above 30");
+    EXPECT_INVALID(f, SAN(f), "sanction.householdSize: 31 is above 30");
     s->household_size = 0;
     EXPECT_VALID(f, SAN(f));
 }
@@ -769,29 +774,36 @@ test_sanction_required(void **state)
     fx_t *f = *state;
     Ptibus__V1__Sanction *s = &f->sanction;
     s->sanction_id = "";
-    EXPECT_INVALID(f, SAN(f), "sanction.sanction_id: is required");
+    EXPECT_INVALID(f, SAN(f), "sanction.sanctionId: is required");
     s->sanction_id = "s-1";
     s->person = NULL;
     EXPECT_INVALID(f, SAN(f), "sanction.person: is required");
     s->person = &f->person;
     s->legal_ground = 0;
-    EXPECT_INVALID(f, SAN(f), "sanction.legal_ground: is required");
+    EXPECT_INVALID(f, SAN(f), "sanction.legalGround: is required");
     s->legal_ground = (Ptibus__V1__LegalGround)6;
-    EXPECT_INVALID(f, SAN(f), "sanction.legal_ground: 6 is not a defined LegalGround value");
+    EXPECT_INVALID(
+        f, SAN(f),
+        "sanction.legalGround: 6 is not a defined LegalGround value (expected one of "
+        "LEGAL_GROUND_REFUSAL_OF_COMMITMENT_CONTRACT, LEGAL_GROUND_NON_COMPLIANCE, "
+        "LEGAL_GROUND_PERSISTENCE, LEGAL_GROUND_REPETITION, LEGAL_GROUND_REFUSAL_OF_CONTROL)");
     s->legal_ground = PTIBUS__V1__LEGAL_GROUND__LEGAL_GROUND_REFUSAL_OF_CONTROL;
     s->measure = 0;
     EXPECT_INVALID(f, SAN(f), "sanction.measure: is required");
     s->measure = (Ptibus__V1__SanctionMeasure)99;
-    EXPECT_INVALID(f, SAN(f), "sanction.measure: 99 is not a defined SanctionMeasure value");
+    EXPECT_INVALID(f, SAN(f),
+                   "sanction.measure: 99 is not a defined SanctionMeasure value (expected one of "
+                   "SANCTION_MEASURE_SUSPENSION_REMOBILISATION, SANCTION_MEASURE_SUPPRESSION, "
+                   "SANCTION_MEASURE_LIFTED, SANCTION_MEASURE_CANCELLED)");
     s->measure = PTIBUS__V1__SANCTION_MEASURE__SANCTION_MEASURE_SUPPRESSION;
     s->phase = 0;
     EXPECT_INVALID(f, SAN(f), "sanction.phase: is required");
     s->phase = PTIBUS__V1__SANCTION_PHASE__SANCTION_PHASE_PROPOSAL;
     f->ft.kind = 0;
-    EXPECT_INVALID(f, SAN(f), "sanction.proposed_by.kind: is required");
+    EXPECT_INVALID(f, SAN(f), "sanction.proposedBy.kind: is required");
     f->ft.kind = PTIBUS__V1__ORG_KIND__ORG_KIND_FT;
     s->team_opinion = repeat(f, "o", PT_FREE_TEXT_MAX + 1);
-    EXPECT_INVALID(f, SAN(f), "sanction.team_opinion: is 2001 characters long, maximum 2000");
+    EXPECT_INVALID(f, SAN(f), "sanction.teamOpinion: is 2001 characters long, maximum 2000");
 }
 
 static void
@@ -800,18 +812,18 @@ test_sanction_dates_and_payer(void **state)
     fx_t *f = *state;
     Ptibus__V1__Sanction *s = &f->sanction;
     s->starts_on = "2025-02-30";
-    EXPECT_INVALID(f, SAN(f), "sanction.starts_on: is not a calendar date");
+    EXPECT_INVALID(f, SAN(f), "sanction.startsOn: is not a calendar date");
     s->starts_on = "2025-06-01";
-    EXPECT_INVALID(f, SAN(f), "sanction.ends_on: is before starts_on");
+    EXPECT_INVALID(f, SAN(f), "sanction.endsOn: is before startsOn");
     s->ends_on = "2025-06-01";
     EXPECT_VALID(f, SAN(f));
     s->ends_on = "";
     EXPECT_VALID(f, SAN(f));
     s->observations_deadline = "2025-02-28";
-    EXPECT_INVALID(f, SAN(f), "sanction.observations_deadline: is before notified_on");
+    EXPECT_INVALID(f, SAN(f), "sanction.observationsDeadline: is before notifiedOn");
     s->observations_deadline = "2025-03-11";
     s->notified_on = "2025-13-01";
-    EXPECT_INVALID(f, SAN(f), "sanction.notified_on: is not a calendar date");
+    EXPECT_INVALID(f, SAN(f), "sanction.notifiedOn: is not a calendar date");
     s->notified_on = "2025-03-01";
     /* A decision is routed by the payer: CAF or MSA, nothing else. */
     s->phase = PTIBUS__V1__SANCTION_PHASE__SANCTION_PHASE_DECISION;
@@ -849,44 +861,50 @@ test_orientation(void **state)
     o->category = 0;
     EXPECT_INVALID(f, ORI(f), "orientation.category: is required when status is ORIENTED");
     o->category = (Ptibus__V1__OrientationCategory)4;
-    EXPECT_INVALID(f, ORI(f), "orientation.category: 4 is not a defined OrientationCategory value");
+    EXPECT_INVALID(
+        f, ORI(f),
+        "orientation.category: 4 is not a defined OrientationCategory value (expected one of "
+        "ORIENTATION_CATEGORY_SOCIAL, ORIENTATION_CATEGORY_PRO, ORIENTATION_CATEGORY_SOCIO_PRO)");
     o->category = PTIBUS__V1__ORIENTATION_CATEGORY__ORIENTATION_CATEGORY_SOCIO_PRO;
     o->referent_org = NULL;
-    EXPECT_INVALID(f, ORI(f), "orientation.referent_org: is required when status is ORIENTED");
+    EXPECT_INVALID(f, ORI(f), "orientation.referentOrg: is required when status is ORIENTED");
     o->status = PTIBUS__V1__ORIENTATION_STATUS__ORIENTATION_STATUS_PENDING;
     o->category = 0;
     EXPECT_VALID(f, ORI(f));
     o->origin = (Ptibus__V1__OrientationOrigin)5;
-    EXPECT_INVALID(f, ORI(f), "orientation.origin: 5 is not a defined OrientationOrigin value");
+    EXPECT_INVALID(f, ORI(f),
+                   "orientation.origin: 5 is not a defined OrientationOrigin value (expected one "
+                   "of ORIENTATION_ORIGIN_MANUAL, ORIENTATION_ORIGIN_COHORT, "
+                   "ORIENTATION_ORIGIN_REORIENTATION, ORIENTATION_ORIGIN_MOVE)");
     o->origin = PTIBUS__V1__ORIENTATION_ORIGIN__ORIENTATION_ORIGIN_MOVE;
     o->decided_on = "2025-01-04";
-    EXPECT_INVALID(f, ORI(f), "orientation.decided_on: is before proposed_on");
+    EXPECT_INVALID(f, ORI(f), "orientation.decidedOn: is before proposedOn");
     o->decided_on = "2025-01-05";
     o->ends_on = "2025-01-14";
-    EXPECT_INVALID(f, ORI(f), "orientation.ends_on: is before starts_on");
+    EXPECT_INVALID(f, ORI(f), "orientation.endsOn: is before startsOn");
     o->ends_on = "2026-01-14";
     o->proposed_on = "2025-1-5";
-    EXPECT_INVALID(f, ORI(f), "orientation.proposed_on: must be a date YYYY-MM-DD");
+    EXPECT_INVALID(f, ORI(f), "orientation.proposedOn: must be a date YYYY-MM-DD");
     o->proposed_on = "";
     EXPECT_VALID(f, ORI(f));
     o->refusal = &f->refusal;
     EXPECT_VALID(f, ORI(f));
     f->refusal.refused_on = "";
-    EXPECT_INVALID(f, ORI(f), "orientation.refusal.refused_on: is required");
+    EXPECT_INVALID(f, ORI(f), "orientation.refusal.refusedOn: is required");
     f->refusal.refused_on = "2025/01/20";
-    EXPECT_INVALID(f, ORI(f), "orientation.refusal.refused_on: must be a date YYYY-MM-DD");
+    EXPECT_INVALID(f, ORI(f), "orientation.refusal.refusedOn: must be a date YYYY-MM-DD");
     f->refusal.refused_on = "2025-01-20";
     f->refusal.reason = repeat(f, "r", 2001);
     EXPECT_INVALID(f, ORI(f), "orientation.refusal.reason: is 2001 characters long, maximum 2000");
     f->refusal.reason = "";
     o->category_code = repeat(f, "c", 17);
-    EXPECT_INVALID(f, ORI(f), "orientation.category_code: is 17 characters long, maximum 16");
+    EXPECT_INVALID(f, ORI(f), "orientation.categoryCode: is 17 characters long, maximum 16");
     o->category_code = "AS";
     o->orientation_id = repeat(f, "i", 65);
-    EXPECT_INVALID(f, ORI(f), "orientation.orientation_id: is 65 characters long, maximum 64");
+    EXPECT_INVALID(f, ORI(f), "orientation.orientationId: is 65 characters long, maximum 64");
     o->orientation_id = "or-9";
     f->person.birth_date = "1955-02-29";
-    EXPECT_INVALID(f, ORI(f), "orientation.person.birth_date: is not a calendar date");
+    EXPECT_INVALID(f, ORI(f), "orientation.person.birthDate: is not a calendar date");
 }
 
 static void
@@ -896,41 +914,43 @@ test_reorientation(void **state)
     Ptibus__V1__ReorientationRequest *q = &f->rreq;
     q->orientation_id = "";
     EXPECT_INVALID(f, validate_reorientation_request(q, &f->err),
-                   "reorientation_request.orientation_id: is required");
+                   "reorientationRequest.orientationId: is required");
     q->orientation_id = "or-1";
     q->person = NULL;
     EXPECT_INVALID(f, validate_reorientation_request(q, &f->err),
-                   "reorientation_request.person: is required");
+                   "reorientationRequest.person: is required");
     q->person = &f->person;
     q->requested_category = 0;
     EXPECT_INVALID(f, validate_reorientation_request(q, &f->err),
-                   "reorientation_request.requested_category: is required");
+                   "reorientationRequest.requestedCategory: is required");
     q->requested_category = PTIBUS__V1__ORIENTATION_CATEGORY__ORIENTATION_CATEGORY_SOCIAL;
     q->requested_on = "2025-02-29";
     EXPECT_INVALID(f, validate_reorientation_request(q, &f->err),
-                   "reorientation_request.requested_on: is not a calendar date");
+                   "reorientationRequest.requestedOn: is not a calendar date");
     q->requested_on = "2024-02-29";
     q->reason = repeat(f, "\n", 2001);
     EXPECT_INVALID(f, validate_reorientation_request(q, &f->err),
-                   "reorientation_request.reason: is 2001 characters long, maximum 2000");
+                   "reorientationRequest.reason: is 2001 characters long, maximum 2000");
     q->reason = "";
     EXPECT_VALID(f, validate_reorientation_request(q, &f->err));
 
     Ptibus__V1__ReorientationAnswer *a = &f->rans;
     a->decision = 0;
     EXPECT_INVALID(f, validate_reorientation_answer(a, &f->err),
-                   "reorientation_answer.decision: is required");
+                   "reorientationAnswer.decision: is required");
     a->decision = (Ptibus__V1__ReorientationDecision)3;
-    EXPECT_INVALID(f, validate_reorientation_answer(a, &f->err),
-                   "reorientation_answer.decision: 3 is not a defined ReorientationDecision value");
+    EXPECT_INVALID(
+        f, validate_reorientation_answer(a, &f->err),
+        "reorientationAnswer.decision: 3 is not a defined ReorientationDecision value (expected "
+        "one of REORIENTATION_DECISION_ACCEPTED, REORIENTATION_DECISION_DENIED)");
     a->decision = PTIBUS__V1__REORIENTATION_DECISION__REORIENTATION_DECISION_DENIED;
     a->decided_on = "10/03/2025";
     EXPECT_INVALID(f, validate_reorientation_answer(a, &f->err),
-                   "reorientation_answer.decided_on: must be a date YYYY-MM-DD");
+                   "reorientationAnswer.decidedOn: must be a date YYYY-MM-DD");
     a->decided_on = "2025-03-10";
     a->new_orientation_id = repeat(f, "n", 65);
     EXPECT_INVALID(f, validate_reorientation_answer(a, &f->err),
-                   "reorientation_answer.new_orientation_id: is 65 characters long, maximum 64");
+                   "reorientationAnswer.newOrientationId: is 65 characters long, maximum 64");
     a->new_orientation_id = "";
     EXPECT_VALID(f, validate_reorientation_answer(a, &f->err));
 }
@@ -945,28 +965,33 @@ test_referral(void **state)
     r->person = NULL;
     EXPECT_INVALID(f, REF(f), "referral.person: is required");
     r->person = &f->person;
+    /* Paths and names in a message are the JSON names the partner wrote. */
+    r->available_from = "2024-02-30";
+    EXPECT_INVALID(f, REF(f), "referral.availableFrom: is not a calendar date");
+    assert_string_equal(f->err.path, "referral.availableFrom");
+    r->available_from = "";
     r->prescriber_org = NULL;
-    EXPECT_INVALID(f, REF(f), "referral.prescriber_org: is required");
+    EXPECT_INVALID(f, REF(f), "referral.prescriberOrg: is required");
     r->prescriber_org = &f->cd;
     r->target_org = NULL;
-    EXPECT_INVALID(f, REF(f), "referral.target_org: is required");
+    EXPECT_INVALID(f, REF(f), "referral.targetOrg: is required");
     r->target_org = &f->provider;
     r->target_service = NULL;
-    EXPECT_INVALID(f, REF(f), "referral.target_service: is required");
+    EXPECT_INVALID(f, REF(f), "referral.targetService: is required");
     r->target_service = &f->service;
     EXPECT_VALID(f, REF(f)); /* provider: kind and name, no partner id */
     f->provider.name = "";
-    EXPECT_INVALID(f, REF(f), "referral.target_org: needs a partner_id or a name");
+    EXPECT_INVALID(f, REF(f), "referral.targetOrg: needs a partnerId or a name");
     f->provider.partner_id = "siae_verdun";
     EXPECT_VALID(f, REF(f));
     f->provider.kind = 0;
-    EXPECT_INVALID(f, REF(f), "referral.target_org.kind: is required");
+    EXPECT_INVALID(f, REF(f), "referral.targetOrg.kind: is required");
     f->provider.kind = PTIBUS__V1__ORG_KIND__ORG_KIND_SIAE;
     f->service.kind = 0;
-    EXPECT_INVALID(f, REF(f), "referral.target_service.kind: is required");
+    EXPECT_INVALID(f, REF(f), "referral.targetService.kind: is required");
     f->service.kind = PTIBUS__V1__SERVICE_KIND__SERVICE_KIND_TRAINING;
     EXPECT_INVALID(f, REF(f),
-                   "referral.target_service.training_action_ref: is required when kind is "
+                   "referral.targetService.trainingActionRef: is required when kind is "
                    "TRAINING");
     f->service.training_action_ref = "F0001/A0001/S0001";
     EXPECT_VALID(f, REF(f));
@@ -975,11 +1000,13 @@ test_referral(void **state)
     r->reason = repeat(f, "é\n", 1000);
     EXPECT_VALID(f, REF(f));
     r->available_from = "2025-02-31";
-    EXPECT_INVALID(f, REF(f), "referral.available_from: is not a calendar date");
+    EXPECT_INVALID(f, REF(f), "referral.availableFrom: is not a calendar date");
     r->available_from = "";
     r->contact_preference = (Ptibus__V1__ContactPreference)9;
     EXPECT_INVALID(f, REF(f),
-                   "referral.contact_preference: 9 is not a defined ContactPreference value");
+                   "referral.contactPreference: 9 is not a defined ContactPreference value "
+                   "(expected one of CONTACT_PREFERENCE_PHONE, CONTACT_PREFERENCE_EMAIL, "
+                   "CONTACT_PREFERENCE_MAIL, CONTACT_PREFERENCE_IN_PERSON)");
 }
 
 static void
@@ -988,19 +1015,22 @@ test_referral_status(void **state)
     fx_t *f = *state;
     Ptibus__V1__ReferralStatus *s = &f->rstatus;
     s->state = 0;
-    EXPECT_INVALID(f, validate_referral_status(s, &f->err), "referral_status.state: is required");
+    EXPECT_INVALID(f, validate_referral_status(s, &f->err), "referralStatus.state: is required");
     s->state = PTIBUS__V1__REFERRAL_STATE__REFERRAL_STATE_REFUSED;
     EXPECT_INVALID(f, validate_referral_status(s, &f->err),
-                   "referral_status.reason: is required when state is REFUSED");
+                   "referralStatus.reason: is required when state is REFUSED");
     s->reason = "Places complètes";
     EXPECT_VALID(f, validate_referral_status(s, &f->err));
     s->effective_on = "2025-02-3";
     EXPECT_INVALID(f, validate_referral_status(s, &f->err),
-                   "referral_status.effective_on: must be a date YYYY-MM-DD");
+                   "referralStatus.effectiveOn: must be a date YYYY-MM-DD");
     s->effective_on = "";
     s->state = (Ptibus__V1__ReferralState)8;
     EXPECT_INVALID(f, validate_referral_status(s, &f->err),
-                   "referral_status.state: 8 is not a defined ReferralState value");
+                   "referralStatus.state: 8 is not a defined ReferralState value (expected one of "
+                   "REFERRAL_STATE_RECEIVED, REFERRAL_STATE_ACCEPTED, REFERRAL_STATE_REFUSED, "
+                   "REFERRAL_STATE_STARTED, REFERRAL_STATE_COMPLETED, REFERRAL_STATE_ABANDONED, "
+                   "REFERRAL_STATE_EXPIRED)");
     s->state = PTIBUS__V1__REFERRAL_STATE__REFERRAL_STATE_EXPIRED;
     s->reason = "";
     EXPECT_VALID(f, validate_referral_status(s, &f->err));
@@ -1014,26 +1044,28 @@ test_training_offer_required(void **state)
     fx_t *f = *state;
     Ptibus__V1__TrainingOffer *t = &f->offer;
     t->operation = 0;
-    EXPECT_INVALID(f, OFFER(f), "training_offer.operation: is required");
+    EXPECT_INVALID(f, OFFER(f), "trainingOffer.operation: is required");
     t->operation = PTIBUS__V1__OFFER_OPERATION__OFFER_OPERATION_UPSERT;
     t->title = "";
-    EXPECT_INVALID(f, OFFER(f), "training_offer.title: is required for an UPSERT");
+    EXPECT_INVALID(f, OFFER(f), "trainingOffer.title: is required for an UPSERT");
     t->title = repeat(f, "t", 256);
-    EXPECT_INVALID(f, OFFER(f), "training_offer.title: is 256 characters long, maximum 255");
+    EXPECT_INVALID(f, OFFER(f), "trainingOffer.title: is 256 characters long, maximum 255");
     t->title = "Cuisinier";
     t->starts_on = "";
-    EXPECT_INVALID(f, OFFER(f), "training_offer.starts_on: is required for an UPSERT");
+    EXPECT_INVALID(f, OFFER(f), "trainingOffer.startsOn: is required for an UPSERT");
     t->starts_on = "2025-09-01";
     t->ends_on = "";
-    EXPECT_INVALID(f, OFFER(f), "training_offer.ends_on: is required for an UPSERT");
+    EXPECT_INVALID(f, OFFER(f), "trainingOffer.endsOn: is required for an UPSERT");
     t->ends_on = "2025-08-31";
-    EXPECT_INVALID(f, OFFER(f), "training_offer.ends_on: is before starts_on");
+    EXPECT_INVALID(f, OFFER(f), "trainingOffer.endsOn: is before startsOn");
     t->ends_on = "2025-09-01";
     t->recruitment_state = 0;
-    EXPECT_INVALID(f, OFFER(f), "training_offer.recruitment_state: is required for an UPSERT");
+    EXPECT_INVALID(f, OFFER(f), "trainingOffer.recruitmentState: is required for an UPSERT");
     t->recruitment_state = (Ptibus__V1__RecruitmentState)4;
-    EXPECT_INVALID(f, OFFER(f),
-                   "training_offer.recruitment_state: 4 is not a defined RecruitmentState value");
+    EXPECT_INVALID(
+        f, OFFER(f),
+        "trainingOffer.recruitmentState: 4 is not a defined RecruitmentState value (expected one "
+        "of RECRUITMENT_STATE_OPEN, RECRUITMENT_STATE_CLOSED, RECRUITMENT_STATE_SUSPENDED)");
     /* A withdrawal needs only its id. */
     Ptibus__V1__TrainingOffer w = PTIBUS__V1__TRAINING_OFFER__INIT;
     w.offer_id = "F0001/A0001/S0001";
@@ -1041,13 +1073,13 @@ test_training_offer_required(void **state)
     EXPECT_VALID(f, validate_training_offer(&w, &f->err));
     w.operation = PTIBUS__V1__OFFER_OPERATION__OFFER_OPERATION_UPSERT;
     EXPECT_INVALID(f, validate_training_offer(&w, &f->err),
-                   "training_offer.title: is required for an UPSERT");
+                   "trainingOffer.title: is required for an UPSERT");
     t->recruitment_state = PTIBUS__V1__RECRUITMENT_STATE__RECRUITMENT_STATE_SUSPENDED;
     t->total_hours = PT_TOTAL_HOURS_MAX + 1;
-    EXPECT_INVALID(f, OFFER(f), "training_offer.total_hours: 10001 is above 10000");
+    EXPECT_INVALID(f, OFFER(f), "trainingOffer.totalHours: 10001 is above 10000");
     t->total_hours = 35;
     t->offer_id = repeat(f, "o", 129);
-    EXPECT_INVALID(f, OFFER(f), "training_offer.offer_id: is 129 characters long, maximum 128");
+    EXPECT_INVALID(f, OFFER(f), "trainingOffer.offerId: is 129 characters long, maximum 128");
 }
 
 /* One code list and one bad value: the element's path and the list's message. */
@@ -1069,43 +1101,43 @@ test_training_offer_codes(void **state)
     Ptibus__V1__TrainingOffer *t = &f->offer;
     t->n_formacode = t->n_rome_codes = t->n_nsf_codes = t->n_rncp_codes = 2;
     expect_code(f, f->formacode, "123456",
-                "training_offer.formacode[1]: is 6 characters long, maximum 5");
-    expect_code(f, f->formacode, "12a", "training_offer.formacode[1]: must be digits only");
-    expect_code(f, f->formacode, "", "training_offer.formacode[1]: is empty");
+                "trainingOffer.formacode[1]: is 6 characters long, maximum 5");
+    expect_code(f, f->formacode, "12a", "trainingOffer.formacode[1]: must be digits only");
+    expect_code(f, f->formacode, "", "trainingOffer.formacode[1]: is empty");
     expect_code(f, f->formacode, "31", NULL);
     expect_code(f, f->rome, "m1607",
-                "training_offer.rome_codes[1]: must be a capital letter and 4 digits, like M1607");
+                "trainingOffer.romeCodes[1]: must be a capital letter and 4 digits, like M1607");
     expect_code(f, f->rome, "M160",
-                "training_offer.rome_codes[1]: must be a capital letter and 4 digits, like M1607");
+                "trainingOffer.romeCodes[1]: must be a capital letter and 4 digits, like M1607");
     expect_code(f, f->rome, "11607",
-                "training_offer.rome_codes[1]: must be a capital letter and 4 digits, like M1607");
+                "trainingOffer.romeCodes[1]: must be a capital letter and 4 digits, like M1607");
     expect_code(f, f->rome, "M1607", NULL);
     static const char nsf_msg[] =
-        "training_offer.nsf_codes[1]: must be 1 to 3 digits and an optional letter, like 330t";
+        "trainingOffer.nsfCodes[1]: must be 1 to 3 digits and an optional letter, like 330t";
     expect_code(f, f->nsf, "3301", nsf_msg);
     expect_code(f, f->nsf, "33tt", nsf_msg);
     expect_code(f, f->nsf, "t", nsf_msg);
     expect_code(f, f->nsf, "330T", NULL);
     expect_code(f, f->nsf, "31", NULL);
-    expect_code(f, f->nsf, "31234", "training_offer.nsf_codes[1]: is 5 characters long, maximum 4");
+    expect_code(f, f->nsf, "31234", "trainingOffer.nsfCodes[1]: is 5 characters long, maximum 4");
     static const char rncp_msg[] =
-        "training_offer.rncp_codes[1]: must be up to 6 digits, optionally prefixed RNCP";
+        "trainingOffer.rncpCodes[1]: must be up to 6 digits, optionally prefixed RNCP";
     expect_code(f, f->rncp, "RNCPX", rncp_msg);
     expect_code(f, f->rncp, "RNCP", rncp_msg);
     expect_code(f, f->rncp, "1234567", rncp_msg);
     expect_code(f, f->rncp, "34567", NULL);
     t->n_formacode = PT_CODES_MAX + 1;
-    EXPECT_INVALID(f, OFFER(f), "training_offer.formacode: has 17 elements, maximum 16");
+    EXPECT_INVALID(f, OFFER(f), "trainingOffer.formacode: has 17 elements, maximum 16");
     t->n_formacode = PT_CODES_MAX;
     EXPECT_VALID(f, OFFER(f));
     t->insee_commune = "2A004";
     EXPECT_VALID(f, OFFER(f));
     t->insee_commune = "2C004";
     EXPECT_INVALID(f, OFFER(f),
-                   "training_offer.insee_commune: must be an INSEE commune code (5 characters)");
+                   "trainingOffer.inseeCommune: must be an INSEE commune code (5 characters)");
     t->insee_commune = "5554";
     EXPECT_INVALID(f, OFFER(f),
-                   "training_offer.insee_commune: must be an INSEE commune code (5 characters)");
+                   "trainingOffer.inseeCommune: must be an INSEE commune code (5 characters)");
 }
 
 static void
@@ -1122,31 +1154,30 @@ test_training_offer_price_and_funders(void **state)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         t->total_price_eur = (char *)bad[i];
         EXPECT_INVALID(f, OFFER(f),
-                       "training_offer.total_price_eur: must be a decimal amount like 3250.00");
+                       "trainingOffer.totalPriceEur: must be a decimal amount like 3250.00");
     }
     t->total_price_eur = "";
     t->n_funders = PT_FUNDERS_MAX;
     EXPECT_VALID(f, OFFER(f));
     t->n_funders = PT_FUNDERS_MAX + 1;
-    EXPECT_INVALID(f, OFFER(f), "training_offer.funders: has 9 elements, maximum 8");
+    EXPECT_INVALID(f, OFFER(f), "trainingOffer.funders: has 9 elements, maximum 8");
     t->n_funders = 3;
     f->funders[2].funder_code = "";
-    EXPECT_INVALID(f, OFFER(f), "training_offer.funders[2].funder_code: is required");
+    EXPECT_INVALID(f, OFFER(f), "trainingOffer.funders[2].funderCode: is required");
     f->funders[2].funder_code = "1x";
-    EXPECT_INVALID(f, OFFER(f), "training_offer.funders[2].funder_code: must be digits only");
+    EXPECT_INVALID(f, OFFER(f), "trainingOffer.funders[2].funderCode: must be digits only");
     f->funders[2].funder_code = "1234";
     EXPECT_INVALID(f, OFFER(f),
-                   "training_offer.funders[2].funder_code: is 4 characters long, maximum 3");
+                   "trainingOffer.funders[2].funderCode: is 4 characters long, maximum 3");
     f->funders[2].funder_code = "16";
     f->funders[2].funded_seats = PT_FUNDED_SEATS_MAX + 1;
-    EXPECT_INVALID(f, OFFER(f), "training_offer.funders[2].funded_seats: 10001 is above 10000");
+    EXPECT_INVALID(f, OFFER(f), "trainingOffer.funders[2].fundedSeats: 10001 is above 10000");
     f->funders[2].funded_seats = 0;
     f->funder_ptrs[1] = NULL;
-    EXPECT_INVALID(f, OFFER(f), "training_offer.funders[1]: is empty");
+    EXPECT_INVALID(f, OFFER(f), "trainingOffer.funders[1]: is empty");
     f->funder_ptrs[1] = &f->funders[1];
     f->provider.siret = "12345678901234";
-    EXPECT_INVALID(f, OFFER(f),
-                   "training_offer.provider.siret: fails the SIRET check digit (Luhn)");
+    EXPECT_INVALID(f, OFFER(f), "trainingOffer.provider.siret: fails the SIRET check digit (Luhn)");
 }
 
 #define EVT(f) validate_beneficiary_event(&(f)->event, &(f)->err)
@@ -1157,14 +1188,14 @@ test_beneficiary_event(void **state)
     fx_t *f = *state;
     Ptibus__V1__BeneficiaryEvent *e = &f->event;
     e->kind = 0;
-    EXPECT_INVALID(f, EVT(f), "beneficiary_event.kind: is required");
+    EXPECT_INVALID(f, EVT(f), "beneficiaryEvent.kind: is required");
     e->kind = PTIBUS__V1__BENEFICIARY_EVENT_KIND__BENEFICIARY_EVENT_KIND_FILE_STATE_CHANGED;
     e->person = NULL;
-    EXPECT_INVALID(f, EVT(f), "beneficiary_event.person: is required");
+    EXPECT_INVALID(f, EVT(f), "beneficiaryEvent.person: is required");
     e->person = &f->person;
     e->file_state_code = "3";
     EXPECT_INVALID(f, EVT(f),
-                   "beneficiary_event.file_state_code: \"3\" does not match file_state "
+                   "beneficiaryEvent.fileStateCode: \"3\" does not match fileState "
                    "RSA_FILE_STATE_OPEN_PAID (code \"2\")");
     /* Every state agrees with exactly its own code. */
     for (int st = 1; st <= 7; st++) {
@@ -1175,36 +1206,40 @@ test_beneficiary_event(void **state)
     }
     e->file_state_code = "7";
     EXPECT_INVALID(f, EVT(f),
-                   "beneficiary_event.file_state_code: must be an ETATDOSRSA code from 0 to 6");
+                   "beneficiaryEvent.fileStateCode: must be an ETATDOSRSA code from 0 to 6");
     e->file_state_code = "10";
-    EXPECT_INVALID(f, EVT(f), "beneficiary_event.file_state_code: is 2 characters long, maximum 1");
+    EXPECT_INVALID(f, EVT(f), "beneficiaryEvent.fileStateCode: is 2 characters long, maximum 1");
     e->file_state = (Ptibus__V1__RsaFileState)8;
     e->file_state_code = "";
-    EXPECT_INVALID(f, EVT(f),
-                   "beneficiary_event.file_state: 8 is not a defined RsaFileState value");
+    EXPECT_INVALID(
+        f, EVT(f),
+        "beneficiaryEvent.fileState: 8 is not a defined RsaFileState value (expected one of "
+        "RSA_FILE_STATE_AWAITING_DECISION, RSA_FILE_STATE_REFUSED, RSA_FILE_STATE_OPEN_PAID, "
+        "RSA_FILE_STATE_OPEN_SUSPENDED, RSA_FILE_STATE_PAYMENT_SUSPENDED, RSA_FILE_STATE_CLOSED, "
+        "RSA_FILE_STATE_CLOSED_EARLIER)");
     e->file_state = 0;
     EXPECT_INVALID(f, EVT(f),
-                   "beneficiary_event.file_state: is required when kind is FILE_STATE_CHANGED");
+                   "beneficiaryEvent.fileState: is required when kind is FILE_STATE_CHANGED");
     e->file_state_code = "0";
     EXPECT_VALID(f, EVT(f));
     e->kind = PTIBUS__V1__BENEFICIARY_EVENT_KIND__BENEFICIARY_EVENT_KIND_DROITS_ET_DEVOIRS;
     e->file_state_code = "";
     EXPECT_VALID(f, EVT(f));
     e->postal_code = "5510";
-    EXPECT_INVALID(f, EVT(f), "beneficiary_event.postal_code: must be exactly 5 digits");
+    EXPECT_INVALID(f, EVT(f), "beneficiaryEvent.postalCode: must be exactly 5 digits");
     e->postal_code = "55100";
     e->reference_date = "2025-02-29";
-    EXPECT_INVALID(f, EVT(f), "beneficiary_event.reference_date: is not a calendar date");
+    EXPECT_INVALID(f, EVT(f), "beneficiaryEvent.referenceDate: is not a calendar date");
     e->reference_date = "";
     e->claim_date = "2024-2-1";
-    EXPECT_INVALID(f, EVT(f), "beneficiary_event.claim_date: must be a date YYYY-MM-DD");
+    EXPECT_INVALID(f, EVT(f), "beneficiaryEvent.claimDate: must be a date YYYY-MM-DD");
     e->claim_date = "";
     e->household_size = 31;
-    EXPECT_INVALID(f, EVT(f), "beneficiary_event.household_size: 31 is above 30");
+    EXPECT_INVALID(f, EVT(f), "beneficiaryEvent.householdSize: 31 is above 30");
     e->household_size = 1;
     e->closure_reason_code = repeat(f, "c", 9);
     EXPECT_INVALID(f, EVT(f),
-                   "beneficiary_event.closure_reason_code: is 9 characters long, maximum 8");
+                   "beneficiaryEvent.closureReasonCode: is 9 characters long, maximum 8");
 }
 
 static void
@@ -1239,7 +1274,9 @@ test_decoded_wire_quirks(void **state)
         codec_unpack(&ptibus__v1__envelope__descriptor, buf, len, PT_MAX_MESSAGE_SIZE, &m, &f->err),
         0);
     EXPECT_INVALID(f, validate_envelope((Ptibus__V1__Envelope *)m, &f->err),
-                   "sanction.measure: 42 is not a defined SanctionMeasure value");
+                   "sanction.measure: 42 is not a defined SanctionMeasure value (expected one of "
+                   "SANCTION_MEASURE_SUSPENSION_REMOBILISATION, SANCTION_MEASURE_SUPPRESSION, "
+                   "SANCTION_MEASURE_LIFTED, SANCTION_MEASURE_CANCELLED)");
     codec_free(&m);
     free(buf);
 
@@ -1337,19 +1374,19 @@ test_frame_text(void **state)
     EXPECT_VALID(f, validate_hello(&h, &f->err));
     h.client_name = "caf\n2026-12-01T00:00:00.000Z ptibusd[1] E [broker.forged] x";
     EXPECT_INVALID(f, validate_hello(&h, &f->err),
-                   "hello.client_name: contains a control character (U+000A)");
+                   "hello.clientName: contains a control character (U+000A)");
     h.client_name = "caf\x1b]0;owned\x07";
     EXPECT_INVALID(f, validate_hello(&h, &f->err),
-                   "hello.client_name: contains a control character (U+001B)");
+                   "hello.clientName: contains a control character (U+001B)");
     h.client_name = "caf\tx";
     EXPECT_INVALID(f, validate_hello(&h, &f->err),
-                   "hello.client_name: contains a control character (U+0009)");
+                   "hello.clientName: contains a control character (U+0009)");
     h.client_name = "caf";
     h.software_version = "1.0\xff";
-    EXPECT_INVALID(f, validate_hello(&h, &f->err), "hello.software_version: is not valid UTF-8");
+    EXPECT_INVALID(f, validate_hello(&h, &f->err), "hello.softwareVersion: is not valid UTF-8");
     h.software_version = repeat(f, "9", PT_SOFTWARE_VERSION_MAX + 1);
     EXPECT_INVALID(f, validate_hello(&h, &f->err),
-                   "hello.software_version: is 65 characters long, maximum 64");
+                   "hello.softwareVersion: is 65 characters long, maximum 64");
 
     Ptibus__V1__DeliverAck a = PTIBUS__V1__DELIVER_ACK__INIT;
     a.seq = 7;
@@ -1358,17 +1395,118 @@ test_frame_text(void **state)
     EXPECT_VALID(f, validate_deliver_ack(&a, &f->err));
     a.reason = "bad\r\n<3>forged";
     EXPECT_INVALID(f, validate_deliver_ack(&a, &f->err),
-                   "deliver_ack.reason: contains a control character (U+000D)");
+                   "deliverAck.reason: contains a control character (U+000D)");
     a.reason = "bad \xc2\x9b"
                "31m"; /* C1 CSI */
     EXPECT_INVALID(f, validate_deliver_ack(&a, &f->err),
-                   "deliver_ack.reason: contains a control character (U+009B)");
+                   "deliverAck.reason: contains a control character (U+009B)");
     a.reason = "cut \xc3";
-    EXPECT_INVALID(f, validate_deliver_ack(&a, &f->err), "deliver_ack.reason: is not valid UTF-8");
+    EXPECT_INVALID(f, validate_deliver_ack(&a, &f->err), "deliverAck.reason: is not valid UTF-8");
     a.reason = repeat(f, "é", PT_ACK_REASON_MAX + 1);
     EXPECT_INVALID(f, validate_deliver_ack(&a, &f->err),
-                   "deliver_ack.reason: is 2001 characters long, maximum 2000");
-    EXPECT_INVALID(f, validate_deliver_ack(NULL, &f->err), "deliver_ack: is missing");
+                   "deliverAck.reason: is 2001 characters long, maximum 2000");
+    EXPECT_INVALID(f, validate_deliver_ack(NULL, &f->err), "deliverAck: is missing");
+}
+
+#define D(type) &ptibus__v1__##type##__descriptor
+
+/* The JSON Schemas (tools/schemagen) publish each format's pattern from the rule table:
+ * whatever validate accepts, the pattern must match, and the shapes listed as wrong
+ * both refuse. A pattern may be looser than the code (a calendar date, a NIR key, a
+ * SIRET check digit are the code's): those samples are listed as `looser`. */
+static void
+expect_pattern(const ProtobufCMessageDescriptor *msg, const char *field, const char *const *good,
+               const char *const *bad, const char *const *looser)
+{
+    const ProtobufCFieldDescriptor *fd =
+        protobuf_c_message_descriptor_get_field_by_name(msg, field);
+    assert_non_null(fd);
+    validate_field_info_t in;
+    validate_field_info(msg, fd, &in);
+    assert_non_null(in.pattern);
+    regex_t re;
+    assert_int_equal(regcomp(&re, in.pattern, REG_EXTENDED | REG_NOSUB), 0);
+    for (; good && *good; good++)
+        if (!validate_format_matches(msg, field, *good) || regexec(&re, *good, 0, NULL, 0) != 0)
+            fail_msg("%s.%s: \"%s\" should pass both the code and %s", msg->name, field, *good,
+                     in.pattern);
+    for (; bad && *bad; bad++)
+        if (validate_format_matches(msg, field, *bad) || regexec(&re, *bad, 0, NULL, 0) == 0)
+            fail_msg("%s.%s: \"%s\" should fail both the code and %s", msg->name, field, *bad,
+                     in.pattern);
+    for (; looser && *looser; looser++)
+        if (validate_format_matches(msg, field, *looser) || regexec(&re, *looser, 0, NULL, 0) != 0)
+            fail_msg("%s.%s: \"%s\" should match %s but fail the code", msg->name, field, *looser,
+                     in.pattern);
+    regfree(&re);
+}
+
+#define L(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+static void
+test_schema_patterns_match_the_code(void **state)
+{
+    (void)state;
+    expect_pattern(D(envelope), "message_id", L("m-1", "A~!"), L("a b", "\xc3\xa9t\xc3\xa9"), NULL);
+    expect_pattern(D(envelope), "sender", L("ml_nord", "caf"),
+                   L("ML", "a-b", "abcdefghijabcdefghijabcdefghijabc"), NULL);
+    expect_pattern(D(referral), "available_from", L("2024-02-29", "1999-12-31"),
+                   L("2024-1-01", "24-01-01", "2024/01/01", "2024-13-01"),
+                   L("2023-02-29", "2024-04-31", "1850-01-01"));
+    expect_pattern(D(person_ref), "nir", L("1850555029123", "185052A029123"),
+                   L("9850555029123", "18505550291", "185055502912A"), L("1851355029123"));
+    expect_pattern(D(person_ref), "file_number", L("0123", "9"), L("12a", "-1"), NULL);
+    expect_pattern(D(person_ref), "payer_office", L("123"), L("12a"), NULL);
+    expect_pattern(D(person_ref), "france_travail_id", L("4567891A"), L("4567-891", "a b"), NULL);
+    expect_pattern(D(org_ref), "siret", L("73282932000074"), L("7328293200007", "7328293200007a"),
+                   L("73282932000075"));
+    expect_pattern(D(org_ref), "partner_id", L("region"), L("Region"), NULL);
+    expect_pattern(D(agent), "email", L("a.b@example.org", "x@mail.example.fr"),
+                   L("a@b", "a b@example.org", "a@@example.org", "@example.org"), NULL);
+    expect_pattern(D(training_offer), "rome_codes", L("M1607"), L("m1607", "M160"), NULL);
+    expect_pattern(D(training_offer), "nsf_codes", L("31", "330t", "1"), L("3300", "t", "33tt"),
+                   NULL);
+    expect_pattern(D(training_offer), "rncp_codes", L("RNCP34567", "34567"),
+                   L("RNCP", "rncp1", "1234567"), NULL);
+    expect_pattern(D(training_offer), "total_price_eur", L("3250.00", "12", "0.5"),
+                   L("3250.", "1,5", "1.234", ".5"), NULL);
+    expect_pattern(D(training_offer), "insee_commune", L("55029", "2A004"), L("5502", "2C004"),
+                   NULL);
+    expect_pattern(D(beneficiary_event), "file_state_code", L("0", "6"), L("7", "a"), NULL);
+}
+
+/* Required-or-not in the schemas is the rule table's (one table, read by both). */
+static void
+test_field_info(void **state)
+{
+    (void)state;
+    validate_field_info_t in;
+#define INFO(type, field)                                                                          \
+    validate_field_info(D(type), protobuf_c_message_descriptor_get_field_by_name(D(type), field),  \
+                        &in)
+    INFO(envelope, "message_id");
+    assert_true(in.required);
+    assert_int_equal(in.max_length, PT_MESSAGE_ID_MAX);
+    INFO(referral, "available_from");
+    assert_false(in.required);
+    assert_string_equal(in.format, "date");
+    INFO(referral, "reason");
+    assert_true(in.multiline);
+    assert_false(in.required);
+    INFO(orientation, "version");
+    assert_true(in.required); /* 1..10000: 0 (absent) is refused */
+    assert_true(in.has_range);
+    assert_int_equal(in.min, 1);
+    INFO(sanction, "household_size");
+    assert_false(in.required);
+    INFO(training_offer, "formacode");
+    assert_int_equal(in.max_count, PT_CODES_MAX);
+    assert_int_equal(in.max_length, 5);
+    INFO(training_offer, "certifying"); /* no entry: the defaults */
+    assert_false(in.has_rule);
+    assert_false(in.required);
+    INFO(person_ref, "payer_office");
+    assert_true(in.exact_length);
 }
 
 int
@@ -1404,6 +1542,8 @@ main(void)
         T(test_rule_table_is_complete),
         T(test_fuzz_seeds),
         T(test_frame_text),
+        cmocka_unit_test(test_schema_patterns_match_the_code),
+        cmocka_unit_test(test_field_info),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
