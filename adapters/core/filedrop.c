@@ -39,6 +39,7 @@ enum { FD_PROCESSING, FD_DONE, FD_FAILED, FD_NDIRS };
 struct filedrop_sink {
     filedrop_record_t *recs;
     size_t n, cap, max;
+    pt_error_t warning; /* a native codec's remark on the whole file (msg "" if none) */
 };
 
 int
@@ -288,8 +289,15 @@ native_decode(const filedrop_codec_t *codec, const char *data, size_t len, filed
             pt_error_set(err, rc, out.error.where[0] ? out.error.where : NULL, "%s",
                          out.error.msg[0] ? out.error.msg : pt_strerror(rc));
     }
-    if (rc == 0 && out.warning.msg[0] != '\0')
-        pt_log_warn("filedrop.warning", "%s: %s", codec->name, out.warning.msg);
+    if (rc == 0 && out.warning.msg[0] != '\0') {
+        sink->warning.code = 0;
+        snprintf(sink->warning.path, sizeof sink->warning.path, "%s", out.warning.where);
+        if (out.warning.line > 0)
+            snprintf(sink->warning.msg, sizeof sink->warning.msg, "line %lu: %.480s",
+                     out.warning.line, out.warning.msg);
+        else
+            snprintf(sink->warning.msg, sizeof sink->warning.msg, "%s", out.warning.msg);
+    }
     return rc;
 }
 
@@ -302,25 +310,12 @@ native_takes(const filedrop_codec_t *c, const char *name)
     return false;
 }
 
-int
-filedrop_decode(const filedrop_codec_t *codec, const char *data, size_t len, size_t max_records,
-                filedrop_record_t **recs, size_t *n, pt_error_t *err)
+/* The generic codecs' checks: a BOM is skipped, the file must not be blank and must be
+ * UTF-8. */
+static int
+generic_decode(const filedrop_codec_t *codec, const char *data, size_t len, filedrop_sink_t *sink,
+               pt_error_t *err)
 {
-    *recs = NULL;
-    *n = 0;
-    if (codec->native != NULL) {
-        filedrop_sink_t sink = {.max = max_records ? max_records : PT_FILEDROP_MAX_RECORDS};
-        int rc = native_decode(codec, data, len, &sink, err);
-        if (rc == PT_ETOOLARGE)
-            pt_error_set(err, rc, NULL, "more than %zu records in one file", sink.max);
-        if (rc != 0) {
-            filedrop_records_free(&sink.recs, sink.n);
-            return rc;
-        }
-        *recs = sink.recs;
-        *n = sink.n;
-        return 0;
-    }
     if (len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0) { /* Windows tools write one */
         data += 3;
         len -= 3;
@@ -328,19 +323,37 @@ filedrop_decode(const filedrop_codec_t *codec, const char *data, size_t len, siz
     if (is_blank(data, len))
         return pt_error_set(err, PT_EMALFORMED, NULL, "the file is empty");
     int rc = check_utf8(data, len, err);
-    if (rc != 0)
-        return rc;
+    return rc != 0 ? rc : codec->decode(data, len, sink, err);
+}
+
+/* filedrop_decode, and the codec's remark on the whole file into *warning (may be NULL). */
+static int
+decode_file(const filedrop_codec_t *codec, const char *data, size_t len, size_t max_records,
+            filedrop_record_t **recs, size_t *n, pt_error_t *err, pt_error_t *warning)
+{
+    *recs = NULL;
+    *n = 0;
     filedrop_sink_t sink = {.max = max_records ? max_records : PT_FILEDROP_MAX_RECORDS};
-    rc = codec->decode(data, len, &sink, err);
+    int rc = codec->native != NULL ? native_decode(codec, data, len, &sink, err)
+                                   : generic_decode(codec, data, len, &sink, err);
     if (rc == PT_ETOOLARGE)
         pt_error_set(err, rc, NULL, "more than %zu records in one file", sink.max);
     if (rc != 0) {
         filedrop_records_free(&sink.recs, sink.n);
         return rc;
     }
+    if (warning != NULL)
+        *warning = sink.warning;
     *recs = sink.recs;
     *n = sink.n;
     return 0;
+}
+
+int
+filedrop_decode(const filedrop_codec_t *codec, const char *data, size_t len, size_t max_records,
+                filedrop_record_t **recs, size_t *n, pt_error_t *err)
+{
+    return decode_file(codec, data, len, max_records, recs, n, err, NULL);
 }
 
 void
@@ -539,6 +552,22 @@ reportable_id(const filedrop_record_t *r)
     if (r->env == NULL || r->env->message_id == NULL || r->env->message_id[0] == '\0')
         return false;
     return r->outcome != PT_FILEDROP_BAD || strcmp(r->err.path, "messageId") != 0;
+}
+
+/* The codec's remark on the whole file (a control count that does not match...), which
+ * refused nothing: {"warning": {"where", "message"}}. */
+static void
+report_warning(json_t *rep, const pt_error_t *w)
+{
+    if (rep == NULL || w->msg[0] == '\0')
+        return;
+    json_t *o = json_object();
+    if (w->path[0] != '\0')
+        json_object_set_new(o, "where", json_string(w->path));
+    json_object_set_new(o, "message", json_string(w->msg));
+    json_object_set_new(rep, "warning", o);
+    pt_log_warn("filedrop.warning", "file %s: %s", json_string_value(json_object_get(rep, "file")),
+                w->msg);
 }
 
 static json_t *
@@ -788,7 +817,9 @@ process_decoded(filedrop_t *fd, const filedrop_file_t *file, const filedrop_code
     size_t n;
     pt_error_t err;
     pt_error_clear(&err);
-    int rc = filedrop_decode(codec, data, len, fd->opt.max_records, &recs, &n, &err);
+    pt_error_t warning;
+    pt_error_clear(&warning);
+    int rc = decode_file(codec, data, len, fd->opt.max_records, &recs, &n, &err, &warning);
     if (rc == -ENOMEM)
         return 0;
     if (rc != 0)
@@ -809,6 +840,7 @@ process_decoded(filedrop_t *fd, const filedrop_file_t *file, const filedrop_code
         rc = 0;
     } else {
         json_t *rep = report_new(file, codec, "done");
+        report_warning(rep, &warning);
         report_records(rep, recs, n);
         rc = finish(fd, file, rep, FD_DONE) == 0;
     }
