@@ -281,10 +281,47 @@ parse_webhook(load_t *ld, const config_node_t *e)
     return rc;
 }
 
+/* egress.formats (outbox only) and egress.encoding. */
+static int
+parse_formats(load_t *ld, const config_node_t *e)
+{
+    aconfig_t *c = ld->cfg;
+    const char **v = NULL, *enc = NULL;
+    size_t n = 0;
+    int rc = config_get_strings(ld->doc, e, "formats", false, &v, &n, ld->err);
+    const config_node_t *node = config_map_get(e, "formats");
+    if (rc == 0 && n > 0 && c->egress != ACONFIG_EGRESS_OUTBOX)
+        rc = config_error(ld->doc, node, PT_ECONFIG, ld->err,
+                          "the partner's own formats are written into the outbox: kind outbox");
+    if (rc == 0 && n > ACONFIG_MAX_FORMATS)
+        rc = config_error(ld->doc, node, PT_ECONFIG, ld->err, "at most %d formats",
+                          ACONFIG_MAX_FORMATS);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (!codec_known(v[i]) || strcmp(v[i], "json") == 0 || strcmp(v[i], "jsonl") == 0)
+            rc = config_error(ld->doc, config_node_at(node, i), PT_ECONFIG, ld->err,
+                              "\"%.40s\" is not a partner format (caf_csv, imilo...); the JSON "
+                              "file is always written",
+                              v[i]);
+        for (size_t k = 0; rc == 0 && aconfig_codec_names[k]; k++)
+            if (strcmp(aconfig_codec_names[k], v[i]) == 0)
+                c->outbox_formats[c->n_outbox_formats++] = aconfig_codec_names[k];
+    }
+    free(v);
+    if (rc == 0)
+        rc = config_get_string(ld->doc, e, "encoding", false, &enc, ld->err);
+    if (rc == 0 && enc != NULL && strcmp(enc, "UTF-8") != 0 && strcmp(enc, "windows-1252") != 0)
+        rc = config_error(ld->doc, config_map_get(e, "encoding"), PT_ECONFIG, ld->err,
+                          "\"%.40s\" is not UTF-8 or windows-1252", enc);
+    if (rc == 0 && enc != NULL && (c->outbox_encoding = strdup(enc)) == NULL)
+        rc = oom(ld);
+    return rc;
+}
+
 static int
 parse_egress(load_t *ld)
 {
-    static const char *const keys[] = {"kind", "outbox", "receipts", "webhook", NULL};
+    static const char *const keys[] = {"kind",     "outbox",  "receipts", "formats",
+                                       "encoding", "webhook", NULL};
     static const char *const kinds[] = {"outbox", "webhook", "pull"};
     aconfig_t *c = ld->cfg;
     const config_node_t *e = NULL;
@@ -306,6 +343,8 @@ parse_egress(load_t *ld)
     rc = get_text(ld, e, "outbox", c->egress == ACONFIG_EGRESS_OUTBOX, true, &c->outbox_dir);
     if (rc == 0)
         rc = config_get_bool(ld->doc, e, "receipts", false, &c->receipts, ld->err);
+    if (rc == 0)
+        rc = parse_formats(ld, e);
     if (rc == 0 && c->egress == ACONFIG_EGRESS_WEBHOOK)
         rc = parse_webhook(ld, e);
     if (rc == 0 && c->egress == ACONFIG_EGRESS_PULL && c->http_listen == NULL)
@@ -401,7 +440,8 @@ aconfig_destroy(aconfig_t **cp)
                        c->outbox_dir,
                        c->webhook_url,
                        c->webhook_secret_file,
-                       c->metrics_listen};
+                       c->metrics_listen,
+                       c->outbox_encoding};
     for (size_t i = 0; i < sizeof strings / sizeof *strings; i++)
         free(strings[i]);
     free(c);

@@ -27,6 +27,7 @@ typedef enum aconfig_egress {
 } aconfig_egress_t;
 
 #define ACONFIG_MAX_CODECS 8
+#define ACONFIG_MAX_FORMATS 4
 #define ACONFIG_MAX_FINAL_STATUSES 16
 
 typedef struct aconfig {
@@ -55,6 +56,11 @@ typedef struct aconfig {
     aconfig_egress_t egress;
     char *outbox_dir;
     bool receipts;
+    /* outbox: the partner's own formats written beside each delivery's JSON file (codec
+     * names with an encoder, e.g. caf_csv), and their encoding (NULL: UTF-8) */
+    const char *outbox_formats[ACONFIG_MAX_FORMATS];
+    size_t n_outbox_formats;
+    char *outbox_encoding;
     char *webhook_url, *webhook_secret_file;
     uint64_t webhook_timeout_ms;
     uint32_t final_statuses[ACONFIG_MAX_FINAL_STATUSES]; /* 4xx answers that are final */

@@ -11,7 +11,9 @@
 
 #include <sodium.h>
 
+#include "atomicfile.h"
 #include "clock.h"
+#include "codec.h"
 #include "log.h"
 #include "outbox.h"
 #include "pull.h"
@@ -41,6 +43,12 @@ typedef struct eg_hold {
     bool closing;
 } eg_hold_t;
 
+typedef struct eg_format {
+    const pt_codec_ops_t *ops;
+    pt_codec_config_t cfg;
+    char ext[16];
+} eg_format_t;
+
 struct egress {
     uv_loop_t *loop;
     aconfig_egress_t kind;
@@ -52,6 +60,9 @@ struct egress {
     eg_hold_t *held;
     eg_ack_t *acks;
     size_t n_acks;
+    eg_format_t formats[ACONFIG_MAX_FORMATS];
+    size_t n_formats;
+    char *outbox_dir;
     egress_counts_t n;
 };
 
@@ -99,12 +110,106 @@ egress_pulled(egress_t *e, uint64_t seq)
 
 /* ---- outbox ---- */
 
+typedef struct eg_buf {
+    char *p;
+    size_t n, cap;
+} eg_buf_t;
+
+static int
+buf_write(void *ctx, const void *data, size_t len)
+{
+    eg_buf_t *b = ctx;
+    if (b->n + len > b->cap) {
+        size_t cap = (b->n + len) * 2 + 256;
+        char *p = realloc(b->p, cap);
+        if (p == NULL)
+            return -ENOMEM;
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, data, len);
+    b->n += len;
+    return 0;
+}
+
+/* The delivery in one partner format, beside its JSON file. Returns 0 (written, or the
+ * format cannot express this message), or a negative code (retry later). */
+static int
+write_format(egress_t *e, const eg_format_t *f, const outbox_delivery_t *d,
+             const Ptibus__V1__Envelope *env)
+{
+    eg_buf_t b = {0};
+    pt_error_t err;
+    pt_error_clear(&err);
+    const Ptibus__V1__Envelope *envs[1] = {env};
+    int rc = f->ops->encode(&f->cfg, envs, 1, buf_write, &b, &err);
+    if (rc == PT_EINVALID) {
+        pt_log_info("egress.format", "delivery %llu: no %s file (%s)", (unsigned long long)d->seq,
+                    f->ops->name, err.msg);
+        free(b.p);
+        return 0;
+    }
+    char id[PT_OUTBOX_NAME_MAX + 1], path[4096];
+    if (rc == 0 && outbox_sanitize(env->message_id, id, sizeof id - 40) < 0)
+        rc = PT_EINVALID;
+    if (rc == 0)
+        snprintf(path, sizeof path, "%s/%020llu-%s%s", e->outbox_dir, (unsigned long long)d->seq,
+                 id, f->ext);
+    if (rc == 0)
+        rc = atomicfile_write(path, b.p ? b.p : "", b.n, PT_OUTBOX_FILE_MODE, &err);
+    if (rc != 0)
+        pt_log_warn("egress.format", "delivery %llu: %s file not written: %s",
+                    (unsigned long long)d->seq, f->ops->name, err.msg);
+    free(b.p);
+    return rc;
+}
+
+/* Every configured partner format of a delivery; 0 or the first failure. */
+static int
+write_formats(egress_t *e, const outbox_delivery_t *d)
+{
+    if (e->n_formats == 0)
+        return 0;
+    ProtobufCMessage *m = NULL;
+    pt_error_t err;
+    pt_error_clear(&err);
+    if (codec_unpack(&ptibus__v1__envelope__descriptor, d->envelope, d->envelope_len,
+                     PT_OUTBOX_MAX_ENVELOPE, &m, &err) != 0)
+        return 0; /* outbox_handle refuses it with the reason */
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < e->n_formats; i++)
+        rc = write_format(e, &e->formats[i], d, (const Ptibus__V1__Envelope *)m);
+    codec_free(&m);
+    return rc;
+}
+
+int
+egress_add_format(egress_t *e, const pt_codec_ops_t *ops, const char *encoding)
+{
+    if (ops == NULL || ops->encode == NULL || e->outbox_dir == NULL ||
+        e->kind != ACONFIG_EGRESS_OUTBOX || e->n_formats == ACONFIG_MAX_FORMATS)
+        return PT_EINVALID;
+    eg_format_t *f = &e->formats[e->n_formats++];
+    f->ops = ops;
+    f->cfg.encoding = encoding;
+    const char *pat = ops->patterns ? ops->patterns[0] : NULL,
+               *dot = pat ? strrchr(pat, '.') : NULL;
+    snprintf(f->ext, sizeof f->ext, "%s", dot ? dot : ".txt");
+    return 0;
+}
+
 static void
 deliver_outbox(egress_t *e, const outbox_delivery_t *d, int64_t wall_ms)
 {
     outbox_result_t res;
     pt_error_t err;
     pt_error_clear(&err);
+    bool seen = false;
+    if (!d->replay && spool_inbound_seen(e->spool, d->seq, &seen, &err) == 0 && !seen &&
+        write_formats(e, d) != 0) {
+        e->n.retry_later++;
+        return; /* the broker redelivers it */
+    }
     outbox_handle(e->outbox, e->spool, d, wall_ms, &res, &err);
     switch (res.status) {
     case OUTBOX_WRITTEN:
@@ -396,6 +501,8 @@ egress_open(uv_loop_t *loop, const aconfig_t *cfg, spool_t *spool, egress_ack_fn
     if (cfg->outbox_dir != NULL) {
         outbox_options_t oo = {.dir = cfg->outbox_dir, .receipts = cfg->receipts};
         rc = outbox_open(&oo, &e->outbox, err);
+        if (rc == 0 && (e->outbox_dir = strdup(cfg->outbox_dir)) == NULL)
+            rc = pt_error_set(err, -ENOMEM, "egress", "out of memory");
     }
     if (rc == 0 && e->kind == ACONFIG_EGRESS_WEBHOOK)
         rc = open_webhook(e, cfg, err);
@@ -420,6 +527,7 @@ egress_close(egress_t **pe)
     }
     webhook_close(&e->webhook); /* calls hook_done with closing holds: ignored */
     outbox_close(&e->outbox);
+    free(e->outbox_dir);
     free(e->acks);
     free(e);
     *pe = NULL;

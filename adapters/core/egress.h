@@ -19,6 +19,7 @@
 #include <uv.h>
 
 #include "aconfig.h"
+#include "codec_ops.h"
 #include "err.h"
 #include "ptibus/v1/protocol.pb-c.h"
 #include "spool.h"
@@ -35,6 +36,13 @@ typedef int (*egress_ack_fn)(void *arg, uint64_t seq, bool ok, const char *reaso
  * negative code with err naming the file or folder. */
 int egress_open(uv_loop_t *loop, const aconfig_t *cfg, spool_t *spool, egress_ack_fn ack,
                 void *ack_arg, egress_t **out, pt_error_t *err);
+
+/* The outbox also writes each delivery in a partner's own format, beside its JSON file:
+ * "<seq>-<message id><ext>" (ext from the codec's first pattern, e.g. ".csv"), written
+ * atomically before the JSON file, encoded by ops->encode in encoding (NULL: UTF-8). A
+ * message the format cannot express (e.g. a referral in a sanctions CSV) gets no such
+ * file, which the log says. Returns 0, PT_EINVALID (no encoder, or not an outbox). */
+int egress_add_format(egress_t *e, const pt_codec_ops_t *ops, const char *encoding);
 
 /* Closes (the webhook's handles go on the loop's next turn; held deliveries are dropped:
  * not acknowledged, the broker delivers them again). Accepts NULL; sets *e NULL. */

@@ -372,11 +372,28 @@ find_native(const runtime_ops_t *ops, const char *name)
     return NULL;
 }
 
+/* The outbox's partner formats must be built into this daemon, with an encoder. */
+static int
+check_formats(const runtime_ops_t *ops, const aconfig_t *cfg, pt_error_t *err)
+{
+    for (size_t i = 0; i < cfg->n_outbox_formats; i++) {
+        const pt_codec_ops_t *c = find_native(ops, cfg->outbox_formats[i]);
+        if (c == NULL || c->encode == NULL)
+            return pt_error_set(err, PT_ECONFIG, cfg->path,
+                                "egress.formats: %s has no encoder in %s", cfg->outbox_formats[i],
+                                ops->program);
+    }
+    return 0;
+}
+
 /* The config's codecs must be json, jsonl or built into this daemon; a pull egress
  * needs the HTTP API. */
 static int
 check_codecs(const runtime_ops_t *ops, const aconfig_t *cfg, pt_error_t *err)
 {
+    int frc = check_formats(ops, cfg, err);
+    if (frc != 0)
+        return frc;
     if (cfg->egress == ACONFIG_EGRESS_PULL && cfg->http_listen == NULL)
         return pt_error_set(err, PT_ECONFIG, cfg->path,
                             "egress.kind: pull serves GET /v1/inbox on the HTTP API, and there "
@@ -633,6 +650,11 @@ open_all(runtime_t *rt, pt_error_t *err)
         rc = open_metrics(rt, err);
     if (rc == 0)
         rc = egress_open(&rt->loop, rt->cfg, rt->spool, send_ack, rt, &rt->eg, err);
+    for (size_t i = 0; rc == 0 && i < rt->cfg->n_outbox_formats; i++)
+        if (egress_add_format(rt->eg, find_native(rt->ops, rt->cfg->outbox_formats[i]),
+                              rt->cfg->outbox_encoding) != 0)
+            rc = pt_error_set(err, PT_ECONFIG, rt->cfg->path, "egress.formats: %s cannot be used",
+                              rt->cfg->outbox_formats[i]);
     if (rc == 0)
         rc = open_uplink(rt, err);
     if (rc == 0)

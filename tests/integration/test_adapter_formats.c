@@ -19,6 +19,7 @@
 
 #include "adapter.h"
 #include "daemon.h"
+#include "samples.h"
 #include "testutil.h"
 
 #define WAIT_MS 20000
@@ -167,6 +168,47 @@ test_cnaf_flow_reaches_the_departement(void **state)
     assert_int_equal(settle(&f->dst, spooled), spooled);
 }
 
+/* A sanction decision for an MSA household reaches the MSA's outbox as JSON and as the
+ * CSV its back office imports (windows-1252), and nothing reaches the CAF. */
+static void
+test_msa_gets_its_csv_and_the_caf_nothing(void **state)
+{
+    fx_t *f = *state;
+    start(&f->src, &f->net, "departement", "[json]");
+    td_adapter_options_t o = {.extra_egress = "  formats: [caf_csv]\n  encoding: windows-1252\n"};
+    td_adapter_init(&f->dst, &f->net, "msa", &o);
+    assert_int_equal(td_adapter_start(&f->dst), 0);
+    static td_adapter_t caf;
+    td_adapter_init(&caf, &f->net, "caf", NULL);
+    assert_int_equal(td_adapter_start(&caf), 0);
+    assert_true(td_adapter_wait_ready(&f->dst, 10000) && td_adapter_wait_ready(&caf, 10000));
+    td_sample_t s;
+    td_sample_sanction(&s, "san-msa-1", PTIBUS__V1__PAYER__PAYER_MSA);
+    assert_int_equal(td_adapter_post_env(&f->src, &s.env, NULL), 202);
+    assert_int_equal(settle(&f->dst, 1), 1); /* the JSON file */
+    char csv[4400];
+    snprintf(csv, sizeof csv, "%s", f->dst.outbox);
+    DIR *d = opendir(csv);
+    bool found = false;
+    for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;)
+        if (strstr(e->d_name, "san-msa-1.csv") != NULL) {
+            snprintf(csv + strlen(csv), sizeof csv - strlen(csv), "/%s", e->d_name);
+            found = true;
+            break;
+        }
+    if (d != NULL)
+        closedir(d);
+    assert_true(found);
+    uint8_t *text = NULL;
+    size_t len = 0;
+    assert_int_equal(tu_read_file(csv, &text, &len), 0);
+    assert_non_null(strstr((char *)text, ";")); /* the header and one row */
+    assert_non_null(memchr(text, '\n', len));
+    free(text);
+    assert_int_equal(td_outbox_count(&caf), 0);
+    assert_int_equal(td_adapter_stop(&caf), 0);
+}
+
 int
 main(void)
 {
@@ -174,6 +216,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_lheo_snapshots_publish_only_what_changed, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_cnaf_flow_reaches_the_departement, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_msa_gets_its_csv_and_the_caf_nothing, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

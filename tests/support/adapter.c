@@ -76,7 +76,8 @@ write_config(td_adapter_t *a, const td_adapter_options_t *o)
             "    secret_file: webhook.secret\n    timeout: 5s\n    final_statuses: [400, 422]\n",
             o->webhook_url);
     else
-        fprintf(f, "egress:\n  kind: outbox\n  outbox: outbox\n  receipts: true\n");
+        fprintf(f, "egress:\n  kind: outbox\n  outbox: outbox\n  receipts: true\n%s",
+                o && o->extra_egress ? o->extra_egress : "");
     fclose(f);
 }
 

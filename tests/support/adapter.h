@@ -14,13 +14,14 @@
 #include "ptibus/v1/envelope.pb-c.h"
 
 typedef struct td_adapter_options {
-    const char *binary;      /* "departement", "mission-locale"...; NULL: from the partner */
-    const char *webhook_url; /* egress: webhook to this URL (else outbox) */
-    const char *extra_inbox; /* more `inbox:` lines ("  key: value\n"), or NULL */
-    const char *codecs;      /* inbox codecs, NULL: "[json, jsonl]" */
-    bool pull;               /* egress: pull (GET /v1/inbox) */
-    const char *spool_dir;   /* NULL: <adapter dir>/spool */
-    const char *spool_max;   /* spool.max_size, e.g. "1MiB"; NULL: the default */
+    const char *binary;       /* "departement", "mission-locale"...; NULL: from the partner */
+    const char *webhook_url;  /* egress: webhook to this URL (else outbox) */
+    const char *extra_inbox;  /* more `inbox:` lines ("  key: value\n"), or NULL */
+    const char *codecs;       /* inbox codecs, NULL: "[json, jsonl]" */
+    bool pull;                /* egress: pull (GET /v1/inbox) */
+    const char *spool_dir;    /* NULL: <adapter dir>/spool */
+    const char *spool_max;    /* spool.max_size, e.g. "1MiB"; NULL: the default */
+    const char *extra_egress; /* more lines of an outbox egress ("  key: value\n") */
 } td_adapter_options_t;
 
 typedef struct td_adapter {
