@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -85,6 +86,61 @@ chmod_files(journal_t *j, pt_error_t *err)
     return 0;
 }
 
+#define JOURNAL_LOCK_FILE "writer.lock"
+#define JOURNAL_LOCK_TRIES 20 /* 50 ms apart: a holder that is dying has time to go */
+
+/* The pid written in the lock file by its holder, or 0. */
+static long
+lock_holder(int fd)
+{
+    char buf[32] = "";
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    buf[n > 0 ? n : 0] = '\0';
+    return strtol(buf, NULL, 10);
+}
+
+/* One writer per journal: an exclusive flock on <dir>/writer.lock, held until close,
+ * with the holder's pid written in it. A second ptibusd (or a ptibusctl that would write)
+ * is refused at open, naming the pid, instead of failing every batch later. */
+static int
+lock_writer(journal_t *j, pt_error_t *err)
+{
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/%s", j->dir, JOURNAL_LOCK_FILE);
+    j->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (j->lock_fd < 0)
+        return pt_error_set(err, -errno, path, "cannot open the journal's lock: %s",
+                            strerror(errno));
+    int rc = -1;
+    for (int i = 0; i < JOURNAL_LOCK_TRIES && (rc = flock(j->lock_fd, LOCK_EX | LOCK_NB)) != 0; i++)
+        usleep(50 * 1000);
+    if (rc != 0)
+        return pt_error_set(err, -EBUSY, j->dir,
+                            "the journal is in use by pid %ld (another ptibusd?): one writer "
+                            "at a time",
+                            lock_holder(j->lock_fd));
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(j->lock_fd, 0) != 0 || pwrite(j->lock_fd, pid, (size_t)n, 0) != n)
+        pt_log_warn("journal.lock", "%s: cannot write the pid into the lock", path);
+    return 0;
+}
+
+/* A journal reopened past its initial map size: the map starts where the used pages
+ * leave room (used <= 3/4 of it), so the first batch after a restart does not grow it. */
+static void
+size_map(journal_t *j)
+{
+    MDB_envinfo info;
+    if (mdb_env_info(j->env, &info) != 0)
+        return;
+    size_t used = (info.me_last_pgno + 1) * j->psize, want = used / 3 * 4 + j->psize;
+    if (want > j->map_max)
+        want = j->map_max;
+    if (want > info.me_mapsize)
+        mdb_env_set_mapsize(j->env, want);
+}
+
 static int
 open_env(journal_t *j, const journal_options_t *o, pt_error_t *err)
 {
@@ -110,6 +166,8 @@ open_env(journal_t *j, const journal_options_t *o, pt_error_t *err)
     MDB_stat st;
     mdb_env_stat(j->env, &st);
     j->psize = st.ms_psize;
+    if (!o->read_only)
+        size_map(j);
     return o->read_only ? 0 : chmod_files(j, err);
 }
 
@@ -249,9 +307,12 @@ journal_open(const journal_options_t *opts, journal_t **out, pt_error_t *err)
     if (j == NULL)
         return pt_error_set(err, -ENOMEM, "journal", "out of memory");
     j->read_only = opts->read_only;
+    j->lock_fd = -1;
     int rc = copy_keys(j, opts, err);
     if (rc == 0)
         rc = open_dir(opts, err);
+    if (rc == 0 && !opts->read_only)
+        rc = lock_writer(j, err);
     if (rc == 0)
         rc = open_env(j, opts, err);
     if (rc == 0)
@@ -276,6 +337,8 @@ journal_close(journal_t **jp)
         mdb_txn_abort(j->wtxn.txn);
     if (j->env != NULL)
         mdb_env_close(j->env);
+    if (j->lock_fd >= 0)
+        close(j->lock_fd); /* releases the writer's lock */
     sodium_memzero(j, sizeof *j);
     free(j);
     *jp = NULL;
