@@ -21,7 +21,7 @@ start=$(date +%s)
 die() { echo "package-check: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "run as root (it installs and purges the packages)"
 for pkg in ptibus-broker ptibus-adapter ptibus-tools ptibus-doc; do
-    if dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q installed; then
+    if grep -q installed <<<"$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)"; then
         die "$pkg is installed here: not on this machine"
     fi
 done
@@ -84,7 +84,9 @@ done
 expect "$doc_deb" /usr/share/doc/ptibus/README.md /usr/share/doc/ptibus/operations.md \
     /usr/share/doc/ptibus/packaging.md /usr/share/doc/ptibus/configuration.md \
     /usr/share/doc/ptibus-doc/copyright
-dpkg-deb --ctrl-tarfile "$broker_deb" | tar -t | grep -qx './conffiles' || die "no conffiles"
+# Lists are read whole before grep -q looks at them: with pipefail, a grep that exits at
+# the first match can make the writer die of SIGPIPE and the test fail at random.
+grep -qx './conffiles' <<<"$(dpkg-deb --ctrl-tarfile "$broker_deb" | tar -t)" || die "no conffiles"
 [ "$(dpkg-deb --ctrl-tarfile "$broker_deb" | tar -xO ./conffiles)" = /etc/ptibus/broker.yaml ] ||
     die "conffiles is not /etc/ptibus/broker.yaml"
 [ "$(dpkg-deb --ctrl-tarfile "$adapter_deb" | tar -xO ./conffiles)" = \
@@ -158,10 +160,19 @@ pid=""
 apid=""
 cleanup() {
     [ -z "$pid" ] || kill -KILL "$pid" 2>/dev/null || true
+    # Its children too, were adapter-exec ever to run the adapter rather than exec it.
+    [ -z "$apid" ] || pkill -KILL -P "$apid" 2>/dev/null || true
     [ -z "$apid" ] || kill -KILL "$apid" 2>/dev/null || true
     [ "$installed" = yes ] || return 0
-    PTIBUS_PURGE_STATE=yes apt-get purge -y -qq ptibus-broker ptibus-adapter ptibus-tools \
-        ptibus-doc >/dev/null 2>&1 || true
+    # apt-get refuses the whole list if one package is unknown: only those dpkg still has.
+    local pkgs=()
+    mapfile -t pkgs < <(dpkg-query -W -f='${Package} ${db:Status-Status}\n' ptibus-broker \
+        ptibus-adapter ptibus-tools ptibus-doc 2>/dev/null | awk '$2 != "not-installed" {print $1}')
+    [ ${#pkgs[@]} -eq 0 ] || PTIBUS_PURGE_STATE=yes apt-get purge -y -qq "${pkgs[@]}" >/dev/null 2>&1 ||
+        true
+    # A failure after a purge that kept the state leaves it behind: everything there was
+    # made by this run (it refused to start if any of it existed).
+    rm -rf /etc/ptibus /var/lib/ptibus /var/lib/ptibus-adapter
     rm -rf "${tmp:-/nonexistent}"
 }
 trap cleanup EXIT
@@ -181,7 +192,8 @@ mode_is /var/lib/ptibus "700 ptibus:ptibus"
 mode_is /etc/ptibus/keys "750 root:ptibus"
 mode_is /var/lib/ptibus-adapter "700 ptibus:ptibus"
 mode_is /etc/ptibus/adapters/keys "750 root:ptibus"
-dpkg-query -W -f='${Conffiles}\n' ptibus-broker | grep -q /etc/ptibus/broker.yaml || die "conffile not registered"
+grep -q /etc/ptibus/broker.yaml <<<"$(dpkg-query -W -f='${Conffiles}\n' ptibus-broker)" ||
+    die "conffile not registered"
 [ "$(dpkg-query -W -f='${Conffiles}\n' ptibus-adapter | grep -c '^ /etc/ptibus/adapters/')" -eq 7 ] ||
     die "the adapter's conffiles are not registered"
 /usr/bin/ptibusd --version
