@@ -129,8 +129,9 @@ aunit="$top/deploy/ptibus-adapter@.service"
 hardening=(ProtectSystem=strict ProtectHome=yes PrivateTmp=yes NoNewPrivileges=yes
     RestrictAddressFamilies= SystemCallFilter=@system-service 'CapabilityBoundingSet=$'
     MemoryDenyWriteExecute=yes LockPersonality=yes)
+# shellcheck disable=SC2016 # $MAINPID is systemd's, not the shell's
 for opt in Type=notify WatchdogSec= User=ptibus StateDirectory=ptibus ConfigurationDirectory=ptibus \
-    "${hardening[@]}"; do
+    'ExecReload=/bin/kill -HUP $MAINPID' "${hardening[@]}"; do
     grep -q "^$opt" "$unit" || die "ptibusd.service lacks $opt"
 done
 for opt in Type=notify WatchdogSec= User=ptibus 'StateDirectory=ptibus-adapter/%i$' \
@@ -333,6 +334,16 @@ st=0
 wait $apid || st=$?
 apid=""
 [ $st -eq 0 ] || { cat "$tmp/adapter.log"; die "the adapter exited with status $st on SIGTERM"; }
+
+echo "== systemctl reload's SIGHUP: the installed broker re-reads its partners and routes"
+kill -HUP $pid
+for _ in $(seq 1 50); do
+    grep -q "configuration reloaded" "$tmp/ptibusd.log" && break
+    sleep 0.1
+done
+grep -q "configuration reloaded: 7 partners" "$tmp/ptibusd.log" ||
+    { cat "$tmp/ptibusd.log"; die "no reload after SIGHUP"; }
+kill -0 $pid || die "SIGHUP stopped the broker"
 kill -TERM $pid
 st=0
 wait $pid || st=$?
