@@ -30,6 +30,7 @@ struct auth {
     void *sock;
     const bconfig_t *cfg;
     pt_bucket_t *handshakes; /* per partner, cfg->partners order */
+    pt_bucket_t *spare;      /* auth_reload_prepare's, for the partners of the next config */
     uint64_t refused;
     uint64_t accepted;
     watch_t watch[PT_AUTH_MAX_WATCH];
@@ -81,8 +82,36 @@ auth_close(auth_t **ap)
     if ((*ap)->sock)
         zmq_close((*ap)->sock);
     free((*ap)->handshakes);
+    free((*ap)->spare);
     free(*ap);
     *ap = NULL;
+}
+
+int
+auth_reload_prepare(auth_t *a, size_t n_partners)
+{
+    free(a->spare);
+    a->spare = calloc(n_partners ? n_partners : 1, sizeof *a->spare);
+    return a->spare ? 0 : -ENOMEM;
+}
+
+void
+auth_reload_commit(auth_t *a, const ptrdiff_t *from)
+{
+    if (from != NULL) {
+        double per_min = a->cfg->partner_handshakes_per_minute;
+        for (size_t i = 0; i < a->cfg->n_partners; i++) {
+            if (from[i] >= 0)
+                a->spare[i] = a->handshakes[from[i]];
+            else
+                bucket_init(&a->spare[i], per_min / 60.0, per_min, pt_clock_mono_ms());
+        }
+        free(a->handshakes);
+        a->handshakes = a->spare;
+    } else {
+        free(a->spare);
+    }
+    a->spare = NULL;
 }
 
 void *

@@ -7,6 +7,7 @@
 #ifndef PT_AUTH_H
 #define PT_AUTH_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "bconfig.h"
@@ -29,6 +30,14 @@ int auth_open(void *zctx, const bconfig_t *cfg, auth_t **out, pt_error_t *err);
 
 /* Closes the ZAP socket; accepts NULL; sets *a to NULL. */
 void auth_close(auth_t **a);
+
+/* Reload: prepare allocates the per-partner state for n_partners (returns 0 or
+ * -ENOMEM, nothing changed); once the config's partners are swapped (cfg, borrowed,
+ * holds the new ones), commit moves each kept partner's state by from (new index ->
+ * old index, -1: new partner), or with from NULL drops what prepare made. From then on
+ * ZAP knows only the new partners' keys. */
+int auth_reload_prepare(auth_t *a, size_t n_partners);
+void auth_reload_commit(auth_t *a, const ptrdiff_t *from);
 
 /* The ZAP REP socket, for an event loop to poll. */
 void *auth_socket(auth_t *a);

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <libgen.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -693,4 +694,116 @@ bool
 bconfig_subscribes(const bconfig_partner_t *p, const char *msg_type)
 {
     return list_has(p->subscribe, p->n_subscribe, msg_type);
+}
+
+/* ---- reload (SIGHUP) ---- */
+
+#define STR_KEY(key, field)                                                                        \
+    {                                                                                              \
+        key, offsetof(bconfig_t, field)                                                            \
+    }
+#define NUM_KEY(key, field)                                                                        \
+    {                                                                                              \
+        key, offsetof(bconfig_t, field), sizeof(((bconfig_t *)0)->field)                           \
+    }
+
+/* The keys a running broker keeps until a restart: its sockets, journal, secret keys,
+ * limits and delivery timings. Partners and routes are what a reload changes. */
+static const struct {
+    const char *key;
+    size_t off;
+} restart_strings[] = {STR_KEY("listen", listen),
+                       STR_KEY("admin.listen", admin_listen),
+                       STR_KEY("metrics.listen", metrics_listen),
+                       STR_KEY("journal.dir", journal_dir),
+                       STR_KEY("keys.server_secret", server_secret_key_file),
+                       STR_KEY("keys.signing_secret", signing_key_file),
+                       STR_KEY("keys.person_index_hmac", hmac_key_file)};
+
+static const struct {
+    const char *key;
+    size_t off, size;
+} restart_numbers[] = {
+    NUM_KEY("journal.initial_size", journal_map_initial),
+    NUM_KEY("journal.max_size", journal_map_max),
+    NUM_KEY("journal.checkpoint_interval", checkpoint_interval_ms),
+    NUM_KEY("limits.max_message_size", max_message_size),
+    NUM_KEY("limits.heartbeat_interval", heartbeat_interval_ms),
+    NUM_KEY("limits.max_batch", max_batch),
+    NUM_KEY("journal.unsafe_ack_before_fsync", unsafe_ack_before_fsync),
+    NUM_KEY("delivery.ack_timeout", ack_timeout_ms),
+    NUM_KEY("delivery.max_attempts", max_attempts),
+    NUM_KEY("delivery.backoff_initial", backoff_initial_ms),
+    NUM_KEY("delivery.backoff_max", backoff_max_ms),
+    NUM_KEY("limits.partner_rate", partner_rate),
+    NUM_KEY("limits.partner_bytes_per_hour", partner_bytes_per_hour),
+    NUM_KEY("limits.max_connections", max_connections),
+    NUM_KEY("limits.partner_handshakes_per_minute", partner_handshakes_per_minute),
+    NUM_KEY("delivery.max_in_flight", max_in_flight),
+    NUM_KEY("delivery.max_in_flight_bytes", max_in_flight_bytes)};
+
+static bool
+same_string(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+static void
+append_key(char *out, size_t cap, const char *key)
+{
+    size_t len = strlen(out);
+    if (len < cap)
+        snprintf(out + len, cap - len, "%s%s", len ? ", " : "", key);
+}
+
+void
+bconfig_restart_keys(const bconfig_t *live, const bconfig_t *next, char *out, size_t cap)
+{
+    if (cap > 0)
+        out[0] = '\0';
+    const char *l = (const char *)live, *n = (const char *)next;
+    for (size_t i = 0; i < sizeof restart_strings / sizeof restart_strings[0]; i++) {
+        size_t off = restart_strings[i].off;
+        if (!same_string(*(char *const *)(l + off), *(char *const *)(n + off)))
+            append_key(out, cap, restart_strings[i].key);
+    }
+    for (size_t i = 0; i < sizeof restart_numbers / sizeof restart_numbers[0]; i++) {
+        size_t off = restart_numbers[i].off;
+        if (memcmp(l + off, n + off, restart_numbers[i].size) != 0)
+            append_key(out, cap, restart_numbers[i].key);
+    }
+    if (live->n_admin_keys != next->n_admin_keys ||
+        (live->n_admin_keys > 0 &&
+         memcmp(live->admin_keys, next->admin_keys, live->n_admin_keys * PT_KEY_LEN) != 0))
+        append_key(out, cap, "admin.keys");
+}
+
+void
+bconfig_swap_reloadable(bconfig_t *live, bconfig_t *next)
+{
+    bconfig_partner_t *partners = live->partners;
+    size_t n_partners = live->n_partners;
+    bconfig_route_t *routes = live->routes;
+    size_t n_routes = live->n_routes;
+    live->partners = next->partners;
+    live->n_partners = next->n_partners;
+    live->routes = next->routes;
+    live->n_routes = next->n_routes;
+    next->partners = partners;
+    next->n_partners = n_partners;
+    next->routes = routes;
+    next->n_routes = n_routes;
+}
+
+int
+bconfig_partner_map(const bconfig_t *live, const bconfig_t *next, ptrdiff_t **from)
+{
+    *from = calloc(next->n_partners ? next->n_partners : 1, sizeof **from);
+    if (*from == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < next->n_partners; i++) {
+        const bconfig_partner_t *p = bconfig_partner_by_id(live, next->partners[i].id);
+        (*from)[i] = p ? p - live->partners : -1;
+    }
+    return 0;
 }

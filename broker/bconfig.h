@@ -131,6 +131,21 @@ int bconfig_load_buffer(const char *text, size_t len, const char *name, bconfig_
 /* Frees cfg and sets *cfg to NULL; accepts NULL. */
 void bconfig_destroy(bconfig_t **cfg);
 
+/* Reload (SIGHUP): what a reload changes is the partners (ids, keys, may_send,
+ * subscribe) and the routes; the rest needs a restart. bconfig_restart_keys writes into
+ * out (cap bytes, NUL-terminated, "" when none) the names of the keys that differ
+ * between live and next, comma-separated ("listen, limits.max_batch"). */
+void bconfig_restart_keys(const bconfig_t *live, const bconfig_t *next, char *out, size_t cap);
+
+/* Exchanges the partners and routes of live and next (each stays consistent: routes
+ * name partners by index in their own file's list). Never fails. */
+void bconfig_swap_reloadable(bconfig_t *live, bconfig_t *next);
+
+/* For each partner of next, its index in live's partners, or -1 when it is new: how the
+ * per-partner state of the modules moves over a reload. Returns 0 or -ENOMEM; caller
+ * owns *from (next->n_partners entries), free with free(). */
+int bconfig_partner_map(const bconfig_t *live, const bconfig_t *next, ptrdiff_t **from);
+
 /* The partner with this CURVE public key / this id, or NULL. Borrowed from cfg. */
 const bconfig_partner_t *bconfig_partner_by_key(const bconfig_t *cfg,
                                                 const uint8_t key[PT_KEY_LEN]);

@@ -78,6 +78,8 @@ struct broker {
     uv_poll_t admin_poll;
     uv_signal_t sig_term;
     uv_signal_t sig_int;
+    uv_signal_t sig_hup; /* reload partners and routes */
+    bconfig_t *next_cfg; /* a reload loaded and checked, applied once nothing is read ahead */
     uv_timer_t checkpoint_timer;
     uv_timer_t delivery_timer;
     uv_timer_t metrics_timer;
@@ -509,6 +511,7 @@ broker_read_one(broker_t *b)
 }
 
 static void broker_drain(broker_t *b);
+static void broker_reload_apply(broker_t *b);
 
 static void
 on_drain_again(uv_idle_t *h)
@@ -559,7 +562,8 @@ broker_drain(broker_t *b)
         /* While the commit waits for the disk, the helper reads and prepares what has
          * already arrived and what comes next. Only when messages are waiting: handing
          * the socket over costs more than it saves when nothing is. */
-        bool lend = commit && !readahead_full(b->readahead) && socket_readable(b->partners_sock);
+        bool lend = commit && b->next_cfg == NULL && !readahead_full(b->readahead) &&
+                    socket_readable(b->partners_sock);
         size_t ahead = readahead_count(b->readahead);
         if (lend)
             readahead_lend(b->readahead);
@@ -574,6 +578,8 @@ broker_drain(broker_t *b)
         batch_send(b->batch, broker_batch_send, b);
         ingest_end(b->ingest, rc == 0);
         delivery_end(b->delivery, rc == 0);
+        if (b->next_cfg != NULL)
+            broker_reload_apply(b);
         /* Messages routed or requeued in this batch are delivered by the next turn. */
         if (n < b->cfg->max_batch && readahead_count(b->readahead) == 0 &&
             !socket_readable(b->partners_sock) &&
@@ -740,6 +746,89 @@ on_signal(uv_signal_t *s, int signum)
     broker_stop(b);
 }
 
+/* ---- reload (SIGHUP): partners and routes, without a restart ---- */
+
+/* Between loop turns, with nothing read ahead (items read ahead point at the partners
+ * they came from): moves every module to the new partners and routes at once. Sessions
+ * of the partners kept go on; the removed partners' keys are refused by ZAP from now on,
+ * and what their open connections send is dropped (no partner has their id). */
+static void
+broker_reload_apply(broker_t *b)
+{
+    if (readahead_count(b->readahead) > 0)
+        return; /* the next turn takes them, without lending the socket */
+    bconfig_t *next = b->next_cfg;
+    b->next_cfg = NULL;
+    ptrdiff_t *from = NULL;
+    router_t *routes = NULL;
+    pt_error_t err;
+    pt_error_clear(&err);
+    size_t n = next->n_partners, n_routes = next->n_routes, before = b->cfg->n_partners;
+    int rc = bconfig_partner_map(b->cfg, next, &from);
+    if (rc == 0)
+        rc = auth_reload_prepare(b->auth, n);
+    if (rc == 0)
+        rc = ingest_reload_prepare(b->ingest, n);
+    if (rc == 0)
+        rc = delivery_reload_prepare(b->delivery, n);
+    if (rc == 0) {
+        bconfig_swap_reloadable(b->cfg, next);
+        if ((rc = router_new(b->cfg, &routes, &err)) != 0)
+            bconfig_swap_reloadable(b->cfg, next); /* back: nothing moved yet */
+    }
+    const ptrdiff_t *move = rc == 0 ? from : NULL; /* NULL: drop what was prepared */
+    auth_reload_commit(b->auth, move);
+    ingest_reload_commit(b->ingest, move, routes);
+    delivery_reload_commit(b->delivery, move);
+    if (rc == 0) {
+        router_destroy(&b->routes);
+        b->routes = routes;
+        pt_log_notice("broker.reloaded",
+                      "configuration reloaded: %zu partners (were %zu), %zu routes", n, before,
+                      n_routes);
+    } else {
+        pt_log_error("broker.reload", "reload failed (%s): the running configuration is kept",
+                     err.msg[0] ? err.msg : pt_strerror(rc));
+    }
+    free(from);
+    bconfig_destroy(&next); /* after a swap, it holds the old partners and routes */
+    notify("READY=1");
+}
+
+/* Loads and checks the file again; an invalid one is logged and changes nothing. */
+static void
+broker_reload(broker_t *b)
+{
+    notify("RELOADING=1");
+    pt_error_t err;
+    pt_error_clear(&err);
+    bconfig_t *next = NULL;
+    pt_log_info("broker.reload", "SIGHUP: reloading %s", b->cfg->path);
+    if (bconfig_load(b->cfg->path, &next, &err) != 0) {
+        pt_log_error("broker.reload", "reload refused, the running configuration is kept: %s",
+                     err.msg);
+        notify("READY=1");
+        return;
+    }
+    char keys[512];
+    bconfig_restart_keys(b->cfg, next, keys, sizeof keys);
+    if (keys[0] != '\0')
+        pt_log_warn("broker.reload", "changed keys that need a restart, kept as they run: %s",
+                    keys);
+    bconfig_destroy(&b->next_cfg); /* a reload still waiting: this one replaces it */
+    b->next_cfg = next;
+    broker_reload_apply(b);
+}
+
+static void
+on_sighup(uv_signal_t *s, int signum)
+{
+    (void)signum;
+    broker_t *b = s->data;
+    if (!b->stopping)
+        broker_reload(b);
+}
+
 void
 broker_stop(broker_t *b)
 {
@@ -758,6 +847,7 @@ broker_stop(broker_t *b)
     uv_timer_stop(&b->watchdog_timer);
     uv_signal_stop(&b->sig_term);
     uv_signal_stop(&b->sig_int);
+    uv_signal_stop(&b->sig_hup);
 }
 
 static int
@@ -781,14 +871,15 @@ broker_loop_init(broker_t *b)
     uv_poll_init_socket(&b->loop, &b->zap_poll, zfd);
     uv_signal_init(&b->loop, &b->sig_term);
     uv_signal_init(&b->loop, &b->sig_int);
+    uv_signal_init(&b->loop, &b->sig_hup);
     uv_timer_init(&b->loop, &b->checkpoint_timer);
     uv_timer_init(&b->loop, &b->delivery_timer);
     uv_timer_init(&b->loop, &b->metrics_timer);
     uv_timer_init(&b->loop, &b->watchdog_timer);
     uv_idle_init(&b->loop, &b->drain_again);
     b->partners_poll.data = b->zap_poll.data = b->sig_term.data = b->sig_int.data =
-        b->checkpoint_timer.data = b->delivery_timer.data = b->metrics_timer.data =
-            b->watchdog_timer.data = b->drain_again.data = b;
+        b->sig_hup.data = b->checkpoint_timer.data = b->delivery_timer.data =
+            b->metrics_timer.data = b->watchdog_timer.data = b->drain_again.data = b;
     uv_poll_start(&b->partners_poll, UV_READABLE, on_partners);
     uv_poll_start(&b->zap_poll, UV_READABLE, on_zap);
     if (b->admin) {
@@ -801,6 +892,7 @@ broker_loop_init(broker_t *b)
     }
     uv_signal_start(&b->sig_term, on_signal, SIGTERM);
     uv_signal_start(&b->sig_int, on_signal, SIGINT);
+    uv_signal_start(&b->sig_hup, on_sighup, SIGHUP);
     uint64_t ivl = b->cfg->checkpoint_interval_ms;
     uv_timer_start(&b->checkpoint_timer, on_checkpoint, ivl, ivl);
     uv_timer_start(&b->delivery_timer, on_delivery_tick, DELIVERY_TICK_MS, DELIVERY_TICK_MS);
@@ -841,11 +933,11 @@ broker_loop_fini(broker_t *b)
     if (!b->loop_ready)
         return;
     uv_handle_t *handles[] = {
-        (uv_handle_t *)&b->partners_poll,    (uv_handle_t *)&b->zap_poll,
-        (uv_handle_t *)&b->sig_term,         (uv_handle_t *)&b->sig_int,
-        (uv_handle_t *)&b->checkpoint_timer, (uv_handle_t *)&b->delivery_timer,
-        (uv_handle_t *)&b->metrics_timer,    (uv_handle_t *)&b->watchdog_timer,
-        (uv_handle_t *)&b->drain_again};
+        (uv_handle_t *)&b->partners_poll,  (uv_handle_t *)&b->zap_poll,
+        (uv_handle_t *)&b->sig_term,       (uv_handle_t *)&b->sig_int,
+        (uv_handle_t *)&b->sig_hup,        (uv_handle_t *)&b->checkpoint_timer,
+        (uv_handle_t *)&b->delivery_timer, (uv_handle_t *)&b->metrics_timer,
+        (uv_handle_t *)&b->watchdog_timer, (uv_handle_t *)&b->drain_again};
     for (size_t i = 0; i < sizeof handles / sizeof handles[0]; i++)
         if (!uv_is_closing(handles[i]))
             uv_close(handles[i], on_closed);
@@ -887,6 +979,7 @@ broker_destroy(broker_t **bp)
     keys_secret_free(&b->server_sk);
     keys_secret_free(&b->sign_sk);
     keys_secret_free(&b->hmac_key);
+    bconfig_destroy(&b->next_cfg);
     bconfig_destroy(&b->cfg);
     free(b);
     *bp = NULL;

@@ -1,7 +1,8 @@
 /* broker: the ptibusd daemon's state and its one libuv loop. It owns the ZeroMQ
  * context, the partners' ROUTER socket (CURVE server, ZAP domain "ptibus-partners")
  * polled through uv_poll on ZMQ_FD, the ZAP handler, the journal and the ingest path,
- * the checkpoint timer and the SIGTERM/SIGINT handlers for a graceful stop. */
+ * the checkpoint timer, the SIGTERM/SIGINT handlers for a graceful stop and the SIGHUP
+ * handler that reloads the partners and routes (between loop turns, sessions kept). */
 #ifndef PT_BROKER_H
 #define PT_BROKER_H
 

@@ -61,6 +61,7 @@ struct delivery {
     void *send_arg;
     peer_t *peers;
     size_t n_peers;
+    peer_t *spare; /* delivery_reload_prepare's, for the partners of the next config */
     batch_t *b;    /* the loop turn, during one handler call */
     uint8_t *rbuf; /* record read buffer */
     size_t rcap;
@@ -168,17 +169,75 @@ delivery_new(journal_t *j, const bconfig_t *cfg, const delivery_options_t *opts,
     return 0;
 }
 
+static void
+peers_free(peer_t *peers, size_t n)
+{
+    for (size_t i = 0; peers != NULL && i < n; i++) {
+        free(peers[i].inflight.v);
+        free(peers[i].retry.v);
+    }
+    free(peers);
+}
+
+int
+delivery_reload_prepare(delivery_t *d, size_t n_partners)
+{
+    free(d->spare);
+    d->spare = calloc(n_partners ? n_partners : 1, sizeof *d->spare);
+    return d->spare ? 0 : -ENOMEM;
+}
+
+/* A partner new to this configuration: no session; its durable queue may hold entries
+ * (it was configured before, removed, and is back). */
+static void
+peer_start(delivery_t *d, peer_t *pr, const bconfig_partner_t *p)
+{
+    *pr = (peer_t){.p = p};
+    int64_t oldest;
+    pt_error_t err;
+    if (journal_queue_stats(d->journal, p->id, &pr->depth, &oldest, &err) != 0)
+        pt_log_error("delivery.reload", "partner=%s: queue not counted: %s", p->id, err.msg);
+    pr->more = pr->depth > 0;
+}
+
+void
+delivery_reload_commit(delivery_t *d, const ptrdiff_t *from)
+{
+    if (from == NULL) {
+        free(d->spare);
+        d->spare = NULL;
+        return;
+    }
+    for (size_t i = 0; i < d->cfg->n_partners; i++) {
+        if (from[i] < 0) {
+            peer_start(d, &d->spare[i], &d->cfg->partners[i]);
+            continue;
+        }
+        /* A kept partner: its session, window and deliveries in flight go on. */
+        d->spare[i] = d->peers[from[i]];
+        d->spare[i].p = &d->cfg->partners[i];
+        d->peers[from[i]] = (peer_t){.p = NULL};
+    }
+    for (size_t i = 0; i < d->n_peers; i++)
+        if (d->peers[i].p != NULL && d->peers[i].online)
+            pt_log_notice("delivery.removed",
+                          "partner=%s removed from the configuration: its "
+                          "session ends, its queue stays in the journal",
+                          d->peers[i].p->id);
+    peers_free(d->peers, d->n_peers);
+    d->peers = d->spare;
+    d->n_peers = d->cfg->n_partners;
+    d->spare = NULL;
+}
+
 void
 delivery_destroy(delivery_t **dp)
 {
     if (dp == NULL || *dp == NULL)
         return;
     delivery_t *d = *dp;
-    for (size_t i = 0; i < d->n_peers; i++) {
-        free(d->peers[i].inflight.v);
-        free(d->peers[i].retry.v);
-    }
-    free(d->peers);
+    peers_free(d->peers, d->n_peers);
+    free(d->spare);
     free(d->rbuf);
     free(d);
     *dp = NULL;

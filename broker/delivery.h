@@ -48,6 +48,14 @@ int delivery_new(journal_t *j, const bconfig_t *cfg, const delivery_options_t *o
                  delivery_send_fn send, void *send_arg, delivery_t **out, pt_error_t *err);
 void delivery_destroy(delivery_t **d);
 
+/* Reload: prepare allocates the sessions for n_partners (0 or -ENOMEM, nothing
+ * changed); once cfg's partners are swapped, commit moves each kept partner's session
+ * (routing id, credit, deliveries in flight and waiting) by from (new index -> old
+ * index, -1: new partner, no session yet) and ends the removed partners' sessions (their
+ * queues stay in the journal); with from NULL it drops what prepare made. */
+int delivery_reload_prepare(delivery_t *d, size_t n_partners);
+void delivery_reload_commit(delivery_t *d, const ptrdiff_t *from);
+
 /* A partner's Hello: its session starts over from the head of its queue (deliveries in
  * flight on an earlier connection will be redelivered). */
 void delivery_hello(delivery_t *d, const char *partner, const uint8_t *rid, size_t rid_len,

@@ -33,6 +33,7 @@ typedef struct quota {
 struct ingest {
     journal_t *journal;
     quota_t *quota; /* one per configured partner, in cfg->partners order */
+    quota_t *spare; /* ingest_reload_prepare's, for the partners of the next config */
     const bconfig_t *cfg;
     const router_t *router;
     batch_t *b;              /* the loop turn, during one handler call */
@@ -65,6 +66,16 @@ counter_of(metrics_family_t *f, const char *partner, const char *type, int code)
     return f ? metrics_series(f, labels) : NULL;
 }
 
+static void
+quota_init(quota_t *q, const bconfig_t *cfg, int64_t now)
+{
+    *q = (quota_t){0};
+    bucket_init(&q->rate, cfg->partner_rate, 10.0 * cfg->partner_rate, now);
+    bucket_init(&q->bytes, (double)cfg->partner_bytes_per_hour / 3600.0,
+                (double)cfg->partner_bytes_per_hour, now);
+    bucket_init(&q->refusals, REFUSALS_JOURNALED_PER_S, REFUSALS_JOURNALED_BURST, now);
+}
+
 int
 ingest_new(journal_t *j, const bconfig_t *cfg, const router_t *router, ingest_t **out,
            pt_error_t *err)
@@ -80,14 +91,37 @@ ingest_new(journal_t *j, const bconfig_t *cfg, const router_t *router, ingest_t 
         return pt_error_set(err, -ENOMEM, "ingest", "out of memory");
     }
     int64_t now = pt_clock_mono_ms();
-    for (size_t i = 0; i < cfg->n_partners; i++) {
-        quota_t *q = &(*out)->quota[i];
-        bucket_init(&q->rate, cfg->partner_rate, 10.0 * cfg->partner_rate, now);
-        bucket_init(&q->bytes, (double)cfg->partner_bytes_per_hour / 3600.0,
-                    (double)cfg->partner_bytes_per_hour, now);
-        bucket_init(&q->refusals, REFUSALS_JOURNALED_PER_S, REFUSALS_JOURNALED_BURST, now);
-    }
+    for (size_t i = 0; i < cfg->n_partners; i++)
+        quota_init(&(*out)->quota[i], cfg, now);
     return 0;
+}
+
+int
+ingest_reload_prepare(ingest_t *in, size_t n_partners)
+{
+    free(in->spare);
+    in->spare = calloc(n_partners ? n_partners : 1, sizeof *in->spare);
+    return in->spare ? 0 : -ENOMEM;
+}
+
+void
+ingest_reload_commit(ingest_t *in, const ptrdiff_t *from, const router_t *router)
+{
+    if (from != NULL) {
+        int64_t now = pt_clock_mono_ms();
+        for (size_t i = 0; i < in->cfg->n_partners; i++) {
+            if (from[i] >= 0)
+                in->spare[i] = in->quota[from[i]];
+            else
+                quota_init(&in->spare[i], in->cfg, now);
+        }
+        free(in->quota);
+        in->quota = in->spare;
+        in->router = router;
+    } else {
+        free(in->spare);
+    }
+    in->spare = NULL;
 }
 
 void
@@ -96,6 +130,7 @@ ingest_destroy(ingest_t **inp)
     if (inp == NULL || *inp == NULL)
         return;
     free((*inp)->quota);
+    free((*inp)->spare);
     free(*inp);
     *inp = NULL;
 }

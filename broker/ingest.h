@@ -69,6 +69,13 @@ typedef struct ingest_routed {
 int ingest_new(journal_t *j, const bconfig_t *cfg, const router_t *router, ingest_t **out,
                pt_error_t *err);
 
+/* Reload: prepare allocates the quotas for n_partners (0 or -ENOMEM, nothing
+ * changed); once cfg's partners are swapped, commit moves each kept partner's quotas by
+ * from (new index -> old index, -1: new partner, full quotas) and routes with router
+ * (borrowed) from then on; with from NULL it drops what prepare made. */
+int ingest_reload_prepare(ingest_t *in, size_t n_partners);
+void ingest_reload_commit(ingest_t *in, const ptrdiff_t *from, const router_t *router);
+
 /* Aborts any open batch and frees; accepts NULL; sets *in to NULL. */
 void ingest_destroy(ingest_t **in);
 

@@ -564,14 +564,57 @@ test_public_key_file_relative(void **state)
     tu_rmtree(dir);
 }
 
+/* Reload: the keys that need a restart are named; partners and routes are what the
+ * swap moves, and the partner map says where each kept partner was. */
+static void
+test_reload_restart_keys_and_swap(void **state)
+{
+    (void)state;
+    bconfig_t *live = load_ok(HEAD PARTNERS, "/srv/ptibus/b.yaml");
+    bconfig_t *same = load_ok(HEAD PARTNERS "  - id: msa\n    public_key: \"" KEY_C "\"\n"
+                                            "    may_send: [beneficiary_event]\n",
+                              "/srv/ptibus/b.yaml");
+    char keys[256];
+    bconfig_restart_keys(live, same, keys, sizeof keys);
+    assert_string_equal(keys, ""); /* a partner more: reloadable */
+    bconfig_t *other = load_ok("listen: \"tcp://127.0.0.1:7401\"\n"
+                               "limits:\n  max_batch: 10\n" HEAD PARTNERS,
+                               "/srv/ptibus/b.yaml");
+    bconfig_restart_keys(live, other, keys, sizeof keys);
+    assert_string_equal(keys, "listen, limits.max_batch");
+    bconfig_restart_keys(live, other, keys, 8); /* cut, still terminated */
+    assert_string_equal(keys, "listen,");
+
+    /* same: caf, departement, msa; live: caf, departement. */
+    ptrdiff_t *from = NULL;
+    assert_int_equal(bconfig_partner_map(live, same, &from), 0);
+    assert_int_equal(from[0], 0);
+    assert_int_equal(from[1], 1);
+    assert_int_equal(from[2], -1);
+    free(from);
+    bconfig_swap_reloadable(live, same);
+    assert_int_equal(live->n_partners, 3);
+    assert_non_null(bconfig_partner_by_id(live, "msa"));
+    assert_int_equal(same->n_partners, 2);
+    assert_null(bconfig_partner_by_id(same, "msa"));
+    assert_string_equal(live->listen, "tcp://127.0.0.1:7400"); /* the rest stays */
+    bconfig_destroy(&same);
+    bconfig_destroy(&other);
+    bconfig_destroy(&live);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_minimal_and_defaults),     cmocka_unit_test(test_all_keys_set),
-        cmocka_unit_test(test_deploy_example),           cmocka_unit_test(test_rejections),
-        cmocka_unit_test(test_public_key_file_relative), cmocka_unit_test(test_route_rejections),
+        cmocka_unit_test(test_minimal_and_defaults),
+        cmocka_unit_test(test_all_keys_set),
+        cmocka_unit_test(test_deploy_example),
+        cmocka_unit_test(test_rejections),
+        cmocka_unit_test(test_public_key_file_relative),
+        cmocka_unit_test(test_route_rejections),
         cmocka_unit_test(test_routes_compiled),
+        cmocka_unit_test(test_reload_restart_keys_and_swap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
