@@ -2,10 +2,13 @@
 #include "runtime.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <sodium.h>
@@ -732,6 +735,41 @@ usage(const runtime_ops_t *ops, FILE *out)
             ops->program, ops->program, ops->summary ? ops->summary : "A ptibus partner adapter.");
 }
 
+/* A secret file the daemon will read at start (bearer tokens, the webhook's secret):
+ * a regular file, not a link, of our own, no access for group or others, not empty. */
+static int
+check_secret_file(const char *path, const char *what, pt_error_t *err)
+{
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return pt_error_set(err, PT_ECONFIG, path, "%s: cannot open it: %s", what, strerror(errno));
+    struct stat st;
+    int rc = fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)
+                 ? pt_error_set(err, PT_ECONFIG, path, "%s: not a regular file", what)
+             : (st.st_mode & 077) != 0
+                 ? pt_error_set(err, PT_EDENIED, path,
+                                "%s: mode %03o lets group or others read it: chmod 600 %s", what,
+                                (unsigned)(st.st_mode & 0777), path)
+             : st.st_uid != geteuid() && st.st_uid != 0
+                 ? pt_error_set(err, PT_EDENIED, path, "%s: owned by uid %u: chown %u %s", what,
+                                (unsigned)st.st_uid, (unsigned)geteuid(), path)
+             : st.st_size == 0 ? pt_error_set(err, PT_ECONFIG, path, "%s: empty", what)
+                               : 0;
+    close(fd);
+    return rc;
+}
+
+static int
+check_secrets(const aconfig_t *cfg, pt_error_t *err)
+{
+    int rc = 0;
+    if (cfg->http_listen != NULL)
+        rc = check_secret_file(cfg->tokens_file, "http.tokens_file", err);
+    if (rc == 0 && cfg->egress == ACONFIG_EGRESS_WEBHOOK)
+        rc = check_secret_file(cfg->webhook_secret_file, "egress.webhook.secret_file", err);
+    return rc;
+}
+
 static int
 check_config(const runtime_ops_t *ops, const aconfig_t *cfg, bool fingerprint)
 {
@@ -739,6 +777,8 @@ check_config(const runtime_ops_t *ops, const aconfig_t *cfg, bool fingerprint)
     pt_error_clear(&err);
     uint8_t spk[PT_KEY_LEN], cpk[PT_KEY_LEN], *sk = NULL;
     int rc = check_codecs(ops, cfg, &err);
+    if (rc == 0 && !fingerprint)
+        rc = check_secrets(cfg, &err);
     if (rc == 0)
         rc = keys_read(cfg->server_public_key_file, spk, PT_KEY_LEN, false, &err);
     if (rc == 0)

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -434,6 +436,44 @@ test_prefer_wait_gives_the_broker_answer(void **state)
     free(body);
 }
 
+/* Runs the adapter binary with --check-config; returns its exit status, its stderr in
+ * out (cap bytes). */
+static int
+check_config_run(td_adapter_t *a, char *out, size_t cap)
+{
+    char cmd[9000];
+    snprintf(cmd, sizeof cmd, "%s/ptibus-adapter-%s --config %s --check-config 2>&1",
+             PT_ADAPTER_BIN_DIR, a->binary, a->config);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* --check-config checks the keys and the secret files the daemon reads at start. */
+static void
+test_check_config(void **state)
+{
+    fx_t *f = *state;
+    td_adapter_init(&f->a[D], &f->net, "departement", NULL);
+    char out[2048], tokens[4400];
+    assert_int_equal(check_config_run(&f->a[D], out, sizeof out), 0);
+    assert_non_null(strstr(out, "configuration OK"));
+    snprintf(tokens, sizeof tokens, "%s/tokens", f->a[D].dir);
+    assert_int_equal(chmod(tokens, 0644), 0);
+    assert_int_equal(check_config_run(&f->a[D], out, sizeof out), 3);
+    assert_non_null(strstr(out, "chmod 600"));
+    assert_int_equal(chmod(tokens, 0600), 0);
+    td_adapter_options_t o = {.webhook_url = "http://127.0.0.1:9/hook"};
+    td_adapter_init(&f->a[C], &f->net, "caf", &o);
+    snprintf(tokens, sizeof tokens, "%s/webhook.secret", f->a[C].dir);
+    assert_int_equal(unlink(tokens), 0);
+    assert_int_equal(check_config_run(&f->a[C], out, sizeof out), 3);
+    assert_non_null(strstr(out, "egress.webhook.secret_file"));
+}
+
 /* ---- a partner's webhook receiver, in the test process ---- */
 
 typedef struct hook {
@@ -524,6 +564,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_file_drop_reports_and_duplicates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_during_a_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pull_inbox_then_ack, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prefer_wait_gives_the_broker_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_webhook_retried_until_2xx, setup, teardown),
         cmocka_unit_test_setup_teardown(test_webhook_final_4xx_dead_letters, setup, teardown),
