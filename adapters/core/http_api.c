@@ -18,6 +18,7 @@
 #include <microhttpd.h>
 #include <sodium.h>
 
+#include "bucket.h"
 #include "clock.h"
 #include "codec.h"
 #include "pjson.h"
@@ -82,6 +83,14 @@ typedef struct req {
     struct req *next; /* in api->waiting (RQ_COMMIT) or api->brokered (RQ_BROKER) */
 } req_t;
 
+/* A client address that failed to authenticate: its failures drain a bucket; empty, its
+ * requests are answered 429 without looking at the token (a guess costs time). */
+typedef struct auth_peer {
+    uint8_t addr[16];
+    uint8_t len; /* 0: free slot */
+    pt_bucket_t fails;
+} auth_peer_t;
+
 struct http_api {
     struct MHD_Daemon *d;
     spool_t *spool;
@@ -93,7 +102,9 @@ struct http_api {
     uint16_t port;
     uint8_t tokens[PT_HTTP_TOKENS_MAX][crypto_generichash_BYTES];
     size_t n_tokens;
-    req_t *waiting; /* for the turn's commit */
+    char *token_file;
+    auth_peer_t peers[PT_HTTP_AUTH_PEERS]; /* failed authentications by client address */
+    req_t *waiting;                        /* for the turn's commit */
     size_t n_waiting;
     req_t *brokered; /* Prefer: wait, committed, for the broker's answer */
     size_t n_brokered;
@@ -183,6 +194,77 @@ token_ok(const http_api_t *api, struct MHD_Connection *con)
     return ok != 0;
 }
 
+/* The client's address as bytes (4 or 16), 0 when unknown. */
+static uint8_t
+peer_addr(struct MHD_Connection *con, uint8_t out[16])
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(con, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    if (sa != NULL && sa->sa_family == AF_INET) {
+        memcpy(out, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        return 4;
+    }
+    if (sa != NULL && sa->sa_family == AF_INET6) {
+        memcpy(out, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+        return 16;
+    }
+    return 0;
+}
+
+/* The slot of addr (a new one, or the one least failing, when create). */
+static auth_peer_t *
+peer_find(http_api_t *api, const uint8_t *addr, uint8_t len, bool create, int64_t now)
+{
+    auth_peer_t *spare = NULL; /* a free slot, else the least failing address */
+    for (size_t i = 0; i < PT_HTTP_AUTH_PEERS; i++) {
+        auth_peer_t *p = &api->peers[i];
+        if (p->len == len && memcmp(p->addr, addr, len) == 0)
+            return p;
+        if (p->len == 0) {
+            if (spare == NULL || spare->len != 0)
+                spare = p;
+            continue;
+        }
+        bucket_take(&p->fails, 0, now); /* refill, to compare */
+        if (spare == NULL || (spare->len != 0 && p->fails.tokens > spare->fails.tokens))
+            spare = p;
+    }
+    if (!create || spare == NULL)
+        return NULL;
+    memcpy(spare->addr, addr, len);
+    spare->len = len;
+    bucket_init(&spare->fails, PT_HTTP_AUTH_FAIL_RATE, PT_HTTP_AUTH_FAIL_BURST, now);
+    return spare;
+}
+
+static enum MHD_Result respond_error(http_api_t *api, req_t *q, unsigned status, const char *code,
+                                     const char *msg, const char *path);
+
+/* The bearer token of the request: true when good; otherwise the request is answered
+ * (401, or 429 once its address failed too often) into *ret. */
+static bool
+authorized(http_api_t *api, req_t *q, enum MHD_Result *ret)
+{
+    uint8_t addr[16];
+    uint8_t len = peer_addr(q->con, addr);
+    int64_t now = pt_clock_mono_ms();
+    auth_peer_t *p = len ? peer_find(api, addr, len, false, now) : NULL;
+    if (p != NULL && (bucket_take(&p->fails, 0, now), p->fails.tokens < 1)) {
+        *ret =
+            respond_error(api, q, MHD_HTTP_TOO_MANY_REQUESTS, "TOO_MANY_FAILURES",
+                          "too many failed authentications from this address: retry later", NULL);
+        return false;
+    }
+    if (token_ok(api, q->con))
+        return true;
+    if (len && (p = peer_find(api, addr, len, true, now)) != NULL)
+        bucket_take(&p->fails, 1, now);
+    *ret = respond_error(api, q, MHD_HTTP_UNAUTHORIZED, "UNAUTHORIZED",
+                         "a valid bearer token is required", NULL);
+    return false;
+}
+
 /* ---- answers ---- */
 
 static void
@@ -234,8 +316,10 @@ respond_error(http_api_t *api, req_t *q, unsigned status, const char *code, cons
         json_object_set_new(e, "fieldPath", json_string(path));
     const char *hn = NULL, *hv = NULL;
     char retry[16];
-    if (status == MHD_HTTP_SERVICE_UNAVAILABLE) {
-        snprintf(retry, sizeof retry, "%d", PT_HTTP_RETRY_AFTER_S);
+    if (status == MHD_HTTP_SERVICE_UNAVAILABLE || status == MHD_HTTP_TOO_MANY_REQUESTS) {
+        snprintf(retry, sizeof retry, "%d",
+                 status == MHD_HTTP_TOO_MANY_REQUESTS ? (int)(1 / PT_HTTP_AUTH_FAIL_RATE)
+                                                      : PT_HTTP_RETRY_AFTER_S);
         hn = MHD_HTTP_HEADER_RETRY_AFTER, hv = retry;
     } else if (status == MHD_HTTP_UNAUTHORIZED) {
         hn = MHD_HTTP_HEADER_WWW_AUTHENTICATE, hv = "Bearer";
@@ -567,9 +651,9 @@ is_json(const char *ct)
 static enum MHD_Result
 post_begin(http_api_t *api, req_t *q)
 {
-    if (!token_ok(api, q->con))
-        return respond_error(api, q, MHD_HTTP_UNAUTHORIZED, "UNAUTHORIZED",
-                             "a valid bearer token is required", NULL);
+    enum MHD_Result denied;
+    if (!authorized(api, q, &denied))
+        return denied;
     const char *ct =
         MHD_lookup_connection_value(q->con, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     if (!is_json(ct))
@@ -622,9 +706,9 @@ is_message_id(const char *id)
 static enum MHD_Result
 get_message(http_api_t *api, req_t *q, const char *id)
 {
-    if (!token_ok(api, q->con))
-        return respond_error(api, q, MHD_HTTP_UNAUTHORIZED, "UNAUTHORIZED",
-                             "a valid bearer token is required", NULL);
+    enum MHD_Result denied;
+    if (!authorized(api, q, &denied))
+        return denied;
     spool_lifecycle_t *lc = malloc(sizeof *lc);
     if (lc == NULL)
         return respond_error(api, q, MHD_HTTP_SERVICE_UNAVAILABLE, "UNAVAILABLE", "out of memory",
@@ -722,9 +806,9 @@ bad_param(http_api_t *api, req_t *q, const char *name, const char *what)
 static enum MHD_Result
 inbox_begin(http_api_t *api, req_t *q)
 {
-    if (!token_ok(api, q->con))
-        return respond_error(api, q, MHD_HTTP_UNAUTHORIZED, "UNAUTHORIZED",
-                             "a valid bearer token is required", NULL);
+    enum MHD_Result denied;
+    if (!authorized(api, q, &denied))
+        return denied;
     const char *a = MHD_lookup_connection_value(q->con, MHD_GET_ARGUMENT_KIND, "after");
     const char *l = MHD_lookup_connection_value(q->con, MHD_GET_ARGUMENT_KIND, "limit");
     uint64_t n = PT_PULL_LIMIT_DEFAULT;
@@ -757,9 +841,9 @@ inbox_finish(http_api_t *api, req_t *q)
 static enum MHD_Result
 ack_begin(http_api_t *api, req_t *q, const char *seq, size_t n)
 {
-    if (!token_ok(api, q->con))
-        return respond_error(api, q, MHD_HTTP_UNAUTHORIZED, "UNAUTHORIZED",
-                             "a valid bearer token is required", NULL);
+    enum MHD_Result denied;
+    if (!authorized(api, q, &denied))
+        return denied;
     if (!parse_u64(seq, n, &q->seq))
         return bad_param(api, q, "seq", "not a seq (a decimal integer)");
     return MHD_YES;
@@ -969,6 +1053,8 @@ http_api_start(const http_api_options_t *o, http_api_t **out, pt_error_t *err)
     api->wait_max_s =
         o->wait_max_s && o->wait_max_s < PT_HTTP_WAIT_MAX_S ? o->wait_max_s : PT_HTTP_WAIT_MAX_S;
     int rc = tokens_load(api, o->token_file, err);
+    if (rc == 0 && (api->token_file = strdup(o->token_file)) == NULL)
+        rc = -ENOMEM;
     if (rc == 0)
         rc = metrics_setup(api, o->metrics, err);
     if (rc == 0)
@@ -998,6 +1084,7 @@ http_api_stop(http_api_t **p)
     if (api->own_metrics)
         metrics_destroy(&api->metrics);
     sodium_memzero(api->tokens, sizeof api->tokens);
+    free(api->token_file);
     free(api);
     *p = NULL;
 }
@@ -1138,5 +1225,21 @@ http_api_step(http_api_t *api, int timeout_ms)
         pt_error_t err;
         http_api_committed(api, spool_commit(api->spool, &err));
     }
+    return rc;
+}
+
+int
+http_api_reload_tokens(http_api_t *api, pt_error_t *err)
+{
+    http_api_t *tmp = calloc(1, sizeof *tmp);
+    if (tmp == NULL)
+        return pt_error_set(err, -ENOMEM, "http.tokens_file", "out of memory");
+    int rc = tokens_load(tmp, api->token_file, err);
+    if (rc == 0) { /* all or nothing: a bad file keeps the tokens in force */
+        memcpy(api->tokens, tmp->tokens, sizeof api->tokens);
+        api->n_tokens = tmp->n_tokens;
+    }
+    sodium_memzero(tmp, sizeof *tmp);
+    free(tmp);
     return rc;
 }

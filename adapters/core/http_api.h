@@ -39,6 +39,9 @@ typedef struct http_api http_api_t;
 #define PT_HTTP_TOKEN_MAX 256                  /* bytes of one bearer token */
 #define PT_HTTP_TOKENS_MAX 64                  /* tokens in the file */
 #define PT_HTTP_RETRY_AFTER_S 5                /* Retry-After of a 503 */
+#define PT_HTTP_AUTH_FAIL_BURST 10             /* failed authentications before 429 */
+#define PT_HTTP_AUTH_FAIL_RATE 0.2             /* then one more try every 5 s */
+#define PT_HTTP_AUTH_PEERS 256                 /* client addresses tracked */
 #define PT_HTTP_WAIT_MAX_S 30                  /* cap of Prefer: wait=N */
 
 /* Called once the turn holding the partner's ack of seq has committed (the caller then
@@ -69,6 +72,10 @@ typedef struct http_api_options {
  * Returns 0; PT_ECONFIG (bad address, no token, bad token file, file readable by group or
  * others), -errno (cannot bind) or PT_EINTERNAL, err saying what. Caller owns *out. */
 int http_api_start(const http_api_options_t *opts, http_api_t **out, pt_error_t *err);
+
+/* Reads the tokens file again (a token added, or an old one removed, takes effect at
+ * once). A bad file changes nothing and is reported. */
+int http_api_reload_tokens(http_api_t *api, pt_error_t *err);
 
 /* Stops the daemon (answering nothing more to waiting requests), frees; accepts NULL. */
 void http_api_stop(http_api_t **api);

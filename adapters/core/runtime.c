@@ -48,7 +48,7 @@ typedef struct runtime {
     uv_check_t check;
     uv_idle_t idle;
     uv_timer_t due, house;
-    uv_signal_t sigterm, sigint;
+    uv_signal_t sigterm, sigint, sighup;
     filedrop_codec_t codecs[ACONFIG_MAX_CODECS];
     const filedrop_codec_t *codec_ptrs[ACONFIG_MAX_CODECS];
     void *states[ACONFIG_MAX_CODECS];
@@ -587,10 +587,10 @@ shutdown_now(runtime_t *rt)
                     uplink_in_flight(rt->up));
     egress_close(&rt->eg);
     filedrop_close(&rt->fd);
-    uv_handle_t *hs[] = {(uv_handle_t *)&rt->link_poll, (uv_handle_t *)&rt->http_poll,
-                         (uv_handle_t *)&rt->check,     (uv_handle_t *)&rt->idle,
-                         (uv_handle_t *)&rt->due,       (uv_handle_t *)&rt->house,
-                         (uv_handle_t *)&rt->sigterm,   (uv_handle_t *)&rt->sigint};
+    uv_handle_t *hs[] = {
+        (uv_handle_t *)&rt->link_poll, (uv_handle_t *)&rt->http_poll, (uv_handle_t *)&rt->check,
+        (uv_handle_t *)&rt->idle,      (uv_handle_t *)&rt->due,       (uv_handle_t *)&rt->house,
+        (uv_handle_t *)&rt->sigterm,   (uv_handle_t *)&rt->sigint,    (uv_handle_t *)&rt->sighup};
     for (size_t i = 0; i < sizeof hs / sizeof *hs; i++)
         close_handle(hs[i]);
 }
@@ -618,6 +618,27 @@ on_signal(uv_signal_t *s, int signum)
     uv_timer_start(&rt->house, on_house, 100, 100);
 }
 
+/* SIGHUP: the bearer tokens are read again (a token rotated without a restart); the
+ * rest of the configuration needs a restart. */
+static void
+on_hup(uv_signal_t *s, int signum)
+{
+    runtime_t *rt = s->data;
+    (void)signum;
+    pt_error_t err;
+    pt_error_clear(&err);
+    if (rt->api == NULL)
+        pt_log_info("runtime.reload", "SIGHUP: no HTTP API, nothing to read again");
+    else if (http_api_reload_tokens(rt->api, &err) != 0)
+        pt_log_error("runtime.reload",
+                     "SIGHUP: the tokens file was not read again, the "
+                     "tokens in force stay: %s",
+                     err.msg);
+    else
+        pt_log_info("runtime.reload", "SIGHUP: bearer tokens read again from %s",
+                    rt->cfg->tokens_file);
+}
+
 /* ---- the daemon ---- */
 
 static void
@@ -629,12 +650,14 @@ init_handles(runtime_t *rt)
     uv_timer_init(&rt->loop, &rt->house);
     uv_signal_init(&rt->loop, &rt->sigterm);
     uv_signal_init(&rt->loop, &rt->sigint);
+    uv_signal_init(&rt->loop, &rt->sighup);
     rt->check.data = rt->due.data = rt->house.data = rt;
-    rt->sigterm.data = rt->sigint.data = rt;
+    rt->sigterm.data = rt->sigint.data = rt->sighup.data = rt;
     uv_check_start(&rt->check, on_check);
     uv_timer_start(&rt->house, on_house, RT_HOUSE_MS, RT_HOUSE_MS);
     uv_signal_start(&rt->sigterm, on_signal, SIGTERM);
     uv_signal_start(&rt->sigint, on_signal, SIGINT);
+    uv_signal_start(&rt->sighup, on_hup, SIGHUP);
 }
 
 static int

@@ -47,6 +47,7 @@ typedef struct call {
 typedef struct fixture {
     char *tmp;
     char spool_dir[512], token_file[512];
+    const char *source; /* the client's source address ("127.0.0.2"), NULL: the default */
     spool_options_t sopts;
     spool_t *spool;
     http_api_options_t aopts;
@@ -194,6 +195,10 @@ call_start(fixture_t *f, const char *method, const char *path, const char *token
     curl_easy_setopt(c->h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c->h, CURLOPT_HEADERDATA, c);
     curl_easy_setopt(c->h, CURLOPT_TIMEOUT_MS, 10000L);
+    if (f->source != NULL) {
+        snprintf(h, sizeof h, "host!%s", f->source);
+        curl_easy_setopt(c->h, CURLOPT_INTERFACE, h);
+    }
     if (token != NULL) {
         snprintf(h, sizeof h, "Authorization: Bearer %s", token);
         c->hdrs = curl_slist_append(c->hdrs, h);
@@ -488,6 +493,48 @@ test_post_unauthorized(void **state)
     assert_int_equal(c->status, 202);
     call_free(f, c);
     assert_int_equal(status_of(f, "GET", "/v1/messages/http-auth-1", NULL, NULL, NULL), 401);
+    free(body);
+}
+
+/* Ten failed authentications from one address, then 429 for that address, good token
+ * or not, with Retry-After; another address is not held back. */
+static void
+test_auth_failures_throttled(void **state)
+{
+    fixture_t *f = *state;
+    char *body = sample_json("http-throttle-1");
+    f->source = "127.0.0.2";
+    for (int i = 0; i < PT_HTTP_AUTH_FAIL_BURST; i++)
+        assert_int_equal(status_of(f, "POST", "/v1/messages", "guess", "application/json", body),
+                         401);
+    call_t *c = request(f, "POST", "/v1/messages", TOKEN, "application/json", body, strlen(body));
+    assert_error(c, 429, "TOO_MANY_FAILURES");
+    assert_string_equal(c->retry_after, "5");
+    call_free(f, c);
+    assert_false(spooled(f, "http-throttle-1"));
+    f->source = NULL; /* 127.0.0.1 never failed */
+    assert_int_equal(status_of(f, "POST", "/v1/messages", TOKEN, "application/json", body), 202);
+    free(body);
+}
+
+/* SIGHUP's work: the tokens file read again; an old token refused, a new one taken; a
+ * bad file keeps the tokens in force. */
+static void
+test_tokens_reload(void **state)
+{
+    fixture_t *f = *state;
+    char *body = sample_json("http-reload-1");
+    const char *toks = "rotated-token\n";
+    assert_int_equal(tu_write_file(f->token_file, toks, strlen(toks)), 0);
+    pt_error_t err;
+    assert_int_equal(http_api_reload_tokens(f->api, &err), 0);
+    assert_int_equal(status_of(f, "POST", "/v1/messages", TOKEN, "application/json", body), 401);
+    assert_int_equal(
+        status_of(f, "POST", "/v1/messages", "rotated-token", "application/json", body), 202);
+    assert_int_equal(tu_write_file(f->token_file, "\n", 1), 0);
+    assert_int_not_equal(http_api_reload_tokens(f->api, &err), 0);
+    assert_int_equal(status_of(f, "GET", "/v1/messages/http-reload-1", "rotated-token", NULL, NULL),
+                     200);
     free(body);
 }
 
@@ -1177,6 +1224,19 @@ op_post_401(fixture_t *f)
 }
 
 static long
+op_post_429(fixture_t *f)
+{
+    char *b = sample_json("oa-429");
+    f->source = "127.0.0.3";
+    for (int i = 0; i < PT_HTTP_AUTH_FAIL_BURST; i++)
+        status_of(f, "POST", "/v1/messages", "guess", "application/json", b);
+    long st = status_of(f, "POST", "/v1/messages", TOKEN, "application/json", b);
+    f->source = NULL;
+    free(b);
+    return st;
+}
+
+static long
 op_post_409(fixture_t *f)
 {
     char *b = sample_json("oa-409");
@@ -1404,6 +1464,7 @@ static api_case_t CASES[] = {
     {"/v1/messages", "post", 413, op_post_413, false},
     {"/v1/messages", "post", 415, op_post_415, false},
     {"/v1/messages", "post", 422, op_post_422, false},
+    {"/v1/messages", "post", 429, op_post_429, false},
     {"/v1/messages", "post", 503, op_post_503, false},
     {"/v1/messages/{id}", "get", 200, op_get_200, false},
     {"/v1/messages/{id}", "get", 401, op_get_401, false},
@@ -1517,6 +1578,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_post_bad_json_and_invalid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_post_bom_accepted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_post_unauthorized, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_failures_throttled, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tokens_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_post_too_large, setup, teardown),
         cmocka_unit_test_setup_teardown(test_post_unsupported_media_type, setup, teardown),
         cmocka_unit_test_setup_teardown(test_post_spool_full, setup_small, teardown),
