@@ -62,8 +62,11 @@ typedef struct journal journal_t;
 typedef struct journal_txn journal_txn_t;
 
 /* Current on-disk record format version (bumped on any layout change; readers keep
- * the old decoders). */
-#define PT_JOURNAL_FORMAT 1
+ * the old decoders). Format 2 chains the payload's hash, not its bytes, so that a
+ * payload can expire or be erased while the record still verifies; a journal created
+ * in format 1 keeps its format-1 records and appends format-2 ones from its upgrade
+ * point on (docs/journal.md). */
+#define PT_JOURNAL_FORMAT 2
 #define PT_JOURNAL_HASH_LEN 32
 
 typedef enum journal_kind {
@@ -102,6 +105,31 @@ journal_kind_name(journal_kind_t kind)
     return "UNKNOWN";
 }
 
+/* What a record holds of its payload. Format 1 knows only NONE and STORED. */
+typedef enum journal_payload {
+    PT_PAYLOAD_NONE = 0,    /* none was stored (not a message, or REJECTED: hash only) */
+    PT_PAYLOAD_STORED = 1,  /* the bytes are here */
+    PT_PAYLOAD_EXPIRED = 2, /* removed by the retention policy; the hash stays */
+    PT_PAYLOAD_ERASED = 3,  /* removed by an erasure; the hash stays */
+} journal_payload_t;
+
+/* "none", "stored", "expired", "erased". */
+static inline const char *
+journal_payload_name(journal_payload_t s)
+{
+    switch (s) {
+    case PT_PAYLOAD_NONE:
+        return "none";
+    case PT_PAYLOAD_STORED:
+        return "stored";
+    case PT_PAYLOAD_EXPIRED:
+        return "expired";
+    case PT_PAYLOAD_ERASED:
+        return "erased";
+    }
+    return "unknown";
+}
+
 typedef struct journal_options {
     const char *dir;         /* created 0700 if missing; files 0600 */
     size_t map_size_initial; /* bytes; 0 = 64 MiB */
@@ -114,6 +142,10 @@ typedef struct journal_options {
      * PT_JOURNAL_UNSIGNED_MAX, also 0; UINT64_MAX = no check, to recover a journal
      * written by an older broker that crashed; see docs/journal.md). */
     uint64_t max_unsigned_tail;
+    /* Record format a read-write open writes: 0 = PT_JOURNAL_FORMAT (a format-1 journal
+     * is upgraded: later records are format 2, the upgrade point kept in meta).
+     * PT_JREC_FORMAT_V1 (1) only to build a journal as an older broker did, for tests. */
+    unsigned write_format;
 } journal_options_t;
 
 /* A record to append. Strings are NUL-terminated and borrowed for the call. */
@@ -150,8 +182,9 @@ typedef struct journal_view {
     uint64_t ref_seq;
     uint32_t attempt;
     const char *reason;
-    const uint8_t *payload;
+    const uint8_t *payload; /* NULL unless payload_state is PT_PAYLOAD_STORED */
     size_t payload_len;
+    journal_payload_t payload_state;           /* EXPIRED / ERASED: removed, cannot be replayed */
     uint8_t payload_hash[PT_JOURNAL_HASH_LEN]; /* BLAKE2b-256 of the message bytes */
     uint8_t hash[PT_JOURNAL_HASH_LEN];         /* chain hash of this record */
     size_t n_recipients;

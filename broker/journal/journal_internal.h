@@ -48,6 +48,9 @@ extern const jint_db_t jint_dbs[JDB_COUNT];
 typedef struct journal_meta {
     bool present;
     uint32_t format;
+    /* Format 2: the first seq written in format 2 (1 for a journal created in it; the
+     * upgrade point of an older one). Records before it are format 1. */
+    uint64_t format2_from;
     uint64_t last_seq;
     uint8_t head[PT_JOURNAL_HASH_LEN];
 } journal_meta_t;
@@ -79,6 +82,8 @@ struct journal {
     uint8_t hmac_key[crypto_auth_hmacsha256_KEYBYTES];
     uint8_t sign_sk[crypto_sign_SECRETKEYBYTES];
     uint64_t max_unsigned;             /* checked on a read-write open with sign_sk */
+    unsigned write_format;             /* asked at open: PT_JOURNAL_FORMAT or 1 (tests) */
+    unsigned rec_format;               /* format of the records appended now (meta's) */
     journal_signed_head_t signed_head; /* last committed checkpoint */
     char dir[PATH_MAX];
 };
@@ -115,8 +120,13 @@ void jint_person_key(const journal_t *j, const char *nir,
 int jint_meta_read(journal_t *j, MDB_txn *txn, journal_meta_t *m, pt_error_t *err);
 /* LMDB code. */
 int jint_meta_write_head(journal_t *j, MDB_txn *txn, uint64_t last_seq, const uint8_t *head);
-/* A new journal: format, creation time and the genesis head. LMDB code. */
+/* A new journal: format (j->write_format), creation time and the genesis head. LMDB code. */
 int jint_meta_init(journal_t *j, MDB_txn *txn);
+/* A format-1 journal opened read-write by this build: meta's format becomes 2 and the
+ * upgrade point the next seq. LMDB code. */
+int jint_meta_upgrade(journal_t *j, MDB_txn *txn, uint64_t last_seq);
+/* The record format the seq of a journal with meta m must have. */
+unsigned jint_format_of(const journal_meta_t *m, uint64_t seq);
 
 /* ---- journal_index.c ---- */
 

@@ -41,6 +41,9 @@ jint_meta_read(journal_t *j, MDB_txn *txn, journal_meta_t *m, pt_error_t *err)
         rc = meta_get(j, txn, "last_seq", last, sizeof last, err);
     if (rc == 0)
         rc = meta_get(j, txn, "head", m->head, sizeof m->head, err);
+    uint8_t from[8] = {0};
+    if (rc == 0 && bytes_le_get(fmt, 4) >= 2)
+        rc = meta_get(j, txn, "format2_from", from, sizeof from, err);
     if (rc == PT_ENOTFOUND)
         return pt_error_set(err, PT_ECORRUPT, j->dir, "meta is incomplete");
     if (rc != 0)
@@ -48,6 +51,7 @@ jint_meta_read(journal_t *j, MDB_txn *txn, journal_meta_t *m, pt_error_t *err)
     m->present = true;
     m->format = (uint32_t)(fmt[0] | fmt[1] << 8 | fmt[2] << 16 | (uint32_t)fmt[3] << 24);
     m->last_seq = bytes_le_get(last, 8);
+    m->format2_from = bytes_le_get(from, 8);
     return 0;
 }
 
@@ -62,17 +66,41 @@ jint_meta_write_head(journal_t *j, MDB_txn *txn, uint64_t last_seq, const uint8_
     return rc;
 }
 
+static int
+meta_put_format(journal_t *j, MDB_txn *txn, unsigned format, uint64_t format2_from)
+{
+    uint8_t fmt[4], from[8];
+    bytes_le_put(fmt, format, 4);
+    bytes_le_put(from, format2_from, 8);
+    int rc = meta_put(j, txn, "format", fmt, sizeof fmt);
+    if (rc == 0 && format >= 2)
+        rc = meta_put(j, txn, "format2_from", from, sizeof from);
+    return rc;
+}
+
 /* A new journal: format, creation time and the genesis head (32 zero bytes). */
 int
 jint_meta_init(journal_t *j, MDB_txn *txn)
 {
-    uint8_t fmt[4] = {PT_JOURNAL_FORMAT & 0xff, 0, 0, 0}, created[8];
+    uint8_t created[8];
     uint8_t zero[PT_JOURNAL_HASH_LEN] = {0};
     bytes_le_put(created, (uint64_t)jint_now_ms(), 8);
-    int rc = meta_put(j, txn, "format", fmt, sizeof fmt);
+    int rc = meta_put_format(j, txn, j->write_format, 1);
     if (rc == 0)
         rc = meta_put(j, txn, "created_ms", created, sizeof created);
     if (rc == 0)
         rc = jint_meta_write_head(j, txn, 0, zero);
     return rc;
+}
+
+int
+jint_meta_upgrade(journal_t *j, MDB_txn *txn, uint64_t last_seq)
+{
+    return meta_put_format(j, txn, PT_JOURNAL_FORMAT, last_seq + 1);
+}
+
+unsigned
+jint_format_of(const journal_meta_t *m, uint64_t seq)
+{
+    return m->format >= 2 && seq >= m->format2_from ? PT_JOURNAL_FORMAT : PT_JREC_FORMAT_V1;
 }

@@ -11,6 +11,10 @@
 #include "pt_limits.h"
 #include "journal.h"
 
+/* The first record format, still read (and written only for tests of older journals):
+ * its chain hash covers the payload bytes, so a payload cannot be removed. */
+#define PT_JREC_FORMAT_V1 1
+
 /* Fixed header: format u16, kind u8, flags u8, seq u64, time_ms i64. */
 #define PT_JREC_HEADER_LEN 20
 /* Fixed trailer: ref_seq u64, attempt u32, payload hash, chain hash. */
@@ -46,15 +50,17 @@ typedef struct journal_checkpoint_rec {
     uint8_t sig[PT_JCKP_SIG_LEN];
 } journal_checkpoint_rec_t;
 
-/* Validates rec (kind, field sizes, recipient count) and sets *len to its encoded size.
- * Returns 0, PT_EINVALID or PT_ETOOLARGE with err naming the field. */
-int journal_record_size(const journal_record_t *rec, size_t *len, pt_error_t *err);
+/* Validates rec (kind, field sizes, recipient count) and sets *len to its encoded size
+ * in format (PT_JREC_FORMAT_V1 or PT_JOURNAL_FORMAT). Returns 0, PT_EINVALID,
+ * PT_ETOOLARGE with err naming the field, or PT_EVERSION for another format. */
+int journal_record_size(const journal_record_t *rec, unsigned format, size_t *len, pt_error_t *err);
 
-/* Encodes rec (already sized by journal_record_size) into out[0..len): header with seq
- * and time_ms, fields, trailer with the payload hash and the chain hash computed from
- * prev. REJECTED records keep only the payload hash, never the bytes. */
-void journal_record_encode(const journal_record_t *rec, uint64_t seq, int64_t time_ms,
-                           const uint8_t prev[PT_JOURNAL_HASH_LEN], uint8_t *out, size_t len);
+/* Encodes rec (already sized by journal_record_size for format) into out[0..len):
+ * header with seq and time_ms, fields, trailer with the payload hash and the chain hash
+ * computed from prev. REJECTED records keep only the payload hash, never the bytes. */
+void journal_record_encode(const journal_record_t *rec, unsigned format, uint64_t seq,
+                           int64_t time_ms, const uint8_t prev[PT_JOURNAL_HASH_LEN], uint8_t *out,
+                           size_t len);
 
 /* Decodes buf[0..len) into view, checking every length against len. Pointers in view
  * borrow from buf. Returns 0, PT_EVERSION for an unknown format, PT_ECORRUPT otherwise
@@ -62,14 +68,24 @@ void journal_record_encode(const journal_record_t *rec, uint64_t seq, int64_t ti
 int journal_record_decode(const uint8_t *buf, size_t len, uint64_t seq, journal_view_t *view,
                           pt_error_t *err);
 
-/* out = BLAKE2b-256(prev || buf[0 .. len - 32)): the chain hash a record of len bytes
- * must carry in its last 32 bytes. len must be >= PT_JOURNAL_HASH_LEN. */
+/* The chain hash a record of len bytes must carry in its last 32 bytes. Format 1:
+ * BLAKE2b-256(prev || buf[0 .. len - 32)). Format 2: the same bytes without the payload
+ * section (state, length, bytes), i.e. prev || header || ref_seq, attempt, payload hash.
+ * len must be >= PT_JOURNAL_HASH_LEN. */
 void journal_record_chain(const uint8_t prev[PT_JOURNAL_HASH_LEN], const uint8_t *buf, size_t len,
                           uint8_t out[PT_JOURNAL_HASH_LEN]);
 
 /* The chain hash stored in a record of len bytes (its last 32 bytes), or NULL when the
  * record is too short to hold one. Borrowed from buf. */
 const uint8_t *journal_record_stored_hash(const uint8_t *buf, size_t len);
+
+/* Writes into out (at least len bytes) the format-2 record buf[0..len) with its payload
+ * removed: the payload state set to state (PT_PAYLOAD_EXPIRED or PT_PAYLOAD_ERASED) and
+ * the bytes dropped; every chained byte and both hashes are kept, so the record still
+ * chains. *out_len is the new size. PT_EVERSION for a format-1 record, PT_EINVALID when
+ * no payload is stored (or the record is malformed). */
+int journal_record_strip(const uint8_t *buf, size_t len, journal_payload_t state, uint8_t *out,
+                         size_t *out_len);
 
 /* Fills msg with the fixed byte string a checkpoint signature covers (its layout
  * depends on cp->format) and returns its length. */

@@ -17,29 +17,52 @@ bad_record(uint64_t *bad_seq, uint64_t seq, pt_error_t *err, const char *what)
     return pt_error_set(err, PT_ECORRUPT, NULL, "record %llu: %s", (unsigned long long)seq, what);
 }
 
-/* Decodes record seq and checks its chain hash against prev; then prev = its hash. */
+/* Format 2 chains the payload's hash, not its bytes: a stored payload must match it. */
 static int
-verify_one(const MDB_val *v, uint64_t seq, uint8_t prev[PT_JOURNAL_HASH_LEN], uint64_t *bad_seq,
-           pt_error_t *err)
+check_payload(const journal_view_t *view, uint64_t *bad_seq, pt_error_t *err)
+{
+    uint8_t h[PT_JOURNAL_HASH_LEN];
+    if (view->format < 2 || view->payload_state != PT_PAYLOAD_STORED)
+        return 0;
+    crypto_generichash(h, sizeof h, view->payload, view->payload_len, NULL, 0);
+    if (memcmp(h, view->payload_hash, PT_JOURNAL_HASH_LEN) != 0)
+        return bad_record(bad_seq, view->seq, err, "payload differs from its hash (edited?)");
+    return 0;
+}
+
+/* Decodes record seq, checks its format against meta's upgrade point, its chain hash
+ * against prev and (format 2) its payload against its hash; then prev = its hash. */
+static int
+verify_one(const journal_meta_t *m, const MDB_val *v, uint64_t seq,
+           uint8_t prev[PT_JOURNAL_HASH_LEN], uint64_t *bad_seq, pt_error_t *err)
 {
     journal_view_t view;
     uint8_t h[PT_JOURNAL_HASH_LEN];
+    char what[120];
     if (jint_decode_at(v, seq, &view, err) != 0) {
         *bad_seq = seq;
         return PT_ECORRUPT;
     }
+    if (view.format != jint_format_of(m, seq)) {
+        snprintf(what, sizeof what, "format %u, but meta says format %u from record %llu",
+                 (unsigned)view.format, jint_format_of(m, seq),
+                 (unsigned long long)m->format2_from);
+        return bad_record(bad_seq, seq, err, what);
+    }
     journal_record_chain(prev, v->mv_data, v->mv_size, h);
     if (memcmp(h, view.hash, PT_JOURNAL_HASH_LEN) != 0)
         return bad_record(bad_seq, seq, err, "chain hash mismatch (edited or reordered)");
-    memcpy(prev, view.hash, PT_JOURNAL_HASH_LEN);
-    return 0;
+    int rc = check_payload(&view, bad_seq, err);
+    if (rc == 0)
+        memcpy(prev, view.hash, PT_JOURNAL_HASH_LEN);
+    return rc;
 }
 
 /* The hash the walk from `first` starts from: genesis (zeros) for record 1, else the
  * stored hash of record first-1, itself checked against first-2 when that exists. */
 static int
-chain_start(journal_t *j, MDB_txn *txn, uint64_t first, uint8_t prev[PT_JOURNAL_HASH_LEN],
-            uint64_t *bad_seq, pt_error_t *err)
+chain_start(journal_t *j, MDB_txn *txn, const journal_meta_t *m, uint64_t first,
+            uint8_t prev[PT_JOURNAL_HASH_LEN], uint64_t *bad_seq, pt_error_t *err)
 {
     MDB_val v;
     memset(prev, 0, PT_JOURNAL_HASH_LEN);
@@ -59,12 +82,12 @@ chain_start(journal_t *j, MDB_txn *txn, uint64_t first, uint8_t prev[PT_JOURNAL_
     int rc = jint_get_record(j, txn, first - 1, &v, err);
     if (rc == PT_ENOTFOUND)
         return bad_record(bad_seq, first - 1, err, "missing (deleted?)");
-    return rc ? rc : verify_one(&v, first - 1, prev, bad_seq, err);
+    return rc ? rc : verify_one(m, &v, first - 1, prev, bad_seq, err);
 }
 
 /* Walks records first..end checking continuity and the chain, then the tail. */
 static int
-verify_walk(journal_t *j, MDB_cursor *cur, uint64_t first, uint64_t end, uint64_t meta_last,
+verify_walk(journal_t *j, MDB_cursor *cur, uint64_t first, uint64_t end, const journal_meta_t *meta,
             uint8_t prev[PT_JOURNAL_HASH_LEN], uint64_t *bad_seq, pt_error_t *err)
 {
     uint8_t key[SEQ_KEY_LEN];
@@ -76,13 +99,13 @@ verify_walk(journal_t *j, MDB_cursor *cur, uint64_t first, uint64_t end, uint64_
         if (k.mv_size != SEQ_KEY_LEN)
             return bad_record(bad_seq, expect, err, "key is not a sequence");
         uint64_t seq = bytes_be64_get(k.mv_data);
-        if (seq > end && seq > meta_last)
+        if (seq > end && seq > meta->last_seq)
             return bad_record(bad_seq, seq, err, "after the last sequence in meta (added?)");
         if (seq > end)
             break;
         if (seq != expect)
             return bad_record(bad_seq, expect, err, "missing (deleted?)");
-        int rc = verify_one(&v, seq, prev, bad_seq, err);
+        int rc = verify_one(meta, &v, seq, prev, bad_seq, err);
         if (rc != 0)
             return rc;
     }
@@ -102,13 +125,13 @@ jint_verify_range(journal_t *j, MDB_txn *txn, uint64_t first, uint64_t end, uint
     MDB_cursor *cur;
     int rc = jint_meta_read(j, txn, &meta, err);
     if (rc == 0)
-        rc = chain_start(j, txn, first, prev, bad_seq, err);
+        rc = chain_start(j, txn, &meta, first, prev, bad_seq, err);
     if (rc != 0)
         return rc;
     rc = mdb_cursor_open(txn, j->dbi[JDB_RECORDS], &cur);
     if (rc != 0)
         return lmdbx_fail(err, rc, j->dir, "opening a cursor");
-    rc = verify_walk(j, cur, first, end, meta.last_seq, prev, bad_seq, err);
+    rc = verify_walk(j, cur, first, end, &meta, prev, bad_seq, err);
     mdb_cursor_close(cur);
     if (rc == 0 && end == meta.last_seq && end >= first &&
         memcmp(prev, meta.head, PT_JOURNAL_HASH_LEN) != 0)
@@ -279,7 +302,7 @@ verify_meta(journal_t *j, MDB_txn *txn, journal_meta_t *meta, pt_error_t *err)
     int rc = jint_meta_read(j, txn, meta, err);
     if (rc == 0 && !meta->present)
         rc = pt_error_set(err, PT_ECORRUPT, j->dir, "meta is missing");
-    if (rc == 0 && meta->format != PT_JOURNAL_FORMAT)
+    if (rc == 0 && meta->format != PT_JOURNAL_FORMAT && meta->format != PT_JREC_FORMAT_V1)
         rc = pt_error_set(err, PT_EVERSION, j->dir, "journal format %u", (unsigned)meta->format);
     return rc;
 }

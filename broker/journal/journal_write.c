@@ -97,7 +97,8 @@ journal_append(journal_txn_t *t, const journal_record_t *rec, uint64_t *seq, pt_
     if (t->poisoned)
         return pt_error_set(err, t->poisoned, t->j->dir, "transaction failed earlier: abort it");
     size_t len;
-    int rc = journal_record_size(rec, &len, err);
+    unsigned format = t->j->rec_format;
+    int rc = journal_record_size(rec, format, &len, err);
     if (rc == 0)
         rc = check_keys(t->j, rec, err);
     if (rc != 0)
@@ -111,7 +112,7 @@ journal_append(journal_txn_t *t, const journal_record_t *rec, uint64_t *seq, pt_
     if (rc != 0)
         return jint_poison(t, rc, err);
     /* v points into the dirty page until the next put: encode and copy out now. */
-    journal_record_encode(rec, s, time_ms, t->head, v.mv_data, len);
+    journal_record_encode(rec, format, s, time_ms, t->head, v.mv_data, len);
     memcpy(t->head, journal_record_stored_hash(v.mv_data, len), PT_JOURNAL_HASH_LEN);
     memcpy(phash, (uint8_t *)v.mv_data + len - 2 * PT_JOURNAL_HASH_LEN, PT_JOURNAL_HASH_LEN);
     rc = jint_put_indexes(t, rec, s, time_ms, phash);
