@@ -47,6 +47,7 @@
  *   journal_verify.c      chain, checkpoint and unsigned-tail verification
  *   journal_checkpoint.c  signing a batch's head; the signed head; checks at open
  *   journal_state.c       rebuilds the state databases from the records (verify)
+ *   journal_retention.c   payload removal and expiry by policy (format 2)
  *   journal_record.c/.h   byte layout of records and checkpoints, the chain hash */
 #ifndef PT_JOURNAL_H
 #define PT_JOURNAL_H
@@ -405,6 +406,49 @@ int journal_dead_list(journal_t *j, const char *recipient, size_t max, journal_d
 /* Reads a record inside a write transaction (sees the batch's own appends). */
 int journal_txn_get(journal_txn_t *t, uint64_t seq, journal_view_t *view, uint8_t **buf,
                     size_t *cap, pt_error_t *err);
+
+/* ---- Retention (journal_retention.c) ----
+ * Format 2 chains a payload's hash, not its bytes: a payload can be removed and its
+ * record still verifies (the hash, the audit fields and the chain stay). A payload is
+ * never removed while its message is queued or dead-lettered for a recipient. */
+
+/* One rule of the retention policy: the payloads of msg_type are kept keep_ms after
+ * their record's time. msg_type NULL: every type without a rule of its own. keep_ms 0:
+ * kept forever. */
+typedef struct journal_retention_rule {
+    const char *msg_type;
+    int64_t keep_ms;
+} journal_retention_rule_t;
+
+typedef struct journal_expiry_report {
+    size_t examined;   /* records looked at by this step */
+    size_t expired;    /* payloads removed */
+    size_t held;       /* due but still queued or dead-lettered: kept, tried again later */
+    uint64_t held_seq; /* the last record held (0 = none), for the log */
+    size_t format1;    /* due but format 1 (written before the upgrade): kept */
+    bool more;         /* the step used its whole budget: more may be due now */
+} journal_expiry_report_t;
+
+/* One bounded step of payload expiry inside t: examines at most max records (those
+ * held earlier included) and removes the payloads that rules say are due at now_ms
+ * (Unix ms), marking them PT_PAYLOAD_EXPIRED. Records are walked in seq order, one
+ * walk per distinct retention, each stopping at the first record younger than it; its
+ * position is kept in meta, in t. A due payload whose message is still queued or
+ * dead-lettered is held and tried again by later steps. Returns 0 or an error that
+ * poisons t (abort it). */
+int journal_expire_payloads(journal_txn_t *t, const journal_retention_rule_t *rules, size_t n,
+                            int64_t now_ms, size_t max, journal_expiry_report_t *rep,
+                            pt_error_t *err);
+
+/* Payloads due but held because their message is still queued or dead-lettered
+ * (committed state). */
+size_t journal_expiry_held(journal_t *j);
+
+/* Removes the payload of record seq inside t, keeping its hashes and audit fields; why
+ * is PT_PAYLOAD_EXPIRED or PT_PAYLOAD_ERASED. PT_EVERSION for a format-1 record (its
+ * chain covers the payload), PT_EINVALID when no payload is stored, PT_EDENIED while the
+ * message is queued or dead-lettered (err names the recipient), PT_ENOTFOUND. */
+int journal_payload_remove(journal_txn_t *t, uint64_t seq, journal_payload_t why, pt_error_t *err);
 
 /* Current map size and maximum, and bytes in use, for metrics and the full check. */
 void journal_usage(const journal_t *j, size_t *used, size_t *map_size, size_t *map_max);

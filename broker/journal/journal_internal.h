@@ -82,6 +82,7 @@ struct journal {
     uint8_t hmac_key[crypto_auth_hmacsha256_KEYBYTES];
     uint8_t sign_sk[crypto_sign_SECRETKEYBYTES];
     uint64_t max_unsigned;             /* checked on a read-write open with sign_sk */
+    uint64_t held_after;               /* the expiry's retry of held payloads goes on after it */
     unsigned write_format;             /* asked at open: PT_JOURNAL_FORMAT or 1 (tests) */
     unsigned rec_format;               /* format of the records appended now (meta's) */
     journal_signed_head_t signed_head; /* last committed checkpoint */
@@ -127,6 +128,10 @@ int jint_meta_init(journal_t *j, MDB_txn *txn);
 int jint_meta_upgrade(journal_t *j, MDB_txn *txn, uint64_t last_seq);
 /* The record format the seq of a journal with meta m must have. */
 unsigned jint_format_of(const journal_meta_t *m, uint64_t seq);
+/* A u64 (LE) meta value under name: PT_ENOTFOUND when absent. */
+int jint_meta_get_u64(journal_t *j, MDB_txn *txn, const char *name, uint64_t *v, pt_error_t *err);
+/* LMDB code. */
+int jint_meta_put_u64(journal_t *j, MDB_txn *txn, const char *name, uint64_t v);
 
 /* ---- journal_index.c ---- */
 
@@ -178,6 +183,11 @@ int jint_check_signed_tail(journal_t *j, MDB_txn *txn, const journal_meta_t *m, 
 int jint_state_check(journal_t *j, MDB_txn *txn, uint64_t *bad_seq, pt_error_t *err);
 
 /* ---- journal_queue.c ---- */
+
+/* The first recipient of record v (a replay goes only to one of them) for which v is
+ * still in the queue (*dead false) or in the dead letters (*dead true), or NULL.
+ * Borrowed from v. */
+const char *jint_pending(journal_txn_t *t, const journal_view_t *v, bool *dead);
 
 /* Enqueues seq for every recipient (NULL-terminated list, may be NULL). LMDB code. */
 int jint_queue_enqueue(journal_txn_t *t, const char *const *recipients, uint64_t seq,

@@ -104,3 +104,21 @@ jint_format_of(const journal_meta_t *m, uint64_t seq)
 {
     return m->format >= 2 && seq >= m->format2_from ? PT_JOURNAL_FORMAT : PT_JREC_FORMAT_V1;
 }
+
+int
+jint_meta_get_u64(journal_t *j, MDB_txn *txn, const char *name, uint64_t *v, pt_error_t *err)
+{
+    uint8_t b[8];
+    int rc = meta_get(j, txn, name, b, sizeof b, err);
+    if (rc == 0)
+        *v = bytes_le_get(b, 8);
+    return rc;
+}
+
+int
+jint_meta_put_u64(journal_t *j, MDB_txn *txn, const char *name, uint64_t v)
+{
+    uint8_t b[8];
+    bytes_le_put(b, v, 8);
+    return meta_put(j, txn, name, b, sizeof b);
+}

@@ -315,3 +315,18 @@ journal_dead_list(journal_t *j, const char *recipient, size_t max, journal_dead_
     *n = l.n;
     return 0;
 }
+
+const char *
+jint_pending(journal_txn_t *t, const journal_view_t *v, bool *dead)
+{
+    journal_queue_entry_t e;
+    for (size_t i = 0; i < v->n_recipients; i++) {
+        *dead = false;
+        if (qget(t, JDB_QUEUE, v->recipients[i], v->seq, &e) == 0)
+            return v->recipients[i];
+        *dead = true;
+        if (qget(t, JDB_DEAD, v->recipients[i], v->seq, &e) == 0)
+            return v->recipients[i];
+    }
+    return NULL;
+}

@@ -1,0 +1,314 @@
+/* Unit tests of broker/journal/journal_retention.c: payload expiry by message type, the
+ * payloads it must keep (queued, dead-lettered, format 1), bounded steps, and that the
+ * journal still verifies (chain, checkpoints, state) after payloads are removed. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "journal.h"
+#include "journal_record.h"
+#include "testutil.h"
+
+static const uint8_t hmac_key[32] = "0123456789abcdef0123456789abcdef";
+#define T0 INT64_C(1700000000000)
+
+typedef struct fixture {
+    char *dir;
+    char jdir[4200];
+    journal_t *j;
+    journal_options_t opts;
+    uint8_t pk[crypto_sign_PUBLICKEYBYTES];
+    uint8_t sk[crypto_sign_SECRETKEYBYTES];
+} fixture_t;
+
+static int
+setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof *f);
+    assert_true(sodium_init() >= 0);
+    f->dir = tu_tmpdir("retention");
+    snprintf(f->jdir, sizeof f->jdir, "%s/j", f->dir);
+    crypto_sign_keypair(f->pk, f->sk);
+    f->opts = (journal_options_t){.dir = f->jdir, .hmac_key = hmac_key, .sign_sk = f->sk};
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    fixture_t *f = *state;
+    journal_close(&f->j);
+    tu_rmtree(f->dir);
+    free(f);
+    return 0;
+}
+
+static void
+fx_open(fixture_t *f)
+{
+    pt_error_t err;
+    if (journal_open(&f->opts, &f->j, &err) != 0)
+        fail_msg("journal_open: %s", err.msg);
+}
+
+/* A RECEIVED record of type at time; queued for msa when queued. */
+static uint64_t
+add(fixture_t *f, const char *type, int64_t time_ms, bool queued)
+{
+    static const char *const rcpt[] = {"msa", NULL};
+    char payload[64];
+    journal_txn_t *t;
+    pt_error_t err;
+    uint64_t seq;
+    snprintf(payload, sizeof payload, "payload %s %lld", type, (long long)time_ms);
+    journal_record_t r = {.kind = PT_REC_RECEIVED,
+                          .time_ms = time_ms,
+                          .partner = "caf",
+                          .msg_type = type,
+                          .message_id = payload,
+                          .payload = (const uint8_t *)payload,
+                          .payload_len = strlen(payload),
+                          .recipients = queued ? rcpt : NULL};
+    assert_int_equal(journal_begin(f->j, &t, &err), 0);
+    if (journal_append(t, &r, &seq, &err) != 0)
+        fail_msg("append: %s", err.msg);
+    assert_int_equal(journal_commit(&t, &err), 0);
+    return seq;
+}
+
+static void
+step(fixture_t *f, const journal_retention_rule_t *rules, size_t n, int64_t now, size_t max,
+     journal_expiry_report_t *rep)
+{
+    journal_txn_t *t;
+    pt_error_t err;
+    assert_int_equal(journal_begin(f->j, &t, &err), 0);
+    if (journal_expire_payloads(t, rules, n, now, max, rep, &err) != 0)
+        fail_msg("expire: %s", err.msg);
+    assert_int_equal(journal_commit(&t, &err), 0);
+}
+
+static journal_payload_t
+state_of(fixture_t *f, uint64_t seq, uint8_t hash[32])
+{
+    journal_view_t v;
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    pt_error_t err;
+    assert_int_equal(journal_get(f->j, seq, &v, &buf, &cap, &err), 0);
+    if (v.payload_state != PT_PAYLOAD_STORED) {
+        assert_null(v.payload);
+        assert_int_equal(v.payload_len, 0);
+    }
+    if (hash != NULL)
+        memcpy(hash, v.payload_hash, 32);
+    free(buf);
+    return v.payload_state;
+}
+
+/* Everything verify checks: chain, payload hashes, checkpoints, state databases. */
+static void
+assert_verifies(fixture_t *f)
+{
+    journal_verify_options_t o = {.pk = f->pk, .check_state = true};
+    journal_verify_report_t rep;
+    uint64_t bad;
+    pt_error_t err;
+    if (journal_verify_ex(f->j, &o, &rep, &bad, &err) != 0)
+        fail_msg("verify: %s", err.msg);
+    assert_true(rep.state_checked);
+}
+
+static const journal_retention_rule_t rules[] = {
+    {"training_offer", 10000}, /* 10 s */
+    {"sanction", 0},           /* forever */
+    {NULL, 50000},             /* every other type: 50 s */
+};
+
+static void
+test_expiry_by_type(void **state)
+{
+    fixture_t *f = *state;
+    fx_open(f);
+    uint64_t offer_old = add(f, "training_offer", T0, false);
+    uint64_t sanction = add(f, "sanction", T0, false);
+    uint64_t referral = add(f, "referral", T0, false);
+    uint64_t offer_queued = add(f, "training_offer", T0 + 1000, true);
+    uint64_t offer_new = add(f, "training_offer", T0 + 15000, false);
+    uint8_t before[32], after[32];
+    assert_int_equal(state_of(f, offer_old, before), PT_PAYLOAD_STORED);
+
+    journal_expiry_report_t rep;
+    step(f, rules, 3, T0 + 20000, 1000, &rep);
+    assert_int_equal(rep.expired, 1);
+    assert_int_equal(rep.held, 1);
+    assert_int_equal(rep.held_seq, offer_queued);
+    assert_int_equal(state_of(f, offer_old, after), PT_PAYLOAD_EXPIRED);
+    assert_memory_equal(before, after, 32); /* the hash stays */
+    assert_int_equal(state_of(f, offer_queued, NULL), PT_PAYLOAD_STORED);
+    assert_int_equal(state_of(f, offer_new, NULL), PT_PAYLOAD_STORED);
+    assert_int_equal(state_of(f, referral, NULL), PT_PAYLOAD_STORED);
+    assert_int_equal(journal_expiry_held(f->j), 1);
+    assert_verifies(f);
+
+    /* Much later: the default's records go, sanctions stay, the queued one is held. */
+    step(f, rules, 3, T0 + 3600000, 1000, &rep);
+    assert_int_equal(state_of(f, referral, NULL), PT_PAYLOAD_EXPIRED);
+    assert_int_equal(state_of(f, offer_new, NULL), PT_PAYLOAD_EXPIRED);
+    assert_int_equal(state_of(f, sanction, NULL), PT_PAYLOAD_STORED);
+    assert_int_equal(state_of(f, offer_queued, NULL), PT_PAYLOAD_STORED);
+
+    /* Acknowledged: the held payload expires on a later step. */
+    journal_txn_t *t;
+    pt_error_t err;
+    assert_int_equal(journal_begin(f->j, &t, &err), 0);
+    assert_int_equal(journal_queue_remove(t, "msa", offer_queued, &err), 0);
+    journal_record_t ack = {.kind = PT_REC_ACKNOWLEDGED,
+                            .partner = "msa",
+                            .msg_type = "training_offer",
+                            .ref_seq = offer_queued};
+    uint64_t s;
+    assert_int_equal(journal_append(t, &ack, &s, &err), 0);
+    assert_int_equal(journal_commit(&t, &err), 0);
+    step(f, rules, 3, T0 + 3600000, 1000, &rep);
+    assert_int_equal(rep.expired, 1);
+    assert_int_equal(state_of(f, offer_queued, NULL), PT_PAYLOAD_EXPIRED);
+    assert_int_equal(journal_expiry_held(f->j), 0);
+    assert_verifies(f);
+    journal_close(&f->j);
+    fx_open(f); /* the broker resumes it */
+    assert_verifies(f);
+}
+
+/* A dead letter keeps its payload too (it may be requeued). */
+static void
+test_dead_letter_kept(void **state)
+{
+    fixture_t *f = *state;
+    fx_open(f);
+    uint64_t seq = add(f, "referral", T0, true);
+    journal_txn_t *t;
+    pt_error_t err;
+    journal_queue_entry_t e = {.seq = seq};
+    assert_int_equal(journal_begin(f->j, &t, &err), 0);
+    assert_int_equal(journal_dead_add(t, "msa", &e, &err), 0);
+    journal_record_t d = {.kind = PT_REC_DEAD_LETTERED,
+                          .partner = "msa",
+                          .msg_type = "referral",
+                          .ref_seq = seq,
+                          .reason = "refused"};
+    uint64_t s;
+    assert_int_equal(journal_append(t, &d, &s, &err), 0);
+    assert_int_equal(journal_commit(&t, &err), 0);
+    journal_expiry_report_t rep;
+    step(f, rules, 3, T0 + 3600000, 1000, &rep);
+    assert_int_equal(rep.held, 1);
+    assert_int_equal(state_of(f, seq, NULL), PT_PAYLOAD_STORED);
+    assert_int_equal(journal_begin(f->j, &t, &err), 0);
+    assert_int_equal(journal_payload_remove(t, seq, PT_PAYLOAD_ERASED, &err), PT_EDENIED);
+    assert_non_null(strstr(err.msg, "still dead-lettered for msa"));
+    journal_abort(&t);
+    assert_verifies(f);
+}
+
+/* Each step examines at most its budget; steps go on from where the last one stopped. */
+static void
+test_bounded_steps(void **state)
+{
+    fixture_t *f = *state;
+    fx_open(f);
+    journal_txn_t *t;
+    pt_error_t err;
+    assert_int_equal(journal_begin(f->j, &t, &err), 0);
+    for (int i = 0; i < 1000; i++) {
+        char p[32];
+        snprintf(p, sizeof p, "p%d", i);
+        journal_record_t r = {.kind = PT_REC_RECEIVED,
+                              .time_ms = T0 + i,
+                              .partner = "caf",
+                              .msg_type = "training_offer",
+                              .message_id = p,
+                              .payload = (const uint8_t *)p,
+                              .payload_len = strlen(p)};
+        uint64_t s;
+        assert_int_equal(journal_append(t, &r, &s, &err), 0);
+    }
+    assert_int_equal(journal_commit(&t, &err), 0);
+    journal_expiry_report_t rep;
+    size_t total = 0, steps = 0;
+    do {
+        step(f, rules, 3, T0 + 20000, 100, &rep);
+        assert_true(rep.examined <= 100);
+        total += rep.expired;
+        steps++;
+    } while (rep.more && steps < 100);
+    assert_int_equal(total, 1000);
+    assert_true(steps >= 10);
+    for (uint64_t s = 1; s <= 1000; s++)
+        assert_int_equal(state_of(f, s, NULL), PT_PAYLOAD_EXPIRED);
+    assert_verifies(f);
+}
+
+/* Format-1 records (before the upgrade point) chain their payload: never removed. */
+static void
+test_format1_kept(void **state)
+{
+    fixture_t *f = *state;
+    f->opts.write_format = PT_JREC_FORMAT_V1;
+    fx_open(f);
+    uint64_t old = add(f, "referral", T0, false);
+    journal_close(&f->j);
+    f->opts.write_format = 0;
+    fx_open(f);
+    uint64_t young = add(f, "referral", T0 + 1, false);
+    journal_expiry_report_t rep;
+    step(f, rules, 3, T0 + 3600000, 1000, &rep);
+    assert_int_equal(rep.format1, 1);
+    assert_int_equal(rep.expired, 1);
+    assert_int_equal(state_of(f, old, NULL), PT_PAYLOAD_STORED);
+    assert_int_equal(state_of(f, young, NULL), PT_PAYLOAD_EXPIRED);
+    journal_txn_t *t;
+    pt_error_t err;
+    assert_int_equal(journal_begin(f->j, &t, &err), 0);
+    assert_int_equal(journal_payload_remove(t, old, PT_PAYLOAD_ERASED, &err), PT_EVERSION);
+    assert_int_equal(journal_payload_remove(t, young, PT_PAYLOAD_ERASED, &err), PT_EINVALID);
+    journal_abort(&t);
+    assert_verifies(f);
+}
+
+/* An erased payload (the erasure's path) leaves a record that verifies and says so. */
+static void
+test_erased_verifies(void **state)
+{
+    fixture_t *f = *state;
+    fx_open(f);
+    uint64_t seq = add(f, "referral", T0, false);
+    journal_txn_t *t;
+    pt_error_t err;
+    assert_int_equal(journal_begin(f->j, &t, &err), 0);
+    assert_int_equal(journal_payload_remove(t, seq, PT_PAYLOAD_ERASED, &err), 0);
+    assert_int_equal(journal_commit(&t, &err), 0);
+    assert_int_equal(state_of(f, seq, NULL), PT_PAYLOAD_ERASED);
+    assert_verifies(f);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_expiry_by_type, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dead_letter_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bounded_steps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_format1_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_erased_verifies, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
