@@ -503,7 +503,9 @@ typedef struct replay_ctx {
     const char *recipient;
     const char *reason;
     uint32_t done;
-    seqlist_t seqs; /* the RECEIVED seqs replayed, for the ADMIN records */
+    uint32_t removed;     /* skipped: payload expired or erased (retention, erasure) */
+    uint64_t removed_seq; /* the last of them */
+    seqlist_t seqs;       /* the RECEIVED seqs replayed, for the ADMIN records */
     int rc;
 } replay_ctx_t;
 
@@ -523,6 +525,11 @@ replay_one(const journal_view_t *v, void *arg)
     replay_ctx_t *c = arg;
     if (v->kind != PT_REC_RECEIVED || !was_recipient(v, c->recipient))
         return 0;
+    if (v->payload_state == PT_PAYLOAD_EXPIRED || v->payload_state == PT_PAYLOAD_ERASED) {
+        c->removed++; /* nothing left to deliver: reported, never replayed */
+        c->removed_seq = v->seq;
+        return 0;
+    }
     journal_queue_entry_t e = {.seq = v->seq, .replay = true};
     pt_error_t err;
     if (journal_queue_get(c->t, c->recipient, v->seq, &e) == 0)
@@ -601,7 +608,18 @@ handle_replay(admin_t *a, const char *who, const Ptibus__V1__ReplayRequest *q,
     int rc = q->message_id && q->message_id[0]
                  ? replay_by_id(a, &c, q->message_id, &err)
                  : journal_scan(a->d.journal, q->from_seq, q->to_seq, replay_one, &c, &err);
-    snprintf(head, sizeof head, "replayed %u messages to %s", c.done, q->recipient);
+    int hn = snprintf(head, sizeof head, "replayed %u messages to %s", c.done, q->recipient);
+    if (c.removed > 0 && hn > 0 && (size_t)hn < sizeof head)
+        snprintf(head + hn, sizeof head - (size_t)hn, " (%u not: payload expired or erased)",
+                 c.removed);
+    if (rc >= 0 && c.rc == 0 && c.done == 0 && c.removed > 0) {
+        snprintf(msg, sizeof msg,
+                 "replay: the payload of record %llu (%u records in all) expired under the "
+                 "retention policy or was erased: nothing to replay",
+                 (unsigned long long)c.removed_seq, c.removed);
+        free(c.seqs.v);
+        return (void)fail(resp, ebuf, cap, msg);
+    }
     if (rc >= 0 && c.rc == 0)
         rc = record_action(a, c.t, who, head, q->reason, &c.seqs, &err);
     free(c.seqs.v);

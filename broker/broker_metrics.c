@@ -38,6 +38,11 @@ static const metrics_desc_t ptibus_metrics[] = {
      NULL},
     {PT_METRICS_GAUGE, PT_METRIC_PERSON_UNMERGED,
      "Person index entries not yet merged into by_person (a person query scans them).", NULL},
+    {PT_METRICS_COUNTER, PT_METRIC_PAYLOADS_EXPIRED,
+     "Payloads removed from the journal by the retention policy (records and hashes stay).", NULL},
+    {PT_METRICS_GAUGE, PT_METRIC_PAYLOADS_HELD,
+     "Payloads due for expiry but kept because their message is still queued or dead-lettered.",
+     NULL},
 };
 
 int

@@ -47,6 +47,8 @@ print_record(const journal_view_t *v, void *arg)
         printf("\tref=%" PRIu64, v->ref_seq);
     if (v->reason && v->reason[0])
         printf("\t%s", esc(v->reason));
+    if (v->payload_state == PT_PAYLOAD_EXPIRED || v->payload_state == PT_PAYLOAD_ERASED)
+        printf("\tpayload=%s", journal_payload_name(v->payload_state));
     putchar('\n');
     return 0;
 }
