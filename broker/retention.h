@@ -1,8 +1,10 @@
-/* retention: applies the payload retention of the configuration (retention.payloads)
- * to the journal in the background: one bounded step of journal_expire_payloads per
- * call, in a write transaction of its own, which the broker runs between loop turns
- * (on the delivery tick) so that ingest never waits long for it. Owns the rules built
- * from the configuration and the retention metrics' series. */
+/* retention: applies the retention of the configuration to the journal in the
+ * background: payloads (retention.payloads, journal_expire_payloads) and records
+ * (retention.audit, journal_segment_expire: the oldest records moved out behind a
+ * signed anchor). One bounded step of each per call, in write transactions of their
+ * own, which the broker runs between loop turns (on the delivery tick) so that ingest
+ * never waits long for them. Owns the rules built from the configuration and the
+ * retention metrics' series. */
 #ifndef PT_RETENTION_H
 #define PT_RETENTION_H
 
@@ -27,8 +29,9 @@ int retention_new(const bconfig_t *cfg, journal_t *j, metrics_t *m, retention_t 
 /* Frees r and sets *r to NULL; accepts NULL. */
 void retention_destroy(retention_t **r);
 
-/* Runs one step when one is due at now_mono_ms (at once while the last one found more
- * to do, else once a second; 10 s after a failure). No batch may be open. Logs what it
+/* Runs one step of each when due at now_mono_ms (at once while the last one found more
+ * to do, else once a second for payloads and once a minute for records; 10 s after a
+ * failure). No batch may be open. Logs what it
  * expired and every payload held because its message is still queued or dead-lettered
  * (by seq, never a payload). Accepts NULL (no policy). */
 void retention_step(retention_t *r, int64_t now_mono_ms);

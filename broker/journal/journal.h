@@ -48,6 +48,7 @@
  *   journal_checkpoint.c  signing a batch's head; the signed head; checks at open
  *   journal_state.c       rebuilds the state databases from the records (verify)
  *   journal_retention.c   payload removal and expiry by policy (format 2)
+ *   journal_segment.c     segment expiry and the signed anchor
  *   journal_record.c/.h   byte layout of records and checkpoints, the chain hash */
 #ifndef PT_JOURNAL_H
 #define PT_JOURNAL_H
@@ -327,6 +328,7 @@ typedef struct journal_verify_report {
     uint64_t last_ckpt_seq;   /* 0 = none */
     int64_t last_ckpt_ms;
     uint64_t unsigned_tail; /* records after the last checkpoint, up to last */
+    uint64_t anchor_seq;    /* records up to it were moved out (segment expiry); 0 = none */
     bool state_checked;     /* the state databases were rebuilt and compared */
 } journal_verify_report_t;
 
@@ -449,6 +451,36 @@ size_t journal_expiry_held(journal_t *j);
  * chain covers the payload), PT_EINVALID when no payload is stored, PT_EDENIED while the
  * message is queued or dead-lettered (err names the recipient), PT_ENOTFOUND. */
 int journal_payload_remove(journal_txn_t *t, uint64_t seq, journal_payload_t why, pt_error_t *err);
+
+/* ---- Segment expiry (journal_segment.c) ----
+ * Records older than the audit retention are moved out of the live journal with their
+ * index entries. The last one moved out is always a checkpoint's seq: that checkpoint
+ * is kept, and a signed anchor (Ed25519, its own domain) names it, so the live journal
+ * verifies from it: journal_verify_ex checks the anchor's signature, that its
+ * checkpoint is the one it signed, chains the first live record from its hash and
+ * links the checkpoints from its number. Never past a message still queued or
+ * dead-lettered. */
+
+typedef struct journal_segment_report {
+    uint64_t first;       /* first record moved out (0 = none this step) */
+    uint64_t anchor;      /* the last one: the new anchor */
+    size_t moved;         /* records moved out */
+    uint64_t pending_seq; /* lowest seq still queued or dead-lettered (UINT64_MAX: none) */
+    bool more;            /* the next record is due too */
+} journal_segment_report_t;
+
+/* One step inside t (which must not have appended records yet): moves out, from the
+ * first live record, up to about max records whose time is <= cutoff_ms and that
+ * precede every queued or dead-lettered message, ending at a checkpoint; signs the
+ * new anchor and appends an ADMIN record saying which records were moved out. Needs
+ * the signing key (PT_EDENIED without). The index entries of the person index's merged
+ * part (by_person) cannot be found from a record and stay: journal_find_person leaves
+ * out seqs before the anchor. 0, or an error that poisons t. */
+int journal_segment_expire(journal_txn_t *t, int64_t cutoff_ms, size_t max,
+                           journal_segment_report_t *rep, pt_error_t *err);
+
+/* The first seq of the live journal: 1, or the anchor's + 1 (committed state). */
+uint64_t journal_first_seq(const journal_t *j);
 
 /* Current map size and maximum, and bytes in use, for metrics and the full check. */
 void journal_usage(const journal_t *j, size_t *used, size_t *map_size, size_t *map_max);

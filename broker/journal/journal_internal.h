@@ -53,6 +53,10 @@ typedef struct journal_meta {
     uint64_t format2_from;
     uint64_t last_seq;
     uint8_t head[PT_JOURNAL_HASH_LEN];
+    /* Segment expiry: records up to anchor.seq were moved out; the live journal
+     * verifies from this signed anchor (journal_segment.c). */
+    bool has_anchor;
+    journal_checkpoint_rec_t anchor;
 } journal_meta_t;
 
 struct journal_txn {
@@ -63,6 +67,8 @@ struct journal_txn {
     int poisoned;        /* error code that made the transaction unusable, or 0 */
     bool signed_pending; /* a checkpoint of this batch's head is in txn */
     journal_signed_head_t pending;
+    bool anchor_pending; /* a segment expiry moved the anchor in txn */
+    journal_checkpoint_rec_t anchor;
 };
 
 struct journal {
@@ -86,6 +92,8 @@ struct journal {
     unsigned write_format;             /* asked at open: PT_JOURNAL_FORMAT or 1 (tests) */
     unsigned rec_format;               /* format of the records appended now (meta's) */
     journal_signed_head_t signed_head; /* last committed checkpoint */
+    bool have_anchor;                  /* committed: records up to anchor.seq moved out */
+    journal_checkpoint_rec_t anchor;
     char dir[PATH_MAX];
 };
 
@@ -132,6 +140,10 @@ unsigned jint_format_of(const journal_meta_t *m, uint64_t seq);
 int jint_meta_get_u64(journal_t *j, MDB_txn *txn, const char *name, uint64_t *v, pt_error_t *err);
 /* LMDB code. */
 int jint_meta_put_u64(journal_t *j, MDB_txn *txn, const char *name, uint64_t v);
+/* Stores the signed anchor. LMDB code. */
+int jint_meta_put_anchor(journal_t *j, MDB_txn *txn, const journal_checkpoint_rec_t *a);
+/* The first seq of the live journal: 1, or the anchor's seq + 1. */
+uint64_t jint_first_seq(const journal_meta_t *m);
 
 /* ---- journal_index.c ---- */
 

@@ -28,6 +28,22 @@ meta_put(journal_t *j, MDB_txn *txn, const char *name, const void *data, size_t 
     return mdb_put(txn, j->dbi[JDB_META], &k, &v, 0);
 }
 
+/* The optional signed anchor (segment expiry). */
+static int
+read_anchor(journal_t *j, MDB_txn *txn, journal_meta_t *m, pt_error_t *err)
+{
+    MDB_val k = {6, "anchor"}, v;
+    int rc = mdb_get(txn, j->dbi[JDB_META], &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return lmdbx_fail(err, rc, j->dir, "reading meta");
+    if (journal_anchor_decode(v.mv_data, v.mv_size, &m->anchor, err) != 0)
+        return pt_error_set(err, PT_ECORRUPT, j->dir, "meta anchor: malformed");
+    m->has_anchor = true;
+    return 0;
+}
+
 /* Meta integers are little-endian like record fields (bytes_le_*). */
 int
 jint_meta_read(journal_t *j, MDB_txn *txn, journal_meta_t *m, pt_error_t *err)
@@ -52,7 +68,7 @@ jint_meta_read(journal_t *j, MDB_txn *txn, journal_meta_t *m, pt_error_t *err)
     m->format = (uint32_t)(fmt[0] | fmt[1] << 8 | fmt[2] << 16 | (uint32_t)fmt[3] << 24);
     m->last_seq = bytes_le_get(last, 8);
     m->format2_from = bytes_le_get(from, 8);
-    return 0;
+    return read_anchor(j, txn, m, err);
 }
 
 int
@@ -121,4 +137,18 @@ jint_meta_put_u64(journal_t *j, MDB_txn *txn, const char *name, uint64_t v)
     uint8_t b[8];
     bytes_le_put(b, v, 8);
     return meta_put(j, txn, name, b, sizeof b);
+}
+
+int
+jint_meta_put_anchor(journal_t *j, MDB_txn *txn, const journal_checkpoint_rec_t *a)
+{
+    uint8_t v[PT_JCKP_LEN];
+    journal_anchor_encode(a, v);
+    return meta_put(j, txn, "anchor", v, sizeof v);
+}
+
+uint64_t
+jint_first_seq(const journal_meta_t *m)
+{
+    return m->has_anchor ? m->anchor.seq + 1 : 1;
 }

@@ -238,6 +238,8 @@ resume(journal_t *j, pt_error_t *err)
     if (rc == 0) {
         j->last_seq = m.last_seq;
         memcpy(j->head, m.head, PT_JOURNAL_HASH_LEN);
+        j->have_anchor = m.has_anchor;
+        j->anchor = m.anchor;
     }
     mdb_txn_abort(txn);
     return rc;

@@ -445,6 +445,44 @@ journal_checkpoint_decode(const uint8_t *buf, size_t len, journal_checkpoint_rec
     return 0;
 }
 
+/* ---- anchors: a checkpoint's layout under another format number and domain ---- */
+
+size_t
+journal_anchor_message(const journal_checkpoint_rec_t *a, uint8_t msg[PT_JCKP_MSG_LEN])
+{
+    journal_checkpoint_rec_t c = *a;
+    c.format = PT_JCKP_FORMAT;
+    size_t n = journal_checkpoint_message(&c, msg);
+    /* Same length: the two domains are padded to PT_JCKP_DOMAIN_LEN with NULs. */
+    memset(msg, 0, PT_JCKP_DOMAIN_LEN);
+    memcpy(msg, PT_JANCHOR_DOMAIN, PT_JANCHOR_DOMAIN_LEN);
+    return n;
+}
+
+void
+journal_anchor_encode(const journal_checkpoint_rec_t *a, uint8_t out[PT_JCKP_LEN])
+{
+    journal_checkpoint_encode(a, out);
+    bytes_le_put(out, PT_JANCHOR_FORMAT, 2);
+}
+
+int
+journal_anchor_decode(const uint8_t *buf, size_t len, journal_checkpoint_rec_t *a, pt_error_t *err)
+{
+    uint8_t copy[PT_JCKP_LEN];
+    if (len != PT_JCKP_LEN)
+        return pt_error_set(err, PT_ECORRUPT, NULL, "anchor: %zu bytes, expected %d", len,
+                            PT_JCKP_LEN);
+    if (bytes_le_get(buf, 2) != PT_JANCHOR_FORMAT)
+        return pt_error_set(err, PT_EVERSION, NULL, "anchor: unsupported format %u",
+                            (unsigned)bytes_le_get(buf, 2));
+    memcpy(copy, buf, len);
+    bytes_le_put(copy, PT_JCKP_FORMAT, 2);
+    int rc = journal_checkpoint_decode(copy, len, a, err);
+    a->format = PT_JANCHOR_FORMAT;
+    return rc;
+}
+
 /* ---- payload removal (format 2) ---- */
 
 int

@@ -40,6 +40,16 @@
 #define PT_JCKP_MSG_LEN (PT_JCKP_DOMAIN_LEN + 8 + PT_JOURNAL_HASH_LEN + 8 + 8 + 8)
 #define PT_JCKP_MSG_LEN_V1 (PT_JCKP_DOMAIN_LEN + 8 + PT_JOURNAL_HASH_LEN + 8)
 
+/* The signed anchor of a journal whose oldest records were moved out (segment expiry):
+ * the same fields and layout as a format-2 checkpoint, with its own format number and
+ * domain, signed as "ptibus-journal-anchor-v1" (padded with 4 NULs to the checkpoint
+ * domain's 28 bytes) || seq || hash || time_ms || prev_seq || number. seq is the last record moved
+ * out; hash, prev_seq and number are those of the checkpoint at seq, which is kept: the live
+ * journal verifies from it. */
+#define PT_JANCHOR_FORMAT 0x41 /* 'A' */
+#define PT_JANCHOR_DOMAIN "ptibus-journal-anchor-v1"
+#define PT_JANCHOR_DOMAIN_LEN (sizeof PT_JANCHOR_DOMAIN - 1)
+
 typedef struct journal_checkpoint_rec {
     uint32_t format; /* PT_JCKP_FORMAT_V1 or PT_JCKP_FORMAT */
     uint64_t seq;
@@ -90,6 +100,13 @@ int journal_record_strip(const uint8_t *buf, size_t len, journal_payload_t state
 /* Fills msg with the fixed byte string a checkpoint signature covers (its layout
  * depends on cp->format) and returns its length. */
 size_t journal_checkpoint_message(const journal_checkpoint_rec_t *cp, uint8_t msg[PT_JCKP_MSG_LEN]);
+
+/* Anchors: the message signed (returns its length) and the value (PT_JCKP_LEN bytes). */
+size_t journal_anchor_message(const journal_checkpoint_rec_t *a, uint8_t msg[PT_JCKP_MSG_LEN]);
+void journal_anchor_encode(const journal_checkpoint_rec_t *a, uint8_t out[PT_JCKP_LEN]);
+/* PT_ECORRUPT (size) or PT_EVERSION (not an anchor). */
+int journal_anchor_decode(const uint8_t *buf, size_t len, journal_checkpoint_rec_t *a,
+                          pt_error_t *err);
 
 /* Encodes cp as a format-2 checkpoint into out (PT_JCKP_LEN bytes). */
 void journal_checkpoint_encode(const journal_checkpoint_rec_t *cp, uint8_t out[PT_JCKP_LEN]);

@@ -70,6 +70,7 @@ journal_begin(journal_t *j, journal_txn_t **txn, pt_error_t *err)
     memcpy(t->head, j->head, PT_JOURNAL_HASH_LEN);
     t->poisoned = 0;
     t->signed_pending = false;
+    t->anchor_pending = false;
     j->in_txn = true;
     *txn = t;
     return 0;
@@ -166,6 +167,10 @@ journal_commit(journal_txn_t **tp, pt_error_t *err)
     j->last_seq = t->last_seq;
     memcpy(j->head, t->head, PT_JOURNAL_HASH_LEN);
     jint_signed_head_commit(t);
+    if (t->anchor_pending) {
+        j->have_anchor = true;
+        j->anchor = t->anchor;
+    }
     return 0;
 }
 

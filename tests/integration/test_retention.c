@@ -210,11 +210,44 @@ test_payload_expires_queued_kept(void **state)
     assert_non_null(strstr(f->out, "payload=expired"));
 }
 
+/* retention.audit: acknowledged messages older than it are moved out of the live
+ * journal behind a signed anchor; the queued one stays; the journal verifies. */
+static void
+test_segment_expiry(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(td_broker_stop(&f->net), 0);
+    client_close(&f->caf);
+    td_net_options_t o = opts;
+    o.extra_config = "retention:\n  audit: 3s\n  payloads:\n    default: 2s\n";
+    td_net_configure(&f->net, &o);
+    assert_int_equal(td_broker_start(&f->net), 0);
+    assert_int_equal(td_client_session(&f->net, "caf", 0, &f->caf), 0);
+    publish_event(f, "sg-acked");
+    assert_int_equal(td_client_session(&f->net, "departement", 8, &f->cd), 0);
+    assert_true(receive_and_ack(f->cd) > 0);
+    client_close(&f->cd);
+    publish_event(f, "sg-queued");
+    int64_t deadline = tu_now_ms() + 20000;
+    while (tu_now_ms() < deadline && !td_log_contains(&f->net, "moved out of the live journal"))
+        usleep(200000);
+    assert_true(td_log_contains(&f->net, "moved out of the live journal"));
+    assert_int_equal(td_broker_stop(&f->net), 0);
+    char args[4500];
+    snprintf(args, sizeof args, "journal-verify --pubkey '%s/keys/journal.sign.pub'", f->net.dir);
+    assert_int_equal(ctl(f, args), 0);
+    assert_non_null(strstr(f->out, "verified from the signed anchor"));
+    assert_non_null(strstr(f->out, "state: queue, dead-letter"));
+    assert_int_equal(payload_state(f, "sg-queued"), PT_PAYLOAD_STORED);
+    assert_int_equal(td_broker_start(&f->net), 0); /* it resumes the anchored journal */
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_payload_expires_queued_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_segment_expiry, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
