@@ -31,6 +31,9 @@ static const command_t commands[] = {
     {"journal-verify", cmd_journal_verify,
      "journal-verify --journal DIR [--pubkey SIGN.pub] [--from N] [--to M] "
      "[--max-unsigned-tail N]"},
+    {"archive", cmd_archive, "archive --journal DIR --until TIME --to DIR"},
+    {"archive-verify", cmd_archive_verify,
+     "archive-verify --archive DIR --pubkey SIGN.pub [--journal LIVE]"},
 };
 
 static void

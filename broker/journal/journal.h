@@ -49,6 +49,7 @@
  *   journal_state.c       rebuilds the state databases from the records (verify)
  *   journal_retention.c   payload removal and expiry by policy (format 2)
  *   journal_segment.c     segment expiry and the signed anchor
+ *   journal_archive.c     archives: writing one, chaining it to the live journal
  *   journal_record.c/.h   byte layout of records and checkpoints, the chain hash */
 #ifndef PT_JOURNAL_H
 #define PT_JOURNAL_H
@@ -481,6 +482,32 @@ int journal_segment_expire(journal_txn_t *t, int64_t cutoff_ms, size_t max,
 
 /* The first seq of the live journal: 1, or the anchor's + 1 (committed state). */
 uint64_t journal_first_seq(const journal_t *j);
+
+/* ---- Archives (journal_archive.c) ----
+ * An archive is a journal environment of its own holding the live journal's records
+ * from its first one up to a checkpoint, their checkpoints (and the live anchor, if
+ * any), and their index entries; meta marks it. journal_open reads it read-only like
+ * any journal; journal_verify_ex verifies it alone (chain, signatures, indexes; not the
+ * queues, which an archive does not hold). */
+
+typedef struct journal_archive_report {
+    uint64_t first, last; /* records archived */
+} journal_archive_report_t;
+
+/* Writes into dir (new, or empty of any journal) the records of j up to the last
+ * checkpoint at or before the last record whose time is <= until_ms. j may be
+ * read-only; the archive is written with fsync. PT_ENOTFOUND when there is nothing to
+ * archive, -EEXIST when dir already holds a journal. */
+int journal_archive(journal_t *j, int64_t until_ms, const char *dir, journal_archive_report_t *rep,
+                    pt_error_t *err);
+
+/* Checks that archive is the predecessor of live: the record where live's records
+ * begin (its anchor) or the last one the archive holds carries the same chain hash in
+ * both. PT_ECORRUPT saying what differs. Verify each with journal_verify_ex too. */
+int journal_archive_chains(journal_t *archive, journal_t *live, pt_error_t *err);
+
+/* True for an archive (journal_archive wrote it). */
+bool journal_is_archive(const journal_t *j);
 
 /* Current map size and maximum, and bytes in use, for metrics and the full check. */
 void journal_usage(const journal_t *j, size_t *used, size_t *map_size, size_t *map_max);

@@ -93,6 +93,7 @@ struct journal {
     unsigned rec_format;               /* format of the records appended now (meta's) */
     journal_signed_head_t signed_head; /* last committed checkpoint */
     bool have_anchor;                  /* committed: records up to anchor.seq moved out */
+    bool is_archive;                   /* meta "archive": written by journal_archive */
     journal_checkpoint_rec_t anchor;
     char dir[PATH_MAX];
 };

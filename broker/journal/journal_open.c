@@ -230,6 +230,10 @@ resume(journal_t *j, pt_error_t *err)
         rc = jint_load_signed_head(j, txn, err);
     if (rc == 0 && j->have_sk && !j->read_only)
         rc = jint_check_signed_tail(j, txn, &m, err);
+    uint64_t one;
+    bool is_archive = jint_meta_get_u64(j, txn, "archive", &one, NULL) == 0;
+    if (rc == 0 && is_archive && !j->read_only)
+        rc = pt_error_set(err, PT_EDENIED, j->dir, "an archive: open it read-only");
     if (rc == PT_ECORRUPT && j->read_only) {
         /* The admin tools must be able to open a damaged journal to inspect it. */
         pt_log_warn("journal.tail", "%s (opened read-only for inspection)", err->msg);
@@ -240,6 +244,7 @@ resume(journal_t *j, pt_error_t *err)
         memcpy(j->head, m.head, PT_JOURNAL_HASH_LEN);
         j->have_anchor = m.has_anchor;
         j->anchor = m.anchor;
+        j->is_archive = is_archive;
     }
     mdb_txn_abort(txn);
     return rc;

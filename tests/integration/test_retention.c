@@ -239,6 +239,31 @@ test_segment_expiry(void **state)
     assert_non_null(strstr(f->out, "verified from the signed anchor"));
     assert_non_null(strstr(f->out, "state: queue, dead-letter"));
     assert_int_equal(payload_state(f, "sg-queued"), PT_PAYLOAD_STORED);
+
+    /* An archive of what is left, verified alone and as the live journal's
+     * predecessor, and read by journal-list. */
+    char cmd[9000];
+    snprintf(cmd, sizeof cmd, "archive --until 2999-01-01 --to '%s/archive'", f->net.dir);
+    assert_int_equal(ctl(f, cmd), 0);
+    assert_non_null(strstr(f->out, "archived records"));
+    snprintf(cmd, sizeof cmd,
+             "'%s' archive-verify --archive '%s/archive' --pubkey '%s/keys/journal.sign.pub' "
+             "--journal '%s' 2>&1",
+             PT_PTIBUSCTL_PATH, f->net.dir, f->net.dir, f->net.journal_dir);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(f->out, 1, sizeof f->out - 1, p);
+    f->out[n] = '\0';
+    print_message("%s", f->out);
+    assert_int_equal(pclose(p), 0);
+    assert_non_null(strstr(f->out, "chained: the archive is the predecessor"));
+    snprintf(cmd, sizeof cmd, "'%s' journal-list --journal '%s/archive' 2>&1", PT_PTIBUSCTL_PATH,
+             f->net.dir);
+    p = popen(cmd, "r");
+    n = fread(f->out, 1, sizeof f->out - 1, p);
+    f->out[n] = '\0';
+    assert_int_equal(pclose(p), 0);
+    assert_non_null(strstr(f->out, "sg-queued"));
     assert_int_equal(td_broker_start(&f->net), 0); /* it resumes the anchored journal */
 }
 
