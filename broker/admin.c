@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
 #include <zmq.h>
 
 #include "auth.h"
@@ -12,6 +13,7 @@
 #include "codec.h"
 #include "curve.h"
 #include "log.h"
+#include "nir.h"
 #include "ptibus/v1/admin.pb-c.h"
 #include "zpart.h"
 
@@ -632,6 +634,44 @@ handle_replay(admin_t *a, const char *who, const Ptibus__V1__ReplayRequest *q,
     resp->replayed = c.done;
 }
 
+/* Erases one person's payloads (journal_erase_person); journaled without the NIR. */
+static void
+handle_erase(admin_t *a, const char *who, const Ptibus__V1__EraseRequest *q,
+             Ptibus__V1__AdminResponse *resp, char *ebuf, size_t cap)
+{
+    char nir[PT_NIR_NORM_SIZE], msg[200], head[240];
+    const char *bad = reason_problem(q->reason);
+    journal_txn_t *t = batch_txn(a->b);
+    journal_erase_report_t rep;
+    seqlist_t l = {0};
+    pt_error_t err = {0};
+    if (bad != NULL) {
+        snprintf(msg, sizeof msg, "erase.reason: %s", bad);
+        return (void)fail(resp, ebuf, cap, msg);
+    }
+    if (nir_normalise(q->nir ? q->nir : "", nir, &err) != 0)
+        return (void)fail(resp, ebuf, cap, "erase.nir: not a valid NIR");
+    if (t == NULL)
+        return (void)fail(resp, ebuf, cap, "journal unavailable: nothing was changed");
+    int rc = journal_erase_person(t, nir, q->force, q->reason, &rep, &l.v, &l.n, &err);
+    sodium_memzero(nir, sizeof nir);
+    if (rc != 0 && rc != PT_EDENIED)
+        batch_fail(a->b, rc, &err);
+    if (rc != 0)
+        return (void)fail(resp, ebuf, cap, err.msg);
+    snprintf(head, sizeof head,
+             "erased %zu payloads about one person (%zu records: %zu already gone, %zu format 1 "
+             "kept; %zu dead-lettered first)",
+             rep.erased, rep.records, rep.already, rep.format1, rep.dead_lettered);
+    rc = record_action(a, t, who, head, q->reason, &l, &err);
+    free(l.v);
+    if (rc < 0)
+        return (void)fail(resp, ebuf, cap, "journal write failed: nothing was changed");
+    resp->ok = 1;
+    resp->kind_case = PTIBUS__V1__ADMIN_RESPONSE__KIND_ERASED;
+    resp->erased = (uint32_t)rep.erased;
+}
+
 /* ---- dispatch ---- */
 
 static void
@@ -665,6 +705,9 @@ handle(admin_t *a, const uint8_t *rid, size_t rid_len, const char *who,
         break;
     case PTIBUS__V1__ADMIN_REQUEST__KIND_REPLAY:
         handle_replay(a, who, q->replay, &resp, ebuf, sizeof ebuf);
+        break;
+    case PTIBUS__V1__ADMIN_REQUEST__KIND_ERASE:
+        handle_erase(a, who, q->erase, &resp, ebuf, sizeof ebuf);
         break;
     default:
         fail(&resp, ebuf, sizeof ebuf, "request: unknown or missing kind");

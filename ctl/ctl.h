@@ -67,5 +67,6 @@ int cmd_requeue(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
 int cmd_archive(int argc, char **argv);
 int cmd_archive_verify(int argc, char **argv);
+int cmd_erase(int argc, char **argv);
 
 #endif

@@ -50,6 +50,7 @@
  *   journal_retention.c   payload removal and expiry by policy (format 2)
  *   journal_segment.c     segment expiry and the signed anchor
  *   journal_archive.c     archives: writing one, chaining it to the live journal
+ *   journal_erase.c       erasure of one person's payloads
  *   journal_record.c/.h   byte layout of records and checkpoints, the chain hash */
 #ifndef PT_JOURNAL_H
 #define PT_JOURNAL_H
@@ -399,7 +400,8 @@ int journal_queue_remove(journal_txn_t *t, const char *recipient, uint64_t seq, 
 int journal_dead_add(journal_txn_t *t, const char *recipient, const journal_queue_entry_t *e,
                      pt_error_t *err);
 
-/* Moves a dead letter back to the queue with its attempts reset. PT_ENOTFOUND if absent. */
+/* Moves a dead letter back to the queue with its attempts reset. PT_ENOTFOUND if absent,
+ * PT_EINVALID when its payload expired or was erased (nothing left to deliver). */
 int journal_dead_requeue(journal_txn_t *t, const char *recipient, uint64_t seq, pt_error_t *err);
 
 /* Lists dead letters of recipient (NULL: all recipients), at most max. Caller frees *out. */
@@ -482,6 +484,27 @@ int journal_segment_expire(journal_txn_t *t, int64_t cutoff_ms, size_t max,
 
 /* The first seq of the live journal: 1, or the anchor's + 1 (committed state). */
 uint64_t journal_first_seq(const journal_t *j);
+
+/* ---- Erasure (journal_erase.c) ---- */
+
+typedef struct journal_erase_report {
+    size_t records;       /* records about the person (the person index) */
+    size_t erased;        /* payloads removed now */
+    size_t already;       /* payloads already gone (expired or erased) */
+    size_t format1;       /* payloads kept: format-1 records chain them (docs/journal.md) */
+    size_t dead_lettered; /* queue entries dead-lettered first (force) */
+} journal_erase_report_t;
+
+/* Erases, inside t, the payloads of every record about the person with this NIR
+ * (normalised 13 characters; found by the person index, committed state): each becomes
+ * PT_PAYLOAD_ERASED, hashes and audit fields kept, the chain still valid. While one of
+ * the person's messages is still queued for a recipient: PT_EDENIED and nothing done,
+ * unless force, which dead-letters it first (one DEAD_LETTERED record per recipient,
+ * reason "erased: <reason>"). The caller journals the erasure itself (who, why, how
+ * many: never the NIR). *seqs (caller frees) lists the records about the person. 0, or
+ * an error that poisons t when something was written. */
+int journal_erase_person(journal_txn_t *t, const char *nir, bool force, const char *reason,
+                         journal_erase_report_t *rep, uint64_t **seqs, size_t *n, pt_error_t *err);
 
 /* ---- Archives (journal_archive.c) ----
  * An archive is a journal environment of its own holding the live journal's records

@@ -150,9 +150,14 @@ int
 journal_dead_requeue(journal_txn_t *t, const char *recipient, uint64_t seq, pt_error_t *err)
 {
     journal_queue_entry_t e;
+    journal_view_t v;
     int rc = qget(t, JDB_DEAD, recipient, seq, &e);
     if (rc != 0)
         return rc;
+    if (jint_view_in_place(t->j, t->txn, seq, &v, err) == 0 &&
+        (v.payload_state == PT_PAYLOAD_EXPIRED || v.payload_state == PT_PAYLOAD_ERASED))
+        return pt_error_set(err, PT_EINVALID, NULL, "record %llu: payload %s: nothing to requeue",
+                            (unsigned long long)seq, journal_payload_name(v.payload_state));
     rc = qdel(t, JDB_DEAD, recipient, seq, err);
     if (rc != 0)
         return rc;

@@ -267,12 +267,67 @@ test_segment_expiry(void **state)
     assert_int_equal(td_broker_start(&f->net), 0); /* it resumes the anchored journal */
 }
 
+/* ptibusctl erase through the admin socket: the person's payload is erased, the other
+ * person's kept, the journal verifies, and the erasure is journaled without the NIR. */
+static void
+test_erase_through_admin_socket(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(td_broker_stop(&f->net), 0);
+    client_close(&f->caf);
+    td_net_options_t o = opts;
+    o.extra_config = NULL; /* no retention: only the erasure removes payloads */
+    td_net_configure(&f->net, &o);
+    assert_int_equal(td_broker_start(&f->net), 0);
+    assert_int_equal(td_client_session(&f->net, "caf", 0, &f->caf), 0);
+    td_sample_t s;
+    client_result_t res;
+    pt_error_t err;
+    td_sample_beneficiary_event(&s, "er-a"); /* person A: the samples' NIR */
+    assert_int_equal(client_publish(f->caf, &s.env, TIMEOUT_MS, &res, &err), 0);
+    td_sample_beneficiary_event(&s, "er-b");
+    s.person.nir = "294037512345635"; /* person B */
+    assert_int_equal(client_publish(f->caf, &s.env, TIMEOUT_MS, &res, &err), 0);
+    if (res.nack_code != 0)
+        fail_msg("er-b refused: %s", res.reason);
+    assert_int_equal(td_client_session(&f->net, "departement", 8, &f->cd), 0);
+    assert_true(receive_and_ack(f->cd) > 0);
+    assert_true(receive_and_ack(f->cd) > 0);
+    usleep(300000); /* the acknowledgements are journaled on the next turn */
+
+    char cmd[9000];
+    snprintf(cmd, sizeof cmd,
+             "echo 2850578006084 41 | '%s' erase --endpoint '%s' --server-key '%s/keys/broker.pub' "
+             "--key '%s/keys/admin.key' --pub '%s/keys/admin.pub' --nir - "
+             "--reason 'art. 17 request 42' 2>&1",
+             PT_PTIBUSCTL_PATH, f->net.admin_endpoint, f->net.dir, f->net.dir, f->net.dir);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(f->out, 1, sizeof f->out - 1, p);
+    f->out[n] = '\0';
+    print_message("%s", f->out);
+    assert_int_equal(pclose(p), 0);
+    assert_non_null(strstr(f->out, "erased 1 payloads"));
+    assert_int_equal(td_broker_stop(&f->net), 0);
+    assert_int_equal(payload_state(f, "er-a"), PT_PAYLOAD_ERASED);
+    assert_int_equal(payload_state(f, "er-b"), PT_PAYLOAD_STORED);
+    char args[4500];
+    snprintf(args, sizeof args, "journal-verify --pubkey '%s/keys/journal.sign.pub'", f->net.dir);
+    assert_int_equal(ctl(f, args), 0);
+    assert_int_equal(ctl(f, "journal-list"), 0);
+    assert_non_null(strstr(f->out, "payload=erased"));
+    assert_non_null(strstr(f->out, "erased 1 payloads about one person"));
+    assert_null(strstr(f->out, "2850578006084")); /* never the NIR */
+    assert_false(td_log_contains(&f->net, "2850578006084"));
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_payload_expires_queued_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_segment_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_erase_through_admin_socket, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
