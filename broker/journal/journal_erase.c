@@ -111,10 +111,7 @@ erase_one(journal_txn_t *t, uint64_t seq, const char *reason, journal_erase_repo
     if ((buf = malloc(val.mv_size)) == NULL)
         return pt_error_set(err, -ENOMEM, t->j->dir, "out of memory");
     rc = journal_record_strip(val.mv_data, val.mv_size, PT_PAYLOAD_ERASED, buf, &n);
-    uint8_t key[SEQ_KEY_LEN];
-    bytes_be64_put(key, seq);
-    MDB_val k = {SEQ_KEY_LEN, key}, nv = {n, buf};
-    if (rc == 0 && (rc = mdb_put(t->txn, t->j->dbi[JDB_RECORDS], &k, &nv, 0)) != 0)
+    if (rc == 0 && (rc = jint_record_replace(t, seq, buf, n)) != 0)
         rc = jint_poison(t, rc, err);
     free(buf);
     rep->erased += rc == 0;

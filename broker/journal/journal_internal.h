@@ -188,6 +188,12 @@ void jint_signed_head_commit(journal_txn_t *t);
 int jint_load_signed_head(journal_t *j, MDB_txn *txn, pt_error_t *err);
 int jint_check_signed_tail(journal_t *j, MDB_txn *txn, const journal_meta_t *m, pt_error_t *err);
 
+/* ---- journal_retention.c ---- */
+
+/* Replaces record seq's value by data (a stripped record): deleted then put, so that
+ * LMDB merges the pages the removed payload leaves sparse. LMDB code. */
+int jint_record_replace(journal_txn_t *t, uint64_t seq, const uint8_t *data, size_t len);
+
 /* ---- journal_state.c ---- */
 
 /* Rebuilds the queue, dead-letter and index databases from the records of txn and

@@ -79,11 +79,21 @@ strip_put(journal_txn_t *t, uint64_t seq, const MDB_val *val, journal_payload_t 
     }
     if (journal_record_strip(val->mv_data, val->mv_size, why, *buf, &n) != 0)
         return pt_error_set(err, PT_ECORRUPT, NULL, "record %" PRIu64 ": malformed", seq);
+    int rc = jint_record_replace(t, seq, *buf, n);
+    return rc ? jint_poison(t, rc, err) : 0;
+}
+
+/* A smaller value put over a record leaves its page as full as it was: LMDB merges
+ * sparse pages only when a node is deleted. So the record is deleted, then put back,
+ * and the pages its payload filled are freed for later appends. */
+int
+jint_record_replace(journal_txn_t *t, uint64_t seq, const uint8_t *data, size_t len)
+{
     uint8_t key[SEQ_KEY_LEN];
     bytes_be64_put(key, seq);
-    MDB_val k = {SEQ_KEY_LEN, key}, v = {n, *buf};
-    int rc = mdb_put(t->txn, t->j->dbi[JDB_RECORDS], &k, &v, 0);
-    return rc ? jint_poison(t, rc, err) : 0;
+    MDB_val k = {SEQ_KEY_LEN, key}, v = {len, (void *)data};
+    int rc = mdb_del(t->txn, t->j->dbi[JDB_RECORDS], &k, NULL);
+    return rc ? rc : mdb_put(t->txn, t->j->dbi[JDB_RECORDS], &k, &v, 0);
 }
 
 /* Why the payload of record v cannot be removed (into err), or 0. */
