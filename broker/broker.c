@@ -650,6 +650,14 @@ on_metrics(uv_timer_t *t)
                 (double)journal_last_seq(b->journal));
     metrics_set(metrics_series(metrics_find(b->metrics, PT_METRIC_PERSON_UNMERGED), NULL),
                 (double)journal_person_unmerged(b->journal));
+    journal_space_t sp;
+    if (journal_space(b->journal, &sp, NULL) == 0) {
+        metrics_set(metrics_series(metrics_find(b->metrics, PT_METRIC_JOURNAL_BYTES_FREE), NULL),
+                    (double)sp.free_bytes);
+        metrics_set(
+            metrics_series(metrics_find(b->metrics, PT_METRIC_JOURNAL_BYTES_RECLAIMABLE), NULL),
+            (double)sp.reclaimable_bytes);
+    }
     retention_publish(b->retention);
     delivery_publish_metrics(b->delivery, pt_clock_wall_ms());
     metrics_publish(b->metrics);

@@ -43,6 +43,10 @@ static const metrics_desc_t ptibus_metrics[] = {
     {PT_METRICS_GAUGE, PT_METRIC_PAYLOADS_HELD,
      "Payloads due for expiry but kept because their message is still queued or dead-lettered.",
      NULL},
+    {PT_METRICS_GAUGE, PT_METRIC_JOURNAL_BYTES_FREE,
+     "Bytes of the journal on LMDB's free list, reused by later writes.", NULL},
+    {PT_METRICS_GAUGE, PT_METRIC_JOURNAL_BYTES_RECLAIMABLE,
+     "Bytes a compacted copy of the journal (ptibusctl compact) would give back.", NULL},
 };
 
 int

@@ -1,7 +1,8 @@
-/* archive_cmd: `archive` writes the live journal's oldest records, up to a signed
- * checkpoint at or before a time, to a self-contained archive (a journal environment
- * of its own, docs/journal.md "Archives"); `archive-verify` verifies an archive alone
- * and, with --journal, as the predecessor of the live journal. Both open the live
+/* archive_cmd: the offline journal tools besides journal-list and journal-verify.
+ * `compact` writes a compacted copy of a journal (LMDB's mdb_copy -c). `archive` writes the live
+ * journal's oldest records, up to a signed checkpoint at or before a time, to a self-contained
+ * archive (a journal environment of its own, docs/journal.md "Archives"); `archive-verify` verifies
+ * an archive alone and, with --journal, as the predecessor of the live journal. Both open the live
  * journal read-only. An archive is read by journal-list and journal-verify like any
  * journal. */
 #include "ctl.h"
@@ -144,4 +145,39 @@ cmd_archive_verify(int argc, char **argv)
     journal_close(&a);
     journal_close(&l);
     return rc;
+}
+
+/* compact --journal DIR --to DIR */
+int
+cmd_compact(int argc, char **argv)
+{
+    static const struct option opts[] = {{"journal", required_argument, NULL, 'j'},
+                                         {"to", required_argument, NULL, 't'},
+                                         {NULL, 0, NULL, 0}};
+    const char *dir = NULL, *to = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 'j')
+            dir = optarg;
+        else if (c == 't')
+            to = optarg;
+        else
+            return CTL_USAGE;
+    }
+    if (dir == NULL || to == NULL || optind != argc)
+        return CTL_USAGE;
+    journal_t *j;
+    journal_space_t before;
+    pt_error_t err;
+    if (open_ro(dir, &j) != 0)
+        return CTL_FAILED;
+    int rc = journal_space(j, &before, &err);
+    if (rc == 0)
+        rc = journal_compact(j, to, &err);
+    journal_close(&j);
+    if (rc != 0)
+        return fail(&err);
+    printf("compacted copy of %s in %s: the file had %zu bytes, %zu reclaimable\n", dir, to,
+           before.file_bytes, before.reclaimable_bytes);
+    return CTL_OK;
 }

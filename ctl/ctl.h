@@ -68,5 +68,6 @@ int cmd_replay(int argc, char **argv);
 int cmd_archive(int argc, char **argv);
 int cmd_archive_verify(int argc, char **argv);
 int cmd_erase(int argc, char **argv);
+int cmd_compact(int argc, char **argv);
 
 #endif

@@ -51,6 +51,7 @@
  *   journal_segment.c     segment expiry and the signed anchor
  *   journal_archive.c     archives: writing one, chaining it to the live journal
  *   journal_erase.c       erasure of one person's payloads
+ *   journal_space.c       used, free and reclaimable space; the compacted copy
  *   journal_record.c/.h   byte layout of records and checkpoints, the chain hash */
 #ifndef PT_JOURNAL_H
 #define PT_JOURNAL_H
@@ -531,6 +532,24 @@ int journal_archive_chains(journal_t *archive, journal_t *live, pt_error_t *err)
 
 /* True for an archive (journal_archive wrote it). */
 bool journal_is_archive(const journal_t *j);
+
+/* ---- Space (journal_space.c) ---- */
+
+typedef struct journal_space {
+    size_t used_bytes;        /* pages up to the last one in use */
+    size_t free_bytes;        /* of which on LMDB's free list: reused by later writes */
+    size_t file_bytes;        /* data.mdb's size (it never shrinks) */
+    size_t reclaimable_bytes; /* what a compacted copy would give back (file - live) */
+} journal_space_t;
+
+/* Fills *out (committed state; a walk of LMDB's free list). 0 or an LMDB error. */
+int journal_space(journal_t *j, journal_space_t *out, pt_error_t *err);
+
+/* Writes a compacted copy of the journal (mdb_copy -c: only live pages, so the file is
+ * smaller and the erased or expired bytes left in free pages are not copied) into dir,
+ * created 0700 if missing; data.mdb 0600. -EEXIST when dir holds a journal already.
+ * Works on a journal open read-only beside a running broker (one read transaction). */
+int journal_compact(journal_t *j, const char *dir, pt_error_t *err);
 
 /* Current map size and maximum, and bytes in use, for metrics and the full check. */
 void journal_usage(const journal_t *j, size_t *used, size_t *map_size, size_t *map_max);

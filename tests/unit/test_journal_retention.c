@@ -1,6 +1,7 @@
 /* Unit tests of broker/journal/journal_retention.c: payload expiry by message type, the
  * payloads it must keep (queued, dead-lettered, format 1), bounded steps, and that the
  * journal still verifies (chain, checkpoints, state) after payloads are removed. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -362,6 +363,64 @@ test_full_journal_recovers(void **state)
     assert_verifies(f);
 }
 
+/* After expiry the space report shows free and reclaimable bytes; a compacted copy
+ * verifies, is smaller, and holds none of the expired bytes (which free pages of the
+ * original may still hold). */
+static void
+test_space_and_compact(void **state)
+{
+    fixture_t *f = *state;
+    fx_open(f);
+    journal_txn_t *t;
+    pt_error_t err;
+    char payload[2048];
+    assert_int_equal(journal_begin(f->j, &t, &err), 0);
+    for (int i = 0; i < 300; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "s-%d", i);
+        memset(payload, 'x', sizeof payload);
+        int n = snprintf(payload, sizeof payload, "SECRET-PAYLOAD-%04d", i);
+        payload[n] = 'x';
+        journal_record_t r = {.kind = PT_REC_RECEIVED,
+                              .time_ms = T0,
+                              .partner = "caf",
+                              .msg_type = "training_offer",
+                              .message_id = id,
+                              .payload = (const uint8_t *)payload,
+                              .payload_len = sizeof payload};
+        uint64_t s;
+        assert_int_equal(journal_append(t, &r, &s, &err), 0);
+    }
+    assert_int_equal(journal_commit(&t, &err), 0);
+    journal_expiry_report_t rep;
+    do
+        step(f, rules, 3, T0 + 20000, 64, &rep);
+    while (rep.more);
+    journal_space_t sp;
+    assert_int_equal(journal_space(f->j, &sp, &err), 0);
+    print_message("used %zu, free %zu, file %zu, reclaimable %zu\n", sp.used_bytes, sp.free_bytes,
+                  sp.file_bytes, sp.reclaimable_bytes);
+    assert_true(sp.free_bytes > 300 * 1024);
+    assert_true(sp.reclaimable_bytes >= sp.free_bytes);
+    char dir[4300], path[4400];
+    snprintf(dir, sizeof dir, "%s/compact", f->dir);
+    assert_int_equal(journal_compact(f->j, dir, &err), 0);
+    assert_int_equal(journal_compact(f->j, dir, &err), -EEXIST);
+    uint8_t *buf;
+    size_t len;
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    assert_int_equal(tu_read_file(path, &buf, &len), 0);
+    assert_true(len + 300 * 1024 <= sp.file_bytes);
+    assert_null(memmem(buf, len, "SECRET-PAYLOAD-", 15));
+    free(buf);
+    journal_close(&f->j);
+    f->opts.dir = dir;
+    f->opts.read_only = true;
+    fx_open(f);
+    assert_verifies(f);
+    f->opts.dir = f->jdir;
+}
+
 int
 main(void)
 {
@@ -372,6 +431,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_format1_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_erased_verifies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_journal_recovers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_space_and_compact, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
