@@ -174,11 +174,14 @@ walk_keep(expiry_t *x, int64_t keep)
     snprintf(name, sizeof name, "expiry/%" PRId64, keep);
     if (jint_meta_get_u64(t->j, t->txn, name, &next, x->err) != 0)
         next = 1;
+    if (next < journal_first_seq(t->j))
+        next = journal_first_seq(t->j); /* records before the anchor were moved out */
     for (; rc == 0 && x->budget > 0 && next <= t->last_seq; next++) {
         MDB_val val;
         journal_view_t v;
         rc = jint_get_record(t->j, t->txn, next, &val, x->err);
-        if (rc == PT_ENOTFOUND) {
+        if (rc == PT_ENOTFOUND) { /* not after the anchor; counted, so a step stays bounded */
+            x->budget--;
             rc = 0;
             continue;
         }
