@@ -340,6 +340,32 @@ verify_meta(journal_t *j, MDB_txn *txn, journal_meta_t *meta, pt_error_t *err)
     return rc;
 }
 
+/* Nothing may precede the anchor: no record at or before it, no checkpoint before it. */
+static int
+before_anchor(journal_t *j, MDB_txn *txn, const journal_meta_t *m, uint64_t *bad_seq,
+              pt_error_t *err)
+{
+    const int dbs[] = {JDB_RECORDS, JDB_CKPT};
+    for (size_t i = 0; i < 2; i++) {
+        MDB_cursor *cur;
+        MDB_val k, v;
+        uint64_t first = 0;
+        if (mdb_cursor_open(txn, j->dbi[dbs[i]], &cur) != 0)
+            continue;
+        if (mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0 && k.mv_size == SEQ_KEY_LEN)
+            first = bytes_be64_get(k.mv_data);
+        mdb_cursor_close(cur);
+        if (first != 0 && (first < m->anchor.seq || (i == 0 && first == m->anchor.seq))) {
+            *bad_seq = first;
+            return pt_error_set(err, PT_ECORRUPT, NULL,
+                                "%s %llu: before the signed anchor at %llu (restored or added?)",
+                                i == 0 ? "record" : "checkpoint", (unsigned long long)first,
+                                (unsigned long long)m->anchor.seq);
+        }
+    }
+    return 0;
+}
+
 /* The signed anchor of a journal whose oldest records were moved out: its signature
  * (with pk), and the checkpoint it names, kept, must be the one it signed. */
 static int
@@ -369,7 +395,7 @@ verify_anchor(journal_t *j, MDB_txn *txn, const journal_meta_t *m, const uint8_t
                             "anchor at %llu: its checkpoint differs from the signed anchor",
                             (unsigned long long)m->anchor.seq);
     *bad_seq = 0;
-    return 0;
+    return before_anchor(j, txn, m, bad_seq, err);
 }
 
 /* Records, then checkpoints, then the unsigned tail, then (whole journal) the state. */

@@ -353,6 +353,73 @@ test_anchor_checkpoint_deleted(void **state)
     assert_bad(f, "anchor at 80: its checkpoint is missing");
 }
 
+/* Copies the raw value of record seq (caller frees). */
+static uint8_t *
+raw_copy(fixture_t *f, uint64_t seq, size_t *len)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    uint8_t key[8];
+    be64(key, seq);
+    MDB_val k = {8, key}, v;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_open(env, f->jdir, MDB_RDONLY, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "records", 0, &dbi), 0);
+    assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+    uint8_t *copy = malloc(v.mv_size);
+    memcpy(copy, v.mv_data, v.mv_size);
+    *len = v.mv_size;
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return copy;
+}
+
+static uint8_t *restore_bytes;
+static size_t restore_len;
+
+static void
+raw_put_value(fixture_t *f, const char *db, const void *key, size_t klen, const void *data,
+              size_t len)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_val k = {klen, (void *)key}, v = {len, (void *)data};
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_open(env, f->jdir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, db, 0, &dbi), 0);
+    assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+/* A record moved out put back (say, from a backup): named. */
+static void
+test_record_before_anchor(void **state)
+{
+    fixture_t *f = *state;
+    uint8_t key[8];
+    fx_open(f, false);
+    build(f, 100, -1);
+    journal_close(&f->j);
+    restore_bytes = raw_copy(f, 5, &restore_len);
+    fx_open(f, false);
+    journal_segment_report_t rep;
+    expire(f, T0 + 1000 * 45, 1000, &rep);
+    assert_verifies(f);
+    journal_close(&f->j);
+    be64(key, 5);
+    raw_put_value(f, "records", key, 8, restore_bytes, restore_len);
+    free(restore_bytes);
+    fx_open(f, true);
+    assert_bad(f, "record 5: before the signed anchor at 80 (restored or added?)");
+}
+
 int
 main(void)
 {
@@ -364,6 +431,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_anchor_altered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_anchor_moved_records_cut, setup, teardown),
         cmocka_unit_test_setup_teardown(test_anchor_checkpoint_deleted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_record_before_anchor, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
