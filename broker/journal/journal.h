@@ -16,12 +16,16 @@
  * opens and commits a write transaction of its own, so it needs no batch open.
  * - Functions taking a journal_txn_t (journal_append, journal_dedup_find,
  *   journal_txn_*, journal_queue_list_txn, journal_queue_get/put/remove,
- *   journal_dead_add/requeue, journal_person_merge) work inside the batch: they see
+ *   journal_dead_add/requeue, journal_person_merge, journal_expire_payloads,
+ *   journal_payload_remove, journal_segment_expire, journal_erase_person) work inside
+ *   the batch (the broker runs the expiries in batches of their own): they see
  *   the committed state and the batch's own writes. Views they return borrow from the
  *   batch until its next write.
  * - Functions taking a journal_t (journal_get, journal_scan, journal_find_*,
  *   journal_queue_list, journal_queue_stats, journal_dead_list,
- *   journal_person_unmerged, journal_verify*) each open a read transaction: they see
+ *   journal_person_unmerged, journal_verify*, journal_expiry_held, journal_space,
+ *   journal_archive, journal_archive_chains, journal_compact) each open a read
+ *   transaction: they see
  *   the committed state as of their call, never the open batch's writes, and may be
  *   called while it is open. journal_last_seq, journal_head, journal_signed_head and
  *   journal_usage give committed state too.
