@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
 #include <zmq.h>
 
 #include "auth.h"
@@ -12,6 +13,7 @@
 #include "codec.h"
 #include "curve.h"
 #include "log.h"
+#include "nir.h"
 #include "ptibus/v1/admin.pb-c.h"
 #include "zpart.h"
 
@@ -503,7 +505,9 @@ typedef struct replay_ctx {
     const char *recipient;
     const char *reason;
     uint32_t done;
-    seqlist_t seqs; /* the RECEIVED seqs replayed, for the ADMIN records */
+    uint32_t removed;     /* skipped: payload expired or erased (retention, erasure) */
+    uint64_t removed_seq; /* the last of them */
+    seqlist_t seqs;       /* the RECEIVED seqs replayed, for the ADMIN records */
     int rc;
 } replay_ctx_t;
 
@@ -523,6 +527,11 @@ replay_one(const journal_view_t *v, void *arg)
     replay_ctx_t *c = arg;
     if (v->kind != PT_REC_RECEIVED || !was_recipient(v, c->recipient))
         return 0;
+    if (v->payload_state == PT_PAYLOAD_EXPIRED || v->payload_state == PT_PAYLOAD_ERASED) {
+        c->removed++; /* nothing left to deliver: reported, never replayed */
+        c->removed_seq = v->seq;
+        return 0;
+    }
     journal_queue_entry_t e = {.seq = v->seq, .replay = true};
     pt_error_t err;
     if (journal_queue_get(c->t, c->recipient, v->seq, &e) == 0)
@@ -601,7 +610,18 @@ handle_replay(admin_t *a, const char *who, const Ptibus__V1__ReplayRequest *q,
     int rc = q->message_id && q->message_id[0]
                  ? replay_by_id(a, &c, q->message_id, &err)
                  : journal_scan(a->d.journal, q->from_seq, q->to_seq, replay_one, &c, &err);
-    snprintf(head, sizeof head, "replayed %u messages to %s", c.done, q->recipient);
+    int hn = snprintf(head, sizeof head, "replayed %u messages to %s", c.done, q->recipient);
+    if (c.removed > 0 && hn > 0 && (size_t)hn < sizeof head)
+        snprintf(head + hn, sizeof head - (size_t)hn, " (%u not: payload expired or erased)",
+                 c.removed);
+    if (rc >= 0 && c.rc == 0 && c.done == 0 && c.removed > 0) {
+        snprintf(msg, sizeof msg,
+                 "replay: the payload of record %llu (%u records in all) expired under the "
+                 "retention policy or was erased: nothing to replay",
+                 (unsigned long long)c.removed_seq, c.removed);
+        free(c.seqs.v);
+        return (void)fail(resp, ebuf, cap, msg);
+    }
     if (rc >= 0 && c.rc == 0)
         rc = record_action(a, c.t, who, head, q->reason, &c.seqs, &err);
     free(c.seqs.v);
@@ -612,6 +632,44 @@ handle_replay(admin_t *a, const char *who, const Ptibus__V1__ReplayRequest *q,
     resp->ok = 1;
     resp->kind_case = PTIBUS__V1__ADMIN_RESPONSE__KIND_REPLAYED;
     resp->replayed = c.done;
+}
+
+/* Erases one person's payloads (journal_erase_person); journaled without the NIR. */
+static void
+handle_erase(admin_t *a, const char *who, const Ptibus__V1__EraseRequest *q,
+             Ptibus__V1__AdminResponse *resp, char *ebuf, size_t cap)
+{
+    char nir[PT_NIR_NORM_SIZE], msg[200], head[240];
+    const char *bad = reason_problem(q->reason);
+    journal_txn_t *t = batch_txn(a->b);
+    journal_erase_report_t rep;
+    seqlist_t l = {0};
+    pt_error_t err = {0};
+    if (bad != NULL) {
+        snprintf(msg, sizeof msg, "erase.reason: %s", bad);
+        return (void)fail(resp, ebuf, cap, msg);
+    }
+    if (nir_normalise(q->nir ? q->nir : "", nir, &err) != 0)
+        return (void)fail(resp, ebuf, cap, "erase.nir: not a valid NIR");
+    if (t == NULL)
+        return (void)fail(resp, ebuf, cap, "journal unavailable: nothing was changed");
+    int rc = journal_erase_person(t, nir, q->force, q->reason, &rep, &l.v, &l.n, &err);
+    sodium_memzero(nir, sizeof nir);
+    if (rc != 0 && rc != PT_EDENIED)
+        batch_fail(a->b, rc, &err);
+    if (rc != 0)
+        return (void)fail(resp, ebuf, cap, err.msg);
+    snprintf(head, sizeof head,
+             "erased %zu payloads about one person (%zu records: %zu already gone, %zu format 1 "
+             "kept; %zu dead-lettered first)",
+             rep.erased, rep.records, rep.already, rep.format1, rep.dead_lettered);
+    rc = record_action(a, t, who, head, q->reason, &l, &err);
+    free(l.v);
+    if (rc < 0)
+        return (void)fail(resp, ebuf, cap, "journal write failed: nothing was changed");
+    resp->ok = 1;
+    resp->kind_case = PTIBUS__V1__ADMIN_RESPONSE__KIND_ERASED;
+    resp->erased = (uint32_t)rep.erased;
 }
 
 /* ---- dispatch ---- */
@@ -647,6 +705,9 @@ handle(admin_t *a, const uint8_t *rid, size_t rid_len, const char *who,
         break;
     case PTIBUS__V1__ADMIN_REQUEST__KIND_REPLAY:
         handle_replay(a, who, q->replay, &resp, ebuf, sizeof ebuf);
+        break;
+    case PTIBUS__V1__ADMIN_REQUEST__KIND_ERASE:
+        handle_erase(a, who, q->erase, &resp, ebuf, sizeof ebuf);
         break;
     default:
         fail(&resp, ebuf, sizeof ebuf, "request: unknown or missing kind");

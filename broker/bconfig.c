@@ -40,6 +40,7 @@ static int parse_partners(bload_t *ld);
 static int parse_admin(bload_t *ld);
 static int parse_routes(bload_t *ld);
 static int parse_delivery(bload_t *ld);
+static int parse_retention(bload_t *ld);
 
 /* Top-level sections, parsed in this order (admin and routes after partners: admin
  * keys are checked against the partner keys, routes name partners). */
@@ -47,9 +48,10 @@ static const struct {
     const char *key;
     section_fn parse;
 } sections[] = {
-    {"listen", parse_listen},     {"journal", parse_journal},   {"keys", parse_keys},
-    {"limits", parse_limits},     {"delivery", parse_delivery}, {"metrics", parse_metrics},
-    {"partners", parse_partners}, {"admin", parse_admin},       {"routes", parse_routes},
+    {"listen", parse_listen},       {"journal", parse_journal},   {"keys", parse_keys},
+    {"limits", parse_limits},       {"delivery", parse_delivery}, {"metrics", parse_metrics},
+    {"partners", parse_partners},   {"admin", parse_admin},       {"routes", parse_routes},
+    {"retention", parse_retention},
 };
 
 #define N_SECTIONS (sizeof sections / sizeof sections[0])
@@ -478,6 +480,76 @@ parse_partners(bload_t *ld)
     return rc;
 }
 
+/* ---- retention ------------------------------------------------------------- */
+
+/* A retention: a duration of at least 1s, or `forever` (0). */
+static int
+retention_value(bload_t *ld, const config_node_t *n, uint64_t *out)
+{
+    const char *s = config_node_text(n);
+    if (s != NULL && strcmp(s, "forever") == 0) {
+        *out = 0;
+        return 0;
+    }
+    return config_node_duration(ld->doc, n, 1000, PT_RETENTION_MAX_MS, out, ld->err);
+}
+
+/* One `TYPE: DURATION` of retention.payloads (`default` for every other type). */
+static int
+parse_payload_retention(bload_t *ld, const config_node_t *map, size_t i)
+{
+    const config_node_t *key = config_node_key_at(map, i), *val = config_node_at(map, i);
+    bconfig_retention_t *r = &ld->cfg->retention[i];
+    const char *type;
+    int rc = config_node_string(ld->doc, key, &type, ld->err);
+    if (rc == 0)
+        rc = retention_value(ld, val, &r->keep_ms);
+    if (rc != 0 || strcmp(type, "default") == 0)
+        return rc;
+    if (codec_envelope_case(type) == PTIBUS__V1__ENVELOPE__BODY__NOT_SET)
+        return unknown_type_error(ld, val, type);
+    return dup_string(ld, type, &r->msg_type);
+}
+
+/* A payload cannot outlive its record: no payload retention beyond retention.audit. */
+static int
+check_audit_retention(bload_t *ld, const config_node_t *payloads)
+{
+    const bconfig_t *c = ld->cfg;
+    for (size_t i = 0; c->audit_retention_ms != 0 && i < c->n_retention; i++) {
+        uint64_t keep = c->retention[i].keep_ms;
+        if (keep == 0 || keep > c->audit_retention_ms)
+            return config_error(ld->doc, config_node_at(payloads, i), PT_ECONFIG, ld->err,
+                                "longer than retention.audit: a payload cannot outlive its record");
+    }
+    return 0;
+}
+
+static int
+parse_retention(bload_t *ld)
+{
+    static const char *const allowed[] = {"payloads", "audit", NULL};
+    const config_node_t *r = NULL, *p = NULL, *audit;
+    bconfig_t *c = ld->cfg;
+    int rc = config_get_map(ld->doc, ld->root, "retention", false, &r, ld->err);
+    if (rc != 0 || r == NULL)
+        return rc;
+    rc = config_check_keys(ld->doc, r, allowed, ld->err);
+    if (rc == 0 && (audit = config_map_get(r, "audit")) != NULL)
+        rc = retention_value(ld, audit, &c->audit_retention_ms);
+    if (rc == 0)
+        rc = config_get_map(ld->doc, r, "payloads", false, &p, ld->err);
+    size_t n = p ? config_node_len(p) : 0;
+    if (rc != 0 || n == 0)
+        return rc;
+    if ((c->retention = calloc(n, sizeof *c->retention)) == NULL)
+        return oom(ld);
+    c->n_retention = n;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = parse_payload_retention(ld, p, i);
+    return rc == 0 ? check_audit_retention(ld, p) : rc;
+}
+
 /* ---- admin ----------------------------------------------------------------- */
 
 static int
@@ -650,6 +722,9 @@ bconfig_destroy(bconfig_t **cfg)
     for (size_t i = 0; i < c->n_partners; i++)
         partner_fini(&c->partners[i]);
     routecfg_free(c);
+    for (size_t i = 0; i < c->n_retention; i++)
+        free(c->retention[i].msg_type);
+    free(c->retention);
     free(c->partners);
     free(c->admin_keys);
     char *strings[] = {c->path,

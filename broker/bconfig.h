@@ -83,6 +83,16 @@ typedef struct bconfig_route {
     bool to_correlated_sender; /* the sender of the message named by correlation_id */
 } bconfig_route_t;
 
+/* One entry of retention.payloads: how long payloads of msg_type are kept after their
+ * record's time (docs/configuration.md). */
+typedef struct bconfig_retention {
+    char *msg_type;   /* an envelope body case name; NULL for `default` (every other type) */
+    uint64_t keep_ms; /* 0 = forever */
+} bconfig_retention_t;
+
+/* Longest retention accepted: 100 years of 365 days. */
+#define PT_RETENTION_MAX_MS (UINT64_C(100) * 365 * 24 * 3600 * 1000)
+
 typedef struct bconfig {
     char *path;                      /* the file loaded (or the name given to load_buffer) */
     char *listen;                    /* ZeroMQ endpoint, default "tcp://127.0.0.1:7400" */
@@ -115,6 +125,9 @@ typedef struct bconfig {
     size_t n_routes;
     uint8_t (*admin_keys)[PT_KEY_LEN]; /* CURVE public keys allowed on the admin socket */
     size_t n_admin_keys;
+    bconfig_retention_t *retention; /* retention.payloads in file order; empty: kept forever */
+    size_t n_retention;
+    uint64_t audit_retention_ms; /* retention.audit; 0 = forever (checked, not applied yet) */
 } bconfig_t;
 
 /* Loads and validates the file at path. Reads the partners' public key files (not the

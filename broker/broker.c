@@ -29,6 +29,7 @@
 #include "broker_metrics.h"
 #include "metrics.h"
 #include "readahead.h"
+#include "retention.h"
 #include "router.h"
 #include "validate.h"
 
@@ -94,7 +95,8 @@ struct broker {
     ingest_t *ingest;
     delivery_t *delivery;
     readahead_t *readahead;
-    double last_commit_s; /* how long the last commit took (broker_read_batch) */
+    retention_t *retention; /* NULL when every payload is kept forever */
+    double last_commit_s;   /* how long the last commit took (broker_read_batch) */
     metrics_series_t *m_read_ahead;
     int64_t last_input_ms;  /* pt_clock_mono_ms() of the last message read from a partner */
     int64_t merge_after_ms; /* no person index merge before this (after a failure) */
@@ -179,6 +181,7 @@ broker_open_paths(broker_t *b, pt_error_t *err)
             metrics_series(metrics_find(b->metrics, PT_METRIC_COMMIT_BATCH_SIZE), NULL));
         delivery_set_metrics(b->delivery, b->metrics);
         b->m_read_ahead = metrics_series(metrics_find(b->metrics, PT_METRIC_READ_AHEAD), NULL);
+        rc = retention_new(c, b->journal, b->metrics, &b->retention, err);
     }
     return rc;
 }
@@ -634,6 +637,8 @@ on_delivery_tick(uv_timer_t *t)
         broker_drain(b);
     if (!b->stopping)
         broker_merge_person_index(b);
+    if (!b->stopping)
+        retention_step(b->retention, pt_clock_mono_ms());
 }
 
 /* Gauges are sampled once a second and handed to the HTTP thread. */
@@ -651,6 +656,15 @@ on_metrics(uv_timer_t *t)
                 (double)journal_last_seq(b->journal));
     metrics_set(metrics_series(metrics_find(b->metrics, PT_METRIC_PERSON_UNMERGED), NULL),
                 (double)journal_person_unmerged(b->journal));
+    journal_space_t sp;
+    if (journal_space(b->journal, &sp, NULL) == 0) {
+        metrics_set(metrics_series(metrics_find(b->metrics, PT_METRIC_JOURNAL_BYTES_FREE), NULL),
+                    (double)sp.free_bytes);
+        metrics_set(
+            metrics_series(metrics_find(b->metrics, PT_METRIC_JOURNAL_BYTES_RECLAIMABLE), NULL),
+            (double)sp.reclaimable_bytes);
+    }
+    retention_publish(b->retention);
     delivery_publish_metrics(b->delivery, pt_clock_wall_ms());
     metrics_publish(b->metrics);
 }
@@ -963,6 +977,7 @@ broker_destroy(broker_t **bp)
         broker_checkpoint(b); /* every commit is signed already: normally a no-op */
         broker_log_signed_head(b, "journal.stopped", "clean stop");
     }
+    retention_destroy(&b->retention);
     metrics_destroy(&b->metrics);
     delivery_destroy(&b->delivery);
     ingest_destroy(&b->ingest);

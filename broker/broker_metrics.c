@@ -38,6 +38,15 @@ static const metrics_desc_t ptibus_metrics[] = {
      NULL},
     {PT_METRICS_GAUGE, PT_METRIC_PERSON_UNMERGED,
      "Person index entries not yet merged into by_person (a person query scans them).", NULL},
+    {PT_METRICS_COUNTER, PT_METRIC_PAYLOADS_EXPIRED,
+     "Payloads removed from the journal by the retention policy (records and hashes stay).", NULL},
+    {PT_METRICS_GAUGE, PT_METRIC_PAYLOADS_HELD,
+     "Payloads due for expiry but kept because their message is still queued or dead-lettered.",
+     NULL},
+    {PT_METRICS_GAUGE, PT_METRIC_JOURNAL_BYTES_FREE,
+     "Bytes of the journal on LMDB's free list, reused by later writes.", NULL},
+    {PT_METRICS_GAUGE, PT_METRIC_JOURNAL_BYTES_RECLAIMABLE,
+     "Bytes a compacted copy of the journal (ptibusctl compact) would give back.", NULL},
 };
 
 int

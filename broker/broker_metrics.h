@@ -23,6 +23,10 @@
 #define PT_METRIC_JOURNAL_MAP_BYTES "ptibus_journal_map_bytes"
 #define PT_METRIC_JOURNAL_LAST_SEQ "ptibus_journal_last_seq"
 #define PT_METRIC_PERSON_UNMERGED "ptibus_person_index_unmerged"
+#define PT_METRIC_PAYLOADS_EXPIRED "ptibus_journal_payloads_expired_total"
+#define PT_METRIC_PAYLOADS_HELD "ptibus_journal_payloads_held"
+#define PT_METRIC_JOURNAL_BYTES_FREE "ptibus_journal_bytes_free"
+#define PT_METRIC_JOURNAL_BYTES_RECLAIMABLE "ptibus_journal_bytes_reclaimable"
 
 /* Bucket upper bounds (initialisers: `static const double b[] = PT_METRIC_..._BUCKETS;`). */
 #define PT_METRIC_COMMIT_BATCH_BUCKETS                                                             \

@@ -631,6 +631,7 @@ static const unit_t duration_units[] = {
     {"s", 1000},
     {"min", 60 * 1000},
     {"h", 60 * 60 * 1000},
+    {"d", 24 * 60 * 60 * 1000}, /* retention.* */
 };
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))

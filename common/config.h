@@ -104,7 +104,7 @@ int config_get_uint(const config_t *cfg, const config_node_t *map, const char *k
 int config_get_size(const config_t *cfg, const config_node_t *map, const char *key, bool required,
                     uint64_t min, uint64_t max, uint64_t *out, pt_error_t *err);
 
-/* A duration with a unit: ms, s, min or h ("500ms", "60s", "2min"), returned in
+/* A duration with a unit: ms, s, min, h or d ("500ms", "60s", "2min", "730d"), returned in
  * milliseconds with min_ms <= value <= max_ms. A bare number is refused. */
 int config_get_duration(const config_t *cfg, const config_node_t *map, const char *key,
                         bool required, uint64_t min_ms, uint64_t max_ms, uint64_t *out,

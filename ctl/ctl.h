@@ -65,5 +65,9 @@ int cmd_stats(int argc, char **argv);
 int cmd_dead_letters(int argc, char **argv);
 int cmd_requeue(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
+int cmd_archive(int argc, char **argv);
+int cmd_archive_verify(int argc, char **argv);
+int cmd_erase(int argc, char **argv);
+int cmd_compact(int argc, char **argv);
 
 #endif

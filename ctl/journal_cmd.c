@@ -47,6 +47,8 @@ print_record(const journal_view_t *v, void *arg)
         printf("\tref=%" PRIu64, v->ref_seq);
     if (v->reason && v->reason[0])
         printf("\t%s", esc(v->reason));
+    if (v->payload_state == PT_PAYLOAD_EXPIRED || v->payload_state == PT_PAYLOAD_ERASED)
+        printf("\tpayload=%s", journal_payload_name(v->payload_state));
     putchar('\n');
     return 0;
 }
@@ -124,6 +126,10 @@ print_verify_report(const journal_verify_report_t *r, bool signed_, uint64_t max
 {
     char when[40];
     printf("records checked: %" PRIu64 "..%" PRIu64 "\n", r->first, r->last);
+    if (r->anchor_seq != 0)
+        printf("anchor: records 1..%" PRIu64 " moved out (retention.audit); verified from the "
+               "signed anchor%s\n",
+               r->anchor_seq, signed_ ? "" : " (signature NOT checked)");
     if (r->last_ckpt_seq != 0) {
         format_utc(r->last_ckpt_ms, when, sizeof when);
         printf("checkpoints checked: %" PRIu64 " (%" PRIu64 " old-format, not linked), last at "

@@ -31,6 +31,11 @@ static const command_t commands[] = {
     {"journal-verify", cmd_journal_verify,
      "journal-verify --journal DIR [--pubkey SIGN.pub] [--from N] [--to M] "
      "[--max-unsigned-tail N]"},
+    {"archive", cmd_archive, "archive --journal DIR --until TIME --to DIR"},
+    {"compact", cmd_compact, "compact --journal DIR --to DIR"},
+    {"erase", cmd_erase, "erase " ADMIN_CONN " --nir NIR|- --reason TEXT [--force]"},
+    {"archive-verify", cmd_archive_verify,
+     "archive-verify --archive DIR --pubkey SIGN.pub [--journal LIVE]"},
 };
 
 static void

@@ -16,12 +16,16 @@
  * opens and commits a write transaction of its own, so it needs no batch open.
  * - Functions taking a journal_txn_t (journal_append, journal_dedup_find,
  *   journal_txn_*, journal_queue_list_txn, journal_queue_get/put/remove,
- *   journal_dead_add/requeue, journal_person_merge) work inside the batch: they see
+ *   journal_dead_add/requeue, journal_person_merge, journal_expire_payloads,
+ *   journal_payload_remove, journal_segment_expire, journal_erase_person) work inside
+ *   the batch (the broker runs the expiries in batches of their own): they see
  *   the committed state and the batch's own writes. Views they return borrow from the
  *   batch until its next write.
  * - Functions taking a journal_t (journal_get, journal_scan, journal_find_*,
  *   journal_queue_list, journal_queue_stats, journal_dead_list,
- *   journal_person_unmerged, journal_verify*) each open a read transaction: they see
+ *   journal_person_unmerged, journal_verify*, journal_expiry_held, journal_space,
+ *   journal_archive, journal_archive_chains, journal_compact) each open a read
+ *   transaction: they see
  *   the committed state as of their call, never the open batch's writes, and may be
  *   called while it is open. journal_last_seq, journal_head, journal_signed_head and
  *   journal_usage give committed state too.
@@ -47,6 +51,11 @@
  *   journal_verify.c      chain, checkpoint and unsigned-tail verification
  *   journal_checkpoint.c  signing a batch's head; the signed head; checks at open
  *   journal_state.c       rebuilds the state databases from the records (verify)
+ *   journal_retention.c   payload removal and expiry by policy (format 2)
+ *   journal_segment.c     segment expiry and the signed anchor
+ *   journal_archive.c     archives: writing one, chaining it to the live journal
+ *   journal_erase.c       erasure of one person's payloads
+ *   journal_space.c       used, free and reclaimable space; the compacted copy
  *   journal_record.c/.h   byte layout of records and checkpoints, the chain hash */
 #ifndef PT_JOURNAL_H
 #define PT_JOURNAL_H
@@ -62,8 +71,11 @@ typedef struct journal journal_t;
 typedef struct journal_txn journal_txn_t;
 
 /* Current on-disk record format version (bumped on any layout change; readers keep
- * the old decoders). */
-#define PT_JOURNAL_FORMAT 1
+ * the old decoders). Format 2 chains the payload's hash, not its bytes, so that a
+ * payload can expire or be erased while the record still verifies; a journal created
+ * in format 1 keeps its format-1 records and appends format-2 ones from its upgrade
+ * point on (docs/journal.md). */
+#define PT_JOURNAL_FORMAT 2
 #define PT_JOURNAL_HASH_LEN 32
 
 typedef enum journal_kind {
@@ -102,6 +114,31 @@ journal_kind_name(journal_kind_t kind)
     return "UNKNOWN";
 }
 
+/* What a record holds of its payload. Format 1 knows only NONE and STORED. */
+typedef enum journal_payload {
+    PT_PAYLOAD_NONE = 0,    /* none was stored (not a message, or REJECTED: hash only) */
+    PT_PAYLOAD_STORED = 1,  /* the bytes are here */
+    PT_PAYLOAD_EXPIRED = 2, /* removed by the retention policy; the hash stays */
+    PT_PAYLOAD_ERASED = 3,  /* removed by an erasure; the hash stays */
+} journal_payload_t;
+
+/* "none", "stored", "expired", "erased". */
+static inline const char *
+journal_payload_name(journal_payload_t s)
+{
+    switch (s) {
+    case PT_PAYLOAD_NONE:
+        return "none";
+    case PT_PAYLOAD_STORED:
+        return "stored";
+    case PT_PAYLOAD_EXPIRED:
+        return "expired";
+    case PT_PAYLOAD_ERASED:
+        return "erased";
+    }
+    return "unknown";
+}
+
 typedef struct journal_options {
     const char *dir;         /* created 0700 if missing; files 0600 */
     size_t map_size_initial; /* bytes; 0 = 64 MiB */
@@ -114,6 +151,10 @@ typedef struct journal_options {
      * PT_JOURNAL_UNSIGNED_MAX, also 0; UINT64_MAX = no check, to recover a journal
      * written by an older broker that crashed; see docs/journal.md). */
     uint64_t max_unsigned_tail;
+    /* Record format a read-write open writes: 0 = PT_JOURNAL_FORMAT (a format-1 journal
+     * is upgraded: later records are format 2, the upgrade point kept in meta).
+     * PT_JREC_FORMAT_V1 (1) only to build a journal as an older broker did, for tests. */
+    unsigned write_format;
 } journal_options_t;
 
 /* A record to append. Strings are NUL-terminated and borrowed for the call. */
@@ -150,8 +191,9 @@ typedef struct journal_view {
     uint64_t ref_seq;
     uint32_t attempt;
     const char *reason;
-    const uint8_t *payload;
+    const uint8_t *payload; /* NULL unless payload_state is PT_PAYLOAD_STORED */
     size_t payload_len;
+    journal_payload_t payload_state;           /* EXPIRED / ERASED: removed, cannot be replayed */
     uint8_t payload_hash[PT_JOURNAL_HASH_LEN]; /* BLAKE2b-256 of the message bytes */
     uint8_t hash[PT_JOURNAL_HASH_LEN];         /* chain hash of this record */
     size_t n_recipients;
@@ -293,6 +335,7 @@ typedef struct journal_verify_report {
     uint64_t last_ckpt_seq;   /* 0 = none */
     int64_t last_ckpt_ms;
     uint64_t unsigned_tail; /* records after the last checkpoint, up to last */
+    uint64_t anchor_seq;    /* records up to it were moved out (segment expiry); 0 = none */
     bool state_checked;     /* the state databases were rebuilt and compared */
 } journal_verify_report_t;
 
@@ -362,7 +405,8 @@ int journal_queue_remove(journal_txn_t *t, const char *recipient, uint64_t seq, 
 int journal_dead_add(journal_txn_t *t, const char *recipient, const journal_queue_entry_t *e,
                      pt_error_t *err);
 
-/* Moves a dead letter back to the queue with its attempts reset. PT_ENOTFOUND if absent. */
+/* Moves a dead letter back to the queue with its attempts reset. PT_ENOTFOUND if absent,
+ * PT_EINVALID when its payload expired or was erased (nothing left to deliver). */
 int journal_dead_requeue(journal_txn_t *t, const char *recipient, uint64_t seq, pt_error_t *err);
 
 /* Lists dead letters of recipient (NULL: all recipients), at most max. Caller frees *out. */
@@ -372,6 +416,144 @@ int journal_dead_list(journal_t *j, const char *recipient, size_t max, journal_d
 /* Reads a record inside a write transaction (sees the batch's own appends). */
 int journal_txn_get(journal_txn_t *t, uint64_t seq, journal_view_t *view, uint8_t **buf,
                     size_t *cap, pt_error_t *err);
+
+/* ---- Retention (journal_retention.c) ----
+ * Format 2 chains a payload's hash, not its bytes: a payload can be removed and its
+ * record still verifies (the hash, the audit fields and the chain stay). A payload is
+ * never removed while its message is queued or dead-lettered for a recipient. */
+
+/* One rule of the retention policy: the payloads of msg_type are kept keep_ms after
+ * their record's time. msg_type NULL: every type without a rule of its own. keep_ms 0:
+ * kept forever. */
+typedef struct journal_retention_rule {
+    const char *msg_type;
+    int64_t keep_ms;
+} journal_retention_rule_t;
+
+typedef struct journal_expiry_report {
+    size_t examined;   /* records looked at by this step */
+    size_t expired;    /* payloads removed */
+    size_t held;       /* due but still queued or dead-lettered: kept, tried again later */
+    uint64_t held_seq; /* the last record held (0 = none), for the log */
+    size_t format1;    /* due but format 1 (written before the upgrade): kept */
+    bool more;         /* the step used its whole budget: more may be due now */
+} journal_expiry_report_t;
+
+/* One bounded step of payload expiry inside t: examines at most max records (those
+ * held earlier included) and removes the payloads that rules say are due at now_ms
+ * (Unix ms), marking them PT_PAYLOAD_EXPIRED. Records are walked in seq order, one
+ * walk per distinct retention, each stopping at the first record younger than it; its
+ * position is kept in meta, in t. A due payload whose message is still queued or
+ * dead-lettered is held and tried again by later steps. Returns 0 or an error that
+ * poisons t (abort it). */
+int journal_expire_payloads(journal_txn_t *t, const journal_retention_rule_t *rules, size_t n,
+                            int64_t now_ms, size_t max, journal_expiry_report_t *rep,
+                            pt_error_t *err);
+
+/* Payloads due but held because their message is still queued or dead-lettered
+ * (committed state). */
+size_t journal_expiry_held(journal_t *j);
+
+/* Removes the payload of record seq inside t, keeping its hashes and audit fields; why
+ * is PT_PAYLOAD_EXPIRED or PT_PAYLOAD_ERASED. PT_EVERSION for a format-1 record (its
+ * chain covers the payload), PT_EINVALID when no payload is stored, PT_EDENIED while the
+ * message is queued or dead-lettered (err names the recipient), PT_ENOTFOUND. */
+int journal_payload_remove(journal_txn_t *t, uint64_t seq, journal_payload_t why, pt_error_t *err);
+
+/* ---- Segment expiry (journal_segment.c) ----
+ * Records older than the audit retention are moved out of the live journal with their
+ * index entries. The last one moved out is always a checkpoint's seq: that checkpoint
+ * is kept, and a signed anchor (Ed25519, its own domain) names it, so the live journal
+ * verifies from it: journal_verify_ex checks the anchor's signature, that its
+ * checkpoint is the one it signed, chains the first live record from its hash and
+ * links the checkpoints from its number. Never past a message still queued or
+ * dead-lettered. */
+
+typedef struct journal_segment_report {
+    uint64_t first;       /* first record moved out (0 = none this step) */
+    uint64_t anchor;      /* the last one: the new anchor */
+    size_t moved;         /* records moved out */
+    uint64_t pending_seq; /* lowest seq still queued or dead-lettered (UINT64_MAX: none) */
+    bool more;            /* the next record is due too */
+} journal_segment_report_t;
+
+/* One step inside t (which must not have appended records yet): moves out, from the
+ * first live record, up to about max records whose time is <= cutoff_ms and that
+ * precede every queued or dead-lettered message, ending at a checkpoint; signs the
+ * new anchor and appends an ADMIN record saying which records were moved out. Needs
+ * the signing key (PT_EDENIED without). The index entries of the person index's merged
+ * part (by_person) cannot be found from a record and stay: journal_find_person leaves
+ * out seqs before the anchor. 0, or an error that poisons t. */
+int journal_segment_expire(journal_txn_t *t, int64_t cutoff_ms, size_t max,
+                           journal_segment_report_t *rep, pt_error_t *err);
+
+/* The first seq of the live journal: 1, or the anchor's + 1 (committed state). */
+uint64_t journal_first_seq(const journal_t *j);
+
+/* ---- Erasure (journal_erase.c) ---- */
+
+typedef struct journal_erase_report {
+    size_t records;       /* records about the person (the person index) */
+    size_t erased;        /* payloads removed now */
+    size_t already;       /* payloads already gone (expired or erased) */
+    size_t format1;       /* payloads kept: format-1 records chain them (docs/journal.md) */
+    size_t dead_lettered; /* queue entries dead-lettered first (force) */
+} journal_erase_report_t;
+
+/* Erases, inside t, the payloads of every record about the person with this NIR
+ * (normalised 13 characters; found by the person index, committed state): each becomes
+ * PT_PAYLOAD_ERASED, hashes and audit fields kept, the chain still valid. While one of
+ * the person's messages is still queued for a recipient: PT_EDENIED and nothing done,
+ * unless force, which dead-letters it first (one DEAD_LETTERED record per recipient,
+ * reason "erased: <reason>"). The caller journals the erasure itself (who, why, how
+ * many: never the NIR). *seqs (caller frees) lists the records about the person. 0, or
+ * an error that poisons t when something was written. */
+int journal_erase_person(journal_txn_t *t, const char *nir, bool force, const char *reason,
+                         journal_erase_report_t *rep, uint64_t **seqs, size_t *n, pt_error_t *err);
+
+/* ---- Archives (journal_archive.c) ----
+ * An archive is a journal environment of its own holding the live journal's records
+ * from its first one up to a checkpoint, their checkpoints (and the live anchor, if
+ * any), and their index entries; meta marks it. journal_open reads it read-only like
+ * any journal; journal_verify_ex verifies it alone (chain, signatures, indexes; not the
+ * queues, which an archive does not hold). */
+
+typedef struct journal_archive_report {
+    uint64_t first, last; /* records archived */
+} journal_archive_report_t;
+
+/* Writes into dir (new, or empty of any journal) the records of j up to the last
+ * checkpoint at or before the last record whose time is <= until_ms. j may be
+ * read-only; the archive is written with fsync. PT_ENOTFOUND when there is nothing to
+ * archive, -EEXIST when dir already holds a journal. */
+int journal_archive(journal_t *j, int64_t until_ms, const char *dir, journal_archive_report_t *rep,
+                    pt_error_t *err);
+
+/* Checks that archive is the predecessor of live: the record where live's records
+ * begin (its anchor) or the last one the archive holds carries the same chain hash in
+ * both. PT_ECORRUPT saying what differs. Verify each with journal_verify_ex too. */
+int journal_archive_chains(journal_t *archive, journal_t *live, pt_error_t *err);
+
+/* True for an archive (journal_archive wrote it). */
+bool journal_is_archive(const journal_t *j);
+
+/* ---- Space (journal_space.c) ---- */
+
+typedef struct journal_space {
+    size_t used_bytes;        /* pages up to the last one in use */
+    size_t free_bytes;        /* of which on LMDB's free list: reused by later writes */
+    size_t file_bytes;        /* data.mdb's size (it never shrinks) */
+    size_t reclaimable_bytes; /* what a compacted copy would give back (file - live) */
+} journal_space_t;
+
+/* Fills *out (committed state; a walk of LMDB's free list). 0 or an LMDB error. */
+int journal_space(journal_t *j, journal_space_t *out, pt_error_t *err);
+
+/* Writes a compacted copy of the journal (mdb_copy -c: only live pages, so the file is
+ * smaller and the erased or expired bytes left in free pages are not copied) into dir,
+ * created 0700 if missing; data.mdb 0600. -EEXIST when dir holds a journal already.
+ * Works on a journal open read-only beside a running broker (one read transaction). */
+int journal_compact(journal_t *j, const char *dir, pt_error_t *err);
 
 /* Current map size and maximum, and bytes in use, for metrics and the full check. */
 void journal_usage(const journal_t *j, size_t *used, size_t *map_size, size_t *map_max);

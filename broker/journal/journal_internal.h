@@ -48,8 +48,15 @@ extern const jint_db_t jint_dbs[JDB_COUNT];
 typedef struct journal_meta {
     bool present;
     uint32_t format;
+    /* Format 2: the first seq written in format 2 (1 for a journal created in it; the
+     * upgrade point of an older one). Records before it are format 1. */
+    uint64_t format2_from;
     uint64_t last_seq;
     uint8_t head[PT_JOURNAL_HASH_LEN];
+    /* Segment expiry: records up to anchor.seq were moved out; the live journal
+     * verifies from this signed anchor (journal_segment.c). */
+    bool has_anchor;
+    journal_checkpoint_rec_t anchor;
 } journal_meta_t;
 
 struct journal_txn {
@@ -60,6 +67,8 @@ struct journal_txn {
     int poisoned;        /* error code that made the transaction unusable, or 0 */
     bool signed_pending; /* a checkpoint of this batch's head is in txn */
     journal_signed_head_t pending;
+    bool anchor_pending; /* a segment expiry moved the anchor in txn */
+    journal_checkpoint_rec_t anchor;
 };
 
 struct journal {
@@ -80,7 +89,13 @@ struct journal {
     uint8_t hmac_key[crypto_auth_hmacsha256_KEYBYTES];
     uint8_t sign_sk[crypto_sign_SECRETKEYBYTES];
     uint64_t max_unsigned;             /* checked on a read-write open with sign_sk */
+    uint64_t held_after;               /* the expiry's retry of held payloads goes on after it */
+    unsigned write_format;             /* asked at open: PT_JOURNAL_FORMAT or 1 (tests) */
+    unsigned rec_format;               /* format of the records appended now (meta's) */
     journal_signed_head_t signed_head; /* last committed checkpoint */
+    bool have_anchor;                  /* committed: records up to anchor.seq moved out */
+    bool is_archive;                   /* meta "archive": written by journal_archive */
+    journal_checkpoint_rec_t anchor;
     char dir[PATH_MAX];
 };
 
@@ -116,8 +131,21 @@ void jint_person_key(const journal_t *j, const char *nir,
 int jint_meta_read(journal_t *j, MDB_txn *txn, journal_meta_t *m, pt_error_t *err);
 /* LMDB code. */
 int jint_meta_write_head(journal_t *j, MDB_txn *txn, uint64_t last_seq, const uint8_t *head);
-/* A new journal: format, creation time and the genesis head. LMDB code. */
+/* A new journal: format (j->write_format), creation time and the genesis head. LMDB code. */
 int jint_meta_init(journal_t *j, MDB_txn *txn);
+/* A format-1 journal opened read-write by this build: meta's format becomes 2 and the
+ * upgrade point the next seq. LMDB code. */
+int jint_meta_upgrade(journal_t *j, MDB_txn *txn, uint64_t last_seq);
+/* The record format the seq of a journal with meta m must have. */
+unsigned jint_format_of(const journal_meta_t *m, uint64_t seq);
+/* A u64 (LE) meta value under name: PT_ENOTFOUND when absent. */
+int jint_meta_get_u64(journal_t *j, MDB_txn *txn, const char *name, uint64_t *v, pt_error_t *err);
+/* LMDB code. */
+int jint_meta_put_u64(journal_t *j, MDB_txn *txn, const char *name, uint64_t v);
+/* Stores the signed anchor. LMDB code. */
+int jint_meta_put_anchor(journal_t *j, MDB_txn *txn, const journal_checkpoint_rec_t *a);
+/* The first seq of the live journal: 1, or the anchor's seq + 1. */
+uint64_t jint_first_seq(const journal_meta_t *m);
 
 /* ---- journal_index.c ---- */
 
@@ -161,6 +189,12 @@ void jint_signed_head_commit(journal_txn_t *t);
 int jint_load_signed_head(journal_t *j, MDB_txn *txn, pt_error_t *err);
 int jint_check_signed_tail(journal_t *j, MDB_txn *txn, const journal_meta_t *m, pt_error_t *err);
 
+/* ---- journal_retention.c ---- */
+
+/* Replaces record seq's value by data (a stripped record): deleted then put, so that
+ * LMDB merges the pages the removed payload leaves sparse. LMDB code. */
+int jint_record_replace(journal_txn_t *t, uint64_t seq, const uint8_t *data, size_t len);
+
 /* ---- journal_state.c ---- */
 
 /* Rebuilds the queue, dead-letter and index databases from the records of txn and
@@ -169,6 +203,11 @@ int jint_check_signed_tail(journal_t *j, MDB_txn *txn, const journal_meta_t *m, 
 int jint_state_check(journal_t *j, MDB_txn *txn, uint64_t *bad_seq, pt_error_t *err);
 
 /* ---- journal_queue.c ---- */
+
+/* The first recipient of record v (a replay goes only to one of them) for which v is
+ * still in the queue (*dead false) or in the dead letters (*dead true), or NULL.
+ * Borrowed from v. */
+const char *jint_pending(journal_txn_t *t, const journal_view_t *v, bool *dead);
 
 /* Enqueues seq for every recipient (NULL-terminated list, may be NULL). LMDB code. */
 int jint_queue_enqueue(journal_txn_t *t, const char *const *recipients, uint64_t seq,

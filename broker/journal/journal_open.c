@@ -178,6 +178,24 @@ db_is_empty(MDB_txn *txn, MDB_dbi dbi)
     return mdb_stat(txn, dbi, &st) == 0 && st.ms_entries == 0;
 }
 
+/* A read-write open of a format-1 journal by a broker writing format 2 upgrades it:
+ * the records so far stay format 1, the next ones are format 2 (docs/journal.md). */
+static int
+upgrade_format(journal_t *j, MDB_txn *txn, const journal_meta_t *m, pt_error_t *err)
+{
+    if (m->format == PT_JOURNAL_FORMAT && j->write_format == PT_JREC_FORMAT_V1)
+        return pt_error_set(err, PT_EVERSION, j->dir, "journal in format 2: cannot write format 1");
+    if (m->format != PT_JREC_FORMAT_V1 || j->write_format != PT_JOURNAL_FORMAT)
+        return 0;
+    int rc = jint_meta_upgrade(j, txn, m->last_seq);
+    if (rc != 0)
+        return lmdbx_fail(err, rc, j->dir, "upgrading the meta");
+    pt_log_notice("journal.upgraded",
+                  "journal upgraded to record format %d: records up to %llu stay format 1",
+                  PT_JOURNAL_FORMAT, (unsigned long long)m->last_seq);
+    return 0;
+}
+
 /* Opens every named database and writes the meta of a new journal. */
 static int
 open_dbs(journal_t *j, pt_error_t *err)
@@ -210,6 +228,8 @@ open_dbs(journal_t *j, pt_error_t *err)
         rc = pt_error_set(err, PT_ECORRUPT, j->dir, "records present but the meta is missing");
     if (rc == 0 && !m.present && (rc = jint_meta_init(j, txn)) != 0)
         rc = lmdbx_fail(err, rc, j->dir, "initialising the meta");
+    if (rc == 0 && m.present)
+        rc = upgrade_format(j, txn, &m, err);
     if (rc != 0) {
         mdb_txn_abort(txn);
         return rc;
@@ -258,15 +278,20 @@ resume(journal_t *j, pt_error_t *err)
         return lmdbx_fail(err, rc, j->dir, "beginning a read transaction");
     journal_meta_t m;
     rc = jint_meta_read(j, txn, &m, err);
-    if (rc == 0 && m.format != PT_JOURNAL_FORMAT)
-        rc = pt_error_set(err, PT_EVERSION, j->dir, "journal format %u, this build reads %d",
+    if (rc == 0 && m.format != PT_JOURNAL_FORMAT && m.format != PT_JREC_FORMAT_V1)
+        rc = pt_error_set(err, PT_EVERSION, j->dir, "journal format %u, this build reads 1 and %d",
                           (unsigned)m.format, PT_JOURNAL_FORMAT);
+    j->rec_format = m.format;
     if (rc == 0)
         rc = check_tail(j, txn, &m, err);
     if (rc == 0)
         rc = jint_load_signed_head(j, txn, err);
     if (rc == 0 && j->have_sk && !j->read_only)
         rc = jint_check_signed_tail(j, txn, &m, err);
+    uint64_t one;
+    bool is_archive = jint_meta_get_u64(j, txn, "archive", &one, NULL) == 0;
+    if (rc == 0 && is_archive && !j->read_only)
+        rc = pt_error_set(err, PT_EDENIED, j->dir, "an archive: open it read-only");
     if (rc == PT_ECORRUPT && j->read_only) {
         /* The admin tools must be able to open a damaged journal to inspect it. */
         pt_log_warn("journal.tail", "%s (opened read-only for inspection)", err->msg);
@@ -275,6 +300,9 @@ resume(journal_t *j, pt_error_t *err)
     if (rc == 0) {
         j->last_seq = m.last_seq;
         memcpy(j->head, m.head, PT_JOURNAL_HASH_LEN);
+        j->have_anchor = m.has_anchor;
+        j->anchor = m.anchor;
+        j->is_archive = is_archive;
     }
     mdb_txn_abort(txn);
     return rc;
@@ -296,6 +324,10 @@ copy_keys(journal_t *j, const journal_options_t *o, pt_error_t *err)
     if (j->have_sk)
         memcpy(j->sign_sk, o->sign_sk, sizeof j->sign_sk);
     j->max_unsigned = o->max_unsigned_tail ? o->max_unsigned_tail : PT_JOURNAL_UNSIGNED_MAX;
+    j->write_format = o->write_format ? o->write_format : PT_JOURNAL_FORMAT;
+    if (j->write_format != PT_JOURNAL_FORMAT && j->write_format != PT_JREC_FORMAT_V1)
+        return pt_error_set(err, PT_EVERSION, "journal", "cannot write record format %u",
+                            j->write_format);
     return 0;
 }
 

@@ -150,9 +150,14 @@ int
 journal_dead_requeue(journal_txn_t *t, const char *recipient, uint64_t seq, pt_error_t *err)
 {
     journal_queue_entry_t e;
+    journal_view_t v;
     int rc = qget(t, JDB_DEAD, recipient, seq, &e);
     if (rc != 0)
         return rc;
+    if (jint_view_in_place(t->j, t->txn, seq, &v, err) == 0 &&
+        (v.payload_state == PT_PAYLOAD_EXPIRED || v.payload_state == PT_PAYLOAD_ERASED))
+        return pt_error_set(err, PT_EINVALID, NULL, "record %llu: payload %s: nothing to requeue",
+                            (unsigned long long)seq, journal_payload_name(v.payload_state));
     rc = qdel(t, JDB_DEAD, recipient, seq, err);
     if (rc != 0)
         return rc;
@@ -314,4 +319,19 @@ journal_dead_list(journal_t *j, const char *recipient, size_t max, journal_dead_
     *out = l.out;
     *n = l.n;
     return 0;
+}
+
+const char *
+jint_pending(journal_txn_t *t, const journal_view_t *v, bool *dead)
+{
+    journal_queue_entry_t e;
+    for (size_t i = 0; i < v->n_recipients; i++) {
+        *dead = false;
+        if (qget(t, JDB_QUEUE, v->recipients[i], v->seq, &e) == 0)
+            return v->recipients[i];
+        *dead = true;
+        if (qget(t, JDB_DEAD, v->recipients[i], v->seq, &e) == 0)
+            return v->recipients[i];
+    }
+    return NULL;
 }

@@ -56,14 +56,17 @@ add_recipients(size_t *total, const char *const *rcpt, pt_error_t *err)
 }
 
 int
-journal_record_size(const journal_record_t *rec, size_t *len, pt_error_t *err)
+journal_record_size(const journal_record_t *rec, unsigned format, size_t *len, pt_error_t *err)
 {
+    if (format != PT_JREC_FORMAT_V1 && format != PT_JOURNAL_FORMAT)
+        return pt_error_set(err, PT_EVERSION, "format", "cannot write record format %u", format);
     if (strcmp(journal_kind_name(rec->kind), "UNKNOWN") == 0)
         return pt_error_set(err, PT_EINVALID, "kind", "unknown record kind %d", (int)rec->kind);
     const char *const strs[] = {rec->partner, rec->msg_type, rec->message_id, rec->correlation_id,
                                 rec->reason};
     const char *const names[] = {"partner", "msg_type", "message_id", "correlation_id", "reason"};
-    size_t total = PT_JREC_HEADER_LEN + PT_JREC_TRAILER_LEN + 4;
+    /* Format 2 adds the payload state byte before the payload. */
+    size_t total = PT_JREC_HEADER_LEN + PT_JREC_TRAILER_LEN + 4 + (format >= 2 ? 1 : 0);
     for (size_t i = 0; i < sizeof strs / sizeof *strs; i++) {
         int rc = add_str(&total, strs[i], names[i], err);
         if (rc != 0)
@@ -120,12 +123,24 @@ put_recipients(uint8_t *p, const char *const *rcpt)
     return p;
 }
 
+static uint8_t *
+put_payload_hash(uint8_t *p, const journal_record_t *rec)
+{
+    if (rec->payload != NULL && rec->payload_hash != NULL)
+        memcpy(p, rec->payload_hash, PT_JOURNAL_HASH_LEN);
+    else if (rec->payload != NULL)
+        crypto_generichash(p, PT_JOURNAL_HASH_LEN, rec->payload, rec->payload_len, NULL, 0);
+    else
+        memset(p, 0, PT_JOURNAL_HASH_LEN);
+    return p + PT_JOURNAL_HASH_LEN;
+}
+
 void
-journal_record_encode(const journal_record_t *rec, uint64_t seq, int64_t time_ms,
+journal_record_encode(const journal_record_t *rec, unsigned format, uint64_t seq, int64_t time_ms,
                       const uint8_t prev[PT_JOURNAL_HASH_LEN], uint8_t *out, size_t len)
 {
     unsigned flags = (stores_payload(rec) ? JREC_F_PAYLOAD : 0) | (rec->reason ? JREC_F_REASON : 0);
-    uint8_t *p = put_le(out, PT_JOURNAL_FORMAT, 2);
+    uint8_t *p = put_le(out, format, 2);
     p = put_le(p, (uint64_t)rec->kind, 1);
     p = put_le(p, flags, 1);
     p = put_le(p, seq, 8);
@@ -136,27 +151,71 @@ journal_record_encode(const journal_record_t *rec, uint64_t seq, int64_t time_ms
     p = put_str(p, rec->correlation_id);
     p = put_str(p, rec->reason);
     p = put_recipients(p, rec->recipients);
+    if (format >= 2)
+        p = put_le(p, (flags & JREC_F_PAYLOAD) ? PT_PAYLOAD_STORED : PT_PAYLOAD_NONE, 1);
     p = put_bytes(p, rec->payload, (flags & JREC_F_PAYLOAD) ? rec->payload_len : 0);
     p = put_le(p, rec->ref_seq, 8);
     p = put_le(p, rec->attempt, 4);
-    if (rec->payload != NULL && rec->payload_hash != NULL)
-        memcpy(p, rec->payload_hash, PT_JOURNAL_HASH_LEN);
-    else if (rec->payload != NULL)
-        crypto_generichash(p, PT_JOURNAL_HASH_LEN, rec->payload, rec->payload_len, NULL, 0);
-    else
-        memset(p, 0, PT_JOURNAL_HASH_LEN);
-    p += PT_JOURNAL_HASH_LEN;
+    p = put_payload_hash(p, rec);
     journal_record_chain(prev, out, len, p);
 }
 
+/* Skips a length-prefixed field (and `extra` bytes after it, the NUL of a string). */
+static bool
+skip_field(const uint8_t *buf, size_t len, size_t *at, size_t extra)
+{
+    if (len - *at < 4)
+        return false;
+    uint64_t n = bytes_le_get(buf + *at, 4);
+    if (n > len - *at - 4 - extra)
+        return false;
+    *at += 4 + (size_t)n + extra;
+    return true;
+}
+
+/* Format 2: the payload section (state byte, u32 length, bytes) of a record, found by
+ * skipping the header and the strings; false when the record is too malformed to
+ * have one (its chain hash then cannot match, and the decoder names the fault). */
+static bool
+payload_span(const uint8_t *buf, size_t len, size_t *off, size_t *end)
+{
+    size_t at = PT_JREC_HEADER_LEN;
+    if (len <= at)
+        return false;
+    for (int i = 0; i < 5; i++)
+        if (!skip_field(buf, len, &at, 1))
+            return false;
+    if (at >= len)
+        return false;
+    unsigned n = buf[at++];
+    for (unsigned i = 0; i < n; i++)
+        if (!skip_field(buf, len, &at, 1))
+            return false;
+    *off = at;
+    if (at >= len)
+        return false;
+    at++;
+    if (!skip_field(buf, len, &at, 0))
+        return false;
+    *end = at;
+    return len - at >= PT_JREC_TRAILER_LEN;
+}
+
+/* Format 1: BLAKE2b(prev || every byte before the chain hash). Format 2: the same
+ * without the payload section, so that the payload can be removed and the record still
+ * chain: BLAKE2b(prev || header || ref_seq, attempt, payload hash). */
 void
 journal_record_chain(const uint8_t prev[PT_JOURNAL_HASH_LEN], const uint8_t *buf, size_t len,
                      uint8_t out[PT_JOURNAL_HASH_LEN])
 {
     crypto_generichash_state st;
+    size_t off = len - PT_JOURNAL_HASH_LEN, end = off;
+    if (len >= 2 && bytes_le_get(buf, 2) >= 2 && !payload_span(buf, len, &off, &end))
+        off = end = len - PT_JOURNAL_HASH_LEN;
     crypto_generichash_init(&st, NULL, 0, PT_JOURNAL_HASH_LEN);
     crypto_generichash_update(&st, prev, PT_JOURNAL_HASH_LEN);
-    crypto_generichash_update(&st, buf, len - PT_JOURNAL_HASH_LEN);
+    crypto_generichash_update(&st, buf, off);
+    crypto_generichash_update(&st, buf + end, len - PT_JOURNAL_HASH_LEN - end);
     crypto_generichash_final(&st, out, PT_JOURNAL_HASH_LEN);
 }
 
@@ -246,9 +305,31 @@ decode_strings(rd_t *r, unsigned flags, journal_view_t *v)
         v->recipients[i] = get_str(r);
 }
 
-/* Format 1 body, after the format field. */
+/* The payload: format 1 has the bytes only; format 2 a state byte first, so that a
+ * removed payload (expired, erased) says so. flags bit 0 (chained) says whether one was
+ * stored when the record was written. */
+static void
+decode_payload(rd_t *r, unsigned format, unsigned flags, journal_view_t *v)
+{
+    bool written = flags & JREC_F_PAYLOAD;
+    unsigned state = written ? PT_PAYLOAD_STORED : PT_PAYLOAD_NONE;
+    if (format >= 2) {
+        state = (unsigned)get_le(r, 1);
+        if (written != (state != PT_PAYLOAD_NONE) || state > PT_PAYLOAD_ERASED)
+            r->bad = true;
+    }
+    v->payload_state = (journal_payload_t)state;
+    v->payload = get_bytes(r, &v->payload_len, 0);
+    if (state != PT_PAYLOAD_STORED) {
+        v->payload = NULL;
+        if (v->payload_len != 0)
+            r->bad = true;
+    }
+}
+
+/* The body after the format field: format 1 and 2 differ only in the payload. */
 static int
-decode_v1(rd_t *r, uint64_t seq, journal_view_t *v, pt_error_t *err)
+decode_body(rd_t *r, unsigned format, uint64_t seq, journal_view_t *v, pt_error_t *err)
 {
     v->kind = (journal_kind_t)get_le(r, 1);
     unsigned flags = (unsigned)get_le(r, 1);
@@ -258,12 +339,7 @@ decode_v1(rd_t *r, uint64_t seq, journal_view_t *v, pt_error_t *err)
         return pt_error_set(err, PT_ECORRUPT, NULL, "record %llu: unknown flags 0x%x",
                             (unsigned long long)seq, flags);
     decode_strings(r, flags, v);
-    v->payload = get_bytes(r, &v->payload_len, 0);
-    if (!(flags & JREC_F_PAYLOAD)) {
-        v->payload = NULL;
-        if (v->payload_len != 0)
-            r->bad = true;
-    }
+    decode_payload(r, format, flags, v);
     v->ref_seq = get_le(r, 8);
     v->attempt = (uint32_t)get_le(r, 4);
     get_hash(r, v->payload_hash);
@@ -277,11 +353,24 @@ decode_v1(rd_t *r, uint64_t seq, journal_view_t *v, pt_error_t *err)
     return 0;
 }
 
+static int
+decode_v1(rd_t *r, uint64_t seq, journal_view_t *v, pt_error_t *err)
+{
+    return decode_body(r, PT_JREC_FORMAT_V1, seq, v, err);
+}
+
+static int
+decode_v2(rd_t *r, uint64_t seq, journal_view_t *v, pt_error_t *err)
+{
+    return decode_body(r, 2, seq, v, err);
+}
+
 typedef int (*record_decoder_fn)(rd_t *r, uint64_t seq, journal_view_t *v, pt_error_t *err);
 
 /* Old formats keep their decoder here when the layout changes (STYLE 11). */
 static const record_decoder_fn record_decoders[] = {
     [1] = decode_v1,
+    [2] = decode_v2,
 };
 
 int
@@ -353,5 +442,62 @@ journal_checkpoint_decode(const uint8_t *buf, size_t len, journal_checkpoint_rec
         cp->number = get_le(&r, 8);
     }
     memcpy(cp->sig, r.p, PT_JCKP_SIG_LEN);
+    return 0;
+}
+
+/* ---- anchors: a checkpoint's layout under another format number and domain ---- */
+
+size_t
+journal_anchor_message(const journal_checkpoint_rec_t *a, uint8_t msg[PT_JCKP_MSG_LEN])
+{
+    journal_checkpoint_rec_t c = *a;
+    c.format = PT_JCKP_FORMAT;
+    size_t n = journal_checkpoint_message(&c, msg);
+    /* Same length: the two domains are padded to PT_JCKP_DOMAIN_LEN with NULs. */
+    memset(msg, 0, PT_JCKP_DOMAIN_LEN);
+    memcpy(msg, PT_JANCHOR_DOMAIN, PT_JANCHOR_DOMAIN_LEN);
+    return n;
+}
+
+void
+journal_anchor_encode(const journal_checkpoint_rec_t *a, uint8_t out[PT_JCKP_LEN])
+{
+    journal_checkpoint_encode(a, out);
+    bytes_le_put(out, PT_JANCHOR_FORMAT, 2);
+}
+
+int
+journal_anchor_decode(const uint8_t *buf, size_t len, journal_checkpoint_rec_t *a, pt_error_t *err)
+{
+    uint8_t copy[PT_JCKP_LEN];
+    if (len != PT_JCKP_LEN)
+        return pt_error_set(err, PT_ECORRUPT, NULL, "anchor: %zu bytes, expected %d", len,
+                            PT_JCKP_LEN);
+    if (bytes_le_get(buf, 2) != PT_JANCHOR_FORMAT)
+        return pt_error_set(err, PT_EVERSION, NULL, "anchor: unsupported format %u",
+                            (unsigned)bytes_le_get(buf, 2));
+    memcpy(copy, buf, len);
+    bytes_le_put(copy, PT_JCKP_FORMAT, 2);
+    int rc = journal_checkpoint_decode(copy, len, a, err);
+    a->format = PT_JANCHOR_FORMAT;
+    return rc;
+}
+
+/* ---- payload removal (format 2) ---- */
+
+int
+journal_record_strip(const uint8_t *buf, size_t len, journal_payload_t state, uint8_t *out,
+                     size_t *out_len)
+{
+    size_t off, end;
+    if (len < 2 || bytes_le_get(buf, 2) < 2)
+        return PT_EVERSION;
+    if (!payload_span(buf, len, &off, &end) || buf[off] != PT_PAYLOAD_STORED)
+        return PT_EINVALID;
+    memcpy(out, buf, off);
+    out[off] = (uint8_t)state;
+    bytes_le_put(out + off + 1, 0, 4);
+    memcpy(out + off + 5, buf + end, len - end);
+    *out_len = off + 5 + (len - end);
     return 0;
 }

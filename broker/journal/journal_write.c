@@ -70,6 +70,7 @@ journal_begin(journal_t *j, journal_txn_t **txn, pt_error_t *err)
     memcpy(t->head, j->head, PT_JOURNAL_HASH_LEN);
     t->poisoned = 0;
     t->signed_pending = false;
+    t->anchor_pending = false;
     j->in_txn = true;
     *txn = t;
     return 0;
@@ -97,7 +98,8 @@ journal_append(journal_txn_t *t, const journal_record_t *rec, uint64_t *seq, pt_
     if (t->poisoned)
         return pt_error_set(err, t->poisoned, t->j->dir, "transaction failed earlier: abort it");
     size_t len;
-    int rc = journal_record_size(rec, &len, err);
+    unsigned format = t->j->rec_format;
+    int rc = journal_record_size(rec, format, &len, err);
     if (rc == 0)
         rc = check_keys(t->j, rec, err);
     if (rc != 0)
@@ -111,7 +113,7 @@ journal_append(journal_txn_t *t, const journal_record_t *rec, uint64_t *seq, pt_
     if (rc != 0)
         return jint_poison(t, rc, err);
     /* v points into the dirty page until the next put: encode and copy out now. */
-    journal_record_encode(rec, s, time_ms, t->head, v.mv_data, len);
+    journal_record_encode(rec, format, s, time_ms, t->head, v.mv_data, len);
     memcpy(t->head, journal_record_stored_hash(v.mv_data, len), PT_JOURNAL_HASH_LEN);
     memcpy(phash, (uint8_t *)v.mv_data + len - 2 * PT_JOURNAL_HASH_LEN, PT_JOURNAL_HASH_LEN);
     rc = jint_put_indexes(t, rec, s, time_ms, phash);
@@ -165,6 +167,10 @@ journal_commit(journal_txn_t **tp, pt_error_t *err)
     j->last_seq = t->last_seq;
     memcpy(j->head, t->head, PT_JOURNAL_HASH_LEN);
     jint_signed_head_commit(t);
+    if (t->anchor_pending) {
+        j->have_anchor = true;
+        j->anchor = t->anchor;
+    }
     return 0;
 }
 

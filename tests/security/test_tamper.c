@@ -14,7 +14,10 @@
  *      and after kill -9, the broker logs its signed heads, and the receipts it sends
  *      carry a signed head that the journal must still hold;
  *  (g) ADMIN records name the administrator by the full 256-bit digest of the key, not
- *      by a 64-bit fingerprint another key can match in ~2^32 work. */
+ *      by a 64-bit fingerprint another key can match in ~2^32 work;
+ *  (h) in a journal of format-1 records then format-2 ones (issue 16), a payload, a
+ *      header field or a payload hash edited in either format is caught, and so is a
+ *      format-2 payload and its hash both replaced with the chain recomputed. */
 #include <errno.h>
 #include <inttypes.h>
 #include <setjmp.h>
@@ -57,10 +60,12 @@ typedef struct fixture {
     uint8_t pk[crypto_sign_PUBLICKEYBYTES];
     uint8_t sk[crypto_sign_SECRETKEYBYTES];
     uint64_t last_seq;
-    uint64_t queued_seq; /* a message still queued for msa */
-    uint64_t dead_seq;   /* a message dead-lettered for msa */
-    char out[65536];     /* ptibusctl's stdout and stderr */
-    td_net_t net;        /* a real broker, for the tests that start one */
+    uint64_t queued_seq;   /* a message still queued for msa */
+    uint64_t dead_seq;     /* a message dead-lettered for msa */
+    char out[65536];       /* ptibusctl's stdout and stderr */
+    unsigned write_format; /* journal_options_t.write_format of build_journal */
+    int next_msg;          /* build_journal's next message number */
+    td_net_t net;          /* a real broker, for the tests that start one */
     bool have_net;
 } fixture_t;
 
@@ -149,15 +154,19 @@ one_message(fixture_t *f, journal_txn_t *t, int i, bool leave_queued)
 static void
 build_journal(fixture_t *f, uint64_t n)
 {
-    journal_options_t o = {
-        .dir = f->jdir, .hmac_key = hmac_key, .sign_sk = f->sk, .unsafe_nosync = true};
+    journal_options_t o = {.dir = f->jdir,
+                           .hmac_key = hmac_key,
+                           .sign_sk = f->sk,
+                           .unsafe_nosync = true,
+                           .write_format = f->write_format};
     journal_t *j;
     journal_txn_t *t;
     pt_error_t err;
     if (journal_open(&o, &j, &err) != 0)
         fail_msg("journal_open: %s", err.msg);
     uint64_t next_timer = TIMER_EVERY;
-    for (int i = 0; journal_last_seq(j) < n;) {
+    int i = f->next_msg;
+    while (journal_last_seq(j) < n) {
         assert_int_equal(journal_begin(j, &t, &err), 0);
         for (int k = 0; k < MSGS_PER_COMMIT && journal_last_seq(j) + 3 * (uint64_t)k < n; k++, i++)
             one_message(f, t, i, journal_last_seq(j) + 3 * (uint64_t)k + 12 >= n);
@@ -170,6 +179,7 @@ build_journal(fixture_t *f, uint64_t n)
     }
     assert_int_equal(journal_checkpoint(j, &err), 0);
     f->last_seq = journal_last_seq(j);
+    f->next_msg = i;
     journal_close(&j);
 }
 
@@ -748,6 +758,108 @@ test_admin_named_by_full_digest(void **state)
     assert_string_equal(seen.partner, want);
 }
 
+/* ---- (h) format 2 beside format 1 ---- */
+
+/* SMALL_JOURNAL records as a format-1 broker wrote them, then as many in format 2 after
+ * the upgrade; returns the first format-2 seq (a RECEIVED record: messages are never
+ * split across commits). */
+static uint64_t
+build_mixed_journal(fixture_t *f)
+{
+    f->write_format = PT_JREC_FORMAT_V1;
+    build_journal(f, SMALL_JOURNAL);
+    uint64_t from = f->last_seq + 1;
+    f->write_format = 0;
+    build_journal(f, 2 * SMALL_JOURNAL);
+    return from;
+}
+
+/* Flips one byte of record seq at off (from the end when negative), runs ptibusctl
+ * journal-verify, which must fail naming the record, then restores the record. */
+static void
+flip_and_verify(fixture_t *f, uint64_t seq, long off, const char *want)
+{
+    raw_t r;
+    size_t len;
+    raw_open(&r, f->jdir);
+    MDB_dbi records = raw_db(&r, "records");
+    uint8_t *rec = raw_record(&r, records, seq, &len), *orig = malloc(len), key[8];
+    memcpy(orig, rec, len);
+    rec[off >= 0 ? (size_t)off : len - (size_t)-off] ^= 0x10;
+    be64(key, seq);
+    MDB_val k = {8, key}, v = {len, rec};
+    assert_int_equal(mdb_put(r.txn, records, &k, &v, 0), 0);
+    raw_close(&r);
+    char msg[160];
+    snprintf(msg, sizeof msg, "record %" PRIu64 ": %s", seq, want);
+    expect_failure(f, msg);
+    raw_open(&r, f->jdir);
+    v = (MDB_val){len, orig};
+    assert_int_equal(mdb_put(r.txn, raw_db(&r, "records"), &k, &v, 0), 0);
+    raw_close(&r);
+    free(rec);
+    free(orig);
+}
+
+/* Where the payload bytes of RECEIVED record seq start. */
+static long
+payload_offset(fixture_t *f, uint64_t seq)
+{
+    raw_t r;
+    size_t len;
+    raw_open(&r, f->jdir);
+    uint8_t *rec = raw_record(&r, raw_db(&r, "records"), seq, &len);
+    const uint8_t *p = memmem(rec, len, "envelope bytes of message", 25);
+    assert_non_null(p);
+    long off = (long)(p - rec);
+    free(rec);
+    raw_close(&r);
+    return off;
+}
+
+static void
+test_mixed_formats_tamper(void **state)
+{
+    fixture_t *f = *state;
+    uint64_t from = build_mixed_journal(f);
+    assert_int_equal(run_verify(f, f->jdir), 0);
+    const uint64_t targets[] = {1, from};
+    for (size_t i = 0; i < 2; i++) {
+        uint64_t s = targets[i];
+        const char *payload_says =
+            s < from ? "chain hash mismatch" : "payload differs from its hash";
+        flip_and_verify(f, s, payload_offset(f, s) + 2, payload_says);
+        flip_and_verify(f, s, PT_JREC_HEADER_LEN + 4, "chain hash mismatch"); /* the sender */
+        flip_and_verify(f, s, -2 * 32 + 3, "chain hash mismatch");            /* payload hash */
+    }
+    assert_int_equal(run_verify(f, f->jdir), 0);
+}
+
+/* Format 2: the payload and its hash replaced together, the chain recomputed from there
+ * to the head and meta's head rewritten. Only the signed checkpoints catch it. */
+static void
+edit_payload_and_hash(uint8_t *rec, size_t len)
+{
+    uint8_t *p = memmem(rec, len, "envelope bytes of message", 25);
+    assert_non_null(p);
+    memcpy(p, "ENVELOPE", 8);
+    uint32_t plen =
+        (uint32_t)p[-4] | (uint32_t)p[-3] << 8 | (uint32_t)p[-2] << 16 | (uint32_t)p[-1] << 24;
+    crypto_generichash(rec + len - 64, 32, p, plen, NULL, 0);
+}
+
+static void
+test_format2_payload_rewritten(void **state)
+{
+    fixture_t *f = *state;
+    uint64_t from = build_mixed_journal(f);
+    raw_t r;
+    raw_open(&r, f->jdir);
+    rewrite_chain(&r, from, f->last_seq, edit_payload_and_hash);
+    raw_close(&r);
+    expect_failure(f, "hash differs from the record's (chain rewritten?)");
+}
+
 int
 main(void)
 {
@@ -765,6 +877,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_broker_leaves_signed_head, setup, teardown),
         cmocka_unit_test_setup_teardown(test_receipt_carries_signed_head, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admin_named_by_full_digest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mixed_formats_tamper, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_format2_payload_rewritten, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -128,6 +128,8 @@ td_net_configure(td_net_t *n, const td_net_options_t *o)
                 td_partners[i], td_partners[i], td_may_send[i],
                 strcmp(td_partners[i], "region") ? "[training_offer]" : "[]");
     fputs(td_routes, f);
+    if (o && o->extra_config)
+        fputs(o->extra_config, f);
     fclose(f);
 }
 

@@ -19,6 +19,7 @@ typedef struct td_net_options {
     const char *max_attempts;         /* NULL = 3 */
     const char *extra_limits;         /* more `limits:` lines ("  key: value\n"), or NULL */
     const char *extra_journal;        /* more `journal:` lines ("  key: value\n"), or NULL */
+    const char *extra_config;         /* more top-level sections (e.g. `retention:`), or NULL */
 } td_net_options_t;
 
 typedef struct td_net {

@@ -50,6 +50,36 @@ load_ok(const char *text, const char *name)
 }
 
 static void
+test_retention(void **state)
+{
+    (void)state;
+    bconfig_t *cfg = load_ok(HEAD PARTNERS "retention:\n"
+                                           "  audit: 1825d\n"
+                                           "  payloads:\n"
+                                           "    sanction: 730d\n"
+                                           "    training_offer: 2s\n"
+                                           "    default: 365d\n",
+                             "/srv/ptibus/b.yaml");
+    assert_int_equal(cfg->audit_retention_ms, 1825ULL * 86400000);
+    assert_int_equal(cfg->n_retention, 3);
+    assert_string_equal(cfg->retention[0].msg_type, "sanction");
+    assert_int_equal(cfg->retention[0].keep_ms, 730ULL * 86400000);
+    assert_string_equal(cfg->retention[1].msg_type, "training_offer");
+    assert_int_equal(cfg->retention[1].keep_ms, 2000);
+    assert_null(cfg->retention[2].msg_type);
+    assert_int_equal(cfg->retention[2].keep_ms, 365ULL * 86400000);
+    bconfig_destroy(&cfg);
+    cfg = load_ok(HEAD PARTNERS "retention:\n  payloads:\n    default: forever\n", "b.yaml");
+    assert_int_equal(cfg->retention[0].keep_ms, 0);
+    assert_int_equal(cfg->audit_retention_ms, 0);
+    bconfig_destroy(&cfg);
+    cfg = load_ok(HEAD PARTNERS, "/srv/ptibus/b.yaml");
+    assert_int_equal(cfg->n_retention, 0); /* no policy: everything kept */
+    assert_int_equal(cfg->audit_retention_ms, 0);
+    bconfig_destroy(&cfg);
+}
+
+static void
 test_minimal_and_defaults(void **state)
 {
     (void)state;
@@ -245,7 +275,24 @@ static const reject_case_t rejects[] = {
      "127.0.0.1:9400)"},
     {HEAD "keys2: {}\n",
      "b.yaml:7: keys2: unknown key (expected one of: listen, journal, keys, limits, delivery, "
-     "metrics, partners, admin, routes)"},
+     "metrics, partners, admin, routes, retention)"},
+    {HEAD PARTNERS "retention:\n  payloads:\n    sanctions: 730d\n",
+     "b.yaml:16: retention.payloads.sanctions: \"sanctions\" is not a message type (valid: "
+     "orientation, reorientation_request, reorientation_answer, referral, referral_status, "
+     "sanction, training_offer, beneficiary_event, follow_up_event)"},
+    {HEAD PARTNERS "retention:\n  payloads:\n    sanction: 2 years\n",
+     "b.yaml:16: retention.payloads.sanction: \"2 years\" is not a duration (use 500ms, 5s, 2min, "
+     "1h)"},
+    {HEAD PARTNERS "retention:\n  payloads:\n    sanction: 500ms\n",
+     "b.yaml:16: retention.payloads.sanction: \"500ms\" is out of range (1s..36500d)"},
+    {HEAD PARTNERS "retention:\n  audit: 365d\n  payloads:\n    default: 90d\n    sanction: 730d\n",
+     "b.yaml:18: retention.payloads.sanction: longer than retention.audit: a payload cannot "
+     "outlive its record"},
+    {HEAD PARTNERS "retention:\n  audit: 365d\n  payloads:\n    sanction: forever\n",
+     "b.yaml:17: retention.payloads.sanction: longer than retention.audit: a payload cannot "
+     "outlive its record"},
+    {HEAD PARTNERS "retention:\n  records: 5y\n",
+     "b.yaml:15: retention.records: unknown key (expected one of: payloads, audit)"},
     {HEAD "delivery:\n  ack_timeout: 5\n",
      "b.yaml:8: delivery.ack_timeout: \"5\" is not a duration (use 500ms, 5s, 2min, 1h)"},
     {HEAD "delivery:\n  max_attempts: 0\n",
@@ -615,6 +662,7 @@ main(void)
         cmocka_unit_test(test_route_rejections),
         cmocka_unit_test(test_routes_compiled),
         cmocka_unit_test(test_reload_restart_keys_and_swap),
+        cmocka_unit_test(test_retention),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

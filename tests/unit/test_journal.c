@@ -463,10 +463,11 @@ test_chain_verifies(void **state)
     assert_int_equal(journal_verify(f->j, 100, 500, NULL, &bad, &err), 0);
 }
 
+/* Flips one byte of record 42's payload in data.mdb; format 1 chains the bytes, format
+ * 2 the payload's hash, so want says which check names it. */
 static void
-test_flipped_byte_on_disk(void **state)
+flipped_payload(fixture_t *f, const char *want)
 {
-    fixture_t *f = *state;
     fx_open(f);
     append_n(f, 100);
     journal_close(&f->j);
@@ -483,12 +484,26 @@ test_flipped_byte_on_disk(void **state)
     assert_int_equal(tu_write_file(path, buf, len), 0);
     free(buf);
     fx_open(f); /* the tail (last 16) is intact: open succeeds */
-    assert_bad(f, NULL, 42, "record 42: chain hash mismatch");
+    assert_bad(f, NULL, 42, want);
     uint64_t bad;
     pt_error_t err;
     assert_int_equal(journal_verify(f->j, 50, 0, NULL, &bad, &err), 0);
     assert_int_equal(journal_verify(f->j, 43, 0, NULL, &bad, &err), PT_ECORRUPT);
     assert_int_equal(bad, 42); /* the anchor before the range is checked too */
+}
+
+static void
+test_flipped_byte_on_disk(void **state)
+{
+    flipped_payload(*state, "record 42: payload differs from its hash (edited?)");
+}
+
+static void
+test_flipped_byte_on_disk_v1(void **state)
+{
+    fixture_t *f = *state;
+    f->opts.write_format = PT_JREC_FORMAT_V1;
+    flipped_payload(f, "record 42: chain hash mismatch");
 }
 
 static void
@@ -1126,6 +1141,137 @@ test_scan(void **state)
 
 /* Every truncation and every single-byte change of an encoded record decodes
  * without crashing; truncations are always refused. */
+/* ---- format 2 and the upgrade of a format-1 journal ---- */
+
+/* 30 records as an older broker wrote them (format 1), then the upgrade at the next
+ * read-write open: 30 more in format 2. */
+static void
+build_mixed(fixture_t *f)
+{
+    pt_error_t err;
+    f->opts.write_format = PT_JREC_FORMAT_V1;
+    fx_open(f);
+    append_n(f, 30);
+    journal_close(&f->j);
+    f->opts.write_format = 0;
+    fx_open(f);
+    append_n(f, 30);
+    assert_int_equal(journal_checkpoint(f->j, &err), 0);
+    journal_close(&f->j);
+}
+
+static void
+test_mixed_formats(void **state)
+{
+    fixture_t *f = *state;
+    build_mixed(f);
+    fx_open_ro(f);
+    journal_view_t v;
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    pt_error_t err;
+    for (uint64_t s = 1; s <= 60; s++) {
+        assert_int_equal(journal_get(f->j, s, &v, &buf, &cap, &err), 0);
+        assert_int_equal(v.format, s <= 30 ? PT_JREC_FORMAT_V1 : PT_JOURNAL_FORMAT);
+        assert_int_equal(v.payload_state, PT_PAYLOAD_STORED);
+        char want[32];
+        snprintf(want, sizeof want, "PAYLOAD-MARK-%04llu", (unsigned long long)s);
+        assert_int_equal(v.payload_len, strlen(want));
+        assert_memory_equal(v.payload, want, v.payload_len);
+    }
+    free(buf);
+    journal_verify_options_t o = {.pk = f->pk, .check_state = true};
+    journal_verify_report_t rep;
+    uint64_t bad;
+    if (journal_verify_ex(f->j, &o, &rep, &bad, &err) != 0)
+        fail_msg("verify: %s", err.msg);
+    assert_int_equal(rep.last, 60);
+    assert_true(rep.state_checked);
+    /* A range starting at the upgrade point chains from the last format-1 record. */
+    assert_int_equal(journal_verify(f->j, 31, 0, f->pk, &bad, &err), 0);
+    journal_close(&f->j);
+    raw_t r;
+    raw_open(&r, f->opts.dir, "meta");
+    MDB_val k = {12, "format2_from"}, val;
+    assert_int_equal(mdb_get(r.txn, r.dbi, &k, &val), 0);
+    assert_int_equal(val.mv_size, 8);
+    assert_int_equal(((uint8_t *)val.mv_data)[0], 31);
+    raw_close(&r);
+    fx_open(f); /* the broker resumes it */
+    append_n(f, 1);
+    assert_intact(f);
+}
+
+/* Edits one byte of record seq at offset off (negative: from the end), without
+ * recomputing anything, and checks verify names the record. */
+static void
+tamper_at(fixture_t *f, uint64_t seq, long off, const char *want)
+{
+    raw_t r;
+    size_t len;
+    raw_open(&r, f->opts.dir, "records");
+    uint8_t *rec = raw_get(&r, seq, &len), *orig = malloc(len);
+    memcpy(orig, rec, len);
+    rec[off >= 0 ? (size_t)off : len - (size_t)-off] ^= 0x04;
+    raw_put(&r, seq, rec, len);
+    raw_close(&r);
+    fx_open_ro(f);
+    char msg[64];
+    snprintf(msg, sizeof msg, "record %llu: %s", (unsigned long long)seq, want);
+    assert_bad(f, NULL, seq, msg);
+    journal_close(&f->j);
+    raw_open(&r, f->opts.dir, "records");
+    raw_put(&r, seq, orig, len);
+    raw_close(&r);
+    free(rec);
+    free(orig);
+}
+
+/* The offset of the payload bytes in record seq. */
+static long
+payload_off(fixture_t *f, uint64_t seq)
+{
+    raw_t r;
+    size_t len;
+    char want[32];
+    snprintf(want, sizeof want, "PAYLOAD-MARK-%04llu", (unsigned long long)seq);
+    raw_open(&r, f->opts.dir, "records");
+    uint8_t *rec = raw_get(&r, seq, &len);
+    uint8_t *p = memmem(rec, len, want, strlen(want));
+    assert_non_null(p);
+    long off = (long)(p - rec) + 3;
+    free(rec);
+    raw_close(&r);
+    return off;
+}
+
+/* In both formats a payload, a header field or the payload hash edited is caught. */
+static void
+test_mixed_formats_tamper(void **state)
+{
+    fixture_t *f = *state;
+    build_mixed(f);
+    const uint64_t seqs[] = {10, 40};
+    for (size_t i = 0; i < 2; i++) {
+        uint64_t s = seqs[i];
+        tamper_at(f, s, payload_off(f, s),
+                  s <= 30 ? "chain hash mismatch" : "payload differs from its hash");
+        tamper_at(f, s, PT_JREC_HEADER_LEN + 4, "chain hash mismatch"); /* the sender */
+        tamper_at(f, s, 12, "chain hash mismatch");                     /* time_ms */
+        tamper_at(f, s, -(2 * 32) + 5, "chain hash mismatch");          /* payload hash */
+        tamper_at(f, s, -(2 * 32) - 2, "chain hash mismatch");          /* attempt */
+    }
+    /* The upgrade point moved in meta: the formats no longer match it. */
+    raw_t r;
+    uint8_t from[8] = {20};
+    raw_open(&r, f->opts.dir, "meta");
+    MDB_val k = {12, "format2_from"}, v = {8, from};
+    assert_int_equal(mdb_put(r.txn, r.dbi, &k, &v, 0), 0);
+    raw_close(&r);
+    fx_open_ro(f);
+    assert_bad(f, NULL, 20, "record 20: format 1, but meta says format 2 from record 20");
+}
+
 static void
 test_decode_bounds(void **state)
 {
@@ -1142,9 +1288,9 @@ test_decode_bounds(void **state)
     size_t len;
     pt_error_t err;
     uint8_t zero[32] = {0}, buf[512];
-    assert_int_equal(journal_record_size(&r, &len, &err), 0);
+    assert_int_equal(journal_record_size(&r, PT_JOURNAL_FORMAT, &len, &err), 0);
     assert_true(len <= sizeof buf);
-    journal_record_encode(&r, 7, 1234, zero, buf, len);
+    journal_record_encode(&r, PT_JOURNAL_FORMAT, 7, 1234, zero, buf, len);
     journal_view_t v;
     assert_int_equal(journal_record_decode(buf, len, 7, &v, &err), 0);
     assert_string_equal(v.recipients[0], "a");
@@ -1179,6 +1325,9 @@ main(void)
         cmocka_unit_test_setup_teardown(test_permissions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chain_verifies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flipped_byte_on_disk, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flipped_byte_on_disk_v1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mixed_formats, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mixed_formats_tamper, setup, teardown),
         cmocka_unit_test_setup_teardown(test_edited_record_detected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deleted_record_detected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reordered_records_detected, setup, teardown),
