@@ -118,18 +118,27 @@ answer_push(admin_t *a, const uint8_t *rid, size_t rid_len, Ptibus__V1__AdminRes
 /* Appends the ADMIN record of an administrator's action. The log says what (head,
  * no free text) and the record's seq; the reason is in the journal only. */
 static int
-admin_record(admin_t *a, journal_txn_t *t, const char *who, const char *what, const char *head,
-             pt_error_t *err)
+admin_record_seq(admin_t *a, journal_txn_t *t, const char *who, const char *what, const char *head,
+                 uint64_t *out, pt_error_t *err)
 {
     journal_record_t rec = {.kind = PT_REC_ADMIN, .partner = who, .reason = what};
-    uint64_t seq;
+    uint64_t seq = 0;
     int rc = journal_append(t, &rec, &seq, err);
     if (rc != 0)
         batch_fail(a->b, rc, err);
     else
         pt_log_info("admin.action", "%s: %s (ADMIN record seq %llu)", who, head,
                     (unsigned long long)seq);
+    if (out)
+        *out = seq;
     return rc;
+}
+
+static int
+admin_record(admin_t *a, journal_txn_t *t, const char *who, const char *what, const char *head,
+             pt_error_t *err)
+{
+    return admin_record_seq(a, t, who, what, head, NULL, err);
 }
 
 /* ---- reasons: text an operator typed, journaled, listed on terminals ---- */
@@ -614,6 +623,39 @@ handle_replay(admin_t *a, const char *who, const Ptibus__V1__ReplayRequest *q,
     resp->replayed = c.done;
 }
 
+/* ---- audited reads of personal data ---- */
+
+/* Journals the read before the operator sees anything: the answer (audit_seq) leaves
+ * only once the ADMIN record is committed (BATCH_FALLBACK), so ptibusctl cannot show
+ * personal data whose read is not on disk. The log says who and the seq, not the text. */
+static void
+handle_audit_read(admin_t *a, const char *who, const Ptibus__V1__AuditReadRequest *q,
+                  Ptibus__V1__AdminResponse *resp, char *ebuf, size_t cap)
+{
+    char msg[300], text[ADMIN_REASON_MAX * 3 + 128];
+    const char *bad = reason_problem(q->reason), *what = "audit_read.reason";
+    if (bad == NULL && (bad = reason_problem(q->command)) != NULL)
+        what = "audit_read.command";
+    if (bad == NULL && q->operator_name[0] && (bad = reason_problem(q->operator_name)) != NULL)
+        what = "audit_read.operator_name";
+    if (bad != NULL) {
+        snprintf(msg, sizeof msg, "%s: %s", what, bad);
+        return (void)fail(resp, ebuf, cap, msg);
+    }
+    journal_txn_t *t = batch_txn(a->b);
+    if (t == NULL)
+        return (void)fail(resp, ebuf, cap, "journal unavailable: the read is not recorded");
+    snprintf(text, sizeof text, "personal-data read: %s; operator: %s; reason: %s", q->command,
+             q->operator_name[0] ? q->operator_name : "-", q->reason);
+    uint64_t seq = 0;
+    pt_error_t err;
+    if (admin_record_seq(a, t, who, text, "personal-data read", &seq, &err) != 0)
+        return (void)fail(resp, ebuf, cap, "journal write failed: the read is not recorded");
+    resp->ok = 1;
+    resp->kind_case = PTIBUS__V1__ADMIN_RESPONSE__KIND_AUDIT_SEQ;
+    resp->audit_seq = seq;
+}
+
 /* ---- dispatch ---- */
 
 static void
@@ -647,6 +689,9 @@ handle(admin_t *a, const uint8_t *rid, size_t rid_len, const char *who,
         break;
     case PTIBUS__V1__ADMIN_REQUEST__KIND_REPLAY:
         handle_replay(a, who, q->replay, &resp, ebuf, sizeof ebuf);
+        break;
+    case PTIBUS__V1__ADMIN_REQUEST__KIND_AUDIT_READ:
+        handle_audit_read(a, who, q->audit_read, &resp, ebuf, sizeof ebuf);
         break;
     default:
         fail(&resp, ebuf, sizeof ebuf, "request: unknown or missing kind");
