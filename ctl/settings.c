@@ -82,6 +82,9 @@ load_sections(ctl_t *c, const config_t *cfg, pt_error_t *err)
             if (strcmp(conf_keys[i].section, sections[s]) == 0)
                 allowed[n++] = conf_keys[i].key;
         allowed[n] = NULL;
+        const config_node_t *raw = config_map_get(root, sections[s]);
+        if (raw && config_node_kind(raw) == CONFIG_SCALAR && config_node_is_null(raw))
+            continue; /* a section left empty (its keys commented out) */
         rc = config_get_map(cfg, root, sections[s], false, &m, err);
         if (rc == 0 && m)
             rc = config_check_keys(cfg, m, allowed, err);

@@ -22,7 +22,7 @@ state=${PTIBUS_DEMO_DIR:-$(mktemp -d /tmp/ptibus-demo.XXXXXX)}
 mkdir -p "$state/keys"
 chmod 700 "$state" "$state/keys"
 partners=(departement pole_emploi caf msa region ml_nord ml_sud)
-gen() { [ -e "$state/keys/$2$3" ] || "$ctl" keygen --dir "$state/keys" --kind "$1" "$2"; }
+gen() { [ -e "$state/keys/$2$3" ] || "$ctl" keygen --dir "$state/keys" --kind "$1" "$2" >/dev/null; }
 gen curve broker .key
 gen sign broker .sign
 gen hmac person_index .hmac
@@ -44,6 +44,23 @@ sed -e "s|^listen: .*|listen: \"tcp://127.0.0.1:$port\"|" \
     -e "s|dir: /var/lib/ptibus/journal|dir: journal|" \
     -e "s|checkpoint_interval: 60s|checkpoint_interval: 2s|" \
     "$top/deploy/broker.yaml" >"$state/broker.yaml"
+# ptibusctl's settings for this demo (docs/ptibusctl.md, "The config file").
+cat >"$state/ptibusctl.yaml" <<EOF
+broker:
+  endpoint: "tcp://127.0.0.1:$port"
+  admin: "ipc://$state/admin.sock"
+  public_key: keys/broker.pub
+journal:
+  dir: journal
+  sign_public_key: keys/broker.sign.pub
+operator:
+  name: demo-admin
+  key: keys/admin.key
+  public_key: keys/admin.pub
+partners:
+  keys_dir: keys
+EOF
+pctl() { "$ctl" --config "$state/ptibusctl.yaml" "$@"; }
 
 "$ptibusd" --config "$state/broker.yaml" --check-config
 "$ptibusd" --config "$state/broker.yaml" 2>"$state/ptibusd.log" &
@@ -60,17 +77,13 @@ echo "== partners publish their sample messages"
 for f in "$top"/deploy/demo/messages/*.json; do
     partner=$(basename "$f" .json | cut -d- -f2)
     printf '%-12s ' "$partner"
-    "$ctl" publish --endpoint "tcp://127.0.0.1:$port" --server-key "$state/keys/broker.pub" \
-        --key "$state/keys/$partner.key" --pub "$state/keys/$partner.pub" "$f" |
-        sed "s|^$top/deploy/demo/messages/||"
+    # exit 4: the broker refused the message (some samples are meant to be refused)
+    pctl publish --as "$partner" --format tsv "$f" | tail -n +2 || [ $? -eq 4 ]
 done
 
 echo "== every partner connects, receives what the routes sent it, and acknowledges it"
-conn() { echo --endpoint "tcp://127.0.0.1:$port" --server-key "$state/keys/broker.pub" \
-    --key "$state/keys/$1.key" --pub "$state/keys/$1.pub"; }
 for p in "${partners[@]}"; do
-    # shellcheck disable=SC2046
-    "$ctl" receive $(conn "$p") --wait 2 >"$state/receive-$p.log" 2>&1 &
+    pctl receive --as "$p" --wait 2 >"$state/receive-$p.log" 2>&1 &
 done
 wait_receivers() { for j in $(jobs -p); do [ "$j" = "$pid" ] || wait "$j" || true; done; }
 wait_receivers
@@ -79,9 +92,7 @@ for p in "${partners[@]}"; do
 done
 
 echo "== live statistics from the admin socket"
-# shellcheck disable=SC2046
-"$ctl" stats --endpoint "ipc://$state/admin.sock" --server-key "$state/keys/broker.pub" \
-    --key "$state/keys/admin.key" --pub "$state/keys/admin.pub"
+pctl stats
 echo "== Prometheus metrics (excerpt) from http://127.0.0.1:$mport/metrics"
 sleep 1.2
 python3 - "$mport" <<'PY'
@@ -98,7 +109,7 @@ wait $pid || true
 trap - EXIT
 
 echo "== the journal (audit fields only: payloads are personal data)"
-"$ctl" journal-list --journal "$state/journal"
+pctl journal list
 echo "== tamper evidence"
-"$ctl" journal-verify --journal "$state/journal" --pubkey "$state/keys/broker.sign.pub"
+pctl journal verify
 echo "== broker log: $state/ptibusd.log"
