@@ -31,6 +31,7 @@ typedef enum ctl_format {
     CTL_FMT_TSV,       /* tab-separated, header line, escaped text */
     CTL_FMT_CSV,       /* RFC 4180 */
     CTL_FMT_JSON,      /* one JSON object per line (JSON Lines) */
+    CTL_FMT_HTML,      /* an HTML table (person: a self-contained page) */
 } ctl_format_t;
 
 /* Where things are: the config file's values, each replaced by its option when given.
@@ -45,6 +46,7 @@ typedef struct ctl_settings {
     const char *admin_key;     /* operator.key: the administrator's CURVE secret key */
     const char *admin_pub;     /* operator.public_key */
     const char *partner_keys;  /* partners.keys_dir: NAME.key/NAME.pub for --as NAME */
+    const char *person_key;    /* journal.person_index_key: the HMAC key of the person index */
     const char *key, *pub;     /* publish/receive: this partner's key pair */
 } ctl_settings_t;
 
@@ -174,6 +176,9 @@ void out_row(out_t *o, const char *const *vals);
 /* Ends a result; an empty one says "(none)" in the table format. */
 void out_end(out_t *o);
 
+/* Writes s to f with HTML's special characters as entities (after esc()). */
+void out_html_text(FILE *f, const char *s);
+
 /* Unix ms as RFC 3339 UTC with milliseconds ("2026-12-02T10:00:00.000Z"). */
 void out_time(int64_t ms, char *buf, size_t cap);
 
@@ -238,5 +243,6 @@ int cmd_deadletters_list(ctl_t *c, int argc, char **argv);
 int cmd_deadletters_requeue(ctl_t *c, int argc, char **argv);
 int cmd_replay(ctl_t *c, int argc, char **argv);
 int cmd_config_show(ctl_t *c, int argc, char **argv);
+int cmd_person(ctl_t *c, int argc, char **argv);
 
 #endif

@@ -31,6 +31,11 @@ static const command_t commands[] = {
      "The life of a message in time order: received or refused, routed, each delivery\n"
      "attempt, acknowledgements with their delay, dead letters, replays, status replies;\n"
      "and what is still pending."},
+    {"person", NULL, cmd_person,
+     "--nir NIR|- --reason TEXT [--person-key FILE] [--format table|csv|json|html]",
+     "The data-subject access report (GDPR art. 15): every flow about this person, from\n"
+     "the person index; recorded by the broker first. --nir - reads the NIR from stdin\n"
+     "(so that it is not in the process list); --format html writes a self-contained page."},
     {"stats", NULL, cmd_stats, "[--admin E] [--server-key B.pub] [--key A.key --pub A.pub]",
      "Live state of the running broker: partners, queues, journal use."},
     {"deadletters", "list", cmd_deadletters_list, "[--to PARTNER] [--admin E ...]",

@@ -107,9 +107,52 @@ json_row(out_t *o, const char *const *vals)
     json_decref(obj);
 }
 
+void
+out_html_text(FILE *f, const char *s)
+{
+    for (const char *p = esc(s); *p; p++) {
+        switch (*p) {
+        case '&':
+            fputs("&amp;", f);
+            break;
+        case '<':
+            fputs("&lt;", f);
+            break;
+        case '>':
+            fputs("&gt;", f);
+            break;
+        case '"':
+            fputs("&quot;", f);
+            break;
+        case '\'':
+            fputs("&#39;", f);
+            break;
+        default:
+            fputc(*p, f);
+        }
+    }
+}
+
+static void
+html_row(out_t *o, const char *const *vals, bool header)
+{
+    fputs(header ? "<table>\n<thead><tr>" : "<tr>", o->f);
+    for (size_t i = 0; i < o->n_cols; i++) {
+        const char *v = header ? o->cols[i].name : vals[i];
+        fputs(header ? "<th>" : o->cols[i].number ? "<td class=\"n\">" : "<td>", o->f);
+        out_html_text(o->f, v && v[0] ? v : "");
+        fputs(header ? "</th>" : "</td>", o->f);
+    }
+    fputs(header ? "</tr></thead>\n<tbody>\n" : "</tr>\n", o->f);
+}
+
 static void
 text_row(out_t *o, const char *const *vals, bool header)
 {
+    if (o->fmt == CTL_FMT_HTML) {
+        html_row(o, vals, header);
+        return;
+    }
     for (size_t i = 0; i < o->n_cols; i++) {
         const char *v = header ? o->cols[i].name : vals[i];
         bool empty = v == NULL || v[0] == '\0';
@@ -153,5 +196,7 @@ out_end(out_t *o)
 {
     if (o->rows == 0 && o->fmt == CTL_FMT_TABLE)
         fputs("(none)\n", o->f);
+    if (o->fmt == CTL_FMT_HTML)
+        fputs("</tbody>\n</table>\n", o->f);
     fflush(o->f);
 }

@@ -24,6 +24,7 @@ static const conf_key_t conf_keys[] = {
     {"broker", "public_key", SET(server_pub), true},
     {"journal", "dir", SET(journal), true},
     {"journal", "sign_public_key", SET(sign_pub), true},
+    {"journal", "person_index_key", SET(person_key), true},
     {"operator", "name", SET(operator_name), false},
     {"operator", "key", SET(admin_key), true},
     {"operator", "public_key", SET(admin_pub), true},
@@ -170,13 +171,14 @@ ctl_fini(ctl_t *c)
 static int
 set_format(ctl_t *c, const char *v)
 {
-    static const char *const names[] = {"table", "tsv", "csv", "json"};
+    static const char *const names[] = {"table", "tsv", "csv", "json", "html"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         if (strcmp(v, names[i]) == 0) {
             c->fmt = (ctl_format_t)i;
             return 0;
         }
-    fprintf(stderr, "ptibusctl: %s: --format %.20s is not table, tsv, csv or json\n", c->name, v);
+    fprintf(stderr, "ptibusctl: %s: --format %.20s is not table, tsv, csv, json or html\n", c->name,
+            v);
     return CTL_USAGE;
 }
 
@@ -265,7 +267,7 @@ ctl_print_help(const ctl_t *c, FILE *out)
 {
     fprintf(out,
             "usage: ptibusctl %s %s\n\n%s\n\ncommon options: --config FILE (default %s or "
-            "$PTIBUS_CONFIG), --format table|tsv|csv|json, --help\nsee man ptibusctl or "
+            "$PTIBUS_CONFIG), --format table|tsv|csv|json|html, --help\nsee man ptibusctl or "
             "docs/ptibusctl.md\n",
             c->name, c->usage, c->help, CTL_DEFAULT_CONFIG);
 }

@@ -90,6 +90,7 @@ write_config(fx_t *f)
              "# written by test_ctl_journal: relative file names are relative to this file\n"
              "broker:\n  endpoint: \"%s\"\n  admin: \"%s\"\n  public_key: keys/broker.pub\n"
              "journal:\n  dir: \"%s\"\n  sign_public_key: keys/journal.sign.pub\n"
+             "  person_index_key: keys/person-index.hmac\n"
              "operator:\n  name: test-dpo\n  key: keys/admin.key\n  public_key: keys/admin.pub\n"
              "partners:\n  keys_dir: keys\n",
              f->net.endpoint, f->net.admin_endpoint, f->net.journal_dir);
@@ -240,7 +241,7 @@ test_list_formats_and_errors(void **state)
     assert_int_equal(ctl(f, "journal list --format tsv --kind RECEIVED --limit 1"), 0);
     assert_int_equal(count_of(f->out, "\t"), 2 * 10);
     assert_int_equal(ctl(f, "journal list --format xml"), 2);
-    assert_non_null(strstr(f->err, "--format xml is not table, tsv, csv or json"));
+    assert_non_null(strstr(f->err, "--format xml is not table, tsv, csv, json or html"));
     assert_int_equal(ctl(f, "journal list --since 2026-12-02 --until 2026-12-01"), 2);
     assert_non_null(strstr(f->err, "the range is empty"));
     assert_int_equal(ctl(f, "journal list --since yesterday"), 2);
@@ -350,12 +351,54 @@ test_show_refused_unrecorded(void **state)
     fx_t *f = *state;
     assert_int_equal(td_broker_stop(&f->net), 0);
     int rc = ctl(f, "journal show ori-1 --reason 'DPO request 8' --format json");
-    assert_int_equal(td_broker_start(&f->net), 0);
     assert_int_equal(rc, 7);
     assert_non_null(strstr(f->err, "nothing shown: the read could not be recorded"));
     assert_null(strstr(f->out, "messageId"));
     assert_null(strstr(f->out, "person"));
     assert_string_equal(f->out, "");
+    rc = ctl(f, "person --nir 285057800608441 --reason 'DPO request 8' --format json");
+    assert_int_equal(td_broker_start(&f->net), 0);
+    assert_int_equal(rc, 7);
+    assert_non_null(strstr(f->err, "nothing shown: the read could not be recorded"));
+    assert_string_equal(f->out, "");
+}
+
+/* The person report: every flow of the samples' NIR (three messages, five flows),
+ * nothing of another NIR; the NIR itself is in no output and no journal record. */
+static void
+test_person_report(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(ctl(f, "person --nir 285057800608441"), 2);            /* no reason */
+    assert_int_equal(ctl(f, "person --nir 285057800608442 --reason r"), 2); /* bad key */
+    assert_null(strstr(f->err, "28505780060844"));
+    assert_int_equal(ctl(f, "person --nir 285057800608441 --reason 'art. 15 request 3' "
+                            "--format json"),
+                     0);
+    assert_int_equal(count_lines(f->out), 5);
+    assert_int_equal(count_of(f->out, "\"status\":\"acknowledged\""), 4);
+    assert_non_null(strstr(f->out, "\"sender\":\"departement\",\"recipient\":\"msa\","
+                                   "\"type\":\"sanction\",\"message_id\":\"san-msa-1\""));
+    assert_non_null(strstr(f->out, "\"status\":\"pending\""));
+    assert_null(strstr(f->out, "28505780060844"));
+    /* The same from standard input, as a page for the DPO. */
+    char in[4400];
+    snprintf(in, sizeof in, "%s/nir.txt", f->net.dir);
+    assert_int_equal(tu_write_file(in, "2 85 05 78 006 084 41\n", 22), 0);
+    assert_int_equal(ctl(f, "person --nir - --reason 'art. 15 request 3' --format html < '%s'", in),
+                     0);
+    assert_non_null(strstr(f->out, "<!DOCTYPE html>"));
+    assert_int_equal(count_of(f->out, "<tr><td>"), 5);
+    assert_null(strstr(f->out, "<script"));
+    assert_int_equal(ctl(f, "person --nir 185057800608491 --reason 'art. 15 request 4' "
+                            "--format json"),
+                     0);
+    assert_string_equal(f->out, "");
+    assert_int_equal(ctl(f, "journal list --kind ADMIN --format json"), 0);
+    assert_int_equal(count_of(f->out, "person report, person index key "), 3);
+    assert_non_null(strstr(f->out, "reason: art. 15 request 4"));
+    assert_null(strstr(f->out, "28505780060844"));
+    assert_null(strstr(f->out, "18505780060849"));
 }
 
 int
@@ -368,6 +411,7 @@ main(void)
         cmocka_unit_test(test_trace),
         cmocka_unit_test(test_show_is_journaled),
         cmocka_unit_test(test_show_refused_unrecorded),
+        cmocka_unit_test(test_person_report),
         cmocka_unit_test(test_admin_exit_codes),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
