@@ -86,6 +86,8 @@ admin_settings(ctl_t *c)
     int rc = ctl_load(c);
     if (rc != 0)
         return rc;
+    if (c->over.endpoint && !c->over.admin)
+        c->set.admin = c->over.endpoint; /* the former spelling: --endpoint of the admin socket */
     if (!ctl_need(c, c->set.admin, "--admin", "broker.admin") ||
         !ctl_need(c, c->set.server_pub, "--server-key", "broker.public_key") ||
         !ctl_need(c, c->set.admin_key, "--key", "operator.key") ||

@@ -278,6 +278,14 @@ test_config(void **state)
     /* The admin socket from the config alone: no key option in daily use. */
     assert_int_equal(ctl(f, "stats --format csv"), 0);
     assert_non_null(strstr(f->out, "partner,online,credit"));
+    /* The former key options still work without a config file. */
+    assert_int_equal(
+        ctl(f,
+            "--config /dev/null stats --endpoint '%s' --server-key '%s/keys/broker.pub' "
+            "--key '%s/keys/admin.key' --pub '%s/keys/admin.pub'",
+            f->net.admin_endpoint, f->net.dir, f->net.dir, f->net.dir),
+        0);
+    assert_int_equal(ctl(f, "journal-verify"), 0);
     assert_int_equal(ctl(f, "journal verify"), 0);
     assert_non_null(strstr(f->out, "checkpoints signed, linked and covering the head"));
 }
