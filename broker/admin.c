@@ -24,6 +24,7 @@
 #define ADMIN_READERS 16
 #define ADMIN_REPLAY_MAX 100000   /* messages re-enqueued by one request */
 #define ADMIN_REPLAY_SCAN 1000000 /* records scanned by one request (the loop waits) */
+#define ADMIN_REPLAY_SEQS 1000    /* replay.seqs in one request */
 
 /* The coalescing of an administrator's reads: 0 stats, 1 dead-letter list. */
 enum { READ_STATS, READ_DEAD, READ_KINDS };
@@ -240,7 +241,7 @@ static int
 record_action(admin_t *a, journal_txn_t *t, const char *who, const char *head, const char *reason,
               seqlist_t *l, pt_error_t *err)
 {
-    char ranges[ADMIN_SEQ_TEXT], text[ADMIN_SEQ_TEXT + ADMIN_REASON_MAX + 256];
+    char ranges[ADMIN_SEQ_TEXT], text[ADMIN_SEQ_TEXT + 2 * ADMIN_REASON_MAX + 256];
     size_t i = 0;
     int rc = 0;
     if (l->n > 1)
@@ -572,6 +573,18 @@ replay_by_id(admin_t *a, replay_ctx_t *c, const char *message_id, pt_error_t *er
     return rc ? rc : c->rc;
 }
 
+/* Replays exactly the given RECEIVED seqs (the others are skipped as by a scan). */
+static int
+replay_by_seqs(admin_t *a, replay_ctx_t *c, const uint64_t *seqs, size_t n, pt_error_t *err)
+{
+    for (size_t i = 0; c->rc == 0 && i < n; i++) {
+        journal_view_t v;
+        if (journal_txn_get(c->t, seqs[i], &v, &a->rbuf, &a->rcap, err) == 0)
+            replay_one(&v, c);
+    }
+    return c->rc;
+}
+
 /* What is wrong with a replay request (into msg), or NULL. */
 static const char *
 replay_problem(admin_t *a, const Ptibus__V1__ReplayRequest *q, char *msg, size_t cap)
@@ -585,8 +598,18 @@ replay_problem(admin_t *a, const Ptibus__V1__ReplayRequest *q, char *msg, size_t
         snprintf(msg, cap, "replay.reason: %s", bad);
         return msg;
     }
+    if (bad == NULL && q->filter && q->filter[0] && (bad = reason_problem(q->filter)) != NULL) {
+        snprintf(msg, cap, "replay.filter: %s", bad);
+        return msg;
+    }
+    if (q->n_seqs > ADMIN_REPLAY_SEQS)
+        return "replay.seqs: more than 1000 seqs in one request; split it";
+    if (q->n_seqs > 0 && (by_id || q->from_seq))
+        return "replay: give seqs, a range (from_seq) or message_id, not several";
+    if (q->n_seqs > 0)
+        return NULL;
     if (!by_id && q->from_seq == 0)
-        return "replay: give from_seq (and to_seq) or message_id";
+        return "replay: give from_seq (and to_seq), message_id or seqs";
     if (!by_id && last >= q->from_seq && last - q->from_seq >= ADMIN_REPLAY_SCAN)
         return "replay.to_seq: more than 1000000 records in the range; split it";
     return NULL;
@@ -596,7 +619,7 @@ static void
 handle_replay(admin_t *a, const char *who, const Ptibus__V1__ReplayRequest *q,
               Ptibus__V1__AdminResponse *resp, char *ebuf, size_t cap)
 {
-    char msg[200], why[300], head[160];
+    char msg[200], why[300], head[160], said[2 * ADMIN_REASON_MAX + 16];
     const char *bad = replay_problem(a, q, msg, sizeof msg);
     if (bad != NULL)
         return (void)fail(resp, ebuf, cap, bad);
@@ -607,12 +630,16 @@ handle_replay(admin_t *a, const char *who, const Ptibus__V1__ReplayRequest *q,
     c.reason = why;
     pt_error_t err = {0}; /* a failure inside replay_one leaves it empty */
     /* Both states: a committed scan whose callback writes into the batch. */
-    int rc = q->message_id && q->message_id[0]
+    int rc = q->n_seqs ? replay_by_seqs(a, &c, q->seqs, q->n_seqs, &err)
+             : q->message_id && q->message_id[0]
                  ? replay_by_id(a, &c, q->message_id, &err)
                  : journal_scan(a->d.journal, q->from_seq, q->to_seq, replay_one, &c, &err);
     snprintf(head, sizeof head, "replayed %u messages to %s", c.done, q->recipient);
+    /* The filter is the operator's text: in the record with the reason, not in the log. */
+    snprintf(said, sizeof said, "%s%s%s", q->reason, q->filter && q->filter[0] ? "; filter: " : "",
+             q->filter ? q->filter : "");
     if (rc >= 0 && c.rc == 0)
-        rc = record_action(a, c.t, who, head, q->reason, &c.seqs, &err);
+        rc = record_action(a, c.t, who, head, said, &c.seqs, &err);
     free(c.seqs.v);
     if (rc < 0 || c.rc != 0)
         return (void)fail(resp, ebuf, cap,

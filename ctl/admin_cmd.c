@@ -1,5 +1,5 @@
 /* admin_cmd: a running broker's admin socket: stats, dead letters (list, requeue),
- * replay, and the audit record of a personal-data read (an administrator's key;
+ * and the audit record of a personal-data read (an administrator's key;
  * actions need a reason and are journaled by the broker). */
 #include "ctl.h"
 
@@ -310,46 +310,5 @@ cmd_deadletters_requeue(ctl_t *c, int argc, char **argv)
         return ctl_error(c, CTL_NOMATCH, "nothing requeued: no such dead letter of %s%s", esc(a.to),
                          a.all ? "" : " among the --seq given");
     printf("requeued %u dead letters of %s\n", n, esc(a.to));
-    return CTL_OK;
-}
-
-/* replay --to PARTNER (--message-id ID | --seq-from N [--seq-to M]) --reason TEXT */
-int
-cmd_replay(ctl_t *c, int argc, char **argv)
-{
-    admin_args_t a = {0};
-    int rc = admin_parse(c, argc, argv, &a);
-    if (rc == 0 && (!a.to || (!a.message_id && !a.seq_from) || (a.message_id && a.seq_from)))
-        rc =
-            ctl_error(c, CTL_USAGE, "give --to PARTNER and either --message-id ID or --seq-from N");
-    if (rc == 0 && a.seq_to && a.seq_to < a.seq_from)
-        rc = ctl_error(c, CTL_USAGE, "--seq-to is before --seq-from: the range is empty");
-    if (rc == 0 && !need_reason(c, a.reason))
-        rc = CTL_USAGE;
-    if (rc == 0)
-        rc = admin_settings(c);
-    if (rc != 0)
-        return rc;
-    Ptibus__V1__AdminRequest q = PTIBUS__V1__ADMIN_REQUEST__INIT;
-    Ptibus__V1__ReplayRequest rp = PTIBUS__V1__REPLAY_REQUEST__INIT;
-    rp.recipient = (char *)a.to;
-    rp.from_seq = a.seq_from;
-    rp.to_seq = a.seq_to;
-    rp.message_id = (char *)(a.message_id ? a.message_id : "");
-    rp.reason = (char *)a.reason;
-    q.request_id = "ptibusctl";
-    q.kind_case = PTIBUS__V1__ADMIN_REQUEST__KIND_REPLAY;
-    q.replay = &rp;
-    Ptibus__V1__AdminResponse *r;
-    if ((rc = admin_call(c, &q, &r)) != 0)
-        return rc;
-    uint32_t n = r->replayed;
-    codec_free((ProtobufCMessage **)&r);
-    if (n == 0)
-        return ctl_error(c, CTL_NOMATCH,
-                         "nothing replayed: no message of the %s was routed to %s and out of "
-                         "its queue",
-                         a.message_id ? "message id" : "range", esc(a.to));
-    printf("replayed %u messages to %s\n", n, esc(a.to));
     return CTL_OK;
 }

@@ -204,9 +204,18 @@ int conn_read_keys(const char *server_pub, const char *key, const char *pub,
 
 struct jq_filter;
 
+struct jq_row;
+
 /* Parses the journal filter options (journal list, and the commands that select
- * records the same way); 0, CTL_USAGE, or -1 after --help. */
-int journal_filter_parse(ctl_t *c, int argc, char **argv, struct jq_filter *f);
+ * records the same way: replay) and, when reason / dry_run are not NULL, --reason and
+ * --dry-run; 0, CTL_USAGE, or -1 after --help. */
+int journal_filter_parse(ctl_t *c, int argc, char **argv, struct jq_filter *f, const char **reason,
+                         bool *dry_run);
+
+/* The columns of journal list, and the jq_fn that prints one row into an out_t. */
+#define JOURNAL_LIST_COLS 11
+extern const out_col_t journal_list_cols[JOURNAL_LIST_COLS];
+int journal_list_row(const struct jq_row *r, void *out);
 
 /* ctl_load, and a journal folder given (journal.dir or --journal). */
 int journal_settings(ctl_t *c);

@@ -12,13 +12,13 @@
 #include "keys.h"
 
 /* The columns of journal list, in every format (docs/ptibusctl.md). */
-static const out_col_t list_cols[] = {
+const out_col_t journal_list_cols[] = {
     {"seq", 7, true},          {"time", 24, false},           {"kind", 13, false},
     {"sender", 12, false},     {"recipient", 12, false},      {"type", 20, false},
     {"message_id", 36, false}, {"correlation_id", 14, false}, {"attempt", 7, true},
     {"ref_seq", 7, true},      {"reason", 0, false},
 };
-#define N_LIST_COLS (sizeof list_cols / sizeof list_cols[0])
+#define N_LIST_COLS JOURNAL_LIST_COLS
 
 enum {
     OPT_SINCE = 1,
@@ -33,13 +33,34 @@ enum {
     OPT_SEQ_TO,
     OPT_LIMIT,
     OPT_SCAN,
+    OPT_REASON,
+    OPT_DRY_RUN,
 };
+
+/* What list_opt fills: the filter, and the action options of the commands that act on
+ * a selection (NULL: the option is refused). */
+typedef struct filter_args {
+    jq_filter_t *f;
+    const char **reason;
+    bool *dry_run;
+} filter_args_t;
 
 static int
 list_opt(ctl_t *c, int code, const char *v, void *arg)
 {
-    jq_filter_t *f = arg;
+    filter_args_t *fa = arg;
+    jq_filter_t *f = fa->f;
     switch (code) {
+    case OPT_REASON:
+        if (fa->reason == NULL)
+            return ctl_error(c, CTL_USAGE, "--reason: this command changes nothing");
+        *fa->reason = v;
+        return 0;
+    case OPT_DRY_RUN:
+        if (fa->dry_run == NULL)
+            return ctl_error(c, CTL_USAGE, "--dry-run: this command changes nothing");
+        *fa->dry_run = true;
+        return 0;
     case OPT_SINCE:
         return args_time("--since", v, false, &f->since) ? 0 : CTL_USAGE;
     case OPT_UNTIL:
@@ -81,7 +102,8 @@ list_opt(ctl_t *c, int code, const char *v, void *arg)
 
 /* Options and checks shared by the commands that take a journal filter. */
 int
-journal_filter_parse(ctl_t *c, int argc, char **argv, jq_filter_t *f)
+journal_filter_parse(ctl_t *c, int argc, char **argv, jq_filter_t *f, const char **reason,
+                     bool *dry_run)
 {
     static const struct option opts[] = {{"since", required_argument, NULL, OPT_SINCE},
                                          {"until", required_argument, NULL, OPT_UNTIL},
@@ -95,10 +117,13 @@ journal_filter_parse(ctl_t *c, int argc, char **argv, jq_filter_t *f)
                                          {"seq-to", required_argument, NULL, OPT_SEQ_TO},
                                          {"limit", required_argument, NULL, OPT_LIMIT},
                                          {"scan", no_argument, NULL, OPT_SCAN},
+                                         {"reason", required_argument, NULL, OPT_REASON},
+                                         {"dry-run", no_argument, NULL, OPT_DRY_RUN},
                                          CTL_COMMON_OPTS,
                                          CTL_CONN_OPTS,
                                          {NULL, 0, NULL, 0}};
-    int rc = ctl_parse(c, argc, argv, opts, list_opt, f);
+    filter_args_t fa = {.f = f, .reason = reason, .dry_run = dry_run};
+    int rc = ctl_parse(c, argc, argv, opts, list_opt, &fa);
     if (rc != 0)
         return rc;
     if (optind != argc)
@@ -132,8 +157,8 @@ row_values(const jq_row_t *r, char bufs[4][32], const char *vals[N_LIST_COLS])
     memcpy(vals, vv, sizeof vv);
 }
 
-static int
-list_row(const jq_row_t *r, void *arg)
+int
+journal_list_row(const jq_row_t *r, void *arg)
 {
     char bufs[4][32];
     const char *vals[N_LIST_COLS];
@@ -156,17 +181,17 @@ int
 cmd_journal_list(ctl_t *c, int argc, char **argv)
 {
     jq_filter_t f = {0};
-    int rc = journal_filter_parse(c, argc, argv, &f);
+    int rc = journal_filter_parse(c, argc, argv, &f, NULL, NULL);
     if (rc == 0)
         rc = journal_settings(c);
     journal_t *j = NULL;
     if (rc != 0 || (rc = jq_open(c->set.journal, &j)) != 0)
         return rc;
     out_t o;
-    out_begin(&o, c->fmt, list_cols, N_LIST_COLS);
+    out_begin(&o, c->fmt, journal_list_cols, N_LIST_COLS);
     uint64_t n = 0;
     pt_error_t err;
-    rc = jq_run(j, &f, list_row, &o, &n, &err);
+    rc = jq_run(j, &f, journal_list_row, &o, &n, &err);
     out_end(&o);
     journal_close(&j);
     if (rc != 0)

@@ -44,9 +44,11 @@ static const command_t commands[] = {
      "--to PARTNER (--all | --seq N...) --reason TEXT [--admin E ...]",
      "Puts dead letters back in their recipient's queue (journaled with the reason)."},
     {"replay", NULL, cmd_replay,
-     "--to PARTNER (--message-id ID | --seq-from N [--seq-to M]) --reason TEXT [--admin E ...]",
-     "Delivers journaled messages again to one of their original recipients, flagged as\n"
-     "replays (journaled with the reason)."},
+     "--to PARTNER [--since T] [--until T] [--from P] [--type TYPE] [--message-id ID] "
+     "[--correlation-id ID] [--seq-from N] [--seq-to M] --reason TEXT [--dry-run]",
+     "Delivers the matching journaled messages again to PARTNER, only those the routes gave\n"
+     "it, flagged as replays, in slices of 1000 (each journaled with the reason and the\n"
+     "filter); --dry-run lists them and sends nothing."},
     {"keygen", NULL, cmd_keygen, "[--dir DIR] [--kind curve|sign|hmac] NAME",
      "Generates a key pair (curve, sign) or a secret (hmac) and says what it wrote."},
     {"fingerprint", NULL, cmd_fingerprint, "FILE.pub",

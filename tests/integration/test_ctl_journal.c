@@ -310,6 +310,44 @@ test_trace(void **state)
     assert_non_null(strstr(f->err, "no record of message id no-such-id"));
 }
 
+/* Replay by filter reaches only what the routes gave the named recipient, is journaled
+ * with the filter and shows in trace; a dry run sends nothing. */
+static void
+test_replay_by_filter(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(ctl(f, "replay --to pole_emploi --reason t-2"), 2);       /* no filter */
+    assert_int_equal(ctl(f, "replay --from departement --reason t-2"), 2);     /* no --to */
+    assert_int_equal(ctl(f, "replay --to pole_emploi --from departement"), 2); /* no reason */
+    assert_int_equal(ctl(f, "journal list --kind ADMIN --format json"), 0);
+    size_t admins = count_lines(f->out);
+    assert_int_equal(ctl(f, "replay --to pole_emploi --from departement --dry-run --format json"),
+                     0);
+    assert_int_equal(count_lines(f->out), 2); /* ori-1, san-msa-1; not ref-1 (ml_nord's) */
+    assert_non_null(strstr(f->out, "\"message_id\":\"ori-1\""));
+    assert_non_null(strstr(f->out, "\"message_id\":\"san-msa-1\""));
+    assert_non_null(strstr(f->err, "nothing was sent"));
+    assert_int_equal(ctl(f, "journal list --kind ADMIN --format json"), 0);
+    assert_int_equal(count_lines(f->out), admins);
+    assert_int_equal(ctl(f, "replay --to ml_nord --type sanction --reason t-2"), 3);
+    assert_non_null(strstr(f->err, "no message routed to ml_nord matches"));
+    assert_int_equal(
+        ctl(f, "replay --to pole_emploi --since 2001-01-01 --type sanction --reason 'CAF lost it'"),
+        0);
+    assert_non_null(strstr(f->out, "replayed 1 of 1 matching messages to pole_emploi"));
+    assert_int_equal(ctl(f, "journal list --kind REPLAYED --format json"), 0);
+    assert_int_equal(count_lines(f->out), 1);
+    assert_non_null(strstr(f->out, "\"sender\":\"departement\",\"recipient\":\"pole_emploi\","
+                                   "\"type\":\"sanction\",\"message_id\":\"san-msa-1\""));
+    assert_int_equal(ctl(f, "journal list --kind ADMIN --format json"), 0);
+    assert_non_null(strstr(f->out, "replayed 1 messages to pole_emploi; reason: CAF lost it; "
+                                   "filter: --to pole_emploi --since 2001-01-01 --type sanction; "
+                                   "seqs (part 1): "));
+    assert_int_equal(ctl(f, "trace san-msa-1 --format json"), 0);
+    assert_non_null(strstr(f->out, "\"event\":\"REPLAYED\""));
+    assert_non_null(strstr(f->out, "not yet acknowledged by pole_emploi"));
+}
+
 static void
 test_admin_exit_codes(void **state)
 {
@@ -322,7 +360,9 @@ test_admin_exit_codes(void **state)
     assert_int_equal(ctl(f, "replay --to caf --message-id no-such-id --reason t-1"), 3);
     assert_int_equal(ctl(f, "replay --to msa --message-id ori-1 --reason t-1"), 3);
     assert_int_equal(ctl(f, "replay --to caf --message-id ori-1 --reason t-1"), 0);
-    assert_non_null(strstr(f->out, "replayed 1 messages to caf"));
+    assert_non_null(strstr(f->out, "replayed 1 of 1 matching messages to caf"));
+    assert_int_equal(ctl(f, "replay --to caf --message-id ori-1 --reason t-1"), 3);
+    assert_non_null(strstr(f->err, "all still queued for caf"));
     assert_int_equal(ctl(f, "dead-letters --recipient caf"), 0); /* former spelling */
     char path[4400];
     snprintf(path, sizeof path, "%s/refused.json", f->net.dir);
@@ -420,6 +460,7 @@ main(void)
         cmocka_unit_test(test_show_is_journaled),
         cmocka_unit_test(test_show_refused_unrecorded),
         cmocka_unit_test(test_person_report),
+        cmocka_unit_test(test_replay_by_filter),
         cmocka_unit_test(test_admin_exit_codes),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
