@@ -253,5 +253,6 @@ int cmd_deadletters_requeue(ctl_t *c, int argc, char **argv);
 int cmd_replay(ctl_t *c, int argc, char **argv);
 int cmd_config_show(ctl_t *c, int argc, char **argv);
 int cmd_person(ctl_t *c, int argc, char **argv);
+int cmd_report(ctl_t *c, int argc, char **argv);
 
 #endif

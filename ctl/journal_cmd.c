@@ -35,6 +35,7 @@ enum {
     OPT_SCAN,
     OPT_REASON,
     OPT_DRY_RUN,
+    OPT_TERRITORY,
 };
 
 /* What list_opt fills: the filter, and the action options of the commands that act on
@@ -96,6 +97,9 @@ list_opt(ctl_t *c, int code, const char *v, void *arg)
     case OPT_SCAN:
         f->scan = true;
         return 0;
+    case OPT_TERRITORY:
+        f->territory = v;
+        return 0;
     }
     return CTL_USAGE;
 }
@@ -119,6 +123,7 @@ journal_filter_parse(ctl_t *c, int argc, char **argv, jq_filter_t *f, const char
                                          {"scan", no_argument, NULL, OPT_SCAN},
                                          {"reason", required_argument, NULL, OPT_REASON},
                                          {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+                                         {"territory", required_argument, NULL, OPT_TERRITORY},
                                          CTL_COMMON_OPTS,
                                          CTL_CONN_OPTS,
                                          {NULL, 0, NULL, 0}};

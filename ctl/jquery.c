@@ -13,7 +13,9 @@
 
 typedef struct sender_slot {
     uint64_t seq;
+    int64_t time_ms;
     char sender[40];
+    char territory[JQ_TERRITORY_MAX];
 } sender_slot_t;
 
 typedef struct jq_run_ctx {
@@ -26,6 +28,7 @@ typedef struct jq_run_ctx {
     uint8_t *buf; /* journal_get's buffer, for the senders */
     size_t cap;
     char recipients[PT_RECIPIENTS_MAX * 40];
+    char territory[JQ_TERRITORY_MAX];
 } jq_run_ctx_t;
 
 journal_kind_t
@@ -82,19 +85,66 @@ jq_plan(const jq_filter_t *f)
     return partner_key(f) ? "partner index" : "scan";
 }
 
-static const char *
-sender_of(jq_run_ctx_t *c, uint64_t ref)
+static bool
+varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 {
+    *v = 0;
+    for (unsigned shift = 0; *p < end && shift < 64; shift += 7) {
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return true;
+    }
+    return false;
+}
+
+void
+jq_territory(const journal_view_t *v, char *out, size_t cap)
+{
+    const uint8_t *p = v->payload, *end = p ? p + v->payload_len : NULL;
+    out[0] = '\0';
+    while (p && p < end) {
+        uint64_t key, len;
+        if (!varint(&p, end, &key) || (key >> 3) > 6)
+            return; /* the header's fields come first, in order: no territory */
+        unsigned wt = key & 7;
+        if (wt == 0 && !varint(&p, end, &len))
+            return;
+        if ((wt == 1 || wt == 5) && end - p < (wt == 1 ? 8 : 4))
+            return;
+        if (wt == 1 || wt == 5)
+            p += wt == 1 ? 8 : 4;
+        if (wt == 2) {
+            if (!varint(&p, end, &len) || len > (uint64_t)(end - p))
+                return;
+            if ((key >> 3) == 6) {
+                snprintf(out, cap, "%.*s", (int)(len < cap ? len : cap - 1), (const char *)p);
+                return;
+            }
+            p += len;
+        }
+        if (wt != 0 && wt != 1 && wt != 2 && wt != 5)
+            return;
+    }
+}
+
+/* The RECEIVED record a delivery record refers to: its sender, time and territory. */
+static const sender_slot_t *
+origin_of(jq_run_ctx_t *c, uint64_t ref)
+{
+    static const sender_slot_t none = {0};
     sender_slot_t *s = &c->cache[ref % SENDER_CACHE];
     if (s->seq == ref)
-        return s->sender;
+        return s;
     journal_view_t v;
     pt_error_t err;
     if (journal_get(c->j, ref, &v, &c->buf, &c->cap, &err) != 0)
-        return "";
+        return &none;
     s->seq = ref;
+    s->time_ms = v.time_ms;
     snprintf(s->sender, sizeof s->sender, "%s", v.partner ? v.partner : "");
-    return s->sender;
+    jq_territory(&v, s->territory, sizeof s->territory);
+    return s;
 }
 
 static bool
@@ -143,9 +193,17 @@ visit(const journal_view_t *v, void *arg)
         return 0;
     jq_row_t r = {.v = v, .sender = v->partner ? v->partner : "", .recipient = ""};
     if (jq_delivery_kind(v->kind)) {
+        const sender_slot_t *o = v->ref_seq ? origin_of(c, v->ref_seq) : NULL;
         r.recipient = r.sender;
-        r.sender = v->ref_seq ? sender_of(c, v->ref_seq) : "";
+        r.sender = o ? o->sender : "";
+        r.origin_ms = o ? o->time_ms : 0;
+        r.territory = o ? o->territory : "";
+    } else if (f->territory || f->with_territory) {
+        jq_territory(v, c->territory, sizeof c->territory);
+        r.territory = c->territory;
     }
+    if (f->territory && strcmp(r.territory ? r.territory : "", f->territory) != 0)
+        return 0;
     if (!str_is(r.sender, f->from))
         return 0;
     if (f->to &&
@@ -204,4 +262,23 @@ jq_run(journal_t *j, const jq_filter_t *f, jq_fn fn, void *arg, uint64_t *matche
     free(c.buf);
     *matched = c.matched;
     return rc < 0 ? rc : 0;
+}
+
+uint64_t
+jq_seq_at(journal_t *j, int64_t time_ms)
+{
+    uint64_t lo = 1, hi = journal_last_seq(j) + 1;
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        journal_view_t v;
+        pt_error_t err;
+        if (journal_get(j, mid, &v, &buf, &cap, &err) != 0 || v.time_ms >= time_ms)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    free(buf);
+    return lo;
 }

@@ -11,6 +11,8 @@
 
 #include "journal.h"
 
+#define JQ_TERRITORY_MAX 64
+
 typedef struct jq_filter {
     int64_t since, until; /* Unix ms, since <= time < until; 0 = unbounded */
     const char *from;     /* sender */
@@ -20,6 +22,8 @@ typedef struct jq_filter {
     uint64_t seq_from, seq_to; /* 0 = unbounded */
     uint64_t limit;            /* matches at most; 0 = all */
     bool scan;                 /* never an index (to check the indexes against a scan) */
+    const char *territory;     /* the envelope's territory (of the RECEIVED record) */
+    bool with_territory;       /* fill jq_row_t.territory for every record */
 } jq_filter_t;
 
 /* A matching record: the view (borrowed for the call) and its two parties. */
@@ -27,6 +31,10 @@ typedef struct jq_row {
     const journal_view_t *v;
     const char *sender;    /* "" when unknown */
     const char *recipient; /* RECEIVED: its recipients joined with ","; "" for none */
+    int64_t origin_ms;     /* delivery kinds: the time of the RECEIVED record; else 0 */
+    /* The envelope's territory: for delivery kinds always, for RECEIVED and REJECTED
+     * records with with_territory or a territory filter; else NULL. Partner text. */
+    const char *territory;
 } jq_row_t;
 
 typedef int (*jq_fn)(const jq_row_t *row, void *arg);
@@ -44,6 +52,14 @@ journal_kind_t jq_kind(const char *name);
 
 /* Whether a delivery kind: its partner is the recipient, its sender the ref's. */
 bool jq_delivery_kind(journal_kind_t k);
+
+/* The envelope's territory (header field 6) read from a RECEIVED or REJECTED record's
+ * bytes without decoding the rest; "" when absent or unreadable. */
+void jq_territory(const journal_view_t *v, char *out, size_t cap);
+
+/* The first seq whose record is at or after time_ms, by binary search on the journal's
+ * times (they follow its sequence, the broker's clock); last + 1 when none. */
+uint64_t jq_seq_at(journal_t *j, int64_t time_ms);
 
 /* Opens the journal read-only (prints the error); 0 or CTL_FAILED. */
 int jq_open(const char *dir, journal_t **j);

@@ -15,11 +15,14 @@
 static const command_t commands[] = {
     {"journal", "list", cmd_journal_list,
      "[--since T] [--until T] [--from PARTNER] [--to PARTNER] [--type TYPE] [--kind KIND] "
-     "[--message-id ID] [--correlation-id ID] [--seq-from N] [--seq-to M] [--limit N] [--scan] "
+     "[--message-id ID] [--correlation-id ID] [--territory X] [--seq-from N] [--seq-to M] [--limit "
+     "N] "
+     "[--scan] "
      "[--journal DIR]",
      "Lists journal records (audit fields, never a payload), oldest first, streaming.\n"
      "T is RFC 3339 (2026-12-01T10:00:00Z) or a date (2026-12-01: --until includes it).\n"
-     "--message-id, --from and --to use the indexes; --scan forces a scan."},
+     "--message-id, --from with --kind RECEIVED|REJECTED and --to with a delivery kind use\n"
+     "the indexes; --scan forces a scan."},
     {"journal", "show", cmd_journal_show,
      "SEQ|MESSAGE_ID --reason TEXT [--sender P] [--journal DIR]",
      "Shows the record(s) and the message decoded to proto3 JSON: personal data, so the read\n"
@@ -36,6 +39,11 @@ static const command_t commands[] = {
      "The data-subject access report (GDPR art. 15): every flow about this person, from\n"
      "the person index; recorded by the broker first. --nir - reads the NIR from stdin\n"
      "(so that it is not in the process list); --format html writes a self-contained page."},
+    {"report", NULL, cmd_report,
+     "[--since T] [--until T] [--territory X] [--format table|tsv|csv|json|html]",
+     "The partnership evaluation of the messages received in the period: flows per month,\n"
+     "territory, sender, recipient and type, acknowledgement rate, delivery delay p50/p95/max,\n"
+     "refusals by reason, dead letters, backlog now; html: one self-contained page."},
     {"stats", NULL, cmd_stats, "[--admin E] [--server-key B.pub] [--key A.key --pub A.pub]",
      "Live state of the running broker: partners, queues, journal use."},
     {"deadletters", "list", cmd_deadletters_list, "[--to PARTNER] [--admin E ...]",

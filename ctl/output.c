@@ -94,6 +94,8 @@ json_row(out_t *o, const char *const *vals)
         json_t *x;
         if (v == NULL || v[0] == '\0')
             x = json_null();
+        else if (o->cols[i].number && strchr(v, '.'))
+            x = json_real(strtod(v, NULL));
         else if (o->cols[i].number)
             x = json_integer((json_int_t)strtoll(v, NULL, 10));
         else

@@ -141,7 +141,7 @@ html_head(FILE *f, const char *reason, uint64_t audit)
           "body{font-family:sans-serif;margin:2em;color:#222}"
           "table{border-collapse:collapse;font-size:90%}"
           "th,td{border:1px solid #bbb;padding:4px 8px;text-align:left}"
-          "th{background:#eee}td.n{text-align:right}p.meta{color:#555}\n"
+          "th{background:#eee}td{white-space:nowrap}td.n{text-align:right}p.meta{color:#555}\n"
           "</style></head><body>\n<h1>Data-subject access report (GDPR art. 15)</h1>\n"
           "<p>Every flow of the ptibus integration bus that concerned this person: which "
           "institution sent which kind of message to which institution, when, and whether "

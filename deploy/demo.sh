@@ -53,6 +53,7 @@ broker:
 journal:
   dir: journal
   sign_public_key: keys/broker.sign.pub
+  person_index_key: keys/person_index.hmac
 operator:
   name: demo-admin
   key: keys/admin.key

@@ -13,8 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include <cmocka.h>
+#include <libxml/HTMLparser.h>
+#include <libxml/tree.h>
 
 #include "daemon.h"
 #include "samples.h"
@@ -310,6 +313,104 @@ test_trace(void **state)
     assert_non_null(strstr(f->err, "no record of message id no-such-id"));
 }
 
+/* The text of a node's children, into buf. */
+static void
+node_text(xmlNode *n, char *buf, size_t cap)
+{
+    xmlChar *t = xmlNodeGetContent(n);
+    snprintf(buf, cap, "%s", t ? (const char *)t : "");
+    xmlFree(t);
+}
+
+static xmlNode *
+find_id(xmlNode *n, const char *id)
+{
+    for (; n; n = n->next) {
+        xmlChar *v = n->type == XML_ELEMENT_NODE ? xmlGetProp(n, (const xmlChar *)"id") : NULL;
+        bool hit = v && strcmp((const char *)v, id) == 0;
+        xmlFree(v);
+        if (hit)
+            return n;
+        xmlNode *c = find_id(n->children, id);
+        if (c)
+            return c;
+    }
+    return NULL;
+}
+
+/* Each row of the page's flows table, as the csv writes it; returns the rows seen. */
+static size_t
+html_flows_in_csv(const char *html, const char *csv)
+{
+    htmlDocPtr doc = htmlReadMemory(html, (int)strlen(html), "report.html", "UTF-8",
+                                    HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_NONET);
+    assert_non_null(doc);
+    xmlNode *table = find_id(xmlDocGetRootElement(doc), "flows"), *tbody = NULL;
+    assert_non_null(table);
+    for (xmlNode *n = table->children; n; n = n->next)
+        if (n->type == XML_ELEMENT_NODE && strcmp((const char *)n->name, "tbody") == 0)
+            tbody = n;
+    assert_non_null(tbody);
+    size_t rows = 0;
+    for (xmlNode *tr = tbody->children; tr; tr = tr->next) {
+        if (tr->type != XML_ELEMENT_NODE)
+            continue;
+        char cell[12][128], line[2048];
+        int k = 0;
+        for (xmlNode *td = tr->children; td && k < 12; td = td->next)
+            if (td->type == XML_ELEMENT_NODE)
+                node_text(td, cell[k++], sizeof cell[0]);
+        assert_int_equal(k, 12);
+        /* month, territory, sender, recipient, type, messages, acknowledged, ack_rate,
+         * dead_lettered, p50, p95, max: the csv has the reason (empty) after the type. */
+        snprintf(line, sizeof line, "\nflow,%s,%s,%s,%s,%s,,%s,%s,%s,%s,%s,%s,%s,", cell[0],
+                 cell[1], cell[2], cell[3], cell[4], cell[5], cell[6], cell[7], cell[8], cell[9],
+                 cell[10], cell[11]);
+        if (strstr(csv, line) == NULL)
+            print_message("html row not in the csv: %s\n%s", line + 1, csv);
+        assert_non_null(strstr(csv, line));
+        rows++;
+    }
+    xmlFreeDoc(doc);
+    return rows;
+}
+
+/* The partnership report: the flows of the period with their outcomes, the refusals,
+ * the backlog; the html page parses and its numbers are the csv's. */
+static void
+test_report(void **state)
+{
+    fx_t *f = *state;
+    static char csv[OUT_MAX];
+    assert_int_equal(ctl(f, "report --format csv"), 0);
+    snprintf(csv, sizeof csv, "%s", f->out);
+    assert_int_equal(count_of(csv, "\nflow,"), 5);
+    assert_int_equal(count_of(csv, "\nrefusal,"), 1);
+    /* A refusal's bytes are not journaled: no territory. */
+    char want[200], month[8];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(month, sizeof month, "%Y-%m", &tm);
+    snprintf(want, sizeof want, "\nrefusal,%s,,pole_emploi,,referral,referral.target_org.", month);
+    assert_non_null(strstr(csv, want));
+    assert_non_null(strstr(csv, ",nord_meusien,departement,msa,sanction,,1,0,0.000,0,,,,"));
+    assert_non_null(strstr(csv, ",nord_meusien,departement,caf,orientation,,1,1,1.000,0,"));
+    assert_non_null(strstr(csv, "\nbacklog,,,,msa,,,,,,,,,,,1,"));
+    assert_int_equal(ctl(f, "report --format html"), 0);
+    assert_null(strstr(f->out, "<script"));
+    assert_null(strstr(f->out, "src="));
+    assert_null(strstr(f->out, "<link"));
+    assert_int_equal(count_of(f->out, "<svg "), 3);
+    assert_int_equal(html_flows_in_csv(f->out, csv), 5);
+    assert_non_null(strstr(f->out, "<dd id=\"total-flows\">5</dd>"));
+    assert_int_equal(ctl(f, "report --territory nowhere --format csv"), 0);
+    assert_int_equal(count_of(f->out, "\nflow,"), 0);
+    assert_int_equal(ctl(f, "report --since 2099-01-01 --format json"), 0);
+    assert_null(strstr(f->out, "\"section\":\"flow\""));
+    assert_int_equal(ctl(f, "report --since 2026-12-02 --until 2026-12-01"), 2);
+}
+
 /* Replay by filter reaches only what the routes gave the named recipient, is journaled
  * with the filter and shows in trace; a dry run sends nothing. */
 static void
@@ -460,6 +561,7 @@ main(void)
         cmocka_unit_test(test_show_is_journaled),
         cmocka_unit_test(test_show_refused_unrecorded),
         cmocka_unit_test(test_person_report),
+        cmocka_unit_test(test_report),
         cmocka_unit_test(test_replay_by_filter),
         cmocka_unit_test(test_admin_exit_codes),
     };
