@@ -102,13 +102,15 @@ enum {
     CTL_OPT_AS,
     CTL_OPT_JOURNAL,
     CTL_OPT_OPERATOR,
+    CTL_OPT_VERSION,
 };
+/* clang-format off */
 #define CTL_COMMON_OPTS                                                                            \
     {"config", required_argument, NULL, CTL_OPT_CONFIG},                                           \
-        {"format", required_argument, NULL, CTL_OPT_FORMAT},                                       \
-    {                                                                                              \
-        "help", no_argument, NULL, CTL_OPT_HELP                                                    \
-    }
+    {"format", required_argument, NULL, CTL_OPT_FORMAT},                                           \
+    {"version", no_argument, NULL, CTL_OPT_VERSION},                                               \
+    {"help", no_argument, NULL, CTL_OPT_HELP}
+/* clang-format on */
 #define CTL_CONN_OPTS                                                                              \
     {"endpoint", required_argument, NULL, CTL_OPT_ENDPOINT},                                       \
         {"admin", required_argument, NULL, CTL_OPT_ADMIN},                                         \

@@ -65,8 +65,11 @@ static const command_t commands[] = {
      "Publishes proto3-JSON envelopes as a partner; exit 4 on a final refusal, 5 on a\n"
      "retryable one."},
     {"receive", NULL, cmd_receive,
-     "[--as NAME | --key K --pub P] [--endpoint E] [--count N] [--wait SECONDS]",
-     "Receives deliveries as a partner and acknowledges them."},
+     "[--as NAME | --key K --pub P] [--endpoint E] [--count N] [--wait SECONDS] [--to DIR] "
+     "[--no-ack | --refuse REASON]",
+     "Receives deliveries as a partner and acknowledges them; --to DIR writes each envelope\n"
+     "there (SEQ.json, atomically) before acknowledging it; --no-ack and --refuse exercise\n"
+     "redelivery and dead letters. Grants only the credit --count asks."},
     {"config", "show", cmd_config_show, "",
      "Prints the settings in effect (config file, then options) and where they come from."},
 };

@@ -1,5 +1,6 @@
 /* partner_cmd: acting as a partner, for the demo and partner integration checks:
- * publish proto3-JSON envelopes, receive and acknowledge deliveries. */
+ * publish proto3-JSON envelopes (exit codes for refusals), receive deliveries (kept in
+ * a folder before they are acknowledged, or not acknowledged, or refused). */
 #include "ctl.h"
 
 #include <errno.h>
@@ -11,6 +12,8 @@
 #include <sodium.h>
 
 #include "client.h"
+#include "clock.h"
+#include "atomicfile.h"
 #include "codec.h"
 #include "keys.h"
 #include "pjson.h"
@@ -148,9 +151,38 @@ cmd_publish(ctl_t *c, int argc, char **argv)
     return worst;
 }
 
-/* Prints one delivery (audit fields only) and acknowledges it. */
-static void
-receive_deliver(client_t *c, const Ptibus__V1__Deliver *d)
+typedef struct receive_args {
+    uint64_t count, wait_s;
+    const char *dir;    /* --to DIR: each envelope written there (proto3 JSON) before its ack */
+    bool no_ack;        /* --no-ack: never acknowledge (redelivery, then dead letter) */
+    const char *refuse; /* --refuse REASON: acknowledge with CANNOT_PROCESS */
+} receive_args_t;
+
+/* Writes the delivered envelope to DIR/SEQ.json atomically (temp, fsync, rename, fsync
+ * of the folder), mode 0600: it holds personal data. */
+static int
+receive_write(const receive_args_t *a, const Ptibus__V1__Deliver *d, const ProtobufCMessage *m)
+{
+    char path[4200], *json = NULL;
+    pt_error_t err;
+    int rc = m ? pjson_to_string(m, &json, &err) : -1;
+    if (m == NULL)
+        pt_error_set(&err, PT_EMALFORMED, "receive", "the envelope does not decode");
+    snprintf(path, sizeof path, "%s/%" PRIu64 ".json", a->dir, d->seq);
+    if (rc == 0)
+        rc = atomicfile_write(path, json, strlen(json), 0600, &err);
+    free(json);
+    if (rc != 0)
+        fprintf(stderr, "ptibusctl: receive: seq %" PRIu64 " not written, not acknowledged: %s\n",
+                d->seq, err.msg);
+    return rc;
+}
+
+/* Prints one delivery (audit fields only), keeps it if asked, then acknowledges it
+ * (unless --no-ack; with --refuse, as CANNOT_PROCESS). Returns false when it could not
+ * be kept (it is then not acknowledged: the broker delivers it again). */
+static bool
+receive_deliver(client_t *c, const receive_args_t *a, const Ptibus__V1__Deliver *d)
 {
     ProtobufCMessage *m = NULL;
     pt_error_t err;
@@ -161,14 +193,14 @@ receive_deliver(client_t *c, const Ptibus__V1__Deliver *d)
     printf("deliver seq %" PRIu64 " attempt %u%s%s: %s %s from %s\n", d->seq, d->attempt,
            d->redelivery ? " (redelivery)" : "", d->replay ? " (replay)" : "", type ? type : "?",
            esc(d->message_id), esc(d->sender));
+    bool kept = a->dir == NULL || a->refuse || receive_write(a, d, m) == 0;
     codec_free(&m);
-    if (client_deliver_ack(c, d->seq, true, NULL, &err) != 0)
+    if (!kept || a->no_ack)
+        return kept;
+    if (client_deliver_ack(c, d->seq, a->refuse == NULL, a->refuse, &err) != 0)
         fprintf(stderr, "ptibusctl: ack %" PRIu64 ": %s\n", d->seq, err.msg);
+    return true;
 }
-
-typedef struct receive_args {
-    uint64_t count, wait_s;
-} receive_args_t;
 
 static int
 receive_opt(ctl_t *c, int code, const char *v, void *arg)
@@ -179,7 +211,15 @@ receive_opt(ctl_t *c, int code, const char *v, void *arg)
         return args_u64("--count", v, 1, 1000000, &a->count) ? 0 : CTL_USAGE;
     if (code == 'w')
         return args_u64("--wait", v, 0, 3600, &a->wait_s) ? 0 : CTL_USAGE;
-    return CTL_USAGE;
+    if (code == 'd')
+        a->dir = v;
+    else if (code == 'a')
+        a->no_ack = true;
+    else if (code == 'r')
+        a->refuse = v;
+    else
+        return CTL_USAGE;
+    return 0;
 }
 
 static void
@@ -198,6 +238,9 @@ cmd_receive(ctl_t *c, int argc, char **argv)
 {
     static const struct option opts[] = {{"count", required_argument, NULL, 'n'},
                                          {"wait", required_argument, NULL, 'w'},
+                                         {"to", required_argument, NULL, 'd'},
+                                         {"no-ack", no_argument, NULL, 'a'},
+                                         {"refuse", required_argument, NULL, 'r'},
                                          CTL_COMMON_OPTS,
                                          CTL_CONN_OPTS,
                                          {NULL, 0, NULL, 0}};
@@ -205,6 +248,8 @@ cmd_receive(ctl_t *c, int argc, char **argv)
     int rc = ctl_parse(c, argc, argv, opts, receive_opt, &a);
     if (rc == 0 && optind != argc)
         rc = CTL_USAGE;
+    if (rc == 0 && a.refuse && (a.no_ack || a.dir || !a.refuse[0]))
+        rc = ctl_error(c, CTL_USAGE, "--refuse REASON: alone (not with --no-ack or --to)");
     if (rc == 0)
         rc = partner_settings(c);
     if (rc != 0)
@@ -218,10 +263,15 @@ cmd_receive(ctl_t *c, int argc, char **argv)
         return fail(&err);
     uint64_t got = 0;
     Ptibus__V1__Frame *f;
-    while (got < a.count && client_recv(cl, (int)a.wait_s * 1000, &f, &err) == 0) {
+    /* --wait: seconds without a delivery (heartbeats and receipts do not count). */
+    int64_t idle_until = pt_clock_mono_ms() + (int64_t)a.wait_s * 1000, now;
+    while (got < a.count && (now = pt_clock_mono_ms()) < idle_until &&
+           client_recv(cl, (int)(idle_until - now), &f, &err) == 0) {
         if (f->kind_case == PTIBUS__V1__FRAME__KIND_DELIVER) {
-            receive_deliver(cl, f->deliver);
+            if (!receive_deliver(cl, &a, f->deliver))
+                rc = CTL_FAILED;
             got++;
+            idle_until = pt_clock_mono_ms() + (int64_t)a.wait_s * 1000;
             if (a.count - got >= 256)
                 client_credit(cl, 1, &err); /* keep 256 in flight, never more than asked */
         } else if (f->kind_case == PTIBUS__V1__FRAME__KIND_RECEIPT) {
@@ -233,6 +283,9 @@ cmd_receive(ctl_t *c, int argc, char **argv)
     client_recv(cl, 200, &f, &err);
     codec_free((ProtobufCMessage **)&f);
     client_close(&cl);
-    printf("%s: %" PRIu64 " messages received and acknowledged\n", who, got);
-    return CTL_OK;
+    printf("%s: %" PRIu64 " messages received%s\n", who, got,
+           a.no_ack   ? ", none acknowledged"
+           : a.refuse ? ", refused (CANNOT_PROCESS)"
+                      : " and acknowledged");
+    return rc;
 }

@@ -208,6 +208,9 @@ ctl_option(ctl_t *c, int code, const char *v)
     case CTL_OPT_HELP:
         ctl_print_help(c, stdout);
         return -1;
+    case CTL_OPT_VERSION:
+        printf("ptibusctl %s\n", PTIBUS_VERSION);
+        return -1;
     case CTL_OPT_ENDPOINT:
         c->over.endpoint = v;
         return 0;

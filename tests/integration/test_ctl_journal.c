@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -550,6 +551,48 @@ test_person_report(void **state)
     assert_null(strstr(f->out, "18505780060849"));
 }
 
+/* receive keeps each envelope in a folder before acknowledging it; --no-ack leaves it
+ * to be delivered again, --refuse dead-letters it; requeue brings it back, all in trace. */
+static void
+test_receive_modes(void **state)
+{
+    fx_t *f = *state;
+    char dir[4400], path[4500];
+    snprintf(dir, sizeof dir, "%s/inbox", f->net.dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    assert_int_equal(ctl(f, "receive --as msa --to '%s' --count 1 --wait 5", dir), 0);
+    assert_non_null(strstr(f->out, "msa: 1 messages received and acknowledged"));
+    assert_int_equal(ctl(f, "journal list --message-id san-msa-1 --to msa --kind RECEIVED "
+                            "--format tsv"),
+                     0);
+    char *tab = strchr(f->out, '\n'); /* the header */
+    assert_non_null(tab);
+    snprintf(path, sizeof path, "%s/%lu.json", dir, strtoul(tab + 1, NULL, 10));
+    uint8_t *text;
+    size_t len;
+    assert_int_equal(tu_read_file(path, &text, &len), 0);
+    assert_non_null(strstr((char *)text, "\"messageId\":\"san-msa-1\""));
+    free(text);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    /* ori-1 was replayed to caf (test_admin_exit_codes): not acknowledged, then refused. */
+    assert_int_equal(ctl(f, "receive --as caf --no-ack --count 1 --wait 5"), 0);
+    assert_non_null(strstr(f->out, "caf: 1 messages received, none acknowledged"));
+    /* --count 2: with a credit of 1 the broker does not redeliver to the new connection
+     * the message that the closed one left in flight (reported to the lead). */
+    assert_int_equal(ctl(f, "receive --as caf --refuse 'cannot map it' --count 2 --wait 4"), 0);
+    assert_non_null(strstr(f->out, "(redelivery)"));
+    assert_int_equal(ctl(f, "deadletters list --to caf --format csv"), 0);
+    assert_non_null(strstr(f->out, ",orientation,ori-1,departement,"));
+    assert_int_equal(ctl(f, "deadletters requeue --to caf --all --reason 'mapping fixed'"), 0);
+    assert_non_null(strstr(f->out, "requeued 1 dead letters of caf"));
+    assert_int_equal(ctl(f, "trace ori-1 --sender departement --format json"), 0);
+    assert_non_null(strstr(f->out, "\"event\":\"DEAD_LETTERED\""));
+    assert_non_null(strstr(f->out, "not yet acknowledged by caf"));
+    assert_int_equal(ctl(f, "receive --as caf --refuse x --no-ack"), 2);
+}
+
 int
 main(void)
 {
@@ -564,6 +607,7 @@ main(void)
         cmocka_unit_test(test_report),
         cmocka_unit_test(test_replay_by_filter),
         cmocka_unit_test(test_admin_exit_codes),
+        cmocka_unit_test(test_receive_modes),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
