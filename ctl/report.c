@@ -381,7 +381,8 @@ sorted(const groups_t *g)
     flow_t *v = malloc((g->n ? g->n : 1) * sizeof *v);
     if (v == NULL)
         return NULL;
-    memcpy(v, g->v, g->n * sizeof *v);
+    if (g->n)
+        memcpy(v, g->v, g->n * sizeof *v);
     qsort(v, g->n, sizeof *v, flow_cmp);
     return v;
 }

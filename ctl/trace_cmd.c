@@ -24,6 +24,7 @@ typedef struct trace_rec {
     int64_t time_ms;
     uint32_t attempt;
     char sender[40], recipient[40], type[64];
+    bool reply;       /* a status reply to the traced message (correlation id) */
     char *recipients; /* RECEIVED: joined */
     char *reason;
 } trace_rec_t;
@@ -32,6 +33,11 @@ typedef struct trace {
     trace_rec_t *r;
     size_t n;
     bool full;
+    const char *id; /* the traced message id */
+    struct {
+        char id[PT_MESSAGE_ID_MAX + 1], from[PT_PARTNER_ID_MAX + 1];
+    } replies[32]; /* the replies found: message id and sender */
+    size_t n_replies;
 } trace_t;
 
 static int
@@ -54,6 +60,7 @@ trace_add(const jq_row_t *row, void *arg)
              v->kind == PT_REC_RECEIVED ? "" : row->recipient);
     snprintf(r->type, sizeof r->type, "%s", v->msg_type ? v->msg_type : "");
     r->recipients = v->kind == PT_REC_RECEIVED ? strdup(row->recipient) : NULL;
+    r->reply = v->correlation_id && t->id && strcmp(v->correlation_id, t->id) == 0;
     r->reason = v->reason && v->reason[0] ? strdup(v->reason) : NULL;
     return 0;
 }
@@ -68,18 +75,96 @@ trace_free(trace_t *t)
     free(t->r);
 }
 
-/* The records of message_id (of sender, when given) through the message-id index. */
+/* The type of the status replies a message may get (correlated to its id), or NULL. */
+static const char *
+reply_type(const char *type)
+{
+    if (strcmp(type, "referral") == 0)
+        return "referral_status";
+    if (strcmp(type, "reorientation_request") == 0)
+        return "reorientation_answer";
+    return NULL;
+}
+
+static int note_reply(const jq_row_t *row, void *arg);
+
+/* The status replies of a referral (or reorientation request) r come from its
+ * recipients: for each, its RECEIVED records of the reply type since r, whose
+ * correlation id is the traced id (partner index: O(replies of that type the recipient
+ * sent since then)), and then every record of each reply. */
+static int
+trace_replies(journal_t *j, trace_t *t, const trace_rec_t *r, pt_error_t *err)
+{
+    const char *type = reply_type(r->type);
+    char *list = type && r->recipients ? strdup(r->recipients) : NULL, *save = NULL;
+    int rc = 0;
+    for (char *to = list ? strtok_r(list, ",", &save) : NULL; rc == 0 && to;
+         to = strtok_r(NULL, ",", &save)) {
+        jq_filter_t f = {.from = to,
+                         .kind = PT_REC_RECEIVED,
+                         .type = type,
+                         .since = r->time_ms,
+                         .correlation_id = t->id};
+        uint64_t n;
+        rc = jq_run(j, &f, note_reply, t, &n, err);
+    }
+    free(list);
+    return rc;
+}
+
+/* Adds every record of each reply found (its deliveries, acknowledgements...). */
+static int
+trace_reply_records(journal_t *j, trace_t *t, pt_error_t *err)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < t->n_replies; i++) {
+        jq_filter_t g = {.message_id = t->replies[i].id, .from = t->replies[i].from};
+        uint64_t n;
+        rc = jq_run(j, &g, trace_add, t, &n, err);
+    }
+    return rc;
+}
+
+static int
+note_reply(const jq_row_t *row, void *arg)
+{
+    trace_t *t = arg;
+    if (t->n_replies == sizeof t->replies / sizeof t->replies[0])
+        return 1;
+    snprintf(t->replies[t->n_replies].id, sizeof t->replies[0].id, "%s", row->v->message_id);
+    snprintf(t->replies[t->n_replies].from, sizeof t->replies[0].from, "%s", row->sender);
+    t->n_replies++;
+    return 0;
+}
+
+static int
+rec_cmp(const void *x, const void *y)
+{
+    const trace_rec_t *a = x, *b = y;
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+/* The records of message_id (of sender, when given) through the message-id index, and
+ * those of its status replies, in sequence (time) order. */
 static int
 trace_load(journal_t *j, const char *message_id, const char *sender, trace_t *t)
 {
     jq_filter_t f = {.message_id = message_id, .from = sender};
     t->r = calloc(TRACE_MAX, sizeof *t->r);
+    t->id = message_id;
     uint64_t n;
     pt_error_t err;
     if (t->r == NULL)
         return CTL_FAILED;
     if (jq_run(j, &f, trace_add, t, &n, &err) != 0)
         return fail(&err);
+    size_t own = t->n;
+    for (size_t i = 0; i < own; i++)
+        if (t->r[i].kind == PT_REC_RECEIVED && trace_replies(j, t, &t->r[i], &err) != 0)
+            return fail(&err);
+    if (trace_reply_records(j, t, &err) != 0)
+        return fail(&err);
+    qsort(t->r, t->n, sizeof *t->r, rec_cmp);
     return 0;
 }
 
@@ -110,8 +195,10 @@ trace_row(out_t *o, const trace_t *t, const trace_rec_t *r)
     if (o0 && (r->kind == PT_REC_ACKNOWLEDGED || r->kind == PT_REC_DEAD_LETTERED))
         snprintf(delay, sizeof delay, "%" PRId64, r->time_ms - o0->time_ms);
     if (r->kind == PT_REC_RECEIVED)
-        snprintf(detail, sizeof detail, "%s, routed to %s", r->type,
+        snprintf(detail, sizeof detail, "%s%s, routed to %s", r->reply ? "reply: " : "", r->type,
                  r->recipients && r->recipients[0] ? r->recipients : "no one");
+    else if (r->reply)
+        snprintf(detail, sizeof detail, "reply: %s", r->reason ? r->reason : r->type);
     else
         snprintf(detail, sizeof detail, "%s", r->reason ? r->reason : "");
     const char *row[] = {
@@ -177,7 +264,7 @@ trace_senders_note(const ctl_t *c, const trace_t *t)
 {
     const char *first = NULL;
     for (size_t i = 0; i < t->n; i++) {
-        if (t->r[i].kind != PT_REC_RECEIVED && t->r[i].kind != PT_REC_REJECTED)
+        if ((t->r[i].kind != PT_REC_RECEIVED && t->r[i].kind != PT_REC_REJECTED) || t->r[i].reply)
             continue;
         if (first && strcmp(first, t->r[i].sender) != 0) {
             fprintf(stderr,

@@ -135,7 +135,8 @@ take(client_t *c, int n)
 /* The flows: departement sends an orientation (to pole_emploi and caf), a sanction
  * decision (pole_emploi, msa) and a referral (ml_nord); pole_emploi sends a referral
  * refused by the routes with the orientation's id; caf, pole_emploi and ml_nord take
- * and acknowledge theirs, msa never connects (its sanction stays pending). */
+ * and acknowledge theirs, msa never connects (its sanction stays pending); ml_nord
+ * answers the referral with a status (departement does not take it). */
 static void
 make_flows(fx_t *f)
 {
@@ -156,6 +157,8 @@ make_flows(fx_t *f)
     take(caf, 1);
     take(pe, 2);
     take(ml, 1);
+    td_sample_referral_status(&s, "ref-1-accepted", "ref-1"); /* to departement, pending */
+    publish(ml, &s.env, 0);
     client_close(&cd);
     client_close(&pe);
     client_close(&caf);
@@ -202,8 +205,8 @@ static void
 test_list_filters(void **state)
 {
     fx_t *f = *state;
-    /* 4 publishes: 3 RECEIVED, 1 REJECTED; 5 routed deliveries, 4 acknowledged. */
-    expect_list(f, "--kind RECEIVED", 3);
+    /* 5 publishes: 4 RECEIVED, 1 REJECTED; 6 routed deliveries, 4 acknowledged. */
+    expect_list(f, "--kind RECEIVED", 4);
     expect_list(f, "--kind rejected", 1);
     expect_list(f, "--from departement --kind RECEIVED", 3);
     expect_list(f, "--from pole_emploi --kind RECEIVED", 0);
@@ -219,6 +222,8 @@ test_list_filters(void **state)
     expect_list(f, "--kind ACKNOWLEDGED", 4);
     expect_list(f, "--until 2001-01-01", 0);
     expect_list(f, "--since 2001-01-01 --kind RECEIVED --limit 2", 2);
+    expect_list(f, "--correlation-id ref-1", 1);
+    expect_list(f, "--from ml_nord --kind RECEIVED --type referral_status", 1);
     expect_list(f, "--since 2099-01-01T00:00:00+01:00", 0);
     /* Every record of the orientation's id: both senders' records, one sender column
      * each, and a recipient column for the deliveries. */
@@ -236,7 +241,7 @@ test_list_formats_and_errors(void **state)
     fx_t *f = *state;
     assert_int_equal(ctl(f, "journal list --kind RECEIVED"), 0);
     assert_true(strncmp(f->out, "seq ", 4) == 0); /* the header */
-    assert_int_equal(count_lines(f->out), 4);
+    assert_int_equal(count_lines(f->out), 5);
     assert_int_equal(ctl(f, "journal list --format csv --kind RECEIVED"), 0);
     const char *header = "seq,time,kind,sender,recipient,type,message_id,correlation_id,attempt,"
                          "ref_seq,reason\n";
@@ -310,6 +315,11 @@ test_trace(void **state)
     assert_int_equal(ctl(f, "trace san-msa-1"), 0);
     assert_non_null(strstr(f->out, "not yet acknowledged by msa, 0 attempts, never delivered"));
     assert_null(strstr(f->out, "acknowledged by pole_emploi,"));
+    /* A referral's trace has its status reply, and says it is pending at departement. */
+    assert_int_equal(ctl(f, "trace ref-1 --format json"), 0);
+    assert_non_null(strstr(f->out, "\"detail\":\"reply: referral_status, routed to departement\""));
+    assert_non_null(strstr(f->out, "not yet acknowledged by departement, 0 attempts"));
+    assert_null(strstr(f->err, "several senders"));
     assert_int_equal(ctl(f, "trace no-such-id"), 3);
     assert_non_null(strstr(f->err, "no record of message id no-such-id"));
 }
@@ -385,7 +395,7 @@ test_report(void **state)
     static char csv[OUT_MAX];
     assert_int_equal(ctl(f, "report --format csv"), 0);
     snprintf(csv, sizeof csv, "%s", f->out);
-    assert_int_equal(count_of(csv, "\nflow,"), 5);
+    assert_int_equal(count_of(csv, "\nflow,"), 6);
     assert_int_equal(count_of(csv, "\nrefusal,"), 1);
     /* A refusal's bytes are not journaled: no territory. */
     char want[200], month[8];
@@ -403,8 +413,8 @@ test_report(void **state)
     assert_null(strstr(f->out, "src="));
     assert_null(strstr(f->out, "<link"));
     assert_int_equal(count_of(f->out, "<svg "), 3);
-    assert_int_equal(html_flows_in_csv(f->out, csv), 5);
-    assert_non_null(strstr(f->out, "<dd id=\"total-flows\">5</dd>"));
+    assert_int_equal(html_flows_in_csv(f->out, csv), 6);
+    assert_non_null(strstr(f->out, "<dd id=\"total-flows\">6</dd>"));
     assert_int_equal(ctl(f, "report --territory nowhere --format csv"), 0);
     assert_int_equal(count_of(f->out, "\nflow,"), 0);
     assert_int_equal(ctl(f, "report --since 2099-01-01 --format json"), 0);
