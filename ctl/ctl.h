@@ -208,16 +208,27 @@ struct jq_filter;
 
 struct jq_row;
 
+/* The options beyond the filter that a command takes (NULL members are refused). */
+typedef struct journal_extra {
+    const char **reason; /* --reason TEXT */
+    bool *dry_run;       /* --dry-run */
+    bool *payloads;      /* --with-payloads */
+} journal_extra_t;
+
 /* Parses the journal filter options (journal list, and the commands that select
- * records the same way: replay) and, when reason / dry_run are not NULL, --reason and
- * --dry-run; 0, CTL_USAGE, or -1 after --help. */
-int journal_filter_parse(ctl_t *c, int argc, char **argv, struct jq_filter *f, const char **reason,
-                         bool *dry_run);
+ * records the same way: replay, export) and those of x (may be NULL); 0, CTL_USAGE,
+ * or -1 after --help. */
+int journal_filter_parse(ctl_t *c, int argc, char **argv, struct jq_filter *f,
+                         const journal_extra_t *x);
 
 /* The columns of journal list, and the jq_fn that prints one row into an out_t. */
 #define JOURNAL_LIST_COLS 11
 extern const out_col_t journal_list_cols[JOURNAL_LIST_COLS];
 int journal_list_row(const struct jq_row *r, void *out);
+
+/* The journal list cells of r (bufs: storage for the numbers and the time). */
+void journal_row_values(const struct jq_row *r, char bufs[4][32],
+                        const char *vals[JOURNAL_LIST_COLS]);
 
 /* ctl_load, and a journal folder given (journal.dir or --journal). */
 int journal_settings(ctl_t *c);
@@ -256,5 +267,6 @@ int cmd_replay(ctl_t *c, int argc, char **argv);
 int cmd_config_show(ctl_t *c, int argc, char **argv);
 int cmd_person(ctl_t *c, int argc, char **argv);
 int cmd_report(ctl_t *c, int argc, char **argv);
+int cmd_export(ctl_t *c, int argc, char **argv);
 
 #endif

@@ -36,14 +36,14 @@ enum {
     OPT_REASON,
     OPT_DRY_RUN,
     OPT_TERRITORY,
+    OPT_PAYLOADS,
 };
 
-/* What list_opt fills: the filter, and the action options of the commands that act on
- * a selection (NULL: the option is refused). */
+/* What list_opt fills: the filter, and the options of the commands that act on a
+ * selection (x NULL, or a member NULL: the option is refused). */
 typedef struct filter_args {
     jq_filter_t *f;
-    const char **reason;
-    bool *dry_run;
+    const journal_extra_t *x;
 } filter_args_t;
 
 static int
@@ -53,14 +53,21 @@ list_opt(ctl_t *c, int code, const char *v, void *arg)
     jq_filter_t *f = fa->f;
     switch (code) {
     case OPT_REASON:
-        if (fa->reason == NULL)
-            return ctl_error(c, CTL_USAGE, "--reason: this command changes nothing");
-        *fa->reason = v;
+        if (fa->x == NULL || fa->x->reason == NULL)
+            return ctl_error(c, CTL_USAGE,
+                             "--reason: this command changes and shows nothing "
+                             "that needs one");
+        *fa->x->reason = v;
         return 0;
     case OPT_DRY_RUN:
-        if (fa->dry_run == NULL)
+        if (fa->x == NULL || fa->x->dry_run == NULL)
             return ctl_error(c, CTL_USAGE, "--dry-run: this command changes nothing");
-        *fa->dry_run = true;
+        *fa->x->dry_run = true;
+        return 0;
+    case OPT_PAYLOADS:
+        if (fa->x == NULL || fa->x->payloads == NULL)
+            return ctl_error(c, CTL_USAGE, "--with-payloads: only export shows payloads");
+        *fa->x->payloads = true;
         return 0;
     case OPT_SINCE:
         return args_time("--since", v, false, &f->since) ? 0 : CTL_USAGE;
@@ -106,8 +113,7 @@ list_opt(ctl_t *c, int code, const char *v, void *arg)
 
 /* Options and checks shared by the commands that take a journal filter. */
 int
-journal_filter_parse(ctl_t *c, int argc, char **argv, jq_filter_t *f, const char **reason,
-                     bool *dry_run)
+journal_filter_parse(ctl_t *c, int argc, char **argv, jq_filter_t *f, const journal_extra_t *x)
 {
     static const struct option opts[] = {{"since", required_argument, NULL, OPT_SINCE},
                                          {"until", required_argument, NULL, OPT_UNTIL},
@@ -124,10 +130,11 @@ journal_filter_parse(ctl_t *c, int argc, char **argv, jq_filter_t *f, const char
                                          {"reason", required_argument, NULL, OPT_REASON},
                                          {"dry-run", no_argument, NULL, OPT_DRY_RUN},
                                          {"territory", required_argument, NULL, OPT_TERRITORY},
+                                         {"with-payloads", no_argument, NULL, OPT_PAYLOADS},
                                          CTL_COMMON_OPTS,
                                          CTL_CONN_OPTS,
                                          {NULL, 0, NULL, 0}};
-    filter_args_t fa = {.f = f, .reason = reason, .dry_run = dry_run};
+    filter_args_t fa = {.f = f, .x = x};
     int rc = ctl_parse(c, argc, argv, opts, list_opt, &fa);
     if (rc != 0)
         return rc;
@@ -140,8 +147,8 @@ journal_filter_parse(ctl_t *c, int argc, char **argv, jq_filter_t *f, const char
     return 0;
 }
 
-static void
-row_values(const jq_row_t *r, char bufs[4][32], const char *vals[N_LIST_COLS])
+void
+journal_row_values(const jq_row_t *r, char bufs[4][32], const char *vals[JOURNAL_LIST_COLS])
 {
     const journal_view_t *v = r->v;
     snprintf(bufs[0], 32, "%" PRIu64, v->seq);
@@ -167,7 +174,7 @@ journal_list_row(const jq_row_t *r, void *arg)
 {
     char bufs[4][32];
     const char *vals[N_LIST_COLS];
-    row_values(r, bufs, vals);
+    journal_row_values(r, bufs, vals);
     out_row(arg, vals);
     return 0;
 }
@@ -186,7 +193,7 @@ int
 cmd_journal_list(ctl_t *c, int argc, char **argv)
 {
     jq_filter_t f = {0};
-    int rc = journal_filter_parse(c, argc, argv, &f, NULL, NULL);
+    int rc = journal_filter_parse(c, argc, argv, &f, NULL);
     if (rc == 0)
         rc = journal_settings(c);
     journal_t *j = NULL;

@@ -44,6 +44,11 @@ static const command_t commands[] = {
      "The partnership evaluation of the messages received in the period: flows per month,\n"
      "territory, sender, recipient and type, acknowledgement rate, delivery delay p50/p95/max,\n"
      "refusals by reason, dead letters, backlog now; html: one self-contained page."},
+    {"export", NULL, cmd_export,
+     "[journal list filters] [--format json|jsonl|csv|tsv] [--with-payloads --reason TEXT]",
+     "Streams the audit fields of the matching records for analysis elsewhere (JSON Lines by\n"
+     "default); --with-payloads adds each message as proto3 JSON, recorded by the broker\n"
+     "first (personal data)."},
     {"stats", NULL, cmd_stats, "[--admin E] [--server-key B.pub] [--key A.key --pub A.pub]",
      "Live state of the running broker: partners, queues, journal use."},
     {"deadletters", "list", cmd_deadletters_list, "[--to PARTNER] [--admin E ...]",

@@ -110,7 +110,8 @@ cmd_replay(ctl_t *c, int argc, char **argv)
     jq_filter_t f = {0};
     const char *reason = NULL;
     bool dry_run = false;
-    int rc = journal_filter_parse(c, argc, argv, &f, &reason, &dry_run);
+    journal_extra_t x = {.reason = &reason, .dry_run = &dry_run};
+    int rc = journal_filter_parse(c, argc, argv, &f, &x);
     if (rc == 0)
         rc = replay_check(c, &f, reason, dry_run);
     if (rc == 0)

@@ -172,6 +172,8 @@ static int
 set_format(ctl_t *c, const char *v)
 {
     static const char *const names[] = {"table", "tsv", "csv", "json", "html"};
+    if (strcmp(v, "jsonl") == 0)
+        v = "json"; /* JSON Lines is what json writes */
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         if (strcmp(v, names[i]) == 0) {
             c->fmt = (ctl_format_t)i;

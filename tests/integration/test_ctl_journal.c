@@ -504,6 +504,35 @@ test_show_is_journaled(void **state)
                                    "operator: test-dpo; reason: DPO request 7"));
 }
 
+/* export: the rows of journal list; with payloads, recorded first. */
+static void
+test_export(void **state)
+{
+    fx_t *f = *state;
+    static char list[OUT_MAX];
+    assert_int_equal(ctl(f, "journal list --format json --kind RECEIVED"), 0);
+    snprintf(list, sizeof list, "%s", f->out);
+    assert_int_equal(ctl(f, "export --kind RECEIVED"), 0); /* JSON Lines by default */
+    assert_string_equal(f->out, list);
+    assert_null(strstr(f->out, "\"message\""));
+    assert_int_equal(ctl(f, "export --kind RECEIVED --format jsonl"), 0);
+    assert_string_equal(f->out, list);
+    assert_int_equal(ctl(f, "export --with-payloads --kind RECEIVED"), 2); /* no reason */
+    assert_int_equal(ctl(f, "export --reason x --kind RECEIVED"), 2);
+    assert_int_equal(ctl(f, "export --with-payloads --kind RECEIVED --from departement "
+                            "--reason 'study 2026-3'"),
+                     0);
+    assert_int_equal(count_lines(f->out), 3);
+    assert_int_equal(count_of(f->out, ",\"message\":{\"messageId\":"), 3);
+    assert_non_null(strstr(f->err, "this export is journaled as ADMIN record"));
+    assert_int_equal(ctl(f, "export --with-payloads --message-id ori-1 --format csv --reason r-1"),
+                     0);
+    assert_non_null(strstr(f->out, ",reason,message\n"));
+    assert_int_equal(ctl(f, "journal list --kind ADMIN --format json"), 0);
+    assert_non_null(strstr(f->out, "personal-data read: export --with-payloads --kind RECEIVED "
+                                   "--from departement; operator: test-dpo; reason: study 2026-3"));
+}
+
 /* With no broker to record the read, nothing of the message is shown. */
 static void
 test_show_refused_unrecorded(void **state)
@@ -515,6 +544,9 @@ test_show_refused_unrecorded(void **state)
     assert_non_null(strstr(f->err, "nothing shown: the read could not be recorded"));
     assert_null(strstr(f->out, "messageId"));
     assert_null(strstr(f->out, "person"));
+    assert_string_equal(f->out, "");
+    rc = ctl(f, "export --with-payloads --kind RECEIVED --reason 'DPO request 8'");
+    assert_int_equal(rc, 7);
     assert_string_equal(f->out, "");
     rc = ctl(f, "person --nir 285057800608441 --reason 'DPO request 8' --format json");
     assert_int_equal(td_broker_start(&f->net), 0);
@@ -612,6 +644,7 @@ main(void)
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_trace),
         cmocka_unit_test(test_show_is_journaled),
+        cmocka_unit_test(test_export),
         cmocka_unit_test(test_show_refused_unrecorded),
         cmocka_unit_test(test_person_report),
         cmocka_unit_test(test_report),
