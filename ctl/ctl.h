@@ -268,5 +268,6 @@ int cmd_config_show(ctl_t *c, int argc, char **argv);
 int cmd_person(ctl_t *c, int argc, char **argv);
 int cmd_report(ctl_t *c, int argc, char **argv);
 int cmd_export(ctl_t *c, int argc, char **argv);
+int cmd_backup(ctl_t *c, int argc, char **argv);
 
 #endif

@@ -49,6 +49,9 @@ static const command_t commands[] = {
      "Streams the audit fields of the matching records for analysis elsewhere (JSON Lines by\n"
      "default); --with-payloads adds each message as proto3 JSON, recorded by the broker\n"
      "first (personal data)."},
+    {"backup", NULL, cmd_backup, "--to DIR [--pubkey SIGN.pub] [--journal DIR]",
+     "A consistent copy of the journal while the broker runs, into a new folder (0700, the\n"
+     "file 0600), verified after the copy."},
     {"stats", NULL, cmd_stats, "[--admin E] [--server-key B.pub] [--key A.key --pub A.pub]",
      "Live state of the running broker: partners, queues, journal use."},
     {"deadletters", "list", cmd_deadletters_list, "[--to PARTNER] [--admin E ...]",

@@ -47,6 +47,7 @@
  *   journal_verify.c      chain, checkpoint and unsigned-tail verification
  *   journal_checkpoint.c  signing a batch's head; the signed head; checks at open
  *   journal_state.c       rebuilds the state databases from the records (verify)
+ *   journal_copy.c        a consistent copy into a new folder (backup)
  *   journal_record.c/.h   byte layout of records and checkpoints, the chain hash */
 #ifndef PT_JOURNAL_H
 #define PT_JOURNAL_H
@@ -372,6 +373,12 @@ int journal_dead_list(journal_t *j, const char *recipient, size_t max, journal_d
 /* Reads a record inside a write transaction (sees the batch's own appends). */
 int journal_txn_get(journal_txn_t *t, uint64_t seq, journal_view_t *view, uint8_t **buf,
                     size_t *cap, pt_error_t *err);
+
+/* Copies the committed journal into dir (created 0700, or an existing empty folder made
+ * 0700) with LMDB's compacting copy, in one read transaction: consistent, and safe
+ * while the broker writes. data.mdb is created 0600 and synced, then the folder.
+ * Returns 0, -EEXIST for a folder that is not empty, -errno or PT_E* (err says what). */
+int journal_copy(journal_t *j, const char *dir, pt_error_t *err);
 
 /* Current map size and maximum, and bytes in use, for metrics and the full check. */
 void journal_usage(const journal_t *j, size_t *used, size_t *map_size, size_t *map_max);

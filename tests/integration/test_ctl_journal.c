@@ -504,6 +504,30 @@ test_show_is_journaled(void **state)
                                    "operator: test-dpo; reason: DPO request 7"));
 }
 
+/* backup: a verified copy while the broker runs, private from the start. */
+static void
+test_backup(void **state)
+{
+    fx_t *f = *state;
+    char dir[4400], file[4500];
+    snprintf(dir, sizeof dir, "%s/backup-1", f->net.dir);
+    assert_int_equal(ctl(f, "backup --to '%s'", dir), 0);
+    assert_non_null(strstr(f->out, "copied and verified, checkpoints signed"));
+    struct stat st;
+    assert_int_equal(stat(dir, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+    snprintf(file, sizeof file, "%s/data.mdb", dir);
+    assert_int_equal(stat(file, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(ctl(f, "journal verify --journal '%s'", dir), 0);
+    assert_int_equal(ctl(f, "journal list --journal '%s' --kind RECEIVED --format json", dir), 0);
+    assert_int_equal(count_lines(f->out), 4);
+    assert_int_equal(ctl(f, "backup --to '%s'", dir), 1); /* not empty */
+    assert_non_null(strstr(f->err, "not empty"));
+    assert_int_equal(ctl(f, "backup --to '%s/no/such/parent'", f->net.dir), 1);
+    assert_int_equal(ctl(f, "backup"), 2);
+}
+
 /* export: the rows of journal list; with payloads, recorded first. */
 static void
 test_export(void **state)
@@ -645,6 +669,7 @@ main(void)
         cmocka_unit_test(test_trace),
         cmocka_unit_test(test_show_is_journaled),
         cmocka_unit_test(test_export),
+        cmocka_unit_test(test_backup),
         cmocka_unit_test(test_show_refused_unrecorded),
         cmocka_unit_test(test_person_report),
         cmocka_unit_test(test_report),
