@@ -87,6 +87,40 @@ test_unknown_command_and_help(void **state)
     assert_non_null(strstr(out, "is not a valid name"));
 }
 
+/* Every command answers --help (exit 0, its usage) and --version. */
+static void
+test_every_command_has_help(void **state)
+{
+    (void)state;
+    static const char *const cmds[] = {"journal list",
+                                       "journal show",
+                                       "journal verify",
+                                       "trace",
+                                       "person",
+                                       "report",
+                                       "export",
+                                       "backup",
+                                       "stats",
+                                       "deadletters list",
+                                       "deadletters requeue",
+                                       "replay",
+                                       "keygen",
+                                       "fingerprint",
+                                       "publish",
+                                       "receive",
+                                       "config show"};
+    char out[8192], args[128], want[128];
+    for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
+        snprintf(args, sizeof args, "%s --help", cmds[i]);
+        assert_int_equal(ctl(args, out, sizeof out), 0);
+        snprintf(want, sizeof want, "usage: ptibusctl %s ", cmds[i]);
+        assert_non_null(strstr(out, want));
+        snprintf(args, sizeof args, "%s --version", cmds[i]);
+        assert_int_equal(ctl(args, out, sizeof out), 0);
+        assert_non_null(strstr(out, "ptibusctl " PTIBUS_VERSION));
+    }
+}
+
 int
 main(void)
 {
@@ -94,6 +128,7 @@ main(void)
         cmocka_unit_test(test_numbers_are_strict),
         cmocka_unit_test(test_too_many_seqs_refused),
         cmocka_unit_test(test_unknown_command_and_help),
+        cmocka_unit_test(test_every_command_has_help),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
