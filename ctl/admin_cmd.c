@@ -169,14 +169,17 @@ static const out_col_t stats_cols[] = {
 static void
 print_stats(const ctl_t *c, const Ptibus__V1__BrokerStats *st)
 {
-    char used[32], map[32], max[32];
+    char used[32], left[32], max[32];
+    uint64_t room = st->journal_max_bytes > st->journal_bytes_used
+                        ? st->journal_max_bytes - st->journal_bytes_used
+                        : 0;
     human_bytes(st->journal_bytes_used, used, sizeof used);
-    human_bytes(st->journal_map_bytes, map, sizeof map);
+    human_bytes(room, left, sizeof left);
     human_bytes(st->journal_max_bytes, max, sizeof max);
     if (c->fmt == CTL_FMT_TABLE)
         printf("last seq %" PRIu64 ", accepted %" PRIu64 ", rejected %" PRIu64
-               ", duplicates %" PRIu64 "\njournal: %s used, %s mapped, %s maximum (%.1f%% used)\n",
-               st->last_seq, st->accepted, st->rejected, st->duplicates, used, map, max,
+               ", duplicates %" PRIu64 "\njournal: %s used of %s maximum, %s left (%.1f%% used)\n",
+               st->last_seq, st->accepted, st->rejected, st->duplicates, used, max, left,
                st->journal_max_bytes
                    ? 100.0 * (double)st->journal_bytes_used / (double)st->journal_max_bytes
                    : 0.0);

@@ -260,11 +260,14 @@ print_verify_report(const journal_verify_report_t *r, bool signed_, uint64_t max
 static void
 print_verify_failure(const ctl_t *c, uint64_t bad, const pt_error_t *err)
 {
-    const char *sig = strstr(err->msg, "signature");
-    fprintf(stderr, "ptibusctl: %s: FAILED at record %" PRIu64 ": %s%s\n", c->name, bad, err->msg,
-            sig ? " (does not verify with this key: forged, or not the journal's signing "
-                  "public key)"
-                : "");
+    char msg[PT_ERROR_MSG_MAX];
+    snprintf(msg, sizeof msg, "%s", err->msg);
+    char *sig = strstr(msg, "bad signature");
+    if (sig)
+        snprintf(sig, sizeof msg - (size_t)(sig - msg),
+                 "the signature does not verify with this key: forged, or not the journal's "
+                 "signing public key");
+    fprintf(stderr, "ptibusctl: %s: FAILED at record %" PRIu64 ": %s\n", c->name, bad, msg);
 }
 
 /* journal verify [--pubkey SIGN.pub] [--from SEQ] [--to SEQ] [--max-unsigned-tail N] */

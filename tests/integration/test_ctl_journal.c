@@ -296,7 +296,16 @@ test_config(void **state)
         0);
     assert_int_equal(ctl(f, "journal-verify"), 0);
     assert_int_equal(ctl(f, "journal verify"), 0);
+
     assert_non_null(strstr(f->out, "checkpoints signed, linked and covering the head"));
+    assert_non_null(strstr(f->out, "unsigned tail: 0 records after the last checkpoint"));
+    /* Another signing key: the journal does not verify with it, and it says so. */
+    assert_int_equal(ctl(f, "keygen --dir '%s' --kind sign other", f->net.dir), 0);
+    assert_non_null(strstr(f->out, "other.sign.pub (public)"));
+    assert_int_equal(ctl(f, "journal verify --pubkey '%s/other.sign.pub'", f->net.dir), 6);
+    assert_non_null(strstr(f->err,
+                           "the signature does not verify with this key: forged, or not the "
+                           "journal's signing public key"));
 }
 
 static void
