@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "jquery.h"
 #include "keys.h"
@@ -214,7 +215,18 @@ cmd_journal_list(ctl_t *c, int argc, char **argv)
 typedef struct verify_args {
     const char *pub;
     uint64_t from, to, max_unsigned;
+    bool progress; /* --progress, or stderr is a terminal */
 } verify_args_t;
+
+/* Progress on stderr: one updated line on a terminal, else one line per step. */
+static void
+verify_progress(void *arg, const char *phase, uint64_t seq, uint64_t end)
+{
+    bool tty = arg != NULL;
+    fprintf(stderr, "%sptibusctl: journal verify: %s %" PRIu64 " of %" PRIu64 " (%.0f%%)%s",
+            tty ? "\r" : "", phase, seq, end, end ? 100.0 * (double)seq / (double)end : 100.0,
+            tty ? "\033[K" : "\n");
+}
 
 static int
 verify_opt(ctl_t *c, int code, const char *v, void *arg)
@@ -229,6 +241,8 @@ verify_opt(ctl_t *c, int code, const char *v, void *arg)
         return args_u64("--to", v, 1, UINT64_MAX, &a->to) ? 0 : CTL_USAGE;
     else if (code == 'u')
         return args_u64("--max-unsigned-tail", v, 0, UINT64_MAX, &a->max_unsigned) ? 0 : CTL_USAGE;
+    else if (code == 'P')
+        a->progress = true;
     else
         return CTL_USAGE;
     return 0;
@@ -278,6 +292,7 @@ cmd_journal_verify(ctl_t *c, int argc, char **argv)
                                          {"from", required_argument, NULL, 'f'},
                                          {"to", required_argument, NULL, 't'},
                                          {"max-unsigned-tail", required_argument, NULL, 'u'},
+                                         {"progress", no_argument, NULL, 'P'},
                                          CTL_COMMON_OPTS,
                                          CTL_CONN_OPTS,
                                          {NULL, 0, NULL, 0}};
@@ -307,10 +322,17 @@ cmd_journal_verify(ctl_t *c, int argc, char **argv)
                                   .pk = pub ? pk : NULL,
                                   .max_unsigned = a.max_unsigned,
                                   .check_state = true};
+    bool tty = isatty(STDERR_FILENO);
+    if (a.progress || tty) {
+        o.progress = verify_progress;
+        o.progress_arg = tty ? (void *)&o : NULL; /* non-NULL: a terminal */
+    }
     journal_verify_report_t rep;
     uint64_t bad = 0;
     rc = journal_verify_ex(j, &o, &rep, &bad, &err);
     journal_close(&j);
+    if (tty)
+        fputs("\r\033[K", stderr);
     print_verify_report(&rep, pub != NULL, a.max_unsigned);
     if (rc != 0) {
         print_verify_failure(c, bad, &err);

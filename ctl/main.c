@@ -28,7 +28,8 @@ static const command_t commands[] = {
      "Shows the record(s) and the message decoded to proto3 JSON: personal data, so the read\n"
      "is first recorded by the broker (operator, command, reason), or nothing is shown."},
     {"journal", "verify", cmd_journal_verify,
-     "[--pubkey SIGN.pub] [--from SEQ] [--to SEQ] [--max-unsigned-tail N] [--journal DIR]",
+     "[--pubkey SIGN.pub] [--from SEQ] [--to SEQ] [--max-unsigned-tail N] [--progress] "
+     "[--journal DIR]",
      "Verifies the hash chain, the signed linked checkpoints and the state databases."},
     {"trace", NULL, cmd_trace, "MESSAGE_ID [--sender P] [--journal DIR]",
      "The life of a message in time order: received or refused, routed, each delivery\n"

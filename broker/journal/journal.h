@@ -285,6 +285,10 @@ typedef struct journal_verify_options {
     /* Rebuild the queue, dead-letter, dedup, message-id and partner databases from the
      * records and compare (only when the range is the whole journal). */
     bool check_state;
+    /* Called at the start of each phase ("records", "checkpoints", "state") and every
+     * 65536 records of the walk, with the seq reached and the range's end; NULL = none. */
+    void (*progress)(void *arg, const char *phase, uint64_t seq, uint64_t end);
+    void *progress_arg;
 } journal_verify_options_t;
 
 typedef struct journal_verify_report {

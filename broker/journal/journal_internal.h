@@ -64,6 +64,8 @@ struct journal_txn {
 
 struct journal {
     MDB_env *env;
+    /* During journal_verify_ex only: its options' progress callback (or NULL). */
+    const journal_verify_options_t *verifying;
     MDB_dbi dbi[JDB_COUNT];
     journal_txn_t wtxn; /* the one write transaction (the broker is single-threaded) */
     bool in_txn;
