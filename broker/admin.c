@@ -26,6 +26,7 @@
 #define ADMIN_READERS 16
 #define ADMIN_REPLAY_MAX 100000   /* messages re-enqueued by one request */
 #define ADMIN_REPLAY_SCAN 1000000 /* records scanned by one request (the loop waits) */
+#define ADMIN_REPLAY_SEQS 1000    /* replay.seqs in one request */
 
 /* The coalescing of an administrator's reads: 0 stats, 1 dead-letter list. */
 enum { READ_STATS, READ_DEAD, READ_KINDS };
@@ -120,18 +121,27 @@ answer_push(admin_t *a, const uint8_t *rid, size_t rid_len, Ptibus__V1__AdminRes
 /* Appends the ADMIN record of an administrator's action. The log says what (head,
  * no free text) and the record's seq; the reason is in the journal only. */
 static int
-admin_record(admin_t *a, journal_txn_t *t, const char *who, const char *what, const char *head,
-             pt_error_t *err)
+admin_record_seq(admin_t *a, journal_txn_t *t, const char *who, const char *what, const char *head,
+                 uint64_t *out, pt_error_t *err)
 {
     journal_record_t rec = {.kind = PT_REC_ADMIN, .partner = who, .reason = what};
-    uint64_t seq;
+    uint64_t seq = 0;
     int rc = journal_append(t, &rec, &seq, err);
     if (rc != 0)
         batch_fail(a->b, rc, err);
     else
         pt_log_info("admin.action", "%s: %s (ADMIN record seq %llu)", who, head,
                     (unsigned long long)seq);
+    if (out)
+        *out = seq;
     return rc;
+}
+
+static int
+admin_record(admin_t *a, journal_txn_t *t, const char *who, const char *what, const char *head,
+             pt_error_t *err)
+{
+    return admin_record_seq(a, t, who, what, head, NULL, err);
 }
 
 /* ---- reasons: text an operator typed, journaled, listed on terminals ---- */
@@ -233,7 +243,7 @@ static int
 record_action(admin_t *a, journal_txn_t *t, const char *who, const char *head, const char *reason,
               seqlist_t *l, pt_error_t *err)
 {
-    char ranges[ADMIN_SEQ_TEXT], text[ADMIN_SEQ_TEXT + ADMIN_REASON_MAX + 256];
+    char ranges[ADMIN_SEQ_TEXT], text[ADMIN_SEQ_TEXT + 2 * ADMIN_REASON_MAX + 256];
     size_t i = 0;
     int rc = 0;
     if (l->n > 1)
@@ -572,6 +582,18 @@ replay_by_id(admin_t *a, replay_ctx_t *c, const char *message_id, pt_error_t *er
     return rc ? rc : c->rc;
 }
 
+/* Replays exactly the given RECEIVED seqs (the others are skipped as by a scan). */
+static int
+replay_by_seqs(admin_t *a, replay_ctx_t *c, const uint64_t *seqs, size_t n, pt_error_t *err)
+{
+    for (size_t i = 0; c->rc == 0 && i < n; i++) {
+        journal_view_t v;
+        if (journal_txn_get(c->t, seqs[i], &v, &a->rbuf, &a->rcap, err) == 0)
+            replay_one(&v, c);
+    }
+    return c->rc;
+}
+
 /* What is wrong with a replay request (into msg), or NULL. */
 static const char *
 replay_problem(admin_t *a, const Ptibus__V1__ReplayRequest *q, char *msg, size_t cap)
@@ -585,8 +607,18 @@ replay_problem(admin_t *a, const Ptibus__V1__ReplayRequest *q, char *msg, size_t
         snprintf(msg, cap, "replay.reason: %s", bad);
         return msg;
     }
+    if (bad == NULL && q->filter && q->filter[0] && (bad = reason_problem(q->filter)) != NULL) {
+        snprintf(msg, cap, "replay.filter: %s", bad);
+        return msg;
+    }
+    if (q->n_seqs > ADMIN_REPLAY_SEQS)
+        return "replay.seqs: more than 1000 seqs in one request; split it";
+    if (q->n_seqs > 0 && (by_id || q->from_seq))
+        return "replay: give seqs, a range (from_seq) or message_id, not several";
+    if (q->n_seqs > 0)
+        return NULL;
     if (!by_id && q->from_seq == 0)
-        return "replay: give from_seq (and to_seq) or message_id";
+        return "replay: give from_seq (and to_seq), message_id or seqs";
     if (!by_id && last >= q->from_seq && last - q->from_seq >= ADMIN_REPLAY_SCAN)
         return "replay.to_seq: more than 1000000 records in the range; split it";
     return NULL;
@@ -596,7 +628,7 @@ static void
 handle_replay(admin_t *a, const char *who, const Ptibus__V1__ReplayRequest *q,
               Ptibus__V1__AdminResponse *resp, char *ebuf, size_t cap)
 {
-    char msg[200], why[300], head[160];
+    char msg[200], why[300], head[160], said[2 * ADMIN_REASON_MAX + 16];
     const char *bad = replay_problem(a, q, msg, sizeof msg);
     if (bad != NULL)
         return (void)fail(resp, ebuf, cap, bad);
@@ -607,7 +639,8 @@ handle_replay(admin_t *a, const char *who, const Ptibus__V1__ReplayRequest *q,
     c.reason = why;
     pt_error_t err = {0}; /* a failure inside replay_one leaves it empty */
     /* Both states: a committed scan whose callback writes into the batch. */
-    int rc = q->message_id && q->message_id[0]
+    int rc = q->n_seqs ? replay_by_seqs(a, &c, q->seqs, q->n_seqs, &err)
+             : q->message_id && q->message_id[0]
                  ? replay_by_id(a, &c, q->message_id, &err)
                  : journal_scan(a->d.journal, q->from_seq, q->to_seq, replay_one, &c, &err);
     int hn = snprintf(head, sizeof head, "replayed %u messages to %s", c.done, q->recipient);
@@ -622,8 +655,11 @@ handle_replay(admin_t *a, const char *who, const Ptibus__V1__ReplayRequest *q,
         free(c.seqs.v);
         return (void)fail(resp, ebuf, cap, msg);
     }
+    /* The filter is the operator's text: in the record with the reason, not in the log. */
+    snprintf(said, sizeof said, "%s%s%s", q->reason, q->filter && q->filter[0] ? "; filter: " : "",
+             q->filter ? q->filter : "");
     if (rc >= 0 && c.rc == 0)
-        rc = record_action(a, c.t, who, head, q->reason, &c.seqs, &err);
+        rc = record_action(a, c.t, who, head, said, &c.seqs, &err);
     free(c.seqs.v);
     if (rc < 0 || c.rc != 0)
         return (void)fail(resp, ebuf, cap,
@@ -672,6 +708,39 @@ handle_erase(admin_t *a, const char *who, const Ptibus__V1__EraseRequest *q,
     resp->erased = (uint32_t)rep.erased;
 }
 
+/* ---- audited reads of personal data ---- */
+
+/* Journals the read before the operator sees anything: the answer (audit_seq) leaves
+ * only once the ADMIN record is committed (BATCH_FALLBACK), so ptibusctl cannot show
+ * personal data whose read is not on disk. The log says who and the seq, not the text. */
+static void
+handle_audit_read(admin_t *a, const char *who, const Ptibus__V1__AuditReadRequest *q,
+                  Ptibus__V1__AdminResponse *resp, char *ebuf, size_t cap)
+{
+    char msg[300], text[ADMIN_REASON_MAX * 3 + 128];
+    const char *bad = reason_problem(q->reason), *what = "audit_read.reason";
+    if (bad == NULL && (bad = reason_problem(q->command)) != NULL)
+        what = "audit_read.command";
+    if (bad == NULL && q->operator_name[0] && (bad = reason_problem(q->operator_name)) != NULL)
+        what = "audit_read.operator_name";
+    if (bad != NULL) {
+        snprintf(msg, sizeof msg, "%s: %s", what, bad);
+        return (void)fail(resp, ebuf, cap, msg);
+    }
+    journal_txn_t *t = batch_txn(a->b);
+    if (t == NULL)
+        return (void)fail(resp, ebuf, cap, "journal unavailable: the read is not recorded");
+    snprintf(text, sizeof text, "personal-data read: %s; operator: %s; reason: %s", q->command,
+             q->operator_name[0] ? q->operator_name : "-", q->reason);
+    uint64_t seq = 0;
+    pt_error_t err;
+    if (admin_record_seq(a, t, who, text, "personal-data read", &seq, &err) != 0)
+        return (void)fail(resp, ebuf, cap, "journal write failed: the read is not recorded");
+    resp->ok = 1;
+    resp->kind_case = PTIBUS__V1__ADMIN_RESPONSE__KIND_AUDIT_SEQ;
+    resp->audit_seq = seq;
+}
+
 /* ---- dispatch ---- */
 
 static void
@@ -708,6 +777,9 @@ handle(admin_t *a, const uint8_t *rid, size_t rid_len, const char *who,
         break;
     case PTIBUS__V1__ADMIN_REQUEST__KIND_ERASE:
         handle_erase(a, who, q->erase, &resp, ebuf, sizeof ebuf);
+        break;
+    case PTIBUS__V1__ADMIN_REQUEST__KIND_AUDIT_READ:
+        handle_audit_read(a, who, q->audit_read, &resp, ebuf, sizeof ebuf);
         break;
     default:
         fail(&resp, ebuf, sizeof ebuf, "request: unknown or missing kind");

@@ -1,5 +1,6 @@
-/* admin_cmd: a running broker's admin socket: stats, dead letters, requeue, replay (an
- * administrator's key; actions need a reason and are journaled by the broker). */
+/* admin_cmd: a running broker's admin socket: stats, dead letters (list, requeue),
+ * and the audit record of a personal-data read (an administrator's key;
+ * actions need a reason and are journaled by the broker). */
 #include "ctl.h"
 
 #include <errno.h>
@@ -17,12 +18,9 @@
 
 #define ADMIN_SEQS_MAX 64 /* --seq values in one requeue request */
 
-/* ---- admin socket commands ---- */
-
 typedef struct admin_args {
-    publish_opts_t conn;
-    const char *recipient;
-    uint64_t from, to;
+    const char *to;
+    uint64_t seq_from, seq_to;
     const char *message_id;
     const char *reason;
     bool all;
@@ -30,193 +28,290 @@ typedef struct admin_args {
     size_t n_seqs;
 } admin_args_t;
 
+enum { OPT_TO = 1, OPT_SEQ_FROM, OPT_SEQ_TO, OPT_MSGID, OPT_REASON, OPT_ALL, OPT_SEQ };
+
 static int
-admin_parse(int argc, char **argv, admin_args_t *a)
+admin_opt(ctl_t *c, int code, const char *v, void *arg)
 {
-    static const struct option opts[] = {
-        {"endpoint", required_argument, NULL, 'e'},  {"server-key", required_argument, NULL, 's'},
-        {"key", required_argument, NULL, 'k'},       {"pub", required_argument, NULL, 'p'},
-        {"recipient", required_argument, NULL, 'r'}, {"from", required_argument, NULL, 'f'},
-        {"to", required_argument, NULL, 't'},        {"message-id", required_argument, NULL, 'm'},
-        {"reason", required_argument, NULL, 'R'},    {"all", no_argument, NULL, 'a'},
-        {"seq", required_argument, NULL, 'S'},       {NULL, 0, NULL, 0}};
-    int c;
-    a->conn.timeout_ms = 10000;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 'e':
-            a->conn.endpoint = optarg;
-            break;
-        case 's':
-            a->conn.server_pub = optarg;
-            break;
-        case 'k':
-            a->conn.key = optarg;
-            break;
-        case 'p':
-            a->conn.pub = optarg;
-            break;
-        case 'r':
-            a->recipient = optarg;
-            break;
-        case 'f':
-            if (!args_u64("--from", optarg, 1, UINT64_MAX, &a->from))
-                return CTL_USAGE;
-            break;
-        case 't':
-            if (!args_u64("--to", optarg, 1, UINT64_MAX, &a->to))
-                return CTL_USAGE;
-            break;
-        case 'm':
-            a->message_id = optarg;
-            break;
-        case 'R':
-            a->reason = optarg;
-            break;
-        case 'a':
-            a->all = true;
-            break;
-        case 'S':
-            if (a->n_seqs == ADMIN_SEQS_MAX) {
-                fprintf(stderr, "ptibusctl: --seq: at most %d seqs in one request (use --all)\n",
-                        ADMIN_SEQS_MAX);
-                return CTL_USAGE;
-            }
-            if (!args_u64("--seq", optarg, 1, UINT64_MAX, &a->seqs[a->n_seqs++]))
-                return CTL_USAGE;
-            break;
-        default:
-            return 2;
-        }
+    admin_args_t *a = arg;
+    switch (code) {
+    case OPT_TO:
+        a->to = v;
+        return 0;
+    case OPT_SEQ_FROM:
+        return args_u64("--seq-from", v, 1, UINT64_MAX, &a->seq_from) ? 0 : CTL_USAGE;
+    case OPT_SEQ_TO:
+        return args_u64("--seq-to", v, 1, UINT64_MAX, &a->seq_to) ? 0 : CTL_USAGE;
+    case OPT_MSGID:
+        a->message_id = v;
+        return 0;
+    case OPT_REASON:
+        a->reason = v;
+        return 0;
+    case OPT_ALL:
+        a->all = true;
+        return 0;
+    case OPT_SEQ:
+        if (a->n_seqs == ADMIN_SEQS_MAX)
+            return ctl_error(c, CTL_USAGE, "--seq: at most %d seqs in one request (use --all)",
+                             ADMIN_SEQS_MAX);
+        return args_u64("--seq", v, 1, UINT64_MAX, &a->seqs[a->n_seqs++]) ? 0 : CTL_USAGE;
     }
-    return a->conn.endpoint && a->conn.server_pub && a->conn.key && a->conn.pub && optind == argc
-               ? 0
-               : 2;
+    return CTL_USAGE;
 }
 
-/* Sends one request on the admin socket and waits for its response. */
 static int
-admin_call(const admin_args_t *a, const Ptibus__V1__AdminRequest *q,
-           Ptibus__V1__AdminResponse **out)
+admin_parse(ctl_t *c, int argc, char **argv, admin_args_t *a)
+{
+    static const struct option opts[] = {{"to", required_argument, NULL, OPT_TO},
+                                         {"seq-from", required_argument, NULL, OPT_SEQ_FROM},
+                                         {"seq-to", required_argument, NULL, OPT_SEQ_TO},
+                                         {"message-id", required_argument, NULL, OPT_MSGID},
+                                         {"reason", required_argument, NULL, OPT_REASON},
+                                         {"all", no_argument, NULL, OPT_ALL},
+                                         {"seq", required_argument, NULL, OPT_SEQ},
+                                         CTL_COMMON_OPTS,
+                                         CTL_CONN_OPTS,
+                                         {NULL, 0, NULL, 0}};
+    int rc = ctl_parse(c, argc, argv, opts, admin_opt, a);
+    if (rc == 0 && optind != argc)
+        rc = ctl_error(c, CTL_USAGE, "unexpected argument \"%.40s\"", argv[optind]);
+    return rc;
+}
+
+/* The settings of the admin socket: endpoint, the broker's key, the operator's pair. */
+int
+admin_settings(ctl_t *c)
+{
+    int rc = ctl_load(c);
+    if (rc != 0)
+        return rc;
+    if (c->over.endpoint && !c->over.admin)
+        c->set.admin = c->over.endpoint; /* the former spelling: --endpoint of the admin socket */
+    if (!ctl_need(c, c->set.admin, "--admin", "broker.admin") ||
+        !ctl_need(c, c->set.server_pub, "--server-key", "broker.public_key") ||
+        !ctl_need(c, c->set.admin_key, "--key", "operator.key") ||
+        !ctl_need(c, c->set.admin_pub, "--pub", "operator.public_key"))
+        return CTL_USAGE;
+    return 0;
+}
+
+/* Sends one request on the admin socket and waits for its response: 0 with *out, or
+ * the exit code (the error printed): CTL_RETRY when the broker did not answer,
+ * CTL_REFUSED when it refused, CTL_FAILED otherwise. */
+int
+admin_call(const ctl_t *c, const Ptibus__V1__AdminRequest *q, Ptibus__V1__AdminResponse **out)
 {
     uint8_t spk[PT_KEY_LEN], sk[PT_KEY_LEN], pk[PT_KEY_LEN];
     pt_error_t err;
-    int rc = conn_read_keys(&a->conn, spk, sk, pk, &err);
-    admin_client_options_t o = {.endpoint = a->conn.endpoint,
+    const ctl_settings_t *s = &c->set;
+    int rc = conn_read_keys(s->server_pub, s->admin_key, s->admin_pub, spk, sk, pk, &err);
+    admin_client_options_t o = {.endpoint = s->admin,
                                 .server_pk = spk,
                                 .client_sk = sk,
                                 .client_pk = pk,
-                                .timeout_ms = a->conn.timeout_ms};
+                                .timeout_ms = c->timeout_ms};
     if (rc == 0)
         rc = admin_client_call(&o, q, out, &err);
     sodium_memzero(sk, sizeof sk);
-    if (rc != 0)
-        return fail(&err);
+    if (rc != 0) {
+        fail(&err);
+        return rc == PT_ETIMEOUT ? CTL_RETRY : CTL_FAILED;
+    }
     if (!(*out)->ok) {
-        fprintf(stderr, "ptibusctl: refused: %s\n", esc((*out)->error));
+        fprintf(stderr, "ptibusctl: %s: refused by the broker: %s\n", c->name, esc((*out)->error));
         codec_free((ProtobufCMessage **)out);
-        return 1;
+        return CTL_REFUSED;
     }
     return 0;
 }
 
-static void
-print_stats(const Ptibus__V1__BrokerStats *st)
+int
+admin_audit_read(const ctl_t *c, const char *command, const char *reason, uint64_t *seq)
 {
-    printf("last_seq %" PRIu64 "  accepted %" PRIu64 "  rejected %" PRIu64 "  duplicates %" PRIu64
-           "  batches %" PRIu64 "\njournal %" PRIu64 " bytes used of %" PRIu64
-           " mapped (max %" PRIu64 ")\n",
-           st->last_seq, st->accepted, st->rejected, st->duplicates, st->batches,
-           st->journal_bytes_used, st->journal_map_bytes, st->journal_max_bytes);
-    printf("%-14s %-7s %7s %9s %8s %11s %10s %9s %5s\n", "partner", "online", "credit", "in_flight",
-           "retrying", "queue_depth", "delivered", "acked", "dead");
-    for (size_t i = 0; i < st->n_partners; i++) {
-        const Ptibus__V1__PartnerStats *p = st->partners[i];
-        printf("%-14s %-7s %7u %9u %8u %11" PRIu64 " %10" PRIu64 " %9" PRIu64 " %5" PRIu64 "\n",
-               p->partner, p->online ? "yes" : "no", p->window, p->in_flight, p->retrying,
-               p->queue_depth, p->delivered, p->acknowledged, p->dead_lettered);
-    }
-}
-
-static int
-cmd_admin(int argc, char **argv, Ptibus__V1__AdminRequest__KindCase kind)
-{
-    admin_args_t a = {0};
-    if (admin_parse(argc, argv, &a) != 0)
-        return 2;
-    bool changes = kind == PTIBUS__V1__ADMIN_REQUEST__KIND_DEAD_LETTER_REQUEUE ||
-                   kind == PTIBUS__V1__ADMIN_REQUEST__KIND_REPLAY;
-    if (changes && (a.reason == NULL || a.reason[0] == '\0')) {
-        fprintf(stderr, "ptibusctl: --reason TEXT is required (why: an incident or ticket "
-                        "number; it is journaled)\n");
-        return 2;
-    }
     Ptibus__V1__AdminRequest q = PTIBUS__V1__ADMIN_REQUEST__INIT;
-    Ptibus__V1__StatsRequest st = PTIBUS__V1__STATS_REQUEST__INIT;
-    Ptibus__V1__DeadLetterListRequest dl = PTIBUS__V1__DEAD_LETTER_LIST_REQUEST__INIT;
-    Ptibus__V1__DeadLetterRequeueRequest rq = PTIBUS__V1__DEAD_LETTER_REQUEUE_REQUEST__INIT;
-    Ptibus__V1__ReplayRequest rp = PTIBUS__V1__REPLAY_REQUEST__INIT;
+    Ptibus__V1__AuditReadRequest ar = PTIBUS__V1__AUDIT_READ_REQUEST__INIT;
+    ar.command = (char *)command;
+    ar.reason = (char *)reason;
+    ar.operator_name = (char *)(c->set.operator_name ? c->set.operator_name : "");
     q.request_id = "ptibusctl";
-    q.kind_case = kind;
-    q.stats = &st; /* the oneof shares storage: set the member of `kind` below */
-    if (kind == PTIBUS__V1__ADMIN_REQUEST__KIND_DEAD_LETTER_LIST) {
-        dl.recipient = (char *)(a.recipient ? a.recipient : "");
-        q.dead_letter_list = &dl;
-    } else if (kind == PTIBUS__V1__ADMIN_REQUEST__KIND_DEAD_LETTER_REQUEUE) {
-        rq.recipient = (char *)(a.recipient ? a.recipient : "");
-        rq.all = a.all;
-        rq.n_seqs = a.n_seqs;
-        rq.seqs = a.seqs;
-        rq.reason = (char *)a.reason;
-        q.dead_letter_requeue = &rq;
-    } else if (kind == PTIBUS__V1__ADMIN_REQUEST__KIND_REPLAY) {
-        rp.recipient = (char *)(a.recipient ? a.recipient : "");
-        rp.from_seq = a.from;
-        rp.to_seq = a.to;
-        rp.message_id = (char *)(a.message_id ? a.message_id : "");
-        rp.reason = (char *)(a.reason ? a.reason : "");
-        q.replay = &rp;
-    }
+    q.kind_case = PTIBUS__V1__ADMIN_REQUEST__KIND_AUDIT_READ;
+    q.audit_read = &ar;
     Ptibus__V1__AdminResponse *r;
-    int rc = admin_call(&a, &q, &r);
+    int rc = admin_call(c, &q, &r);
     if (rc != 0)
         return rc;
-    if (r->kind_case == PTIBUS__V1__ADMIN_RESPONSE__KIND_STATS)
-        print_stats(r->stats);
-    else if (r->kind_case == PTIBUS__V1__ADMIN_RESPONSE__KIND_DEAD_LETTERS)
-        for (size_t i = 0; i < r->dead_letters->n_items; i++) {
-            const Ptibus__V1__DeadLetter *d = r->dead_letters->items[i];
-            printf("%s\t%" PRIu64 "\t%s\t%s\tfrom %s\tattempts %u\n", esc(d->recipient), d->seq,
-                   esc(d->message_type), esc(d->message_id), esc(d->sender), d->attempts);
-        }
-    else if (r->kind_case == PTIBUS__V1__ADMIN_RESPONSE__KIND_REQUEUED)
-        printf("requeued %u\n", r->requeued);
-    else if (r->kind_case == PTIBUS__V1__ADMIN_RESPONSE__KIND_REPLAYED)
-        printf("replayed %u\n", r->replayed);
+    bool ok = r->kind_case == PTIBUS__V1__ADMIN_RESPONSE__KIND_AUDIT_SEQ && r->audit_seq != 0;
+    *seq = ok ? r->audit_seq : 0;
     codec_free((ProtobufCMessage **)&r);
-    return 0;
+    return ok ? 0 : CTL_FAILED;
 }
 
-int
-cmd_stats(int argc, char **argv)
+/* Bytes as "12.3 MiB". */
+static void
+human_bytes(uint64_t b, char *out, size_t cap)
 {
-    return cmd_admin(argc, argv, PTIBUS__V1__ADMIN_REQUEST__KIND_STATS);
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)b;
+    size_t u = 0;
+    while (v >= 1024 && u + 1 < sizeof units / sizeof *units)
+        v /= 1024, u++;
+    snprintf(out, cap, u ? "%.1f %s" : "%.0f %s", v, units[u]);
 }
 
-int
-cmd_dead_letters(int argc, char **argv)
+static const out_col_t stats_cols[] = {
+    {"partner", 14, false},       {"online", 6, false},   {"credit", 6, true},
+    {"in_flight", 9, true},       {"retrying", 8, true},  {"queue_depth", 11, true},
+    {"oldest_queued", 24, false}, {"delivered", 9, true}, {"acknowledged", 12, true},
+    {"dead_lettered", 0, true},
+};
+
+static void
+print_stats(const ctl_t *c, const Ptibus__V1__BrokerStats *st)
 {
-    return cmd_admin(argc, argv, PTIBUS__V1__ADMIN_REQUEST__KIND_DEAD_LETTER_LIST);
+    char used[32], left[32], max[32];
+    uint64_t room = st->journal_max_bytes > st->journal_bytes_used
+                        ? st->journal_max_bytes - st->journal_bytes_used
+                        : 0;
+    human_bytes(st->journal_bytes_used, used, sizeof used);
+    human_bytes(room, left, sizeof left);
+    human_bytes(st->journal_max_bytes, max, sizeof max);
+    if (c->fmt == CTL_FMT_TABLE)
+        printf("last seq %" PRIu64 ", accepted %" PRIu64 ", rejected %" PRIu64
+               ", duplicates %" PRIu64 "\njournal: %s used of %s maximum, %s left (%.1f%% used)\n",
+               st->last_seq, st->accepted, st->rejected, st->duplicates, used, max, left,
+               st->journal_max_bytes
+                   ? 100.0 * (double)st->journal_bytes_used / (double)st->journal_max_bytes
+                   : 0.0);
+    out_t o;
+    out_begin(&o, c->fmt, stats_cols, sizeof stats_cols / sizeof *stats_cols);
+    for (size_t i = 0; i < st->n_partners; i++) {
+        const Ptibus__V1__PartnerStats *p = st->partners[i];
+        char n[8][24], oldest[40] = "";
+        uint64_t v[] = {p->window,    p->in_flight,    p->retrying,     p->queue_depth,
+                        p->delivered, p->acknowledged, p->dead_lettered};
+        for (size_t k = 0; k < 7; k++)
+            snprintf(n[k], sizeof n[k], "%" PRIu64, v[k]);
+        if (p->oldest_enqueued_ms > 0)
+            out_time(p->oldest_enqueued_ms, oldest, sizeof oldest);
+        const char *row[] = {
+            p->partner, p->online ? "yes" : "no", n[0], n[1], n[2], n[3], oldest, n[4], n[5], n[6]};
+        out_row(&o, row);
+    }
+    out_end(&o);
 }
 
+/* stats */
 int
-cmd_requeue(int argc, char **argv)
+cmd_stats(ctl_t *c, int argc, char **argv)
 {
-    return cmd_admin(argc, argv, PTIBUS__V1__ADMIN_REQUEST__KIND_DEAD_LETTER_REQUEUE);
+    admin_args_t a = {0};
+    int rc = admin_parse(c, argc, argv, &a);
+    if (rc == 0)
+        rc = admin_settings(c);
+    if (rc != 0)
+        return rc;
+    Ptibus__V1__AdminRequest q = PTIBUS__V1__ADMIN_REQUEST__INIT;
+    Ptibus__V1__StatsRequest st = PTIBUS__V1__STATS_REQUEST__INIT;
+    q.request_id = "ptibusctl";
+    q.kind_case = PTIBUS__V1__ADMIN_REQUEST__KIND_STATS;
+    q.stats = &st;
+    Ptibus__V1__AdminResponse *r;
+    if ((rc = admin_call(c, &q, &r)) != 0)
+        return rc;
+    if (r->kind_case == PTIBUS__V1__ADMIN_RESPONSE__KIND_STATS)
+        print_stats(c, r->stats);
+    codec_free((ProtobufCMessage **)&r);
+    return CTL_OK;
 }
 
+static const out_col_t dead_cols[] = {
+    {"recipient", 12, false},  {"seq", 7, true},      {"type", 20, false},
+    {"message_id", 36, false}, {"sender", 12, false}, {"attempts", 8, true},
+    {"dead_at", 0, false},
+};
+
+/* deadletters list [--to PARTNER] */
 int
-cmd_replay(int argc, char **argv)
+cmd_deadletters_list(ctl_t *c, int argc, char **argv)
 {
-    return cmd_admin(argc, argv, PTIBUS__V1__ADMIN_REQUEST__KIND_REPLAY);
+    admin_args_t a = {0};
+    int rc = admin_parse(c, argc, argv, &a);
+    if (rc == 0)
+        rc = admin_settings(c);
+    if (rc != 0)
+        return rc;
+    Ptibus__V1__AdminRequest q = PTIBUS__V1__ADMIN_REQUEST__INIT;
+    Ptibus__V1__DeadLetterListRequest dl = PTIBUS__V1__DEAD_LETTER_LIST_REQUEST__INIT;
+    dl.recipient = (char *)(a.to ? a.to : "");
+    q.request_id = "ptibusctl";
+    q.kind_case = PTIBUS__V1__ADMIN_REQUEST__KIND_DEAD_LETTER_LIST;
+    q.dead_letter_list = &dl;
+    Ptibus__V1__AdminResponse *r;
+    if ((rc = admin_call(c, &q, &r)) != 0)
+        return rc;
+    out_t o;
+    out_begin(&o, c->fmt, dead_cols, sizeof dead_cols / sizeof *dead_cols);
+    for (size_t i = 0; r->dead_letters && i < r->dead_letters->n_items; i++) {
+        const Ptibus__V1__DeadLetter *d = r->dead_letters->items[i];
+        char seq[24], att[16], when[40] = "";
+        snprintf(seq, sizeof seq, "%" PRIu64, d->seq);
+        snprintf(att, sizeof att, "%u", d->attempts);
+        if (d->dead_at_ms > 0)
+            out_time(d->dead_at_ms, when, sizeof when);
+        const char *row[] = {d->recipient, seq, d->message_type, d->message_id, d->sender,
+                             att,          when};
+        out_row(&o, row);
+    }
+    out_end(&o);
+    codec_free((ProtobufCMessage **)&r);
+    return CTL_OK;
+}
+
+static bool
+need_reason(const ctl_t *c, const char *reason)
+{
+    if (reason && reason[0])
+        return true;
+    fprintf(stderr,
+            "ptibusctl: %s: --reason TEXT is required (why: an incident or ticket "
+            "number; it is journaled)\n",
+            c->name);
+    return false;
+}
+
+/* deadletters requeue --to PARTNER (--all | --seq N...) --reason TEXT */
+int
+cmd_deadletters_requeue(ctl_t *c, int argc, char **argv)
+{
+    admin_args_t a = {0};
+    int rc = admin_parse(c, argc, argv, &a);
+    if (rc == 0 && (!a.to || (!a.all && a.n_seqs == 0) || (a.all && a.n_seqs)))
+        rc = ctl_error(c, CTL_USAGE, "give --to PARTNER and either --all or --seq N...");
+    if (rc == 0 && !need_reason(c, a.reason))
+        rc = CTL_USAGE;
+    if (rc == 0)
+        rc = admin_settings(c);
+    if (rc != 0)
+        return rc;
+    Ptibus__V1__AdminRequest q = PTIBUS__V1__ADMIN_REQUEST__INIT;
+    Ptibus__V1__DeadLetterRequeueRequest rq = PTIBUS__V1__DEAD_LETTER_REQUEUE_REQUEST__INIT;
+    rq.recipient = (char *)a.to;
+    rq.all = a.all;
+    rq.n_seqs = a.n_seqs;
+    rq.seqs = a.seqs;
+    rq.reason = (char *)a.reason;
+    q.request_id = "ptibusctl";
+    q.kind_case = PTIBUS__V1__ADMIN_REQUEST__KIND_DEAD_LETTER_REQUEUE;
+    q.dead_letter_requeue = &rq;
+    Ptibus__V1__AdminResponse *r;
+    if ((rc = admin_call(c, &q, &r)) != 0)
+        return rc;
+    uint32_t n = r->requeued;
+    codec_free((ProtobufCMessage **)&r);
+    if (n == 0)
+        return ctl_error(c, CTL_NOMATCH, "nothing requeued: no such dead letter of %s%s", esc(a.to),
+                         a.all ? "" : " among the --seq given");
+    printf("requeued %u dead letters of %s\n", n, esc(a.to));
+    return CTL_OK;
 }

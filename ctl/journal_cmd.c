@@ -1,123 +1,265 @@
-/* journal_cmd: reading a journal's files (read-only, the broker may be running):
- * journal-list (audit fields, never a payload) and journal-verify (chain, signed linked
- * checkpoints, the state databases). */
+/* journal_cmd: reading a journal's files (read-only transactions: safe while the
+ * broker runs, or on a copy): journal list (audit fields, never a payload, filtered,
+ * streaming) and journal verify (chain, signed linked checkpoints, state databases). */
 #include "ctl.h"
 
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <unistd.h>
 
-#include "journal.h"
+#include "jquery.h"
 #include "keys.h"
 
-static int
-open_journal_ro(const char *dir, journal_t **j)
-{
-    journal_options_t o = {.dir = dir, .read_only = true};
-    pt_error_t err;
-    if (journal_open(&o, j, &err) != 0)
-        return fail(&err);
-    return 0;
-}
+/* The columns of journal list, in every format (docs/ptibusctl.md). */
+const out_col_t journal_list_cols[] = {
+    {"seq", 7, true},          {"time", 24, false},           {"kind", 13, false},
+    {"sender", 12, false},     {"recipient", 12, false},      {"type", 20, false},
+    {"message_id", 36, false}, {"correlation_id", 14, false}, {"attempt", 7, true},
+    {"ref_seq", 7, true},      {"reason", 0, false},
+};
+#define N_LIST_COLS JOURNAL_LIST_COLS
 
-static void
-format_time(int64_t ms, char *out, size_t cap)
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    size_t n = strftime(out, cap, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, cap - n, ".%03dZ", (int)(ms % 1000));
-}
+enum {
+    OPT_SINCE = 1,
+    OPT_UNTIL,
+    OPT_FROM,
+    OPT_TO,
+    OPT_TYPE,
+    OPT_KIND,
+    OPT_MSGID,
+    OPT_CORR,
+    OPT_SEQ_FROM,
+    OPT_SEQ_TO,
+    OPT_LIMIT,
+    OPT_SCAN,
+    OPT_REASON,
+    OPT_DRY_RUN,
+    OPT_TERRITORY,
+    OPT_PAYLOADS,
+};
 
-/* One line per record: never the payload (personal data), only the audit fields. */
-static int
-print_record(const journal_view_t *v, void *arg)
-{
-    (void)arg;
-    char when[40];
-    format_time(v->time_ms, when, sizeof when);
-    printf("%" PRIu64 "\t%s\t%-12s\t%-12s\t%-20s\t%s", v->seq, when, journal_kind_name(v->kind),
-           esc(v->partner), v->msg_type[0] ? esc(v->msg_type) : "-",
-           v->message_id[0] ? esc(v->message_id) : "-");
-    if (v->ref_seq)
-        printf("\tref=%" PRIu64, v->ref_seq);
-    if (v->reason && v->reason[0])
-        printf("\t%s", esc(v->reason));
-    if (v->payload_state == PT_PAYLOAD_EXPIRED || v->payload_state == PT_PAYLOAD_ERASED)
-        printf("\tpayload=%s", journal_payload_name(v->payload_state));
-    putchar('\n');
-    return 0;
-}
+/* What list_opt fills: the filter, and the options of the commands that act on a
+ * selection (x NULL, or a member NULL: the option is refused). */
+typedef struct filter_args {
+    jq_filter_t *f;
+    const journal_extra_t *x;
+} filter_args_t;
 
-/* max_unsigned NULL: --max-unsigned-tail is refused (journal-list). */
 static int
-journal_args(int argc, char **argv, const char **dir, uint64_t *from, uint64_t *to,
-             const char **pub, uint64_t *max_unsigned)
+list_opt(ctl_t *c, int code, const char *v, void *arg)
 {
-    static const struct option opts[] = {{"journal", required_argument, NULL, 'j'},
-                                         {"from", required_argument, NULL, 'f'},
-                                         {"to", required_argument, NULL, 't'},
-                                         {"pubkey", required_argument, NULL, 'p'},
-                                         {"max-unsigned-tail", required_argument, NULL, 'u'},
-                                         {NULL, 0, NULL, 0}};
-    int c;
-    while ((c = getopt_long(argc, argv, "j:f:t:p:", opts, NULL)) != -1) {
-        switch (c) {
-        case 'u':
-            if (max_unsigned == NULL)
-                return 2;
-            if (!args_u64("--max-unsigned-tail", optarg, 0, UINT64_MAX, max_unsigned))
-                return CTL_USAGE;
-            break;
-        case 'j':
-            *dir = optarg;
-            break;
-        case 'f':
-            if (!args_u64("--from", optarg, 1, UINT64_MAX, from))
-                return CTL_USAGE;
-            break;
-        case 't':
-            if (!args_u64("--to", optarg, 1, UINT64_MAX, to))
-                return CTL_USAGE;
-            break;
-        case 'p':
-            *pub = optarg;
-            break;
-        default:
-            return 2;
-        }
+    filter_args_t *fa = arg;
+    jq_filter_t *f = fa->f;
+    switch (code) {
+    case OPT_REASON:
+        if (fa->x == NULL || fa->x->reason == NULL)
+            return ctl_error(c, CTL_USAGE,
+                             "--reason: this command changes and shows nothing "
+                             "that needs one");
+        *fa->x->reason = v;
+        return 0;
+    case OPT_DRY_RUN:
+        if (fa->x == NULL || fa->x->dry_run == NULL)
+            return ctl_error(c, CTL_USAGE, "--dry-run: this command changes nothing");
+        *fa->x->dry_run = true;
+        return 0;
+    case OPT_PAYLOADS:
+        if (fa->x == NULL || fa->x->payloads == NULL)
+            return ctl_error(c, CTL_USAGE, "--with-payloads: only export shows payloads");
+        *fa->x->payloads = true;
+        return 0;
+    case OPT_SINCE:
+        return args_time("--since", v, false, &f->since) ? 0 : CTL_USAGE;
+    case OPT_UNTIL:
+        return args_time("--until", v, true, &f->until) ? 0 : CTL_USAGE;
+    case OPT_FROM:
+        f->from = v;
+        return 0;
+    case OPT_TO:
+        f->to = v;
+        return 0;
+    case OPT_TYPE:
+        f->type = v;
+        return 0;
+    case OPT_KIND:
+        if ((f->kind = jq_kind(v)) == 0)
+            return ctl_error(c, CTL_USAGE,
+                             "--kind %.20s is not RECEIVED, REJECTED, DELIVERED, ACKNOWLEDGED, "
+                             "DEAD_LETTERED, REPLAYED or ADMIN",
+                             v);
+        return 0;
+    case OPT_MSGID:
+        f->message_id = v;
+        return 0;
+    case OPT_CORR:
+        f->correlation_id = v;
+        return 0;
+    case OPT_SEQ_FROM:
+        return args_u64("--seq-from", v, 1, UINT64_MAX, &f->seq_from) ? 0 : CTL_USAGE;
+    case OPT_SEQ_TO:
+        return args_u64("--seq-to", v, 1, UINT64_MAX, &f->seq_to) ? 0 : CTL_USAGE;
+    case OPT_LIMIT:
+        return args_u64("--limit", v, 1, UINT64_MAX, &f->limit) ? 0 : CTL_USAGE;
+    case OPT_SCAN:
+        f->scan = true;
+        return 0;
+    case OPT_TERRITORY:
+        f->territory = v;
+        return 0;
     }
-    return *dir && optind == argc ? 0 : 2;
+    return CTL_USAGE;
 }
 
-/* journal-list --journal DIR [--from N] [--to M] */
+/* Options and checks shared by the commands that take a journal filter. */
 int
-cmd_journal_list(int argc, char **argv)
+journal_filter_parse(ctl_t *c, int argc, char **argv, jq_filter_t *f, const journal_extra_t *x)
 {
-    const char *dir = NULL, *pub = NULL;
-    uint64_t from = 1, to = 0;
-    if (journal_args(argc, argv, &dir, &from, &to, &pub, NULL) != 0)
-        return 2;
-    journal_t *j;
-    if (open_journal_ro(dir, &j) != 0)
-        return 1;
-    pt_error_t err;
-    int rc = journal_scan(j, from, to, print_record, NULL, &err);
-    journal_close(&j);
-    return rc == 0 ? 0 : fail(&err);
+    static const struct option opts[] = {{"since", required_argument, NULL, OPT_SINCE},
+                                         {"until", required_argument, NULL, OPT_UNTIL},
+                                         {"from", required_argument, NULL, OPT_FROM},
+                                         {"to", required_argument, NULL, OPT_TO},
+                                         {"type", required_argument, NULL, OPT_TYPE},
+                                         {"kind", required_argument, NULL, OPT_KIND},
+                                         {"message-id", required_argument, NULL, OPT_MSGID},
+                                         {"correlation-id", required_argument, NULL, OPT_CORR},
+                                         {"seq-from", required_argument, NULL, OPT_SEQ_FROM},
+                                         {"seq-to", required_argument, NULL, OPT_SEQ_TO},
+                                         {"limit", required_argument, NULL, OPT_LIMIT},
+                                         {"scan", no_argument, NULL, OPT_SCAN},
+                                         {"reason", required_argument, NULL, OPT_REASON},
+                                         {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+                                         {"territory", required_argument, NULL, OPT_TERRITORY},
+                                         {"with-payloads", no_argument, NULL, OPT_PAYLOADS},
+                                         CTL_COMMON_OPTS,
+                                         CTL_CONN_OPTS,
+                                         {NULL, 0, NULL, 0}};
+    filter_args_t fa = {.f = f, .x = x};
+    int rc = ctl_parse(c, argc, argv, opts, list_opt, &fa);
+    if (rc != 0)
+        return rc;
+    if (optind != argc)
+        return ctl_error(c, CTL_USAGE, "unexpected argument \"%.40s\"", argv[optind]);
+    if (f->since && f->until && f->since >= f->until)
+        return ctl_error(c, CTL_USAGE, "--since is not before --until: the range is empty");
+    if (f->seq_from && f->seq_to && f->seq_from > f->seq_to)
+        return ctl_error(c, CTL_USAGE, "--seq-from is after --seq-to: the range is empty");
+    return 0;
 }
 
-static void
-format_utc(int64_t ms, char *out, size_t cap)
+/* The reason column; for a record whose payload is gone (retention, erasure) and that
+ * has no reason of its own, says so: "payload=expired" or "payload=erased". */
+static const char *
+removed_or(const journal_view_t *v)
 {
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    if (gmtime_r(&t, &tm) == NULL || strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-        snprintf(out, cap, "%lld ms", (long long)ms);
+    if (v->reason != NULL && v->reason[0] != '\0')
+        return v->reason;
+    if (v->payload_state == PT_PAYLOAD_EXPIRED)
+        return "payload=expired";
+    if (v->payload_state == PT_PAYLOAD_ERASED)
+        return "payload=erased";
+    return v->reason;
+}
+
+void
+journal_row_values(const jq_row_t *r, char bufs[4][32], const char *vals[JOURNAL_LIST_COLS])
+{
+    const journal_view_t *v = r->v;
+    snprintf(bufs[0], 32, "%" PRIu64, v->seq);
+    out_time(v->time_ms, bufs[1], 32);
+    snprintf(bufs[2], 32, "%u", v->attempt);
+    snprintf(bufs[3], 32, "%" PRIu64, v->ref_seq);
+    const char *vv[N_LIST_COLS] = {bufs[0],
+                                   bufs[1],
+                                   journal_kind_name(v->kind),
+                                   r->sender,
+                                   r->recipient,
+                                   v->msg_type,
+                                   v->message_id,
+                                   v->correlation_id,
+                                   v->kind == PT_REC_DELIVERED ? bufs[2] : "",
+                                   v->ref_seq ? bufs[3] : "",
+                                   removed_or(v)};
+    memcpy(vals, vv, sizeof vv);
+}
+
+int
+journal_list_row(const jq_row_t *r, void *arg)
+{
+    char bufs[4][32];
+    const char *vals[N_LIST_COLS];
+    journal_row_values(r, bufs, vals);
+    out_row(arg, vals);
+    return 0;
+}
+
+int
+journal_settings(ctl_t *c)
+{
+    int rc = ctl_load(c);
+    if (rc == 0 && !ctl_need(c, c->set.journal, "--journal DIR", "journal.dir"))
+        rc = CTL_USAGE;
+    return rc;
+}
+
+/* journal list [filters] */
+int
+cmd_journal_list(ctl_t *c, int argc, char **argv)
+{
+    jq_filter_t f = {0};
+    int rc = journal_filter_parse(c, argc, argv, &f, NULL);
+    if (rc == 0)
+        rc = journal_settings(c);
+    journal_t *j = NULL;
+    if (rc != 0 || (rc = jq_open(c->set.journal, &j)) != 0)
+        return rc;
+    out_t o;
+    out_begin(&o, c->fmt, journal_list_cols, N_LIST_COLS);
+    uint64_t n = 0;
+    pt_error_t err;
+    rc = jq_run(j, &f, journal_list_row, &o, &n, &err);
+    out_end(&o);
+    journal_close(&j);
+    if (rc != 0)
+        return fail(&err);
+    return CTL_OK;
+}
+
+typedef struct verify_args {
+    const char *pub;
+    uint64_t from, to, max_unsigned;
+    bool progress; /* --progress, or stderr is a terminal */
+} verify_args_t;
+
+/* Progress on stderr: one updated line on a terminal, else one line per step. */
+static void
+verify_progress(void *arg, const char *phase, uint64_t seq, uint64_t end)
+{
+    bool tty = arg != NULL;
+    fprintf(stderr, "%sptibusctl: journal verify: %s %" PRIu64 " of %" PRIu64 " (%.0f%%)%s",
+            tty ? "\r" : "", phase, seq, end, end ? 100.0 * (double)seq / (double)end : 100.0,
+            tty ? "\033[K" : "\n");
+}
+
+static int
+verify_opt(ctl_t *c, int code, const char *v, void *arg)
+{
+    (void)c;
+    verify_args_t *a = arg;
+    if (code == 'p')
+        a->pub = v;
+    else if (code == 'f')
+        return args_u64("--from", v, 1, UINT64_MAX, &a->from) ? 0 : CTL_USAGE;
+    else if (code == 't')
+        return args_u64("--to", v, 1, UINT64_MAX, &a->to) ? 0 : CTL_USAGE;
+    else if (code == 'u')
+        return args_u64("--max-unsigned-tail", v, 0, UINT64_MAX, &a->max_unsigned) ? 0 : CTL_USAGE;
+    else if (code == 'P')
+        a->progress = true;
+    else
+        return CTL_USAGE;
+    return 0;
 }
 
 /* What was checked, success or not: an auditor reads the counts, not just "intact". */
@@ -131,7 +273,7 @@ print_verify_report(const journal_verify_report_t *r, bool signed_, uint64_t max
                "signed anchor%s\n",
                r->anchor_seq, signed_ ? "" : " (signature NOT checked)");
     if (r->last_ckpt_seq != 0) {
-        format_utc(r->last_ckpt_ms, when, sizeof when);
+        out_time(r->last_ckpt_ms, when, sizeof when);
         printf("checkpoints checked: %" PRIu64 " (%" PRIu64 " old-format, not linked), last at "
                "seq %" PRIu64 " signed %s\n",
                r->checkpoints, r->old_checkpoints, r->last_ckpt_seq, when);
@@ -141,42 +283,80 @@ print_verify_report(const journal_verify_report_t *r, bool signed_, uint64_t max
     printf("unsigned tail: %" PRIu64 " records after the last checkpoint (allowed %" PRIu64 "%s)\n",
            r->unsigned_tail, max_unsigned, signed_ ? "" : ", not enforced without --pubkey");
     if (!signed_)
-        printf("signatures: NOT checked (no --pubkey)\n");
+        printf("signatures: NOT checked (no --pubkey and no journal.sign_public_key)\n");
     if (r->state_checked)
         printf("state: queue, dead-letter, dedup, by_msgid and by_partner match the records\n");
 }
 
-/* journal-verify --journal DIR [--pubkey broker.sign.pub] [--from N] [--to M]
- *                [--max-unsigned-tail N] */
-int
-cmd_journal_verify(int argc, char **argv)
+/* A failed signature check: the key may simply not be the journal's. */
+static void
+print_verify_failure(const ctl_t *c, uint64_t bad, const pt_error_t *err)
 {
-    const char *dir = NULL, *pub = NULL;
-    uint64_t from = 0, to = 0, bad = 0, max_unsigned = PT_JOURNAL_UNSIGNED_MAX;
-    if (journal_args(argc, argv, &dir, &from, &to, &pub, &max_unsigned) != 0)
-        return 2;
+    char msg[PT_ERROR_MSG_MAX];
+    snprintf(msg, sizeof msg, "%s", err->msg);
+    char *sig = strstr(msg, "bad signature");
+    if (sig)
+        snprintf(sig, sizeof msg - (size_t)(sig - msg),
+                 "the signature does not verify with this key: forged, or not the journal's "
+                 "signing public key");
+    fprintf(stderr, "ptibusctl: %s: FAILED at record %" PRIu64 ": %s\n", c->name, bad, msg);
+}
+
+/* journal verify [--pubkey SIGN.pub] [--from SEQ] [--to SEQ] [--max-unsigned-tail N] */
+int
+cmd_journal_verify(ctl_t *c, int argc, char **argv)
+{
+    static const struct option opts[] = {{"pubkey", required_argument, NULL, 'p'},
+                                         {"from", required_argument, NULL, 'f'},
+                                         {"to", required_argument, NULL, 't'},
+                                         {"max-unsigned-tail", required_argument, NULL, 'u'},
+                                         {"progress", no_argument, NULL, 'P'},
+                                         CTL_COMMON_OPTS,
+                                         CTL_CONN_OPTS,
+                                         {NULL, 0, NULL, 0}};
+    verify_args_t a = {.max_unsigned = PT_JOURNAL_UNSIGNED_MAX};
+    int rc = ctl_parse(c, argc, argv, opts, verify_opt, &a);
+    if (rc == 0 && optind != argc)
+        rc = CTL_USAGE;
+    if (rc == 0)
+        rc = journal_settings(c);
+    if (rc != 0)
+        return rc;
+    const char *pub = a.pub ? a.pub : c->set.sign_pub;
     uint8_t pk[32];
     pt_error_t err;
     if (pub && keys_read(pub, pk, PT_KEY_LEN, false, &err) != 0)
         return fail(&err);
     journal_t *j;
-    if (open_journal_ro(dir, &j) != 0)
-        return 1;
-    journal_verify_options_t o = {.first = from,
-                                  .last = to,
-                                  .pk = pub ? pk : NULL,
-                                  .max_unsigned = max_unsigned,
-                                  .check_state = true};
-    journal_verify_report_t rep;
-    int rc = journal_verify_ex(j, &o, &rep, &bad, &err);
-    journal_close(&j);
-    print_verify_report(&rep, pub != NULL, max_unsigned);
-    if (rc != 0) {
-        fprintf(stderr, "ptibusctl: journal verify FAILED at record %" PRIu64 ": %s\n", bad,
-                err.msg);
-        return 1;
+    if ((rc = jq_open(c->set.journal, &j)) != 0)
+        return rc;
+    if (journal_last_seq(j) == 0) {
+        journal_close(&j);
+        printf("journal %s: empty (no record to verify)\n", c->set.journal);
+        return CTL_OK;
     }
-    printf("journal %s: records %" PRIu64 "..%" PRIu64 " intact%s\n", dir, rep.first, rep.last,
-           pub ? ", checkpoints signed, linked and covering the head" : "");
-    return 0;
+    journal_verify_options_t o = {.first = a.from,
+                                  .last = a.to,
+                                  .pk = pub ? pk : NULL,
+                                  .max_unsigned = a.max_unsigned,
+                                  .check_state = true};
+    bool tty = isatty(STDERR_FILENO);
+    if (a.progress || tty) {
+        o.progress = verify_progress;
+        o.progress_arg = tty ? (void *)&o : NULL; /* non-NULL: a terminal */
+    }
+    journal_verify_report_t rep;
+    uint64_t bad = 0;
+    rc = journal_verify_ex(j, &o, &rep, &bad, &err);
+    journal_close(&j);
+    if (tty)
+        fputs("\r\033[K", stderr);
+    print_verify_report(&rep, pub != NULL, a.max_unsigned);
+    if (rc != 0) {
+        print_verify_failure(c, bad, &err);
+        return CTL_CORRUPT;
+    }
+    printf("journal %s: records %" PRIu64 "..%" PRIu64 " intact%s\n", c->set.journal, rep.first,
+           rep.last, pub ? ", checkpoints signed, linked and covering the head" : "");
+    return CTL_OK;
 }

@@ -1,8 +1,15 @@
-/* output: what every command prints through: errors, and partner-written text escaped
- * for the terminal (see ctl.h). */
+/* output: what every command prints through: errors, partner-written text escaped for
+ * the terminal, and results as rows in one of four formats (see ctl.h): table, TSV,
+ * CSV (RFC 4180) and JSON Lines. The formats are documented in docs/ptibusctl.md and
+ * stable: columns are only ever added at the end. */
 #include "ctl.h"
 
+#include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include <jansson.h>
 
 #include "utf8.h"
 
@@ -13,11 +20,23 @@ fail(const pt_error_t *err)
     return CTL_FAILED;
 }
 
+int
+ctl_error(const ctl_t *c, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "ptibusctl: %s: ", c->name);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return code;
+}
+
 /* Text that a partner wrote or chose (message ids, reasons, even from an older journal),
  * escaped for the terminal (utf8_escape: no line break, tab or escape sequence can
  * reach it, so a line cannot be forged nor the operator's screen driven). Each call
  * uses the next of a few static buffers, so one printf can take several. */
-#define ESC_SLOTS 6
+#define ESC_SLOTS 16
 #define ESC_MAX 8192
 
 const char *
@@ -29,4 +48,157 @@ esc(const char *s)
     s = s ? s : "";
     utf8_escape(out, ESC_MAX, s, strlen(s));
     return out;
+}
+
+void
+out_time(int64_t ms, char *buf, size_t cap)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    size_t n = gmtime_r(&t, &tm) ? strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm) : 0;
+    if (n == 0)
+        snprintf(buf, cap, "%lld ms", (long long)ms);
+    else
+        snprintf(buf + n, cap - n, ".%03dZ", (int)(ms % 1000));
+}
+
+/* A CSV cell: escaped like every output (no control character reaches a spreadsheet),
+ * quoted when it holds a comma or a quote; a leading =, +, - or @ is prefixed with a
+ * quote mark so a spreadsheet does not take it for a formula. */
+static void
+csv_cell(FILE *f, const char *v)
+{
+    const char *e = esc(v);
+    bool formula = e[0] == '=' || e[0] == '+' || e[0] == '@' || (e[0] == '-' && e[1] != '\0');
+    if (strpbrk(e, ",\"") == NULL && !formula) {
+        fputs(e, f);
+        return;
+    }
+    fputc('"', f);
+    if (formula)
+        fputc('\'', f);
+    for (const char *p = e; *p; p++) {
+        if (*p == '"')
+            fputc('"', f);
+        fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+static void
+json_row(out_t *o, const char *const *vals)
+{
+    json_t *obj = json_object();
+    for (size_t i = 0; obj && i < o->n_cols; i++) {
+        const char *v = vals[i];
+        json_t *x;
+        if (v == NULL || v[0] == '\0')
+            x = json_null();
+        else if (o->cols[i].number && strchr(v, '.'))
+            x = json_real(strtod(v, NULL));
+        else if (o->cols[i].number)
+            x = json_integer((json_int_t)strtoll(v, NULL, 10));
+        else
+            x = utf8_valid(v) ? json_string(v) : json_string(esc(v));
+        json_object_set_new(obj, o->cols[i].name, x);
+    }
+    /* JSON_ENSURE_ASCII: control characters and the rest as \u escapes. */
+    if (obj)
+        json_dumpf(obj, o->f, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER);
+    fputc('\n', o->f);
+    json_decref(obj);
+}
+
+void
+out_html_text(FILE *f, const char *s)
+{
+    for (const char *p = esc(s); *p; p++) {
+        switch (*p) {
+        case '&':
+            fputs("&amp;", f);
+            break;
+        case '<':
+            fputs("&lt;", f);
+            break;
+        case '>':
+            fputs("&gt;", f);
+            break;
+        case '"':
+            fputs("&quot;", f);
+            break;
+        case '\'':
+            fputs("&#39;", f);
+            break;
+        default:
+            fputc(*p, f);
+        }
+    }
+}
+
+static void
+html_row(out_t *o, const char *const *vals, bool header)
+{
+    fputs(header ? "<table>\n<thead><tr>" : "<tr>", o->f);
+    for (size_t i = 0; i < o->n_cols; i++) {
+        const char *v = header ? o->cols[i].name : vals[i];
+        fputs(header ? "<th>" : o->cols[i].number ? "<td class=\"n\">" : "<td>", o->f);
+        out_html_text(o->f, v && v[0] ? v : "");
+        fputs(header ? "</th>" : "</td>", o->f);
+    }
+    fputs(header ? "</tr></thead>\n<tbody>\n" : "</tr>\n", o->f);
+}
+
+static void
+text_row(out_t *o, const char *const *vals, bool header)
+{
+    if (o->fmt == CTL_FMT_HTML) {
+        html_row(o, vals, header);
+        return;
+    }
+    for (size_t i = 0; i < o->n_cols; i++) {
+        const char *v = header ? o->cols[i].name : vals[i];
+        bool empty = v == NULL || v[0] == '\0';
+        if (o->fmt == CTL_FMT_CSV) {
+            if (i)
+                fputc(',', o->f);
+            csv_cell(o->f, empty ? "" : v);
+            continue;
+        }
+        const char *e = empty ? "-" : header ? v : esc(v);
+        if (o->fmt == CTL_FMT_TSV)
+            fprintf(o->f, "%s%s", i ? "\t" : "", e);
+        else if (i + 1 == o->n_cols)
+            fputs(e, o->f);
+        else
+            fprintf(o->f, "%-*s ", o->cols[i].width, e);
+    }
+    fputc('\n', o->f);
+}
+
+void
+out_begin(out_t *o, ctl_format_t fmt, const out_col_t *cols, size_t n_cols)
+{
+    *o = (out_t){.fmt = fmt, .cols = cols, .n_cols = n_cols, .f = stdout};
+    if (fmt != CTL_FMT_JSON)
+        text_row(o, NULL, true);
+}
+
+void
+out_row(out_t *o, const char *const *vals)
+{
+    if (o->fmt == CTL_FMT_JSON)
+        json_row(o, vals);
+    else
+        text_row(o, vals, false);
+    o->rows++;
+}
+
+void
+out_end(out_t *o)
+{
+    if (o->rows == 0 && o->fmt == CTL_FMT_TABLE)
+        fputs("(none)\n", o->f);
+    if (o->fmt == CTL_FMT_HTML)
+        fputs("</tbody>\n</table>\n", o->f);
+    fflush(o->f);
 }

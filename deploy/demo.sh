@@ -32,7 +32,7 @@ state=${PTIBUS_DEMO_DIR:-$(mktemp -d /tmp/ptibus-demo.XXXXXX)}
 mkdir -p "$state/keys"
 chmod 700 "$state" "$state/keys"
 partners=(departement pole_emploi caf msa region ml_nord ml_sud)
-gen() { [ -e "$state/keys/$2$3" ] || "$ctl" keygen --dir "$state/keys" --kind "$1" "$2"; }
+gen() { [ -e "$state/keys/$2$3" ] || "$ctl" keygen --dir "$state/keys" --kind "$1" "$2" >/dev/null; }
 gen curve broker .key
 gen sign broker .sign
 gen hmac person_index .hmac
@@ -54,6 +54,25 @@ sed -e "s|^listen: .*|listen: \"tcp://127.0.0.1:$port\"|" \
     -e "s|dir: /var/lib/ptibus/journal|dir: journal|" \
     -e "s|checkpoint_interval: 60s|checkpoint_interval: 2s|" \
     "$top/deploy/broker.yaml" >"$state/broker.yaml"
+# ptibusctl's settings (docs/ptibusctl.md): every command below needs only its own
+# arguments.
+cat >"$state/ptibusctl.yaml" <<EOF
+broker:
+  endpoint: "tcp://127.0.0.1:$port"
+  admin: "ipc://$state/admin.sock"
+  public_key: keys/broker.pub
+journal:
+  dir: journal
+  sign_public_key: keys/broker.sign.pub
+  person_index_key: keys/person_index.hmac
+operator:
+  name: demo-admin
+  key: keys/admin.key
+  public_key: keys/admin.pub
+partners:
+  keys_dir: keys
+EOF
+pctl() { "$ctl" --config "$state/ptibusctl.yaml" "$@"; }
 
 "$ptibusd" --config "$state/broker.yaml" --check-config
 "$ptibusd" --config "$state/broker.yaml" 2>"$state/ptibusd.log" &
@@ -234,8 +253,7 @@ for p in "${partners[@]}"; do
 done
 
 echo "== live statistics from the admin socket"
-"$ctl" stats --endpoint "ipc://$state/admin.sock" --server-key "$state/keys/broker.pub" \
-    --key "$state/keys/admin.key" --pub "$state/keys/admin.pub"
+pctl stats
 echo "== Prometheus metrics (excerpt) from http://127.0.0.1:$mport/metrics"
 sleep 1.2
 python3 - "$mport" <<'PY'
@@ -249,7 +267,8 @@ PY
 if [ $keep = 1 ]; then
     echo "== running; try:"
     echo "   curl -H \"Authorization: Bearer \$(cat $state/keys/departement.tokens)\" $(api departement)/v1/messages/cd55-ori-2026-000101"
-    echo "   $ctl journal-list --journal $state/journal"
+    echo "   $ctl --config $state/ptibusctl.yaml journal list"
+    echo "   $ctl --config $state/ptibusctl.yaml trace cd55-ori-2026-000101"
     echo "   Ctrl-C stops everything"
     trap 'echo; echo "== stopping"' INT
     wait $pid || true
@@ -259,9 +278,9 @@ stop_all
 trap - EXIT
 
 echo "== the journal (audit fields only: payloads are personal data)"
-"$ctl" journal-list --journal "$state/journal" | tail -n 30
+pctl journal list | tail -n 30
 echo "   (the last 30 records)"
 echo "== tamper evidence"
-"$ctl" journal-verify --journal "$state/journal" --pubkey "$state/keys/broker.sign.pub"
+pctl journal verify
 echo "== logs: $state/ptibusd.log, $state/adapter-*.log"
-echo "   look further: $ctl journal-list --journal $state/journal"
+echo "   look further: $ctl --config $state/ptibusctl.yaml journal list | trace MESSAGE_ID | report"

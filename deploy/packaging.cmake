@@ -72,6 +72,9 @@ install(FILES ${CMAKE_CURRENT_LIST_DIR}/ptibusd.service DESTINATION /lib/systemd
 install(FILES ${CMAKE_CURRENT_LIST_DIR}/broker.yaml DESTINATION /etc/ptibus COMPONENT broker)
 install(FILES ${CMAKE_CURRENT_LIST_DIR}/broker.yaml DESTINATION ${CMAKE_INSTALL_DATADIR}/ptibus
         RENAME broker.yaml.example COMPONENT broker)
+# ptibusctl's settings: an example each administrator copies (docs/operations.md).
+install(FILES ${CMAKE_CURRENT_LIST_DIR}/ptibusctl.yaml DESTINATION ${CMAKE_INSTALL_DATADIR}/ptibus
+        RENAME ptibusctl.yaml.example COMPONENT broker)
 install(FILES ${_deb}/copyright ${_gen}/changelog.gz
         DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/ptibus-broker COMPONENT broker)
 

@@ -56,6 +56,7 @@
  *   journal_archive.c     archives: writing one, chaining it to the live journal
  *   journal_erase.c       erasure of one person's payloads
  *   journal_space.c       used, free and reclaimable space; the compacted copy
+ *   journal_copy.c        a consistent copy into a new folder (backup)
  *   journal_record.c/.h   byte layout of records and checkpoints, the chain hash */
 #ifndef PT_JOURNAL_H
 #define PT_JOURNAL_H
@@ -326,6 +327,10 @@ typedef struct journal_verify_options {
     /* Rebuild the queue, dead-letter, dedup, message-id and partner databases from the
      * records and compare (only when the range is the whole journal). */
     bool check_state;
+    /* Called at the start of each phase ("records", "checkpoints", "state") and every
+     * 65536 records of the walk, with the seq reached and the range's end; NULL = none. */
+    void (*progress)(void *arg, const char *phase, uint64_t seq, uint64_t end);
+    void *progress_arg;
 } journal_verify_options_t;
 
 typedef struct journal_verify_report {
@@ -554,6 +559,11 @@ int journal_space(journal_t *j, journal_space_t *out, pt_error_t *err);
  * created 0700 if missing; data.mdb 0600. -EEXIST when dir holds a journal already.
  * Works on a journal open read-only beside a running broker (one read transaction). */
 int journal_compact(journal_t *j, const char *dir, pt_error_t *err);
+/* Copies the committed journal into dir (created 0700, or an existing empty folder made
+ * 0700) with LMDB's compacting copy, in one read transaction: consistent, and safe
+ * while the broker writes. data.mdb is created 0600 and synced, then the folder.
+ * Returns 0, -EEXIST for a folder that is not empty, -errno or PT_E* (err says what). */
+int journal_copy(journal_t *j, const char *dir, pt_error_t *err);
 
 /* Current map size and maximum, and bytes in use, for metrics and the full check. */
 void journal_usage(const journal_t *j, size_t *used, size_t *map_size, size_t *map_max);

@@ -74,6 +74,8 @@ struct journal_txn {
 struct journal {
     MDB_env *env;
     int lock_fd; /* the writer's exclusive lock on <dir>/writer.lock, -1 when read-only */
+    /* During journal_verify_ex only: its options' progress callback (or NULL). */
+    const journal_verify_options_t *verifying;
     MDB_dbi dbi[JDB_COUNT];
     journal_txn_t wtxn; /* the one write transaction (the broker is single-threaded) */
     bool in_txn;

@@ -102,6 +102,13 @@ chain_start(journal_t *j, MDB_txn *txn, const journal_meta_t *m, uint64_t first,
     return rc ? rc : verify_one(m, &v, first - 1, prev, bad_seq, err);
 }
 
+static void
+progress(const journal_t *j, const char *phase, uint64_t seq, uint64_t end)
+{
+    if (j->verifying && j->verifying->progress)
+        j->verifying->progress(j->verifying->progress_arg, phase, seq, end);
+}
+
 /* Walks records first..end checking continuity and the chain, then the tail. */
 static int
 verify_walk(journal_t *j, MDB_cursor *cur, uint64_t first, uint64_t end, const journal_meta_t *meta,
@@ -125,6 +132,8 @@ verify_walk(journal_t *j, MDB_cursor *cur, uint64_t first, uint64_t end, const j
         int rc = verify_one(meta, &v, seq, prev, bad_seq, err);
         if (rc != 0)
             return rc;
+        if ((seq & 0xffff) == 0)
+            progress(j, "records", seq, end);
     }
     if (m != 0 && m != MDB_NOTFOUND)
         return lmdbx_fail(err, m, j->dir, "walking the records");
@@ -423,7 +432,10 @@ verify_in(journal_t *j, MDB_txn *txn, const journal_verify_options_t *o,
     if (first > end)
         return 0;
     ckpt_walk_t w = {.pk = o->pk, .rep = rep};
+    progress(j, "records", first, end);
     rc = jint_verify_range(j, txn, first, end, bad_seq, err);
+    if (rc == 0)
+        progress(j, "checkpoints", end, end);
     if (rc == 0)
         rc = verify_checkpoints(j, txn, &meta, end, &w, bad_seq, err);
     if (rc != 0)
@@ -435,6 +447,7 @@ verify_in(journal_t *j, MDB_txn *txn, const journal_verify_options_t *o,
     if (o->pk != NULL)
         rc = check_unsigned_tail(rep, max, bad_seq, err);
     if (rc == 0 && o->check_state && first == jint_first_seq(&meta) && end == meta.last_seq) {
+        progress(j, "state", end, end);
         rc = jint_state_check(j, txn, bad_seq, err);
         rep->state_checked = rc == 0;
     }
@@ -451,7 +464,9 @@ journal_verify_ex(journal_t *j, const journal_verify_options_t *o, journal_verif
     int rc = jint_read_begin(j, &txn, err);
     if (rc != 0)
         return rc;
+    j->verifying = o;
     rc = verify_in(j, txn, o, rep, bad_seq, err);
+    j->verifying = NULL;
     mdb_txn_abort(txn);
     return rc;
 }

@@ -287,7 +287,7 @@ static void
 verify_chain(fx_t *f)
 {
     char cmd[9000];
-    snprintf(cmd, sizeof cmd, "%s journal-verify --journal %s --pubkey %s/keys/journal.sign.pub",
+    snprintf(cmd, sizeof cmd, "%s journal verify --journal %s --pubkey %s/keys/journal.sign.pub",
              PT_PTIBUSCTL_PATH, f->net.journal_dir, f->net.dir);
     int st = system(cmd);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);

@@ -3,7 +3,7 @@
  * write not yet durable and dies, as a machine whose power is cut. Four partners
  * publish continuously (windows 1 to 32) meanwhile. After each cut the test reads the
  * journal: every message that got a PublishAck must be RECEIVED exactly once, and the
- * chain must verify (the real ptibusctl journal-verify). The broker is restarted on the
+ * chain must verify (the real ptibusctl journal verify). The broker is restarted on the
  * same journal, the unanswered messages are published again (deduplication must answer
  * them without a second RECEIVED), and the next cut comes.
  * The test of the test: the same run with journal.unsafe_ack_before_fsync (acks before
@@ -353,13 +353,13 @@ check_journal(pc_run_t *r, bool full)
     journal_close(&j);
 }
 
-/* The real ptibusctl journal-verify on the journal; returns its exit status. */
+/* The real ptibusctl journal verify on the journal; returns its exit status. */
 static int
 verify_chain(pc_run_t *r)
 {
     char cmd[9000], out[2048];
     snprintf(cmd, sizeof cmd,
-             "'%s' journal-verify --journal '%s' --pubkey '%s/keys/journal.sign.pub' 2>&1",
+             "'%s' journal verify --journal '%s' --pubkey '%s/keys/journal.sign.pub' 2>&1",
              PT_PTIBUSCTL_PATH, r->net.journal_dir, r->net.dir);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
@@ -368,7 +368,7 @@ verify_chain(pc_run_t *r)
     int st = pclose(p);
     int rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
     if (rc != 0) {
-        print_message("journal-verify after cut %ld failed:\n%s", r->cuts, out);
+        print_message("journal verify after cut %ld failed:\n%s", r->cuts, out);
         r->verify_failures++;
     }
     return rc;

@@ -14,6 +14,7 @@
 
 #include "codec.h"
 #include "daemon.h"
+#include "journal.h"
 #include "ptibus/v1/admin.pb-c.h"
 #include "samples.h"
 #include "testutil.h"
@@ -267,6 +268,54 @@ test_replay_to_original_recipients_only(void **state)
     codec_free((ProtobufCMessage **)&r);
 }
 
+/* A personal-data read is answered with the seq of its committed ADMIN record, which
+ * names the command, the operator and the reason; one without a reason is refused. */
+static void
+test_audit_read_journaled(void **state)
+{
+    fx_t *f = *state;
+    Ptibus__V1__AdminRequest q = PTIBUS__V1__ADMIN_REQUEST__INIT;
+    Ptibus__V1__AuditReadRequest ar = PTIBUS__V1__AUDIT_READ_REQUEST__INIT;
+    ar.command = "journal show 1";
+    ar.reason = "";
+    ar.operator_name = "dpo";
+    q.request_id = "ar";
+    q.kind_case = PTIBUS__V1__ADMIN_REQUEST__KIND_AUDIT_READ;
+    q.audit_read = &ar;
+    Ptibus__V1__AdminResponse *r = call(f->admin, &q, TIMEOUT_MS);
+    assert_false(r->ok);
+    assert_non_null(strstr(r->error, "audit_read.reason: required"));
+    codec_free((ProtobufCMessage **)&r);
+    ar.reason = "ticket 12";
+    ar.command = "journal show 1\nforged";
+    r = call(f->admin, &q, TIMEOUT_MS);
+    assert_false(r->ok);
+    assert_non_null(strstr(r->error, "audit_read.command"));
+    codec_free((ProtobufCMessage **)&r);
+    ar.command = "journal show 1";
+    r = call(f->admin, &q, TIMEOUT_MS);
+    assert_true(r->ok);
+    assert_int_equal(r->kind_case, PTIBUS__V1__ADMIN_RESPONSE__KIND_AUDIT_SEQ);
+    uint64_t seq = r->audit_seq;
+    assert_true(seq > 0);
+    codec_free((ProtobufCMessage **)&r);
+    assert_int_equal(td_broker_stop(&f->net), 0);
+    journal_options_t o = {.dir = f->net.journal_dir, .read_only = true};
+    journal_t *j;
+    pt_error_t err;
+    assert_int_equal(journal_open(&o, &j, &err), 0);
+    journal_view_t v;
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    assert_int_equal(journal_get(j, seq, &v, &buf, &cap, &err), 0);
+    assert_int_equal(v.kind, PT_REC_ADMIN);
+    assert_string_equal(v.reason,
+                        "personal-data read: journal show 1; operator: dpo; reason: ticket 12");
+    assert_non_null(strstr(v.partner, "admin:"));
+    free(buf);
+    journal_close(&j);
+}
+
 static void
 test_metrics_scraped(void **state)
 {
@@ -323,6 +372,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_partner_key_refused_admin_key_served, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dead_letters_listed_and_requeued, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_to_original_recipients_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_read_journaled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics_scraped, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,9 +4,9 @@
  *  - a DeliverAck reason with controls is refused; a valid one that holds personal
  *    data stays out of the log (its length is logged), is cut by code point so that
  *    the Receipt decodes with a strict proto3 decoder (python3-protobuf when present),
- *    and `ptibusctl journal-list` prints it escaped;
+ *    and `ptibusctl journal list` prints it escaped;
  *  - a journal written before this validation (a reason with a forged line and ESC
- *    sequences) is printed escaped by `ptibusctl journal-list`;
+ *    sequences) is printed escaped by `ptibusctl journal list`;
  *  - a binary Envelope with a field unknown to PersonRef (a NIR hidden there) is
  *    refused INVALID naming the field number. */
 #include <poll.h>
@@ -175,14 +175,14 @@ expect_clean_log(fx_t *f)
     free(log);
 }
 
-/* Runs `ptibusctl journal-list` on the stopped broker's journal (caller frees). */
+/* Runs `ptibusctl journal list --format tsv` on the stopped broker's journal (caller frees). */
 static char *
 journal_list(fx_t *f)
 {
     char cmd[9000], out[4400];
     snprintf(out, sizeof out, "%s/journal-list.txt", f->net.dir);
-    snprintf(cmd, sizeof cmd, "'%s' journal-list --journal '%s' > '%s'", PT_PTIBUSCTL_PATH,
-             f->net.journal_dir, out);
+    snprintf(cmd, sizeof cmd, "'%s' journal list --format tsv --journal '%s' > '%s'",
+             PT_PTIBUSCTL_PATH, f->net.journal_dir, out);
     assert_int_equal(system(cmd), 0);
     uint8_t *text;
     size_t len;
@@ -315,8 +315,9 @@ test_ack_reason_injection(void **state)
     line_with(list, "DEAD_LETTERED", line, sizeof line);
     assert_non_null(strstr(line, "Mme TIFOUR\\tSophie aaa"));
     assert_true(utf8_valid(line));
-    /* seq, time, kind, partner, type, message id, ref and the reason: its tab escaped. */
-    assert_int_equal(count_char(line, '\t'), 7);
+    /* seq, time, kind, sender, recipient, type, message id, correlation id, attempt, ref
+     * and the reason: its tab escaped. */
+    assert_int_equal(count_char(line, '\t'), 10);
     free(list);
 }
 
@@ -352,7 +353,7 @@ append_old_dead_letter(fx_t *f, const char *message_id, uint64_t ref_seq, const 
 }
 
 /* A journal written before the broker validated reasons holds whatever a recipient
- * sent: journal-list must still print one escaped line per record. */
+ * sent: journal list must still print one escaped line per record. */
 static void
 test_journal_list_escapes(void **state)
 {

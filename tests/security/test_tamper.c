@@ -1,7 +1,7 @@
 /* Security: the journal's tamper seal (issue 10, item 1). Each test writes a real
  * journal through the journal API (or a real ptibusd writes it), attacks its LMDB files
  * directly the way someone with the files would, and runs the real `ptibusctl
- * journal-verify --pubkey` on it:
+ * journal verify --pubkey` on it:
  *  (a) record 1's sender changed, the chain recomputed to the end, the head rewritten,
  *      every checkpoint deleted: must fail;
  *  (b) the last checkpoints deleted and the tail after the last kept one rewritten:
@@ -314,12 +314,12 @@ raw_del_checkpoint(raw_t *r, uint64_t seq)
 
 /* ---- the verifier: the real ptibusctl ---- */
 
-/* Runs ptibusctl journal-verify --pubkey; returns its exit status, output in f->out. */
+/* Runs ptibusctl journal verify --pubkey; returns its exit status, output in f->out. */
 static int
 run_verify(fixture_t *f, const char *journal_dir)
 {
     char cmd[9000];
-    snprintf(cmd, sizeof cmd, "'%s' journal-verify --journal '%s' --pubkey '%s' 2>&1",
+    snprintf(cmd, sizeof cmd, "'%s' journal verify --journal '%s' --pubkey '%s' 2>&1",
              PT_PTIBUSCTL_PATH, journal_dir, f->pubfile);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
