@@ -46,6 +46,7 @@ typedef struct opts {
 typedef struct pass {
     uint64_t spooled, duplicates, invalid, commits;
     double hash_s, spool_s, commit_s;
+    double cpu_s; /* user + system CPU of the pass: steadier than wall time on a shared box */
     char first_error[PT_ERROR_PATH_MAX + PT_ERROR_MSG_MAX + 2]; /* never a value: codec_ops.h */
 } pass_t;
 
@@ -66,6 +67,15 @@ typedef struct bench {
     crypto_generichash_state digest;
     pt_error_t err;
 } bench_t;
+
+static double
+cpu_now_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
 
 static double
 now_s(void)
@@ -274,14 +284,14 @@ print_pass(const bench_t *b, unsigned k, int rc, const pt_codec_outcome_t *out, 
            "\"items\":%llu,\"records\":%llu,"
            "\"record_errors\":%llu,\"spooled\":%llu,\"duplicates\":%llu,\"invalid\":%llu,"
            "\"commit_every\":%lu,\"commits\":%llu,\"seconds\":%.3f,\"rate\":%.0f,"
-           "\"items_per_s\":%.0f,\"hash_s\":%.3f,\"spool_s\":%.3f,\"commit_s\":%.3f,"
+           "\"items_per_s\":%.0f,\"hash_s\":%.3f,\"spool_s\":%.3f,\"commit_s\":%.3f,\"cpu_s\":%.3f,"
            "\"peak_rss_kib\":%ld,\"rss_anon_kib\":%ld,\"rss_file_kib\":%ld}\n",
            b->codec->name, k, every, b->codec->name, k, b->attempt, b->failed_s, rc,
            (long long)bytes, b->o->items, (unsigned long long)out->records,
            (unsigned long long)out->errors, (unsigned long long)p->spooled,
            (unsigned long long)p->duplicates, (unsigned long long)p->invalid, b->o->commit_every,
            (unsigned long long)p->commits, secs, secs > 0 ? (double)out->records / secs : 0,
-           secs > 0 ? (double)b->o->items / secs : 0, p->hash_s, p->spool_s, p->commit_s,
+           secs > 0 ? (double)b->o->items / secs : 0, p->hash_s, p->spool_s, p->commit_s, p->cpu_s,
            ru.ru_maxrss, status_kib("RssAnon"), status_kib("RssFile"));
     fflush(stdout);
 }
@@ -315,7 +325,7 @@ run_pass(bench_t *b, unsigned k)
     reset_peak_rss();
     pt_codec_outcome_t out;
     memset(&out, 0, sizeof out);
-    double t0 = now_s();
+    double t0 = now_s(), c0 = cpu_now_s();
     int rc = hash_file(b, fd);
     b->p.hash_s = now_s() - t0;
     pt_codec_source_t src = {.fd = fd, .name = "bench"};
@@ -326,6 +336,7 @@ run_pass(bench_t *b, unsigned k)
     else
         spool_abort(b->spool);
     double secs = now_s() - t0;
+    b->p.cpu_s = cpu_now_s() - c0;
     close(fd);
     if (rc != 0)
         fprintf(stderr, "bench_codecs: pass %u: %s (line %lu: %s; %s)\n", k, pt_strerror(rc),

@@ -194,6 +194,26 @@ dtd_byte(xml_safe_t *x, uint8_t b)
     return true;
 }
 
+/* The index of the first byte from i on that the states must see, counting the newlines
+ * before it into *lines: a non-ASCII byte, or a '<' that may open "<!" (followed by '!',
+ * or the chunk's last byte). Any other '<' leaves the DTD state where it was (0) once its
+ * next byte is seen, and a '!' not after '<' changes nothing. Most of any flow is plain
+ * ASCII: this loop keeps everything in registers (a store through x would force the
+ * compiler to reload the states at every byte, as p may alias them). */
+static size_t
+skip_plain(const uint8_t *p, size_t i, size_t n, unsigned long *lines)
+{
+    unsigned long nl = 0;
+    for (; i < n; i++) {
+        uint8_t b = p[i];
+        if (b >= 0x80 || (b == '<' && (i + 1 == n || p[i + 1] == '!')))
+            break;
+        nl += b == '\n';
+    }
+    *lines += nl;
+    return i;
+}
+
 static int
 filter(xml_safe_t *x, const uint8_t *p, size_t n)
 {
@@ -201,10 +221,8 @@ filter(xml_safe_t *x, const uint8_t *p, size_t n)
         return in_fail(x, PT_ETOOLARGE, "line %lu: the file is over its size limit%s", "");
     x->bytes += n;
     for (size_t i = 0; i < n; i++) {
-        /* fast path: plain ASCII between states (most of any flow) */
-        if (p[i] < 0x80 && p[i] != '<' && p[i] != '!' && p[i] != '\n' && x->u8_need == 0 &&
-            x->dtd_state == 0)
-            continue;
+        if (x->u8_need == 0 && x->dtd_state == 0 && (i = skip_plain(p, i, n, &x->in_line)) == n)
+            break;
         if (!byte_ok(x, p[i]))
             return in_fail(x, PT_EMALFORMED, "line %lu: invalid byte sequence for the encoding %s",
                            x->encoding);

@@ -142,18 +142,21 @@ lheo_diff_destroy(lheo_diff_t **d)
     *d = NULL;
 }
 
+/* Most packed offers are well under 4 KiB: packed on the stack, else on the heap. */
 static int
 fingerprint(const Ptibus__V1__TrainingOffer *offer, uint8_t fp[LHEO_FP_LEN])
 {
     Ptibus__V1__TrainingOffer copy = *offer;
     copy.operation = PTIBUS__V1__OFFER_OPERATION__OFFER_OPERATION_UPSERT;
+    uint8_t local[4096];
     size_t len = protobuf_c_message_get_packed_size(&copy.base);
-    uint8_t *buf = malloc(len ? len : 1);
+    uint8_t *buf = len <= sizeof local ? local : malloc(len);
     if (buf == NULL)
         return -ENOMEM;
     protobuf_c_message_pack(&copy.base, buf);
     crypto_generichash(fp, LHEO_FP_LEN, buf, len, NULL, 0);
-    free(buf);
+    if (buf != local)
+        free(buf);
     return 0;
 }
 
@@ -163,12 +166,13 @@ lheo_diff_offer(lheo_diff_t *d, const Ptibus__V1__TrainingOffer *offer, bool *pu
 {
     *publish = false;
     const char *key = offer->offer_id ? offer->offer_id : "";
-    if (kmap_find(&d->seen, key) != NULL)
-        return pt_error_set(err, PT_EINVALID, "offer_id",
-                            "session \"%.128s\" appears twice in the catalogue", key);
     kentry_t *e;
     uint8_t fp[LHEO_FP_LEN], old[LHEO_FP_LEN];
+    size_t seen = d->seen.n; /* one probe: an insert that adds nothing found the key */
     int rc = kmap_insert(&d->seen, key, &e);
+    if (rc == 0 && d->seen.n == seen)
+        return pt_error_set(err, PT_EINVALID, "offer_id",
+                            "session \"%.128s\" appears twice in the catalogue", key);
     if (rc == 0)
         rc = fingerprint(offer, fp);
     if (rc < 0)
