@@ -203,12 +203,23 @@ dtd_byte(xml_safe_t *x, uint8_t b)
 static size_t
 skip_plain(const uint8_t *p, size_t i, size_t n, unsigned long *lines)
 {
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
     unsigned long nl = 0;
-    for (; i < n; i++) {
+    while (i < n) {
+        /* 8 bytes at once when all are ASCII and none is '<': for ASCII bytes, the high
+         * bit of ~(v + 0x7f) is set exactly where v is 0 (no carry between bytes) */
+        uint64_t w;
+        if (i + 8 <= n && (memcpy(&w, p + i, 8), (w & high) == 0) &&
+            (~((w ^ (ones * '<')) + ones * 0x7f) & high) == 0) {
+            nl += (unsigned long)__builtin_popcountll(~((w ^ (ones * '\n')) + ones * 0x7f) & high);
+            i += 8;
+            continue;
+        }
         uint8_t b = p[i];
         if (b >= 0x80 || (b == '<' && (i + 1 == n || p[i + 1] == '!')))
             break;
         nl += b == '\n';
+        i++;
     }
     *lines += nl;
     return i;
@@ -557,6 +568,8 @@ fill(xml_safe_t *x, xml_safe_node_t *node, xml_safe_kind_t kind)
     const xmlChar *ns = xmlTextReaderConstNamespaceUri(x->r);
     node->ns = ns ? (const char *)ns : "";
     node->depth = x->depth > 0 ? x->depth - 1 : 0;
+    if (kind == XML_SAFE_END) /* on_end gives the parser's line */
+        return;
     xmlNodePtr cur = xmlTextReaderCurrentNode(x->r);
     long line = cur ? xmlGetLineNo(cur) : -1;
     node->line = line > 0 ? (unsigned long)line : xml_safe_line(x);
