@@ -53,6 +53,7 @@ typedef struct cctx {
     bool text_over;
     bool in_household;
     household_t h;
+    cperson_t *persons; /* PT_CNAF_MAX_PERSONS, h.p while a household is open */
     uint64_t index, households, anomalies;
 } cctx_t;
 
@@ -126,20 +127,25 @@ household_error(cctx_t *c, const char *msg)
     snprintf(e->msg, sizeof e->msg, "line %lu: %s", e->line, msg);
 }
 
+/* Forgets the household; the persons it used are zeroed for the next one (the persons
+ * buffer, 72 KiB, is allocated once per flow: zeroing all of it per household cost more
+ * than reading the household). */
 static void
-household_fini(household_t *h)
+household_reset(cctx_t *c)
 {
-    free(h->p);
-    memset(h, 0, sizeof *h);
+    if (c->h.p != NULL)
+        memset(c->h.p, 0, c->h.np * sizeof *c->h.p);
+    memset(&c->h, 0, sizeof c->h);
 }
 
 static int
 open_household(cctx_t *c, unsigned long line)
 {
-    household_fini(&c->h);
-    c->h.p = calloc(PT_CNAF_MAX_PERSONS, sizeof *c->h.p);
-    if (c->h.p == NULL)
+    household_reset(c);
+    if (c->persons == NULL &&
+        (c->persons = calloc(PT_CNAF_MAX_PERSONS, sizeof *c->persons)) == NULL)
         return -ENOMEM;
+    c->h.p = c->persons;
     c->h.line = line;
     c->in_household = true;
     c->households++;
@@ -310,7 +316,7 @@ on_end(cctx_t *c, const xml_safe_node_t *n)
         on_person_end(c);
     if (REL_IS(c, "InfosFoyerRSA")) {
         rc = emit_household(c);
-        household_fini(&c->h);
+        household_reset(c);
         c->in_household = false;
     }
     c->rel_n = c->rel_len[n->depth];
@@ -562,7 +568,8 @@ cnaf_decode(xml_safe_t *x, pt_record_fn fn, void *ctx, pt_codec_outcome_t *outco
         fatal(c, rc, "out of memory");
     if (rc == 0)
         check_counts(c);
-    household_fini(&c->h);
+    household_reset(c);
+    free(c->persons);
     free(c);
     return rc;
 }
