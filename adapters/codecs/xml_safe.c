@@ -474,7 +474,8 @@ path_push(xml_safe_t *x, const char *name)
     level_t *parent = &x->levels[x->depth];
     sib_t *s = NULL;
     for (size_t i = 0; i < parent->nsibs && s == NULL; i++)
-        if (parent->sibs[i].name == name || strcmp(parent->sibs[i].name, name) == 0)
+        if (parent->sibs[i].name == name ||
+            (parent->sibs[i].name[0] == name[0] && strcmp(parent->sibs[i].name, name) == 0))
             s = &parent->sibs[i];
     if (s == NULL) {
         if (parent->nsibs == parent->cap) {
