@@ -233,7 +233,7 @@ static int
 hash_file(bench_t *b, int fd)
 {
     crypto_hash_sha256_state st;
-    static uint8_t chunk[1 << 16];
+    uint8_t chunk[1 << 16];
     crypto_hash_sha256_init(&st);
     ssize_t n;
     while ((n = read(fd, chunk, sizeof chunk)) > 0)
