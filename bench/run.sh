@@ -13,20 +13,22 @@
 #                                    (default 1000000)
 #   bench/run.sh --no-peers          ptibus, LMDB and the journal only
 #   bench/run.sh --keep              keep the temporary directory
+#   bench/run.sh --codecs-only       the codec scenario (C1) only
 #   bench/run.sh --perf              also profile ptibusd (perf, cpu-clock) during S1
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 
-smoke=0 peers=1 keep=0 profile=0 secs=10 jrecords=1000000
+smoke=0 peers=1 keep=0 profile=0 secs=10 jrecords=1000000 codecs_only=0
 while [ $# -gt 0 ]; do
     case "$1" in
     --smoke) smoke=1 peers=0 secs=2 jrecords=20000 ;;
     --no-peers) peers=0 ;;
+    --codecs-only) codecs_only=1 peers=0 ;;
     --keep) keep=1 ;;
     --perf) profile=1 ;;
     --seconds) secs=$2; shift ;;
     --journal-records) jrecords=$2; shift ;;
-    *) echo "usage: bench/run.sh [--smoke] [--no-peers] [--keep] [--seconds S] [--journal-records N]" >&2
+    *) echo "usage: bench/run.sh [--smoke] [--no-peers] [--codecs-only] [--keep] [--seconds S] [--journal-records N]" >&2
        exit 2 ;;
     esac
     shift
@@ -83,8 +85,12 @@ wait_port() { # wait_port PORT PID SECONDS
 }
 
 install_peers() {
-    local pkgs=(rabbitmq-server redis-server nats-server librabbitmq-dev libhiredis-dev
-        libnats-dev strace) missing=() p
+    install_pkgs rabbitmq-server redis-server nats-server librabbitmq-dev libhiredis-dev \
+        libnats-dev strace
+}
+
+install_pkgs() { # install_pkgs PACKAGE...: those missing, from Debian
+    local pkgs=("$@") missing=() p
     for p in "${pkgs[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
             missing+=("$p")
@@ -107,9 +113,10 @@ install_peers() {
 build() {
     "$top/deploy/install-deps.sh"
     local b="$top/build-bench" targets=(ptibusd ptibusctl bench_ptibus bench_journal bench_lmdb
-        bench_floor bench_adapter)
+        bench_floor bench_adapter bench_codecs)
     cmake -S "$top" -B "$b" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPTIBUS_BENCH=ON >/dev/null
     [ "$peers" = 1 ] && targets+=(bench_rabbitmq bench_redis bench_nats)
+    [ "$codecs_only" = 1 ] && targets=(bench_codecs)
     cmake --build "$b" -j2 --target "${targets[@]}" >/dev/null
     bin="$b/bench"
     ptibusd="$b/broker/ptibusd"
@@ -300,6 +307,51 @@ run_adapter() {
         tee -a "$results" >&2
 }
 
+# The codec scenario (C1, issue 13): generated partner files (an LHEO catalogue, a CNAF
+# flow) decoded, diffed and spooled by bench_codecs (two passes: the second one finds
+# everything published), once as the runtime does it (one transaction per file) and once
+# committing every 1000 records (a comparison), beside xmllint --stream --noout on the
+# same file in the same run (the parsing floor: the best of two runs).
+xmllint_row() { # xmllint_row CODEC FILE ITEMS
+    python3 - "$@" <<'EOF' | tee -a "$results" >&2
+import json, subprocess, sys, tempfile, time
+codec, path, items = sys.argv[1], sys.argv[2], int(sys.argv[3])
+runs, rss = [], 0
+for _ in range(2):
+    # GNU time for the peak RSS: a child of Python would count Python's own pages
+    with tempfile.NamedTemporaryFile("r") as m:
+        t = time.monotonic()
+        subprocess.run(["/usr/bin/time", "-o", m.name, "-f", "%M", "xmllint", "--stream",
+                        "--noout", path], check=True)
+        runs.append(time.monotonic() - t)
+        rss = max(rss, int(m.read().split()[-1]))
+secs = min(runs)
+print(json.dumps({"scenario": "C1-%s-xmllint" % codec, "system": "xmllint", "codec": codec,
+                  "items": items, "seconds": round(secs, 3), "runs_s": [round(r, 3) for r in runs],
+                  "items_per_s": round(items / secs), "peak_rss_kib": rss}))
+EOF
+}
+
+run_codecs() {
+    local d="$tmp/codecs" n codec f
+    mkdir -p "$d"
+    chmod 700 "$d"
+    for codec in lheo cnaf_rsa; do
+        case $codec in
+        lheo) n=$((smoke ? 2000 : 100000)) f="$d/lheo.xml" ;;
+        *) n=$((smoke ? 1000 : 50000)) f="$d/cnaf.xml" ;;
+        esac
+        log "codecs: C1 $codec ($n records, generated)"
+        python3 "$top/bench/gen_codec_inputs.py" "${codec%_rsa}" "$f" "$n"
+        xmllint_row "$codec" "$f" "$n"
+        "$bin/bench_codecs" --codec "$codec" --file "$f" --items "$n" --dir "$d" \
+            2>>"$tmp/clients.log" | tee -a "$results" >&2
+        "$bin/bench_codecs" --codec "$codec" --file "$f" --items "$n" --dir "$d" \
+            --commit-every 1000 --passes 1 2>>"$tmp/clients.log" | tee -a "$results" >&2
+        rm -f "$f"
+    done
+}
+
 # The floor of the stack: bench_floor's minimal durable broker (ZeroMQ CURVE, one
 # LMDB B-tree, one fsynced commit per drain, nothing else) through the same scenarios.
 run_floor() {
@@ -442,13 +494,19 @@ run_peers() {
 # ---------------------------------------------------------------- main
 start_time=$(date +%s)
 [ "$peers" = 1 ] && install_peers
+install_pkgs libxml2-utils time # xmllint (the codec scenario's parsing floor), GNU time
 log "building in $top/build-bench"
 build
-run_ptibus
-run_adapter
-run_floor
-run_reference
-[ "$peers" = 1 ] && run_peers
-python3 "$top/bench/report.py" "$results" "$out/results.json" \
+if [ "$codecs_only" = 0 ]; then
+    run_ptibus
+    run_adapter
+fi
+run_codecs
+if [ "$codecs_only" = 0 ]; then
+    run_floor
+    run_reference
+    [ "$peers" = 1 ] && run_peers
+fi
+python3 "$top/bench/report.py" "$results" "$out/results.json" --codecs-only "$codecs_only" \
     --smoke "$smoke" --seconds "$secs" --journal-records "$jrecords" \
     --elapsed $(($(date +%s) - start_time))

@@ -44,12 +44,16 @@ typedef struct cctx {
     pt_codec_outcome_t *out;
     fld_t dtref, nbtot, nbtotano;
     char rel[REL_MAX];
-    size_t rel_len[PT_XML_MAX_DEPTH + 1];
+    size_t rel_n;                         /* strlen(rel) */
+    size_t rel_len[PT_XML_MAX_DEPTH + 1]; /* rel_n before each open element */
+    /* The field table's entry of each open element (NULL: none), found when it opens. */
+    const struct field *field_at[PT_XML_MAX_DEPTH + 1];
     char text[FIELD_MAX];
     size_t text_len;
     bool text_over;
     bool in_household;
     household_t h;
+    cperson_t *persons; /* PT_CNAF_MAX_PERSONS, h.p while a household is open */
     uint64_t index, households, anomalies;
 } cctx_t;
 
@@ -57,6 +61,7 @@ enum owner { O_FLOW, O_HOUSEHOLD, O_PERSON };
 
 typedef struct field {
     const char *rel;
+    size_t len; /* strlen(rel) */
     enum owner owner;
     size_t off;
 } field_t;
@@ -65,33 +70,39 @@ typedef struct field {
 #define H(f) offsetof(household_t, f)
 #define P(f) offsetof(cperson_t, f)
 
+#define FLD(rel, ...)                                                                              \
+    {                                                                                              \
+        rel, sizeof(rel) - 1, __VA_ARGS__                                                          \
+    }
+
 static const field_t fields[] = {
-    {"IdentificationFlux/DTREF", O_FLOW, F(dtref)},
-    {"TransmissionFlux/NBTOTDOSRSATRANSM", O_FLOW, F(nbtot)},
-    {"TransmissionFlux/NBTOTDOSRSATRANSMANO", O_FLOW, F(nbtotano)},
-    {HH "IdentificationRSA/Organisme/FONORG", O_HOUSEHOLD, H(fonorg)},
-    {HH "IdentificationRSA/Organisme/NUMORG", O_HOUSEHOLD, H(numorg)},
-    {HH "IdentificationRSA/Organisme/MATRICULE", O_HOUSEHOLD, H(matricule)},
-    {HH "IdentificationRSA/DemandeRSA/DTDEMRSA", O_HOUSEHOLD, H(dtdemrsa)},
-    {HH "PrestationRSA/SituationDossierRSA/EtatDossierRSA/ETATDOSRSA", O_HOUSEHOLD, H(etat)},
-    {HH "PrestationRSA/SituationDossierRSA/FinDroit/MOTICLORSA", O_HOUSEHOLD, H(moticlo)},
-    {HH "PrestationRSA/SituationDossierRSA/SuspensionVersement/MOTISUSVERSRSA", O_HOUSEHOLD,
-     H(motisusvers)},
-    {HH "PrestationRSA/SituationDossierRSA/SuspensionDroit/MOTISUSDRORSA", O_HOUSEHOLD,
-     H(motisusdro)},
-    {HH "DonneesAdministratives/Adresse/AdresseDetailleeFrance/CODEPOS", O_HOUSEHOLD, H(codepos)},
-    {HH "DonneesAdministratives/Adresse/AdresseDetailleeFrance/NUMCOM", O_HOUSEHOLD, H(numcom)},
-    {PERS "Identification/NOM", O_PERSON, P(nom)},
-    {PERS "Identification/NOMNAI", O_PERSON, P(nomnai)},
-    {PERS "Identification/PRENOM", O_PERSON, P(prenom)},
-    {PERS "Identification/DTNAI", O_PERSON, P(dtnai)},
-    {PERS "Identification/TYPEDTNAI", O_PERSON, P(typedtnai)},
-    {PERS "Identification/NIR", O_PERSON, P(nir)},
-    {PERS "Identification/SEXE", O_PERSON, P(sexe)},
-    {PERS "Prestations/NATPREST", O_PERSON, P(natprest)},
-    {PERS "Prestations/ROLEPERS", O_PERSON, P(rolepers)},
-    {PERS "DossierPoleEmploi/IDASSEDIC", O_PERSON, P(idassedic)},
-    {PERS "MontantCalculDroitRSAPersonne/TOPPERSDRODEVORSA", O_PERSON, P(topdd)},
+    FLD("IdentificationFlux/DTREF", O_FLOW, F(dtref)),
+    FLD("TransmissionFlux/NBTOTDOSRSATRANSM", O_FLOW, F(nbtot)),
+    FLD("TransmissionFlux/NBTOTDOSRSATRANSMANO", O_FLOW, F(nbtotano)),
+    FLD(HH "IdentificationRSA/Organisme/FONORG", O_HOUSEHOLD, H(fonorg)),
+    FLD(HH "IdentificationRSA/Organisme/NUMORG", O_HOUSEHOLD, H(numorg)),
+    FLD(HH "IdentificationRSA/Organisme/MATRICULE", O_HOUSEHOLD, H(matricule)),
+    FLD(HH "IdentificationRSA/DemandeRSA/DTDEMRSA", O_HOUSEHOLD, H(dtdemrsa)),
+    FLD(HH "PrestationRSA/SituationDossierRSA/EtatDossierRSA/ETATDOSRSA", O_HOUSEHOLD, H(etat)),
+    FLD(HH "PrestationRSA/SituationDossierRSA/FinDroit/MOTICLORSA", O_HOUSEHOLD, H(moticlo)),
+    FLD(HH "PrestationRSA/SituationDossierRSA/SuspensionVersement/MOTISUSVERSRSA", O_HOUSEHOLD,
+        H(motisusvers)),
+    FLD(HH "PrestationRSA/SituationDossierRSA/SuspensionDroit/MOTISUSDRORSA", O_HOUSEHOLD,
+        H(motisusdro)),
+    FLD(HH "DonneesAdministratives/Adresse/AdresseDetailleeFrance/CODEPOS", O_HOUSEHOLD,
+        H(codepos)),
+    FLD(HH "DonneesAdministratives/Adresse/AdresseDetailleeFrance/NUMCOM", O_HOUSEHOLD, H(numcom)),
+    FLD(PERS "Identification/NOM", O_PERSON, P(nom)),
+    FLD(PERS "Identification/NOMNAI", O_PERSON, P(nomnai)),
+    FLD(PERS "Identification/PRENOM", O_PERSON, P(prenom)),
+    FLD(PERS "Identification/DTNAI", O_PERSON, P(dtnai)),
+    FLD(PERS "Identification/TYPEDTNAI", O_PERSON, P(typedtnai)),
+    FLD(PERS "Identification/NIR", O_PERSON, P(nir)),
+    FLD(PERS "Identification/SEXE", O_PERSON, P(sexe)),
+    FLD(PERS "Prestations/NATPREST", O_PERSON, P(natprest)),
+    FLD(PERS "Prestations/ROLEPERS", O_PERSON, P(rolepers)),
+    FLD(PERS "DossierPoleEmploi/IDASSEDIC", O_PERSON, P(idassedic)),
+    FLD(PERS "MontantCalculDroitRSAPersonne/TOPPERSDRODEVORSA", O_PERSON, P(topdd)),
 };
 
 static int
@@ -116,24 +127,65 @@ household_error(cctx_t *c, const char *msg)
     snprintf(e->msg, sizeof e->msg, "line %lu: %s", e->line, msg);
 }
 
+/* Forgets the household; the persons it used are zeroed for the next one (the persons
+ * buffer, 72 KiB, is allocated once per flow: zeroing all of it per household cost more
+ * than reading the household). */
 static void
-household_fini(household_t *h)
+household_reset(cctx_t *c)
 {
-    free(h->p);
-    memset(h, 0, sizeof *h);
+    if (c->h.p != NULL)
+        memset(c->h.p, 0, c->h.np * sizeof *c->h.p);
+    memset(&c->h, 0, sizeof c->h);
 }
 
 static int
 open_household(cctx_t *c, unsigned long line)
 {
-    household_fini(&c->h);
-    c->h.p = calloc(PT_CNAF_MAX_PERSONS, sizeof *c->h.p);
-    if (c->h.p == NULL)
+    household_reset(c);
+    if (c->persons == NULL &&
+        (c->persons = calloc(PT_CNAF_MAX_PERSONS, sizeof *c->persons)) == NULL)
         return -ENOMEM;
+    c->h.p = c->persons;
     c->h.line = line;
     c->in_household = true;
     c->households++;
     return 0;
+}
+
+/* The field table's entry for the element at rel, or NULL. */
+static const field_t *
+find_field(const char *rel, size_t len)
+{
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        if (fields[i].len == len && memcmp(fields[i].rel, rel, len) == 0)
+            return &fields[i];
+    return NULL;
+}
+
+static bool
+rel_is(const cctx_t *c, const char *rel, size_t len)
+{
+    return c->rel_n == len && memcmp(c->rel, rel, len) == 0;
+}
+
+#define REL_IS(c, lit) rel_is(c, lit, sizeof(lit) - 1)
+
+/* Appends "/name" (or "name" at the top) to rel, truncated to REL_MAX - 1 bytes (too long
+ * to be a field: it then matches nothing). */
+static void
+rel_push(cctx_t *c, const xml_safe_node_t *n)
+{
+    size_t len = c->rel_n, room = REL_MAX - 1 - len, nl = strlen(n->name);
+    c->rel_len[n->depth] = len;
+    char *p = c->rel + len;
+    if (len > 0 && room > 0)
+        *p++ = '/', room--;
+    if (nl > room)
+        nl = room;
+    memcpy(p, n->name, nl);
+    p[nl] = '\0';
+    c->rel_n = (size_t)(p + nl - c->rel);
+    c->field_at[n->depth] = find_field(c->rel, c->rel_n);
 }
 
 static int
@@ -146,23 +198,22 @@ on_start(cctx_t *c, const xml_safe_node_t *n)
             return fatal(c, PT_EMALFORMED,
                          "the root element must be Racine, without a namespace (vrsb0801.xsd)");
         c->rel_len[0] = 0;
+        c->field_at[0] = NULL;
         return 0;
     }
-    size_t len = strlen(c->rel);
-    c->rel_len[n->depth] = len;
-    snprintf(c->rel + len, REL_MAX - len, "%s%s", len ? "/" : "", n->name);
-    if (strcmp(c->rel, "InfosFoyerRSA") == 0)
+    rel_push(c, n);
+    if (REL_IS(c, "InfosFoyerRSA"))
         return open_household(c, n->line);
     if (!c->in_household)
         return 0;
-    if (strcmp(c->rel, HH "Personne") == 0) {
+    if (REL_IS(c, HH "Personne")) {
         if (c->h.np == PT_CNAF_MAX_PERSONS)
             household_error(c, "the household has more than 30 persons");
         else
             c->h.np++;
-    } else if (strcmp(c->rel, HH "Anomalie") == 0) {
+    } else if (REL_IS(c, HH "Anomalie")) {
         c->h.anomaly = true;
-    } else if (strcmp(c->rel, HH "DonneesAdministratives/Adresse") == 0) {
+    } else if (REL_IS(c, HH "DonneesAdministratives/Adresse")) {
         c->h.addresses++;
     }
     return 0;
@@ -221,37 +272,35 @@ on_person_end(cctx_t *c)
     cperson_t *p = cur_person(c);
     if (p == NULL)
         return;
-    if (strcmp(c->rel, PERS "Prestations") == 0) {
+    if (REL_IS(c, PERS "Prestations")) {
         if (strcmp(p->natprest, "RSA") == 0)
             snprintf(p->role, sizeof p->role, "%s", p->rolepers);
         p->natprest[0] = p->rolepers[0] = '\0';
-    } else if (strcmp(c->rel, PERS "Identification/NIR") == 0) {
+    } else if (REL_IS(c, PERS "Identification/NIR")) {
         check_nir(c, p);
     }
 }
 
 static void
-store_field(cctx_t *c)
+store_field(cctx_t *c, unsigned depth)
 {
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-        const field_t *f = &fields[i];
-        if (strcmp(f->rel, c->rel) != 0)
-            continue;
-        char *dst = NULL;
-        if (f->owner == O_FLOW)
-            dst = (char *)c + f->off;
-        else if (f->owner == O_HOUSEHOLD && c->in_household &&
-                 (c->h.addresses <= 1 || strstr(f->rel, "/Adresse/") == NULL))
-            dst = (char *)&c->h + f->off;
-        else if (f->owner == O_PERSON && c->in_household && cur_person(c) != NULL)
-            dst = (char *)cur_person(c) + f->off;
-        if (dst == NULL)
-            return;
-        if (c->text_over)
-            return household_error(c, "the value is longer than 200 bytes");
-        snprintf(dst, FIELD_MAX, "%s", trimmed(c));
+    const field_t *f = c->field_at[depth];
+    if (f == NULL)
         return;
-    }
+    char *dst = NULL;
+    if (f->owner == O_FLOW)
+        dst = (char *)c + f->off;
+    else if (f->owner == O_HOUSEHOLD && c->in_household &&
+             (c->h.addresses <= 1 || strstr(f->rel, "/Adresse/") == NULL))
+        dst = (char *)&c->h + f->off;
+    else if (f->owner == O_PERSON && c->in_household && cur_person(c) != NULL)
+        dst = (char *)cur_person(c) + f->off;
+    if (dst == NULL)
+        return;
+    if (c->text_over)
+        return household_error(c, "the value is longer than 200 bytes");
+    const char *t = trimmed(c); /* shorter than FIELD_MAX: on_text keeps it so */
+    memmove(dst, t, strlen(t) + 1);
 }
 
 static int emit_household(cctx_t *c);
@@ -262,15 +311,16 @@ on_end(cctx_t *c, const xml_safe_node_t *n)
     int rc = 0;
     if (n->depth == 0)
         return 0;
-    store_field(c);
+    store_field(c, n->depth);
     if (c->in_household)
         on_person_end(c);
-    if (strcmp(c->rel, "InfosFoyerRSA") == 0) {
+    if (REL_IS(c, "InfosFoyerRSA")) {
         rc = emit_household(c);
-        household_fini(&c->h);
+        household_reset(c);
         c->in_household = false;
     }
-    c->rel[c->rel_len[n->depth]] = '\0';
+    c->rel_n = c->rel_len[n->depth];
+    c->rel[c->rel_n] = '\0';
     c->text_len = 0;
     return rc;
 }
@@ -518,7 +568,8 @@ cnaf_decode(xml_safe_t *x, pt_record_fn fn, void *ctx, pt_codec_outcome_t *outco
         fatal(c, rc, "out of memory");
     if (rc == 0)
         check_counts(c);
-    household_fini(&c->h);
+    household_reset(c);
+    free(c->persons);
     free(c);
     return rc;
 }

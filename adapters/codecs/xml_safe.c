@@ -194,6 +194,37 @@ dtd_byte(xml_safe_t *x, uint8_t b)
     return true;
 }
 
+/* The index of the first byte from i on that the states must see, counting the newlines
+ * before it into *lines: a non-ASCII byte, or a '<' that may open "<!" (followed by '!',
+ * or the chunk's last byte). Any other '<' leaves the DTD state where it was (0) once its
+ * next byte is seen, and a '!' not after '<' changes nothing. Most of any flow is plain
+ * ASCII: this loop keeps everything in registers (a store through x would force the
+ * compiler to reload the states at every byte, as p may alias them). */
+static size_t
+skip_plain(const uint8_t *p, size_t i, size_t n, unsigned long *lines)
+{
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    unsigned long nl = 0;
+    while (i < n) {
+        /* 8 bytes at once when all are ASCII and none is '<': for ASCII bytes, the high
+         * bit of ~(v + 0x7f) is set exactly where v is 0 (no carry between bytes) */
+        uint64_t w;
+        if (i + 8 <= n && (memcpy(&w, p + i, 8), (w & high) == 0) &&
+            (~((w ^ (ones * '<')) + ones * 0x7f) & high) == 0) {
+            nl += (unsigned long)__builtin_popcountll(~((w ^ (ones * '\n')) + ones * 0x7f) & high);
+            i += 8;
+            continue;
+        }
+        uint8_t b = p[i];
+        if (b >= 0x80 || (b == '<' && (i + 1 == n || p[i + 1] == '!')))
+            break;
+        nl += b == '\n';
+        i++;
+    }
+    *lines += nl;
+    return i;
+}
+
 static int
 filter(xml_safe_t *x, const uint8_t *p, size_t n)
 {
@@ -201,10 +232,8 @@ filter(xml_safe_t *x, const uint8_t *p, size_t n)
         return in_fail(x, PT_ETOOLARGE, "line %lu: the file is over its size limit%s", "");
     x->bytes += n;
     for (size_t i = 0; i < n; i++) {
-        /* fast path: plain ASCII between states (most of any flow) */
-        if (p[i] < 0x80 && p[i] != '<' && p[i] != '!' && p[i] != '\n' && x->u8_need == 0 &&
-            x->dtd_state == 0)
-            continue;
+        if (x->u8_need == 0 && x->dtd_state == 0 && (i = skip_plain(p, i, n, &x->in_line)) == n)
+            break;
         if (!byte_ok(x, p[i]))
             return in_fail(x, PT_EMALFORMED, "line %lu: invalid byte sequence for the encoding %s",
                            x->encoding);
@@ -445,7 +474,8 @@ path_push(xml_safe_t *x, const char *name)
     level_t *parent = &x->levels[x->depth];
     sib_t *s = NULL;
     for (size_t i = 0; i < parent->nsibs && s == NULL; i++)
-        if (parent->sibs[i].name == name || strcmp(parent->sibs[i].name, name) == 0)
+        if (parent->sibs[i].name == name ||
+            (parent->sibs[i].name[0] == name[0] && strcmp(parent->sibs[i].name, name) == 0))
             s = &parent->sibs[i];
     if (s == NULL) {
         if (parent->nsibs == parent->cap) {
@@ -539,6 +569,8 @@ fill(xml_safe_t *x, xml_safe_node_t *node, xml_safe_kind_t kind)
     const xmlChar *ns = xmlTextReaderConstNamespaceUri(x->r);
     node->ns = ns ? (const char *)ns : "";
     node->depth = x->depth > 0 ? x->depth - 1 : 0;
+    if (kind == XML_SAFE_END) /* on_end gives the parser's line */
+        return;
     xmlNodePtr cur = xmlTextReaderCurrentNode(x->r);
     long line = cur ? xmlGetLineNo(cur) : -1;
     node->line = line > 0 ? (unsigned long)line : xml_safe_line(x);

@@ -60,7 +60,11 @@ typedef struct lctx {
     bool in_formation;
     bool in_offres;
     char rel[REL_MAX];
-    size_t rel_len[PT_XML_MAX_DEPTH + 2];
+    size_t rel_n;                         /* strlen(rel) */
+    size_t rel_len[PT_XML_MAX_DEPTH + 2]; /* rel_n before each open element */
+    /* The field table's entry of each open element (NULL: not a mapped field), found once
+     * when it opens; the text of an element without one is not gathered. */
+    const struct field *field_at[PT_XML_MAX_DEPTH + 2];
     char *text;
     size_t text_len, text_cap;
     uint64_t index;
@@ -72,6 +76,7 @@ typedef void (*setter_fn)(lctx_t *c, void *target, const field_t *f, const char 
 
 struct field {
     const char *rel;
+    size_t len; /* strlen(rel) */
     enum level level;
     setter_fn set;
     size_t off;  /* of the field (a char * or a repeated field's array) */
@@ -189,7 +194,8 @@ set_date(lctx_t *c, void *t, const field_t *fd, const char *text, lerr_t *e)
         return err_set(c, e, "%s: must be a date AAAAMMJJ",
                        off == offsetof(Ptibus__V1__TrainingOffer, starts_on) ? "periode/debut"
                                                                              : "periode/fin");
-    snprintf(buf, sizeof buf, "%.4s-%.2s-%.2s", text, text + 4, text + 6);
+    memcpy(buf, text, 4), memcpy(buf + 5, text + 4, 2), memcpy(buf + 8, text + 6, 2);
+    buf[4] = buf[7] = '-', buf[10] = '\0';
     replace_str((char **)((char *)t + off), buf);
 }
 
@@ -269,13 +275,15 @@ add_address(lctx_t *c, void *t, const field_t *fd, const char *text, lerr_t *e)
     lsession_t *s = &c->f.a[c->f.na - 1].s[c->f.a[c->f.na - 1].ns - 1];
     char **p = (char **)((char *)t + off);
     bool is_cp = strstr(c->rel, "/codepostal") != NULL;
-    size_t n = strlen(*p) + strlen(text) + 3;
-    char *joined = malloc(n);
+    const char *sep = **p == '\0' ? "" : s->after_cp ? " " : ", ";
+    size_t np = strlen(*p), ns = strlen(sep), nt = strlen(text);
+    char *joined = malloc(np + ns + nt + 1);
     if (joined == NULL)
         return err_set(c, e, "%s", "out of memory");
-    snprintf(joined, n, "%s%s%s", *p, **p == '\0' ? "" : s->after_cp ? " " : ", ", text);
-    replace_str(p, joined);
-    free(joined);
+    memcpy(joined, *p, np), memcpy(joined + np, sep, ns), memcpy(joined + np + ns, text, nt + 1);
+    if (*p != protobuf_c_empty_string)
+        free(*p);
+    *p = joined;
     s->after_cp = is_cp;
 }
 
@@ -284,36 +292,41 @@ add_address(lctx_t *c, void *t, const field_t *fd, const char *text, lerr_t *e)
 #define ORG(f) offsetof(Ptibus__V1__OrgRef, f)
 #define ADDR "action/session/adresse-inscription/adresse/"
 
+#define F(rel, ...)                                                                                \
+    {                                                                                              \
+        rel, sizeof(rel) - 1, __VA_ARGS__                                                          \
+    }
+
 static const field_t fields[] = {
-    {"intitule-formation", L_FORMATION, set_str, TO(title), 0},
-    {"objectif-formation", L_FORMATION, set_str, TO(objective), 0},
-    {"domaine-formation/code-FORMACODE", L_FORMATION, add_str, TO(formacode), TON(formacode)},
-    {"domaine-formation/code-ROME", L_FORMATION, add_str, TO(rome_codes), TON(rome_codes)},
-    {"domaine-formation/code-NSF", L_FORMATION, add_str, TO(nsf_codes), TON(nsf_codes)},
-    {"certifiante", L_FORMATION, set_flag01, TO(certifying), 0},
-    {"certification/code-RNCP", L_FORMATION, add_str, TO(rncp_codes), TON(rncp_codes)},
-    {"code-niveau-entree", L_FORMATION, set_str, TO(entry_level_code), 0},
-    {"code-niveau-sortie", L_FORMATION, set_str, TO(exit_level_code), 0},
-    {"organisme-formation-responsable/SIRET-organisme-formation/SIRET", L_FORMATION, set_provider,
-     ORG(siret), 0},
-    {"organisme-formation-responsable/nom-organisme", L_FORMATION, set_provider, ORG(name), 0},
-    {"organisme-formation-responsable/raison-sociale", L_FORMATION, set_raison, 0, 0},
-    {"action/rythme-formation", L_ACTION, set_str, TO(rhythm), 0},
-    {"action/code-public-vise", L_ACTION, add_str, TO(target_public_codes),
-     TON(target_public_codes)},
-    {"action/modalites-entrees-sorties", L_ACTION, set_flag01, TO(permanent_entry), 0},
-    {"action/nombre-heures-total", L_ACTION, set_hours, TO(total_hours), 0},
-    {"action/prix-total-TTC", L_ACTION, set_price, TO(total_price_eur), 0},
-    {"action/lieu-de-formation/coordonnees/adresse/code-INSEE-commune", L_ACTION, set_insee,
-     TO(insee_commune), 0},
-    {"action/organisme-financeur/code-financeur", L_ACTION, set_funder_code, 0, 0},
-    {"action/organisme-financeur/nb-places-financees", L_ACTION, set_funder_seats, 0, 0},
-    {"action/session/periode/debut", L_SESSION, set_date, TO(starts_on), 0},
-    {"action/session/periode/fin", L_SESSION, set_date, TO(ends_on), 0},
-    {ADDR "ligne", L_SESSION, add_address, TO(registration_address), 0},
-    {ADDR "codepostal", L_SESSION, add_address, TO(registration_address), 0},
-    {ADDR "ville", L_SESSION, add_address, TO(registration_address), 0},
-    {"action/session/etat-recrutement", L_SESSION, set_state, TO(recruitment_state), 0},
+    F("intitule-formation", L_FORMATION, set_str, TO(title), 0),
+    F("objectif-formation", L_FORMATION, set_str, TO(objective), 0),
+    F("domaine-formation/code-FORMACODE", L_FORMATION, add_str, TO(formacode), TON(formacode)),
+    F("domaine-formation/code-ROME", L_FORMATION, add_str, TO(rome_codes), TON(rome_codes)),
+    F("domaine-formation/code-NSF", L_FORMATION, add_str, TO(nsf_codes), TON(nsf_codes)),
+    F("certifiante", L_FORMATION, set_flag01, TO(certifying), 0),
+    F("certification/code-RNCP", L_FORMATION, add_str, TO(rncp_codes), TON(rncp_codes)),
+    F("code-niveau-entree", L_FORMATION, set_str, TO(entry_level_code), 0),
+    F("code-niveau-sortie", L_FORMATION, set_str, TO(exit_level_code), 0),
+    F("organisme-formation-responsable/SIRET-organisme-formation/SIRET", L_FORMATION, set_provider,
+      ORG(siret), 0),
+    F("organisme-formation-responsable/nom-organisme", L_FORMATION, set_provider, ORG(name), 0),
+    F("organisme-formation-responsable/raison-sociale", L_FORMATION, set_raison, 0, 0),
+    F("action/rythme-formation", L_ACTION, set_str, TO(rhythm), 0),
+    F("action/code-public-vise", L_ACTION, add_str, TO(target_public_codes),
+      TON(target_public_codes)),
+    F("action/modalites-entrees-sorties", L_ACTION, set_flag01, TO(permanent_entry), 0),
+    F("action/nombre-heures-total", L_ACTION, set_hours, TO(total_hours), 0),
+    F("action/prix-total-TTC", L_ACTION, set_price, TO(total_price_eur), 0),
+    F("action/lieu-de-formation/coordonnees/adresse/code-INSEE-commune", L_ACTION, set_insee,
+      TO(insee_commune), 0),
+    F("action/organisme-financeur/code-financeur", L_ACTION, set_funder_code, 0, 0),
+    F("action/organisme-financeur/nb-places-financees", L_ACTION, set_funder_seats, 0, 0),
+    F("action/session/periode/debut", L_SESSION, set_date, TO(starts_on), 0),
+    F("action/session/periode/fin", L_SESSION, set_date, TO(ends_on), 0),
+    F(ADDR "ligne", L_SESSION, add_address, TO(registration_address), 0),
+    F(ADDR "codepostal", L_SESSION, add_address, TO(registration_address), 0),
+    F(ADDR "ville", L_SESSION, add_address, TO(registration_address), 0),
+    F("action/session/etat-recrutement", L_SESSION, set_state, TO(recruitment_state), 0),
 };
 
 static Ptibus__V1__TrainingOffer *
@@ -444,17 +457,28 @@ open_funder(lctx_t *c)
 }
 
 /* Relative path bookkeeping: rel is the path below the formation, "" at the formation. */
+/* The field table's entry for the element at rel, or NULL. */
+static const field_t *
+find_field(const char *rel, size_t len)
+{
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        if (fields[i].len == len && memcmp(fields[i].rel, rel, len) == 0)
+            return &fields[i];
+    return NULL;
+}
+
 static void
 rel_push(lctx_t *c, const xml_safe_node_t *n)
 {
-    size_t len = strlen(c->rel), nl = strlen(n->name);
+    size_t len = c->rel_n, nl = strlen(n->name);
     c->rel_len[n->depth] = len;
+    c->field_at[n->depth] = NULL;
     if (n->depth <= FORMATION_DEPTH)
         return;
     bool foreign = strcmp(n->ns, c->ns) != 0;
     if (len + nl + 3 > REL_MAX) { /* too long to be a mapped field: mark it never to match */
         if (len + 3 <= REL_MAX)
-            memcpy(c->rel + len, "/~", 3);
+            memcpy(c->rel + len, "/~", 3), c->rel_n = len + 2;
         return;
     }
     char *p = c->rel + len;
@@ -463,13 +487,24 @@ rel_push(lctx_t *c, const xml_safe_node_t *n)
     if (foreign)
         *p++ = '~';
     memcpy(p, n->name, nl + 1);
+    c->rel_n = (size_t)(p - c->rel) + nl;
+    c->field_at[n->depth] = find_field(c->rel, c->rel_n);
 }
 
 static void
 rel_pop(lctx_t *c, const xml_safe_node_t *n)
 {
-    c->rel[c->rel_len[n->depth]] = '\0';
+    c->rel_n = c->rel_len[n->depth];
+    c->rel[c->rel_n] = '\0';
 }
+
+static bool
+rel_is(const lctx_t *c, const char *rel, size_t len)
+{
+    return c->rel_n == len && memcmp(c->rel, rel, len) == 0;
+}
+
+#define REL_IS(c, lit) rel_is(c, lit, sizeof(lit) - 1)
 
 static int
 on_start(lctx_t *c, const xml_safe_node_t *n)
@@ -493,11 +528,11 @@ on_start(lctx_t *c, const xml_safe_node_t *n)
         return open_formation(c, n->line);
     if (!c->in_formation)
         return 0;
-    if (strcmp(c->rel, "action") == 0)
+    if (REL_IS(c, "action"))
         return open_action(c, n->line);
-    if (strcmp(c->rel, "action/session") == 0)
+    if (REL_IS(c, "action/session"))
         return open_session(c, n->line);
-    if (strcmp(c->rel, "action/organisme-financeur") == 0)
+    if (REL_IS(c, "action/organisme-financeur"))
         return open_funder(c);
     return 0;
 }
@@ -505,7 +540,8 @@ on_start(lctx_t *c, const xml_safe_node_t *n)
 static int
 on_text(lctx_t *c, const xml_safe_node_t *n)
 {
-    if (!c->in_formation)
+    /* a text node's depth is its element's plus one */
+    if (!c->in_formation || n->depth == 0 || c->field_at[n->depth - 1] == NULL)
         return 0;
     if (c->text_len + n->value_len + 1 > c->text_cap) {
         size_t cap = (c->text_len + n->value_len + 1) * 2;
@@ -536,26 +572,21 @@ trimmed_text(lctx_t *c)
 }
 
 static void
-dispatch_field(lctx_t *c)
+dispatch_field(lctx_t *c, unsigned depth)
 {
-    if (c->text_len == 0) /* an empty element sets nothing */
+    const field_t *f = c->field_at[depth];
+    if (f == NULL || c->text_len == 0) /* an empty element sets nothing */
         return;
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-        const field_t *f = &fields[i];
-        if (f->rel[0] != c->rel[0] || strcmp(f->rel, c->rel) != 0)
-            continue;
-        lformation_t *fo = &c->f;
-        laction_t *a = fo->na ? &fo->a[fo->na - 1] : NULL;
-        lsession_t *s = a && a->ns ? &a->s[a->ns - 1] : NULL;
-        const char *text = trimmed_text(c);
-        if (f->level == L_FORMATION)
-            f->set(c, fo->m, f, text, &fo->err);
-        else if (f->level == L_ACTION && a != NULL)
-            f->set(c, a->m, f, text, &a->err);
-        else if (f->level == L_SESSION && s != NULL)
-            f->set(c, s->m, f, text, &s->err);
-        return;
-    }
+    lformation_t *fo = &c->f;
+    laction_t *a = fo->na ? &fo->a[fo->na - 1] : NULL;
+    lsession_t *s = a && a->ns ? &a->s[a->ns - 1] : NULL;
+    const char *text = trimmed_text(c);
+    if (f->level == L_FORMATION)
+        f->set(c, fo->m, f, text, &fo->err);
+    else if (f->level == L_ACTION && a != NULL)
+        f->set(c, a->m, f, text, &a->err);
+    else if (f->level == L_SESSION && s != NULL)
+        f->set(c, s->m, f, text, &s->err);
 }
 
 static int emit_formation(lctx_t *c);
@@ -565,7 +596,7 @@ on_end(lctx_t *c, const xml_safe_node_t *n)
 {
     int rc = 0;
     if (c->in_formation && n->depth > FORMATION_DEPTH)
-        dispatch_field(c);
+        dispatch_field(c, n->depth);
     if (c->in_formation && n->depth == FORMATION_DEPTH) {
         rc = emit_formation(c);
         formation_fini(&c->f);

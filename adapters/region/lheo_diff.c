@@ -10,6 +10,7 @@
 
 typedef struct kentry {
     char *key;
+    uint64_t hash; /* khash(key): probes compare it before the key */
     uint8_t fp[LHEO_FP_LEN];
     bool del; /* staged deletion */
 } kentry_t;
@@ -33,10 +34,11 @@ kmap_find(const kmap_t *m, const char *key)
 {
     if (m->cap == 0)
         return NULL;
-    for (size_t i = khash(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+    uint64_t h = khash(key);
+    for (size_t i = h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
         if (m->v[i].key == NULL)
             return NULL;
-        if (strcmp(m->v[i].key, key) == 0)
+        if (m->v[i].hash == h && strcmp(m->v[i].key, key) == 0)
             return &m->v[i];
     }
 }
@@ -52,7 +54,7 @@ kmap_grow(kmap_t *m)
     for (size_t i = 0; i < m->cap; i++) {
         if (m->v[i].key == NULL)
             continue;
-        size_t j = khash(m->v[i].key) & (g.cap - 1);
+        size_t j = m->v[i].hash & (g.cap - 1);
         while (g.v[j].key != NULL)
             j = (j + 1) & (g.cap - 1);
         g.v[j] = m->v[i];
@@ -74,11 +76,13 @@ kmap_insert(kmap_t *m, const char *key, kentry_t **out)
     }
     if ((m->n + 1) * 2 > m->cap && kmap_grow(m) < 0)
         return -ENOMEM;
-    size_t i = khash(key) & (m->cap - 1);
+    uint64_t h = khash(key);
+    size_t i = h & (m->cap - 1);
     while (m->v[i].key != NULL)
         i = (i + 1) & (m->cap - 1);
     if ((m->v[i].key = strdup(key)) == NULL)
         return -ENOMEM;
+    m->v[i].hash = h;
     m->n++;
     *out = &m->v[i];
     return 0;
@@ -98,7 +102,7 @@ kmap_remove(kmap_t *m, const char *key)
     for (size_t j = (i + 1) & (m->cap - 1); m->v[j].key != NULL; j = (j + 1) & (m->cap - 1)) {
         kentry_t t = m->v[j];
         m->v[j].key = NULL;
-        size_t k = khash(t.key) & (m->cap - 1);
+        size_t k = t.hash & (m->cap - 1);
         while (m->v[k].key != NULL)
             k = (k + 1) & (m->cap - 1);
         m->v[k] = t;
@@ -142,18 +146,21 @@ lheo_diff_destroy(lheo_diff_t **d)
     *d = NULL;
 }
 
+/* Most packed offers are well under 4 KiB: packed on the stack, else on the heap. */
 static int
 fingerprint(const Ptibus__V1__TrainingOffer *offer, uint8_t fp[LHEO_FP_LEN])
 {
     Ptibus__V1__TrainingOffer copy = *offer;
     copy.operation = PTIBUS__V1__OFFER_OPERATION__OFFER_OPERATION_UPSERT;
+    uint8_t local[4096];
     size_t len = protobuf_c_message_get_packed_size(&copy.base);
-    uint8_t *buf = malloc(len ? len : 1);
+    uint8_t *buf = len <= sizeof local ? local : malloc(len);
     if (buf == NULL)
         return -ENOMEM;
     protobuf_c_message_pack(&copy.base, buf);
     crypto_generichash(fp, LHEO_FP_LEN, buf, len, NULL, 0);
-    free(buf);
+    if (buf != local)
+        free(buf);
     return 0;
 }
 
@@ -163,12 +170,13 @@ lheo_diff_offer(lheo_diff_t *d, const Ptibus__V1__TrainingOffer *offer, bool *pu
 {
     *publish = false;
     const char *key = offer->offer_id ? offer->offer_id : "";
-    if (kmap_find(&d->seen, key) != NULL)
-        return pt_error_set(err, PT_EINVALID, "offer_id",
-                            "session \"%.128s\" appears twice in the catalogue", key);
     kentry_t *e;
     uint8_t fp[LHEO_FP_LEN], old[LHEO_FP_LEN];
+    size_t seen = d->seen.n; /* one probe: an insert that adds nothing found the key */
     int rc = kmap_insert(&d->seen, key, &e);
+    if (rc == 0 && d->seen.n == seen)
+        return pt_error_set(err, PT_EINVALID, "offer_id",
+                            "session \"%.128s\" appears twice in the catalogue", key);
     if (rc == 0)
         rc = fingerprint(offer, fp);
     if (rc < 0)

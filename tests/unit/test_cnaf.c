@@ -206,6 +206,9 @@ test_windows_1252_fixture(void **state)
     assert_string_equal(e->person->nir, "1790355029045");
     assert_int_equal(e->file_state, PTIBUS__V1__RSA_FILE_STATE__RSA_FILE_STATE_OPEN_SUSPENDED);
     assert_string_equal(e->suspension_reason_code, "01");
+    /* nothing of household 1's first person (who has an IDASSEDIC) stays for this one */
+    assert_string_equal(e->person->france_travail_id, "");
+    assert_int_equal(e->household_size, 1);
     /* household 4: awaiting decision, a new claim */
     e = find(&g, "GAR\xc3\x87ON", K_NEW);
     assert_non_null(e);

@@ -155,6 +155,41 @@ test_doctype_and_entities_refused(void **state)
     assert_int_equal(drain_str("<a>&lt;&amp;&#233;<!-- ok --><![CDATA[ok]]></a>", &err), 0);
 }
 
+/* The input filter scans plain ASCII several bytes at a time: a DTD construct, a bad byte
+ * and the line count must come out the same wherever they fall against those words and
+ * against the reads (4 bytes, the rest of the 256-byte prolog, then 4 KiB at a time:
+ * pads 251 and 4347 put the probe's '<' last in a read). */
+static void
+test_filter_at_every_offset(void **state)
+{
+    (void)state;
+    static const size_t pads[] = {0,   1,   2,    3,    4,    5,    6,   7,   8,
+                                  9,   15,  16,   17,   248,  249,  250, 251, 252,
+                                  253, 254, 4346, 4347, 4348, 4349, 4350};
+    char doc[8192], want[32];
+    pt_error_t err;
+    for (size_t k = 0; k < sizeof pads / sizeof pads[0]; k++) {
+        /* "<a>\n", then pad bytes of text whose every 7th is a newline, then the probe */
+        size_t n = (size_t)snprintf(doc, sizeof doc, "<a>\n");
+        unsigned lines = 2;
+        for (size_t i = 0; i < pads[k]; i++, n++) {
+            doc[n] = i % 7 == 6 ? '\n' : (i % 3 ? 'x' : '!');
+            lines += doc[n] == '\n';
+        }
+        snprintf(want, sizeof want, "line %u:", lines);
+        snprintf(doc + n, sizeof doc - n, "<!ENTITY e \"v\"></a>");
+        assert_int_equal(drain_str(doc, &err), PT_EMALFORMED);
+        assert_non_null(strstr(err.msg, "a DOCTYPE or DTD declaration is not accepted"));
+        assert_non_null(strstr(err.msg, want));
+        snprintf(doc + n, sizeof doc - n, "<b>\xff</b></a>");
+        assert_int_equal(drain_str(doc, &err), PT_EMALFORMED);
+        assert_non_null(strstr(err.msg, "invalid byte sequence"));
+        assert_non_null(strstr(err.msg, want));
+        snprintf(doc + n, sizeof doc - n, "<!-- c --><b><![CDATA[<c>!]]>\xc3\xa9</b></a>");
+        assert_int_equal(drain_str(doc, &err), 0);
+    }
+}
+
 static void
 test_depth_limit(void **state)
 {
@@ -312,6 +347,7 @@ main(void)
         cmocka_unit_test(test_undefined_windows_1252_byte_refused),
         cmocka_unit_test(test_bad_utf8_refused_with_line),
         cmocka_unit_test(test_doctype_and_entities_refused),
+        cmocka_unit_test(test_filter_at_every_offset),
         cmocka_unit_test(test_depth_limit),
         cmocka_unit_test(test_text_and_file_limits),
         cmocka_unit_test(test_truncated_and_malformed),
