@@ -68,23 +68,16 @@ static const out_col_t publish_cols[] = {
     {"seq", 8, true},    {"code", 20, false},       {"reason", 0, false},
 };
 
+/* The envelope of a JSON file: a UTF-8 BOM skipped, a file over the limit said too large
+ * (pjson_parse_file). */
 static ProtobufCMessage *
 publish_read(const char *path)
 {
     pt_error_t err;
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        fprintf(stderr, "ptibusctl: publish: %s: %s\n", path, strerror(errno));
-        return NULL;
-    }
-    char *text = malloc(PT_MAX_MESSAGE_SIZE * 4);
-    size_t len = text ? fread(text, 1, PT_MAX_MESSAGE_SIZE * 4, f) : 0;
-    fclose(f);
     ProtobufCMessage *m = NULL;
-    if (pjson_parse(&ptibus__v1__envelope__descriptor, text, len, PT_MAX_MESSAGE_SIZE * 4, &m,
-                    &err) != 0)
+    if (pjson_parse_file(&ptibus__v1__envelope__descriptor, path, PT_MAX_MESSAGE_SIZE * 4, &m,
+                         &err) != 0)
         fprintf(stderr, "ptibusctl: publish: %s: %s\n", path, err.msg);
-    free(text);
     return m;
 }
 
