@@ -184,9 +184,9 @@ start_ptibus() {
     local d="$tmp/ptibus" p
     mkdir -p "$d/keys"
     chmod 700 "$d" "$d/keys"
-    "$ctl" keygen --dir "$d/keys" --kind curve broker
-    "$ctl" keygen --dir "$d/keys" --kind sign broker
-    "$ctl" keygen --dir "$d/keys" --kind hmac person_index
+    "$ctl" keygen --dir "$d/keys" --kind curve broker >/dev/null
+    "$ctl" keygen --dir "$d/keys" --kind sign broker >/dev/null
+    "$ctl" keygen --dir "$d/keys" --kind hmac person_index >/dev/null
     ptibus_port=$(free_port)
     {
         printf 'listen: "tcp://127.0.0.1:%s"\n' "$ptibus_port"
@@ -197,7 +197,7 @@ start_ptibus() {
         printf 'limits:\n  partner_rate: 0\n  partner_bytes_per_hour: 0\n'
         printf 'partners:\n'
         for p in p1 p2 p3 p4 p5 p6 sink1 sink2; do
-            "$ctl" keygen --dir "$d/keys" --kind curve "$p"
+            "$ctl" keygen --dir "$d/keys" --kind curve "$p" >/dev/null
             printf '  - id: %s\n    public_key_file: keys/%s.pub\n' "$p" "$p"
             case $p in p*) printf '    may_send: [referral]\n' ;; esac
         done
