@@ -20,10 +20,14 @@
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define ZAP_PARTS 7 /* version, request id, domain, address, identity, mechanism, key */
 
+#define AUTH_LOG_EVERY_MS 10000 /* one handshake-failure line per socket and 10 s */
+
 typedef struct watch {
     void *pair;
     char name[16];
-    int64_t live; /* connections accepted and not yet disconnected */
+    int64_t live;        /* connections accepted and not yet disconnected */
+    int64_t last_log_ms; /* the last handshake-failure line (monotonic) */
+    uint64_t suppressed; /* failures since, not logged one by one */
 } watch_t;
 
 struct auth {
@@ -338,6 +342,29 @@ handshake_failure(uint16_t event, uint32_t value)
     return "no CURVE handshake completed (a client without CURVE, or the wrong server key)";
 }
 
+/* A misconfigured partner retries every second or so: one line per socket and 10 s, with
+ * the count of the failures not logged one by one. libzmq's monitor names the socket's
+ * own endpoint, not the peer (a handshake that fails never reaches ZAP, which would
+ * know the address and the key). */
+static void
+log_handshake_failure(watch_t *w, const zmq_msg_t *addr, uint16_t event, uint32_t value)
+{
+    int64_t now = pt_clock_mono_ms();
+    if (w->last_log_ms != 0 && now - w->last_log_ms < AUTH_LOG_EVERY_MS) {
+        w->suppressed++;
+        return;
+    }
+    char more[64] = "";
+    if (w->suppressed > 0)
+        snprintf(more, sizeof more, "; %llu more such failures in the last %d s",
+                 (unsigned long long)w->suppressed, AUTH_LOG_EVERY_MS / 1000);
+    pt_log_warn("auth.handshake", "%s socket (%.*s): %s (0x%x)%s", w->name, (int)zmq_msg_size(addr),
+                (const char *)zmq_msg_data((zmq_msg_t *)addr), handshake_failure(event, value),
+                value, more);
+    w->last_log_ms = now;
+    w->suppressed = 0;
+}
+
 void
 auth_handle_events(auth_t *a, int i)
 {
@@ -363,9 +390,7 @@ auth_handle_events(auth_t *a, int i)
                 w->live += event == ZMQ_EVENT_ACCEPTED ? 1 : -1;
             } else {
                 a->refused++;
-                pt_log_warn("auth.handshake", "%s socket (%.*s): %s (0x%x)", w->name,
-                            (int)zmq_msg_size(&addr), (const char *)zmq_msg_data(&addr),
-                            handshake_failure(event, value), value);
+                log_handshake_failure(w, &addr, event, value);
             }
         }
         zmq_msg_close(&head);

@@ -44,6 +44,13 @@ write_all(int fd, const void *data, size_t len)
 int
 atomicfile_write(const char *path, const void *data, size_t len, mode_t mode, pt_error_t *err)
 {
+    return atomicfile_write_ex(path, data, len, mode, true, err);
+}
+
+int
+atomicfile_write_ex(const char *path, const void *data, size_t len, mode_t mode, bool sync_dir,
+                    pt_error_t *err)
+{
     char tmp[4096];
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
         return pt_error_set(err, -ENAMETOOLONG, path, "path too long");
@@ -64,7 +71,7 @@ atomicfile_write(const char *path, const void *data, size_t len, mode_t mode, pt
         rc = -errno;
     if (rc == 0 && rename(tmp, path) != 0)
         rc = -errno;
-    if (rc == 0)
+    if (rc == 0 && sync_dir)
         rc = atomicfile_sync_dir(path);
     if (rc != 0) {
         unlink(tmp);

@@ -88,6 +88,12 @@ egress_acks_waiting(const egress_t *e)
     return e->n_acks > 0;
 }
 
+int
+egress_prepare_commit(egress_t *e, pt_error_t *err)
+{
+    return e->outbox != NULL ? outbox_sync(e->outbox, err) : 0;
+}
+
 void
 egress_committed(egress_t *e, int commit_rc)
 {
@@ -499,7 +505,9 @@ egress_open(uv_loop_t *loop, const aconfig_t *cfg, spool_t *spool, egress_ack_fn
                     .acks = e->acks};
     int rc = 0;
     if (cfg->outbox_dir != NULL) {
-        outbox_options_t oo = {.dir = cfg->outbox_dir, .receipts = cfg->receipts};
+        outbox_options_t oo = {.dir = cfg->outbox_dir,
+                               .receipts = cfg->receipts,
+                               .batch_sync = true}; /* one folder fsync per turn */
         rc = outbox_open(&oo, &e->outbox, err);
         if (rc == 0 && (e->outbox_dir = strdup(cfg->outbox_dir)) == NULL)
             rc = pt_error_set(err, -ENOMEM, "egress", "out of memory");

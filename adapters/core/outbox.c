@@ -24,6 +24,8 @@ struct outbox {
     char *rdir; /* receipts/, NULL when off */
     mode_t file_mode;
     size_t max_envelope;
+    bool batch_sync;            /* folders fsynced by outbox_sync, not after each file */
+    bool dir_dirty, rdir_dirty; /* a file was renamed in since the last outbox_sync */
 };
 
 /* What place() found at a name. */
@@ -109,6 +111,7 @@ outbox_open(const outbox_options_t *opts, outbox_t **out, pt_error_t *err)
         return pt_error_set(err, -ENOMEM, "outbox", "out of memory");
     o->file_mode = opts->file_mode ? opts->file_mode : PT_OUTBOX_FILE_MODE;
     o->max_envelope = opts->max_envelope ? opts->max_envelope : PT_OUTBOX_MAX_ENVELOPE;
+    o->batch_sync = opts->batch_sync;
     o->dir = strdup(opts->dir);
     int rc = o->dir ? 0 : pt_error_set(err, -ENOMEM, "outbox", "out of memory");
     if (rc == 0)
@@ -331,8 +334,8 @@ same_identity(const char *a, size_t alen, const char *b, size_t blen, identity_f
  * same identity is there), PT_EDUPCONFLICT (other content or not a regular file: left
  * untouched) or -errno (nothing new left behind). */
 static int
-place(const outbox_t *o, const char *dir, const char *name, const char *text, size_t len,
-      identity_fn id, pt_error_t *err)
+place(outbox_t *o, const char *dir, const char *name, const char *text, size_t len, identity_fn id,
+      pt_error_t *err)
 {
     char *path = join(dir, name);
     if (path == NULL)
@@ -341,7 +344,9 @@ place(const outbox_t *o, const char *dir, const char *name, const char *text, si
     size_t olen = 0;
     int rc = read_existing(path, len * 2 + 65536, &old, &olen);
     if (rc == -ENOENT) {
-        rc = atomicfile_write(path, text, len, o->file_mode, err);
+        rc = atomicfile_write_ex(path, text, len, o->file_mode, !o->batch_sync, err);
+        if (rc == 0 && o->batch_sync)
+            *(dir == o->dir ? &o->dir_dirty : &o->rdir_dirty) = true;
         rc = rc == 0 ? PLACE_WRITTEN : rc;
     } else if (rc == 0) {
         rc = same_identity(old, olen, text, len, id) ? PLACE_ALREADY : PT_EDUPCONFLICT;
@@ -398,7 +403,7 @@ exists(const char *dir, const char *name)
 /* A replay goes to the next free .replay-<n>; a redelivered one first looks at the
  * latest, which its own first attempt may have written before a crash. */
 static int
-place_replay(const outbox_t *o, const outbox_delivery_t *d, const char *base, const char *text,
+place_replay(outbox_t *o, const outbox_delivery_t *d, const char *base, const char *text,
              size_t len, outbox_result_t *res, pt_error_t *err)
 {
     unsigned n = 0;
@@ -538,4 +543,23 @@ outbox_write_receipt(outbox_t *o, const Ptibus__V1__Receipt *r, outbox_result_t 
     }
     free(text);
     return finish(rc, res);
+}
+
+int
+outbox_sync(outbox_t *o, pt_error_t *err)
+{
+    char probe[4200];
+    bool *flags[] = {&o->dir_dirty, &o->rdir_dirty};
+    const char *dirs[] = {o->dir, o->rdir};
+    for (size_t i = 0; i < 2; i++) {
+        if (!*flags[i])
+            continue;
+        /* atomicfile_sync_dir syncs the folder holding a path: a name inside it */
+        snprintf(probe, sizeof probe, "%s/.", dirs[i]);
+        int rc = atomicfile_sync_dir(probe);
+        if (rc != 0)
+            return pt_error_set(err, rc, dirs[i], "cannot fsync the folder: %s", strerror(-rc));
+        *flags[i] = false;
+    }
+    return 0;
 }

@@ -34,6 +34,9 @@ typedef struct outbox_options {
     mode_t dir_mode;     /* 0: PT_OUTBOX_DIR_MODE */
     bool receipts;       /* write receipts into dir/receipts/ */
     size_t max_envelope; /* 0: PT_OUTBOX_MAX_ENVELOPE */
+    /* The folders are fsynced once per batch by outbox_sync() instead of after each file
+     * (the runtime syncs before the commit that precedes the acks). */
+    bool batch_sync;
 } outbox_options_t;
 
 /* One delivery, everything borrowed for the call (the broker's Deliver, plus the time the
@@ -106,6 +109,11 @@ outbox_delivery_t outbox_delivery_of(const Ptibus__V1__Deliver *dv, int64_t rece
  * decoded or rendered (refused for good), -ENOMEM. */
 int outbox_delivery_json(const outbox_delivery_t *d, size_t max_envelope, json_t **out,
                          pt_error_t *err);
+
+/* With batch_sync: fsyncs the folders that got a file since the last call, so that the
+ * files written are there after a power cut. Call it before acknowledging them. Returns
+ * 0 or -errno (then acknowledge nothing: the broker delivers them again). */
+int outbox_sync(outbox_t *o, pt_error_t *err);
 
 /* Writes receipts/<seq>-<recipient>-<kind>.json ({"formatVersion", "receipt": proto3
  * JSON}). SKIPPED when receipts are off; else as outbox_write (the same receipt again:

@@ -102,7 +102,11 @@ commit_turn(runtime_t *rt)
 {
     pt_error_t err;
     pt_error_clear(&err);
-    int rc = spool_turn_open(rt->spool) ? spool_commit(rt->spool, &err) : 0;
+    int rc = egress_prepare_commit(rt->eg, &err);
+    if (rc != 0)
+        spool_abort(rt->spool); /* the files' folder is not durable: no mark, no ack */
+    else if (spool_turn_open(rt->spool))
+        rc = spool_commit(rt->spool, &err);
     if (rc != 0)
         pt_log_error("runtime.commit", "spool commit failed: %s", err.msg);
     after_commit(rt, rc);
