@@ -1,6 +1,7 @@
-/* Soak (issue 15): a publisher (the CAF, 64 in flight) and a consumer (the Département,
- * acking each delivery) run steadily against a real ptibusd for PT_SOAK_SECONDS
- * (default 60; `tests/run.sh --soak` runs an hour). Every 10 s it prints the messages
+/* Soak (issue 15): a publisher (the CAF, 64 in flight, PT_SOAK_RATE messages a second,
+ * default 2000) and a consumer (the Département, acking each delivery) run steadily
+ * against a real ptibusd for PT_SOAK_SECONDS (default 60; `tests/run.sh --soak` runs an
+ * hour). Every 10 s it prints the messages
  * published and delivered, the broker's anonymous memory, its open file descriptors
  * and the p99 of publish -> ack. At the end: everything published was delivered, and
  * the memory and the descriptors stayed flat (the last interval within a margin of the
@@ -81,10 +82,10 @@ typedef struct soak {
 } soak_t;
 
 static void
-publish_some(soak_t *s)
+publish_some(soak_t *s, uint64_t allowed)
 {
     pt_error_t err;
-    while (s->sent - s->acked < WINDOW) {
+    while (s->sent - s->acked < WINDOW && s->sent < allowed) {
         td_sample_t smp;
         char id[40];
         snprintf(id, sizeof id, "soak-%09llu", (unsigned long long)s->sent);
@@ -144,7 +145,7 @@ static void
 test_soak_memory_and_descriptors_stay_flat(void **state)
 {
     (void)state;
-    int secs = env_int("PT_SOAK_SECONDS", 60);
+    int secs = env_int("PT_SOAK_SECONDS", 60), rate = env_int("PT_SOAK_RATE", 2000);
     td_net_t n;
     td_net_options_t o = {.ack_timeout = "30s",
                           .journal_max_size = "8GiB",
@@ -154,11 +155,11 @@ test_soak_memory_and_descriptors_stay_flat(void **state)
     static soak_t s;
     assert_int_equal(td_client_session(&n, "caf", 0, &s.pub), 0);
     assert_int_equal(td_client_session(&n, "departement", 256, &s.sub), 0);
-    int64_t end = tu_now_ms() + (int64_t)secs * 1000, next = tu_now_ms() + INTERVAL_MS;
+    int64_t start = tu_now_ms(), end = start + (int64_t)secs * 1000, next = start + INTERVAL_MS;
     long rss_first = -1, rss = 0;
     int fds_first = -1, fds = 0;
     while (tu_now_ms() < end) {
-        publish_some(&s);
+        publish_some(&s, (uint64_t)((tu_now_ms() - start) * rate / 1000)); /* steady pace */
         read_acks(&s, 5);
         consume(&s);
         if (tu_now_ms() >= next) {
@@ -174,8 +175,8 @@ test_soak_memory_and_descriptors_stay_flat(void **state)
             next += INTERVAL_MS;
         }
     }
-    for (int64_t t = tu_now_ms() + 10000; (s.acked < s.sent || s.delivered < s.acked) &&
-                                          tu_now_ms() < t;) {
+    for (int64_t t = tu_now_ms() + 10000;
+         (s.acked < s.sent || s.delivered < s.acked) && tu_now_ms() < t;) {
         read_acks(&s, 5);
         consume(&s);
     }
