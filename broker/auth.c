@@ -20,14 +20,23 @@
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define ZAP_PARTS 7 /* version, request id, domain, address, identity, mechanism, key */
 
-#define AUTH_LOG_EVERY_MS 10000 /* one handshake-failure line per socket and 10 s */
+#define AUTH_LOG_EVERY_MS 10000 /* one line per socket, kind of failure and 10 s */
+
+#define AUTH_LOG_KINDS 8 /* distinct handshake failures rate-limited apart */
+
+/* One kind of handshake failure (monitor event and value) on a socket. */
+typedef struct fail_kind {
+    uint16_t event;
+    uint32_t value;
+    int64_t last_log_ms; /* the last line for it (monotonic); 0: never */
+    uint64_t suppressed; /* failures since, not logged one by one */
+} fail_kind_t;
 
 typedef struct watch {
     void *pair;
     char name[16];
-    int64_t live;        /* connections accepted and not yet disconnected */
-    int64_t last_log_ms; /* the last handshake-failure line (monotonic) */
-    uint64_t suppressed; /* failures since, not logged one by one */
+    int64_t live; /* connections accepted and not yet disconnected */
+    fail_kind_t kinds[AUTH_LOG_KINDS];
 } watch_t;
 
 struct auth {
@@ -342,27 +351,43 @@ handshake_failure(uint16_t event, uint32_t value)
     return "no CURVE handshake completed (a client without CURVE, or the wrong server key)";
 }
 
-/* A misconfigured partner retries every second or so: one line per socket and 10 s, with
- * the count of the failures not logged one by one. libzmq's monitor names the socket's
- * own endpoint, not the peer (a handshake that fails never reaches ZAP, which would
- * know the address and the key). */
+/* A misconfigured partner retries every second or so: one line per socket, kind of
+ * failure and 10 s, with the count of the failures not logged one by one (another kind
+ * is logged at once). libzmq's monitor names the socket's own endpoint, not the peer (a
+ * handshake that fails never reaches ZAP, which would know the address and the key). */
+static fail_kind_t *
+fail_kind(watch_t *w, uint16_t event, uint32_t value)
+{
+    fail_kind_t *oldest = &w->kinds[0];
+    for (size_t i = 0; i < AUTH_LOG_KINDS; i++) {
+        fail_kind_t *k = &w->kinds[i];
+        if (k->last_log_ms != 0 && k->event == event && k->value == value)
+            return k;
+        if (k->last_log_ms < oldest->last_log_ms)
+            oldest = k;
+    }
+    *oldest = (fail_kind_t){.event = event, .value = value};
+    return oldest;
+}
+
 static void
 log_handshake_failure(watch_t *w, const zmq_msg_t *addr, uint16_t event, uint32_t value)
 {
     int64_t now = pt_clock_mono_ms();
-    if (w->last_log_ms != 0 && now - w->last_log_ms < AUTH_LOG_EVERY_MS) {
-        w->suppressed++;
+    fail_kind_t *k = fail_kind(w, event, value);
+    if (k->last_log_ms != 0 && now - k->last_log_ms < AUTH_LOG_EVERY_MS) {
+        k->suppressed++;
         return;
     }
     char more[64] = "";
-    if (w->suppressed > 0)
+    if (k->suppressed > 0)
         snprintf(more, sizeof more, "; %llu more such failures in the last %d s",
-                 (unsigned long long)w->suppressed, AUTH_LOG_EVERY_MS / 1000);
+                 (unsigned long long)k->suppressed, AUTH_LOG_EVERY_MS / 1000);
     pt_log_warn("auth.handshake", "%s socket (%.*s): %s (0x%x)%s", w->name, (int)zmq_msg_size(addr),
                 (const char *)zmq_msg_data((zmq_msg_t *)addr), handshake_failure(event, value),
                 value, more);
-    w->last_log_ms = now;
-    w->suppressed = 0;
+    k->last_log_ms = now;
+    k->suppressed = 0;
 }
 
 void
