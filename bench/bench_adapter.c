@@ -187,21 +187,6 @@ pct(uint64_t *v, uint64_t n, double p)
     return r;
 }
 
-static long
-rss_anon_kib(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    long kib = -1;
-    while (f != NULL && fgets(line, sizeof line, f))
-        if (strncmp(line, "RssAnon:", 8) == 0)
-            kib = strtol(line + 8, NULL, 10);
-    if (f != NULL)
-        fclose(f);
-    return kib;
-}
-
 /* Runs r's clients and, when dst is set, waits for the outbox files (30 s at most). */
 static double
 drive(run_t *r)
@@ -334,7 +319,7 @@ main(int argc, char **argv)
     double secs = drive(r);
     printf("{\"scenario\":\"A1-spool100k\",\"system\":\"ptibus-adapter\",\"msgs\":%llu,"
            "\"seconds\":%.2f,\"rss_anon_kib\":%ld}\n",
-           (unsigned long long)atomic_load(&r->ok), secs, rss_anon_kib(src.pid));
+           (unsigned long long)atomic_load(&r->ok), secs, tu_rss_anon_kib((int)src.pid));
     run_free(r);
     td_adapter_stop(&src);
     td_adapter_stop(&dst);

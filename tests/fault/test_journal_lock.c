@@ -65,21 +65,6 @@ test_second_broker_on_a_journal_is_refused(void **state)
     td_net_fini(&a);
 }
 
-static int
-count_in_log(td_net_t *n, const char *s)
-{
-    char path[4300];
-    snprintf(path, sizeof path, "%s/broker.log", n->dir);
-    uint8_t *text = NULL;
-    size_t len = 0;
-    int k = 0;
-    if (tu_read_file(path, &text, &len) == 0)
-        for (char *p = strstr((char *)text, s); p != NULL; p = strstr(p + 1, s))
-            k++;
-    free(text);
-    return k;
-}
-
 static void
 test_restart_does_not_grow_the_map_again(void **state)
 {
@@ -97,7 +82,7 @@ test_restart_does_not_grow_the_map_again(void **state)
         publish_on(c, id, 3900);
     }
     client_close(&c);
-    int grown = count_in_log(&n, "journal.grow");
+    int grown = td_log_count(&n, "journal.grow");
     assert_true(grown >= 1);
     for (int r = 0; r < 5; r++) {
         assert_int_equal(td_broker_stop(&n), 0);
@@ -107,8 +92,8 @@ test_restart_does_not_grow_the_map_again(void **state)
         publish_ok(&n, id, 0);
     }
     print_message("journal.grow lines: %d while filling, %d after 5 restarts\n", grown,
-                  count_in_log(&n, "journal.grow"));
-    assert_int_equal(count_in_log(&n, "journal.grow"), grown);
+                  td_log_count(&n, "journal.grow"));
+    assert_int_equal(td_log_count(&n, "journal.grow"), grown);
     td_net_fini(&n);
 }
 

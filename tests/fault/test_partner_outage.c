@@ -52,21 +52,6 @@ env_int(const char *name, int dflt)
     return v != NULL && *v ? atoi(v) : dflt;
 }
 
-static long
-rss_anon_kib(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    long kib = -1;
-    while (f != NULL && fgets(line, sizeof line, f))
-        if (strncmp(line, "RssAnon:", 8) == 0)
-            kib = strtol(line + 8, NULL, 10);
-    if (f != NULL)
-        fclose(f);
-    return kib;
-}
-
 static int
 setup(void **state)
 {
@@ -180,13 +165,13 @@ test_outage_queues_in_lmdb_then_all_in_order(void **state)
 {
     fx_t *f = *state;
     size_t n = (size_t)env_int("PT_OUTAGE_MESSAGES", 100000);
-    long base = rss_anon_kib(f->net.pid);
+    long base = tu_rss_anon_kib((int)f->net.pid);
     assert_int_equal(td_client_session(&f->net, "caf", 0, &f->pub), 0);
     publish_windowed(f->pub, n, make_event, "out");
-    long queued = rss_anon_kib(f->net.pid);
+    long queued = tu_rss_anon_kib((int)f->net.pid);
     assert_int_equal(td_client_session(&f->net, "departement", WINDOW, &f->sub), 0);
     size_t got = consume(f->sub, n, true, true, 5000);
-    long after = rss_anon_kib(f->net.pid);
+    long after = tu_rss_anon_kib((int)f->net.pid);
     print_message("messages %zu, delivered %zu; broker RssAnon %ld KiB at start, %ld with %zu "
                   "queued, %ld after delivery (bound %d)\n",
                   n, got, base, queued, n, after, RSS_BOUND_KIB);

@@ -19,21 +19,6 @@
 #include "keys.h"
 #include "testutil.h"
 
-static int
-count_in_log(td_net_t *n, const char *s)
-{
-    char path[4300];
-    snprintf(path, sizeof path, "%s/broker.log", n->dir);
-    uint8_t *text = NULL;
-    size_t len = 0;
-    int k = 0;
-    if (tu_read_file(path, &text, &len) == 0)
-        for (char *p = strstr((char *)text, s); p != NULL; p = strstr(p + 1, s))
-            k++;
-    free(text);
-    return k;
-}
-
 static void
 test_wrong_broker_key_logged_at_a_bounded_rate(void **state)
 {
@@ -62,7 +47,7 @@ test_wrong_broker_key_logged_at_a_bounded_rate(void **state)
     zmq_close(s);
     zmq_ctx_term(ctx);
     usleep(200 * 1000);
-    int lines = count_in_log(&n, "auth.handshake");
+    int lines = td_log_count(&n, "auth.handshake");
     char *text = NULL;
     assert_int_equal(td_metrics_scrape(&n, &text), 200);
     print_message("handshake-failure lines in 3 s of retries: %d\n", lines);

@@ -37,21 +37,6 @@ env_int(const char *name, int dflt)
     return v != NULL && *v ? atoi(v) : dflt;
 }
 
-static long
-rss_anon_kib(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    long kib = -1;
-    while (f != NULL && fgets(line, sizeof line, f))
-        if (strncmp(line, "RssAnon:", 8) == 0)
-            kib = strtol(line + 8, NULL, 10);
-    if (f != NULL)
-        fclose(f);
-    return kib;
-}
-
 static int
 fd_count(pid_t pid)
 {
@@ -163,7 +148,7 @@ test_soak_memory_and_descriptors_stay_flat(void **state)
         read_acks(&s, 5);
         consume(&s);
         if (tu_now_ms() >= next) {
-            rss = rss_anon_kib(n.pid);
+            rss = tu_rss_anon_kib((int)n.pid);
             fds = fd_count(n.pid);
             if (rss_first < 0)
                 rss_first = rss, fds_first = fds;

@@ -356,15 +356,23 @@ td_client_session(td_net_t *n, const char *partner, uint32_t initial_credit, cli
 bool
 td_log_contains(td_net_t *n, const char *s)
 {
+    return td_log_count(n, s) > 0;
+}
+
+int
+td_log_count(td_net_t *n, const char *s)
+{
     char path[4300];
     snprintf(path, sizeof path, "%s/broker.log", n->dir);
     uint8_t *buf;
     size_t len;
     if (tu_read_file(path, &buf, &len) != 0)
-        return false;
-    bool found = strstr((char *)buf, s) != NULL;
+        return 0;
+    int k = 0;
+    for (char *p = strstr((char *)buf, s); p != NULL; p = strstr(p + 1, s))
+        k++;
     free(buf);
-    return found;
+    return k;
 }
 
 typedef struct body {

@@ -74,6 +74,9 @@ int td_admin_open(td_net_t *n, const char *keyname, client_t **out);
 /* Path of the broker's log (stderr) in the test directory, and whether it contains s. */
 bool td_log_contains(td_net_t *n, const char *s);
 
+/* How many times s occurs in the broker's log. */
+int td_log_count(td_net_t *n, const char *s);
+
 /* GET /metrics of the broker; returns the HTTP status and the body (caller frees). */
 long td_metrics_scrape(td_net_t *n, char **text);
 

@@ -150,3 +150,18 @@ tu_deploy_example(const char *tag, char *config, size_t cap)
     must(keys_hmac_generate(keydir, "person_index", &err), "keys", &err);
     return dir;
 }
+
+long
+tu_rss_anon_kib(int pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    FILE *f = fopen(path, "r");
+    long kib = -1;
+    while (f != NULL && fgets(line, sizeof line, f))
+        if (strncmp(line, "RssAnon:", 8) == 0)
+            kib = strtol(line + 8, NULL, 10);
+    if (f != NULL)
+        fclose(f);
+    return kib;
+}

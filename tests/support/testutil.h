@@ -31,6 +31,9 @@ char *tu_deploy_example(const char *tag, char *config, size_t cap);
 /* A TCP port on 127.0.0.1 that was free a moment ago. */
 int tu_free_port(void);
 
+/* The RssAnon of a process in KiB (/proc/PID/status), or -1. */
+long tu_rss_anon_kib(int pid);
+
 /* Milliseconds from a monotonic clock. */
 int64_t tu_now_ms(void);
 
