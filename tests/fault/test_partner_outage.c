@@ -27,19 +27,6 @@
 #define WAIT_MS 120000
 #define RSS_BOUND_KIB (64 * 1024) /* the broker's memory budget (docs/performance.md) */
 
-/* Under AddressSanitizer the broker's anonymous memory is mostly the sanitizer's own
- * (shadow, quarantine): the bound is checked in the plain build only. */
-#if defined(__SANITIZE_ADDRESS__)
-#define PT_RSS_CHECKED 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define PT_RSS_CHECKED 0
-#endif
-#endif
-#ifndef PT_RSS_CHECKED
-#define PT_RSS_CHECKED 1
-#endif
-
 typedef struct fx {
     td_net_t net;
     client_t *pub, *sub, *fast;
@@ -176,7 +163,7 @@ test_outage_queues_in_lmdb_then_all_in_order(void **state)
                   "queued, %ld after delivery (bound %d)\n",
                   n, got, base, queued, n, after, RSS_BOUND_KIB);
     assert_int_equal(got, n);
-    if (PT_RSS_CHECKED) {
+    if (!TU_ASAN) { /* under ASan the memory is the sanitizer's */
         assert_true(queued <= RSS_BOUND_KIB);
         assert_true(after <= RSS_BOUND_KIB);
     } else {

@@ -165,14 +165,15 @@ test_soak_memory_and_descriptors_stay_flat(void **state)
         read_acks(&s, 5);
         consume(&s);
     }
-    assert_int_equal(s.acked, s.sent);
-    assert_int_equal(s.delivered, s.acked);
-    assert_true(rss_first > 0);
-    assert_true(rss <= rss_first + RSS_MARGIN_KIB);
-    assert_true(fds <= fds_first + FD_MARGIN);
     client_close(&s.pub);
     client_close(&s.sub);
     td_net_fini(&n);
+    assert_int_equal(s.acked, s.sent);
+    assert_int_equal(s.delivered, s.acked);
+    assert_true(rss_first > 0);
+    if (!TU_ASAN) /* under ASan the memory is the sanitizer's (its quarantine fills up) */
+        assert_true(rss <= rss_first + RSS_MARGIN_KIB);
+    assert_true(fds <= fds_first + FD_MARGIN);
 }
 
 int

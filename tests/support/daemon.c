@@ -156,9 +156,36 @@ td_net_init(td_net_t *n, const char *tag, const td_net_options_t *opts)
     td_net_configure(n, opts);
 }
 
+/* The brokers started and not yet stopped, killed at exit: a test whose assertion fails
+ * skips its teardown, and an orphan broker would hold ctest's pipe until its timeout. */
+#define TD_LIVE_MAX 32
+static td_net_t *td_live[TD_LIVE_MAX];
+
+static void
+td_kill_orphans(void)
+{
+    for (size_t i = 0; i < TD_LIVE_MAX; i++)
+        if (td_live[i] != NULL && td_live[i]->pid > 0)
+            kill(td_live[i]->pid, SIGKILL);
+}
+
+static void
+td_track(td_net_t *n, bool on)
+{
+    static bool registered;
+    if (!registered)
+        registered = atexit(td_kill_orphans) == 0;
+    for (size_t i = 0; i < TD_LIVE_MAX; i++)
+        if (on ? td_live[i] == NULL || td_live[i] == n : td_live[i] == n) {
+            td_live[i] = on ? n : NULL;
+            return;
+        }
+}
+
 void
 td_net_fini(td_net_t *n)
 {
+    td_track(n, false);
     if (n->pid > 0)
         td_broker_kill9(n);
     tu_rmtree(n->dir);
@@ -259,6 +286,7 @@ broker_start_once(td_net_t *n)
     char notify_path[4300];
     snprintf(notify_path, sizeof notify_path, "%s/notify", n->dir);
     int fd = notify_socket(notify_path);
+    td_track(n, true);
     n->pid = fork();
     if (n->pid < 0)
         die("fork", NULL);

@@ -31,6 +31,19 @@ char *tu_deploy_example(const char *tag, char *config, size_t cap);
 /* A TCP port on 127.0.0.1 that was free a moment ago. */
 int tu_free_port(void);
 
+/* Whether this build runs under AddressSanitizer: a process's anonymous memory is then
+ * mostly the sanitizer's own (shadow, quarantine), and memory bounds are not checked. */
+#if defined(__SANITIZE_ADDRESS__)
+#define TU_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TU_ASAN 1
+#endif
+#endif
+#ifndef TU_ASAN
+#define TU_ASAN 0
+#endif
+
 /* The RssAnon of a process in KiB (/proc/PID/status), or -1. */
 long tu_rss_anon_kib(int pid);
 
