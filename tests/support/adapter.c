@@ -116,35 +116,9 @@ print_log(const td_adapter_t *a)
     free(text);
 }
 
-/* The adapters started, killed at exit (see daemon.c's orphans). */
-#define TD_ADAPTERS_MAX 32
-static td_adapter_t *td_adapters[TD_ADAPTERS_MAX];
-
-static void
-td_adapters_kill(void)
-{
-    for (size_t i = 0; i < TD_ADAPTERS_MAX; i++)
-        if (td_adapters[i] != NULL && td_adapters[i]->pid > 0)
-            kill(td_adapters[i]->pid, SIGKILL);
-}
-
-static void
-td_adapter_track(td_adapter_t *a)
-{
-    static bool registered;
-    if (!registered)
-        registered = atexit(td_adapters_kill) == 0;
-    for (size_t i = 0; i < TD_ADAPTERS_MAX; i++)
-        if (td_adapters[i] == NULL || td_adapters[i] == a) {
-            td_adapters[i] = a;
-            return;
-        }
-}
-
 int
 td_adapter_start(td_adapter_t *a)
 {
-    td_adapter_track(a);
     char bin[4400];
     snprintf(bin, sizeof bin, "%s/ptibus-adapter-%s", PT_ADAPTER_BIN_DIR, a->binary);
     a->pid = fork();

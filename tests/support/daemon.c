@@ -156,28 +156,41 @@ td_net_init(td_net_t *n, const char *tag, const td_net_options_t *opts)
     td_net_configure(n, opts);
 }
 
-/* The brokers started and not yet stopped, killed at exit: a test whose assertion fails
- * skips its teardown, and an orphan broker would hold ctest's pipe until its timeout. */
-#define TD_LIVE_MAX 32
-static td_net_t *td_live[TD_LIVE_MAX];
+/* The brokers started and not yet reaped, killed at exit: a test without a teardown
+ * whose assertion fails skips its td_net_fini, and an orphan broker would hold ctest's
+ * pipe until the test's timeout. Pids, not nets (a net may live on a dead stack frame);
+ * only a pid that is still our running child is killed. */
+#define TD_LIVE_MAX 64
+static pid_t td_live[TD_LIVE_MAX];
+
+/* 1: our child and running; 0: exited, not yet reaped; -1: not our child (reaped). Never
+ * reaps (WNOWAIT): the tests' own waitpid calls still see it. */
+static int
+child_state(pid_t pid)
+{
+    siginfo_t si = {0};
+    if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0)
+        return -1;
+    return si.si_pid == 0 ? 1 : 0;
+}
 
 static void
 td_kill_orphans(void)
 {
     for (size_t i = 0; i < TD_LIVE_MAX; i++)
-        if (td_live[i] != NULL && td_live[i]->pid > 0)
-            kill(td_live[i]->pid, SIGKILL);
+        if (td_live[i] > 0 && child_state(td_live[i]) == 1)
+            kill(td_live[i], SIGKILL);
 }
 
 static void
-td_track(td_net_t *n, bool on)
+td_track(pid_t pid)
 {
     static bool registered;
     if (!registered)
         registered = atexit(td_kill_orphans) == 0;
     for (size_t i = 0; i < TD_LIVE_MAX; i++)
-        if (on ? td_live[i] == NULL || td_live[i] == n : td_live[i] == n) {
-            td_live[i] = on ? n : NULL;
+        if (td_live[i] <= 0 || child_state(td_live[i]) < 0) {
+            td_live[i] = pid; /* a free slot, or one whose broker is gone */
             return;
         }
 }
@@ -185,7 +198,6 @@ td_track(td_net_t *n, bool on)
 void
 td_net_fini(td_net_t *n)
 {
-    td_track(n, false);
     if (n->pid > 0)
         td_broker_kill9(n);
     tu_rmtree(n->dir);
@@ -286,8 +298,9 @@ broker_start_once(td_net_t *n)
     char notify_path[4300];
     snprintf(notify_path, sizeof notify_path, "%s/notify", n->dir);
     int fd = notify_socket(notify_path);
-    td_track(n, true);
     n->pid = fork();
+    if (n->pid > 0)
+        td_track(n->pid);
     if (n->pid < 0)
         die("fork", NULL);
     if (n->pid == 0)
