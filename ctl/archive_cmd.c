@@ -173,7 +173,7 @@ cmd_compact(ctl_t *c, int argc, char **argv)
         return CTL_FAILED;
     rc = journal_space(j, &before, &err);
     if (rc == 0)
-        rc = journal_compact(j, a.to, &err);
+        rc = journal_copy(j, a.to, &err);
     journal_close(&j);
     if (rc != 0)
         return fail(&err);

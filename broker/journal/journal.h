@@ -24,7 +24,7 @@
  * - Functions taking a journal_t (journal_get, journal_scan, journal_find_*,
  *   journal_queue_list, journal_queue_stats, journal_dead_list,
  *   journal_person_unmerged, journal_verify*, journal_expiry_held, journal_space,
- *   journal_archive, journal_archive_chains, journal_compact) each open a read
+ *   journal_archive, journal_archive_chains, journal_copy) each open a read
  *   transaction: they see
  *   the committed state as of their call, never the open batch's writes, and may be
  *   called while it is open. journal_last_seq, journal_head, journal_signed_head and
@@ -554,15 +554,12 @@ typedef struct journal_space {
 /* Fills *out (committed state; a walk of LMDB's free list). 0 or an LMDB error. */
 int journal_space(journal_t *j, journal_space_t *out, pt_error_t *err);
 
-/* Writes a compacted copy of the journal (mdb_copy -c: only live pages, so the file is
- * smaller and the erased or expired bytes left in free pages are not copied) into dir,
- * created 0700 if missing; data.mdb 0600. -EEXIST when dir holds a journal already.
- * Works on a journal open read-only beside a running broker (one read transaction). */
-int journal_compact(journal_t *j, const char *dir, pt_error_t *err);
 /* Copies the committed journal into dir (created 0700, or an existing empty folder made
  * 0700) with LMDB's compacting copy, in one read transaction: consistent, and safe
- * while the broker writes. data.mdb is created 0600 and synced, then the folder.
- * Returns 0, -EEXIST for a folder that is not empty, -errno or PT_E* (err says what). */
+ * while the broker writes; only live pages are copied, so the copy is smaller and the
+ * expired or erased bytes left in free pages are not in it (ptibusctl backup, compact). data.mdb is
+ * created 0600 and synced, then the folder. Returns 0, -EEXIST for a folder that is not empty,
+ * -errno or PT_E* (err says what). */
 int journal_copy(journal_t *j, const char *dir, pt_error_t *err);
 
 /* Current map size and maximum, and bytes in use, for metrics and the full check. */

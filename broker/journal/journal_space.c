@@ -1,5 +1,5 @@
 /* journal_space: how much of the journal's file is in use, free for reuse, and
- * reclaimable by a compacted copy; and that copy (journal_compact). LMDB reuses the
+ * reclaimable by a compacted copy (journal_copy writes that copy). LMDB reuses the
  * pages that expiry, erasure and segment expiry free, but never shrinks its file: only
  * a compacted copy does (mdb_copy -c). */
 #include <errno.h>
@@ -46,21 +46,4 @@ journal_space(journal_t *j, journal_space_t *out, pt_error_t *err)
     size_t live = out->used_bytes > out->free_bytes ? out->used_bytes - out->free_bytes : 0;
     out->reclaimable_bytes = out->file_bytes > live ? out->file_bytes - live : 0;
     return 0;
-}
-
-int
-journal_compact(journal_t *j, const char *dir, pt_error_t *err)
-{
-    struct stat st;
-    char path[PATH_MAX + 16];
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-        return pt_error_set(err, -errno, dir, "mkdir: %s", strerror(errno));
-    snprintf(path, sizeof path, "%s/data.mdb", dir);
-    if (stat(path, &st) == 0)
-        return pt_error_set(err, -EEXIST, dir, "already holds a journal");
-    int rc = mdb_env_copy2(j->env, dir, MDB_CP_COMPACT);
-    if (rc != 0)
-        return lmdbx_fail(err, rc, dir, "compacted copy");
-    return chmod(path, 0600) == 0 ? 0
-                                  : pt_error_set(err, -errno, path, "chmod: %s", strerror(errno));
 }
