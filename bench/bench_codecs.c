@@ -28,11 +28,11 @@
 #include "filedrop.h"
 #include "lheo.h"
 #include "lheo_diff.h"
+#include "lheo_spool.h"
 #include "registry.h"
 #include "spool.h"
 #include "validate.h"
 
-#define LHEO_NS "lheo" /* the namespace adapters/region/main.c gives the store */
 #define PASS_ATTEMPTS 4
 
 typedef struct opts {
@@ -84,66 +84,6 @@ now_s(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
-
-/* ---- the LHEO store over the spool (the pattern of adapters/region/main.c) ---- */
-
-static int
-st_get(void *impl, const char *key, uint8_t fp[LHEO_FP_LEN])
-{
-    uint8_t *v = NULL;
-    size_t n = 0;
-    pt_error_t err;
-    int rc = spool_kv_get(impl, LHEO_NS, key, strlen(key), &v, &n, &err);
-    if (rc == 0 && n != LHEO_FP_LEN)
-        rc = PT_ECORRUPT;
-    if (rc == 0)
-        memcpy(fp, v, LHEO_FP_LEN);
-    free(v);
-    return rc;
-}
-
-static int
-st_put(void *impl, const char *key, const uint8_t fp[LHEO_FP_LEN])
-{
-    pt_error_t err;
-    return spool_kv_put(impl, LHEO_NS, key, strlen(key), fp, LHEO_FP_LEN, &err);
-}
-
-static int
-st_del(void *impl, const char *key)
-{
-    pt_error_t err;
-    int rc = spool_kv_del(impl, LHEO_NS, key, strlen(key), &err);
-    return rc == PT_ENOTFOUND ? 0 : rc;
-}
-
-typedef struct st_list {
-    int (*fn)(void *ctx, const char *key);
-    void *ctx;
-} st_list_t;
-
-static int
-st_each(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
-{
-    st_list_t *l = arg;
-    char k[PT_SPOOL_KEY_MAX + 1];
-    (void)val, (void)vlen;
-    if (klen > PT_SPOOL_KEY_MAX)
-        return PT_ECORRUPT;
-    memcpy(k, key, klen);
-    k[klen] = '\0';
-    return l->fn(l->ctx, k);
-}
-
-static int
-st_list(void *impl, int (*fn)(void *ctx, const char *key), void *ctx)
-{
-    st_list_t l = {fn, ctx};
-    pt_error_t err;
-    return spool_kv_iterate(impl, LHEO_NS, st_each, &l, &err);
-}
-
-static const lheo_store_ops_t store_ops = {st_get, st_put, st_del, st_list};
 
 /* ---- one record, as the runtime spools it ---- */
 
@@ -446,7 +386,7 @@ main(int argc, char **argv)
     char dir[4096] = "";
     int rc = open_spool(&b, dir, sizeof dir);
     if (rc == 0 && b.codec == &lheo_codec) {
-        b.store = (lheo_store_t){.ops = &store_ops, .impl = b.spool};
+        b.store = lheo_spool_store(b.spool);
         b.cfg.state = &b.store;
     }
     for (unsigned k = 1; rc == 0 && k <= o.passes; k++)
