@@ -1,4 +1,4 @@
-/* atomicfile: tmp, fsync, rename, fsync the folder (see atomicfile.h). */
+/* atomicfile: tmp, fsync, rename, fsync the folder; batches of them (see atomicfile.h). */
 #include "atomicfile.h"
 
 #include <errno.h>
@@ -47,25 +47,42 @@ atomicfile_write(const char *path, const void *data, size_t len, mode_t mode, pt
     return atomicfile_write_ex(path, data, len, mode, true, err);
 }
 
+/* Creates path.tmp holding data with mode, fd left open in *fd and the tmp's name in tmp
+ * (cap bytes): a leftover tmp (a crash) is removed, not reused: unlink drops the name only,
+ * so neither a symbolic link nor a hard link planted there is written through, and O_EXCL
+ * refuses one planted again between the unlink and the open. Nothing is left on failure. */
+static int
+create_tmp(const char *path, const void *data, size_t len, mode_t mode, int *fd, char *tmp,
+           size_t cap, pt_error_t *err)
+{
+    if ((size_t)snprintf(tmp, cap, "%s.tmp", path) >= cap)
+        return pt_error_set(err, -ENAMETOOLONG, path, "path too long");
+    if (unlink(tmp) != 0 && errno != ENOENT)
+        return pt_error_set(err, -errno, tmp, "cannot remove the old tmp: %s", strerror(errno));
+    *fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+    if (*fd < 0)
+        return pt_error_set(err, -errno, tmp, "cannot create: %s", strerror(errno));
+    int rc = fchmod(*fd, mode) == 0 ? 0 : -errno; /* the umask must not widen or narrow it */
+    if (rc == 0)
+        rc = write_all(*fd, data, len);
+    if (rc != 0) {
+        close(*fd);
+        unlink(tmp);
+        return pt_error_set(err, rc, path, "cannot write: %s", strerror(-rc));
+    }
+    return 0;
+}
+
 int
 atomicfile_write_ex(const char *path, const void *data, size_t len, mode_t mode, bool sync_dir,
                     pt_error_t *err)
 {
     char tmp[4096];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
-        return pt_error_set(err, -ENAMETOOLONG, path, "path too long");
-    /* A leftover tmp (a crash) is removed, not reused: unlink drops the name only, so
-     * neither a symbolic link nor a hard link planted there is written through, and
-     * O_EXCL refuses one planted again between the unlink and the open. */
-    if (unlink(tmp) != 0 && errno != ENOENT)
-        return pt_error_set(err, -errno, tmp, "cannot remove the old tmp: %s", strerror(errno));
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
-    if (fd < 0)
-        return pt_error_set(err, -errno, tmp, "cannot create: %s", strerror(errno));
-    int rc = fchmod(fd, mode) == 0 ? 0 : -errno; /* the umask must not widen or narrow it */
-    if (rc == 0)
-        rc = write_all(fd, data, len);
-    if (rc == 0 && fsync(fd) != 0)
+    int fd = -1;
+    int rc = create_tmp(path, data, len, mode, &fd, tmp, sizeof tmp, err);
+    if (rc != 0)
+        return rc;
+    if (fsync(fd) != 0)
         rc = -errno;
     if (close(fd) != 0 && rc == 0)
         rc = -errno;
@@ -78,4 +95,166 @@ atomicfile_write_ex(const char *path, const void *data, size_t len, mode_t mode,
         return pt_error_set(err, rc, path, "cannot write: %s", strerror(-rc));
     }
     return 0;
+}
+
+/* ---- batches ---- */
+
+typedef struct staged {
+    char *path, *tmp; /* final name, and the tmp holding the bytes until the commit */
+    char *data;       /* a copy of the bytes (atomicfile_batch_get) */
+    size_t len;
+    int fd;
+} staged_t;
+
+struct atomicfile_batch {
+    staged_t *v;
+    size_t n, cap;
+};
+
+int
+atomicfile_batch_new(atomicfile_batch_t **out)
+{
+    *out = calloc(1, sizeof **out);
+    return *out != NULL ? 0 : -ENOMEM;
+}
+
+static void
+staged_drop(staged_t *f, bool unlink_tmp)
+{
+    if (f->fd >= 0)
+        close(f->fd);
+    if (unlink_tmp)
+        unlink(f->tmp);
+    free(f->path);
+    free(f->tmp);
+    free(f->data);
+}
+
+void
+atomicfile_batch_discard(atomicfile_batch_t *b)
+{
+    for (size_t i = 0; b != NULL && i < b->n; i++)
+        staged_drop(&b->v[i], true);
+    if (b != NULL)
+        b->n = 0;
+}
+
+void
+atomicfile_batch_free(atomicfile_batch_t **b)
+{
+    if (*b == NULL)
+        return;
+    atomicfile_batch_discard(*b);
+    free((*b)->v);
+    free(*b);
+    *b = NULL;
+}
+
+size_t
+atomicfile_batch_count(const atomicfile_batch_t *b)
+{
+    return b->n;
+}
+
+bool
+atomicfile_batch_get(const atomicfile_batch_t *b, const char *path, const char **data, size_t *len)
+{
+    for (size_t i = b->n; i-- > 0;) {
+        if (strcmp(b->v[i].path, path) == 0) {
+            if (data != NULL)
+                *data = b->v[i].data;
+            if (len != NULL)
+                *len = b->v[i].len;
+            return true;
+        }
+    }
+    return false;
+}
+
+static int
+batch_grow(atomicfile_batch_t *b)
+{
+    if (b->n < b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap * 2 : 16;
+    staged_t *v = realloc(b->v, cap * sizeof *v);
+    if (v == NULL)
+        return -ENOMEM;
+    b->v = v;
+    b->cap = cap;
+    return 0;
+}
+
+int
+atomicfile_batch_add(atomicfile_batch_t *b, const char *path, const void *data, size_t len,
+                     mode_t mode, pt_error_t *err)
+{
+    char tmp[4096];
+    staged_t f = {.fd = -1, .len = len};
+    if (batch_grow(b) != 0 || (f.path = strdup(path)) == NULL ||
+        (f.data = malloc(len + 1)) == NULL) {
+        staged_drop(&f, false);
+        return pt_error_set(err, -ENOMEM, path, "out of memory");
+    }
+    memcpy(f.data, data, len);
+    int rc = create_tmp(path, data, len, mode, &f.fd, tmp, sizeof tmp, err);
+    if (rc == 0 && (f.tmp = strdup(tmp)) == NULL) {
+        close(f.fd);
+        unlink(tmp);
+        f.fd = -1;
+        rc = pt_error_set(err, -ENOMEM, path, "out of memory");
+    }
+    if (rc != 0) {
+        staged_drop(&f, false);
+        return rc;
+    }
+    /* Starts the write-back now, so that the commit's fdatasync mostly waits for nothing. */
+    (void)sync_file_range(f.fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+    b->v[b->n++] = f;
+    return 0;
+}
+
+static size_t
+dir_len(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash != NULL ? (size_t)(slash - path) : 0;
+}
+
+/* fsyncs each distinct folder of the batch's first n files once. */
+static int
+sync_dirs(const atomicfile_batch_t *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *p = b->v[i].path;
+        size_t dl = dir_len(p);
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = dir_len(b->v[j].path) == dl && strncmp(b->v[j].path, p, dl) == 0;
+        int rc = seen ? 0 : atomicfile_sync_dir(p);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+int
+atomicfile_batch_commit(atomicfile_batch_t *b, pt_error_t *err)
+{
+    int rc = 0;
+    size_t i = 0, renamed = 0;
+    for (i = 0; i < b->n && rc == 0; i++) /* every file's bytes durable before any name */
+        if (fdatasync(b->v[i].fd) != 0)
+            rc = pt_error_set(err, -errno, b->v[i].path, "cannot write: %s", strerror(errno));
+    for (i = 0; i < b->n && rc == 0; i++, renamed++)
+        if (rename(b->v[i].tmp, b->v[i].path) != 0)
+            rc = pt_error_set(err, -errno, b->v[i].path, "cannot rename into place: %s",
+                              strerror(errno));
+    int drc = renamed > 0 ? sync_dirs(b, renamed) : 0;
+    if (rc == 0 && drc != 0)
+        rc = pt_error_set(err, drc, b->v[0].path, "cannot fsync the folder: %s", strerror(-drc));
+    for (i = 0; i < b->n; i++)
+        staged_drop(&b->v[i], i >= renamed);
+    b->n = 0;
+    return rc;
 }

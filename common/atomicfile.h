@@ -25,4 +25,37 @@ int atomicfile_write_ex(const char *path, const void *data, size_t len, mode_t m
 /* fsyncs the folder that holds path (after a rename or an unlink in it). */
 int atomicfile_sync_dir(const char *path);
 
+/* ---- batches: many files made durable together ----
+ * Each file is written to its tmp at once (same safety as atomicfile_write) and its
+ * write-back started; the commit then waits for all of them (fdatasync each), renames them
+ * into place and fsyncs each folder once: a file's bytes are durable before its name
+ * appears, and after the commit every name is durable. A batch of n files costs one wait
+ * for the disk instead of n. A file is invisible under its name until the commit; a crash
+ * before it leaves only tmp files (the caller's open removes them). Not thread-safe. */
+typedef struct atomicfile_batch atomicfile_batch_t;
+
+/* Caller owns *out; free with atomicfile_batch_free (which discards what is staged). */
+int atomicfile_batch_new(atomicfile_batch_t **out);
+void atomicfile_batch_free(atomicfile_batch_t **b);
+
+/* Stages len bytes for path with mode. Returns 0 or -errno (nothing left behind). Each
+ * staged file holds a descriptor until the commit: keep batches to a few hundred files. */
+int atomicfile_batch_add(atomicfile_batch_t *b, const char *path, const void *data, size_t len,
+                         mode_t mode, pt_error_t *err);
+
+/* Whether path is staged (the latest one when staged twice); *data and *len (may be NULL)
+ * then get its bytes, owned by the batch until the commit or discard. */
+bool atomicfile_batch_get(const atomicfile_batch_t *b, const char *path, const char **data,
+                          size_t *len);
+
+size_t atomicfile_batch_count(const atomicfile_batch_t *b);
+
+/* Makes every staged file durable under its name. Returns 0 or -errno, err naming the
+ * file: then the files not yet renamed are removed (those renamed have durable bytes, their
+ * folder may not be synced). The batch is empty afterwards either way. */
+int atomicfile_batch_commit(atomicfile_batch_t *b, pt_error_t *err);
+
+/* Removes every staged tmp; the batch is empty afterwards. Accepts NULL. */
+void atomicfile_batch_discard(atomicfile_batch_t *b);
+
 #endif

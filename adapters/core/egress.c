@@ -85,7 +85,7 @@ queue_ack(egress_t *e, uint64_t seq, bool ok, const char *reason)
 bool
 egress_acks_waiting(const egress_t *e)
 {
-    return e->n_acks > 0;
+    return e->n_acks > 0 || (e->outbox != NULL && outbox_staged(e->outbox) > 0);
 }
 
 int

@@ -55,12 +55,12 @@ void egress_deliver(egress_t *e, const Ptibus__V1__Deliver *d, int64_t wall_ms);
  * config asks for it. */
 void egress_receipt(egress_t *e, const Ptibus__V1__Receipt *r);
 
-/* Whether acks wait for a commit. */
+/* Whether acks or staged outbox files wait for a commit. */
 bool egress_acks_waiting(const egress_t *e);
 
-/* Before the spool's turn commits: the outbox folders that got files in this turn are
- * fsynced once (not after each file), so that the marks and the acks that follow the
- * commit cover files that survive a power cut. 0 or -errno (then abort the turn). */
+/* Before the spool's turn commits: the outbox files staged in this turn are made durable
+ * together (outbox_sync), so that the marks and the acks that follow the commit cover
+ * files that survive a power cut. 0 or -errno (then abort the turn). */
 int egress_prepare_commit(egress_t *e, pt_error_t *err);
 
 /* The spool's turn committed (rc 0: the queued acks are sent) or failed (they are

@@ -24,8 +24,7 @@ struct outbox {
     char *rdir; /* receipts/, NULL when off */
     mode_t file_mode;
     size_t max_envelope;
-    bool batch_sync;            /* folders fsynced by outbox_sync, not after each file */
-    bool dir_dirty, rdir_dirty; /* a file was renamed in since the last outbox_sync */
+    atomicfile_batch_t *batch; /* batch_sync: the files staged since the last outbox_sync */
 };
 
 /* What place() found at a name. */
@@ -111,9 +110,10 @@ outbox_open(const outbox_options_t *opts, outbox_t **out, pt_error_t *err)
         return pt_error_set(err, -ENOMEM, "outbox", "out of memory");
     o->file_mode = opts->file_mode ? opts->file_mode : PT_OUTBOX_FILE_MODE;
     o->max_envelope = opts->max_envelope ? opts->max_envelope : PT_OUTBOX_MAX_ENVELOPE;
-    o->batch_sync = opts->batch_sync;
     o->dir = strdup(opts->dir);
     int rc = o->dir ? 0 : pt_error_set(err, -ENOMEM, "outbox", "out of memory");
+    if (rc == 0 && opts->batch_sync && atomicfile_batch_new(&o->batch) != 0)
+        rc = pt_error_set(err, -ENOMEM, "outbox", "out of memory");
     if (rc == 0)
         rc = check_dir(o->dir, dmode, err);
     if (rc == 0 && opts->receipts) {
@@ -137,6 +137,7 @@ outbox_close(outbox_t **o)
 {
     if (o == NULL || *o == NULL)
         return;
+    atomicfile_batch_free(&(*o)->batch);
     free((*o)->dir);
     free((*o)->rdir);
     free(*o);
@@ -330,6 +331,20 @@ same_identity(const char *a, size_t alen, const char *b, size_t blen, identity_f
     return same;
 }
 
+/* Stages a file in the batch, committing the batch first when it is full (its files then
+ * appear before the spool's commit: a crash leaves them there unmarked, and the delivery
+ * sent again finds them, PLACE_ALREADY). */
+static int
+stage(outbox_t *o, const char *path, const char *text, size_t len, pt_error_t *err)
+{
+    if (atomicfile_batch_count(o->batch) >= PT_OUTBOX_BATCH_MAX) {
+        int rc = atomicfile_batch_commit(o->batch, err);
+        if (rc != 0)
+            return rc;
+    }
+    return atomicfile_batch_add(o->batch, path, text, len, o->file_mode, err);
+}
+
 /* Writes text at dir/name unless the name is taken: PLACE_WRITTEN, PLACE_ALREADY (the
  * same identity is there), PT_EDUPCONFLICT (other content or not a regular file: left
  * untouched) or -errno (nothing new left behind). */
@@ -342,11 +357,13 @@ place(outbox_t *o, const char *dir, const char *name, const char *text, size_t l
         return pt_error_set(err, -ENOMEM, "outbox", "out of memory");
     char *old = NULL;
     size_t olen = 0;
+    const char *staged = NULL;
     int rc = read_existing(path, len * 2 + 65536, &old, &olen);
-    if (rc == -ENOENT) {
-        rc = atomicfile_write_ex(path, text, len, o->file_mode, !o->batch_sync, err);
-        if (rc == 0 && o->batch_sync)
-            *(dir == o->dir ? &o->dir_dirty : &o->rdir_dirty) = true;
+    if (rc == -ENOENT && o->batch != NULL && atomicfile_batch_get(o->batch, path, &staged, &olen)) {
+        rc = same_identity(staged, olen, text, len, id) ? PLACE_ALREADY : PT_EDUPCONFLICT;
+    } else if (rc == -ENOENT) {
+        rc = o->batch != NULL ? stage(o, path, text, len, err)
+                              : atomicfile_write(path, text, len, o->file_mode, err);
         rc = rc == 0 ? PLACE_WRITTEN : rc;
     } else if (rc == 0) {
         rc = same_identity(old, olen, text, len, id) ? PLACE_ALREADY : PT_EDUPCONFLICT;
@@ -390,12 +407,14 @@ finish(int rc, outbox_result_t *res)
     return rc;
 }
 
+/* Whether dir/name is taken, on disk or staged in the batch. */
 static bool
-exists(const char *dir, const char *name)
+exists(const outbox_t *o, const char *dir, const char *name)
 {
     struct stat st;
     char *p = join(dir, name);
-    bool there = p != NULL && lstat(p, &st) == 0;
+    bool there = p != NULL && (lstat(p, &st) == 0 ||
+                               (o->batch != NULL && atomicfile_batch_get(o->batch, p, NULL, NULL)));
     free(p);
     return there;
 }
@@ -410,7 +429,7 @@ place_replay(outbox_t *o, const outbox_delivery_t *d, const char *base, const ch
     char name[PT_OUTBOX_NAME_MAX + 1];
     do {
         snprintf(name, sizeof name, "%.213s.replay-%u.json", base, ++n);
-    } while (n <= PT_OUTBOX_REPLAYS_MAX && exists(o->dir, name));
+    } while (n <= PT_OUTBOX_REPLAYS_MAX && exists(o, o->dir, name));
     if (n > PT_OUTBOX_REPLAYS_MAX)
         return pt_error_set(err, PT_ETOOLARGE, base, "more than %d replay files of this seq",
                             PT_OUTBOX_REPLAYS_MAX);
@@ -545,21 +564,14 @@ outbox_write_receipt(outbox_t *o, const Ptibus__V1__Receipt *r, outbox_result_t 
     return finish(rc, res);
 }
 
+size_t
+outbox_staged(const outbox_t *o)
+{
+    return o->batch != NULL ? atomicfile_batch_count(o->batch) : 0;
+}
+
 int
 outbox_sync(outbox_t *o, pt_error_t *err)
 {
-    char probe[4200];
-    bool *flags[] = {&o->dir_dirty, &o->rdir_dirty};
-    const char *dirs[] = {o->dir, o->rdir};
-    for (size_t i = 0; i < 2; i++) {
-        if (!*flags[i])
-            continue;
-        /* atomicfile_sync_dir syncs the folder holding a path: a name inside it */
-        snprintf(probe, sizeof probe, "%s/.", dirs[i]);
-        int rc = atomicfile_sync_dir(probe);
-        if (rc != 0)
-            return pt_error_set(err, rc, dirs[i], "cannot fsync the folder: %s", strerror(-rc));
-        *flags[i] = false;
-    }
-    return 0;
+    return o->batch != NULL ? atomicfile_batch_commit(o->batch, err) : 0;
 }

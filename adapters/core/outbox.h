@@ -25,6 +25,7 @@
 #define PT_OUTBOX_REPLAYS_MAX 9999        /* replay files of one seq */
 #define PT_OUTBOX_NAME_MAX 255            /* a file name, NUL excluded */
 #define PT_OUTBOX_RECEIPTS_DIR "receipts"
+#define PT_OUTBOX_BATCH_MAX 256 /* files staged at once with batch_sync (one fd each) */
 
 typedef struct outbox outbox_t;
 
@@ -34,8 +35,10 @@ typedef struct outbox_options {
     mode_t dir_mode;     /* 0: PT_OUTBOX_DIR_MODE */
     bool receipts;       /* write receipts into dir/receipts/ */
     size_t max_envelope; /* 0: PT_OUTBOX_MAX_ENVELOPE */
-    /* The folders are fsynced once per batch by outbox_sync() instead of after each file
-     * (the runtime syncs before the commit that precedes the acks). */
+    /* The files are staged (written to their tmp, write-back started) and made durable
+     * together by outbox_sync(), one wait for the disk per batch instead of one per file
+     * (the runtime syncs before the commit that precedes the acks). A staged file appears
+     * under its name at outbox_sync; more than PT_OUTBOX_BATCH_MAX staged commit early. */
     bool batch_sync;
 } outbox_options_t;
 
@@ -110,10 +113,14 @@ outbox_delivery_t outbox_delivery_of(const Ptibus__V1__Deliver *dv, int64_t rece
 int outbox_delivery_json(const outbox_delivery_t *d, size_t max_envelope, json_t **out,
                          pt_error_t *err);
 
-/* With batch_sync: fsyncs the folders that got a file since the last call, so that the
- * files written are there after a power cut. Call it before acknowledging them. Returns
- * 0 or -errno (then acknowledge nothing: the broker delivers them again). */
+/* With batch_sync: makes the files staged since the last call durable under their names
+ * (atomicfile_batch_commit), so that they are there after a power cut. Call it before
+ * acknowledging them. Returns 0 or -errno (then acknowledge nothing: the files not yet in
+ * place are removed, and the broker delivers them again). */
 int outbox_sync(outbox_t *o, pt_error_t *err);
+
+/* With batch_sync: how many files wait for outbox_sync (0 without batch_sync). */
+size_t outbox_staged(const outbox_t *o);
 
 /* Writes receipts/<seq>-<recipient>-<kind>.json ({"formatVersion", "receipt": proto3
  * JSON}). SKIPPED when receipts are off; else as outbox_write (the same receipt again:

@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #define PC_MAX_FD 4096
-#define PC_MAX_FILES 32
+#define PC_MAX_FILES 256
 
 typedef enum pc_kind { PC_UNDO, PC_SIZE, PC_REDO } pc_kind_t;
 

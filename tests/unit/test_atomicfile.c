@@ -1,10 +1,12 @@
 /* Unit tests of atomic file writes (common/atomicfile.c), which key files use now and
  * the adapters' outbox and reports will: the new content replaces the old whole, the
  * mode is exact whatever the umask, and a link planted at the tmp name is never written
- * through. Also the byte codecs (common/bytes.h) and the LMDB code map. */
+ * through; a batch's files appear only at its commit, each whole, in two folders, and a
+ * discarded batch leaves nothing. Also the byte codecs (common/bytes.h) and the LMDB code map. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -98,6 +100,106 @@ test_bytes_and_lmdb_codes(void **state)
     assert_non_null(strstr(err.msg, "open: "));
 }
 
+static bool
+there(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+static void
+test_batch_appears_at_commit(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("atomic-batch"), sub[4200], a[4300], b[4300], c[4300];
+    snprintf(sub, sizeof sub, "%s/receipts", dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    snprintf(a, sizeof a, "%s/a.json", dir);
+    snprintf(b, sizeof b, "%s/b.json", dir);
+    snprintf(c, sizeof c, "%s/c.json", sub);
+    atomicfile_batch_t *bt = NULL;
+    pt_error_t err;
+    assert_int_equal(atomicfile_batch_new(&bt), 0);
+    assert_int_equal(atomicfile_batch_add(bt, a, "AAA", 3, 0640, &err), 0);
+    assert_int_equal(atomicfile_batch_add(bt, b, "BB", 2, 0600, &err), 0);
+    assert_int_equal(atomicfile_batch_add(bt, c, "C", 1, 0600, &err), 0);
+    assert_int_equal(atomicfile_batch_count(bt), 3);
+    assert_false(there(a)); /* staged: not under its name yet */
+    const char *data = NULL;
+    size_t len = 0;
+    assert_true(atomicfile_batch_get(bt, b, &data, &len));
+    assert_int_equal(len, 2);
+    assert_memory_equal(data, "BB", 2);
+    assert_false(atomicfile_batch_get(bt, "/nowhere", NULL, NULL));
+    assert_int_equal(atomicfile_batch_commit(bt, &err), 0);
+    assert_int_equal(atomicfile_batch_count(bt), 0);
+    uint8_t *got = NULL;
+    assert_int_equal(tu_read_file(a, &got, &len), 0);
+    assert_int_equal(len, 3);
+    assert_memory_equal(got, "AAA", 3);
+    free(got);
+    struct stat st;
+    assert_int_equal(stat(a, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0640);
+    assert_true(there(b) && there(c));
+    char tmp[4400];
+    snprintf(tmp, sizeof tmp, "%s.tmp", a);
+    assert_false(there(tmp));
+    atomicfile_batch_free(&bt);
+    assert_null(bt);
+    tu_rmtree(dir);
+}
+
+static void
+test_batch_discard_leaves_nothing(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("atomic-discard"), a[4300], tmp[4400];
+    snprintf(a, sizeof a, "%s/a.json", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", a);
+    atomicfile_batch_t *bt = NULL;
+    pt_error_t err;
+    assert_int_equal(atomicfile_batch_new(&bt), 0);
+    assert_int_equal(atomicfile_batch_add(bt, a, "x", 1, 0600, &err), 0);
+    assert_true(there(tmp));
+    atomicfile_batch_discard(bt);
+    assert_false(there(tmp));
+    assert_false(there(a));
+    assert_int_equal(atomicfile_batch_add(bt, a, "y", 1, 0600, &err), 0);
+    atomicfile_batch_free(&bt); /* freeing discards too */
+    assert_false(there(tmp));
+    assert_false(there(a));
+    tu_rmtree(dir);
+}
+
+static void
+test_batch_commit_failure_removes_the_rest(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("atomic-fail"), sub[4200], a[4300], b[4300], tmp[4400];
+    snprintf(sub, sizeof sub, "%s/gone", dir);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    snprintf(a, sizeof a, "%s/a.json", sub);
+    snprintf(b, sizeof b, "%s/b.json", dir);
+    atomicfile_batch_t *bt = NULL;
+    pt_error_t err;
+    assert_int_equal(atomicfile_batch_new(&bt), 0);
+    assert_int_equal(atomicfile_batch_add(bt, a, "x", 1, 0600, &err), 0);
+    assert_int_equal(atomicfile_batch_add(bt, b, "y", 1, 0600, &err), 0);
+    /* a's tmp goes away with its folder: the commit cannot rename it */
+    snprintf(tmp, sizeof tmp, "%s.tmp", a);
+    assert_int_equal(unlink(tmp), 0);
+    assert_int_equal(rmdir(sub), 0);
+    assert_int_equal(atomicfile_batch_commit(bt, &err), -ENOENT);
+    assert_non_null(strstr(err.path, "a.json"));
+    snprintf(tmp, sizeof tmp, "%s.tmp", b);
+    assert_false(there(tmp)); /* the file after the failure is removed, not left staged */
+    assert_false(there(b));
+    assert_int_equal(atomicfile_batch_count(bt), 0);
+    atomicfile_batch_free(&bt);
+    tu_rmtree(dir);
+}
+
 int
 main(void)
 {
@@ -106,6 +208,9 @@ main(void)
         cmocka_unit_test(test_planted_tmp_link_not_followed),
         cmocka_unit_test(test_missing_folder_is_an_error),
         cmocka_unit_test(test_bytes_and_lmdb_codes),
+        cmocka_unit_test(test_batch_appears_at_commit),
+        cmocka_unit_test(test_batch_discard_leaves_nothing),
+        cmocka_unit_test(test_batch_commit_failure_removes_the_rest),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -248,6 +248,60 @@ test_same_name_other_content(void **state)
     free(after);
 }
 
+/* Files under their final names in dir (the tmp files of staged ones left out). */
+static int
+count_final(const char *dir)
+{
+    char **names;
+    int n = list_dir(dir, &names), k = 0;
+    for (int i = 0; i < n; i++) {
+        size_t l = strlen(names[i]);
+        k += l < 4 || strcmp(names[i] + l - 4, ".tmp") != 0;
+    }
+    free_names(names, n);
+    return k;
+}
+
+/* With batch_sync the files of a turn appear at outbox_sync, and within the batch the
+ * same delivery, a replay and a conflict are told apart as on disk. */
+static void
+test_batch_sync(void **state)
+{
+    fx_t *f = *state;
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/batched", f->tmp);
+    outbox_options_t opt = {.dir = dir, .batch_sync = true};
+    outbox_t *o = NULL;
+    outbox_result_t res;
+    pt_error_t err;
+    assert_int_equal(outbox_open(&opt, &o, &err), 0);
+    assert_int_equal(write_one(o, 5, "b-1", NULL, 1, false, &res, &err), 0);
+    assert_int_equal(res.status, OUTBOX_WRITTEN);
+    assert_int_equal(write_one(o, 5, "b-1", NULL, 2, false, &res, &err), 0);
+    assert_int_equal(res.status, OUTBOX_ALREADY); /* staged already */
+    assert_int_equal(write_one(o, 5, "b-1", "sud_meusien", 1, false, &res, &err), PT_EDUPCONFLICT);
+    assert_int_equal(write_one(o, 5, "b-1", NULL, 1, true, &res, &err), 0);
+    assert_string_equal(res.name, "00000000000000000005-b-1.replay-1.json");
+    assert_int_equal(write_one(o, 5, "b-1", NULL, 1, true, &res, &err), 0);
+    assert_string_equal(res.name, "00000000000000000005-b-1.replay-2.json");
+    assert_int_equal(outbox_staged(o), 3);
+    assert_int_equal(count_final(dir), 0); /* nothing under its name before the sync */
+    assert_int_equal(count_files(dir), 3); /* only their tmp files */
+    assert_int_equal(outbox_sync(o, &err), 0);
+    assert_int_equal(outbox_staged(o), 0);
+    assert_int_equal(count_final(dir), 3);
+    assert_int_equal(write_one(o, 5, "b-1", NULL, 2, false, &res, &err), 0);
+    assert_int_equal(res.status, OUTBOX_ALREADY); /* on disk now */
+    assert_int_equal(write_one(o, 6, "b-2", NULL, 1, false, &res, &err), 0);
+    outbox_close(&o); /* a staged file never synced is removed, its delivery unacked */
+    assert_int_equal(count_final(dir), 3);
+    assert_int_equal(outbox_open(&opt, &o, &err), 0);
+    outbox_close(&o);
+    char tmp[700];
+    snprintf(tmp, sizeof tmp, "%s/00000000000000000006-b-2.json.tmp", dir);
+    assert_int_equal(access(tmp, F_OK), -1);
+}
+
 static void
 test_replay_own_file(void **state)
 {
@@ -691,6 +745,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_same_delivery_twice, setup, teardown),
         cmocka_unit_test_setup_teardown(test_same_name_other_content, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_own_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_sync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_receipts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_planted_links_not_followed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_envelope_refused, setup, teardown),
