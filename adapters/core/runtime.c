@@ -32,6 +32,7 @@
 #define RT_STOP_GRACE_MS 5000   /* how long a stop waits for the broker's answers */
 #define RT_PURGE_EVERY_MS 60000 /* finished lifecycles past retention */
 #define RT_TURN_ROUNDS 8        /* commit/ack/send rounds in one loop turn */
+#define RT_LAZY_MS 50           /* how long a turn of answer marks alone may wait */
 #define RT_FILE_NS "files"      /* spool namespace: hashes of the files taken */
 
 typedef struct runtime {
@@ -97,14 +98,31 @@ after_commit(runtime_t *rt, int rc)
     egress_committed(rt->eg, rc);
 }
 
-static int
-commit_turn(runtime_t *rt)
+/* Whether the turn must commit now: a POST, a DeliverAck or a staged outbox file waits for
+ * it, or it failed, or it holds only answer marks (spool_turn_urgent) begun RT_LAZY_MS ago.
+ * Answer marks alone wait for the next urgent write: one commit instead of two per round. */
+static bool
+commit_due(const runtime_t *rt)
 {
+    if (spool_turn_urgent(rt->spool) || egress_acks_waiting(rt->eg) ||
+        (rt->api != NULL && http_api_pending(rt->api) > 0))
+        return true;
+    return spool_turn_open(rt->spool) &&
+           pt_clock_mono_ms() - spool_turn_began_ms(rt->spool) >= RT_LAZY_MS;
+}
+
+/* Commits the turn (when due, or always with force): the outbox files first, then the
+ * spool, then the answers and acks. */
+static int
+commit_turn(runtime_t *rt, bool force)
+{
+    if (!force && !commit_due(rt))
+        return 0;
     pt_error_t err;
     pt_error_clear(&err);
     int rc = egress_prepare_commit(rt->eg, &err);
     if (rc != 0)
-        spool_abort(rt->spool); /* the files' folder is not durable: no mark, no ack */
+        spool_abort(rt->spool); /* the files are not durable: no mark, no ack */
     else if (spool_turn_open(rt->spool))
         rc = spool_commit(rt->spool, &err);
     if (rc != 0)
@@ -116,8 +134,7 @@ commit_turn(runtime_t *rt)
 static bool
 turn_busy(const runtime_t *rt)
 {
-    return spool_turn_open(rt->spool) || egress_acks_waiting(rt->eg) ||
-           (rt->api != NULL && http_api_pending(rt->api) > 0);
+    return commit_due(rt);
 }
 
 static void rearm_due(runtime_t *rt);
@@ -133,7 +150,7 @@ static void
 end_turn(runtime_t *rt)
 {
     for (int i = 0; i < RT_TURN_ROUNDS; i++) {
-        commit_turn(rt);
+        commit_turn(rt, false);
         int64_t mono = pt_clock_mono_ms(), wall = pt_clock_wall_ms();
         uplink_pump(rt->up, mono, wall);
         uplink_on_readable(rt->up, mono, wall); /* ZeroMQ's fd is edge-triggered */
@@ -175,6 +192,11 @@ rearm_due(runtime_t *rt)
     int64_t h = rt->api != NULL ? http_api_timeout_ms(rt->api) : -1;
     if (d < 0 || (h >= 0 && h < d))
         d = h;
+    if (spool_turn_open(rt->spool)) { /* answer marks waiting: commit them within RT_LAZY_MS */
+        int64_t lazy = spool_turn_began_ms(rt->spool) + RT_LAZY_MS - mono;
+        if (d < 0 || lazy < d)
+            d = lazy > 0 ? lazy : 0;
+    }
     if (d < 0 || d > RT_HOUSE_MS)
         d = RT_HOUSE_MS;
     uv_timer_start(&rt->due, on_due, (uint64_t)d, 0);
@@ -355,7 +377,7 @@ file_spool(void *ctx, const filedrop_file_t *file, filedrop_record_t *recs, size
     int rc =
         spool_kv_put(rt->spool, RT_FILE_NS, file->hash, sizeof file->hash, &now, sizeof now, &err);
     if (rc == 0 && spool_failed(rt->spool) == 0)
-        return commit_turn(rt);
+        return commit_turn(rt, true);
     spool_abort(rt->spool);
     after_commit(rt, rc ? rc : PT_EINTERNAL);
     return rc ? rc : PT_EINTERNAL;
@@ -581,8 +603,10 @@ shutdown_now(runtime_t *rt)
 {
     if (rt->closed)
         return;
-    if (rt->up != NULL && rt->eg != NULL)
+    if (rt->up != NULL && rt->eg != NULL) {
         end_turn(rt);
+        commit_turn(rt, true); /* the answer marks too, before the egress closes */
+    }
     rt->closed = true;
     if (rt->up != NULL && uplink_in_flight(rt->up) > 0)
         pt_log_warn("runtime.stop",
@@ -697,12 +721,12 @@ open_all(runtime_t *rt, pt_error_t *err)
 static void
 close_all(runtime_t *rt)
 {
-    if (rt->spool != NULL && spool_turn_open(rt->spool)) {
-        pt_error_t err;
-        pt_error_clear(&err);
-        if (spool_commit(rt->spool, &err) != 0)
-            pt_log_error("runtime.commit", "last spool commit failed: %s", err.msg);
-    }
+    pt_error_t err;
+    pt_error_clear(&err);
+    if (rt->spool != NULL && rt->eg != NULL) /* the outbox files before the marks */
+        commit_turn(rt, true);
+    else if (rt->spool != NULL && spool_turn_open(rt->spool) && spool_commit(rt->spool, &err) != 0)
+        pt_log_error("runtime.commit", "last spool commit failed: %s", err.msg);
     http_api_stop(&rt->api);
     uplink_destroy(&rt->up);
     for (size_t i = 0; i < rt->n_codecs; i++)

@@ -61,8 +61,10 @@ struct spool {
     size_t psize, map_max, reserve_pages;
     size_t limbo; /* pages freed by the last commit, not reusable in this turn */
     int64_t retention_ms;
-    MDB_txn *txn; /* the turn's write transaction, NULL when none is open */
-    int failed;   /* the turn's failure */
+    MDB_txn *txn;     /* the turn's write transaction, NULL when none is open */
+    int failed;       /* the turn's failure */
+    bool urgent;      /* the turn holds a write someone waits for (spool_turn_urgent) */
+    int64_t began_ms; /* monotonic time the turn's transaction began */
     bool grow_pending;
     size_t grow_extra;                 /* bytes the turn that failed needed */
     size_t turn_bytes;                 /* bytes spooled by the open turn */
@@ -313,6 +315,7 @@ fail_turn(spool_t *s, int rc, pt_error_t *err, const char *what)
     if (s->txn != NULL)
         mdb_txn_abort(s->txn);
     s->txn = NULL;
+    s->urgent = false;
     s->failed = code;
     if (code == PT_EJOURNALFULL)
         s->grow_pending = true;
@@ -338,9 +341,20 @@ wtxn(spool_t *s, MDB_txn **txn, pt_error_t *err)
         }
         s->txn_next_qseq = s->next_qseq;
         s->turn_bytes = 0;
+        s->began_ms = pt_clock_mono_ms();
     }
     *txn = s->txn;
     return 0;
+}
+
+/* wtxn for a write that someone waits for: the turn is then committed at once. */
+static int
+urgent_wtxn(spool_t *s, MDB_txn **txn, pt_error_t *err)
+{
+    int rc = wtxn(s, txn, err);
+    if (rc == 0)
+        s->urgent = true;
+    return rc;
 }
 
 /* The turn's transaction when one is open (reads see the turn's writes), else a read
@@ -426,6 +440,7 @@ spool_commit(spool_t *s, pt_error_t *err)
     else
         rc = mdb_txn_commit(s->txn);
     s->txn = NULL;
+    s->urgent = false;
     if (rc != 0) {
         int code = disk_full_code(s, lmdbx_code(rc));
         if (code == -ENOSPC)
@@ -450,6 +465,7 @@ spool_abort(spool_t *s)
     if (s->txn != NULL)
         mdb_txn_abort(s->txn);
     s->txn = NULL;
+    s->urgent = false;
     s->failed = 0;
     grow(s, s->grow_pending);
 }
@@ -464,6 +480,18 @@ bool
 spool_turn_open(const spool_t *s)
 {
     return s->txn != NULL || s->failed != 0;
+}
+
+bool
+spool_turn_urgent(const spool_t *s)
+{
+    return s->urgent || s->failed != 0;
+}
+
+int64_t
+spool_turn_began_ms(const spool_t *s)
+{
+    return s->txn != NULL ? s->began_ms : 0;
 }
 
 /* ---- opening ---- */
@@ -730,7 +758,7 @@ spool_put(spool_t *s, const spool_msg_t *m, spool_put_result_t *res, pt_error_t 
     int rc = check_msg(m, err);
     MDB_txn *txn;
     if (rc == 0)
-        rc = wtxn(s, &txn, err);
+        rc = urgent_wtxn(s, &txn, err);
     if (rc != 0)
         return rc;
     lrec_t r = {0};
@@ -1309,7 +1337,7 @@ int
 spool_inbound_mark(spool_t *s, uint64_t seq, int64_t at_ms, pt_error_t *err)
 {
     MDB_txn *txn;
-    int rc = wtxn(s, &txn, err);
+    int rc = urgent_wtxn(s, &txn, err);
     if (rc != 0)
         return rc;
     uint8_t key[8], val[IREC_LEN] = {SPOOL_FORMAT};
@@ -1385,7 +1413,7 @@ spool_kv_put(spool_t *s, const char *ns, const void *key, size_t klen, const voi
     MDB_txn *txn;
     int rc = kv_key(kb, ns, key, klen, &kl, err);
     if (rc == 0)
-        rc = wtxn(s, &txn, err);
+        rc = urgent_wtxn(s, &txn, err);
     if (rc != 0)
         return rc;
     if (!has_room(s, txn, vlen + kl))
@@ -1409,7 +1437,7 @@ spool_kv_del(spool_t *s, const char *ns, const void *key, size_t klen, pt_error_
     MDB_txn *txn;
     int rc = kv_key(kb, ns, key, klen, &kl, err);
     if (rc == 0)
-        rc = wtxn(s, &txn, err);
+        rc = urgent_wtxn(s, &txn, err);
     if (rc != 0)
         return rc;
     MDB_val k = {kl, kb};

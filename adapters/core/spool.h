@@ -143,9 +143,19 @@ void spool_abort(spool_t *s);
 /* 0 while the turn has not failed, else its failure. */
 int spool_failed(const spool_t *s);
 
-/* Whether the turn has something to commit (or a failure to report): the loop then
- * commits before it sleeps. */
+/* Whether the turn has something to commit (or a failure to report). */
 bool spool_turn_open(const spool_t *s);
+
+/* Whether the open turn holds a write that someone waits for: a spooled message (its POST
+ * waits for the 202), an inbound mark (its DeliverAck waits), a key-value write; or a
+ * failure to report. The loop commits such a turn before it sleeps. A turn holding only
+ * the marks of the broker's answers (accepted, retry, rejected, receipts) and purges may
+ * wait for the next urgent write or a short delay: a crash that loses them makes the
+ * adapter send those messages again, and the broker answers again (it dedups by id). */
+bool spool_turn_urgent(const spool_t *s);
+
+/* Monotonic ms at which the open turn's transaction began; 0 when none is open. */
+int64_t spool_turn_began_ms(const spool_t *s);
 
 /* ---- outbound ---- */
 

@@ -235,6 +235,38 @@ test_kill9_sender_during_posts(void **state)
     assert_true(got >= n_ok);
 }
 
+/* The broker's PublishAck is committed by itself within the runtime's lazy delay (it waits
+ * for no POST): killed after that delay and restarted with the broker down, the sender's
+ * spool still says accepted, so nothing is sent twice. */
+static void
+test_answer_marks_committed_without_new_posts(void **state)
+{
+    fx_t *f = *state;
+    start(f, D, NULL);
+    assert_int_equal(post_orientation(&f->a[D], "ori-lazy-1"), 202);
+    int64_t end = tu_now_ms() + WAIT_MS;
+    const char *st = NULL;
+    json_t *doc = NULL;
+    while (tu_now_ms() < end) {
+        json_decref(doc);
+        doc = lifecycle(&f->a[D], "ori-lazy-1");
+        st = json_string_value(json_object_get(doc, "state"));
+        if (st != NULL && strcmp(st, "accepted") == 0)
+            break;
+        usleep(20 * 1000);
+    }
+    assert_string_equal(st, "accepted");
+    json_decref(doc);
+    usleep(500 * 1000); /* well past RT_LAZY_MS, nothing else happening */
+    td_adapter_kill9(&f->a[D]);
+    assert_int_equal(td_broker_stop(&f->net), 0);
+    assert_int_equal(td_adapter_start(&f->a[D]), 0);
+    doc = lifecycle(&f->a[D], "ori-lazy-1");
+    assert_non_null(doc);
+    assert_string_equal(json_string_value(json_object_get(doc, "state")), "accepted");
+    json_decref(doc);
+}
+
 /* kill -9 of the recipient's adapter while deliveries flow: after its restart every
  * message is in its outbox once (the outbox names are deterministic, the handed-over
  * seqs are in its spool). */
@@ -560,6 +592,8 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_broker_down_then_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_sender_during_posts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_answer_marks_committed_without_new_posts, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_kill9_recipient_during_egress, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_drop_reports_and_duplicates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_during_a_file, setup, teardown),
