@@ -5,11 +5,19 @@
  *                msgs/s, p50/p99 of POST->202 and of POST->file in the recipient's outbox;
  *   A1-load1k    the same paced at --rate requests/s offered (default 1000): p99 POST->202;
  *   A1-spool100k the broker stopped, --spool messages POSTed (default 100 000): the
- *                sending adapter's RssAnon with that many messages spooled.
+ *                sending adapter's RssAnon with that many messages spooled;
+ *   A1-floor     the disk's floor for A1, in the same run and folder: every message of A1
+ *                leaves two files that must be durable (its delivery in the recipient's
+ *                outbox, its receipt in the sender's receipts/), and this loop does only
+ *                that, in batches of --floor-batch files made durable by one syncfs (the
+ *                cheapest way), then renamed, the folder fsynced once. No adapter, broker,
+ *                HTTP or JSON: an adapter that keeps its files' promise cannot beat
+ *                half its files/s on this disk.
  * One JSON line per scenario on stdout (bench/run.sh collects them; report.py compares
  * A1-adapter with S2 of the same run). A program, never a test. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -17,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -219,6 +228,41 @@ drive(run_t *r)
     return r->dst != NULL ? all : elapsed;
 }
 
+/* A1-floor: files made durable per second in batches of `batch`, for `seconds`. */
+static double
+floor_files(const char *dir, unsigned batch, double seconds, uint64_t *files)
+{
+    char body[900], path[4400], tmp[4400];
+    memset(body, 'x', sizeof body);
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (dfd < 0)
+        return 0;
+    uint64_t t0 = now_ns(), end = t0 + (uint64_t)(seconds * 1e9), n = 0;
+    while (now_ns() < end) {
+        for (unsigned i = 0; i < batch; i++) {
+            snprintf(tmp, sizeof tmp, "%s/%020llu.json.tmp", dir, (unsigned long long)(n + i));
+            int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+            if (fd < 0 || write(fd, body, sizeof body) != (ssize_t)sizeof body)
+                return 0;
+            close(fd);
+        }
+        if (syncfs(dfd) != 0)
+            return 0;
+        for (unsigned i = 0; i < batch; i++) {
+            snprintf(tmp, sizeof tmp, "%s/%020llu.json.tmp", dir, (unsigned long long)(n + i));
+            snprintf(path, sizeof path, "%s/%020llu.json", dir, (unsigned long long)(n + i));
+            if (rename(tmp, path) != 0)
+                return 0;
+        }
+        if (fsync(dfd) != 0)
+            return 0;
+        n += batch;
+    }
+    close(dfd);
+    *files = n;
+    return (double)n / ((double)(now_ns() - t0) / 1e9);
+}
+
 static run_t *
 run_new(td_adapter_t *src, td_adapter_t *dst, const char *prefix, unsigned clients, uint64_t count,
         double seconds, double rate)
@@ -269,10 +313,14 @@ main(int argc, char **argv)
     unsigned clients = 16;
     double seconds = 10, rate = 1000;
     uint64_t count = 200000, spool = 100000;
-    static const struct option opts[] = {
-        {"clients", required_argument, NULL, 'c'}, {"seconds", required_argument, NULL, 's'},
-        {"rate", required_argument, NULL, 'r'},    {"count", required_argument, NULL, 'n'},
-        {"spool", required_argument, NULL, 'p'},   {NULL, 0, NULL, 0}};
+    unsigned floor_batch = 64;
+    static const struct option opts[] = {{"clients", required_argument, NULL, 'c'},
+                                         {"seconds", required_argument, NULL, 's'},
+                                         {"rate", required_argument, NULL, 'r'},
+                                         {"count", required_argument, NULL, 'n'},
+                                         {"spool", required_argument, NULL, 'p'},
+                                         {"floor-batch", required_argument, NULL, 'b'},
+                                         {NULL, 0, NULL, 0}};
     for (int o; (o = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
         if (o == 'c')
             clients = (unsigned)strtoul(optarg, NULL, 10);
@@ -284,13 +332,16 @@ main(int argc, char **argv)
             count = strtoull(optarg, NULL, 10);
         else if (o == 'p')
             spool = strtoull(optarg, NULL, 10);
+        else if (o == 'b')
+            floor_batch = (unsigned)strtoul(optarg, NULL, 10);
         else {
             fprintf(stderr, "usage: bench_adapter [--clients N] [--seconds S] [--rate R] "
-                            "[--count N] [--spool N]\n");
+                            "[--count N] [--spool N] [--floor-batch N]\n");
             return 2;
         }
     }
-    if (clients < 1 || clients > 256 || count > MAX_MSGS || spool > MAX_MSGS)
+    if (clients < 1 || clients > 256 || count > MAX_MSGS || spool > MAX_MSGS || floor_batch < 1 ||
+        floor_batch > 4096)
         return 2;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     static td_net_t net;
@@ -323,6 +374,13 @@ main(int argc, char **argv)
     run_free(r);
     td_adapter_stop(&src);
     td_adapter_stop(&dst);
+    char fdir[4200];
+    snprintf(fdir, sizeof fdir, "%s/floor", net.dir);
+    uint64_t files = 0;
+    double fps = mkdir(fdir, 0700) == 0 ? floor_files(fdir, floor_batch, seconds, &files) : 0;
+    printf("{\"scenario\":\"A1-floor\",\"system\":\"floor\",\"batch\":%u,\"files\":%llu,"
+           "\"files_per_s\":%.0f,\"files_per_msg\":2,\"rate\":%.0f}\n",
+           floor_batch, (unsigned long long)files, fps, fps / 2);
     td_net_fini(&net);
     curl_global_cleanup();
     return 0;
