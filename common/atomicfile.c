@@ -101,8 +101,6 @@ atomicfile_write_ex(const char *path, const void *data, size_t len, mode_t mode,
 
 typedef struct staged {
     char *path, *tmp; /* final name, and the tmp holding the bytes until the commit */
-    char *data;       /* a copy of the bytes (atomicfile_batch_get) */
-    size_t len;
     int fd;
 } staged_t;
 
@@ -127,7 +125,6 @@ staged_drop(staged_t *f, bool unlink_tmp)
         unlink(f->tmp);
     free(f->path);
     free(f->tmp);
-    free(f->data);
 }
 
 void
@@ -156,19 +153,13 @@ atomicfile_batch_count(const atomicfile_batch_t *b)
     return b->n;
 }
 
-bool
-atomicfile_batch_get(const atomicfile_batch_t *b, const char *path, const char **data, size_t *len)
+const char *
+atomicfile_batch_staged(const atomicfile_batch_t *b, const char *path)
 {
-    for (size_t i = b->n; i-- > 0;) {
-        if (strcmp(b->v[i].path, path) == 0) {
-            if (data != NULL)
-                *data = b->v[i].data;
-            if (len != NULL)
-                *len = b->v[i].len;
-            return true;
-        }
-    }
-    return false;
+    for (size_t i = b->n; i-- > 0;)
+        if (strcmp(b->v[i].path, path) == 0)
+            return b->v[i].tmp;
+    return NULL;
 }
 
 static int
@@ -190,13 +181,11 @@ atomicfile_batch_add(atomicfile_batch_t *b, const char *path, const void *data, 
                      mode_t mode, pt_error_t *err)
 {
     char tmp[4096];
-    staged_t f = {.fd = -1, .len = len};
-    if (batch_grow(b) != 0 || (f.path = strdup(path)) == NULL ||
-        (f.data = malloc(len + 1)) == NULL) {
+    staged_t f = {.fd = -1};
+    if (batch_grow(b) != 0 || (f.path = strdup(path)) == NULL) {
         staged_drop(&f, false);
         return pt_error_set(err, -ENOMEM, path, "out of memory");
     }
-    memcpy(f.data, data, len);
     int rc = create_tmp(path, data, len, mode, &f.fd, tmp, sizeof tmp, err);
     if (rc == 0 && (f.tmp = strdup(tmp)) == NULL) {
         close(f.fd);

@@ -31,7 +31,8 @@ int atomicfile_sync_dir(const char *path);
  * into place and fsyncs each folder once: a file's bytes are durable before its name
  * appears, and after the commit every name is durable. A batch of n files costs one wait
  * for the disk instead of n. A file is invisible under its name until the commit; a crash
- * before it leaves only tmp files (the caller's open removes them). Not thread-safe. */
+ * before it leaves only tmp files (the caller's open removes them). The batch keeps no copy of
+ * the bytes (the page cache has them). Not thread-safe. */
 typedef struct atomicfile_batch atomicfile_batch_t;
 
 /* Caller owns *out; free with atomicfile_batch_free (which discards what is staged). */
@@ -43,10 +44,9 @@ void atomicfile_batch_free(atomicfile_batch_t **b);
 int atomicfile_batch_add(atomicfile_batch_t *b, const char *path, const void *data, size_t len,
                          mode_t mode, pt_error_t *err);
 
-/* Whether path is staged (the latest one when staged twice); *data and *len (may be NULL)
- * then get its bytes, owned by the batch until the commit or discard. */
-bool atomicfile_batch_get(const atomicfile_batch_t *b, const char *path, const char **data,
-                          size_t *len);
+/* The tmp holding path's staged bytes (the latest one when staged twice), owned by the
+ * batch until the commit or discard; NULL when path is not staged. */
+const char *atomicfile_batch_staged(const atomicfile_batch_t *b, const char *path);
 
 size_t atomicfile_batch_count(const atomicfile_batch_t *b);
 

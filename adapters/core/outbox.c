@@ -359,9 +359,9 @@ place(outbox_t *o, const char *dir, const char *name, const char *text, size_t l
     size_t olen = 0;
     const char *staged = NULL;
     int rc = read_existing(path, len * 2 + 65536, &old, &olen);
-    if (rc == -ENOENT && o->batch != NULL && atomicfile_batch_get(o->batch, path, &staged, &olen)) {
-        rc = same_identity(staged, olen, text, len, id) ? PLACE_ALREADY : PT_EDUPCONFLICT;
-    } else if (rc == -ENOENT) {
+    if (rc == -ENOENT && o->batch != NULL && (staged = atomicfile_batch_staged(o->batch, path)))
+        rc = read_existing(staged, len * 2 + 65536, &old, &olen); /* staged in this turn */
+    if (rc == -ENOENT) {
         rc = o->batch != NULL ? stage(o, path, text, len, err)
                               : atomicfile_write(path, text, len, o->file_mode, err);
         rc = rc == 0 ? PLACE_WRITTEN : rc;
@@ -414,7 +414,7 @@ exists(const outbox_t *o, const char *dir, const char *name)
     struct stat st;
     char *p = join(dir, name);
     bool there = p != NULL && (lstat(p, &st) == 0 ||
-                               (o->batch != NULL && atomicfile_batch_get(o->batch, p, NULL, NULL)));
+                               (o->batch != NULL && atomicfile_batch_staged(o->batch, p) != NULL));
     free(p);
     return there;
 }
