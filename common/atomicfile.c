@@ -180,6 +180,14 @@ int
 atomicfile_batch_add(atomicfile_batch_t *b, const char *path, const void *data, size_t len,
                      mode_t mode, pt_error_t *err)
 {
+    for (size_t i = 0; i < b->n; i++) { /* staged again: the new bytes replace the old */
+        if (strcmp(b->v[i].path, path) == 0) {
+            staged_drop(&b->v[i], true);
+            memmove(b->v + i, b->v + i + 1, (b->n - i - 1) * sizeof *b->v);
+            b->n--;
+            break;
+        }
+    }
     char tmp[4096];
     staged_t f = {.fd = -1};
     if (batch_grow(b) != 0 || (f.path = strdup(path)) == NULL) {

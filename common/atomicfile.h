@@ -39,7 +39,8 @@ typedef struct atomicfile_batch atomicfile_batch_t;
 int atomicfile_batch_new(atomicfile_batch_t **out);
 void atomicfile_batch_free(atomicfile_batch_t **b);
 
-/* Stages len bytes for path with mode. Returns 0 or -errno (nothing left behind). Each
+/* Stages len bytes for path with mode; a path staged again replaces its earlier bytes.
+ * Returns 0 or -errno (nothing left behind). Each
  * staged file holds a descriptor until the commit: keep batches to a few hundred files. */
 int atomicfile_batch_add(atomicfile_batch_t *b, const char *path, const void *data, size_t len,
                          mode_t mode, pt_error_t *err);

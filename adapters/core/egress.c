@@ -155,14 +155,13 @@ write_format(egress_t *e, const eg_format_t *f, const outbox_delivery_t *d,
         free(b.p);
         return 0;
     }
-    char id[PT_OUTBOX_NAME_MAX + 1], path[4096];
+    char id[PT_OUTBOX_NAME_MAX + 1], name[PT_OUTBOX_NAME_MAX + 64];
     if (rc == 0 && outbox_sanitize(env->message_id, id, sizeof id - 40) < 0)
         rc = PT_EINVALID;
     if (rc == 0)
-        snprintf(path, sizeof path, "%s/%020llu-%s%s", e->outbox_dir, (unsigned long long)d->seq,
-                 id, f->ext);
-    if (rc == 0)
-        rc = atomicfile_write(path, b.p ? b.p : "", b.n, PT_OUTBOX_FILE_MODE, &err);
+        snprintf(name, sizeof name, "%020llu-%s%s", (unsigned long long)d->seq, id, f->ext);
+    if (rc == 0) /* staged with the turn's JSON files, durable with them */
+        rc = outbox_write_file(e->outbox, name, b.p ? b.p : "", b.n, &err);
     if (rc != 0)
         pt_log_warn("egress.format", "delivery %llu: %s file not written: %s",
                     (unsigned long long)d->seq, f->ops->name, err.msg);

@@ -564,6 +564,18 @@ outbox_write_receipt(outbox_t *o, const Ptibus__V1__Receipt *r, outbox_result_t 
     return finish(rc, res);
 }
 
+int
+outbox_write_file(outbox_t *o, const char *name, const void *data, size_t len, pt_error_t *err)
+{
+    char *path = join(o->dir, name);
+    if (path == NULL)
+        return pt_error_set(err, -ENOMEM, "outbox", "out of memory");
+    int rc = o->batch != NULL ? stage(o, path, data, len, err)
+                              : atomicfile_write(path, data, len, o->file_mode, err);
+    free(path);
+    return rc;
+}
+
 size_t
 outbox_staged(const outbox_t *o)
 {

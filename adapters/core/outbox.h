@@ -119,6 +119,11 @@ int outbox_delivery_json(const outbox_delivery_t *d, size_t max_envelope, json_t
  * place are removed, and the broker delivers them again). */
 int outbox_sync(outbox_t *o, pt_error_t *err);
 
+/* Writes dir/name (a delivery in a partner format, beside its JSON file) with the file
+ * mode, replacing what is there: staged with batch_sync, else atomically at once. 0 or
+ * -errno. */
+int outbox_write_file(outbox_t *o, const char *name, const void *data, size_t len, pt_error_t *err);
+
 /* With batch_sync: how many files wait for outbox_sync (0 without batch_sync). */
 size_t outbox_staged(const outbox_t *o);
 

@@ -120,7 +120,7 @@ test_batch_appears_at_commit(void **state)
     atomicfile_batch_t *bt = NULL;
     pt_error_t err;
     assert_int_equal(atomicfile_batch_new(&bt), 0);
-    assert_int_equal(atomicfile_batch_add(bt, a, "AAA", 3, 0640, &err), 0);
+    assert_int_equal(atomicfile_batch_add(bt, a, "zz", 2, 0640, &err), 0);
     assert_int_equal(atomicfile_batch_add(bt, b, "BB", 2, 0600, &err), 0);
     assert_int_equal(atomicfile_batch_add(bt, c, "C", 1, 0600, &err), 0);
     assert_int_equal(atomicfile_batch_count(bt), 3);
@@ -134,6 +134,8 @@ test_batch_appears_at_commit(void **state)
     assert_memory_equal(got, "BB", 2);
     free(got);
     assert_null(atomicfile_batch_staged(bt, "/nowhere"));
+    assert_int_equal(atomicfile_batch_add(bt, a, "AAA", 3, 0640, &err), 0); /* a again */
+    assert_int_equal(atomicfile_batch_count(bt), 3);
     assert_int_equal(atomicfile_batch_commit(bt, &err), 0);
     assert_int_equal(atomicfile_batch_count(bt), 0);
     assert_int_equal(tu_read_file(a, &got, &len), 0);
