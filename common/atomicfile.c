@@ -107,6 +107,7 @@ typedef struct staged {
 struct atomicfile_batch {
     staged_t *v;
     size_t n, cap;
+    size_t renamed; /* by the last atomicfile_batch_sync: v[0..renamed) are in place */
 };
 
 int
@@ -130,10 +131,10 @@ staged_drop(staged_t *f, bool unlink_tmp)
 void
 atomicfile_batch_discard(atomicfile_batch_t *b)
 {
-    for (size_t i = 0; b != NULL && i < b->n; i++)
-        staged_drop(&b->v[i], true);
-    if (b != NULL)
-        b->n = 0;
+    if (b == NULL)
+        return;
+    b->renamed = 0;
+    atomicfile_batch_clear(b);
 }
 
 void
@@ -236,22 +237,37 @@ sync_dirs(const atomicfile_batch_t *b, size_t n)
 }
 
 int
-atomicfile_batch_commit(atomicfile_batch_t *b, pt_error_t *err)
+atomicfile_batch_sync(atomicfile_batch_t *b, pt_error_t *err)
 {
     int rc = 0;
-    size_t i = 0, renamed = 0;
+    size_t i = 0;
+    b->renamed = 0;
     for (i = 0; i < b->n && rc == 0; i++) /* every file's bytes durable before any name */
         if (fdatasync(b->v[i].fd) != 0)
             rc = pt_error_set(err, -errno, b->v[i].path, "cannot write: %s", strerror(errno));
-    for (i = 0; i < b->n && rc == 0; i++, renamed++)
+    for (i = 0; i < b->n && rc == 0; i++, b->renamed++)
         if (rename(b->v[i].tmp, b->v[i].path) != 0)
             rc = pt_error_set(err, -errno, b->v[i].path, "cannot rename into place: %s",
                               strerror(errno));
-    int drc = renamed > 0 ? sync_dirs(b, renamed) : 0;
+    int drc = b->renamed > 0 ? sync_dirs(b, b->renamed) : 0;
     if (rc == 0 && drc != 0)
         rc = pt_error_set(err, drc, b->v[0].path, "cannot fsync the folder: %s", strerror(-drc));
-    for (i = 0; i < b->n; i++)
-        staged_drop(&b->v[i], i >= renamed);
+    return rc;
+}
+
+void
+atomicfile_batch_clear(atomicfile_batch_t *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        staged_drop(&b->v[i], i >= b->renamed);
     b->n = 0;
+    b->renamed = 0;
+}
+
+int
+atomicfile_batch_commit(atomicfile_batch_t *b, pt_error_t *err)
+{
+    int rc = atomicfile_batch_sync(b, err);
+    atomicfile_batch_clear(b);
     return rc;
 }

@@ -56,6 +56,13 @@ size_t atomicfile_batch_count(const atomicfile_batch_t *b);
  * folder may not be synced). The batch is empty afterwards either way. */
 int atomicfile_batch_commit(atomicfile_batch_t *b, pt_error_t *err);
 
+/* The commit in two steps, for a batch synced on another thread (adapters/core/flusher):
+ * atomicfile_batch_sync does the system calls only (fdatasync, rename, folder fsync) and
+ * changes nothing a reader of the batch's paths sees; atomicfile_batch_clear then empties
+ * it, removing the tmp files that were not renamed. */
+int atomicfile_batch_sync(atomicfile_batch_t *b, pt_error_t *err);
+void atomicfile_batch_clear(atomicfile_batch_t *b);
+
 /* Removes every staged tmp; the batch is empty afterwards. Accepts NULL. */
 void atomicfile_batch_discard(atomicfile_batch_t *b);
 

@@ -43,6 +43,14 @@ typedef struct eg_hold {
     bool closing;
 } eg_hold_t;
 
+/* An outbox delivery written (or found) in a batch not durable yet: its mark and its ack
+ * wait for the generations of its JSON file and of its partner-format files. */
+typedef struct eg_wait {
+    uint64_t seq;
+    uint64_t gen, fmt_gen;
+    bool written; /* WRITTEN, not ALREADY (the counts) */
+} eg_wait_t;
+
 typedef struct eg_format {
     const pt_codec_ops_t *ops;
     pt_codec_config_t cfg;
@@ -64,6 +72,9 @@ struct egress {
     size_t n_formats;
     char *outbox_dir;
     egress_counts_t n;
+    eg_wait_t *waiting; /* outbox deliveries whose files are not durable yet */
+    size_t n_waiting, cap_waiting;
+    uv_async_t *flushed; /* the outbox's flusher is done with a batch */
 };
 
 /* ---- acks after the commit ---- */
@@ -85,13 +96,72 @@ queue_ack(egress_t *e, uint64_t seq, bool ok, const char *reason)
 bool
 egress_acks_waiting(const egress_t *e)
 {
-    return e->n_acks > 0 || (e->outbox != NULL && outbox_staged(e->outbox) > 0);
+    return e->n_acks > 0 ||
+           (e->outbox != NULL && outbox_staged(e->outbox) > 0 && !outbox_flushing(e->outbox));
+}
+
+/* Marks and acks the waiting deliveries whose files are durable now; drops those whose
+ * batch failed (not acknowledged: the broker redelivers them). */
+static void
+resolve_waiting(egress_t *e)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < e->n_waiting; i++) {
+        eg_wait_t *w = &e->waiting[i];
+        bool f1 = false, f2 = false;
+        bool durable =
+            outbox_durable(e->outbox, w->gen, &f1) && outbox_durable(e->outbox, w->fmt_gen, &f2);
+        pt_error_t err;
+        pt_error_clear(&err);
+        if (f1 || f2) {
+            e->n.retry_later++;
+            pt_log_warn("egress.retry",
+                        "delivery %llu: its file was not kept; the broker "
+                        "redelivers it",
+                        (unsigned long long)w->seq);
+        } else if (durable && spool_inbound_mark(e->spool, w->seq, pt_clock_wall_ms(), &err) != 0) {
+            e->n.retry_later++; /* the file is there: the redelivery finds it */
+            pt_log_warn("egress.retry", "delivery %llu not marked (%s); the broker redelivers it",
+                        (unsigned long long)w->seq, err.msg);
+        } else if (durable) {
+            *(w->written ? &e->n.handed_over : &e->n.already) += 1;
+            queue_ack(e, w->seq, true, NULL);
+        } else {
+            e->waiting[k++] = *w;
+        }
+    }
+    e->n_waiting = k;
 }
 
 int
 egress_prepare_commit(egress_t *e, pt_error_t *err)
 {
-    return e->outbox != NULL ? outbox_sync(e->outbox, err) : 0;
+    if (e->outbox == NULL)
+        return 0;
+    resolve_waiting(e);
+    return outbox_flush(e->outbox, err); /* hands the turn's files over, never waits */
+}
+
+/* The flusher is done with a batch (loop thread): its deliveries may be acknowledged now,
+ * after the turn that marks them commits (the check handle that follows). */
+static void
+on_flushed(uv_async_t *a)
+{
+    egress_t *e = a->data;
+    pt_error_t err;
+    pt_error_clear(&err);
+    if (e == NULL || e->outbox == NULL || outbox_collect(e->outbox, &err) == 0)
+        return;
+    resolve_waiting(e);
+    if (outbox_flush(e->outbox, &err) != 0)
+        pt_log_warn("egress.flush", "outbox: %s", err.msg);
+}
+
+/* From the flusher's thread. */
+static void
+flushed_notify(void *arg)
+{
+    uv_async_send(arg);
 }
 
 void
@@ -142,7 +212,7 @@ buf_write(void *ctx, const void *data, size_t len)
  * format cannot express this message), or a negative code (retry later). */
 static int
 write_format(egress_t *e, const eg_format_t *f, const outbox_delivery_t *d,
-             const Ptibus__V1__Envelope *env)
+             const Ptibus__V1__Envelope *env, uint64_t *gen)
 {
     eg_buf_t b = {0};
     pt_error_t err;
@@ -161,7 +231,7 @@ write_format(egress_t *e, const eg_format_t *f, const outbox_delivery_t *d,
     if (rc == 0)
         snprintf(name, sizeof name, "%020llu-%s%s", (unsigned long long)d->seq, id, f->ext);
     if (rc == 0) /* staged with the turn's JSON files, durable with them */
-        rc = outbox_write_file(e->outbox, name, b.p ? b.p : "", b.n, &err);
+        rc = outbox_write_file(e->outbox, name, b.p ? b.p : "", b.n, gen, &err);
     if (rc != 0)
         pt_log_warn("egress.format", "delivery %llu: %s file not written: %s",
                     (unsigned long long)d->seq, f->ops->name, err.msg);
@@ -171,8 +241,9 @@ write_format(egress_t *e, const eg_format_t *f, const outbox_delivery_t *d,
 
 /* Every configured partner format of a delivery; 0 or the first failure. */
 static int
-write_formats(egress_t *e, const outbox_delivery_t *d)
+write_formats(egress_t *e, const outbox_delivery_t *d, uint64_t *gen)
 {
+    *gen = 0;
     if (e->n_formats == 0)
         return 0;
     ProtobufCMessage *m = NULL;
@@ -182,8 +253,11 @@ write_formats(egress_t *e, const outbox_delivery_t *d)
                      PT_OUTBOX_MAX_ENVELOPE, &m, &err) != 0)
         return 0; /* outbox_handle refuses it with the reason */
     int rc = 0;
-    for (size_t i = 0; rc == 0 && i < e->n_formats; i++)
-        rc = write_format(e, &e->formats[i], d, (const Ptibus__V1__Envelope *)m);
+    for (size_t i = 0; rc == 0 && i < e->n_formats; i++) {
+        uint64_t g = 0;
+        rc = write_format(e, &e->formats[i], d, (const Ptibus__V1__Envelope *)m, &g);
+        *gen = g > *gen ? g : *gen;
+    }
     codec_free(&m);
     return rc;
 }
@@ -203,36 +277,53 @@ egress_add_format(egress_t *e, const pt_codec_ops_t *ops, const char *encoding)
     return 0;
 }
 
+static int
+wait_add(egress_t *e, uint64_t seq, uint64_t gen, uint64_t fmt_gen, bool written)
+{
+    if (e->n_waiting == e->cap_waiting) {
+        size_t cap = e->cap_waiting ? 2 * e->cap_waiting : 64;
+        eg_wait_t *w = realloc(e->waiting, cap * sizeof *w);
+        if (w == NULL)
+            return -ENOMEM;
+        e->waiting = w;
+        e->cap_waiting = cap;
+    }
+    e->waiting[e->n_waiting++] = (eg_wait_t){seq, gen, fmt_gen, written};
+    return 0;
+}
+
+/* The delivery's files are staged (or found): its mark and ack wait until they are durable
+ * (resolve_waiting, at once when they are already). */
 static void
 deliver_outbox(egress_t *e, const outbox_delivery_t *d, int64_t wall_ms)
 {
-    outbox_result_t res;
+    (void)wall_ms;
+    outbox_result_t res = {0};
     pt_error_t err;
     pt_error_clear(&err);
     bool seen = false;
-    if (!d->replay && spool_inbound_seen(e->spool, d->seq, &seen, &err) == 0 && !seen &&
-        write_formats(e, d) != 0) {
+    uint64_t fmt_gen = 0;
+    if (!d->replay && spool_inbound_seen(e->spool, d->seq, &seen, &err) == 0 && seen) {
+        e->n.already++;
+        queue_ack(e, d->seq, true, NULL);
+        return;
+    }
+    if (write_formats(e, d, &fmt_gen) != 0) {
         e->n.retry_later++;
         return; /* the broker redelivers it */
     }
-    outbox_handle(e->outbox, e->spool, d, wall_ms, &res, &err);
-    switch (res.status) {
-    case OUTBOX_WRITTEN:
-        e->n.handed_over++;
-        queue_ack(e, d->seq, true, NULL);
-        break;
-    case OUTBOX_ALREADY:
-    case OUTBOX_SEEN:
-        e->n.already++;
-        queue_ack(e, d->seq, true, NULL);
-        break;
-    case OUTBOX_REFUSED:
+    int rc = outbox_write(e->outbox, d, &res, &err);
+    if (rc == 0 && wait_add(e, d->seq, res.gen, fmt_gen, res.status == OUTBOX_WRITTEN) != 0)
+        rc = pt_error_set(&err, -ENOMEM, "egress", "out of memory");
+    if (rc == 0) {
+        if (res.gen == 0 && fmt_gen == 0)
+            resolve_waiting(e);
+    } else if (res.status == OUTBOX_REFUSED) {
         e->n.refused++;
         pt_log_warn("egress.refused", "delivery %llu refused for good: %s",
                     (unsigned long long)d->seq, err.msg);
         queue_ack(e, d->seq, false, err.msg);
-        break;
-    default:
+    } else {
         e->n.retry_later++;
         pt_log_warn("egress.retry", "delivery %llu not written (%s); the broker redelivers it",
                     (unsigned long long)d->seq, err.msg);
@@ -504,10 +595,22 @@ egress_open(uv_loop_t *loop, const aconfig_t *cfg, spool_t *spool, egress_ack_fn
                     .acks = e->acks};
     int rc = 0;
     if (cfg->outbox_dir != NULL) {
+        e->flushed = calloc(1, sizeof *e->flushed);
+        if (e->flushed == NULL || uv_async_init(loop, e->flushed, on_flushed) != 0) {
+            free(e->flushed);
+            e->flushed = NULL;
+            rc = pt_error_set(err, -ENOMEM, "egress", "cannot create the flusher's handle");
+        }
+        if (rc == 0)
+            e->flushed->data = e;
+        /* the turn's files synced on the outbox's own thread: the loop never waits */
         outbox_options_t oo = {.dir = cfg->outbox_dir,
                                .receipts = cfg->receipts,
-                               .batch_sync = true}; /* one folder fsync per turn */
-        rc = outbox_open(&oo, &e->outbox, err);
+                               .async_sync = true,
+                               .flushed = flushed_notify,
+                               .flushed_arg = e->flushed};
+        if (rc == 0)
+            rc = outbox_open(&oo, &e->outbox, err);
         if (rc == 0 && (e->outbox_dir = strdup(cfg->outbox_dir)) == NULL)
             rc = pt_error_set(err, -ENOMEM, "egress", "out of memory");
     }
@@ -519,6 +622,12 @@ egress_open(uv_loop_t *loop, const aconfig_t *cfg, spool_t *spool, egress_ack_fn
     }
     *out = e;
     return 0;
+}
+
+static void
+free_handle(uv_handle_t *h)
+{
+    free(h);
 }
 
 void
@@ -533,7 +642,17 @@ egress_close(egress_t **pe)
         hold_drop(e, h);
     }
     webhook_close(&e->webhook); /* calls hook_done with closing holds: ignored */
-    outbox_close(&e->outbox);
+    outbox_close(&e->outbox);   /* joins the flusher: no notify after this */
+    if (e->flushed != NULL) {
+        e->flushed->data = NULL;
+        uv_close((uv_handle_t *)e->flushed, free_handle);
+    }
+    if (e->n_waiting > 0)
+        pt_log_info("egress.stop",
+                    "%zu deliveries left unacknowledged: the broker redelivers "
+                    "them, their files are found",
+                    e->n_waiting);
+    free(e->waiting);
     free(e->outbox_dir);
     free(e->acks);
     free(e);

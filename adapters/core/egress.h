@@ -2,9 +2,10 @@
  * config: the outbox folder (one file per delivery), the webhook (a signed POST, retried
  * with backoff), or the pull inbox of the HTTP API. A delivery is handed over first —
  * the file is on disk, the webhook answered 2xx, the partner acknowledged the pulled
- * message — and its seq marked in the spool's turn; the DeliverAck leaves only once that
- * turn has committed (egress_committed), so a redelivery after a crash finds the mark and
- * is acknowledged without a second hand-over. A replay is handed over again. A delivery
+ * message (for the outbox: once the flusher thread has made its batch of files durable,
+ * while the loop goes on) — and its seq marked in the spool's turn; the DeliverAck leaves
+ * only once that turn has committed (egress_committed), so a redelivery after a crash finds the
+ * mark and is acknowledged without a second hand-over. A replay is handed over again. A delivery
  * refused for good (undecodable, a final 4xx) is acknowledged CANNOT_PROCESS with the
  * reason, and the broker dead-letters it. It owns the outbox, the webhook and the
  * deliveries held for the webhook's retries; the spool is borrowed and acks go out
@@ -55,12 +56,12 @@ void egress_deliver(egress_t *e, const Ptibus__V1__Deliver *d, int64_t wall_ms);
  * config asks for it. */
 void egress_receipt(egress_t *e, const Ptibus__V1__Receipt *r);
 
-/* Whether acks or staged outbox files wait for a commit. */
+/* Whether acks wait for a commit, or staged outbox files for a hand-over to the flusher. */
 bool egress_acks_waiting(const egress_t *e);
 
-/* Before the spool's turn commits: the outbox files staged in this turn are made durable
- * together (outbox_sync), so that the marks and the acks that follow the commit cover
- * files that survive a power cut. 0 or -errno (then abort the turn). */
+/* Before the spool's turn commits: the deliveries whose files became durable are marked
+ * in the turn (their acks follow the commit), and the files staged in this turn are handed
+ * to the outbox's flusher (outbox_flush: never waits). 0 or -errno (then abort the turn). */
 int egress_prepare_commit(egress_t *e, pt_error_t *err);
 
 /* The spool's turn committed (rc 0: the queued acks are sent) or failed (they are

@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "atomicfile.h"
+#include "flusher.h"
 #include "codec.h"
 #include "log.h"
 #include "pjson.h"
@@ -25,6 +26,9 @@ struct outbox {
     mode_t file_mode;
     size_t max_envelope;
     atomicfile_batch_t *batch; /* batch_sync: the files staged since the last outbox_sync */
+    int sticky;                /* batch_sync: an early commit failed; outbox_sync says so */
+    flusher_t *flusher;        /* async_sync: syncs the batches handed over on its thread */
+    atomicfile_batch_t *spare; /* async_sync: the batch the last collect gave back */
 };
 
 /* What place() found at a name. */
@@ -112,8 +116,10 @@ outbox_open(const outbox_options_t *opts, outbox_t **out, pt_error_t *err)
     o->max_envelope = opts->max_envelope ? opts->max_envelope : PT_OUTBOX_MAX_ENVELOPE;
     o->dir = strdup(opts->dir);
     int rc = o->dir ? 0 : pt_error_set(err, -ENOMEM, "outbox", "out of memory");
-    if (rc == 0 && opts->batch_sync && atomicfile_batch_new(&o->batch) != 0)
+    if (rc == 0 && (opts->batch_sync || opts->async_sync) && atomicfile_batch_new(&o->batch) != 0)
         rc = pt_error_set(err, -ENOMEM, "outbox", "out of memory");
+    if (rc == 0 && opts->async_sync)
+        rc = flusher_start(opts->flushed, opts->flushed_arg, &o->flusher, err);
     if (rc == 0)
         rc = check_dir(o->dir, dmode, err);
     if (rc == 0 && opts->receipts) {
@@ -137,7 +143,15 @@ outbox_close(outbox_t **o)
 {
     if (o == NULL || *o == NULL)
         return;
-    atomicfile_batch_free(&(*o)->batch);
+    outbox_t *ob = *o;
+    flusher_stop(&ob->flusher); /* the batch in flight finishes */
+    pt_error_t err;
+    if (ob->batch != NULL && atomicfile_batch_count(ob->batch) > 0 &&
+        atomicfile_batch_commit(ob->batch, &err) != 0) /* unacked: the broker redelivers */
+        pt_log_warn("outbox", "%s: the files staged at the stop were not kept: %s", ob->dir,
+                    err.msg);
+    atomicfile_batch_free(&ob->batch);
+    atomicfile_batch_free(&ob->spare);
     free((*o)->dir);
     free((*o)->rdir);
     free(*o);
@@ -338,32 +352,60 @@ static int
 stage(outbox_t *o, const char *path, const char *text, size_t len, pt_error_t *err)
 {
     if (atomicfile_batch_count(o->batch) >= PT_OUTBOX_BATCH_MAX) {
-        int rc = atomicfile_batch_commit(o->batch, err);
+        int rc = 0;
+        if (o->flusher != NULL) { /* full while the previous one syncs: wait, hand it over */
+            flusher_wait(o->flusher);
+            outbox_collect(o, err);
+            rc = outbox_flush(o, err);
+        } else if ((rc = atomicfile_batch_commit(o->batch, err)) != 0) {
+            o->sticky = rc; /* the files staged before are gone: the turn must fail */
+        }
         if (rc != 0)
             return rc;
     }
     return atomicfile_batch_add(o->batch, path, text, len, o->file_mode, err);
 }
 
+/* Reads what is at path: on disk, or staged (in the staging batch, or in the batch the
+ * flusher syncs: its tmp, or its final name once renamed). *gen gets the generation the
+ * content's durability waits for (0: durable now). -ENOENT when neither. */
+static int
+find_existing(outbox_t *o, const char *path, size_t max, char **buf, size_t *len, uint64_t *gen)
+{
+    const atomicfile_batch_t *fb = o->flusher ? flusher_batch(o->flusher) : NULL;
+    const char *tmp;
+    *gen = o->flusher ? flusher_busy_gen(o->flusher) : 0; /* on disk: maybe renamed by it */
+    int rc = read_existing(path, max, buf, len);
+    if (rc == -ENOENT && o->batch != NULL && (tmp = atomicfile_batch_staged(o->batch, path))) {
+        *gen = o->flusher ? flusher_next_gen(o->flusher) : 0;
+        return read_existing(tmp, max, buf, len);
+    }
+    if (rc == -ENOENT && fb != NULL && (tmp = atomicfile_batch_staged(fb, path))) {
+        rc = read_existing(tmp, max, buf, len);
+        if (rc == -ENOENT) /* renamed meanwhile */
+            rc = read_existing(path, max, buf, len);
+    }
+    return rc;
+}
+
 /* Writes text at dir/name unless the name is taken: PLACE_WRITTEN, PLACE_ALREADY (the
  * same identity is there), PT_EDUPCONFLICT (other content or not a regular file: left
- * untouched) or -errno (nothing new left behind). */
+ * untouched) or -errno (nothing new left behind). *gen: what the file's durability waits
+ * for (flusher_state; 0 = nothing). */
 static int
 place(outbox_t *o, const char *dir, const char *name, const char *text, size_t len, identity_fn id,
-      pt_error_t *err)
+      uint64_t *gen, pt_error_t *err)
 {
     char *path = join(dir, name);
     if (path == NULL)
         return pt_error_set(err, -ENOMEM, "outbox", "out of memory");
     char *old = NULL;
     size_t olen = 0;
-    const char *staged = NULL;
-    int rc = read_existing(path, len * 2 + 65536, &old, &olen);
-    if (rc == -ENOENT && o->batch != NULL && (staged = atomicfile_batch_staged(o->batch, path)))
-        rc = read_existing(staged, len * 2 + 65536, &old, &olen); /* staged in this turn */
+    int rc = find_existing(o, path, len * 2 + 65536, &old, &olen, gen);
     if (rc == -ENOENT) {
         rc = o->batch != NULL ? stage(o, path, text, len, err)
                               : atomicfile_write(path, text, len, o->file_mode, err);
+        *gen = o->flusher != NULL ? flusher_next_gen(o->flusher) : 0;
         rc = rc == 0 ? PLACE_WRITTEN : rc;
     } else if (rc == 0) {
         rc = same_identity(old, olen, text, len, id) ? PLACE_ALREADY : PT_EDUPCONFLICT;
@@ -413,8 +455,10 @@ exists(const outbox_t *o, const char *dir, const char *name)
 {
     struct stat st;
     char *p = join(dir, name);
+    const atomicfile_batch_t *fb = o->flusher ? flusher_batch(o->flusher) : NULL;
     bool there = p != NULL && (lstat(p, &st) == 0 ||
-                               (o->batch != NULL && atomicfile_batch_staged(o->batch, p) != NULL));
+                               (o->batch != NULL && atomicfile_batch_staged(o->batch, p)) ||
+                               (fb != NULL && atomicfile_batch_staged(fb, p)));
     free(p);
     return there;
 }
@@ -436,11 +480,12 @@ place_replay(outbox_t *o, const outbox_delivery_t *d, const char *base, const ch
     if (n > 1 && (d->redelivery || d->attempt > 1)) {
         snprintf(res->name, sizeof res->name, "%.213s.replay-%u.json", base, n - 1);
         pt_error_t e2;
-        if (place(o, o->dir, res->name, text, len, delivery_identity, &e2) == PLACE_ALREADY)
+        if (place(o, o->dir, res->name, text, len, delivery_identity, &res->gen, &e2) ==
+            PLACE_ALREADY)
             return PLACE_ALREADY;
     }
     snprintf(res->name, sizeof res->name, "%s", name);
-    return place(o, o->dir, res->name, text, len, delivery_identity, err);
+    return place(o, o->dir, res->name, text, len, delivery_identity, &res->gen, err);
 }
 
 int
@@ -464,7 +509,7 @@ outbox_write(outbox_t *o, const outbox_delivery_t *d, outbox_result_t *res, pt_e
             rc = place_replay(o, d, base, text, len, res, err);
         } else {
             snprintf(res->name, sizeof res->name, "%s.json", base);
-            rc = place(o, o->dir, res->name, text, len, delivery_identity, err);
+            rc = place(o, o->dir, res->name, text, len, delivery_identity, &res->gen, err);
         }
     }
     free(text);
@@ -558,20 +603,22 @@ outbox_write_receipt(outbox_t *o, const Ptibus__V1__Receipt *r, outbox_result_t 
         rc = dump_doc(new_doc("receipt", j), &text, &len, err);
     if (rc == 0) {
         snprintf(res->name, sizeof res->name, "%020" PRIu64 "-%s-%s.json", r->seq, who, kind);
-        rc = place(o, o->rdir, res->name, text, len, receipt_identity, err);
+        rc = place(o, o->rdir, res->name, text, len, receipt_identity, &res->gen, err);
     }
     free(text);
     return finish(rc, res);
 }
 
 int
-outbox_write_file(outbox_t *o, const char *name, const void *data, size_t len, pt_error_t *err)
+outbox_write_file(outbox_t *o, const char *name, const void *data, size_t len, uint64_t *gen,
+                  pt_error_t *err)
 {
     char *path = join(o->dir, name);
     if (path == NULL)
         return pt_error_set(err, -ENOMEM, "outbox", "out of memory");
     int rc = o->batch != NULL ? stage(o, path, data, len, err)
                               : atomicfile_write(path, data, len, o->file_mode, err);
+    *gen = o->flusher != NULL ? flusher_next_gen(o->flusher) : 0;
     free(path);
     return rc;
 }
@@ -585,5 +632,56 @@ outbox_staged(const outbox_t *o)
 int
 outbox_sync(outbox_t *o, pt_error_t *err)
 {
-    return o->batch != NULL ? atomicfile_batch_commit(o->batch, err) : 0;
+    if (o->batch == NULL)
+        return 0;
+    int rc = o->sticky;
+    o->sticky = 0;
+    if (rc != 0) {
+        atomicfile_batch_discard(o->batch);
+        return pt_error_set(err, rc, o->dir, "a batch of files was lost: %s", strerror(-rc));
+    }
+    return atomicfile_batch_commit(o->batch, err);
+}
+
+int
+outbox_flush(outbox_t *o, pt_error_t *err)
+{
+    if (o->flusher == NULL)
+        return outbox_sync(o, err);
+    if (flusher_busy_gen(o->flusher) != 0 || atomicfile_batch_count(o->batch) == 0)
+        return 0; /* the next one goes once the batch in flight is collected */
+    if (o->spare == NULL && atomicfile_batch_new(&o->spare) != 0)
+        return pt_error_set(err, -ENOMEM, "outbox", "out of memory");
+    flusher_hand(o->flusher, o->batch);
+    o->batch = o->spare;
+    o->spare = NULL;
+    return 0;
+}
+
+uint64_t
+outbox_collect(outbox_t *o, pt_error_t *err)
+{
+    atomicfile_batch_t *b = NULL;
+    uint64_t gen = o->flusher != NULL ? flusher_collect(o->flusher, &b, err) : 0;
+    if (gen != 0 && o->spare == NULL)
+        o->spare = b;
+    else if (gen != 0)
+        atomicfile_batch_free(&b);
+    if (gen != 0 && flusher_state(o->flusher, gen) == FLUSHER_FAILED)
+        pt_log_warn("outbox", "%s: a batch of files was not kept: %s", o->dir, err->msg);
+    return gen;
+}
+
+bool
+outbox_durable(const outbox_t *o, uint64_t gen, bool *failed)
+{
+    flusher_state_t st = o->flusher != NULL ? flusher_state(o->flusher, gen) : FLUSHER_DURABLE;
+    *failed = st == FLUSHER_FAILED;
+    return st == FLUSHER_DURABLE;
+}
+
+bool
+outbox_flushing(const outbox_t *o)
+{
+    return o->flusher != NULL && flusher_busy_gen(o->flusher) != 0;
 }

@@ -40,6 +40,14 @@ typedef struct outbox_options {
      * (the runtime syncs before the commit that precedes the acks). A staged file appears
      * under its name at outbox_sync; more than PT_OUTBOX_BATCH_MAX staged commit early. */
     bool batch_sync;
+    /* The same batches, synced on a thread of the outbox's own (adapters/core/flusher) so
+     * that the loop never waits for them: outbox_flush hands the staging batch over,
+     * flushed(flushed_arg) is called from that thread when it is done (uv_async_send),
+     * outbox_collect then takes the result on the loop thread, and a result's `gen` says
+     * when its file is durable (outbox_durable). The acks wait for that. */
+    bool async_sync;
+    void (*flushed)(void *arg);
+    void *flushed_arg;
 } outbox_options_t;
 
 /* One delivery, everything borrowed for the call (the broker's Deliver, plus the time the
@@ -67,6 +75,8 @@ typedef enum outbox_status {
 
 typedef struct outbox_result {
     outbox_status_t status;
+    uint64_t gen; /* async_sync, WRITTEN / ALREADY: the generation the file's durability
+                   * waits for (outbox_durable); 0: durable now */
     char name[PT_OUTBOX_NAME_MAX + 1]; /* the file's name in its folder ("" if none) */
 } outbox_result_t;
 
@@ -120,9 +130,25 @@ int outbox_delivery_json(const outbox_delivery_t *d, size_t max_envelope, json_t
 int outbox_sync(outbox_t *o, pt_error_t *err);
 
 /* Writes dir/name (a delivery in a partner format, beside its JSON file) with the file
- * mode, replacing what is there: staged with batch_sync, else atomically at once. 0 or
- * -errno. */
-int outbox_write_file(outbox_t *o, const char *name, const void *data, size_t len, pt_error_t *err);
+ * mode, replacing what is there: staged with batch_sync or async_sync (*gen: as a result's
+ * gen), else atomically at once (*gen 0). 0 or -errno. */
+int outbox_write_file(outbox_t *o, const char *name, const void *data, size_t len, uint64_t *gen,
+                      pt_error_t *err);
+
+/* With async_sync: hands the staging batch to the flusher when it is idle (else the next
+ * call does), never waits. Without: outbox_sync. 0 or -errno. */
+int outbox_flush(outbox_t *o, pt_error_t *err);
+
+/* With async_sync, on the loop thread once flushed was called: takes the result of the
+ * batch in flight. Returns its generation (0: none done), a failure logged and in err. */
+uint64_t outbox_collect(outbox_t *o, pt_error_t *err);
+
+/* Whether the files of generation gen are durable; *failed when their batch failed (they
+ * are gone: do not acknowledge). Without async_sync, always true. */
+bool outbox_durable(const outbox_t *o, uint64_t gen, bool *failed);
+
+/* With async_sync: whether a batch is in flight. */
+bool outbox_flushing(const outbox_t *o);
 
 /* With batch_sync: how many files wait for outbox_sync (0 without batch_sync). */
 size_t outbox_staged(const outbox_t *o);

@@ -6,6 +6,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -293,13 +294,104 @@ test_batch_sync(void **state)
     assert_int_equal(write_one(o, 5, "b-1", NULL, 2, false, &res, &err), 0);
     assert_int_equal(res.status, OUTBOX_ALREADY); /* on disk now */
     assert_int_equal(write_one(o, 6, "b-2", NULL, 1, false, &res, &err), 0);
-    outbox_close(&o); /* a staged file never synced is removed, its delivery unacked */
-    assert_int_equal(count_final(dir), 3);
+    outbox_close(&o); /* the stop keeps what is staged (its delivery is unacked: found again) */
+    assert_int_equal(count_final(dir), 4);
+    assert_int_equal(count_files(dir), 4);
+}
+
+static atomic_int flushes;
+
+static void
+count_flush(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&flushes, 1);
+}
+
+/* Collects the batch in flight, waiting up to 10 s for the flusher's notice. */
+static uint64_t
+collect_wait(outbox_t *o)
+{
+    pt_error_t err;
+    for (int i = 0; i < 1000; i++) {
+        uint64_t gen = outbox_collect(o, &err);
+        if (gen != 0)
+            return gen;
+        usleep(10 * 1000);
+    }
+    fail_msg("the flusher never finished its batch");
+    return 0;
+}
+
+/* With async_sync the files are synced on the flusher's thread: a result says which
+ * generation to wait for, the notice comes from that thread, and a name staged in the
+ * batch in flight is found there (ALREADY, waiting for that batch). */
+static void
+test_async_sync(void **state)
+{
+    fx_t *f = *state;
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/async", f->tmp);
+    outbox_options_t opt = {.dir = dir, .async_sync = true, .flushed = count_flush};
+    outbox_t *o = NULL;
+    outbox_result_t res;
+    pt_error_t err;
+    bool failed = true;
     assert_int_equal(outbox_open(&opt, &o, &err), 0);
+    assert_int_equal(write_one(o, 1, "as-1", NULL, 1, false, &res, &err), 0);
+    assert_int_equal(res.status, OUTBOX_WRITTEN);
+    uint64_t g1 = res.gen;
+    assert_true(g1 > 0);
+    assert_false(outbox_durable(o, g1, &failed));
+    assert_false(failed);
+    assert_int_equal(outbox_flush(o, &err), 0); /* handed over, returns at once */
+    assert_true(outbox_flushing(o) || atomic_load(&flushes) > 0);
+    assert_int_equal(write_one(o, 1, "as-1", NULL, 2, false, &res, &err), 0);
+    assert_int_equal(res.status, OUTBOX_ALREADY); /* in the batch in flight, or renamed */
+    assert_int_equal(res.gen, g1);
+    assert_int_equal(write_one(o, 2, "as-2", NULL, 1, false, &res, &err), 0);
+    uint64_t g2 = res.gen;
+    assert_true(g2 > g1);
+    assert_int_equal(collect_wait(o), g1);
+    assert_true(atomic_load(&flushes) >= 1);
+    assert_true(outbox_durable(o, g1, &failed));
+    assert_false(outbox_durable(o, g2, &failed));
+    assert_int_equal(count_final(dir), 1);
+    assert_int_equal(outbox_flush(o, &err), 0);
+    assert_int_equal(collect_wait(o), g2);
+    assert_true(outbox_durable(o, g2, &failed));
+    assert_int_equal(count_final(dir), 2);
+    /* found on disk with nothing in flight: durable now */
+    assert_int_equal(write_one(o, 2, "as-2", NULL, 2, false, &res, &err), 0);
+    assert_int_equal(res.status, OUTBOX_ALREADY);
+    assert_int_equal(res.gen, 0);
     outbox_close(&o);
-    char tmp[700];
-    snprintf(tmp, sizeof tmp, "%s/00000000000000000006-b-2.json.tmp", dir);
-    assert_int_equal(access(tmp, F_OK), -1);
+}
+
+/* A batch whose sync fails: its generation says FAILED, its tmp files are removed. */
+static void
+test_async_sync_failure(void **state)
+{
+    fx_t *f = *state;
+    char dir[600], sub[700];
+    snprintf(dir, sizeof dir, "%s/async-fail", f->tmp);
+    outbox_options_t opt = {.dir = dir, .async_sync = true, .receipts = true};
+    outbox_t *o = NULL;
+    outbox_result_t res;
+    pt_error_t err;
+    bool failed = false;
+    assert_int_equal(outbox_open(&opt, &o, &err), 0);
+    assert_int_equal(write_one(o, 1, "af-1", NULL, 1, false, &res, &err), 0);
+    uint64_t g = res.gen;
+    /* the file's tmp goes away before the sync: its rename fails */
+    snprintf(sub, sizeof sub, "%s/00000000000000000001-af-1.json.tmp", dir);
+    assert_int_equal(unlink(sub), 0);
+    assert_int_equal(outbox_flush(o, &err), 0);
+    assert_int_equal(collect_wait(o), g);
+    assert_false(outbox_durable(o, g, &failed));
+    assert_true(failed);
+    assert_int_equal(count_files(dir), 0);
+    outbox_close(&o);
 }
 
 static void
@@ -746,6 +838,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_same_name_other_content, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_own_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_sync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_sync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_sync_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_receipts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_planted_links_not_followed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_envelope_refused, setup, teardown),
