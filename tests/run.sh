@@ -8,6 +8,11 @@
 #                                   crash test's load (SIGKILLs, the read-ahead thread) and
 #                                   the delivery tests, failing on any report
 #                                   (suppressions: tests/tsan.supp, third parties only)
+#   tests/run.sh --fuzz-hours N     every libFuzzer target (tests/fuzz/) for N hours in
+#                                   all (N may be fractional), shared among the targets, in
+#                                   build-asan/: new coverage merged into tests/fuzz/corpus/,
+#                                   findings copied into tests/fuzz/regressions/ (which ctest
+#                                   replays); non-zero when anything was found
 #   tests/run.sh --soak             the long versions of the fault tests (200 SIGKILLs,
 #                                   200 power cuts) and an hour of soak, labels fault
 #                                   and soak only
@@ -38,7 +43,7 @@ tsan_run() {
 }
 
 build=${PTIBUS_BUILD_DIR:-build}
-soak= tsan=
+soak= tsan= fuzz_seconds=
 cmake_args=(-DPTIBUS_WERROR="${PTIBUS_WERROR:-OFF}")
 export CC=${CC:-gcc}
 while [ $# -gt 0 ]; do
@@ -54,13 +59,23 @@ while [ $# -gt 0 ]; do
         cmake_args+=(-DPTIBUS_SANITIZE=thread -DPTIBUS_BENCH=OFF)
         tsan=1
         ;;
+    --fuzz-hours)
+        fuzz_seconds=$(awk -v h="${2:-}" 'BEGIN { if (h + 0 <= 0) exit 1; printf "%d", h * 3600 }') || {
+            echo "tests/run.sh: --fuzz-hours needs a positive number of hours" >&2
+            exit 2
+        }
+        shift
+        build=${PTIBUS_BUILD_DIR:-build-asan}
+        export CC=clang
+        cmake_args+=(-DPTIBUS_SANITIZE="address;undefined" -DPTIBUS_FUZZ=ON)
+        ;;
     --soak)
         export PT_CRASH_KILLS=${PT_CRASH_KILLS:-200} PT_POWERCUT_CUTS=${PT_POWERCUT_CUTS:-200}
         export PT_SOAK_SECONDS=${PT_SOAK_SECONDS:-3600}
         soak=1
         ;;
     --) shift; break ;;
-    *) echo "usage: tests/run.sh [--sanitize] [--tsan] [--soak] [-- ctest args]" >&2; exit 2 ;;
+    *) echo "usage: tests/run.sh [--sanitize] [--tsan] [--fuzz-hours N] [--soak] [-- ctest args]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -69,6 +84,13 @@ cmake -S "$top" -B "$build" "${cmake_args[@]}" >/dev/null
 if [ -n "$tsan" ]; then
     tsan_run "$@"
     exit
+fi
+if [ -n "$fuzz_seconds" ]; then
+    fuzzers=()
+    for src in "$top"/tests/fuzz/fuzz_*.c; do fuzzers+=("$(basename "$src" .c)"); done
+    cmake --build "$build" -j"$(nproc)" --target "${fuzzers[@]}"
+    export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
+    exec bash "$top/tests/fuzz/campaign.sh" "$build" "$fuzz_seconds"
 fi
 cmake --build "$build" -j"$(nproc)"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
