@@ -2,6 +2,11 @@
  * - S3 (bench_journal DIR RECORDS): fills a journal in DIR with N RECEIVED records
  *   (1 KiB payloads, 1000 per commit), then times a full journal_scan and look-ups by
  *   message id (journal_find_message) of random messages.
+ * - R1's journal (bench_journal --expirable DIR RECORDS KEYS): fills DIR with N RECEIVED
+ *   training offers (1 KiB payloads, no recipient: nothing queued) dated two days ago,
+ *   signed with KEYS/broker.sign and indexed with KEYS/person_index.hmac as ptibusd
+ *   would, so that a broker started on it with `retention.payloads.training_offer: 1d`
+ *   has all N payloads to expire in the background (bench/run.sh, scenario R1).
  * - Reference (bench_journal --commits DIR SECONDS BATCH...): the journal's own group
  *   commit rate with BATCH records per commit, each record as the broker writes
  *   bench_ptibus's referrals (1 KiB payload, its persons, one recipient), real
@@ -13,8 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "driver.h"
 #include "journal.h"
+#include "keys.h"
 
 #define FILL_BATCH 1000
 
@@ -188,6 +195,54 @@ commit_rate(const char *dir, double seconds, unsigned batch)
     return rc == 0 ? 0 : 1;
 }
 
+/* R1: N training offers two days old, in one fresh journal signed as the broker's. */
+static int
+fill_expirable(const char *dir, uint64_t n, const char *keys)
+{
+    uint8_t hmac[32], sk[64], payload[BENCH_PAYLOAD];
+    char path[4096], mid[40];
+    pt_error_t err;
+    journal_t *j = NULL;
+    snprintf(path, sizeof path, "%s/broker.sign", keys);
+    int rc = keys_read(path, sk, sizeof sk, true, &err);
+    snprintf(path, sizeof path, "%s/person_index.hmac", keys);
+    if (rc == 0)
+        rc = keys_read(path, hmac, sizeof hmac, true, &err);
+    journal_options_t jo = {.dir = dir, .hmac_key = hmac, .sign_sk = sk};
+    if (rc == 0)
+        rc = journal_open(&jo, &j, &err);
+    bench_payload(payload, 0);
+    int64_t when = pt_clock_wall_ms() - 2 * 86400000LL;
+    uint64_t t0 = bench_now_ns();
+    for (uint64_t done = 0; rc == 0 && done < n;) {
+        journal_txn_t *txn;
+        rc = journal_begin(j, &txn, &err);
+        for (unsigned i = 0; rc == 0 && i < FILL_BATCH && done < n; i++, done++) {
+            snprintf(mid, sizeof mid, "offer-%" PRIu64, done);
+            journal_record_t r = {.kind = PT_REC_RECEIVED,
+                                  .time_ms = when,
+                                  .partner = "p1",
+                                  .msg_type = "training_offer",
+                                  .message_id = mid,
+                                  .correlation_id = "",
+                                  .payload = payload,
+                                  .payload_len = BENCH_PAYLOAD};
+            uint64_t seq;
+            rc = journal_append(txn, &r, &seq, &err);
+        }
+        if (rc != 0)
+            journal_abort(&txn);
+        else
+            rc = journal_commit(&txn, &err);
+    }
+    if (rc == 0)
+        emit("R1-fill", n, (double)(bench_now_ns() - t0) / 1e9, "records/s");
+    else
+        fprintf(stderr, "bench_journal: %s: %s\n", dir, err.msg);
+    journal_close(&j);
+    return rc == 0 ? 0 : 1;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -200,8 +255,11 @@ main(int argc, char **argv)
         }
         return rc;
     }
+    if (argc == 5 && strcmp(argv[1], "--expirable") == 0)
+        return fill_expirable(argv[2], strtoull(argv[3], NULL, 10), argv[4]);
     if (argc < 3) {
-        fprintf(stderr, "usage: bench_journal DIR RECORDS | --commits DIR SECONDS BATCH...\n");
+        fprintf(stderr, "usage: bench_journal DIR RECORDS | --commits DIR SECONDS BATCH... | "
+                        "--expirable DIR RECORDS KEYS\n");
         return 2;
     }
     uint64_t n = strtoull(argv[2], NULL, 10);

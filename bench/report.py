@@ -128,6 +128,45 @@ def others(rows):
     return out
 
 
+R1 = (("sync", "S1 sync, 1 in flight"), ("window", "S1 windowed, 256 in flight"))
+
+
+def expiry_table(rows):
+    """R1 (issue 16): S1 with the background payload expiry beside S1 without it, on the
+    same journal of N expirable records, and how long the whole expiry took."""
+    out = []
+    for key, label in R1:
+        b = find(rows, "R1-base-" + key, "ptibus")
+        e = find(rows, "R1-expiry-" + key, "ptibus")
+        if b is None or e is None:
+            continue
+        if not out:
+            out = ["", "| R1: %s during the expiry of the journal's payloads | msgs/s | p50 ms "
+                   "| p99 ms | p99.9 ms | server CPU s |" % "S1",
+                   "|---|---:|---:|---:|---:|---:|"]
+        for tag, r in (("without expiry", b), ("with expiry running", e)):
+            out.append("| %s, %s | %.0f | %s | %s | %s | %.1f |" % (
+                label, tag, r["rate"], ms(r["p50_us"]), ms(r["p99_us"]), ms(r["p999_us"]),
+                r.get("server_cpu_s", 0)))
+        if b["rate"]:
+            e["ratio_to_baseline"] = round(e["rate"] / b["rate"], 3)
+            out.append("| %s, with / without | %.2fx | | %.2fx | | |" % (
+                label, e["rate"] / b["rate"], e["p99_us"] / b["p99_us"] if b["p99_us"] else 0))
+    x = find(rows, "R1-expiry", "ptibus")
+    f = find(rows, "R1-fill", "ptibus")
+    if x:
+        out += ["", "| R1 expiry | value |", "|---|---|"]
+        if f:
+            out.append("| journal built (bench_journal --expirable) | %d records in %.1f s |"
+                       % (f["msgs"], f["seconds"]))
+        out.append("| payloads expired while S1 ran | %d of %d |"
+                   % (x["expired_during_s1"], x["records"]))
+        out.append("| whole expiry | %d of %d in %.1f s (%d payloads/s)%s |"
+                   % (x["expired"], x["records"], x["seconds"], x["rate"],
+                      "" if x["complete"] else ", NOT complete at the bound"))
+    return out
+
+
 CODECS = (("lheo", "LHEO catalogue (sessions)"), ("cnaf_rsa", "CNAF flow (households)"))
 CODEC_PASSES = (("pass1", "pass 1, one transaction (as the runtime)"),
                 ("pass2", "pass 2, the same file again"),
@@ -285,10 +324,16 @@ def main():
     ap.add_argument("--codecs-only", default="0")
     ap.add_argument("--seconds", default="")
     ap.add_argument("--journal-records", default="")
+    ap.add_argument("--expiry-records", default="")
+    ap.add_argument("--expiry-only", default="0")
     ap.add_argument("--elapsed", default="")
     a = ap.parse_args()
     rows = load(a.lines)
-    lines = ([] if a.codecs_only == "1" else table(rows) + others(rows)) + codec_table(rows)
+    if a.expiry_only == "1":
+        lines = expiry_table(rows)
+    else:
+        lines = ([] if a.codecs_only == "1" else table(rows) + others(rows) + expiry_table(rows))
+        lines += codec_table(rows)
     tg = targets(rows)
     lines += ["", "| target (issues 5, 12, 13) | met | detail | met by the floor | floor |",
               "|---|---|---|---|---|"]
@@ -297,7 +342,8 @@ def main():
               for t in tg]
     print("\n".join(lines))
     doc = {"machine": machine(), "smoke": a.smoke == "1", "seconds_per_scenario": a.seconds,
-           "journal_records": a.journal_records, "elapsed_s": a.elapsed,
+           "journal_records": a.journal_records, "expiry_records": a.expiry_records,
+           "elapsed_s": a.elapsed,
            "note": "nats-nondurable: NATS 2.9 acknowledges before fsync; a reference, not a peer "
                    "at the same durability. floor: bench_floor, a minimal durable broker on "
                    "ZeroMQ CURVE + one LMDB B-tree doing no other work; a bound, not a peer",
@@ -308,8 +354,12 @@ def main():
     # The harness fails when a ptibus scenario produced nothing.
     need = [] if a.codecs_only == "1" else ["S1-sync", "S1-window", "S1-multi6", "S2-e2e",
                                             "S4-load10k"]
+    if a.expiry_only == "1":
+        need = []
+    if a.codecs_only != "1":
+        need += ["R1-base-window", "R1-expiry-window", "R1-expiry"]
     missing = [s for s in need if not find(rows, s, "ptibus")]
-    for codec, _ in CODECS:  # a codec pass that failed is missing too
+    for codec, _ in CODECS if a.expiry_only != "1" else ():  # a failed codec pass is missing too
         for scen in ("pass1", "pass2"):
             r = find(rows, "C1-%s-%s" % (codec, scen), "ptibus-codec")
             if r is None or r["rc"] != 0:

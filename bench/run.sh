@@ -11,6 +11,9 @@
 #   bench/run.sh --seconds 10        time bound of each scenario (default 10)
 #   bench/run.sh --journal-records N size of the journal for S3 and the memory figures
 #                                    (default 1000000)
+#   bench/run.sh --expiry-records N  expirable records of R1, S1 beside the background
+#                                    expiry (default 10000000; about 12 GB of journal)
+#   bench/run.sh --expiry-only       R1 only
 #   bench/run.sh --no-peers          ptibus, LMDB and the journal only
 #   bench/run.sh --keep              keep the temporary directory
 #   bench/run.sh --codecs-only       the codec scenario (C1) only
@@ -19,16 +22,19 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 
 smoke=0 peers=1 keep=0 profile=0 secs=10 jrecords=1000000 codecs_only=0
+erecords=10000000 expiry_only=0
 while [ $# -gt 0 ]; do
     case "$1" in
-    --smoke) smoke=1 peers=0 secs=2 jrecords=20000 ;;
+    --smoke) smoke=1 peers=0 secs=2 jrecords=20000 erecords=20000 ;;
+    --expiry-records) erecords=$2; shift ;;
+    --expiry-only) expiry_only=1 peers=0 ;;
     --no-peers) peers=0 ;;
     --codecs-only) codecs_only=1 peers=0 ;;
     --keep) keep=1 ;;
     --perf) profile=1 ;;
     --seconds) secs=$2; shift ;;
     --journal-records) jrecords=$2; shift ;;
-    *) echo "usage: bench/run.sh [--smoke] [--no-peers] [--codecs-only] [--keep] [--seconds S] [--journal-records N]" >&2
+    *) echo "usage: bench/run.sh [--smoke] [--no-peers] [--codecs-only] [--keep] [--seconds S] [--journal-records N] [--expiry-records N] [--expiry-only]" >&2
        exit 2 ;;
     esac
     shift
@@ -180,13 +186,24 @@ EOF
 }
 
 # ---------------------------------------------------------------- ptibus
-start_ptibus() {
-    local d="$tmp/ptibus" p
+ptibus_keys() { # ptibus_keys DIR: the broker's and the bench partners' keys in DIR/keys
+    local d=$1 p
     mkdir -p "$d/keys"
     chmod 700 "$d" "$d/keys"
     "$ctl" keygen --dir "$d/keys" --kind curve broker >/dev/null
     "$ctl" keygen --dir "$d/keys" --kind sign broker >/dev/null
     "$ctl" keygen --dir "$d/keys" --kind hmac person_index >/dev/null
+    for p in p1 p2 p3 p4 p5 p6 sink1 sink2; do
+        "$ctl" keygen --dir "$d/keys" --kind curve "$p" >/dev/null
+    done
+}
+
+# start_ptibus [DIR [EXTRA_YAML]]: ptibusd on DIR/journal (default $tmp/ptibus, keys made
+# there when missing), EXTRA_YAML appended to its broker.yaml (e.g. a retention policy).
+start_ptibus() {
+    local d=${1:-$tmp/ptibus} extra=${2:-} p
+    [ -d "$d/keys" ] || ptibus_keys "$d"
+    ptibus_dir=$d
     ptibus_port=$(free_port)
     {
         printf 'listen: "tcp://127.0.0.1:%s"\n' "$ptibus_port"
@@ -197,15 +214,15 @@ start_ptibus() {
         printf 'limits:\n  partner_rate: 0\n  partner_bytes_per_hour: 0\n'
         printf 'partners:\n'
         for p in p1 p2 p3 p4 p5 p6 sink1 sink2; do
-            "$ctl" keygen --dir "$d/keys" --kind curve "$p" >/dev/null
             printf '  - id: %s\n    public_key_file: keys/%s.pub\n' "$p" "$p"
             case $p in p*) printf '    may_send: [referral]\n' ;; esac
         done
         printf 'routes:\n  - type: referral\n    to_field: {field: target_org.partner_id, allow: [sink1, sink2]}\n'
+        printf '%s' "$extra"
     } >"$d/broker.yaml"
-    "$ptibusd" --config "$d/broker.yaml" 2>"$d/ptibusd.log" &
+    "$ptibusd" --config "$d/broker.yaml" 2>>"$d/ptibusd.log" &
     PIDS[ptibus]=$!
-    wait_port "$ptibus_port" "${PIDS[ptibus]}" 20 || { cat "$d/ptibusd.log" >&2; return 1; }
+    wait_port "$ptibus_port" "${PIDS[ptibus]}" 60 || { cat "$d/ptibusd.log" >&2; return 1; }
     log "ptibusd pid ${PIDS[ptibus]} on 127.0.0.1:$ptibus_port"
 }
 
@@ -213,7 +230,7 @@ pt() { # pt SCENARIO_NAME [options]: bench_ptibus against the running broker
     local name=$1
     shift
     measure ptibus "$name" -- "$bin/bench_ptibus" --endpoint "tcp://127.0.0.1:$ptibus_port" \
-        --dir "$tmp/ptibus/keys" --scenario "$name" --seconds "$secs" --count "$maxcount" "$@"
+        --dir "$ptibus_dir/keys" --scenario "$name" --seconds "$secs" --count "$maxcount" "$@"
 }
 
 journal_records() { # records in the broker's journal (a read-only listing would be slower)
@@ -297,6 +314,50 @@ run_ptibus() {
         memory_row "after S1/S2 on the filled journal" "$filled"
     fi
     stop_pid ptibus
+}
+
+# R1 (issue 16): S1 beside the background expiry of N payloads. bench_journal builds a
+# journal of N training offers two days old, signed with the broker's key; S1 runs on a
+# broker over it with no retention policy (the baseline), then on a broker over the same
+# journal with retention.payloads.training_offer: 1d, for which all N are due at once and
+# are removed in the background (1024 a step, a step per 50 ms delivery tick). Then the
+# run waits (bounded) for the last of them and reports how many went during S1 and how
+# long the whole expiry took.
+expired_count() { # expired_count METRICS_PORT: ptibus_journal_payloads_expired_total
+    curl -s "http://127.0.0.1:$1/metrics" |
+        awk '$1 == "ptibus_journal_payloads_expired_total" { v = int($2) } END { print v + 0 }'
+}
+
+run_expiry() {
+    local d="$tmp/r1" n=$erecords mport t0 during got=0 deadline
+    ptibus_keys "$d"
+    log "R1: building a journal of $n expirable records"
+    "$bin/bench_journal" --expirable "$d/journal" "$n" "$d/keys" 2>>"$tmp/clients.log" |
+        tee -a "$results" >&2
+    start_ptibus "$d"
+    [ "$smoke" = 1 ] || pt R1-base-sync --window 1
+    pt R1-base-window --window 256
+    stop_pid ptibus
+    mport=$(free_port)
+    start_ptibus "$d" "$(printf 'metrics:\n  listen: "127.0.0.1:%s"\nretention:\n  payloads:\n    training_offer: 1d\n' "$mport")"
+    t0=$(date +%s.%N)
+    [ "$smoke" = 1 ] || pt R1-expiry-sync --window 1
+    pt R1-expiry-window --window 256
+    during=$(expired_count "$mport")
+    deadline=$(($(date +%s) + n / 10000 + 120))
+    while got=$(expired_count "$mport") && [ "$got" -lt "$n" ] && [ "$(date +%s)" -lt "$deadline" ]; do
+        sleep 1
+    done
+    python3 - "$n" "$during" "$got" "$t0" "$(date +%s.%N)" <<'EOF' | tee -a "$results" >&2
+import json, sys
+n, during, got = (int(x) for x in sys.argv[1:4])
+secs = float(sys.argv[5]) - float(sys.argv[4])
+print(json.dumps({"scenario": "R1-expiry", "system": "ptibus", "records": n,
+                  "expired_during_s1": during, "expired": got, "complete": got >= n,
+                  "seconds": round(secs, 1), "rate": round(got / secs) if secs > 0 else 0}))
+EOF
+    stop_pid ptibus
+    rm -rf "$d"
 }
 
 # The adapter scenarios (A1): bench_adapter starts its own broker and two adapters.
@@ -497,16 +558,19 @@ start_time=$(date +%s)
 install_pkgs libxml2-utils time # xmllint (the codec scenario's parsing floor), GNU time
 log "building in $top/build-bench"
 build
-if [ "$codecs_only" = 0 ]; then
+if [ "$expiry_only" = 1 ]; then
+    run_expiry
+elif [ "$codecs_only" = 0 ]; then
     run_ptibus
+    run_expiry
     run_adapter
 fi
-run_codecs
-if [ "$codecs_only" = 0 ]; then
+[ "$expiry_only" = 1 ] || run_codecs
+if [ "$codecs_only" = 0 ] && [ "$expiry_only" = 0 ]; then
     run_floor
     run_reference
     [ "$peers" = 1 ] && run_peers
 fi
 python3 "$top/bench/report.py" "$results" "$out/results.json" --codecs-only "$codecs_only" \
-    --smoke "$smoke" --seconds "$secs" --journal-records "$jrecords" \
+    --smoke "$smoke" --seconds "$secs" --journal-records "$jrecords" --expiry-records "$erecords" --expiry-only "$expiry_only" \
     --elapsed $(($(date +%s) - start_time))

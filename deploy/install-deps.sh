@@ -8,7 +8,7 @@ PKGS=(
     libzmq3-dev libprotobuf-c-dev protobuf-c-compiler liblmdb-dev lmdb-utils
     libuv1-dev libsodium-dev libjansson-dev libxml2-dev libxml2-utils libyaml-dev
     libmicrohttpd-dev libcurl4-openssl-dev libcmocka-dev libsystemd-dev
-    python3 python3-protobuf python3-jsonschema protobuf-compiler libprotobuf-dev strace pandoc
+    python3 python3-protobuf python3-jsonschema protobuf-compiler libprotobuf-dev strace pandoc valgrind
 )
 
 missing=()

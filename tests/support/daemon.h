@@ -51,7 +51,9 @@ void td_net_configure(td_net_t *n, const td_net_options_t *opts);
 /* Stops the broker if running and removes the directory. */
 void td_net_fini(td_net_t *n);
 
-/* Starts ptibusd and waits (up to 10 s) for READY=1. Returns 0, or -1 if it exited or
+/* Starts ptibusd and waits (up to 10 s) for READY=1. With PTIBUS_TEST_WRAPPER set in the
+ * environment (a command line, words separated by spaces, e.g. "valgrind -q"), the broker
+ * runs under that command and may take up to 120 s. Returns 0, or -1 if it exited or
  * did not become ready (its log is then printed). */
 int td_broker_start(td_net_t *n);
 
