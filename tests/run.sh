@@ -6,7 +6,8 @@
 #                                   libFuzzer targets, in build-asan/
 #   tests/run.sh --tsan             clang build with ThreadSanitizer in build-tsan/: the
 #                                   crash test's load (SIGKILLs, the read-ahead thread) and
-#                                   the delivery tests, failing on any report
+#                                   the delivery tests, and the adapters' (the outbox's
+#                                   flusher thread), failing on any report
 #                                   (suppressions: tests/tsan.supp, third parties only)
 #   tests/run.sh --fuzz-hours N     every libFuzzer target (tests/fuzz/) for N hours in
 #                                   all (N may be fractional), shared among the targets, in
@@ -26,14 +27,16 @@ cd "$top"
 # The ThreadSanitizer run: only the broker, ptibusctl and the tests that drive its threads
 # are built. Every process writes its reports to tsan-reports/ (a SIGKILLed broker never
 # reaches its exit code), and any report fails the run.
-TSAN_TESTS=(fault_test_crash_loop integration_test_delivery integration_test_ingest)
+TSAN_TESTS=(fault_test_crash_loop integration_test_delivery integration_test_ingest
+    integration_test_adapters)
 tsan_run() {
-    cmake --build "$build" -j"$(nproc)" --target ptibusd ptibusctl "${TSAN_TESTS[@]}"
+    cmake --build "$build" -j"$(nproc)" --target ptibusd ptibusctl ptibus-adapter-departement \
+        ptibus-adapter-pole-emploi ptibus-adapter-caf ptibus-adapter-msa "${TSAN_TESTS[@]}"
     local reports="$top/$build/tsan-reports"
     rm -rf "$reports" && mkdir -p "$reports"
     export TSAN_OPTIONS="log_path=$reports/tsan suppressions=$top/tests/tsan.supp ${TSAN_OPTIONS:-}"
     local rc=0
-    (cd "$build" && ctest --output-on-failure -R 'fault/test_crash_loop|integration/test_(delivery|ingest)$' "$@") || rc=$?
+    (cd "$build" && ctest --output-on-failure -R 'fault/test_crash_loop|integration/test_(delivery|ingest|adapters)$' "$@") || rc=$?
     if compgen -G "$reports/tsan.*" >/dev/null; then
         grep -h -E '^(WARNING|SUMMARY): ThreadSanitizer' "$reports"/tsan.* | sort | uniq -c >&2
         echo "tsan: reports in $reports" >&2
