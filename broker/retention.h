@@ -29,8 +29,9 @@ int retention_new(const bconfig_t *cfg, journal_t *j, metrics_t *m, retention_t 
 /* Frees r and sets *r to NULL; accepts NULL. */
 void retention_destroy(retention_t **r);
 
-/* Runs one step of each when due at now_mono_ms (at once while the last one found more
- * to do, else once a second for payloads and once a minute for records; 10 s after a
+/* Runs one step of each when due at now_mono_ms (while the last one found more to do,
+ * after four times as long as it took, so that a large expiry takes at most a fifth of the
+ * loop; else once a second for payloads and once a minute for records; 10 s after a
  * failure). No batch may be open. Logs what it
  * expired and every payload held because its message is still queued or dead-lettered
  * (by seq, never a payload). Accepts NULL (no policy). */
