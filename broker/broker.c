@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 #include <uv.h>
@@ -130,6 +131,47 @@ broker_load_keys(broker_t *b, pt_error_t *err)
     return rc;
 }
 
+/* A standby stopped while it waits for the journal's lock: nothing is open but the lock
+ * file, so it ends here (write and _exit are async-signal-safe; no race with the wait). */
+static void
+on_standby_stop(int signum)
+{
+    static const char msg[] = "ptibusd: standby stopped by a signal while waiting for the "
+                              "journal lock\n";
+    (void)signum;
+    ssize_t n = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)n;
+    _exit(0);
+}
+
+/* While a standby waits: SIGTERM and SIGINT stop it, SIGHUP (a reload) is ignored; after,
+ * the default actions until the loop installs its handlers. */
+static void
+standby_signals(bool waiting)
+{
+    struct sigaction stop = {.sa_handler = waiting ? on_standby_stop : SIG_DFL};
+    struct sigaction hup = {.sa_handler = waiting ? SIG_IGN : SIG_DFL};
+    sigemptyset(&stop.sa_mask);
+    sigemptyset(&hup.sa_mask);
+    sigaction(SIGTERM, &stop, NULL);
+    sigaction(SIGINT, &stop, NULL);
+    sigaction(SIGHUP, &hup, NULL);
+}
+
+static void
+broker_on_lock_wait(void *arg, long holder)
+{
+    (void)arg;
+    char status[128];
+    pt_log_notice("journal.standby",
+                  "standby: waiting for the journal lock held by pid %ld; this broker takes "
+                  "over when that one stops",
+                  holder);
+    snprintf(status, sizeof status, "STATUS=standby: waiting for the journal lock held by pid %ld",
+             holder);
+    notify(status);
+}
+
 static int
 broker_open_journal(broker_t *b, pt_error_t *err)
 {
@@ -138,12 +180,25 @@ broker_open_journal(broker_t *b, pt_error_t *err)
                             .map_size_max = b->cfg->journal_map_max,
                             .hmac_key = b->hmac_key,
                             .sign_sk = b->sign_sk,
-                            .unsafe_nosync = b->cfg->unsafe_ack_before_fsync};
+                            .unsafe_nosync = b->cfg->unsafe_ack_before_fsync,
+                            .wait_for_lock = b->cfg->journal_wait_for_lock,
+                            .on_lock_wait = broker_on_lock_wait,
+                            .on_lock_wait_arg = b};
     if (b->cfg->unsafe_ack_before_fsync)
         pt_log_warn("journal.unsafe",
                     "unsafe_ack_before_fsync is set: messages are acknowledged before they are "
                     "on disk and a crash can lose acknowledged messages");
-    return journal_open(&jo, &b->journal, err);
+    if (jo.wait_for_lock)
+        standby_signals(true);
+    int rc = journal_open(&jo, &b->journal, err);
+    if (jo.wait_for_lock) {
+        standby_signals(false);
+        if (rc == 0)
+            pt_log_notice("journal.takeover", "the journal lock is ours: starting as the active "
+                                              "broker");
+        notify("STATUS=");
+    }
+    return rc;
 }
 
 static int delivery_send(void *arg, const uint8_t *rid, size_t rid_len, const uint8_t *buf,

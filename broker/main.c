@@ -11,10 +11,12 @@
 static void
 usage(FILE *out)
 {
-    fprintf(out, "usage: ptibusd --config FILE [--check-config] [--log-level LEVEL]\n"
+    fprintf(out, "usage: ptibusd --config FILE [--check-config] [--standby] [--log-level LEVEL]\n"
                  "       ptibusd --version\n"
                  "Runs the ptibus broker in the foreground. --check-config loads and checks\n"
-                 "the configuration and the key files it names, then exits.\n");
+                 "the configuration and the key files it names, then exits. --standby (or\n"
+                 "journal.wait_for_lock: true) waits for the journal's lock while another\n"
+                 "broker holds it, and takes over when that one stops.\n");
 }
 
 /* Loads each secret key into guarded memory and frees it (zeroed) at once: nothing of
@@ -43,12 +45,13 @@ main(int argc, char **argv)
 {
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                          {"check-config", no_argument, NULL, 'k'},
+                                         {"standby", no_argument, NULL, 's'},
                                          {"log-level", required_argument, NULL, 'l'},
                                          {"version", no_argument, NULL, 'V'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *config = NULL;
-    int check = 0, level = -1, c;
+    int check = 0, standby = 0, level = -1, c;
     while ((c = getopt_long(argc, argv, "c:l:Vh", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
@@ -56,6 +59,9 @@ main(int argc, char **argv)
             break;
         case 'k':
             check = 1;
+            break;
+        case 's':
+            standby = 1;
             break;
         case 'l':
             level = pt_log_level_parse(optarg);
@@ -95,6 +101,8 @@ main(int argc, char **argv)
         bconfig_destroy(&cfg);
         return 0;
     }
+    if (standby)
+        cfg->journal_wait_for_lock = true;
     broker_t *b;
     if (broker_new(cfg, &b, &err) != 0) {
         pt_log_error("broker.start", "%s", err.msg);

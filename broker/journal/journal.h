@@ -156,6 +156,13 @@ typedef struct journal_options {
      * is upgraded: later records are format 2, the upgrade point kept in meta).
      * PT_JREC_FORMAT_V1 (1) only to build a journal as an older broker did, for tests. */
     unsigned write_format;
+    /* Read-write open of a journal whose writer's lock another process holds: false
+     * (the default) fails at once with -EBUSY naming the holder's pid; true (a standby
+     * broker) blocks until the holder is gone, calling on_lock_wait once before it
+     * blocks. A signal caught without SA_RESTART interrupts the wait: -EINTR. */
+    bool wait_for_lock;
+    void (*on_lock_wait)(void *arg, long holder_pid);
+    void *on_lock_wait_arg;
 } journal_options_t;
 
 /* A record to append. Strings are NUL-terminated and borrowed for the call. */
