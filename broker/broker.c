@@ -108,6 +108,7 @@ struct broker {
     uint8_t *hmac_key;  /* 32 bytes */
     bool loop_ready;
     bool stopping;
+    bool nearly_full; /* journal.nearly_full said, until use falls below the low mark */
 };
 
 static void
@@ -697,12 +698,34 @@ on_delivery_tick(uv_timer_t *t)
 }
 
 /* Gauges are sampled once a second and handed to the HTTP thread. */
+/* One warning when the journal passes JOURNAL_FULL_HIGH % of journal.max_size, one
+ * notice when it is back under JOURNAL_FULL_LOW % (an operator made room). */
+#define JOURNAL_FULL_HIGH 90
+#define JOURNAL_FULL_LOW 85
+
+static void
+broker_watch_space(broker_t *b, size_t used, size_t max)
+{
+    unsigned pct = max ? (unsigned)((double)used * 100.0 / (double)max) : 0;
+    if (!b->nearly_full && pct >= JOURNAL_FULL_HIGH)
+        pt_log_warn("journal.nearly_full",
+                    "the journal uses %u%% of journal.max_size (%zu of %zu bytes): it refuses "
+                    "messages when full; make room (retention, compact) or raise max_size",
+                    pct, used, max);
+    else if (b->nearly_full && pct < JOURNAL_FULL_LOW)
+        pt_log_notice("journal.space_ok", "the journal uses %u%% of journal.max_size", pct);
+    else
+        return;
+    b->nearly_full = !b->nearly_full;
+}
+
 static void
 on_metrics(uv_timer_t *t)
 {
     broker_t *b = t->data;
     size_t used, map, max;
     journal_usage(b->journal, &used, &map, &max);
+    broker_watch_space(b, used, max);
     metrics_set(metrics_series(metrics_find(b->metrics, PT_METRIC_JOURNAL_BYTES_USED), NULL),
                 (double)used);
     metrics_set(metrics_series(metrics_find(b->metrics, PT_METRIC_JOURNAL_MAP_BYTES), NULL),

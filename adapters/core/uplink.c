@@ -10,6 +10,7 @@
 
 #include <sodium.h>
 
+#include "codec.h"
 #include "keys.h"
 #include "log.h"
 
@@ -72,8 +73,8 @@ record_result(uplink_t *u, const char *id, const link_result_t *r)
         u->n.rejected++;
         rc = spool_rejected(u->spool, id, (uint32_t)r->nack_code, r->reason, r->field_path,
                             u->wall_now, &err);
-        pt_log_info("uplink.rejected", "message %s refused by the broker (code %d) at %s", id,
-                    r->nack_code, r->field_path[0] ? r->field_path : "-");
+        pt_log_info("uplink.rejected", "message %s refused by the broker (%s) at %s", id,
+                    codec_nack_name(r->nack_code), r->field_path[0] ? r->field_path : "-");
     }
     if (rc != 0 && rc != PT_ENOTFOUND)
         pt_log_error("uplink.spool", "message %s: cannot record the broker's answer: %s", id,

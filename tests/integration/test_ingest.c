@@ -167,6 +167,8 @@ test_not_allowed_is_nacked_and_journaled(void **state)
     assert_false(r.retryable);
     assert_non_null(strstr(r.reason, "may not send sanction"));
     assert_true(r.seq > 0);
+    assert_true(td_log_contains(&f->net, "message_id=san-caf-1")); /* the Nack by its name */
+    assert_true(td_log_contains(&f->net, "code=NOT_ALLOWED: "));
     assert_int_equal(td_broker_stop(&f->net), 0);
 
     journal_t *j = open_journal(f);
@@ -702,6 +704,8 @@ test_journal_full_then_recovery(void **state)
     assert_true(r.retryable);
     assert_int_equal(r.seq, 0);
     assert_true(td_log_contains(&f->net, "JOURNAL FULL"));
+    usleep(1200 * 1000); /* the space is looked at every second */
+    assert_int_equal(td_log_count(&f->net, "[journal.nearly_full]"), 1);
     /* Still full for the next message: nothing half-written meanwhile. */
     td_sample_training_offer(&s, "still-full");
     s.offer.objective = big;
