@@ -108,7 +108,8 @@ struct broker {
     uint8_t *hmac_key;  /* 32 bytes */
     bool loop_ready;
     bool stopping;
-    bool nearly_full; /* journal.nearly_full said, until use falls below the low mark */
+    bool nearly_full;           /* journal.nearly_full said, until use falls below the low mark */
+    uint64_t auth_refused_seen; /* auth_refused_count() at the last metrics tick */
 };
 
 static void
@@ -719,6 +720,30 @@ broker_watch_space(broker_t *b, size_t used, size_t max)
     b->nearly_full = !b->nearly_full;
 }
 
+static metrics_series_t *
+broker_series(broker_t *b, const char *name)
+{
+    return metrics_series(metrics_find(b->metrics, name), NULL);
+}
+
+/* Authentication refusals, the last checkpoint, the build. */
+static void
+broker_publish_admin_metrics(broker_t *b)
+{
+    uint64_t refused = auth_refused_count(b->auth);
+    if (refused > b->auth_refused_seen)
+        metrics_add(broker_series(b, PT_METRIC_AUTH_REFUSED),
+                    (double)(refused - b->auth_refused_seen));
+    b->auth_refused_seen = refused;
+    journal_signed_head_t h;
+    journal_signed_head(b->journal, &h);
+    metrics_set(broker_series(b, PT_METRIC_CHECKPOINT_SEQ), (double)h.seq);
+    double age = h.seq ? (double)(pt_clock_wall_ms() - h.time_ms) / 1000.0 : -1.0;
+    metrics_set(broker_series(b, PT_METRIC_CHECKPOINT_AGE), age < 0 && h.seq ? 0 : age);
+    const char *version[] = {PTIBUS_VERSION};
+    metrics_set(metrics_series(metrics_find(b->metrics, PT_METRIC_BUILD_INFO), version), 1);
+}
+
 static void
 on_metrics(uv_timer_t *t)
 {
@@ -742,6 +767,7 @@ on_metrics(uv_timer_t *t)
             metrics_series(metrics_find(b->metrics, PT_METRIC_JOURNAL_BYTES_RECLAIMABLE), NULL),
             (double)sp.reclaimable_bytes);
     }
+    broker_publish_admin_metrics(b);
     retention_publish(b->retention);
     delivery_publish_metrics(b->delivery, pt_clock_wall_ms());
     metrics_publish(b->metrics);
@@ -1001,8 +1027,11 @@ broker_run(broker_t *b)
         pt_log_error("broker.loop", "cannot start the event loop: %s", pt_strerror(rc));
         return rc;
     }
-    pt_log_info("broker.ready", "listening on %s, journal %s at seq %llu, %zu partners",
-                b->cfg->listen, b->cfg->journal_dir,
+    pt_log_info("broker.ready",
+                "listening on %s, admin socket %s, metrics %s, journal %s at seq %llu, %zu "
+                "partners",
+                b->cfg->listen, b->cfg->admin_listen ? b->cfg->admin_listen : "off",
+                b->cfg->metrics_listen ? b->cfg->metrics_listen : "off", b->cfg->journal_dir,
                 (unsigned long long)journal_last_seq(b->journal), b->cfg->n_partners);
     broker_log_signed_head(b, "journal.resumed", "start");
     notify("READY=1");

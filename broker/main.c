@@ -5,6 +5,7 @@
 
 #include "bconfig.h"
 #include "broker.h"
+#include "journal.h"
 #include "keys.h"
 #include "log.h"
 
@@ -38,6 +39,18 @@ check_keys(const bconfig_t *cfg, pt_error_t *err)
             return rc;
     }
     return 0;
+}
+
+/* The journal folder a broker would open: see journal_check_dir. */
+static int
+check_journal(const bconfig_t *cfg, pt_error_t *err)
+{
+    long holder = 0;
+    int rc = journal_check_dir(cfg->journal_dir, cfg->journal_wait_for_lock, &holder, err);
+    if (rc == 0 && holder != 0)
+        printf("%s: in use by pid %ld: this broker is a standby and will wait for it\n",
+               cfg->journal_dir, holder);
+    return rc;
 }
 
 int
@@ -92,8 +105,15 @@ main(int argc, char **argv)
         fprintf(stderr, "ptibusd: %s\n", err.msg);
         return 1;
     }
-    if (bconfig_load(config, &cfg, &err) != 0 || (check && check_keys(cfg, &err) != 0)) {
+    if (bconfig_load(config, &cfg, &err) != 0) {
         fprintf(stderr, "ptibusd: %s\n", err.msg);
+        return 1;
+    }
+    if (standby)
+        cfg->journal_wait_for_lock = true;
+    if (check && (check_keys(cfg, &err) != 0 || check_journal(cfg, &err) != 0)) {
+        fprintf(stderr, "ptibusd: %s\n", err.msg);
+        bconfig_destroy(&cfg);
         return 1;
     }
     if (check) {
@@ -101,8 +121,6 @@ main(int argc, char **argv)
         bconfig_destroy(&cfg);
         return 0;
     }
-    if (standby)
-        cfg->journal_wait_for_lock = true;
     broker_t *b;
     if (broker_new(cfg, &b, &err) != 0) {
         pt_log_error("broker.start", "%s", err.msg);

@@ -213,6 +213,14 @@ typedef struct journal_view {
  * Caller owns *out; close with journal_close(). Returns 0, -errno or PT_E*. */
 int journal_open(const journal_options_t *opts, journal_t **out, pt_error_t *err);
 
+/* For ptibusd --check-config, without opening anything: whether a broker could open dir
+ * read-write now. The folder (or, when it does not exist yet, its parent) must be a
+ * writable directory on a writable filesystem, and no process may hold the writer's
+ * lock, unless allow_locked (a standby waits for it): then *holder gets its pid (0 when
+ * free). Holds a shared lock for an instant (a broker starting meanwhile retries).
+ * 0, or PT_ECONFIG / -errno with err saying what and where. */
+int journal_check_dir(const char *dir, bool allow_locked, long *holder, pt_error_t *err);
+
 /* Closes and sets *j to NULL; accepts NULL. No transaction may be open. */
 void journal_close(journal_t **j);
 

@@ -144,6 +144,56 @@ lock_writer(journal_t *j, const journal_options_t *o, pt_error_t *err)
     return 0;
 }
 
+/* The folder a journal is (or will be created) in: a directory this process may write. */
+static int
+check_writable(const char *dir, const char *what, pt_error_t *err)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return pt_error_set(err, PT_ECONFIG, dir, "%s does not exist (%s)", what, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return pt_error_set(err, PT_ECONFIG, dir, "%s is not a directory", what);
+    if (access(dir, W_OK | X_OK) != 0)
+        return pt_error_set(err, PT_ECONFIG, dir, "%s is not writable by this user: %s", what,
+                            strerror(errno));
+    return 0;
+}
+
+int
+journal_check_dir(const char *dir, bool allow_locked, long *holder, pt_error_t *err)
+{
+    *holder = 0;
+    struct stat st;
+    if (stat(dir, &st) != 0 && errno == ENOENT) {
+        char parent[PATH_MAX];
+        snprintf(parent, sizeof parent, "%s", dir);
+        char *slash = strrchr(parent, '/');
+        if (slash == parent)
+            slash[1] = '\0';
+        else if (slash != NULL)
+            *slash = '\0';
+        else
+            snprintf(parent, sizeof parent, ".");
+        return check_writable(parent, "the journal folder's parent", err);
+    }
+    int rc = check_writable(dir, "the journal folder", err);
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/%s", dir, JOURNAL_LOCK_FILE);
+    int fd = rc == 0 ? open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
+    if (fd < 0)
+        return rc; /* no lock file: no broker ever opened it */
+    if (flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
+        *holder = lock_holder(fd);
+        if (!allow_locked)
+            rc = pt_error_set(err, PT_ECONFIG, dir,
+                              "the journal is in use by pid %ld (another ptibusd?): stop it, or "
+                              "start this one as a standby (journal.wait_for_lock)",
+                              *holder);
+    }
+    close(fd); /* releases the shared lock */
+    return rc;
+}
+
 /* A journal reopened past its initial map size: the map starts where the used pages
  * leave room (used <= 3/4 of it), so the first batch after a restart does not grow it. */
 static void
