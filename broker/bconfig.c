@@ -150,8 +150,13 @@ parse_metrics(bload_t *ld)
 static int
 parse_journal(bload_t *ld)
 {
-    static const char *const allowed[] = {
-        "dir", "initial_size", "max_size", "checkpoint_interval", "unsafe_ack_before_fsync", NULL};
+    static const char *const allowed[] = {"dir",
+                                          "initial_size",
+                                          "max_size",
+                                          "checkpoint_interval",
+                                          "unsafe_ack_before_fsync",
+                                          "wait_for_lock",
+                                          NULL};
     const config_node_t *j = NULL;
     const char *dir = NULL;
     bconfig_t *c = ld->cfg;
@@ -172,6 +177,9 @@ parse_journal(bload_t *ld)
     if (rc == 0)
         rc = config_get_bool(ld->doc, j, "unsafe_ack_before_fsync", false,
                              &c->unsafe_ack_before_fsync, ld->err);
+    if (rc == 0)
+        rc =
+            config_get_bool(ld->doc, j, "wait_for_lock", false, &c->journal_wait_for_lock, ld->err);
     const config_node_t *at = config_map_get(j, "initial_size");
     if (rc == 0 && init > max)
         rc = config_error(ld->doc, at ? at : j, PT_ECONFIG, ld->err,

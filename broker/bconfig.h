@@ -109,6 +109,7 @@ typedef struct bconfig {
     uint32_t heartbeat_interval_ms;  /* default 5 s */
     uint32_t max_batch;              /* max messages per group commit, default 1024 */
     bool unsafe_ack_before_fsync;    /* default false; journal.unsafe_ack_before_fsync */
+    bool journal_wait_for_lock;      /* journal.wait_for_lock (or --standby): a standby */
     uint32_t ack_timeout_ms;         /* delivery.ack_timeout, default 30 s */
     uint32_t max_attempts;           /* delivery.max_attempts, default 10, then dead letter */
     uint32_t backoff_initial_ms;     /* delivery.backoff_initial, default 1 s */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 #include <uv.h>
@@ -107,6 +108,8 @@ struct broker {
     uint8_t *hmac_key;  /* 32 bytes */
     bool loop_ready;
     bool stopping;
+    bool nearly_full;           /* journal.nearly_full said, until use falls below the low mark */
+    uint64_t auth_refused_seen; /* auth_refused_count() at the last metrics tick */
 };
 
 static void
@@ -130,6 +133,47 @@ broker_load_keys(broker_t *b, pt_error_t *err)
     return rc;
 }
 
+/* A standby stopped while it waits for the journal's lock: nothing is open but the lock
+ * file, so it ends here (write and _exit are async-signal-safe; no race with the wait). */
+static void
+on_standby_stop(int signum)
+{
+    static const char msg[] = "ptibusd: standby stopped by a signal while waiting for the "
+                              "journal lock\n";
+    (void)signum;
+    ssize_t n = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)n;
+    _exit(0);
+}
+
+/* While a standby waits: SIGTERM and SIGINT stop it, SIGHUP (a reload) is ignored; after,
+ * the default actions until the loop installs its handlers. */
+static void
+standby_signals(bool waiting)
+{
+    struct sigaction stop = {.sa_handler = waiting ? on_standby_stop : SIG_DFL};
+    struct sigaction hup = {.sa_handler = waiting ? SIG_IGN : SIG_DFL};
+    sigemptyset(&stop.sa_mask);
+    sigemptyset(&hup.sa_mask);
+    sigaction(SIGTERM, &stop, NULL);
+    sigaction(SIGINT, &stop, NULL);
+    sigaction(SIGHUP, &hup, NULL);
+}
+
+static void
+broker_on_lock_wait(void *arg, long holder)
+{
+    (void)arg;
+    char status[128];
+    pt_log_notice("journal.standby",
+                  "standby: waiting for the journal lock held by pid %ld; this broker takes "
+                  "over when that one stops",
+                  holder);
+    snprintf(status, sizeof status, "STATUS=standby: waiting for the journal lock held by pid %ld",
+             holder);
+    notify(status);
+}
+
 static int
 broker_open_journal(broker_t *b, pt_error_t *err)
 {
@@ -138,12 +182,25 @@ broker_open_journal(broker_t *b, pt_error_t *err)
                             .map_size_max = b->cfg->journal_map_max,
                             .hmac_key = b->hmac_key,
                             .sign_sk = b->sign_sk,
-                            .unsafe_nosync = b->cfg->unsafe_ack_before_fsync};
+                            .unsafe_nosync = b->cfg->unsafe_ack_before_fsync,
+                            .wait_for_lock = b->cfg->journal_wait_for_lock,
+                            .on_lock_wait = broker_on_lock_wait,
+                            .on_lock_wait_arg = b};
     if (b->cfg->unsafe_ack_before_fsync)
         pt_log_warn("journal.unsafe",
                     "unsafe_ack_before_fsync is set: messages are acknowledged before they are "
                     "on disk and a crash can lose acknowledged messages");
-    return journal_open(&jo, &b->journal, err);
+    if (jo.wait_for_lock)
+        standby_signals(true);
+    int rc = journal_open(&jo, &b->journal, err);
+    if (jo.wait_for_lock) {
+        standby_signals(false);
+        if (rc == 0)
+            pt_log_notice("journal.takeover", "the journal lock is ours: starting as the active "
+                                              "broker");
+        notify("STATUS=");
+    }
+    return rc;
 }
 
 static int delivery_send(void *arg, const uint8_t *rid, size_t rid_len, const uint8_t *buf,
@@ -642,12 +699,58 @@ on_delivery_tick(uv_timer_t *t)
 }
 
 /* Gauges are sampled once a second and handed to the HTTP thread. */
+/* One warning when the journal passes JOURNAL_FULL_HIGH % of journal.max_size, one
+ * notice when it is back under JOURNAL_FULL_LOW % (an operator made room). */
+#define JOURNAL_FULL_HIGH 90
+#define JOURNAL_FULL_LOW 85
+
+static void
+broker_watch_space(broker_t *b, size_t used, size_t max)
+{
+    unsigned pct = max ? (unsigned)((double)used * 100.0 / (double)max) : 0;
+    if (!b->nearly_full && pct >= JOURNAL_FULL_HIGH)
+        pt_log_warn("journal.nearly_full",
+                    "the journal uses %u%% of journal.max_size (%zu of %zu bytes): it refuses "
+                    "messages when full; make room (retention, compact) or raise max_size",
+                    pct, used, max);
+    else if (b->nearly_full && pct < JOURNAL_FULL_LOW)
+        pt_log_notice("journal.space_ok", "the journal uses %u%% of journal.max_size", pct);
+    else
+        return;
+    b->nearly_full = !b->nearly_full;
+}
+
+static metrics_series_t *
+broker_series(broker_t *b, const char *name)
+{
+    return metrics_series(metrics_find(b->metrics, name), NULL);
+}
+
+/* Authentication refusals, the last checkpoint, the build. */
+static void
+broker_publish_admin_metrics(broker_t *b)
+{
+    uint64_t refused = auth_refused_count(b->auth);
+    if (refused > b->auth_refused_seen)
+        metrics_add(broker_series(b, PT_METRIC_AUTH_REFUSED),
+                    (double)(refused - b->auth_refused_seen));
+    b->auth_refused_seen = refused;
+    journal_signed_head_t h;
+    journal_signed_head(b->journal, &h);
+    metrics_set(broker_series(b, PT_METRIC_CHECKPOINT_SEQ), (double)h.seq);
+    double age = h.seq ? (double)(pt_clock_wall_ms() - h.time_ms) / 1000.0 : -1.0;
+    metrics_set(broker_series(b, PT_METRIC_CHECKPOINT_AGE), age < 0 && h.seq ? 0 : age);
+    const char *version[] = {PTIBUS_VERSION};
+    metrics_set(metrics_series(metrics_find(b->metrics, PT_METRIC_BUILD_INFO), version), 1);
+}
+
 static void
 on_metrics(uv_timer_t *t)
 {
     broker_t *b = t->data;
     size_t used, map, max;
     journal_usage(b->journal, &used, &map, &max);
+    broker_watch_space(b, used, max);
     metrics_set(metrics_series(metrics_find(b->metrics, PT_METRIC_JOURNAL_BYTES_USED), NULL),
                 (double)used);
     metrics_set(metrics_series(metrics_find(b->metrics, PT_METRIC_JOURNAL_MAP_BYTES), NULL),
@@ -664,6 +767,7 @@ on_metrics(uv_timer_t *t)
             metrics_series(metrics_find(b->metrics, PT_METRIC_JOURNAL_BYTES_RECLAIMABLE), NULL),
             (double)sp.reclaimable_bytes);
     }
+    broker_publish_admin_metrics(b);
     retention_publish(b->retention);
     delivery_publish_metrics(b->delivery, pt_clock_wall_ms());
     metrics_publish(b->metrics);
@@ -923,8 +1027,11 @@ broker_run(broker_t *b)
         pt_log_error("broker.loop", "cannot start the event loop: %s", pt_strerror(rc));
         return rc;
     }
-    pt_log_info("broker.ready", "listening on %s, journal %s at seq %llu, %zu partners",
-                b->cfg->listen, b->cfg->journal_dir,
+    pt_log_info("broker.ready",
+                "listening on %s, admin socket %s, metrics %s, journal %s at seq %llu, %zu "
+                "partners",
+                b->cfg->listen, b->cfg->admin_listen ? b->cfg->admin_listen : "off",
+                b->cfg->metrics_listen ? b->cfg->metrics_listen : "off", b->cfg->journal_dir,
                 (unsigned long long)journal_last_seq(b->journal), b->cfg->n_partners);
     broker_log_signed_head(b, "journal.resumed", "start");
     notify("READY=1");

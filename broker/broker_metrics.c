@@ -47,6 +47,16 @@ static const metrics_desc_t ptibus_metrics[] = {
      "Bytes of the journal on LMDB's free list, reused by later writes.", NULL},
     {PT_METRICS_GAUGE, PT_METRIC_JOURNAL_BYTES_RECLAIMABLE,
      "Bytes a compacted copy of the journal (ptibusctl compact) would give back.", NULL},
+    {PT_METRICS_COUNTER, PT_METRIC_AUTH_REFUSED,
+     "Connections refused at authentication (unknown or revoked CURVE key, not CURVE), on the "
+     "partners' and the admin socket.",
+     NULL},
+    {PT_METRICS_GAUGE, PT_METRIC_CHECKPOINT_SEQ,
+     "Journal sequence covered by the last signed checkpoint (0 before the first).", NULL},
+    {PT_METRICS_GAUGE, PT_METRIC_CHECKPOINT_AGE,
+     "Seconds since the last signed checkpoint was made (-1 before the first).", NULL},
+    {PT_METRICS_GAUGE, PT_METRIC_BUILD_INFO, "Always 1; the broker's version as a label.",
+     "version"},
 };
 
 int

@@ -27,6 +27,10 @@
 #define PT_METRIC_PAYLOADS_HELD "ptibus_journal_payloads_held"
 #define PT_METRIC_JOURNAL_BYTES_FREE "ptibus_journal_bytes_free"
 #define PT_METRIC_JOURNAL_BYTES_RECLAIMABLE "ptibus_journal_bytes_reclaimable"
+#define PT_METRIC_AUTH_REFUSED "ptibus_auth_refused_total"
+#define PT_METRIC_CHECKPOINT_SEQ "ptibus_journal_checkpoint_seq"
+#define PT_METRIC_CHECKPOINT_AGE "ptibus_journal_checkpoint_age_seconds"
+#define PT_METRIC_BUILD_INFO "ptibus_build_info" /* version */
 
 /* Bucket upper bounds (initialisers: `static const double b[] = PT_METRIC_..._BUCKETS;`). */
 #define PT_METRIC_COMMIT_BATCH_BUCKETS                                                             \

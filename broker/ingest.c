@@ -318,8 +318,8 @@ reject(ingest_t *in, ingest_reply_t *r, const bconfig_partner_t *p, const char *
         return;
     }
     r->counter = counter_of(in->m_rejected, p->id, type, code);
-    pt_log_info("ingest.rejected", "partner=%s message_id=%s seq=%llu code=%d: %s", p->id,
-                r->message_id, (unsigned long long)r->seq, code, why->msg);
+    pt_log_info("ingest.rejected", "partner=%s message_id=%s seq=%llu code=%s: %s", p->id,
+                r->message_id, (unsigned long long)r->seq, codec_nack_name(code), why->msg);
 }
 
 void

@@ -5,16 +5,19 @@
 
 #include "bconfig.h"
 #include "broker.h"
+#include "journal.h"
 #include "keys.h"
 #include "log.h"
 
 static void
 usage(FILE *out)
 {
-    fprintf(out, "usage: ptibusd --config FILE [--check-config] [--log-level LEVEL]\n"
+    fprintf(out, "usage: ptibusd --config FILE [--check-config] [--standby] [--log-level LEVEL]\n"
                  "       ptibusd --version\n"
                  "Runs the ptibus broker in the foreground. --check-config loads and checks\n"
-                 "the configuration and the key files it names, then exits.\n");
+                 "the configuration and the key files it names, then exits. --standby (or\n"
+                 "journal.wait_for_lock: true) waits for the journal's lock while another\n"
+                 "broker holds it, and takes over when that one stops.\n");
 }
 
 /* Loads each secret key into guarded memory and frees it (zeroed) at once: nothing of
@@ -38,17 +41,30 @@ check_keys(const bconfig_t *cfg, pt_error_t *err)
     return 0;
 }
 
+/* The journal folder a broker would open: see journal_check_dir. */
+static int
+check_journal(const bconfig_t *cfg, pt_error_t *err)
+{
+    long holder = 0;
+    int rc = journal_check_dir(cfg->journal_dir, cfg->journal_wait_for_lock, &holder, err);
+    if (rc == 0 && holder != 0)
+        printf("%s: in use by pid %ld: this broker is a standby and will wait for it\n",
+               cfg->journal_dir, holder);
+    return rc;
+}
+
 int
 main(int argc, char **argv)
 {
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                          {"check-config", no_argument, NULL, 'k'},
+                                         {"standby", no_argument, NULL, 's'},
                                          {"log-level", required_argument, NULL, 'l'},
                                          {"version", no_argument, NULL, 'V'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *config = NULL;
-    int check = 0, level = -1, c;
+    int check = 0, standby = 0, level = -1, c;
     while ((c = getopt_long(argc, argv, "c:l:Vh", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
@@ -56,6 +72,9 @@ main(int argc, char **argv)
             break;
         case 'k':
             check = 1;
+            break;
+        case 's':
+            standby = 1;
             break;
         case 'l':
             level = pt_log_level_parse(optarg);
@@ -86,8 +105,15 @@ main(int argc, char **argv)
         fprintf(stderr, "ptibusd: %s\n", err.msg);
         return 1;
     }
-    if (bconfig_load(config, &cfg, &err) != 0 || (check && check_keys(cfg, &err) != 0)) {
+    if (bconfig_load(config, &cfg, &err) != 0) {
         fprintf(stderr, "ptibusd: %s\n", err.msg);
+        return 1;
+    }
+    if (standby)
+        cfg->journal_wait_for_lock = true;
+    if (check && (check_keys(cfg, &err) != 0 || check_journal(cfg, &err) != 0)) {
+        fprintf(stderr, "ptibusd: %s\n", err.msg);
+        bconfig_destroy(&cfg);
         return 1;
     }
     if (check) {

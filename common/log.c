@@ -107,7 +107,9 @@ pt_log_write(pt_log_level_t level, const char *msgid, const char *func, const ch
                      (long)(tv.tv_usec / 1000), pt_logger.prog, (long)getpid(), level_letter(level),
                      msgid);
     }
-    if (func && n > 0 && (size_t)n < sizeof line)
+    /* The C function is for developers: in the text only at debug level, so that what
+     * an operator reads and alerts on does not change when the code is refactored. */
+    if (func && pt_logger.level == PT_LOG_DEBUG && n > 0 && (size_t)n < sizeof line)
         n += snprintf(line + n, sizeof line - (size_t)n, "%s: ", func);
     if (n < 0 || (size_t)n >= sizeof line - 1)
         n = (int)sizeof line - 2;

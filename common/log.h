@@ -1,6 +1,8 @@
 /* log: leveled logging to stderr, one line per event, journald-friendly (a "<N>"
  * priority prefix when stderr is the journal). Every line carries a stable message
- * id so operators can grep it; errors carry the function name. Never log payloads,
+ * id so operators can grep and alert on it; the function name that errors, warnings
+ * and debug lines pass is printed only when the level is debug (a developer's run),
+ * never in the text an operator reads at the default level. Never log payloads,
  * NIRs or names: log message ids, partner ids, sequence numbers and codes. The text
  * of every event is escaped (utf8_escape: controls, line breaks and malformed UTF-8
  * become \n, \x1b, ...), so that no argument, whoever wrote it, can start a new line,
@@ -26,8 +28,9 @@ pt_log_level_t pt_log_level(void);
 /* Parses "error", "warn", "info" or "debug"; returns the level or -1. */
 int pt_log_level_parse(const char *name);
 
-/* Writes one line "<header> [msgid] func: text" (func may be NULL), the text being fmt
- * formatted then escaped, truncated to about 1 KiB before escaping. */
+/* Writes one line "<header> [msgid] text" ("<header> [msgid] func: text" at debug level
+ * when func is not NULL), the text being fmt formatted then escaped, truncated to about
+ * 1 KiB before escaping. */
 void pt_log_write(pt_log_level_t level, const char *msgid, const char *func, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 

@@ -19,7 +19,18 @@ endfunction()
 pt_gzip(${CMAKE_CURRENT_LIST_DIR}/man/ptibusd.8 ptibusd.8)
 pt_gzip(${CMAKE_CURRENT_LIST_DIR}/man/ptibusctl.1 ptibusctl.1)
 pt_gzip(${CMAKE_CURRENT_LIST_DIR}/man/ptibus-adapter.8 ptibus-adapter.8)
-pt_gzip(${_deb}/changelog changelog)
+# The Debian Maintainer: whoever builds and distributes these packages answers for them
+# (the département's IT for its own repository). Set it when building packages to ship:
+#   cmake -DPTIBUS_PACKAGE_MAINTAINER="DSI du Département <ptibus@example.fr>" ...
+# The default names no real person: example.org is reserved (RFC 2606), never delivered.
+set(PTIBUS_PACKAGE_MAINTAINER "ptibus maintainers <ptibus@example.org>"
+    CACHE STRING "Maintainer of the Debian packages: \"Name <address>\"")
+if(PTIBUS_PACKAGE_MAINTAINER MATCHES "@example\\.org>")
+  message(STATUS "ptibus: packages built with the placeholder maintainer "
+                 "(${PTIBUS_PACKAGE_MAINTAINER}); set PTIBUS_PACKAGE_MAINTAINER for packages to ship")
+endif()
+configure_file(${_deb}/changelog.in ${_gen}/changelog @ONLY)
+pt_gzip(${_gen}/changelog changelog)
 
 # The adapters' examples as installed: deploy/adapters/<id>.yaml with the package's key and
 # state folders instead of paths relative to the file (adapter-paths.sed).
@@ -110,7 +121,7 @@ set(CPACK_DEBIAN_ENABLE_COMPONENT_DEPENDS ON)
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME ptibus)
 set(CPACK_PACKAGE_VENDOR "ptibus")
-set(CPACK_PACKAGE_CONTACT "ptibus maintainers <ptibus@example.org>")
+set(CPACK_PACKAGE_CONTACT "${PTIBUS_PACKAGE_MAINTAINER}")
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_STRIP_FILES ON)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)

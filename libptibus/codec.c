@@ -382,3 +382,13 @@ codec_envelope_type_list(char *out, size_t cap)
         used += (size_t)snprintf(out + used, cap - used, "%s%s", i ? ", " : "",
                                  codec_envelope_type_at(i));
 }
+
+const char *
+codec_nack_name(int code)
+{
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value(&ptibus__v1__nack_code__descriptor, code);
+    if (v == NULL)
+        return "UNKNOWN";
+    return strncmp(v->name, "NACK_CODE_", 10) == 0 ? v->name + 10 : v->name;
+}

@@ -62,4 +62,8 @@ const char *codec_envelope_type_at(size_t i);
 /* Writes every type name, joined by ", ", into out (truncated to cap), for messages. */
 void codec_envelope_type_list(char *out, size_t cap);
 
+/* A Nack code's name for logs, without the NACK_CODE_ prefix ("INVALID", "JOURNAL_FULL"),
+ * or "UNKNOWN" for a value this build does not know. Static storage. */
+const char *codec_nack_name(int code);
+
 #endif

@@ -68,10 +68,52 @@ parse_id(load_t *ld)
 }
 
 static int
+check_endpoint(load_t *ld, const config_node_t *at, const char *e)
+{
+    if (strncmp(e, "tcp://", 6) == 0 || strncmp(e, "ipc://", 6) == 0)
+        return 0;
+    return config_error(ld->doc, at, PT_ECONFIG, ld->err,
+                        "\"%.60s\" is not a ZeroMQ endpoint (tcp://HOST:PORT, ipc://PATH)", e);
+}
+
+/* broker.endpoint: one endpoint, or broker.endpoints: a list tried in order. */
+static int
+parse_endpoints(load_t *ld, const config_node_t *m)
+{
+    aconfig_t *c = ld->cfg;
+    const config_node_t *one = config_map_get(m, "endpoint"),
+                        *list = config_map_get(m, "endpoints");
+    if ((one == NULL) == (list == NULL))
+        return config_error(ld->doc, one ? one : m, PT_ECONFIG, ld->err,
+                            "give either endpoint (one broker) or endpoints (a list tried in "
+                            "order)");
+    if (one != NULL) {
+        int rc = get_text(ld, m, "endpoint", true, false, &c->endpoints[0]);
+        c->n_endpoints = rc == 0;
+        return rc == 0 ? check_endpoint(ld, one, c->endpoints[0]) : rc;
+    }
+    const char **v = NULL;
+    size_t n = 0;
+    int rc = config_get_strings(ld->doc, m, "endpoints", true, &v, &n, ld->err);
+    if (rc == 0 && (n == 0 || n > ACONFIG_MAX_ENDPOINTS))
+        rc = config_error(ld->doc, list, PT_ECONFIG, ld->err, "1 to %d endpoints",
+                          ACONFIG_MAX_ENDPOINTS);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = check_endpoint(ld, config_node_at(list, i), v[i]);
+        if (rc == 0 && (c->endpoints[i] = strdup(v[i])) == NULL)
+            rc = oom(ld);
+        c->n_endpoints += rc == 0;
+    }
+    free(v);
+    return rc;
+}
+
+static int
 parse_broker(load_t *ld)
 {
     static const char *const keys[] = {
-        "endpoint", "server_public_key_file", "secret_key_file", "public_key_file", "credit", NULL};
+        "endpoint",        "endpoints",       "failover_after", "server_public_key_file",
+        "secret_key_file", "public_key_file", "credit",         NULL};
     aconfig_t *c = ld->cfg;
     const config_node_t *m = NULL;
     uint64_t credit = c->credit;
@@ -79,11 +121,11 @@ parse_broker(load_t *ld)
     if (rc == 0)
         rc = config_check_keys(ld->doc, m, keys, ld->err);
     if (rc == 0)
-        rc = get_text(ld, m, "endpoint", true, false, &c->endpoint);
-    if (rc == 0 && strncmp(c->endpoint, "tcp://", 6) != 0 && strncmp(c->endpoint, "ipc://", 6))
-        rc = config_error(ld->doc, config_map_get(m, "endpoint"), PT_ECONFIG, ld->err,
-                          "\"%.60s\" is not a ZeroMQ endpoint (tcp://HOST:PORT, ipc://PATH)",
-                          c->endpoint);
+        rc = parse_endpoints(ld, m);
+    c->endpoint = c->endpoints[0];
+    if (rc == 0)
+        rc = config_get_duration(ld->doc, m, "failover_after", false, 100, 3600 * 1000,
+                                 &c->failover_after_ms, ld->err);
     if (rc == 0)
         rc = get_text(ld, m, "server_public_key_file", true, true, &c->server_public_key_file);
     if (rc == 0)
@@ -373,6 +415,7 @@ static void
 set_defaults(aconfig_t *c)
 {
     c->credit = 64;
+    c->failover_after_ms = 10000;
     c->spool_max_size = GiB;
     c->retention_ms = 30 * DAY_MS;
     c->max_body = MiB;
@@ -428,8 +471,9 @@ aconfig_destroy(aconfig_t **cp)
     if (cp == NULL || *cp == NULL)
         return;
     aconfig_t *c = *cp;
+    for (size_t i = 0; i < c->n_endpoints; i++)
+        free(c->endpoints[i]);
     char *strings[] = {c->path,
-                       c->endpoint,
                        c->server_public_key_file,
                        c->secret_key_file,
                        c->public_key_file,

@@ -29,12 +29,17 @@ typedef enum aconfig_egress {
 #define ACONFIG_MAX_CODECS 8
 #define ACONFIG_MAX_FORMATS 4
 #define ACONFIG_MAX_FINAL_STATUSES 16
+#define ACONFIG_MAX_ENDPOINTS 8
 
 typedef struct aconfig {
     char *path; /* the file loaded */
     char id[PT_PARTNER_ID_MAX + 1];
-    /* broker */
-    char *endpoint;
+    /* broker: broker.endpoint (one) or broker.endpoints (tried in order, the uplink
+     * failing over to the next after failover_after without a session) */
+    char *endpoints[ACONFIG_MAX_ENDPOINTS];
+    size_t n_endpoints;
+    const char *endpoint;       /* endpoints[0] */
+    uint64_t failover_after_ms; /* default 10 s */
     char *server_public_key_file, *secret_key_file, *public_key_file;
     uint32_t credit; /* deliveries granted in Hello, default 64 */
     /* spool */

@@ -481,7 +481,10 @@ open_uplink(runtime_t *rt, pt_error_t *err)
                                    .client_pk = rt->client_pk,
                                    .client_name = rt->ops->program,
                                    .initial_credit = rt->cfg->credit},
-                          .spool = rt->spool};
+                          .spool = rt->spool,
+                          .endpoints = (const char *const *)rt->cfg->endpoints,
+                          .n_endpoints = rt->cfg->n_endpoints,
+                          .failover_after_ms = (int64_t)rt->cfg->failover_after_ms};
     uplink_hooks_t h = {.arg = rt,
                         .on_deliver = hook_deliver,
                         .on_receipt = hook_receipt,

@@ -2,11 +2,16 @@
 #include "uplink.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
+#include "codec.h"
+#include "keys.h"
 #include "log.h"
 
 struct uplink {
@@ -18,6 +23,17 @@ struct uplink {
     int64_t wall_now;        /* the wall time of the current call, for the callbacks */
     link_state_t last_state; /* for counting downs */
     uplink_counts_t n;
+    /* failover: what it takes to open the next link, and when this one lost its session */
+    int epfd;          /* uplink_fd(): holds the current link's descriptor */
+    link_options_t lo; /* endpoint and keys point into the fields below */
+    uint8_t server_pk[PT_KEY_LEN], client_pk[PT_KEY_LEN];
+    uint8_t *client_sk; /* sodium_malloc'd copy */
+    char client_name[64];
+    char *endpoints[PT_UPLINK_MAX_ENDPOINTS];
+    size_t n_endpoints, cur;
+    int64_t failover_ms;
+    int64_t mono_now;     /* the monotonic time of the current call, for on_state */
+    int64_t not_up_since; /* when the current link was opened or lost its session; -1: up */
 };
 
 /* ---- link callbacks ---- */
@@ -57,8 +73,8 @@ record_result(uplink_t *u, const char *id, const link_result_t *r)
         u->n.rejected++;
         rc = spool_rejected(u->spool, id, (uint32_t)r->nack_code, r->reason, r->field_path,
                             u->wall_now, &err);
-        pt_log_info("uplink.rejected", "message %s refused by the broker (code %d) at %s", id,
-                    r->nack_code, r->field_path[0] ? r->field_path : "-");
+        pt_log_info("uplink.rejected", "message %s refused by the broker (%s) at %s", id,
+                    codec_nack_name(r->nack_code), r->field_path[0] ? r->field_path : "-");
     }
     if (rc != 0 && rc != PT_ENOTFOUND)
         pt_log_error("uplink.spool", "message %s: cannot record the broker's answer: %s", id,
@@ -121,7 +137,12 @@ on_state(void *arg, link_state_t st, const char *cause)
             u->n.link_downs++;
     }
     if (st == PT_LINK_UP)
-        pt_log_info("uplink.up", "in session with the broker as %s", link_partner_id(u->link));
+        u->not_up_since = -1;
+    else if (u->not_up_since < 0)
+        u->not_up_since = u->mono_now;
+    if (st == PT_LINK_UP)
+        pt_log_info("uplink.up", "in session with the broker at %s as %s", u->endpoints[u->cur],
+                    link_partner_id(u->link));
     else if (st == PT_LINK_DOWN)
         pt_log_warn("uplink.down", "broker link down: %s", cause);
     else
@@ -133,6 +154,58 @@ on_state(void *arg, link_state_t st, const char *cause)
 
 /* ---- life ---- */
 
+static int
+copy_options(uplink_t *u, const uplink_options_t *o, pt_error_t *err)
+{
+    const char *one = o->link.endpoint;
+    size_t n = o->n_endpoints > 0 ? o->n_endpoints : 1;
+    if (n > PT_UPLINK_MAX_ENDPOINTS || (o->n_endpoints == 0 && one == NULL))
+        return pt_error_set(err, -EINVAL, "uplink", "1 to %d broker endpoints",
+                            PT_UPLINK_MAX_ENDPOINTS);
+    for (size_t i = 0; i < n; i++)
+        if ((u->endpoints[i] = strdup(o->n_endpoints > 0 ? o->endpoints[i] : one)) == NULL)
+            return pt_error_set(err, -ENOMEM, "uplink", "out of memory");
+    u->n_endpoints = n;
+    u->failover_ms = o->failover_after_ms > 0 ? o->failover_after_ms : PT_UPLINK_FAILOVER_MS;
+    u->lo = o->link;
+    if (u->lo.publish_window == 0)
+        u->lo.publish_window = PT_UPLINK_WINDOW;
+    if (o->link.no_curve)
+        return 0;
+    if (o->link.server_pk == NULL || o->link.client_pk == NULL || o->link.client_sk == NULL)
+        return pt_error_set(err, -EINVAL, "uplink", "CURVE keys missing");
+    if ((u->client_sk = sodium_malloc(PT_KEY_LEN)) == NULL)
+        return pt_error_set(err, -ENOMEM, "uplink", "out of memory");
+    memcpy(u->server_pk, o->link.server_pk, PT_KEY_LEN);
+    memcpy(u->client_pk, o->link.client_pk, PT_KEY_LEN);
+    memcpy(u->client_sk, o->link.client_sk, PT_KEY_LEN);
+    u->lo.server_pk = u->server_pk;
+    u->lo.client_pk = u->client_pk;
+    u->lo.client_sk = u->client_sk;
+    return 0;
+}
+
+/* A link to endpoints[cur], saying Hello, its descriptor in the uplink's epoll set. */
+static int
+open_link(uplink_t *u, int64_t mono_ms, link_t **out, pt_error_t *err)
+{
+    link_callbacks_t cb = {.arg = u,
+                           .on_publish_result = on_publish_result,
+                           .on_deliver = on_deliver,
+                           .on_receipt = on_receipt,
+                           .on_state = on_state};
+    u->lo.endpoint = u->endpoints[u->cur];
+    int rc = link_new(&u->lo, &cb, mono_ms, out, err);
+    if (rc == 0)
+        rc = link_hello(*out, mono_ms, err);
+    struct epoll_event ev = {.events = EPOLLIN};
+    if (rc == 0 && epoll_ctl(u->epfd, EPOLL_CTL_ADD, link_fd(*out), &ev) != 0)
+        rc = pt_error_set(err, -errno, "uplink", "epoll_ctl: %s", strerror(errno));
+    if (rc != 0)
+        link_destroy(out);
+    return rc;
+}
+
 int
 uplink_new(const uplink_options_t *o, const uplink_hooks_t *h, int64_t mono_ms, uplink_t **out,
            pt_error_t *err)
@@ -141,20 +214,19 @@ uplink_new(const uplink_options_t *o, const uplink_hooks_t *h, int64_t mono_ms, 
     if (u == NULL)
         return pt_error_set(err, -ENOMEM, "uplink", "out of memory");
     u->spool = o->spool;
+    u->epfd = -1;
     if (h != NULL)
         u->h = *h;
     u->last_state = PT_LINK_CONNECTING;
-    link_options_t lo = o->link;
-    if (lo.publish_window == 0)
-        lo.publish_window = PT_UPLINK_WINDOW;
-    link_callbacks_t cb = {.arg = u,
-                           .on_publish_result = on_publish_result,
-                           .on_deliver = on_deliver,
-                           .on_receipt = on_receipt,
-                           .on_state = on_state};
-    int rc = link_new(&lo, &cb, mono_ms, &u->link, err);
+    u->mono_now = u->not_up_since = mono_ms;
+    snprintf(u->client_name, sizeof u->client_name, "%s",
+             o->link.client_name ? o->link.client_name : "ptibus-adapter");
+    int rc = copy_options(u, o, err);
+    u->lo.client_name = u->client_name;
+    if (rc == 0 && (u->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
+        rc = pt_error_set(err, -errno, "uplink", "epoll_create1: %s", strerror(errno));
     if (rc == 0)
-        rc = link_hello(u->link, mono_ms, err);
+        rc = open_link(u, mono_ms, &u->link, err);
     if (rc != 0) {
         uplink_destroy(&u);
         return rc;
@@ -168,15 +240,62 @@ uplink_destroy(uplink_t **pu)
 {
     if (pu == NULL || *pu == NULL)
         return;
-    link_destroy(&(*pu)->link);
-    free(*pu);
+    uplink_t *u = *pu;
+    link_destroy(&u->link);
+    if (u->epfd >= 0)
+        close(u->epfd);
+    for (size_t i = 0; i < u->n_endpoints; i++)
+        free(u->endpoints[i]);
+    sodium_free(u->client_sk);
+    free(u);
     *pu = NULL;
+}
+
+/* No session on the current endpoint for failover_after: the next one, round the list.
+ * The old link is replaced only once the new one is open. */
+static void
+failover(uplink_t *u, int64_t mono_ms)
+{
+    size_t from = u->cur;
+    char cause[PT_LINK_CAUSE_MAX];
+    snprintf(cause, sizeof cause, "%s", link_cause(u->link));
+    u->cur = (u->cur + 1) % u->n_endpoints;
+    pt_error_t err;
+    pt_error_clear(&err);
+    link_t *next = NULL;
+    if (open_link(u, mono_ms, &next, &err) != 0) {
+        pt_log_error("uplink.failover", "cannot open a link to %s: %s", u->endpoints[u->cur],
+                     err.msg);
+        u->cur = from;
+        u->not_up_since = mono_ms; /* try again after failover_after */
+        return;
+    }
+    epoll_ctl(u->epfd, EPOLL_CTL_DEL, link_fd(u->link), NULL);
+    link_destroy(&u->link);
+    u->link = next;
+    u->n.failovers++;
+    u->not_up_since = mono_ms;
+    spool_reset_in_flight(u->spool); /* the old link's in flight: sent again (dedup) */
+    pt_log_warn("uplink.failover",
+                "no session with the broker at %s for %lld ms (%s): trying %s (%zu of %zu)",
+                u->endpoints[from], (long long)u->failover_ms, cause, u->endpoints[u->cur],
+                u->cur + 1, u->n_endpoints);
+    u->last_state = PT_LINK_CONNECTING;
+    if (u->h.on_state != NULL)
+        u->h.on_state(u->h.arg, PT_LINK_CONNECTING, link_cause(u->link));
+}
+
+static bool
+failover_due(const uplink_t *u, int64_t mono_ms)
+{
+    return u->n_endpoints > 1 && u->not_up_since >= 0 &&
+           mono_ms - u->not_up_since >= u->failover_ms;
 }
 
 int
 uplink_fd(const uplink_t *u)
 {
-    return link_fd(u->link);
+    return u->epfd;
 }
 
 void
@@ -184,6 +303,7 @@ uplink_on_readable(uplink_t *u, int64_t mono_ms, int64_t wall_ms)
 {
     pt_error_t err;
     u->wall_now = wall_ms;
+    u->mono_now = mono_ms;
     /* a bad frame is dropped: read on, a bounded number of times */
     for (int i = 0; i < 64; i++) {
         pt_error_clear(&err);
@@ -244,8 +364,11 @@ uplink_tick(uplink_t *u, int64_t mono_ms)
 {
     pt_error_t err;
     pt_error_clear(&err);
+    u->mono_now = mono_ms;
     if (link_tick(u->link, mono_ms, &err) != 0)
         pt_log_warn("uplink.tick", "%s", err.msg);
+    if (failover_due(u, mono_ms))
+        failover(u, mono_ms);
 }
 
 int64_t
@@ -255,6 +378,12 @@ uplink_due_in(const uplink_t *u, int64_t mono_ms, int64_t wall_ms)
     int64_t at = link_next_due(u->link);
     if (at >= 0)
         d = at > mono_ms ? at - mono_ms : 0;
+    if (u->n_endpoints > 1 && u->not_up_since >= 0) {
+        int64_t f = u->not_up_since + u->failover_ms - mono_ms;
+        f = f > 0 ? f : 0;
+        if (d < 0 || f < d)
+            d = f;
+    }
     if (u->next_due_wall > 0) {
         int64_t r = u->next_due_wall > wall_ms ? u->next_due_wall - wall_ms : 0;
         if (d < 0 || r < d)
@@ -297,6 +426,12 @@ uint32_t
 uplink_in_flight(const uplink_t *u)
 {
     return link_in_flight(u->link);
+}
+
+const char *
+uplink_endpoint(const uplink_t *u)
+{
+    return u->endpoints[u->cur];
 }
 
 uplink_counts_t

@@ -156,6 +156,13 @@ typedef struct journal_options {
      * is upgraded: later records are format 2, the upgrade point kept in meta).
      * PT_JREC_FORMAT_V1 (1) only to build a journal as an older broker did, for tests. */
     unsigned write_format;
+    /* Read-write open of a journal whose writer's lock another process holds: false
+     * (the default) fails at once with -EBUSY naming the holder's pid; true (a standby
+     * broker) blocks until the holder is gone, calling on_lock_wait once before it
+     * blocks. A signal caught without SA_RESTART interrupts the wait: -EINTR. */
+    bool wait_for_lock;
+    void (*on_lock_wait)(void *arg, long holder_pid);
+    void *on_lock_wait_arg;
 } journal_options_t;
 
 /* A record to append. Strings are NUL-terminated and borrowed for the call. */
@@ -205,6 +212,14 @@ typedef struct journal_view {
  * head from the meta record without a full scan, and verifies the last records.
  * Caller owns *out; close with journal_close(). Returns 0, -errno or PT_E*. */
 int journal_open(const journal_options_t *opts, journal_t **out, pt_error_t *err);
+
+/* For ptibusd --check-config, without opening anything: whether a broker could open dir
+ * read-write now. The folder (or, when it does not exist yet, its parent) must be a
+ * writable directory on a writable filesystem, and no process may hold the writer's
+ * lock, unless allow_locked (a standby waits for it): then *holder gets its pid (0 when
+ * free). Holds a shared lock for an instant (a broker starting meanwhile retries).
+ * 0, or PT_ECONFIG / -errno with err saying what and where. */
+int journal_check_dir(const char *dir, bool allow_locked, long *holder, pt_error_t *err);
 
 /* Closes and sets *j to NULL; accepts NULL. No transaction may be open. */
 void journal_close(journal_t **j);

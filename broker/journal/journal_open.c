@@ -99,11 +99,25 @@ lock_holder(int fd)
     return strtol(buf, NULL, 10);
 }
 
+/* A standby waits for the holder to go (its process dies and the kernel drops the
+ * flock): the holder's pid told once, then a blocking flock. */
+static int
+lock_wait(journal_t *j, const journal_options_t *o, pt_error_t *err)
+{
+    if (o->on_lock_wait != NULL)
+        o->on_lock_wait(o->on_lock_wait_arg, lock_holder(j->lock_fd));
+    if (flock(j->lock_fd, LOCK_EX) != 0)
+        return pt_error_set(err, -errno, j->dir, "waiting for the journal's lock: %s",
+                            strerror(errno));
+    return 0;
+}
+
 /* One writer per journal: an exclusive flock on <dir>/writer.lock, held until close,
  * with the holder's pid written in it. A second ptibusd (or a ptibusctl that would write)
- * is refused at open, naming the pid, instead of failing every batch later. */
+ * is refused at open, naming the pid, instead of failing every batch later; with
+ * wait_for_lock it waits for the lock instead (a standby). */
 static int
-lock_writer(journal_t *j, pt_error_t *err)
+lock_writer(journal_t *j, const journal_options_t *o, pt_error_t *err)
 {
     char path[PATH_MAX + 16];
     snprintf(path, sizeof path, "%s/%s", j->dir, JOURNAL_LOCK_FILE);
@@ -114,16 +128,70 @@ lock_writer(journal_t *j, pt_error_t *err)
     int rc = -1;
     for (int i = 0; i < JOURNAL_LOCK_TRIES && (rc = flock(j->lock_fd, LOCK_EX | LOCK_NB)) != 0; i++)
         usleep(50 * 1000);
-    if (rc != 0)
+    if (rc != 0 && o->wait_for_lock)
+        rc = lock_wait(j, o, err);
+    else if (rc != 0)
         return pt_error_set(err, -EBUSY, j->dir,
                             "the journal is in use by pid %ld (another ptibusd?): one writer "
                             "at a time",
                             lock_holder(j->lock_fd));
+    if (rc != 0)
+        return rc;
     char pid[32];
     int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
     if (ftruncate(j->lock_fd, 0) != 0 || pwrite(j->lock_fd, pid, (size_t)n, 0) != n)
         pt_log_warn("journal.lock", "%s: cannot write the pid into the lock", path);
     return 0;
+}
+
+/* The folder a journal is (or will be created) in: a directory this process may write. */
+static int
+check_writable(const char *dir, const char *what, pt_error_t *err)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return pt_error_set(err, PT_ECONFIG, dir, "%s does not exist (%s)", what, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return pt_error_set(err, PT_ECONFIG, dir, "%s is not a directory", what);
+    if (access(dir, W_OK | X_OK) != 0)
+        return pt_error_set(err, PT_ECONFIG, dir, "%s is not writable by this user: %s", what,
+                            strerror(errno));
+    return 0;
+}
+
+int
+journal_check_dir(const char *dir, bool allow_locked, long *holder, pt_error_t *err)
+{
+    *holder = 0;
+    struct stat st;
+    if (stat(dir, &st) != 0 && errno == ENOENT) {
+        char parent[PATH_MAX];
+        snprintf(parent, sizeof parent, "%s", dir);
+        char *slash = strrchr(parent, '/');
+        if (slash == parent)
+            slash[1] = '\0';
+        else if (slash != NULL)
+            *slash = '\0';
+        else
+            snprintf(parent, sizeof parent, ".");
+        return check_writable(parent, "the journal folder's parent", err);
+    }
+    int rc = check_writable(dir, "the journal folder", err);
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/%s", dir, JOURNAL_LOCK_FILE);
+    int fd = rc == 0 ? open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
+    if (fd < 0)
+        return rc; /* no lock file: no broker ever opened it */
+    if (flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
+        *holder = lock_holder(fd);
+        if (!allow_locked)
+            rc = pt_error_set(err, PT_ECONFIG, dir,
+                              "the journal is in use by pid %ld (another ptibusd?): stop it, or "
+                              "start this one as a standby (journal.wait_for_lock)",
+                              *holder);
+    }
+    close(fd); /* releases the shared lock */
+    return rc;
 }
 
 /* A journal reopened past its initial map size: the map starts where the used pages
@@ -344,7 +412,7 @@ journal_open(const journal_options_t *opts, journal_t **out, pt_error_t *err)
     if (rc == 0)
         rc = open_dir(opts, err);
     if (rc == 0 && !opts->read_only)
-        rc = lock_writer(j, err);
+        rc = lock_writer(j, opts, err);
     if (rc == 0)
         rc = open_env(j, opts, err);
     if (rc == 0)

@@ -167,6 +167,8 @@ test_not_allowed_is_nacked_and_journaled(void **state)
     assert_false(r.retryable);
     assert_non_null(strstr(r.reason, "may not send sanction"));
     assert_true(r.seq > 0);
+    assert_true(td_log_contains(&f->net, "message_id=san-caf-1")); /* the Nack by its name */
+    assert_true(td_log_contains(&f->net, "code=NOT_ALLOWED: "));
     assert_int_equal(td_broker_stop(&f->net), 0);
 
     journal_t *j = open_journal(f);
@@ -273,6 +275,23 @@ test_unknown_key_and_plaintext_refused(void **state)
     assert_int_equal(client_hello(c, 1500, NULL, 0, &err), PT_ETIMEOUT);
     client_close(&c);
     assert_true(td_log_contains(&f->net, "unknown partner key"));
+    /* The refusal is counted in the metrics, beside the build and the checkpoint. */
+    char *text = NULL;
+    double refused = 0;
+    for (int i = 0; i < 30 && refused < 1; i++) { /* published every second */
+        free(text);
+        assert_int_equal(td_metrics_scrape(&f->net, &text), 200);
+        refused = td_metric_value(text, "ptibus_auth_refused_total");
+        if (refused < 1)
+            usleep(100000);
+    }
+    assert_true(refused >= 1);
+    char build[64];
+    snprintf(build, sizeof build, "ptibus_build_info{version=\"%s\"}", PTIBUS_VERSION);
+    assert_true(td_metric_value(text, build) == 1);
+    assert_true(td_metric_value(text, "ptibus_journal_checkpoint_seq") >= 0);
+    assert_non_null(strstr(text, "ptibus_journal_checkpoint_age_seconds "));
+    free(text);
 
     assert_int_equal(td_client_open(&f->net, "departement", false, &c), 0);
     td_sample_t s;
@@ -702,6 +721,8 @@ test_journal_full_then_recovery(void **state)
     assert_true(r.retryable);
     assert_int_equal(r.seq, 0);
     assert_true(td_log_contains(&f->net, "JOURNAL FULL"));
+    usleep(1200 * 1000); /* the space is looked at every second */
+    assert_int_equal(td_log_count(&f->net, "[journal.nearly_full]"), 1);
     /* Still full for the next message: nothing half-written meanwhile. */
     td_sample_training_offer(&s, "still-full");
     s.offer.objective = big;
@@ -751,14 +772,57 @@ run_ptibusd(const char *const argv[], char *out, size_t cap)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/* --check-config on a journal folder a broker could not open: a missing parent, and (as
+ * root, with a read-only tmpfs) a read-only filesystem. */
+static void
+check_journal_folders(fixture_t *f)
+{
+    char out[4096], ro[4000];
+    const char *argv[] = {"ptibusd", "--config", f->net.config, "--check-config", NULL};
+    char saved[sizeof f->net.journal_dir];
+    memcpy(saved, f->net.journal_dir, sizeof saved);
+    snprintf(f->net.journal_dir, sizeof f->net.journal_dir, "%s/no/such/journal", f->net.dir);
+    td_net_configure(&f->net, NULL);
+    assert_int_equal(run_ptibusd(argv, out, sizeof out), 1);
+    assert_non_null(strstr(out, "the journal folder's parent does not exist"));
+    snprintf(ro, sizeof ro, "%.3900s/ro", f->net.dir);
+    assert_int_equal(mkdir(ro, 0700), 0);
+    char cmd[4400];
+    snprintf(cmd, sizeof cmd, "mount -t tmpfs -o ro,size=1m tmpfs '%s' 2>/dev/null", ro);
+    if (system(cmd) == 0) {
+        snprintf(f->net.journal_dir, sizeof f->net.journal_dir, "%s/journal", ro);
+        td_net_configure(&f->net, NULL);
+        assert_int_equal(run_ptibusd(argv, out, sizeof out), 1);
+        assert_non_null(strstr(out, "is not writable by this user: Read-only file system"));
+        snprintf(cmd, sizeof cmd, "umount '%s'", ro);
+        assert_int_equal(system(cmd), 0);
+    } else {
+        print_message("no right to mount a tmpfs: the read-only case is not checked\n");
+    }
+    memcpy(f->net.journal_dir, saved, sizeof saved);
+    td_net_configure(&f->net, NULL);
+}
+
 static void
 test_check_config_and_key_mode(void **state)
 {
     fixture_t *f = *state;
     char out[4096];
     const char *ok[] = {"ptibusd", "--config", f->net.config, "--check-config", NULL};
+    /* The running broker holds the journal: the check says so (a standby would wait). */
+    char expect[96];
+    snprintf(expect, sizeof expect, "the journal is in use by pid %d", (int)f->net.pid);
+    assert_int_equal(run_ptibusd(ok, out, sizeof out), 1);
+    assert_non_null(strstr(out, expect));
+    const char *standby[] = {"ptibusd",        "--config",  f->net.config,
+                             "--check-config", "--standby", NULL};
+    assert_int_equal(run_ptibusd(standby, out, sizeof out), 0);
+    assert_non_null(strstr(out, "this broker is a standby and will wait for it"));
+    assert_int_equal(td_broker_stop(&f->net), 0);
     assert_int_equal(run_ptibusd(ok, out, sizeof out), 0);
     assert_non_null(strstr(out, "configuration OK (6 partners)"));
+    check_journal_folders(f);
+    assert_int_equal(td_broker_start(&f->net), 0);
 
     char path[4300];
     snprintf(path, sizeof path, "%s/bad.yaml", f->net.dir);

@@ -22,6 +22,10 @@ typedef struct td_adapter_options {
     const char *spool_dir;    /* NULL: <adapter dir>/spool */
     const char *spool_max;    /* spool.max_size, e.g. "1MiB"; NULL: the default */
     const char *extra_egress; /* more lines of an outbox egress ("  key: value\n") */
+    /* broker.endpoints instead of the net's one endpoint, as a YAML flow list
+     * ("[\"tcp://...\", \"tcp://...\"]"), or NULL */
+    const char *broker_endpoints;
+    const char *extra_broker; /* more `broker:` lines ("  failover_after: 1s\n"), or NULL */
 } td_adapter_options_t;
 
 typedef struct td_adapter {

@@ -1,6 +1,7 @@
 /* daemon: start and stop real ptibusd processes for tests. */
 #include "daemon.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -152,6 +153,7 @@ td_net_init(td_net_t *n, const char *tag, const td_net_options_t *opts)
     pick_ports(n);
     snprintf(n->config, sizeof n->config, "%s/broker.yaml", n->dir);
     snprintf(n->journal_dir, sizeof n->journal_dir, "%s/journal", n->dir);
+    n->notify_fd = -1;
     td_keys(n);
     td_net_configure(n, opts);
 }
@@ -196,10 +198,37 @@ td_track(pid_t pid)
 }
 
 void
+td_net_share_keys(td_net_t *n, const td_net_t *from, const td_net_options_t *opts)
+{
+    char src[4300], dst[4300];
+    snprintf(src, sizeof src, "%s/keys", from->dir);
+    DIR *d = opendir(src);
+    if (d == NULL)
+        die(src, NULL);
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (e->d_name[0] == '.')
+            continue;
+        uint8_t *data = NULL;
+        size_t len = 0;
+        snprintf(src, sizeof src, "%s/keys/%s", from->dir, e->d_name);
+        snprintf(dst, sizeof dst, "%s/keys/%s", n->dir, e->d_name);
+        if (tu_read_file(src, &data, &len) != 0 || tu_write_file(dst, data, len) != 0)
+            die(dst, NULL);
+        free(data);
+    }
+    closedir(d);
+    memcpy(n->server_pk, from->server_pk, sizeof n->server_pk);
+    td_net_configure(n, opts);
+}
+
+void
 td_net_fini(td_net_t *n)
 {
     if (n->pid > 0)
         td_broker_kill9(n);
+    if (n->notify_fd >= 0)
+        close(n->notify_fd);
+    n->notify_fd = -1;
     tu_rmtree(n->dir);
     n->dir = NULL;
 }
@@ -287,11 +316,12 @@ td_exec(td_net_t *n, const char *notify_path)
     _exit(127);
 }
 
-/* Waits for READY=1 on the notify socket while the child is alive. */
+/* Waits for a notification containing what on the notify socket while the child is
+ * alive. */
 static int
-wait_ready(td_net_t *n, int fd)
+wait_notify(td_net_t *n, int fd, const char *what, int ms)
 {
-    int64_t deadline = tu_now_ms() + ready_timeout_ms();
+    int64_t deadline = tu_now_ms() + ms;
     while (tu_now_ms() < deadline) {
         struct pollfd p = {.fd = fd, .events = POLLIN};
         if (poll(&p, 1, 100) > 0) {
@@ -299,7 +329,7 @@ wait_ready(td_net_t *n, int fd)
             ssize_t r = recv(fd, buf, sizeof buf - 1, 0);
             if (r > 0) {
                 buf[r] = '\0';
-                if (strstr(buf, "READY=1"))
+                if (strstr(buf, what))
                     return 0;
             }
         }
@@ -310,6 +340,44 @@ wait_ready(td_net_t *n, int fd)
         }
     }
     return -1;
+}
+
+static int
+wait_ready(td_net_t *n, int fd)
+{
+    return wait_notify(n, fd, "READY=1", ready_timeout_ms());
+}
+
+static pid_t
+spawn(td_net_t *n, const char *notify_path)
+{
+    n->pid = fork();
+    if (n->pid > 0)
+        td_track(n->pid);
+    if (n->pid < 0)
+        die("fork", NULL);
+    if (n->pid == 0)
+        td_exec(n, notify_path);
+    return n->pid;
+}
+
+int
+td_broker_spawn(td_net_t *n)
+{
+    char notify_path[4300];
+    snprintf(notify_path, sizeof notify_path, "%s/notify", n->dir);
+    if (n->notify_fd >= 0)
+        close(n->notify_fd);
+    n->notify_fd = notify_socket(notify_path);
+    return spawn(n, notify_path) > 0 ? 0 : -1;
+}
+
+int
+td_broker_wait_notify(td_net_t *n, const char *what, int ms)
+{
+    if (n->pid <= 0 || n->notify_fd < 0)
+        return -1;
+    return wait_notify(n, n->notify_fd, what, ms);
 }
 
 static int broker_start_once(td_net_t *n);
@@ -335,13 +403,7 @@ broker_start_once(td_net_t *n)
     char notify_path[4300];
     snprintf(notify_path, sizeof notify_path, "%s/notify", n->dir);
     int fd = notify_socket(notify_path);
-    n->pid = fork();
-    if (n->pid > 0)
-        td_track(n->pid);
-    if (n->pid < 0)
-        die("fork", NULL);
-    if (n->pid == 0)
-        td_exec(n, notify_path);
+    spawn(n, notify_path);
     int rc = wait_ready(n, fd);
     close(fd);
     if (rc != 0) {

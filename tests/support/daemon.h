@@ -36,6 +36,7 @@ typedef struct td_net {
     /* More environment for the daemon's next starts ("NAME=value", NULL-terminated;
      * borrowed), e.g. LD_PRELOAD for a fault-injection shim; NULL = none. */
     const char *const *env;
+    int notify_fd; /* td_broker_spawn's notification socket, -1 when none */
 } td_net_t;
 
 /* Test partners with keys in the network: departement, pole_emploi, caf, msa, region,
@@ -57,6 +58,17 @@ void td_net_fini(td_net_t *n);
  * did not become ready (its log is then printed). */
 int td_broker_start(td_net_t *n);
 
+/* Starts ptibusd without waiting for READY=1 (a standby waits for the journal's lock):
+ * its notifications stay readable with td_broker_wait_notify. 0, or -1. */
+int td_broker_spawn(td_net_t *n);
+/* Waits up to ms for a notification of the broker td_broker_spawn started that contains
+ * what ("READY=1", "STATUS=standby"). 0, or -1 (timeout, or the broker exited: n->pid is
+ * 0 then). */
+int td_broker_wait_notify(td_net_t *n, const char *what, int ms);
+/* Makes n the same service as from, on its own ports and folder: from's keys (broker,
+ * journal, person index, partners, admin) copied over n's and the config rewritten with
+ * opts. For two brokers on one journal (set journal_dir before). Aborts on error. */
+void td_net_share_keys(td_net_t *n, const td_net_t *from, const td_net_options_t *opts);
 /* SIGTERM and wait; returns the exit status (or -1). */
 int td_broker_stop(td_net_t *n);
 

@@ -74,6 +74,36 @@ test_values_and_defaults(void **state)
     tu_rmtree(dir);
 }
 
+/* broker.endpoints: an ordered list; the single form gives a list of one. */
+static void
+test_endpoint_list(void **state)
+{
+    (void)state;
+    char *dir;
+    pt_error_t err;
+    int rc;
+    aconfig_t *c = load_text(HEAD "egress:\n  outbox: out\n", &dir, &err, &rc);
+    assert_int_equal(rc, 0);
+    assert_int_equal(c->n_endpoints, 1);
+    assert_string_equal(c->endpoint, "tcp://127.0.0.1:7400");
+    assert_true(c->failover_after_ms == 10000);
+    aconfig_destroy(&c);
+    tu_rmtree(dir);
+    c = load_text("id: caf\nbroker:\n  endpoints: [\"tcp://10.0.0.1:7400\", "
+                  "\"tcp://10.0.0.2:7400\"]\n  failover_after: 3s\n"
+                  "  server_public_key_file: b.pub\n  secret_key_file: c.key\n"
+                  "  public_key_file: c.pub\nspool:\n  dir: spool\negress:\n  outbox: out\n",
+                  &dir, &err, &rc);
+    if (rc != 0)
+        fail_msg("%s", err.msg);
+    assert_int_equal(c->n_endpoints, 2);
+    assert_string_equal(c->endpoint, "tcp://10.0.0.1:7400");
+    assert_string_equal(c->endpoints[1], "tcp://10.0.0.2:7400");
+    assert_true(c->failover_after_ms == 3000);
+    aconfig_destroy(&c);
+    tu_rmtree(dir);
+}
+
 static void
 test_errors_say_where(void **state)
 {
@@ -103,6 +133,11 @@ test_errors_say_where(void **state)
         {HEAD "egress:\n  kind: sftp\n",
          "a.yaml:10: egress.kind: \"sftp\" is not one of outbox, webhook, pull"},
         {HEAD "egress:\n  kind: outbox\n", "a.yaml:10: egress.outbox: missing required key"},
+        {"id: caf\nbroker:\n  endpoint: \"tcp://a:1\"\n  endpoints: [\"tcp://b:1\"]\n",
+         "a.yaml:3: broker.endpoint: give either endpoint (one broker) or endpoints"},
+        {"id: caf\nbroker:\n  endpoints: [\"tcp://b:1\", \"http://c:1\"]\n",
+         "a.yaml:3: broker.endpoints[1]: \"http://c:1\" is not a ZeroMQ endpoint"},
+        {"id: caf\nbroker:\n  endpoints: []\n", "a.yaml:3: broker.endpoints: 1 to 8 endpoints"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char *dir;
@@ -124,6 +159,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_deploy_examples_load),
         cmocka_unit_test(test_values_and_defaults),
+        cmocka_unit_test(test_endpoint_list),
         cmocka_unit_test(test_errors_say_where),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

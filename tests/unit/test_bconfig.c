@@ -101,6 +101,7 @@ test_minimal_and_defaults(void **state)
     assert_int_equal(cfg->max_attempts, 10);
     assert_int_equal(cfg->max_batch, 1024);
     assert_false(cfg->unsafe_ack_before_fsync);
+    assert_false(cfg->journal_wait_for_lock);
     assert_int_equal(cfg->n_admin_keys, 0);
     assert_int_equal(cfg->n_partners, 2);
     const bconfig_partner_t *caf = bconfig_partner_by_id(cfg, "caf");
@@ -135,6 +136,7 @@ test_all_keys_set(void **state)
                              "  max_size: 2GiB\n"
                              "  checkpoint_interval: 2min\n"
                              "  unsafe_ack_before_fsync: true\n"
+                             "  wait_for_lock: true\n"
                              "keys: {server_secret: a, signing_secret: b, person_index_hmac: c}\n"
                              "limits: {max_message_size: 1MiB, max_batch: 10, "
                              "heartbeat_interval: 500ms}\n"
@@ -148,6 +150,7 @@ test_all_keys_set(void **state)
     assert_int_equal(cfg->journal_map_max, 2ULL << 30);
     assert_int_equal(cfg->checkpoint_interval_ms, 120000);
     assert_true(cfg->unsafe_ack_before_fsync);
+    assert_true(cfg->journal_wait_for_lock);
     assert_string_equal(cfg->server_secret_key_file, "./a");
     assert_int_equal(cfg->max_message_size, 1 << 20);
     assert_int_equal(cfg->max_batch, 10);
@@ -255,7 +258,7 @@ static const reject_case_t rejects[] = {
      "b.yaml:3: journal.unsafe_ack_before_fsync: \"maybe\" is not a boolean (use true or false)"},
     {"journal:\n  dir: j\n  sync: false\n",
      "b.yaml:3: journal.sync: unknown key (expected one of: dir, initial_size, max_size, "
-     "checkpoint_interval, unsafe_ack_before_fsync)"},
+     "checkpoint_interval, unsafe_ack_before_fsync, wait_for_lock)"},
     {"listen: 127.0.0.1:7400\n",
      "b.yaml:1: listen: \"127.0.0.1:7400\" is not a ZeroMQ endpoint (tcp://HOST:PORT, "
      "ipc://PATH)"},

@@ -20,7 +20,7 @@
 /* Runs one pt_log_info("test.inject", "client=%s", arg) with stderr sent to a file, and
  * returns what was written (caller frees). */
 static char *
-log_one(bool journal, const char *arg)
+log_at(bool journal, pt_log_level_t level, const char *arg)
 {
     char *dir = tu_tmpdir("log");
     char path[4200];
@@ -33,7 +33,7 @@ log_one(bool journal, const char *arg)
         setenv("JOURNAL_STREAM", "8:1234", 1);
     else
         unsetenv("JOURNAL_STREAM");
-    pt_log_init("test_log", PT_LOG_DEBUG);
+    pt_log_init("test_log", (int)level);
     dup2(fd, STDERR_FILENO);
     pt_log_info("test.inject", "client=%s", arg);
     pt_log_error("test.inject", "reason=%s", arg);
@@ -45,6 +45,12 @@ log_one(bool journal, const char *arg)
     assert_int_equal(tu_read_file(path, &text, &len), 0);
     tu_rmtree(dir);
     return (char *)text;
+}
+
+static char *
+log_one(bool journal, const char *arg)
+{
+    return log_at(journal, PT_LOG_DEBUG, arg);
 }
 
 /* Exactly two lines, each starting with the header, with no control byte but their
@@ -90,7 +96,21 @@ test_injection_journal(void **state)
     (void)state;
     char *text = log_one(true, "\n<3>forged");
     check_two_clean_lines(text, "<6>I [test.inject] client=\\n<3>forged\n");
-    assert_non_null(strstr(text, "\n<3>E [test.inject] log_one: reason=\\n<3>forged\n"));
+    assert_non_null(strstr(text, "\n<3>E [test.inject] log_at: reason=\\n<3>forged\n"));
+    free(text);
+}
+
+/* At the default level no C function name is in the text (it is at debug level). */
+static void
+test_no_function_name_below_debug(void **state)
+{
+    (void)state;
+    char *text = log_at(true, PT_LOG_INFO, "x");
+    assert_non_null(strstr(text, "\n<3>E [test.inject] reason=x\n"));
+    assert_null(strstr(text, "log_at"));
+    free(text);
+    text = log_at(true, PT_LOG_DEBUG, "x");
+    assert_non_null(strstr(text, "\n<3>E [test.inject] log_at: reason=x\n"));
     free(text);
 }
 
@@ -112,6 +132,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_injection_plain),
         cmocka_unit_test(test_injection_journal),
+        cmocka_unit_test(test_no_function_name_below_debug),
         cmocka_unit_test(test_long_text_stays_one_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
