@@ -373,6 +373,40 @@ test_reconnect_with_less_credit_gets_all_back(void **state)
     assert_int_equal(collect(cd, 1, 2500, false, got, 8), 0);
 }
 
+/* A second Hello on the same connection (issue 15: a client that answers a session Nack
+ * meant for a frame sent before its reconnect Hello says Hello twice) does not send the
+ * window again: every message is delivered once, attempt 1, until it is acknowledged.
+ * The Hello goes raw, so that the frames it might cause are all counted here. */
+static void
+test_second_hello_does_not_resend_the_window(void **state)
+{
+    fx_t *f = *state;
+    enum { N = 5, W = 3 };
+    uint64_t seqs[N];
+    publish_events(session(f, "caf", 0), "twice", N, seqs);
+    client_t *cd = session(f, "departement", W);
+    seen_t got[16];
+    assert_int_equal(collect(cd, W, TIMEOUT_MS, false, got, 16), W);
+    Ptibus__V1__Frame fr = PTIBUS__V1__FRAME__INIT;
+    Ptibus__V1__Hello h = PTIBUS__V1__HELLO__INIT;
+    h.protocol_version = 1;
+    h.client_name = "departement";
+    h.software_version = "test";
+    h.initial_credit = W;
+    fr.kind_case = PTIBUS__V1__FRAME__KIND_HELLO;
+    fr.hello = &h;
+    pt_error_t err;
+    assert_int_equal(client_send(cd, &fr, &err), 0);
+    assert_int_equal(collect(cd, 16, 1500, false, got + W, 16 - W), 0); /* not the window again */
+    for (int i = 0; i < W; i++)
+        assert_int_equal(client_deliver_ack(cd, got[i].seq, true, NULL, &err), 0);
+    assert_int_equal(collect(cd, 16, 1500, true, got + W, 16 - W), N - W);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(got[i].seq, seqs[i]); /* each once, in order */
+        assert_int_equal(got[i].attempt, 1);
+    }
+}
+
 /* A poison message: never acknowledged (max_attempts 3) or refused as CANNOT_PROCESS;
  * either way it is dead-lettered and the messages behind it keep flowing. */
 static void
@@ -707,6 +741,8 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_reconnect_with_less_credit_gets_all_back, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_second_hello_does_not_resend_the_window,
+                                        setup_slow_acks, teardown),
         cmocka_unit_test_setup_teardown(test_poison_message_is_dead_lettered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_receipts_to_the_sender, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_during_delivery_resumes, setup_slow_acks,
