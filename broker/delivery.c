@@ -753,15 +753,29 @@ has_room(const delivery_t *d, const peer_t *pr)
            (n == 0 || pr->bytes < d->opt.max_in_flight_bytes);
 }
 
+/* Room for retry m: it already holds its place in the window (sending it moves it from
+ * the retry list to the in-flight one, their sum stays the same), so it needs only the
+ * connection to have fewer deliveries in flight than the window. Counted a second time,
+ * it would wait forever once the unacknowledged fill the window: a credit of 1, or a
+ * new connection granting less than the earlier one left in flight. */
+static bool
+retry_fits(const delivery_t *d, const peer_t *pr, const pending_msg_t *m)
+{
+    return pr->online && !pr->blocked && pr->inflight.n < pr->window &&
+           (pr->inflight.n == 0 || pr->bytes - m->bytes < d->opt.max_in_flight_bytes);
+}
+
 static void
 pump_retries(delivery_t *d, peer_t *pr, int64_t now_ms)
 {
-    for (size_t i = 0; i < pr->retry.n && has_room(d, pr);) {
+    for (size_t i = 0; i < pr->retry.n;) {
         pending_msg_t m = pr->retry.v[i];
         if (m.due > now_ms) {
             i++;
             continue;
         }
+        if (!retry_fits(d, pr, &m))
+            return;
         pending_drop(pr, &pr->retry, &pr->retry.v[i]);
         int rc = deliver(d, pr, m.seq, m.attempt + 1, m.replay, now_ms);
         if (rc == 1 && list_push(&pr->retry, &m) == 0) /* not sent: still waiting */

@@ -588,6 +588,12 @@ link_read_frame(link_t *l, int64_t now, pt_error_t *err)
     if (rc != 0)
         return rc;
     Ptibus__V1__Frame *f = (Ptibus__V1__Frame *)m;
+    /* While a Hello is on its way, a session Nack answers a frame sent before it (one
+     * connection keeps the order): a second Hello would only restart the session. */
+    if (is_session_nack(f) && l->want_session && l->welcomed && l->state == PT_LINK_HELLO_SENT) {
+        codec_free(&m);
+        return 1;
+    }
     if (is_session_nack(f) && l->want_session && l->welcomed) {
         codec_free(&m);
         link_set_state(l, PT_LINK_DOWN,

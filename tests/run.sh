@@ -15,8 +15,8 @@
 #                                   findings copied into tests/fuzz/regressions/ (which ctest
 #                                   replays); non-zero when anything was found
 #   tests/run.sh --soak             the long versions of the fault tests (200 SIGKILLs,
-#                                   200 power cuts) and an hour of soak, labels fault
-#                                   and soak only
+#                                   200 power cuts), an hour of soak and 10 minutes of
+#                                   randomized hostile clients, labels fault and soak only
 # Extra arguments after -- go to ctest (e.g. tests/run.sh -- -L unit).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -74,7 +74,7 @@ while [ $# -gt 0 ]; do
         ;;
     --soak)
         export PT_CRASH_KILLS=${PT_CRASH_KILLS:-200} PT_POWERCUT_CUTS=${PT_POWERCUT_CUTS:-200}
-        export PT_SOAK_SECONDS=${PT_SOAK_SECONDS:-3600}
+        export PT_SOAK_SECONDS=${PT_SOAK_SECONDS:-3600} PT_HOSTILE_SECONDS=${PT_HOSTILE_SECONDS:-600}
         soak=1
         ;;
     --) shift; break ;;

@@ -305,6 +305,108 @@ test_ack_timeout_redelivers_with_attempt(void **state)
     assert_int_equal(collect(cd, 1, 2500, false, got, 8), 0);
 }
 
+/* One delivery left unacknowledged comes again after the ack timeout, on the same
+ * connection or on a new one, whatever the credit: deliveries in flight on an earlier
+ * connection are kept until their ack timeout (a repeated Hello never resends them at
+ * once), then retried to the current connection. A retry used to count itself against
+ * the window, so with a credit of 1 it never left (ptibusctl's tests worked around it). */
+static void
+unacked_comes_back(fx_t *f, uint32_t credit, bool reconnect)
+{
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "ub%u%c", credit, reconnect ? 'r' : 's');
+    uint64_t seq;
+    publish_events(session(f, "caf", 0), prefix, 1, &seq);
+    client_t *cd = session(f, "departement", credit);
+    seen_t got[4];
+    assert_int_equal(collect(cd, 1, TIMEOUT_MS, false, got, 4), 1);
+    int64_t t0 = tu_now_ms();
+    assert_int_equal(got[0].seq, seq);
+    assert_int_equal(got[0].attempt, 1);
+    if (reconnect)
+        cd = session(f, "departement", credit); /* closes the first connection */
+    /* ack timeout 1 s, backoff 100..400 ms: well within TIMEOUT_MS */
+    assert_int_equal(collect(cd, 1, TIMEOUT_MS, false, got + 1, 3), 1);
+    assert_true(tu_now_ms() - t0 >= 900); /* not before its ack timeout */
+    assert_int_equal(got[1].seq, seq);
+    assert_int_equal(got[1].attempt, 2);
+    assert_true(got[1].redelivery);
+    pt_error_t err;
+    assert_int_equal(client_deliver_ack(cd, seq, true, NULL, &err), 0);
+    assert_int_equal(collect(cd, 1, 2500, false, got, 4), 0);
+}
+
+static void
+test_unacked_comes_back_credit_one(void **state)
+{
+    unacked_comes_back(*state, 1, false);
+}
+
+static void
+test_unacked_comes_back_credit_one_reconnected(void **state)
+{
+    unacked_comes_back(*state, 1, true);
+}
+
+static void
+test_unacked_comes_back_credit_two_reconnected(void **state)
+{
+    unacked_comes_back(*state, 2, true);
+}
+
+/* A new connection granting less credit than the earlier one left in flight: each of
+ * those deliveries comes back after its ack timeout, one window at a time. */
+static void
+test_reconnect_with_less_credit_gets_all_back(void **state)
+{
+    fx_t *f = *state;
+    uint64_t seqs[3];
+    publish_events(session(f, "caf", 0), "less", 3, seqs);
+    seen_t got[8];
+    assert_int_equal(collect(session(f, "departement", 4), 3, TIMEOUT_MS, false, got, 8), 3);
+    client_t *cd = session(f, "departement", 1);
+    assert_int_equal(collect(cd, 3, 3 * TIMEOUT_MS, true, got, 8), 3);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(got[i].attempt, 2);
+        assert_true(got[i].seq == seqs[0] || got[i].seq == seqs[1] || got[i].seq == seqs[2]);
+    }
+    assert_int_equal(collect(cd, 1, 2500, false, got, 8), 0);
+}
+
+/* A second Hello on the same connection (issue 15: a client that answers a session Nack
+ * meant for a frame sent before its reconnect Hello says Hello twice) does not send the
+ * window again: every message is delivered once, attempt 1, until it is acknowledged.
+ * The Hello goes raw, so that the frames it might cause are all counted here. */
+static void
+test_second_hello_does_not_resend_the_window(void **state)
+{
+    fx_t *f = *state;
+    enum { N = 5, W = 3 };
+    uint64_t seqs[N];
+    publish_events(session(f, "caf", 0), "twice", N, seqs);
+    client_t *cd = session(f, "departement", W);
+    seen_t got[16];
+    assert_int_equal(collect(cd, W, TIMEOUT_MS, false, got, 16), W);
+    Ptibus__V1__Frame fr = PTIBUS__V1__FRAME__INIT;
+    Ptibus__V1__Hello h = PTIBUS__V1__HELLO__INIT;
+    h.protocol_version = 1;
+    h.client_name = "departement";
+    h.software_version = "test";
+    h.initial_credit = W;
+    fr.kind_case = PTIBUS__V1__FRAME__KIND_HELLO;
+    fr.hello = &h;
+    pt_error_t err;
+    assert_int_equal(client_send(cd, &fr, &err), 0);
+    assert_int_equal(collect(cd, 16, 1500, false, got + W, 16 - W), 0); /* not the window again */
+    for (int i = 0; i < W; i++)
+        assert_int_equal(client_deliver_ack(cd, got[i].seq, true, NULL, &err), 0);
+    assert_int_equal(collect(cd, 16, 1500, true, got + W, 16 - W), N - W);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(got[i].seq, seqs[i]); /* each once, in order */
+        assert_int_equal(got[i].attempt, 1);
+    }
+}
+
 /* A poison message: never acknowledged (max_attempts 3) or refused as CANNOT_PROCESS;
  * either way it is dead-lettered and the messages behind it keep flowing. */
 static void
@@ -632,6 +734,15 @@ main(void)
         cmocka_unit_test_setup_teardown(test_credit_is_respected_and_grows, setup_slow_acks,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_ack_timeout_redelivers_with_attempt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unacked_comes_back_credit_one, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unacked_comes_back_credit_one_reconnected, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_unacked_comes_back_credit_two_reconnected, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_reconnect_with_less_credit_gets_all_back, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_second_hello_does_not_resend_the_window,
+                                        setup_slow_acks, teardown),
         cmocka_unit_test_setup_teardown(test_poison_message_is_dead_lettered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_receipts_to_the_sender, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_during_delivery_resumes, setup_slow_acks,

@@ -132,7 +132,11 @@ test_greedy_recipient_is_bounded(void **state)
     long after = broker_rss_kib(f);
     print_message("broker VmRSS %ld KiB before, %ld KiB after %d greedy Hellos over %d messages\n",
                   before, after, HELLOS, BACKLOG);
-    assert_true(after - before < MAX_GROWTH_KIB);
+    /* Under ASan the broker's memory is mostly the sanitizer's quarantine of freed
+     * buffers (each Deliver, and since the retries of a full window leave, each retry):
+     * the bound is checked in the plain build, as the outage and soak tests do. */
+    if (!TU_ASAN)
+        assert_true(after - before < MAX_GROWTH_KIB);
     /* Everyone else is still served. */
     td_sample_t s;
     td_sample_orientation(&s, "still-served");

@@ -313,6 +313,32 @@ test_session_nack_rehello_with_all_credit(void **state)
     run_until(x, PT_LINK_UP);
 }
 
+/* Two session Nacks (a heartbeat and a credit sent before the broker restarted): one
+ * Hello, since the second Nack answers a frame sent before that Hello (issue 15). */
+static void
+test_stale_session_nack_no_second_hello(void **state)
+{
+    fx_t *x = *state;
+    session(x, 5);
+    Ptibus__V1__Frame f = PTIBUS__V1__FRAME__INIT;
+    Ptibus__V1__Nack n = PTIBUS__V1__NACK__INIT;
+    n.code = PTIBUS__V1__NACK_CODE__NACK_CODE_PROTOCOL;
+    n.field_path = PT_SESSION_FIELD;
+    n.reason = "session: no session on this connection, send Hello";
+    f.kind_case = PTIBUS__V1__FRAME__KIND_NACK;
+    f.nack = &n;
+    peer_send(x, &f);
+    peer_send(x, &f);
+    peer_skip(x, PTIBUS__V1__FRAME__KIND_HELLO);
+    assert_null(peer_recv(x, 300));
+    assert_int_equal(x->downs, 1);
+    peer_welcome(x, 1000);
+    run_until(x, PT_LINK_UP);
+    /* Once in session again, a new session Nack is a new loss: Hello again. */
+    peer_send(x, &f);
+    peer_skip(x, PTIBUS__V1__FRAME__KIND_HELLO);
+}
+
 /* ZeroMQ's descriptor is edge-triggered: one readable event must read everything
  * queued; a message of two parts is an error that drops it, and what follows is read. */
 static void
@@ -397,6 +423,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_hello_retry_backoff, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_nack_rehello_with_all_credit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_session_nack_no_second_hello, setup, teardown),
         cmocka_unit_test_setup_teardown(test_readable_drains_and_refuses_multipart, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_callbacks_per_frame, setup, teardown),
