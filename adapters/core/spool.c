@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -77,6 +78,9 @@ struct spool {
     uint64_t next_qseq, txn_next_qseq; /* committed / in the turn */
     uint64_t *flight;                  /* qseqs in flight, sorted */
     size_t n_flight, cap_flight;
+    void *map_base; /* LMDB's map, for unmap_touched (NULL: not found) */
+    size_t map_len; /* its size when it was found */
+    unsigned reads; /* look-ups since the last unmap_touched */
     /* The stage (0: none) that is open or left to roll back. Its writes are what reads see
      * while it is live (begun by this process, not failed); once it is not, reads see the
      * values it replaced. */
@@ -324,6 +328,51 @@ has_room(spool_t *s, MDB_txn *txn, size_t bytes)
     return live_pages(s, txn) + s->limbo + need + s->reserve_pages <= max_pages;
 }
 
+/* A staged file's chunks make LMDB read, through its read-only map, the pages their
+ * writes copy (random message ids reach every leaf of the lifecycles) and the kernel
+ * maps their neighbours with them: clean page-cache pages that would count in the
+ * process's RSS however large the spool grows. They are dropped from the mapping after
+ * each chunk (the kernel keeps them cached; a later read maps them again). LMDB does not
+ * tell where its map is: /proc/self/maps does, read again when the map size changed. */
+static void
+unmap_touched(spool_t *s)
+{
+    MDB_envinfo info;
+    if (mdb_env_info(s->env, &info) != 0)
+        return;
+    if (s->map_len != info.me_mapsize) {
+        char want[PATH_MAX + 16], line[PATH_MAX + 128];
+        snprintf(want, sizeof want, "%s/data.mdb", s->dir);
+        FILE *f = fopen("/proc/self/maps", "r");
+        s->map_base = NULL, s->map_len = 0;
+        while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+            unsigned long lo, hi;
+            char *path = strchr(line, '/');
+            if (path == NULL || sscanf(line, "%lx-%lx", &lo, &hi) != 2)
+                continue;
+            path[strcspn(path, "\n")] = '\0';
+            if (strcmp(path, want) == 0 && hi - lo == info.me_mapsize)
+                s->map_base = (void *)lo, s->map_len = hi - lo;
+        }
+        if (f != NULL)
+            fclose(f);
+    }
+    if (s->map_base != NULL)
+        madvise(s->map_base, s->map_len, MADV_DONTNEED);
+    s->reads = 0;
+}
+
+/* Counts a look-up: long runs of reads (a catalogue's fingerprints, a listing) drop what
+ * they mapped every SPOOL_UNMAP_READS. Pointers into the map stay valid (a read maps the
+ * same page again). */
+#define SPOOL_UNMAP_READS 4096
+static void
+read_tick(spool_t *s)
+{
+    if (++s->reads >= SPOOL_UNMAP_READS)
+        unmap_touched(s);
+}
+
 /* ---- transactions ---- */
 
 /* The open turn is lost (aborted or failed): a stage it began is gone, a stage it
@@ -385,6 +434,7 @@ wtxn(spool_t *s, MDB_txn **txn, pt_error_t *err)
 static int
 rtxn(spool_t *s, MDB_txn **txn, pt_error_t *err)
 {
+    read_tick(s);
     if (s->txn != NULL) {
         *txn = s->txn;
         return 0;
@@ -480,6 +530,8 @@ spool_commit(spool_t *s, pt_error_t *err)
                             mdb_strerror(rc));
     }
     s->next_qseq = s->txn_next_qseq;
+    if (s->stage != 0)
+        unmap_touched(s);
     if (s->stage_finish_turn)
         s->stage = 0, s->stage_live = false;
     s->stage_begun_turn = s->stage_finish_turn = false;
@@ -791,6 +843,7 @@ spool_put(spool_t *s, const spool_msg_t *m, spool_put_result_t *res, pt_error_t 
     else
         spool_content_hash(m->data, m->len, r.hash);
     lrec_t old;
+    read_tick(s);
     rc = lrec_get(s, txn, m->message_id, &old);
     if (rc == 0) {
         if (sodium_memcmp(old.hash, r.hash, PT_SPOOL_HASH_LEN) != 0)
@@ -1614,6 +1667,7 @@ spool_kv_iterate(spool_t *s, const char *ns, spool_kv_fn fn, void *arg, pt_error
         }
         if (vis > 0)
             rc = fn(arg, (const uint8_t *)k.mv_data + prefix, k.mv_size - prefix, p, n);
+        read_tick(s);
         if (rc == 0)
             m = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
