@@ -363,9 +363,9 @@ unmap_touched(spool_t *s)
 }
 
 /* Counts a look-up: long runs of reads (a catalogue's fingerprints, a listing) drop what
- * they mapped every SPOOL_UNMAP_READS. Pointers into the map stay valid (a read maps the
- * same page again). */
-#define SPOOL_UNMAP_READS 4096
+ * they mapped every SPOOL_UNMAP_READS (at most 256 x 64 KiB of fault-around). Pointers into the map
+ * stay valid (a read maps the same page again). */
+#define SPOOL_UNMAP_READS 256
 static void
 read_tick(spool_t *s)
 {
