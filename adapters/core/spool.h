@@ -237,7 +237,9 @@ int spool_kv_iterate(spool_t *s, const char *ns, spool_kv_fn fn, void *arg, pt_e
  * not finished (a decode that failed, a crash) is rolled back: its messages and their
  * lifecycles are deleted and its key-value writes undone, in chunks too. spool_open
  * rolls back a stage left by a crash before it returns. One stage at a time: the file
- * drop processes one file at a time. Layouts and the proof: docs/adapters/spool.md. */
+ * drop processes one file at a time, synchronously on the loop, so the writes made while
+ * a stage is live are the file's (a stage takes every spool_put and key-value write of
+ * that time). Layouts and the proof: docs/adapters/spool.md. */
 
 /* Whether a stage is unresolved (open, or left by a failed turn or rollback): it must
  * be rolled back (spool_stage_rollback) before another begins. */
