@@ -211,7 +211,10 @@ skip_plain(const uint8_t *p, size_t i, size_t n, unsigned long *lines)
         uint64_t w;
         if (i + 8 <= n && (memcpy(&w, p + i, 8), (w & high) == 0) &&
             (~((w ^ (ones * '<')) + ones * 0x7f) & high) == 0) {
-            nl += (unsigned long)__builtin_popcountll(~((w ^ (ones * '\n')) + ones * 0x7f) & high);
+            /* one high bit per newline byte: summed by a multiply (without -mpopcnt,
+             * __builtin_popcountll is a libgcc call) */
+            uint64_t m = ~((w ^ (ones * '\n')) + ones * 0x7f) & high;
+            nl += (unsigned long)(((m >> 7) * ones) >> 56);
             i += 8;
             continue;
         }

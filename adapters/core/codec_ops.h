@@ -5,19 +5,24 @@
  * by the file patterns it takes. Owns nothing; codecs keep no global state.
  *
  * Contract between a decoder and the runtime:
- * - decode() reads the whole source and calls back once per record, in file order.
- *   A record is either an Envelope (borrowed for the duration of the call: copy or pack it
- *   to keep it) or a record error saying where (line, element path or column) and what is
- *   wrong, never quoting the value. The Envelope's message_id and created_at are left
- *   empty: the runtime derives the id from the file's content hash and the record's
- *   position, and stamps the time.
+ * - decode() reads the whole source, streaming it (never the whole file in memory), and
+ *   calls back once per record, in file order. A record is either an Envelope (borrowed
+ *   for the duration of the call: copy or pack it to keep it) or a record error saying
+ *   where (line, element path or column) and what is wrong, never quoting the value. The
+ *   Envelope's body is validated by the codec (validate_<family>: a body that fails is
+ *   handed over as a record error), and the runtime does not validate it again; its
+ *   message_id and created_at are left empty: the runtime derives the id from the file's
+ *   content hash and the record's position, and stamps the time.
  * - decode() returns 0 when the file was read to its end (some records may be errors: the
  *   good ones go, unless the partner's policy is all-or-nothing). It returns a negative
  *   PT_E* code, with outcome->error saying where, when the file as a whole cannot be
  *   trusted (malformed, truncated, too large, wrong encoding): the runtime then discards
- *   every record already handed over for this file (it spools a file in one transaction)
- *   and moves the file to failed/. A snapshot codec (LHEO) relies on this: a truncated
- *   catalogue publishes nothing and withdraws nothing.
+ *   every record already handed over for this file (it spools a file in chunks under a
+ *   spool stage, which it rolls back) and moves the file to failed/. A snapshot codec
+ *   (LHEO) relies on this: a truncated catalogue publishes nothing and withdraws nothing,
+ *   and its store's writes during the file are rolled back with it.
+ * - the callback may commit the spool's turn (a chunk): state a codec writes to the spool
+ *   (the LHEO fingerprints) must go through it, never through a transaction of its own.
  * - the callback returns 0 to go on, or a negative code to stop; decode() then returns
  *   that code at once. */
 #ifndef PT_ADAPTER_CODEC_H

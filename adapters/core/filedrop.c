@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <sodium.h>
 
 #include "atomicfile.h"
@@ -36,17 +37,36 @@ enum { FD_PROCESSING, FD_DONE, FD_FAILED, FD_NDIRS };
 
 /* ---- decoding ---- */
 
+/* The records of a file, or of its current chunk when flush is set: once chunk records
+ * are in, flush takes them (and frees them), and the next ones are numbered on. */
 struct filedrop_sink {
     filedrop_record_t *recs;
     size_t n, cap, max;
+    size_t base;  /* index of recs[0] in the file */
+    size_t chunk; /* flush when n reaches it */
+    int (*flush)(void *arg, filedrop_sink_t *sink);
+    void *flush_arg;
     pt_error_t warning; /* a native codec's remark on the whole file (msg "" if none) */
 };
+
+static int sink_add(filedrop_sink_t *sink, Ptibus__V1__Envelope *env, unsigned line,
+                    unsigned column, const pt_error_t *rec_err);
 
 int
 filedrop_sink_record(filedrop_sink_t *sink, Ptibus__V1__Envelope *env, unsigned line,
                      unsigned column, const pt_error_t *rec_err)
 {
-    if (sink->n >= sink->max) {
+    int rc = sink_add(sink, env, line, column, rec_err);
+    if (rc == 0 && sink->flush != NULL && sink->n >= sink->chunk)
+        rc = sink->flush(sink->flush_arg, sink);
+    return rc;
+}
+
+static int
+sink_add(filedrop_sink_t *sink, Ptibus__V1__Envelope *env, unsigned line, unsigned column,
+         const pt_error_t *rec_err)
+{
+    if (sink->base + sink->n >= sink->max) {
         codec_free((ProtobufCMessage **)&env);
         return PT_ETOOLARGE;
     }
@@ -62,7 +82,7 @@ filedrop_sink_record(filedrop_sink_t *sink, Ptibus__V1__Envelope *env, unsigned 
     }
     filedrop_record_t *r = &sink->recs[sink->n];
     memset(r, 0, sizeof *r);
-    r->index = sink->n++;
+    r->index = sink->base + sink->n++;
     r->line = line;
     r->column = column;
     if (rec_err != NULL) {
@@ -257,10 +277,9 @@ native_record(void *ctx, const pt_record_t *rec)
     return filedrop_sink_record(sink, (Ptibus__V1__Envelope *)copy, (unsigned)rec->line, 0, NULL);
 }
 
-/* Runs a native codec over the bytes, given to it as a memory file descriptor. */
+/* A memory file holding data (filedrop_decode's native codecs read a descriptor). */
 static int
-native_decode(const filedrop_codec_t *codec, const char *data, size_t len, filedrop_sink_t *sink,
-              pt_error_t *err)
+memory_fd(const char *data, size_t len, pt_error_t *err)
 {
     int fd = memfd_create("ptibus-filedrop", MFD_CLOEXEC);
     if (fd < 0)
@@ -276,11 +295,18 @@ native_decode(const filedrop_codec_t *codec, const char *data, size_t len, filed
         off += (size_t)w;
     }
     lseek(fd, 0, SEEK_SET);
+    return fd;
+}
+
+/* Runs a native codec over the file's descriptor (read from its current offset: the
+ * codec streams it, the file is never held in memory). */
+static int
+native_decode(const filedrop_codec_t *codec, int fd, filedrop_sink_t *sink, pt_error_t *err)
+{
     pt_codec_source_t src = {.fd = fd, .name = codec->name};
     pt_codec_outcome_t out;
     memset(&out, 0, sizeof out);
     int rc = codec->native->decode(&codec->native_cfg, &src, native_record, sink, &out);
-    close(fd);
     if (rc != 0 && rc != PT_ETOOLARGE && rc != -ENOMEM) {
         if (out.error.line > 0)
             pt_error_set(err, rc, out.error.where[0] ? out.error.where : NULL, "line %lu: %s",
@@ -326,34 +352,69 @@ generic_decode(const filedrop_codec_t *codec, const char *data, size_t len, file
     return rc != 0 ? rc : codec->decode(data, len, sink, err);
 }
 
-/* filedrop_decode, and the codec's remark on the whole file into *warning (may be NULL). */
+/* Decodes into sink: a native codec from fd (fd < 0: from data, through a memory file),
+ * a generic one from data. */
 static int
-decode_file(const filedrop_codec_t *codec, const char *data, size_t len, size_t max_records,
-            filedrop_record_t **recs, size_t *n, pt_error_t *err, pt_error_t *warning)
+run_codec(const filedrop_codec_t *codec, int fd, const char *data, size_t len,
+          filedrop_sink_t *sink, pt_error_t *err)
 {
-    *recs = NULL;
-    *n = 0;
-    filedrop_sink_t sink = {.max = max_records ? max_records : PT_FILEDROP_MAX_RECORDS};
-    int rc = codec->native != NULL ? native_decode(codec, data, len, &sink, err)
-                                   : generic_decode(codec, data, len, &sink, err);
-    if (rc == PT_ETOOLARGE)
-        pt_error_set(err, rc, NULL, "more than %zu records in one file", sink.max);
-    if (rc != 0) {
-        filedrop_records_free(&sink.recs, sink.n);
-        return rc;
+    int rc;
+    if (codec->native == NULL) {
+        rc = generic_decode(codec, data, len, sink, err);
+    } else if (fd >= 0) {
+        rc = native_decode(codec, fd, sink, err);
+    } else if ((rc = memory_fd(data, len, err)) >= 0) {
+        int mfd = rc;
+        rc = native_decode(codec, mfd, sink, err);
+        close(mfd);
     }
-    if (warning != NULL)
-        *warning = sink.warning;
-    *recs = sink.recs;
-    *n = sink.n;
-    return 0;
+    if (rc == PT_ETOOLARGE && sink->base + sink->n >= sink->max)
+        pt_error_set(err, rc, NULL, "more than %zu records in one file", sink->max);
+    return rc;
 }
 
 int
 filedrop_decode(const filedrop_codec_t *codec, const char *data, size_t len, size_t max_records,
                 filedrop_record_t **recs, size_t *n, pt_error_t *err)
 {
-    return decode_file(codec, data, len, max_records, recs, n, err, NULL);
+    *recs = NULL;
+    *n = 0;
+    filedrop_sink_t sink = {.max = max_records ? max_records : PT_FILEDROP_MAX_RECORDS};
+    int rc = run_codec(codec, -1, data, len, &sink, err);
+    if (rc != 0) {
+        filedrop_records_free(&sink.recs, sink.n);
+        return rc;
+    }
+    *recs = sink.recs;
+    *n = sink.n;
+    return 0;
+}
+
+int
+filedrop_hash_fd(int fd, uint8_t out[PT_FILEDROP_HASH_LEN])
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    size_t cap = (size_t)1 << 20;
+    uint8_t *buf = malloc(cap);
+    int rc =
+        ctx != NULL && buf != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 ? 0 : -ENOMEM;
+    while (rc == 0) {
+        ssize_t k = read(fd, buf, cap);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            rc = k < 0 ? -errno : 0;
+            break;
+        }
+        if (EVP_DigestUpdate(ctx, buf, (size_t)k) != 1)
+            rc = -ENOMEM;
+    }
+    unsigned int len = 0;
+    if (rc == 0 && (EVP_DigestFinal_ex(ctx, out, &len) != 1 || len != PT_FILEDROP_HASH_LEN))
+        rc = -EIO;
+    EVP_MD_CTX_free(ctx);
+    free(buf);
+    return rc;
 }
 
 void
@@ -387,6 +448,7 @@ struct filedrop {
     const filedrop_ops_t *ops;
     void *ctx;
     char dirs[FD_NDIRS][FD_PATH_MAX];
+    size_t max_file_set, max_records_set; /* the options as given (0: the defaults) */
     stable_entry_t *stable;
     size_t n_stable, cap_stable;
 };
@@ -592,6 +654,16 @@ record_json(const filedrop_record_t *r)
 }
 
 static void
+report_counts(json_t *rep, const size_t counts[5], size_t n)
+{
+    json_t *c = json_object();
+    json_object_set_new(c, "records", json_integer((json_int_t)n));
+    for (size_t k = 0; k < 5; k++)
+        json_object_set_new(c, outcome_names[k], json_integer((json_int_t)counts[k]));
+    json_object_set_new(rep, "counts", c);
+}
+
+static void
 report_records(json_t *rep, const filedrop_record_t *recs, size_t n)
 {
     size_t counts[5] = {0};
@@ -600,12 +672,92 @@ report_records(json_t *rep, const filedrop_record_t *recs, size_t n)
         counts[recs[i].outcome]++;
         json_array_append_new(list, record_json(&recs[i]));
     }
-    json_t *c = json_object();
-    json_object_set_new(c, "records", json_integer((json_int_t)n));
-    for (size_t k = 0; k < 5; k++)
-        json_object_set_new(c, outcome_names[k], json_integer((json_int_t)counts[k]));
-    json_object_set_new(rep, "counts", c);
+    report_counts(rep, counts, n);
     json_object_set_new(rep, "records", list);
+}
+
+/* The per-record lines of the report of a file being processed, kept in a hidden file of
+ * processing/ (never taken) so that a report of any size is never held in memory. */
+typedef struct fd_lines {
+    FILE *f; /* NULL: the report holds its records itself */
+    char path[FD_PATH_MAX];
+    size_t counts[5], n;
+    bool not_sent; /* all or nothing failed: good records are reported notSent */
+} fd_lines_t;
+
+/* One line of the lines file into w; the records of an all-or-nothing file that failed
+ * were reported spooled while they were held: they say notSent. */
+static int
+copy_line(FILE *w, const char *line, bool not_sent)
+{
+    if (!not_sent || strstr(line, "\"state\":\"spooled\"") == NULL)
+        return fputs(line, w) < 0 ? -EIO : 0;
+    json_t *o = json_loads(line, 0, NULL);
+    json_object_set_new(o, "state", json_string(outcome_names[PT_FILEDROP_NOT_SENT]));
+    char *t = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(o);
+    int rc = t != NULL && fputs(t, w) >= 0 ? 0 : -EIO;
+    free(t);
+    return rc;
+}
+
+/* rep's text without its closing brace, then "records": the lines, then the brace. */
+static int
+report_stream(FILE *w, const char *text, fd_lines_t *lines)
+{
+    size_t tl = strlen(text);
+    while (tl > 0 && text[tl - 1] != '}')
+        tl--;
+    while (tl > 1 && (text[tl - 2] == '\n' || text[tl - 2] == ' '))
+        tl--;
+    int rc = tl > 1 && fwrite(text, 1, tl - 1, w) == tl - 1 ? 0 : -EIO;
+    if (rc == 0 && fputs(",\n  \"records\": [", w) < 0)
+        rc = -EIO;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t k;
+    if (rc == 0 && (fflush(lines->f) != 0 || fseek(lines->f, 0, SEEK_SET) != 0))
+        rc = -EIO;
+    for (size_t i = 0; rc == 0 && (k = getline(&line, &cap, lines->f)) > 0; i++)
+        if ((line[k - 1] = line[k - 1] == '\n' ? '\0' : line[k - 1], 0) ||
+            fputs(i ? ",\n    " : "\n    ", w) < 0 || copy_line(w, line, lines->not_sent) != 0)
+            rc = -EIO;
+    free(line);
+    if (rc == 0 && fputs("\n  ]\n}", w) < 0)
+        rc = -EIO;
+    return rc;
+}
+
+/* Writes the report: as one text, or streamed with the records of lines (tmp, fsync,
+ * rename, then the caller syncs the folder). */
+static int
+report_write(const char *path, json_t *rep, fd_lines_t *lines, unsigned mode, pt_error_t *err)
+{
+    if (lines != NULL && lines->f != NULL)
+        report_counts(rep, lines->counts, lines->n);
+    char *text = json_dumps(rep, JSON_INDENT(2) | JSON_SORT_KEYS);
+    if (text == NULL)
+        return -ENOMEM;
+    if (lines == NULL || lines->f == NULL) {
+        int rc = atomicfile_write(path, text, strlen(text), mode, err);
+        free(text);
+        return rc;
+    }
+    char tmp[FD_PATH_MAX + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int o = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    FILE *w = o >= 0 ? fdopen(o, "w") : NULL;
+    int rc = w != NULL && fchmod(o, mode) == 0 ? report_stream(w, text, lines) : -errno;
+    free(text);
+    if (rc == 0 && (fflush(w) != 0 || fsync(o) != 0))
+        rc = -errno;
+    if (w != NULL ? fclose(w) != 0 && rc == 0 : (o >= 0 && close(o) != 0))
+        rc = -EIO;
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = -errno;
+    if (rc != 0)
+        unlink(tmp);
+    return rc;
 }
 
 /* True when path is a report of ours for the same bytes, left by a crash between the
@@ -615,11 +767,17 @@ report_records(json_t *rep, const filedrop_record_t *recs, size_t n)
 static bool
 own_orphan_report(const char *path, const filedrop_file_t *file)
 {
-    json_t *doc = json_load_file(path, 0, NULL);
-    const char *h = json_string_value(json_object_get(doc, "sha256"));
-    bool same = h != NULL && file->hash_hex[0] != '\0' && strcmp(h, file->hash_hex) == 0;
-    json_decref(doc);
-    return same;
+    /* Only the report's head is read: its records come last and may be many. */
+    char head[16384], want[2 * PT_FILEDROP_HASH_LEN + 16];
+    int o = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    ssize_t n = o >= 0 ? read(o, head, sizeof head - 1) : -1;
+    if (o >= 0)
+        close(o);
+    if (n <= 0 || file->hash_hex[0] == '\0')
+        return false;
+    head[n] = '\0';
+    snprintf(want, sizeof want, "\"sha256\": \"%s\"", file->hash_hex);
+    return strstr(head, want) != NULL;
 }
 
 /* The first name under which both dir/NAME and dir/NAME<sfx> are free (or the report is
@@ -642,7 +800,7 @@ free_name(const char *dir, const filedrop_file_t *file, const char *sfx, char *f
  * in between leaves the file in processing/ and an orphan report that the resume
  * rewrites. Takes rep. */
 static int
-finish(filedrop_t *fd, const filedrop_file_t *file, json_t *rep, int which)
+finish(filedrop_t *fd, const filedrop_file_t *file, json_t *rep, int which, fd_lines_t *lines)
 {
     const char *dir = fd->dirs[which], *sfx = which == FD_DONE ? ".report.json" : ".error.json";
     char final[FD_PATH_MAX], rpath[FD_PATH_MAX], dst[FD_PATH_MAX];
@@ -655,10 +813,7 @@ finish(filedrop_t *fd, const filedrop_file_t *file, json_t *rep, int which)
         if (rc != 0)
             break;
         json_object_set_new(rep, "storedAs", name_json(final));
-        char *text = json_dumps(rep, JSON_INDENT(2) | JSON_SORT_KEYS);
-        rc =
-            text ? atomicfile_write(rpath, text, strlen(text), fd->opt.report_mode, &err) : -ENOMEM;
-        free(text);
+        rc = report_write(rpath, rep, lines, fd->opt.report_mode, &err);
         if (rc == 0 && (rc = rename_noreplace(file->path, dst)) == 0 &&
             (rc = atomicfile_sync_dir(dst)) == 0)
             rc = atomicfile_sync_dir(file->path);
@@ -682,7 +837,7 @@ finish(filedrop_t *fd, const filedrop_file_t *file, json_t *rep, int which)
 /* The file cannot be taken at all: failed/NAME with NAME.error.json saying why. */
 static int
 fail_file(filedrop_t *fd, const filedrop_file_t *file, const filedrop_codec_t *codec,
-          const pt_error_t *why, const filedrop_record_t *recs, size_t n)
+          const pt_error_t *why, const filedrop_record_t *recs, size_t n, fd_lines_t *lines)
 {
     json_t *rep = report_new(file, codec, "failed");
     json_t *e = json_object();
@@ -692,32 +847,20 @@ fail_file(filedrop_t *fd, const filedrop_file_t *file, const filedrop_codec_t *c
     if (recs != NULL)
         report_records(rep, recs, n);
     pt_log_warn("filedrop.unreadable", "file %s: %s", file->name, why->msg);
-    return finish(fd, file, rep, FD_FAILED);
+    return finish(fd, file, rep, FD_FAILED, lines);
 }
 
 /* ---- one file ---- */
 
-/* Reads the whole file (at most max bytes: PT_ETOOLARGE beyond). */
+/* Reads the rest of the file (a generic codec's input, at most max bytes). */
 static int
-read_whole(const char *path, size_t max, char **out, size_t *len, pt_error_t *err)
+read_fd(int f, size_t size, char **out, size_t *len, pt_error_t *err)
 {
-    /* O_NONBLOCK: a FIFO swapped in after the scan's lstat must not block the loop. */
-    int f = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-    if (f < 0)
-        return pt_error_set(err, -errno, NULL, "cannot open it: %s", strerror(errno));
-    struct stat st;
-    int rc = fstat(f, &st) == 0 ? 0 : -errno;
-    if (rc == 0 && !S_ISREG(st.st_mode))
-        rc = pt_error_set(err, PT_EMALFORMED, NULL, "is not a regular file");
-    if (rc == 0 && (size_t)st.st_size > max)
-        rc = pt_error_set(err, PT_ETOOLARGE, NULL, "%jd bytes is over the limit of %zu bytes",
-                          (intmax_t)st.st_size, max);
-    char *buf = rc == 0 ? malloc((size_t)st.st_size + 1) : NULL;
-    if (rc == 0 && buf == NULL)
-        rc = -ENOMEM;
+    char *buf = malloc(size + 1);
+    int rc = buf == NULL ? -ENOMEM : 0;
     size_t got = 0;
-    while (rc == 0 && got < (size_t)st.st_size) {
-        ssize_t k = read(f, buf + got, (size_t)st.st_size - got);
+    while (rc == 0 && got < size) {
+        ssize_t k = read(f, buf + got, size - got);
         if (k < 0 && errno == EINTR)
             continue;
         if (k <= 0)
@@ -725,16 +868,50 @@ read_whole(const char *path, size_t max, char **out, size_t *len, pt_error_t *er
         else
             got += (size_t)k;
     }
-    close(f);
     if (rc != 0) {
         free(buf);
-        if (err->code == 0)
-            pt_error_set(err, rc, NULL, "cannot read it: %s", pt_strerror(rc));
-        return rc;
+        return pt_error_set(err, rc, NULL, "cannot read it: %s", pt_strerror(rc));
     }
     *out = buf;
     *len = got;
     return 0;
+}
+
+/* The limits for a file taken by codec: a native codec streams, the others hold it. */
+static size_t
+max_size(const filedrop_t *fd, const filedrop_codec_t *codec)
+{
+    if (codec != NULL && codec->native != NULL && fd->max_file_set == 0)
+        return (size_t)PT_FILEDROP_MAX_NATIVE_FILE;
+    return fd->opt.max_file_size;
+}
+
+/* Opens the file, checks it, hashes it (then rewinds). *f is the open descriptor. */
+static int
+open_file(filedrop_t *fd, const filedrop_codec_t *codec, filedrop_file_t *file, int *f, off_t *size,
+          pt_error_t *err)
+{
+    /* O_NONBLOCK: a FIFO swapped in after the scan's lstat must not block the loop. */
+    *f = open(file->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (*f < 0)
+        return pt_error_set(err, -errno, NULL, "cannot open it: %s", strerror(errno));
+    struct stat st;
+    int rc = fstat(*f, &st) == 0 ? 0 : -errno;
+    if (rc == 0 && !S_ISREG(st.st_mode))
+        rc = pt_error_set(err, PT_EMALFORMED, NULL, "is not a regular file");
+    if (rc == 0 && (size_t)st.st_size > max_size(fd, codec))
+        rc = pt_error_set(err, PT_ETOOLARGE, NULL, "%jd bytes is over the limit of %zu bytes",
+                          (intmax_t)st.st_size, max_size(fd, codec));
+    if (rc == 0 && (rc = filedrop_hash_fd(*f, file->hash)) == 0 && lseek(*f, 0, SEEK_SET) != 0)
+        rc = -errno;
+    if (rc == 0) {
+        sodium_bin2hex(file->hash_hex, sizeof file->hash_hex, file->hash, sizeof file->hash);
+        file->mtime_s = (int64_t)st.st_mtime;
+        *size = st.st_size;
+    } else if (err->code == 0) {
+        pt_error_set(err, rc, NULL, "cannot read it: %s", pt_strerror(rc));
+    }
+    return rc;
 }
 
 /* A record without a creation time (a native codec leaves it to the runtime) gets the
@@ -752,13 +929,15 @@ stamp_created_at(filedrop_record_t *r, const filedrop_file_t *file)
     return 0;
 }
 
-/* Gives records without a message id their derived one, then validates each. Returns
- * the number of bad records. */
+/* Gives records without a message id their derived one, then validates each: a native
+ * codec hands over bodies it validated (codec_ops.h) with nothing else set, so its
+ * records are not validated twice. Returns the number of bad records. */
 static size_t
-prepare_records(const filedrop_t *fd, const filedrop_file_t *file, filedrop_record_t *recs,
-                size_t n)
+prepare_records(const filedrop_t *fd, const filedrop_file_t *file, const filedrop_codec_t *codec,
+                filedrop_record_t *recs, size_t n)
 {
     size_t bad = 0;
+    bool validate = !fd->opt.no_validate && codec->native == NULL;
     for (size_t i = 0; i < n; i++) {
         filedrop_record_t *r = &recs[i];
         if (r->env != NULL && (r->env->message_id == NULL || r->env->message_id[0] == '\0')) {
@@ -778,7 +957,7 @@ prepare_records(const filedrop_t *fd, const filedrop_file_t *file, filedrop_reco
             codec_free((ProtobufCMessage **)&r->env);
         /* A record that fails validation keeps its envelope, so that its report can name
          * its message id; only SPOOLED (good so far) records are handed to the spool. */
-        if (r->env == NULL || (!fd->opt.no_validate && validate_envelope(r->env, &r->err) != 0)) {
+        if (r->env == NULL || (validate && validate_envelope(r->env, &r->err) != 0)) {
             r->outcome = PT_FILEDROP_BAD;
             bad++;
         }
@@ -807,44 +986,219 @@ spool_good(filedrop_t *fd, const filedrop_file_t *file, filedrop_record_t *recs,
     return rc;
 }
 
-/* Decodes, checks, spools and reports a file that is in processing/. Returns 1 when the
- * file left processing/, 0 when it is to be retried, or a negative code. */
+/* A file being decoded, spooled and reported chunk by chunk. */
+typedef struct fd_run {
+    filedrop_t *fd;
+    const filedrop_file_t *file;
+    const filedrop_codec_t *codec;
+    fd_lines_t lines;
+    size_t bad;   /* bad records so far */
+    int spool_rc; /* a spool() call that failed: the file is retried */
+    bool staged;  /* options.spool: chunks under a stage */
+} fd_run_t;
+
 static int
-process_decoded(filedrop_t *fd, const filedrop_file_t *file, const filedrop_codec_t *codec,
-                const char *data, size_t len)
+lines_open(fd_lines_t *l, const filedrop_t *fd, const filedrop_file_t *file)
 {
-    filedrop_record_t *recs;
-    size_t n;
+    memset(l, 0, sizeof *l);
+    int n =
+        snprintf(l->path, sizeof l->path, "%s/.%s.records", fd->dirs[FD_PROCESSING], file->name);
+    if (n < 0 || (size_t)n >= sizeof l->path)
+        return -ENAMETOOLONG;
+    int o = open(l->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (o < 0 || (l->f = fdopen(o, "w+")) == NULL) {
+        int e = -errno;
+        if (o >= 0)
+            close(o);
+        return e;
+    }
+    return 0;
+}
+
+static void
+lines_close(fd_lines_t *l)
+{
+    if (l->f == NULL)
+        return;
+    fclose(l->f);
+    unlink(l->path);
+    l->f = NULL;
+}
+
+/* Writes the chunk's records to the report's lines and frees their envelopes. */
+static int
+chunk_report(fd_run_t *run, filedrop_sink_t *sink)
+{
+    int rc = 0;
+    for (size_t i = 0; i < sink->n; i++) {
+        filedrop_record_t *r = &sink->recs[i];
+        json_t *o = record_json(r);
+        char *t = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        json_decref(o);
+        if (t == NULL || fputs(t, run->lines.f) < 0 || fputc('\n', run->lines.f) == EOF)
+            rc = -EIO;
+        free(t);
+        run->lines.counts[r->outcome]++;
+        run->lines.n++;
+        codec_free((ProtobufCMessage **)&r->env);
+    }
+    sink->base += sink->n;
+    sink->n = 0;
+    return rc;
+}
+
+/* Validates a chunk; in an all-or-nothing file, one bad record holds every good one. */
+static void
+chunk_prepare(fd_run_t *run, filedrop_sink_t *sink)
+{
+    run->bad += prepare_records(run->fd, run->file, run->codec, sink->recs, sink->n);
+    if (run->bad == 0 || !run->fd->opt.all_or_nothing)
+        return;
+    run->lines.not_sent = true;
+    for (size_t i = 0; i < sink->n; i++)
+        if (sink->recs[i].outcome == PT_FILEDROP_SPOOLED)
+            sink->recs[i].outcome = PT_FILEDROP_NOT_SENT;
+}
+
+/* Spools a chunk's good records (the last call always: it commits the file). */
+static int
+chunk_spool(fd_run_t *run, filedrop_sink_t *sink, bool last)
+{
+    bool any = last;
+    for (size_t i = 0; i < sink->n && !any; i++)
+        any = sink->recs[i].outcome == PT_FILEDROP_SPOOLED;
+    if (run->lines.not_sent || !any)
+        return 0;
+    int rc = spool_good(run->fd, run->file, sink->recs, sink->n);
+    if (rc != 0)
+        run->spool_rc = rc;
+    return rc;
+}
+
+/* The sink's flush for a staged file: one chunk, committed by spool(). */
+static int
+chunk_flush(void *arg, filedrop_sink_t *sink)
+{
+    fd_run_t *run = arg;
+    chunk_prepare(run, sink);
+    int rc = chunk_spool(run, sink, false);
+    return rc != 0 ? rc : chunk_report(run, sink);
+}
+
+/* Rolls back the pending stage in steps, each committed. A failure leaves it pending
+ * (held from the send queue): the next file, or the next start, rolls it back. */
+static int
+stage_rollback(filedrop_t *fd)
+{
     pt_error_t err;
     pt_error_clear(&err);
-    pt_error_t warning;
-    pt_error_clear(&warning);
-    int rc = decode_file(codec, data, len, fd->opt.max_records, &recs, &n, &err, &warning);
-    if (rc == -ENOMEM)
-        return 0;
+    int rc;
+    while ((rc = spool_stage_rollback(fd->opt.spool, PT_FILEDROP_CHUNK, &err)) == 1)
+        if ((rc = fd->ops->commit(fd->ctx)) != 0)
+            break;
+    if (rc == 0)
+        rc = fd->ops->commit(fd->ctx);
     if (rc != 0)
-        return fail_file(fd, file, codec, &err, NULL, 0) == 0;
-    size_t bad = prepare_records(fd, file, recs, n);
-    if (bad > 0 && fd->opt.all_or_nothing) {
-        for (size_t i = 0; i < n; i++)
-            if (recs[i].outcome == PT_FILEDROP_SPOOLED)
-                recs[i].outcome = PT_FILEDROP_NOT_SENT;
+        pt_log_error("filedrop.rollback",
+                     "a staged file's records are not rolled back yet (%s): "
+                     "they are never sent, and the rollback is retried",
+                     err.msg[0] ? err.msg : pt_strerror(rc));
+    return rc;
+}
+
+static int
+stage_begin(fd_run_t *run)
+{
+    pt_error_t err;
+    pt_error_clear(&err);
+    if (!run->staged)
+        return 0;
+    if (spool_stage_pending(run->fd->opt.spool) && stage_rollback(run->fd) != 0)
+        return -EBUSY;
+    int rc = spool_stage_begin(run->fd->opt.spool, &err);
+    if (rc != 0)
+        pt_log_error("filedrop.stage", "file %s: cannot stage it (%s); retried at the next scan",
+                     run->file->name, err.msg);
+    return rc;
+}
+
+/* The end of a file read to its end: the last chunk and the stage's finish in one
+ * commit, then done/; or, all or nothing with a bad record, the rollback and failed/.
+ * Returns 1 when the file left processing/, 0 when it is to be retried. */
+static int
+run_finish(fd_run_t *run, filedrop_sink_t *sink)
+{
+    filedrop_t *fd = run->fd;
+    pt_error_t err;
+    pt_error_clear(&err);
+    chunk_prepare(run, sink);
+    if (run->lines.not_sent) {
+        if (run->staged)
+            stage_rollback(fd);
+        chunk_report(run, sink);
         pt_error_set(&err, PT_EINVALID, NULL,
                      "%zu of its %zu records are bad and this adapter takes a file whole or not "
                      "at all: nothing was sent",
-                     bad, n);
-        rc = fail_file(fd, file, codec, &err, recs, n) == 0;
-    } else if ((rc = spool_good(fd, file, recs, n)) != 0) {
+                     run->bad, run->lines.n);
+        return fail_file(fd, run->file, run->codec, &err, NULL, 0, &run->lines) == 0;
+    }
+    int rc = run->staged ? spool_stage_finish(fd->opt.spool, &err) : 0;
+    if (rc == 0)
+        rc = chunk_spool(run, sink, true);
+    if (rc != 0) {
         pt_log_error("filedrop.spool", "file %s: spool failed (%s); retried at the next scan",
-                     file->name, pt_strerror(rc));
+                     run->file->name, pt_strerror(rc));
+        return 0;
+    }
+    chunk_report(run, sink);
+    json_t *rep = report_new(run->file, run->codec, "done");
+    report_warning(rep, &sink->warning);
+    return finish(fd, run->file, rep, FD_DONE, &run->lines) == 0;
+}
+
+/* Decodes, checks, spools and reports a file that is in processing/ (open as f).
+ * Returns 1 when the file left processing/, 0 when it is to be retried. */
+static int
+process_decoded(filedrop_t *fd, const filedrop_file_t *file, const filedrop_codec_t *codec, int f,
+                off_t size)
+{
+    pt_error_t err;
+    pt_error_clear(&err);
+    char *data = NULL;
+    size_t len = 0;
+    int rc = codec->native == NULL ? read_fd(f, (size_t)size, &data, &len, &err) : 0;
+    if (rc != 0)
+        return rc == PT_EMALFORMED ? fail_file(fd, file, codec, &err, NULL, 0, NULL) == 0 : 0;
+    fd_run_t run = {.fd = fd, .file = file, .codec = codec, .staged = fd->opt.spool != NULL};
+    if ((rc = lines_open(&run.lines, fd, file)) != 0 || (rc = stage_begin(&run)) != 0) {
+        lines_close(&run.lines);
+        free(data);
+        return 0;
+    }
+    size_t max = fd->opt.max_records;
+    if (codec->native != NULL && fd->max_records_set == 0)
+        max = PT_FILEDROP_MAX_NATIVE_RECORDS;
+    filedrop_sink_t sink = {.max = max,
+                            .chunk = run.staged ? PT_FILEDROP_CHUNK : SIZE_MAX,
+                            .flush = run.staged ? chunk_flush : NULL,
+                            .flush_arg = &run};
+    rc = run_codec(codec, codec->native != NULL ? f : -1, data, len, &sink, &err);
+    free(data);
+    if (rc == 0) {
+        rc = run_finish(&run, &sink);
+    } else if (run.spool_rc != 0 || rc == -ENOMEM) {
+        pt_log_error("filedrop.spool", "file %s: %s; retried at the next scan", file->name,
+                     pt_strerror(run.spool_rc ? run.spool_rc : rc));
+        if (run.staged)
+            stage_rollback(fd);
         rc = 0;
     } else {
-        json_t *rep = report_new(file, codec, "done");
-        report_warning(rep, &warning);
-        report_records(rep, recs, n);
-        rc = finish(fd, file, rep, FD_DONE) == 0;
+        if (run.staged)
+            stage_rollback(fd);
+        rc = fail_file(fd, file, codec, &err, NULL, 0, NULL) == 0;
     }
-    filedrop_records_free(&recs, n);
+    filedrop_records_free(&sink.recs, sink.n);
+    lines_close(&run.lines);
     return rc;
 }
 
@@ -856,7 +1210,7 @@ process_duplicate(filedrop_t *fd, const filedrop_file_t *file, const filedrop_co
                         json_string("a file with the same content was taken before: nothing "
                                     "was sent again"));
     report_records(rep, NULL, 0);
-    return finish(fd, file, rep, FD_DONE) == 0;
+    return finish(fd, file, rep, FD_DONE, NULL) == 0;
 }
 
 static int
@@ -867,19 +1221,15 @@ process_file(filedrop_t *fd, const char *name, bool resumed)
     if (join(path, fd->dirs[FD_PROCESSING], name, NULL) != 0)
         return -ENAMETOOLONG;
     const filedrop_codec_t *codec = codec_for(fd, name);
-    char *data = NULL;
-    size_t len = 0;
     pt_error_t err;
     pt_error_clear(&err);
-    int rc = read_whole(path, fd->opt.max_file_size, &data, &len, &err);
-    if (rc == -ENOENT || rc == -ENOMEM || rc == -EIO || rc == -EINTR)
+    int f = -1;
+    off_t size = 0;
+    int rc = open_file(fd, codec, &file, &f, &size, &err);
+    if (rc == -ENOENT || rc == -ENOMEM || rc == -EIO || rc == -EINTR) {
+        if (f >= 0)
+            close(f);
         return 0; /* gone, or worth another try */
-    struct stat st;
-    if (rc == 0 && stat(path, &st) == 0)
-        file.mtime_s = (int64_t)st.st_mtime;
-    if (rc == 0) {
-        crypto_hash_sha256(file.hash, (const unsigned char *)data, len);
-        sodium_bin2hex(file.hash_hex, sizeof file.hash_hex, file.hash, sizeof file.hash);
     }
     if (rc == 0 && codec == NULL) {
         char list[256] = "";
@@ -895,14 +1245,15 @@ process_file(filedrop_t *fd, const char *name, bool resumed)
         pt_log_error("filedrop.seen", "file %s: cannot ask the spool (%s); retried later", name,
                      pt_strerror(seen));
     if (rc != 0)
-        rc = fail_file(fd, &file, codec, &err, NULL, 0) == 0;
+        rc = fail_file(fd, &file, codec, &err, NULL, 0, NULL) == 0;
     else if (seen < 0)
         rc = 0;
     else if (seen > 0)
         rc = process_duplicate(fd, &file, codec);
     else
-        rc = process_decoded(fd, &file, codec, data, len);
-    free(data);
+        rc = process_decoded(fd, &file, codec, f, size);
+    if (f >= 0)
+        close(f);
     return rc;
 }
 
@@ -1125,6 +1476,8 @@ set_options(filedrop_t *fd, const filedrop_options_t *opt, pt_error_t *err)
     if (strlen(opt->inbox) > FD_PATH_MAX - 64)
         return pt_error_set(err, PT_ECONFIG, "inbox", "the folder's path is too long");
     fd->opt = *opt;
+    fd->max_file_set = opt->max_file_size;
+    fd->max_records_set = opt->max_records;
     if (fd->opt.stable_ms == 0)
         fd->opt.stable_ms = 5000;
     if (fd->opt.report_mode == 0)
@@ -1171,6 +1524,8 @@ filedrop_open(filedrop_t **out, uv_loop_t *loop, const filedrop_options_t *opt,
     *out = NULL;
     if (ops == NULL || ops->spool == NULL)
         return pt_error_set(err, PT_ECONFIG, NULL, "filedrop: no spool callback");
+    if (opt->spool != NULL && ops->commit == NULL)
+        return pt_error_set(err, PT_ECONFIG, NULL, "filedrop: a staging spool needs commit");
     if (sodium_init() < 0)
         return pt_error_set(err, PT_EINTERNAL, NULL, "libsodium cannot start");
     filedrop_t *fd = calloc(1, sizeof *fd);

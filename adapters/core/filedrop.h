@@ -16,6 +16,7 @@
 
 #include "codec_ops.h"
 #include "err.h"
+#include "spool.h"
 #include "ptibus/v1/envelope.pb-c.h"
 
 #define PT_FILEDROP_HASH_LEN 32                  /* SHA-256 of the file's bytes */
@@ -23,6 +24,12 @@
 #define PT_FILEDROP_MAX_FILE (64u * 1024 * 1024) /* default max_file_size */
 #define PT_FILEDROP_MAX_RECORDS 100000u          /* default max_records */
 #define PT_FILEDROP_REPORT_VERSION 1             /* "formatVersion" of reports */
+/* A native codec streams the file from its descriptor: its default limits are its own
+ * (max_file_size and max_records still apply when they are set). */
+#define PT_FILEDROP_MAX_NATIVE_FILE (UINT64_C(1) << 30)
+#define PT_FILEDROP_MAX_NATIVE_RECORDS 100000000u
+/* A staged file is spooled in chunks of this many records, each one committed. */
+#define PT_FILEDROP_CHUNK 4096u
 
 /* How the partner's system says that a file is complete. Under every convention, hidden
  * files (".x"), "*.tmp" files, "*.done" markers and anything not a regular file are
@@ -106,6 +113,11 @@ int filedrop_decode(const filedrop_codec_t *codec, const char *data, size_t len,
 /* Frees records from filedrop_decode and their envelopes; sets *recs to NULL. */
 void filedrop_records_free(filedrop_record_t **recs, size_t n);
 
+/* SHA-256 of what fd holds from its current offset to its end, read in large blocks
+ * (OpenSSL's SHA-256, with the CPU's SHA instructions where it has them); the offset is
+ * then at the end. Returns 0 or -errno. */
+int filedrop_hash_fd(int fd, uint8_t out[PT_FILEDROP_HASH_LEN]);
+
 /* The message id given to a record without one: "fd-" + 32 hex digits of the file's hash
  * + "-" + index. The same bytes give the same ids, so a file spooled again (a resume, or
  * a drop of the same content) is answered "duplicate" by the spool. */
@@ -124,10 +136,15 @@ typedef struct filedrop_ops {
     /* Spools the n good records (n may be 0) and the file's hash in one transaction and
      * commits it, setting each record's outcome to SPOOLED, ALREADY or REFUSED (with
      * err). Records and envelopes are borrowed until it returns. Returns 0 once durable;
-     * negative: nothing was committed and the file waits in processing/ to be retried. */
+     * negative: nothing was committed and the file waits in processing/ to be retried.
+     * With options.spool, called once per chunk of the file (see there). */
     int (*spool)(void *ctx, const filedrop_file_t *file, filedrop_record_t *recs, size_t n);
     /* Optional: told once a file has left processing/, with its path in done/ or failed/. */
     void (*finished)(void *ctx, const filedrop_file_t *file, const char *dest, bool failed);
+    /* Commits the turn with the caller's bookkeeping (the runtime's end of turn): called
+     * between the steps of a staged file's rollback. Returns 0 once durable. Required
+     * with options.spool. */
+    int (*commit)(void *ctx);
 } filedrop_ops_t;
 
 typedef struct filedrop_options {
@@ -142,6 +159,12 @@ typedef struct filedrop_options {
     unsigned report_mode; /* of reports; 0 -> 0600 (0640 lets a group read them) */
     const filedrop_codec_t *const *codecs; /* NULL -> json and jsonl */
     size_t n_codecs;
+    /* The spool that spool() writes to (borrowed). Set, a file is staged (spool.h): spool()
+     * is called once per chunk of PT_FILEDROP_CHUNK records and commits each one, the last
+     * call also finishes the stage, and a file that fails (malformed, truncated, a
+     * failed call, all-or-nothing with a bad record, a crash) is rolled back, so that
+     * nothing of it is ever sent. NULL: spool() gets the whole file in one call. */
+    spool_t *spool;
 } filedrop_options_t;
 
 typedef struct filedrop filedrop_t;

@@ -383,6 +383,13 @@ file_spool(void *ctx, const filedrop_file_t *file, filedrop_record_t *recs, size
     return rc ? rc : PT_EINTERNAL;
 }
 
+/* A staged file's rollback steps commit as any turn does. */
+static int
+file_commit(void *ctx)
+{
+    return commit_turn(ctx);
+}
+
 static void
 file_finished(void *ctx, const filedrop_file_t *file, const char *dest, bool failed)
 {
@@ -557,9 +564,10 @@ open_filedrop(runtime_t *rt, pt_error_t *err)
                             .scan_ms = (uint32_t)c->scan_interval_ms,
                             .all_or_nothing = c->all_or_nothing,
                             .codecs = rt->n_codecs ? rt->codec_ptrs : NULL,
-                            .n_codecs = rt->n_codecs};
+                            .n_codecs = rt->n_codecs,
+                            .spool = rt->spool};
     static const filedrop_ops_t ops = {
-        .seen = file_seen, .spool = file_spool, .finished = file_finished};
+        .seen = file_seen, .spool = file_spool, .finished = file_finished, .commit = file_commit};
     return filedrop_open(&rt->fd, &rt->loop, &o, &ops, rt, err);
 }
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -29,9 +30,9 @@
 #define SPOOL_DEFAULT_RETENTION_DAYS 30
 #define DAY_MS ((int64_t)86400000)
 
-enum { SDB_META, SDB_MSG, SDB_QUEUE, SDB_FIN, SDB_RCPT, SDB_INB, SDB_KV, SDB_COUNT };
+enum { SDB_META, SDB_MSG, SDB_QUEUE, SDB_FIN, SDB_RCPT, SDB_INB, SDB_KV, SDB_STAGE, SDB_COUNT };
 static const char *const sdb_names[SDB_COUNT] = {"meta",     "messages", "queue", "finished",
-                                                 "receipts", "inbound",  "kv"};
+                                                 "receipts", "inbound",  "kv",    "stages"};
 
 /* Lifecycle record ("messages", key: message id): a fixed header then the type, the
  * reason and the field path. */
@@ -41,6 +42,14 @@ static const char *const sdb_names[SDB_COUNT] = {"meta",     "messages", "queue"
 #define IREC_LEN 16 /* inbound mark ("inbound", key: seq big-endian) */
 #define FIN_KEY_MAX (8 + PT_MESSAGE_ID_MAX)
 #define KV_KEY_MAX (PT_SPOOL_NS_MAX + 1 + PT_SPOOL_KEY_MAX)
+/* A key-value record written under a stage: format byte KV_STAGED, flags, the stage, the
+ * new value's length, the new value, then the value it replaced (undone on rollback). */
+#define KV_STAGED 2
+#define KV_STAGED_HDR 10
+#define KV_NEW_DELETED 1 /* the stage deleted the key */
+#define KV_HAD_OLD 2     /* the key had a value before the stage */
+#define QREC_STAGED 1    /* queue record flag (byte 2): spooled under the stage of bytes 4-7 */
+#define STAGE_REC_LEN 16 /* "stages" record (key "open"): format, 0, 0, 0, stage, first qseq */
 
 typedef struct lrec {
     uint8_t state, source;
@@ -71,6 +80,21 @@ struct spool {
     uint64_t next_qseq, txn_next_qseq; /* committed / in the turn */
     uint64_t *flight;                  /* qseqs in flight, sorted */
     size_t n_flight, cap_flight;
+    void *map_base; /* LMDB's map, for unmap_touched (NULL: not found) */
+    size_t map_len; /* its size when it was found */
+    unsigned reads; /* look-ups since the last unmap_touched */
+    /* The stage (0: none) that is open or left to roll back. Its writes are what reads see
+     * while it is live (begun by this process, not failed); once it is not, reads see the
+     * values it replaced. */
+    uint32_t stage;
+    uint64_t stage_first;   /* the first qseq it could have spooled */
+    bool stage_live;        /* begun here and no turn of it failed */
+    bool stage_begun_turn;  /* begun by the open turn (gone if the turn is) */
+    bool stage_finish_turn; /* finished by the open turn */
+    uint64_t rb_qseq;       /* rollback: the queue position reached */
+    uint8_t rb_key[KV_KEY_MAX];
+    size_t rb_klen; /* rollback: the kv key reached (0: the first) */
+    bool rb_kv;     /* rollback: the queue is done, the kv is next */
 };
 
 /* ---- small codecs ---- */
@@ -306,12 +330,74 @@ has_room(spool_t *s, MDB_txn *txn, size_t bytes)
     return live_pages(s, txn) + s->limbo + need + s->reserve_pages <= max_pages;
 }
 
+/* A staged file's chunks make LMDB read, through its read-only map, the pages their
+ * writes copy (random message ids reach every leaf of the lifecycles) and the kernel
+ * maps their neighbours with them: clean page-cache pages that would count in the
+ * process's RSS however large the spool grows. They are dropped from the mapping after
+ * each chunk (the kernel keeps them cached; a later read maps them again). LMDB does not
+ * tell where its map is: /proc/self/maps does, read again when the map size changed. */
+static void
+unmap_touched(spool_t *s)
+{
+    MDB_envinfo info;
+    if (mdb_env_info(s->env, &info) != 0)
+        return;
+    if (s->map_len != info.me_mapsize) {
+        char want[PATH_MAX + 16], line[PATH_MAX + 128];
+        snprintf(want, sizeof want, "%s/data.mdb", s->dir);
+        FILE *f = fopen("/proc/self/maps", "r");
+        s->map_base = NULL, s->map_len = 0;
+        while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+            unsigned long lo, hi;
+            char *path = strchr(line, '/');
+            if (path == NULL || sscanf(line, "%lx-%lx", &lo, &hi) != 2)
+                continue;
+            path[strcspn(path, "\n")] = '\0';
+            if (strcmp(path, want) == 0 && hi - lo == info.me_mapsize)
+                s->map_base = (void *)lo, s->map_len = hi - lo;
+        }
+        if (f != NULL)
+            fclose(f);
+    }
+    if (s->map_base != NULL)
+        madvise(s->map_base, s->map_len, MADV_DONTNEED);
+    s->reads = 0;
+}
+
+/* Counts a look-up: long runs of reads (a catalogue's fingerprints, a listing) drop what
+ * they mapped every SPOOL_UNMAP_READS (at most 256 x 64 KiB of fault-around). Pointers into the map
+ * stay valid (a read maps the same page again). */
+#define SPOOL_UNMAP_READS 256
+static void
+read_tick(spool_t *s)
+{
+    if (++s->reads >= SPOOL_UNMAP_READS)
+        unmap_touched(s);
+}
+
 /* ---- transactions ---- */
+
+/* The open turn is lost (aborted or failed): a stage it began is gone, a stage it
+ * finished is pending again, and a stage it wrote to is no longer live (its committed
+ * chunks wait for their rollback). */
+static void
+stage_turn_lost(spool_t *s)
+{
+    if (s->stage_begun_turn)
+        s->stage = 0;
+    else if (s->stage != 0 && s->txn != NULL)
+        s->stage_live = false;
+    s->stage_begun_turn = s->stage_finish_turn = false;
+    if (s->stage == 0)
+        s->stage_live = false;
+    s->rb_qseq = 0, s->rb_klen = 0, s->rb_kv = false; /* a rollback restarts */
+}
 
 static int
 fail_turn(spool_t *s, int rc, pt_error_t *err, const char *what)
 {
     int code = lmdbx_code(rc);
+    stage_turn_lost(s);
     if (s->txn != NULL)
         mdb_txn_abort(s->txn);
     s->txn = NULL;
@@ -362,6 +448,7 @@ urgent_wtxn(spool_t *s, MDB_txn **txn, pt_error_t *err)
 static int
 rtxn(spool_t *s, MDB_txn **txn, pt_error_t *err)
 {
+    read_tick(s);
     if (s->txn != NULL) {
         *txn = s->txn;
         return 0;
@@ -439,6 +526,8 @@ spool_commit(spool_t *s, pt_error_t *err)
         mdb_txn_abort(s->txn);
     else
         rc = mdb_txn_commit(s->txn);
+    if (rc != 0)
+        stage_turn_lost(s);
     s->txn = NULL;
     s->urgent = false;
     if (rc != 0) {
@@ -456,14 +545,21 @@ spool_commit(spool_t *s, pt_error_t *err)
                             mdb_strerror(rc));
     }
     s->next_qseq = s->txn_next_qseq;
+    if (s->stage != 0)
+        unmap_touched(s);
+    if (s->stage_finish_turn)
+        s->stage = 0, s->stage_live = false;
+    s->stage_begun_turn = s->stage_finish_turn = false;
     return 0;
 }
 
 void
 spool_abort(spool_t *s)
 {
-    if (s->txn != NULL)
+    if (s->txn != NULL) {
+        stage_turn_lost(s);
         mdb_txn_abort(s->txn);
+    }
     s->txn = NULL;
     s->urgent = false;
     s->failed = 0;
@@ -622,6 +718,8 @@ open_dbs(spool_t *s, pt_error_t *err)
     return rc ? lmdbx_fail(err, rc, s->dir, "committing the opening transaction") : 0;
 }
 
+static int stage_recover(spool_t *s, pt_error_t *err);
+
 int
 spool_open(const spool_options_t *opts, spool_t **out, pt_error_t *err)
 {
@@ -645,6 +743,8 @@ spool_open(const spool_options_t *opts, spool_t **out, pt_error_t *err)
         rc = open_env(s, opts, err);
     if (rc == 0)
         rc = open_dbs(s, err);
+    if (rc == 0)
+        rc = stage_recover(s, err);
     if (rc != 0) {
         spool_close(&s);
         return rc;
@@ -745,6 +845,10 @@ queue_put(spool_t *s, MDB_txn *txn, const spool_msg_t *m, uint64_t qseq, int64_t
     memset(p, 0, QREC_HDR);
     p[0] = SPOOL_FORMAT;
     p[1] = (uint8_t)idl;
+    if (s->stage_live) {
+        p[2] = QREC_STAGED;
+        bytes_le_put(p + 4, s->stage, 4);
+    }
     bytes_le_put(p + 8, (uint64_t)now, 8);
     memcpy(p + QREC_HDR, m->message_id, idl);
     memcpy(p + QREC_HDR + idl, m->data, m->len);
@@ -767,6 +871,7 @@ spool_put(spool_t *s, const spool_msg_t *m, spool_put_result_t *res, pt_error_t 
     else
         spool_content_hash(m->data, m->len, r.hash);
     lrec_t old;
+    read_tick(s);
     rc = lrec_get(s, txn, m->message_id, &old);
     if (rc == 0) {
         if (sodium_memcmp(old.hash, r.hash, PT_SPOOL_HASH_LEN) != 0)
@@ -828,6 +933,16 @@ typedef struct listing {
     int stop; /* fn's non-zero value */
 } listing_t;
 
+/* Whether a queue record was spooled under the pending stage (never sent before the
+ * stage is finished: it may yet be rolled back). */
+static bool
+qrec_held(const spool_t *s, uint64_t q, const MDB_val *v)
+{
+    const uint8_t *p = v->mv_data;
+    return s->stage != 0 && v->mv_size >= QREC_HDR && (p[2] & QREC_STAGED) &&
+           bytes_le_get(p + 4, 4) == s->stage && q >= s->stage_first;
+}
+
 /* One queue entry of spool_next_to_send: 0, or a PT_E* / LMDB code for a bad entry. */
 static int
 list_one(spool_t *s, MDB_txn *txn, const MDB_val *k, const MDB_val *v, listing_t *l)
@@ -837,7 +952,7 @@ list_one(spool_t *s, MDB_txn *txn, const MDB_val *k, const MDB_val *v, listing_t
     uint64_t q = k->mv_size == 8 ? bytes_be64_get(k->mv_data) : 0;
     if (q >= s->next_qseq) /* spooled by the open turn: sent once it is durable */
         return 0;
-    if (spool_in_flight(s, q))
+    if (spool_in_flight(s, q) || qrec_held(s, q, v))
         return 0;
     int rc = qrec_decode(k, v, &e, id);
     lrec_t r;
@@ -1372,6 +1487,101 @@ kv_key(uint8_t buf[KV_KEY_MAX], const char *ns, const void *key, size_t klen, si
     return 0;
 }
 
+/* The value a reader sees in a key-value record: 1 with *val and *vlen (borrowed from
+ * v), 0 when the record stands for an absent key (deleted by a stage that stands, or
+ * first written by a stage that does not), or PT_ECORRUPT. A staged record's new value
+ * stands unless its stage is pending and not live (to be rolled back). */
+static int
+kv_visible(const spool_t *s, const MDB_val *v, const uint8_t **val, size_t *vlen)
+{
+    const uint8_t *p = v->mv_data;
+    if (v->mv_size >= 1 && p[0] == SPOOL_FORMAT) {
+        *val = p + 1, *vlen = v->mv_size - 1;
+        return 1;
+    }
+    if (v->mv_size < KV_STAGED_HDR || p[0] != KV_STAGED)
+        return PT_ECORRUPT;
+    size_t nl = bytes_le_get(p + 6, 4);
+    if (nl > v->mv_size - KV_STAGED_HDR)
+        return PT_ECORRUPT;
+    bool undone = s->stage != 0 && !s->stage_live && bytes_le_get(p + 2, 4) == s->stage;
+    if (!undone && (p[1] & KV_NEW_DELETED))
+        return 0;
+    if (!undone) {
+        *val = p + KV_STAGED_HDR, *vlen = nl;
+        return 1;
+    }
+    if (!(p[1] & KV_HAD_OLD))
+        return 0;
+    *val = p + KV_STAGED_HDR + nl, *vlen = v->mv_size - KV_STAGED_HDR - nl;
+    return 1;
+}
+
+/* The value a staged write replaces: the record's own old value when this stage wrote it
+ * already, else what a reader sees now. Copied (the put may move it); *old NULL when the
+ * key had none. Returns 0, -ENOMEM, PT_ECORRUPT or an LMDB code. */
+static int
+kv_replaced(spool_t *s, MDB_txn *txn, MDB_val *k, uint8_t **old, size_t *ol)
+{
+    MDB_val cur;
+    const uint8_t *o = NULL;
+    *old = NULL, *ol = 0;
+    int rc = mdb_get(txn, s->dbi[SDB_KV], k, &cur);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return rc;
+    const uint8_t *p = cur.mv_data;
+    int vis;
+    if (cur.mv_size >= KV_STAGED_HDR && p[0] == KV_STAGED && bytes_le_get(p + 2, 4) == s->stage) {
+        size_t nl = bytes_le_get(p + 6, 4);
+        if (nl > cur.mv_size - KV_STAGED_HDR)
+            return PT_ECORRUPT;
+        vis = (p[1] & KV_HAD_OLD) != 0;
+        o = p + KV_STAGED_HDR + nl, *ol = cur.mv_size - KV_STAGED_HDR - nl;
+    } else if ((vis = kv_visible(s, &cur, &o, ol)) < 0) {
+        return vis;
+    }
+    if (vis == 0)
+        return *ol = 0, 0;
+    if ((*old = malloc(*ol ? *ol : 1)) == NULL)
+        return -ENOMEM;
+    memcpy(*old, o, *ol);
+    return 0;
+}
+
+/* Writes key -> val (or a deletion when del) in the turn: a plain record, or under a live
+ * stage a staged one that keeps the value it replaced. */
+static int
+kv_write(spool_t *s, MDB_txn *txn, MDB_val *k, const void *val, size_t vlen, bool del)
+{
+    if (!s->stage_live && del)
+        return mdb_del(txn, s->dbi[SDB_KV], k, NULL);
+    uint8_t *old = NULL;
+    size_t ol = 0;
+    int rc = s->stage_live ? kv_replaced(s, txn, k, &old, &ol) : 0;
+    if (rc != 0)
+        return rc;
+    size_t nl = del ? 0 : vlen, hdr = s->stage_live ? KV_STAGED_HDR : 1;
+    MDB_val v = {hdr + nl + (old ? ol : 0), NULL};
+    rc = mdb_put(txn, s->dbi[SDB_KV], k, &v, MDB_RESERVE);
+    if (rc == 0) {
+        uint8_t *p = v.mv_data;
+        p[0] = s->stage_live ? KV_STAGED : SPOOL_FORMAT;
+        if (s->stage_live) {
+            p[1] = (uint8_t)((del ? KV_NEW_DELETED : 0) | (old ? KV_HAD_OLD : 0));
+            bytes_le_put(p + 2, s->stage, 4);
+            bytes_le_put(p + 6, nl, 4);
+        }
+        if (nl)
+            memcpy(p + hdr, val, nl);
+        if (old != NULL && ol)
+            memcpy(p + hdr + nl, old, ol);
+    }
+    free(old);
+    return rc;
+}
+
 int
 spool_kv_get(spool_t *s, const char *ns, const void *key, size_t klen, uint8_t **val, size_t *vlen,
              pt_error_t *err)
@@ -1387,18 +1597,21 @@ spool_kv_get(spool_t *s, const char *ns, const void *key, size_t klen, uint8_t *
     if (rc != 0)
         return rc;
     MDB_val k = {kl, kb}, v;
+    const uint8_t *p = NULL;
+    size_t n = 0;
     int m = mdb_get(txn, s->dbi[SDB_KV], &k, &v);
-    if (m == 0 && (v.mv_size < 1 || *(uint8_t *)v.mv_data != SPOOL_FORMAT))
+    int vis = m == 0 ? kv_visible(s, &v, &p, &n) : 0;
+    if (vis < 0)
         rc = pt_error_set(err, PT_ECORRUPT, ns, "bad key-value record");
-    else if (m == MDB_NOTFOUND)
+    else if (m == MDB_NOTFOUND || (m == 0 && vis == 0))
         rc = pt_error_set(err, PT_ENOTFOUND, ns, "no such key");
     else if (m != 0)
         rc = lmdbx_fail(err, m, s->dir, "reading a key");
-    else if ((*val = malloc(v.mv_size)) == NULL)
+    else if ((*val = malloc(n ? n : 1)) == NULL)
         rc = pt_error_set(err, -ENOMEM, ns, "out of memory");
     if (rc == 0) {
-        *vlen = v.mv_size - 1;
-        memcpy(*val, (uint8_t *)v.mv_data + 1, *vlen);
+        *vlen = n;
+        memcpy(*val, p, n);
     }
     rend(s, txn);
     return rc;
@@ -1416,17 +1629,14 @@ spool_kv_put(spool_t *s, const char *ns, const void *key, size_t klen, const voi
         rc = urgent_wtxn(s, &txn, err);
     if (rc != 0)
         return rc;
-    if (!has_room(s, txn, vlen + kl))
+    if (!has_room(s, txn, 2 * vlen + kl))
         return pt_error_set(err, PT_EJOURNALFULL, s->dir,
                             "the spool reached its maximum size (%zu bytes)", s->map_max);
-    MDB_val k = {kl, kb}, v = {vlen + 1, NULL};
-    rc = mdb_put(txn, s->dbi[SDB_KV], &k, &v, MDB_RESERVE);
-    if (rc != 0)
-        return fail_turn(s, rc, err, "writing a key");
-    *(uint8_t *)v.mv_data = SPOOL_FORMAT;
-    if (vlen)
-        memcpy((uint8_t *)v.mv_data + 1, val, vlen);
-    return 0;
+    MDB_val k = {kl, kb};
+    rc = kv_write(s, txn, &k, val, vlen, false);
+    if (rc == -ENOMEM || rc == PT_ECORRUPT)
+        return pt_error_set(err, rc, ns, "writing a key: %s", pt_strerror(rc));
+    return rc ? fail_turn(s, rc, err, "writing a key") : 0;
 }
 
 int
@@ -1440,11 +1650,23 @@ spool_kv_del(spool_t *s, const char *ns, const void *key, size_t klen, pt_error_
         rc = urgent_wtxn(s, &txn, err);
     if (rc != 0)
         return rc;
-    MDB_val k = {kl, kb};
-    rc = mdb_del(txn, s->dbi[SDB_KV], &k, NULL);
-    if (rc == MDB_NOTFOUND)
+    MDB_val k = {kl, kb}, v;
+    const uint8_t *p;
+    size_t n;
+    int m = mdb_get(txn, s->dbi[SDB_KV], &k, &v);
+    int vis = m == 0 ? kv_visible(s, &v, &p, &n) : 0;
+    if (m != 0 && m != MDB_NOTFOUND)
+        return fail_turn(s, m, err, "deleting a key");
+    if (vis < 0)
+        return pt_error_set(err, PT_ECORRUPT, ns, "bad key-value record");
+    if (vis == 0 && (m == MDB_NOTFOUND || s->stage_live))
         return pt_error_set(err, PT_ENOTFOUND, ns, "no such key");
-    return rc ? fail_turn(s, rc, err, "deleting a key") : 0;
+    rc = kv_write(s, txn, &k, NULL, 0, true); /* outside a stage it also drops a tombstone */
+    if (rc == -ENOMEM || rc == PT_ECORRUPT)
+        return pt_error_set(err, rc, ns, "deleting a key: %s", pt_strerror(rc));
+    if (rc != 0)
+        return fail_turn(s, rc, err, "deleting a key");
+    return vis == 0 ? pt_error_set(err, PT_ENOTFOUND, ns, "no such key") : 0;
 }
 
 int
@@ -1464,12 +1686,16 @@ spool_kv_iterate(spool_t *s, const char *ns, spool_kv_fn fn, void *arg, pt_error
     if (m == 0)
         m = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
     while (m == 0 && rc == 0 && k.mv_size >= prefix && memcmp(k.mv_data, kb, prefix) == 0) {
-        if (v.mv_size < 1 || *(uint8_t *)v.mv_data != SPOOL_FORMAT) {
+        const uint8_t *p;
+        size_t n;
+        int vis = kv_visible(s, &v, &p, &n);
+        if (vis < 0) {
             rc = pt_error_set(err, PT_ECORRUPT, ns, "bad key-value record");
             break;
         }
-        rc = fn(arg, (const uint8_t *)k.mv_data + prefix, k.mv_size - prefix,
-                (const uint8_t *)v.mv_data + 1, v.mv_size - 1);
+        if (vis > 0)
+            rc = fn(arg, (const uint8_t *)k.mv_data + prefix, k.mv_size - prefix, p, n);
+        read_tick(s);
         if (rc == 0)
             m = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
@@ -1478,6 +1704,206 @@ spool_kv_iterate(spool_t *s, const char *ns, spool_kv_fn fn, void *arg, pt_error
     if (m != 0 && m != MDB_NOTFOUND)
         return lmdbx_fail(err, m, s->dir, "iterating keys");
     return rc;
+}
+
+/* ---- staged files ---- */
+
+bool
+spool_stage_pending(const spool_t *s)
+{
+    return s->stage != 0;
+}
+
+int
+spool_stage_begin(spool_t *s, pt_error_t *err)
+{
+    if (s->stage != 0)
+        return pt_error_set(err, -EBUSY, s->dir, "stage %u is still to roll back", s->stage);
+    MDB_txn *txn;
+    int rc = wtxn(s, &txn, err);
+    if (rc != 0)
+        return rc;
+    uint64_t next = 1;
+    rc = meta_get_u64(s, txn, "next_stage", &next);
+    if (rc == MDB_NOTFOUND || next == 0 || next > UINT32_MAX)
+        next = 1, rc = rc == MDB_NOTFOUND ? 0 : rc;
+    uint8_t rec[STAGE_REC_LEN] = {SPOOL_FORMAT};
+    bytes_le_put(rec + 4, next, 4);
+    bytes_le_put(rec + 8, s->txn_next_qseq, 8);
+    MDB_val k = {4, "open"}, v = {STAGE_REC_LEN, rec};
+    if (rc == 0)
+        rc = meta_put_u64(s, txn, "next_stage", next + 1);
+    if (rc == 0)
+        rc = mdb_put(txn, s->dbi[SDB_STAGE], &k, &v, 0);
+    if (rc != 0)
+        return fail_turn(s, rc, err, "beginning a staged file");
+    s->stage = (uint32_t)next;
+    s->stage_first = s->txn_next_qseq;
+    s->stage_live = s->stage_begun_turn = true;
+    s->rb_qseq = 0, s->rb_klen = 0, s->rb_kv = false;
+    return 0;
+}
+
+/* Deletes the "open" stage record in the turn: the stage is resolved once it commits. */
+static int
+stage_resolve(spool_t *s, MDB_txn *txn, pt_error_t *err, const char *what)
+{
+    MDB_val k = {4, "open"};
+    int rc = mdb_del(txn, s->dbi[SDB_STAGE], &k, NULL);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return fail_turn(s, rc, err, what);
+    s->stage_finish_turn = true;
+    return 0;
+}
+
+int
+spool_stage_finish(spool_t *s, pt_error_t *err)
+{
+    if (s->stage == 0 || !s->stage_live)
+        return pt_error_set(err, PT_ENOTFOUND, s->dir, "no staged file is open");
+    MDB_txn *txn;
+    int rc = wtxn(s, &txn, err);
+    return rc ? rc : stage_resolve(s, txn, err, "finishing a staged file");
+}
+
+/* Deletes at most max messages of the stage (queue entry and lifecycle), from the queue
+ * position reached; *n counts them. 1 when max was reached, 0 at the end, or LMDB's. */
+static int
+rollback_queue(spool_t *s, MDB_txn *txn, size_t max, size_t *n)
+{
+    uint8_t key[8];
+    uint64_t from = s->rb_qseq > s->stage_first ? s->rb_qseq : s->stage_first;
+    bytes_be64_put(key, from);
+    MDB_val k = {8, key}, v;
+    MDB_cursor *cur = NULL;
+    int rc = mdb_cursor_open(txn, s->dbi[SDB_QUEUE], &cur);
+    if (rc == 0)
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && *n < max) {
+        uint64_t q = k.mv_size == 8 ? bytes_be64_get(k.mv_data) : 0;
+        char id[PT_MESSAGE_ID_MAX + 1];
+        spool_entry_t e;
+        s->rb_qseq = q;
+        if (qrec_held(s, q, &v) && qrec_decode(&k, &v, &e, id) == 0) {
+            MDB_val ik = {strlen(id), id};
+            rc = mdb_del(txn, s->dbi[SDB_MSG], &ik, NULL);
+            if (rc == 0 || rc == MDB_NOTFOUND)
+                rc = mdb_cursor_del(cur, 0);
+            (*n)++;
+        }
+        if (rc == 0)
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc == 0 ? 1 : rc;
+}
+
+/* The next key-value record of the stage from the key reached: 1 with its key in rb_key
+ * and what to restore (*old, copied, NULL: delete the key), 0 when none is left. */
+static int
+rollback_kv_next(spool_t *s, MDB_txn *txn, uint8_t **old, size_t *ol)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val k = {s->rb_klen, s->rb_key}, v;
+    int rc = mdb_cursor_open(txn, s->dbi[SDB_KV], &cur);
+    if (rc == 0)
+        rc = mdb_cursor_get(cur, &k, &v, s->rb_klen ? MDB_SET_RANGE : MDB_FIRST);
+    for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        const uint8_t *p = v.mv_data;
+        if (v.mv_size < KV_STAGED_HDR || p[0] != KV_STAGED || bytes_le_get(p + 2, 4) != s->stage ||
+            k.mv_size > KV_KEY_MAX)
+            continue;
+        memcpy(s->rb_key, k.mv_data, k.mv_size);
+        s->rb_klen = k.mv_size;
+        const uint8_t *o;
+        int vis = kv_visible(s, &v, &o, ol); /* the stage is not live: the old value */
+        *old = vis > 0 ? malloc(*ol ? *ol : 1) : NULL;
+        if (vis > 0 && *old == NULL)
+            rc = -ENOMEM;
+        else if (vis > 0)
+            memcpy(*old, o, *ol);
+        break;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc == 0 ? 1 : rc;
+}
+
+/* Undoes at most max key-value writes of the stage; as rollback_queue. */
+static int
+rollback_kv(spool_t *s, MDB_txn *txn, size_t max, size_t *n)
+{
+    int found = 1;
+    while (found == 1 && *n < max) {
+        uint8_t *old = NULL;
+        size_t ol = 0;
+        int rc = 0;
+        found = rollback_kv_next(s, txn, &old, &ol);
+        MDB_val k = {s->rb_klen, s->rb_key}, v = {ol + 1, NULL};
+        if (found == 1 && old == NULL)
+            rc = mdb_del(txn, s->dbi[SDB_KV], &k, NULL);
+        else if (found == 1 && (rc = mdb_put(txn, s->dbi[SDB_KV], &k, &v, MDB_RESERVE)) == 0) {
+            *(uint8_t *)v.mv_data = SPOOL_FORMAT;
+            memcpy((uint8_t *)v.mv_data + 1, old, ol);
+        }
+        free(old);
+        if (rc != 0)
+            return rc;
+        if (found == 1)
+            (*n)++;
+    }
+    return found;
+}
+
+int
+spool_stage_rollback(spool_t *s, size_t max, pt_error_t *err)
+{
+    if (s->stage == 0)
+        return 0;
+    MDB_txn *txn;
+    int rc = wtxn(s, &txn, err);
+    if (rc != 0)
+        return rc;
+    s->stage_live = false; /* from now on reads see what the stage replaced */
+    size_t n = 0;
+    if (!s->rb_kv && (rc = rollback_queue(s, txn, max, &n)) == 0)
+        s->rb_kv = true;
+    if (s->rb_kv && rc == 0)
+        rc = rollback_kv(s, txn, max, &n);
+    if (rc == -ENOMEM)
+        return pt_error_set(err, rc, s->dir, "rolling back a staged file: out of memory");
+    if (rc < 0 || rc > 1)
+        return fail_turn(s, rc, err, "rolling back a staged file");
+    return rc == 1 ? 1 : stage_resolve(s, txn, err, "rolling back a staged file");
+}
+
+/* A stage left by a crash (or a failed rollback) is rolled back before the spool is
+ * used: nothing of a file that was not finished is ever sent. */
+static int
+stage_recover(spool_t *s, pt_error_t *err)
+{
+    MDB_txn *txn;
+    MDB_val k = {4, "open"}, v;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0)
+        return lmdbx_fail(err, rc, s->dir, "reading the stages");
+    rc = mdb_get(txn, s->dbi[SDB_STAGE], &k, &v);
+    if (rc == 0 && (v.mv_size != STAGE_REC_LEN || *(uint8_t *)v.mv_data != SPOOL_FORMAT))
+        rc = MDB_CORRUPTED;
+    if (rc == 0) {
+        s->stage = (uint32_t)bytes_le_get((const uint8_t *)v.mv_data + 4, 4);
+        s->stage_first = bytes_le_get((const uint8_t *)v.mv_data + 8, 8);
+    }
+    mdb_txn_abort(txn);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return lmdbx_fail(err, rc, s->dir, "reading the open stage");
+    pt_log_warn("spool.stage", "stage %u (a file spooled in chunks) was not finished: rolled back",
+                s->stage);
+    while ((rc = spool_stage_rollback(s, 4096, err)) == 1)
+        if ((rc = spool_commit(s, err)) != 0)
+            return rc;
+    return rc == 0 ? spool_commit(s, err) : rc;
 }
 
 /* ---- stats and helpers ---- */

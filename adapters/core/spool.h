@@ -239,6 +239,35 @@ int spool_kv_del(spool_t *s, const char *ns, const void *key, size_t klen, pt_er
 /* fn must not write to the spool (collect, then write). Returns 0, fn's value or an error. */
 int spool_kv_iterate(spool_t *s, const char *ns, spool_kv_fn fn, void *arg, pt_error_t *err);
 
+/* ---- staged files ---- */
+
+/* A file too large for one write transaction is spooled in chunks, each committed, under
+ * a stage: the messages it spools are kept from the send queue and the key-value writes
+ * it makes are undoable, until the turn that finishes the stage commits. A stage that is
+ * not finished (a decode that failed, a crash) is rolled back: its messages and their
+ * lifecycles are deleted and its key-value writes undone, in chunks too. spool_open
+ * rolls back a stage left by a crash before it returns. One stage at a time: the file
+ * drop processes one file at a time, synchronously on the loop, so the writes made while
+ * a stage is live are the file's (a stage takes every spool_put and key-value write of
+ * that time). Layouts and the proof: docs/adapters/spool.md. */
+
+/* Whether a stage is unresolved (open, or left by a failed turn or rollback): it must
+ * be rolled back (spool_stage_rollback) before another begins. */
+bool spool_stage_pending(const spool_t *s);
+
+/* Begins a stage in the turn. -EBUSY when one is pending. */
+int spool_stage_begin(spool_t *s, pt_error_t *err);
+
+/* Finishes the open stage in the turn: once the turn commits, its messages are sent and
+ * its key-value writes stand. A failed turn leaves the stage pending. PT_ENOTFOUND when
+ * no stage is open. */
+int spool_stage_finish(spool_t *s, pt_error_t *err);
+
+/* One step of the rollback of the pending stage, in the turn: at most max deletions or
+ * undos. Returns 1 when more steps are needed (commit the turn, then call again), 0 once
+ * the stage is gone (commit the turn to make that durable), or an error. */
+int spool_stage_rollback(spool_t *s, size_t max, pt_error_t *err);
+
 /* ---- stats and helpers ---- */
 
 int spool_stats(spool_t *s, int64_t now_ms, spool_stats_t *out, pt_error_t *err);

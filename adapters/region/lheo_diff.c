@@ -118,12 +118,82 @@ kmap_fini(kmap_t *m)
     memset(m, 0, sizeof *m);
 }
 
+/* The snapshot's keys as 128-bit digests keyed per diff (so that no partner file can
+ * make two keys collide on purpose): 16 bytes a session whatever its key. A digest's
+ * first byte is never 0, which marks an empty slot. */
+#define DIGEST_LEN 16
+typedef struct dset {
+    uint8_t (*v)[DIGEST_LEN];
+    size_t cap, n; /* cap is 0 or a power of two */
+    uint8_t key[crypto_generichash_KEYBYTES];
+} dset_t;
+
+static void
+dset_digest(const dset_t *d, const char *key, uint8_t out[DIGEST_LEN])
+{
+    crypto_generichash(out, DIGEST_LEN, (const uint8_t *)key, strlen(key), d->key, sizeof d->key);
+    out[0] |= 1;
+}
+
+static size_t
+dset_slot(const dset_t *d, const uint8_t dg[DIGEST_LEN])
+{
+    uint64_t h;
+    memcpy(&h, dg + 8, sizeof h);
+    size_t i = (size_t)h & (d->cap - 1);
+    while (d->v[i][0] != 0 && memcmp(d->v[i], dg, DIGEST_LEN) != 0)
+        i = (i + 1) & (d->cap - 1);
+    return i;
+}
+
+static bool
+dset_has(const dset_t *d, const char *key)
+{
+    uint8_t dg[DIGEST_LEN];
+    if (d->cap == 0)
+        return false;
+    dset_digest(d, key, dg);
+    return d->v[dset_slot(d, dg)][0] != 0;
+}
+
+/* 1 when key was added, 0 when it was there, -ENOMEM. Grown at 3/4. */
+static int
+dset_add(dset_t *d, const char *key)
+{
+    if ((d->n + 1) * 4 > d->cap * 3) {
+        dset_t g = *d;
+        g.cap = d->cap ? d->cap * 2 : 1024;
+        g.n = 0;
+        if ((g.v = calloc(g.cap, DIGEST_LEN)) == NULL)
+            return -ENOMEM;
+        for (size_t i = 0; i < d->cap; i++)
+            if (d->v[i][0] != 0)
+                memcpy(g.v[dset_slot(&g, d->v[i])], d->v[i], DIGEST_LEN), g.n++;
+        free(d->v);
+        *d = g;
+    }
+    uint8_t dg[DIGEST_LEN];
+    dset_digest(d, key, dg);
+    size_t i = dset_slot(d, dg);
+    if (d->v[i][0] != 0)
+        return 0;
+    memcpy(d->v[i], dg, DIGEST_LEN);
+    d->n++;
+    return 1;
+}
+
 struct lheo_diff {
     lheo_store_t *store;
-    kmap_t seen;   /* every key of the snapshot */
-    kmap_t staged; /* fingerprints to put, deletions to make */
+    dset_t seen;   /* every key of the snapshot */
+    kmap_t staged; /* fingerprints to put, deletions to make (unless written through) */
     lheo_diff_stats_t stats;
 };
+
+static bool
+write_through(const lheo_diff_t *d)
+{
+    return d->store != NULL && d->store->ops->write_through;
+}
 
 int
 lheo_diff_new(lheo_diff_t **out, lheo_store_t *store)
@@ -132,6 +202,7 @@ lheo_diff_new(lheo_diff_t **out, lheo_store_t *store)
     if (*out == NULL)
         return -ENOMEM;
     (*out)->store = store;
+    randombytes_buf((*out)->seen.key, sizeof(*out)->seen.key);
     return 0;
 }
 
@@ -140,7 +211,7 @@ lheo_diff_destroy(lheo_diff_t **d)
 {
     if (d == NULL || *d == NULL)
         return;
-    kmap_fini(&(*d)->seen);
+    free((*d)->seen.v);
     kmap_fini(&(*d)->staged);
     free(*d);
     *d = NULL;
@@ -172,12 +243,11 @@ lheo_diff_offer(lheo_diff_t *d, const Ptibus__V1__TrainingOffer *offer, bool *pu
     const char *key = offer->offer_id ? offer->offer_id : "";
     kentry_t *e;
     uint8_t fp[LHEO_FP_LEN], old[LHEO_FP_LEN];
-    size_t seen = d->seen.n; /* one probe: an insert that adds nothing found the key */
-    int rc = kmap_insert(&d->seen, key, &e);
-    if (rc == 0 && d->seen.n == seen)
+    int rc = dset_add(&d->seen, key);
+    if (rc == 0)
         return pt_error_set(err, PT_EINVALID, "offer_id",
                             "session \"%.128s\" appears twice in the catalogue", key);
-    if (rc == 0)
+    if (rc > 0)
         rc = fingerprint(offer, fp);
     if (rc < 0)
         return rc;
@@ -189,9 +259,12 @@ lheo_diff_offer(lheo_diff_t *d, const Ptibus__V1__TrainingOffer *offer, bool *pu
     }
     if (rc != 0 && rc != PT_ENOTFOUND)
         return rc;
-    if ((rc = kmap_insert(&d->staged, key, &e)) < 0)
+    if (write_through(d) && (rc = d->store->ops->put(d->store->impl, key, fp)) < 0)
         return rc;
-    memcpy(e->fp, fp, LHEO_FP_LEN);
+    if (!write_through(d) && (rc = kmap_insert(&d->staged, key, &e)) < 0)
+        return rc;
+    if (!write_through(d))
+        memcpy(e->fp, fp, LHEO_FP_LEN);
     d->stats.published++;
     *publish = true;
     return 0;
@@ -200,8 +273,8 @@ lheo_diff_offer(lheo_diff_t *d, const Ptibus__V1__TrainingOffer *offer, bool *pu
 int
 lheo_diff_keep(lheo_diff_t *d, const char *key)
 {
-    kentry_t *e;
-    return kmap_insert(&d->seen, key, &e);
+    int rc = dset_add(&d->seen, key);
+    return rc < 0 ? rc : 0;
 }
 
 typedef struct absent_ctx {
@@ -215,7 +288,7 @@ static int
 collect_absent(void *ctx, const char *key)
 {
     absent_ctx_t *a = ctx;
-    if (kmap_find(&a->d->seen, key) != NULL)
+    if (dset_has(&a->d->seen, key))
         return 0;
     if (a->n == a->cap) {
         size_t cap = a->cap ? a->cap * 2 : 16;
@@ -249,9 +322,11 @@ lheo_diff_withdrawals(lheo_diff_t *d, int (*fn)(void *ctx, const char *key), voi
         qsort(a.keys, a.n, sizeof *a.keys, cmp_str);
     for (size_t i = 0; i < a.n && rc == 0; i++) {
         kentry_t *e;
-        rc = kmap_insert(&d->staged, a.keys[i], &e);
-        if (rc == 0) {
+        if (write_through(d))
+            rc = d->store->ops->del(d->store->impl, a.keys[i]);
+        else if ((rc = kmap_insert(&d->staged, a.keys[i], &e)) == 0)
             e->del = true;
+        if (rc == 0) {
             d->stats.withdrawn++;
             rc = fn(ctx, a.keys[i]);
         }
@@ -327,7 +402,7 @@ mem_list(void *impl, int (*fn)(void *ctx, const char *key), void *ctx)
     return 0;
 }
 
-static const lheo_store_ops_t mem_ops = {mem_get, mem_put, mem_del, mem_list};
+static const lheo_store_ops_t mem_ops = {mem_get, mem_put, mem_del, mem_list, false};
 
 int
 lheo_memstore_new(lheo_store_t **out)

@@ -5,7 +5,8 @@
  * nothing for an unchanged one. A diff stages its changes and writes them to the store
  * only on lheo_diff_commit(), which the decoder calls once the whole file was read: a
  * truncated or malformed file changes nothing. Pure: no I/O but through the store.
- * Owns its seen set and staged changes; borrows the store. */
+ * The seen set holds a 16-byte keyed digest per session, never the keys. Owns its seen
+ * set and staged changes; borrows the store. */
 #ifndef PT_LHEO_DIFF_H
 #define PT_LHEO_DIFF_H
 
@@ -27,6 +28,10 @@ typedef struct lheo_store_ops {
     int (*put)(void *impl, const char *key, const uint8_t fp[LHEO_FP_LEN]);
     int (*del)(void *impl, const char *key);
     int (*list)(void *impl, int (*fn)(void *ctx, const char *key), void *ctx);
+    /* The store undoes the writes of a file that fails (the spool's staging of a file):
+     * the diff then writes each change at once instead of holding them in memory until
+     * lheo_diff_commit(), so that its memory does not grow with the changes. */
+    bool write_through;
 } lheo_store_ops_t;
 
 typedef struct lheo_store {

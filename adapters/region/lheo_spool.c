@@ -65,7 +65,9 @@ st_list(void *impl, int (*fn)(void *ctx, const char *key), void *ctx)
     return spool_kv_iterate(impl, PT_LHEO_SPOOL_NS, st_each, &l, &err);
 }
 
-static const lheo_store_ops_t store_ops = {st_get, st_put, st_del, st_list};
+/* Written through: the runtime stages a file in the spool (spool.h), and a file that
+ * fails is rolled back, its fingerprint writes with it. */
+static const lheo_store_ops_t store_ops = {st_get, st_put, st_del, st_list, true};
 
 lheo_store_t
 lheo_spool_store(spool_t *spool)

@@ -1,8 +1,9 @@
 /* lheo_spool: the LHEO codec's fingerprint store (lheo_diff.h) backed by the adapter's
- * spool, in its "lheo" key-value namespace: the fingerprints are written into the
- * spool's open turn, so they commit in the same transaction as the offers a catalogue
- * publishes (a crash or a refused file changes neither). Used by the Région's daemon and
- * the codec benchmark. Owns nothing; the spool is borrowed. */
+ * spool, in its "lheo" key-value namespace. The store is written through: each change
+ * goes into the spool's turn at once, under the stage of the file (spool.h), so the
+ * fingerprints stand with the offers a catalogue publishes when its last chunk commits,
+ * and a crash or a refused file rolls both back. Used by the Région's daemon and the
+ * codec benchmark. Owns nothing; the spool is borrowed. */
 #ifndef PT_LHEO_SPOOL_H
 #define PT_LHEO_SPOOL_H
 

@@ -21,6 +21,7 @@
 #include <jansson.h>
 #include <uv.h>
 
+#include "codec.h"
 #include "filedrop.h"
 #include "pjson.h"
 #include "samples.h"
@@ -148,6 +149,8 @@ typedef struct fx {
     filedrop_options_t opt;
     filedrop_t *fd;
     recorder_t rec;
+    spool_t *spool; /* the staged tests' real spool */
+    size_t spool_calls;
 } fx_t;
 
 static int
@@ -185,6 +188,7 @@ teardown(void **state)
 {
     fx_t *f = *state;
     fx_stop(f);
+    spool_close(&f->spool);
     assert_int_equal(uv_loop_close(&f->loop), 0);
     tu_rmtree(f->dir);
     free(f);
@@ -510,6 +514,163 @@ test_all_or_nothing(void **state)
     free(good);
 }
 
+/* ---- staged files, over a real spool (as the runtime) ---- */
+
+static int
+real_seen(void *ctx, const filedrop_file_t *file)
+{
+    fx_t *f = ctx;
+    uint8_t *v = NULL;
+    size_t n = 0;
+    pt_error_t err;
+    int rc = spool_kv_get(f->spool, "files", file->hash, PT_FILEDROP_HASH_LEN, &v, &n, &err);
+    free(v);
+    return rc == 0 ? 1 : rc == PT_ENOTFOUND ? 0 : rc;
+}
+
+static int
+real_spool(void *ctx, const filedrop_file_t *file, filedrop_record_t *recs, size_t n)
+{
+    fx_t *f = ctx;
+    pt_error_t err;
+    f->spool_calls++;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        spool_put_result_t res;
+        assert_int_equal(codec_pack(&recs[i].env->base, 1 << 20, &buf, &len, &err), 0);
+        spool_msg_t m = {.message_id = recs[i].env->message_id,
+                         .data = buf,
+                         .len = len,
+                         .source = SPOOL_SRC_FILE};
+        assert_int_equal(spool_put(f->spool, &m, &res, &err), 0);
+        recs[i].outcome = res.duplicate ? PT_FILEDROP_ALREADY : PT_FILEDROP_SPOOLED;
+        free(buf);
+    }
+    int64_t at = 1;
+    assert_int_equal(
+        spool_kv_put(f->spool, "files", file->hash, PT_FILEDROP_HASH_LEN, &at, sizeof at, &err), 0);
+    return spool_commit(f->spool, &err);
+}
+
+static int
+real_commit(void *ctx)
+{
+    pt_error_t err;
+    return spool_commit(((fx_t *)ctx)->spool, &err);
+}
+
+static void
+real_finished(void *ctx, const filedrop_file_t *file, const char *dest, bool failed)
+{
+    rec_finished(&((fx_t *)ctx)->rec, file, dest, failed);
+}
+
+static const filedrop_ops_t real_ops = {
+    .seen = real_seen, .spool = real_spool, .finished = real_finished, .commit = real_commit};
+
+static void
+real_start(fx_t *f)
+{
+    char dir[4300];
+    pt_error_t err;
+    snprintf(dir, sizeof dir, "%s/spool", f->dir);
+    spool_options_t so = {.dir = dir, .unsafe_nosync = true};
+    assert_int_equal(spool_open(&so, &f->spool, &err), 0);
+    f->opt.spool = f->spool;
+    if (filedrop_open(&f->fd, &f->loop, &f->opt, &real_ops, f, &err) != 0)
+        fail_msg("filedrop_open: %s", err.msg);
+}
+
+static int
+count_one(void *arg, const spool_entry_t *e)
+{
+    (void)e;
+    (*(size_t *)arg)++;
+    return 0;
+}
+
+static size_t
+sendable(fx_t *f)
+{
+    size_t n = 0;
+    pt_error_t err;
+    assert_int_equal(spool_next_to_send(f->spool, INT64_MAX, SIZE_MAX, count_one, &n, NULL, &err),
+                     0);
+    return n;
+}
+
+static size_t
+lifecycles(fx_t *f)
+{
+    spool_stats_t st;
+    pt_error_t err;
+    assert_int_equal(spool_stats(f->spool, 0, &st, &err), 0);
+    return st.lifecycles;
+}
+
+#define STAGED_N 5000 /* more than one chunk of PT_FILEDROP_CHUNK */
+
+/* STAGED_N good lines, then `last` (NULL: none). */
+static void
+put_staged(fx_t *f, const char *name, const char *last)
+{
+    char *good = sample_json("");
+    const char **lines = calloc(STAGED_N + 1, sizeof *lines);
+    for (size_t i = 0; i < STAGED_N; i++)
+        lines[i] = good;
+    lines[STAGED_N] = last;
+    put_lines(f, name, lines, last ? STAGED_N + 1 : STAGED_N);
+    free(lines);
+    free(good);
+}
+
+/* A file of more than one chunk: its first chunk is committed before its end, and the
+ * whole file becomes sendable at once with the last commit. */
+static void
+test_staged_file_in_chunks(void **state)
+{
+    fx_t *f = *state;
+    real_start(f);
+    put_staged(f, "big.jsonl", NULL);
+    run_for(f, 20000, 1);
+    assert_true(file_exists(f, "done", "big.jsonl"));
+    assert_int_equal(f->spool_calls, 2);
+    assert_false(spool_stage_pending(f->spool));
+    assert_int_equal(sendable(f), STAGED_N);
+    json_t *rep = load_report(f, "done", "big.jsonl.report.json");
+    json_t *counts = json_object_get(rep, "counts");
+    assert_int_equal(json_integer_value(json_object_get(counts, "spooled")), STAGED_N);
+    assert_int_equal(json_array_size(json_object_get(rep, "records")), STAGED_N);
+    assert_string_equal(rec_field(rep, STAGED_N - 1, "state"), "spooled");
+    json_decref(rep);
+}
+
+/* All or nothing, the bad record after the first chunk's commit: the chunk is rolled
+ * back, nothing is left in the spool, the report says notSent. */
+static void
+test_staged_file_all_or_nothing_rolls_back(void **state)
+{
+    fx_t *f = *state;
+    f->opt.all_or_nothing = true;
+    real_start(f);
+    put_staged(f, "big.jsonl", "{");
+    run_for(f, 20000, 1);
+    assert_true(file_exists(f, "failed", "big.jsonl"));
+    assert_int_equal(f->spool_calls, 1); /* the first chunk was committed */
+    assert_false(spool_stage_pending(f->spool));
+    assert_int_equal(sendable(f), 0);
+    assert_int_equal(lifecycles(f), 0);
+    json_t *rep = load_report(f, "failed", "big.jsonl.error.json");
+    assert_string_equal(rec_field(rep, 0, "state"), "notSent");
+    assert_string_equal(rec_field(rep, STAGED_N, "state"), "bad");
+    json_decref(rep);
+    /* the same file fixed is taken as new (its hash was rolled back with the rest) */
+    put_staged(f, "fixed.jsonl", NULL);
+    run_for(f, 20000, 2);
+    assert_int_equal(sendable(f), STAGED_N);
+}
+
 /* The same bytes dropped twice (under two names): the second is a duplicate and sends
  * nothing. */
 static void
@@ -828,6 +989,9 @@ main(void)
         cmocka_unit_test_setup_teardown(test_jsonl_bad_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_json_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_all_or_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_staged_file_in_chunks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_staged_file_all_or_nothing_rolls_back, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_same_file_twice, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreadable_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resume_after_crash, setup, teardown),

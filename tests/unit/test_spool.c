@@ -829,6 +829,169 @@ typedef enum child_mode {
 
 /* The child: batches of KILL_BATCH messages per turn, each batch number written to the
  * pipe once committed (or, CHILD_REPORT_EARLY, before its commit, then waits forever). */
+/* ---- staged files ---- */
+
+static void
+kv_put_ok(spool_t *s, const char *key, const char *val)
+{
+    pt_error_t err;
+    if (spool_kv_put(s, "lheo", key, strlen(key), val, strlen(val), &err) != 0)
+        fail_msg("spool_kv_put %s: %s", key, err.msg);
+}
+
+/* The value of key as a string, "" when absent. */
+static const char *
+kv_str(spool_t *s, const char *key)
+{
+    static char out[64];
+    uint8_t *v = NULL;
+    size_t n = 0;
+    pt_error_t err;
+    int rc = spool_kv_get(s, "lheo", key, strlen(key), &v, &n, &err);
+    if (rc == PT_ENOTFOUND)
+        return "";
+    assert_int_equal(rc, 0);
+    snprintf(out, sizeof out, "%.*s", (int)n, (const char *)v);
+    free(v);
+    return out;
+}
+
+static int
+count_kv(void *arg, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+    (void)key, (void)klen, (void)val, (void)vlen;
+    (*(size_t *)arg)++;
+    return 0;
+}
+
+static size_t
+kv_count(spool_t *s)
+{
+    size_t n = 0;
+    pt_error_t err;
+    assert_int_equal(spool_kv_iterate(s, "lheo", count_kv, &n, &err), 0);
+    return n;
+}
+
+/* A stage's committed chunks are not sent before the stage is finished; its key-value
+ * writes are visible to itself, and stand once it is finished. */
+static void
+test_stage_finish(void **state)
+{
+    fixture_t *f = *state;
+    pt_error_t err;
+    kv_put_ok(f->s, "a", "old-a");
+    kv_put_ok(f->s, "b", "old-b");
+    put_ok(f->s, "before", "x");
+    commit_ok(f->s);
+    assert_int_equal(spool_stage_begin(f->s, &err), 0);
+    assert_true(spool_stage_pending(f->s));
+    assert_int_equal(spool_stage_begin(f->s, &err), -EBUSY);
+    put_ok(f->s, "s1", "one");
+    kv_put_ok(f->s, "a", "new-a");
+    assert_int_equal(spool_kv_del(f->s, "lheo", "b", 1, &err), 0);
+    kv_put_ok(f->s, "c", "new-c");
+    commit_ok(f->s); /* a chunk */
+    put_ok(f->s, "s2", "two");
+    kv_put_ok(f->s, "a", "newer-a");
+    commit_ok(f->s);
+    listed_t *l = list_due(f->s, pt_clock_wall_ms(), 10, NULL);
+    assert_int_equal(l->n, 1);
+    assert_string_equal(l->ids[0], "before");
+    assert_string_equal(kv_str(f->s, "a"), "newer-a");
+    assert_string_equal(kv_str(f->s, "b"), "");
+    assert_int_equal(kv_count(f->s), 2);
+    assert_int_equal(spool_stage_finish(f->s, &err), 0);
+    commit_ok(f->s);
+    assert_false(spool_stage_pending(f->s));
+    l = list_due(f->s, pt_clock_wall_ms(), 10, NULL);
+    assert_int_equal(l->n, 3);
+    fx_reopen(f);
+    assert_int_equal(list_due(f->s, pt_clock_wall_ms(), 10, NULL)->n, 3);
+    assert_string_equal(kv_str(f->s, "a"), "newer-a");
+    assert_string_equal(kv_str(f->s, "b"), "");
+    assert_string_equal(kv_str(f->s, "c"), "new-c");
+    assert_int_equal(kv_count(f->s), 2);
+}
+
+/* Two stages' worth of writes undone: by the rollback in small steps, and by the reopen
+ * after a stage was left open (a crash). */
+static void
+test_stage_rollback(void **state)
+{
+    fixture_t *f = *state;
+    pt_error_t err;
+    char id[32];
+    for (int round = 0; round < 2; round++) {
+        kv_put_ok(f->s, "a", "old-a");
+        kv_put_ok(f->s, "b", "old-b");
+        commit_ok(f->s);
+        assert_int_equal(spool_stage_begin(f->s, &err), 0);
+        for (int i = 0; i < 50; i++) {
+            snprintf(id, sizeof id, "r%d-%d", round, i);
+            put_ok(f->s, id, "staged");
+            if (i % 7 == 0)
+                commit_ok(f->s);
+        }
+        kv_put_ok(f->s, "a", "new-a");
+        kv_put_ok(f->s, "a", "newer-a");
+        assert_int_equal(spool_kv_del(f->s, "lheo", "b", 1, &err), 0);
+        kv_put_ok(f->s, "c", "new-c");
+        commit_ok(f->s);
+        if (round == 0) {
+            int rc, steps = 0;
+            while ((rc = spool_stage_rollback(f->s, 5, &err)) == 1) {
+                commit_ok(f->s);
+                steps++;
+                assert_string_equal(kv_str(f->s, "a"), "old-a"); /* never the stage's */
+                assert_int_equal(list_due(f->s, pt_clock_wall_ms(), 10, NULL)->n, 0);
+            }
+            assert_int_equal(rc, 0);
+            assert_true(steps >= 10);
+            commit_ok(f->s);
+        }
+        fx_reopen(f); /* round 1: the stage is still open, as after a kill -9 */
+        assert_false(spool_stage_pending(f->s));
+        assert_int_equal(list_due(f->s, pt_clock_wall_ms(), 100, NULL)->n, 0);
+        assert_int_equal(stats_of(f->s, pt_clock_wall_ms()).lifecycles, 0);
+        assert_string_equal(kv_str(f->s, "a"), "old-a");
+        assert_string_equal(kv_str(f->s, "b"), "old-b");
+        assert_string_equal(kv_str(f->s, "c"), "");
+        assert_int_equal(kv_count(f->s), 2);
+    }
+    /* the same ids spool again as new messages */
+    assert_int_equal(spool_stage_begin(f->s, &err), 0);
+    put_ok(f->s, "r0-1", "staged");
+    assert_int_equal(spool_stage_finish(f->s, &err), 0);
+    commit_ok(f->s);
+    assert_int_equal(list_due(f->s, pt_clock_wall_ms(), 100, NULL)->n, 1);
+}
+
+/* A turn that fails takes the stage's begin or finish with it. */
+static void
+test_stage_turn_lost(void **state)
+{
+    fixture_t *f = *state;
+    pt_error_t err;
+    assert_int_equal(spool_stage_begin(f->s, &err), 0);
+    put_ok(f->s, "lost", "x");
+    spool_abort(f->s);
+    assert_false(spool_stage_pending(f->s));
+    assert_int_equal(spool_stage_begin(f->s, &err), 0);
+    put_ok(f->s, "kept", "x");
+    commit_ok(f->s);
+    assert_int_equal(spool_stage_finish(f->s, &err), 0);
+    spool_abort(f->s); /* the finish is lost: the stage is to roll back */
+    assert_true(spool_stage_pending(f->s));
+    assert_int_equal(list_due(f->s, pt_clock_wall_ms(), 10, NULL)->n, 0);
+    assert_int_equal(spool_stage_finish(f->s, &err), PT_ENOTFOUND); /* not live any more */
+    while (spool_stage_rollback(f->s, 100, &err) == 1)
+        commit_ok(f->s);
+    commit_ok(f->s);
+    assert_false(spool_stage_pending(f->s));
+    assert_int_equal(stats_of(f->s, pt_clock_wall_ms()).lifecycles, 0);
+}
+
 static void __attribute__((noreturn)) kill_child(const char *dir, child_mode_t mode, int wfd)
 {
     spool_options_t o = {.dir = dir, .unsafe_nosync = mode == CHILD_NOSYNC};
@@ -1009,6 +1172,9 @@ main(void)
         cmocka_unit_test_setup_teardown(test_turn_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_format_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stage_finish, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stage_rollback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stage_turn_lost, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_mid_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_nosync_still_passes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill9_check_catches_early_answers, setup, teardown),
