@@ -7,7 +7,7 @@ PKGS=(
     build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
     libzmq3-dev libprotobuf-c-dev protobuf-c-compiler liblmdb-dev lmdb-utils
     libuv1-dev libsodium-dev libjansson-dev libxml2-dev libxml2-utils libyaml-dev
-    libmicrohttpd-dev libcurl4-openssl-dev libcmocka-dev libsystemd-dev
+    libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libcmocka-dev libsystemd-dev
     python3 python3-protobuf python3-jsonschema protobuf-compiler libprotobuf-dev strace pandoc valgrind
 )
 

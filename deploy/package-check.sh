@@ -115,7 +115,7 @@ depends_on() { # DEB NAME...: each name is in Depends
 }
 # Computed by dpkg-shlibdeps, but adduser and ptibus-tools.
 depends_on "$broker_deb" libzmq5 libsodium23 liblmdb0 libuv1 adduser ptibus-tools
-depends_on "$adapter_deb" libzmq5 libsodium23 liblmdb0 libuv1 libcurl4 libxml2 libmicrohttpd12 \
+depends_on "$adapter_deb" libzmq5 libsodium23 liblmdb0 libuv1 libcurl4 libxml2 libmicrohttpd12 libssl3 \
     adduser ptibus-tools
 depends_on "$tools_deb" libzmq5 libsodium23 liblmdb0
 

@@ -387,7 +387,7 @@ file_spool(void *ctx, const filedrop_file_t *file, filedrop_record_t *recs, size
 static int
 file_commit(void *ctx)
 {
-    return commit_turn(ctx);
+    return commit_turn(ctx, true);
 }
 
 static void
