@@ -509,6 +509,119 @@ handle_requeue(admin_t *a, const char *who, const Ptibus__V1__DeadLetterRequeueR
     resp->requeued = n;
 }
 
+/* ---- dead letters dropped for good ---- */
+
+typedef struct drop_ctx {
+    admin_t *a;
+    journal_txn_t *t;
+    const char *why; /* "dropped by WHO: REASON", in each DROPPED record */
+    seqlist_t done;
+    int rc;
+} drop_ctx_t;
+
+/* Drops one dead letter of recipient with its DROPPED record; a seq that is not one of
+ * its dead letters is skipped. Sets c->rc (the batch failed) on a write failure. */
+static void
+drop_one(drop_ctx_t *c, const char *recipient, uint64_t seq)
+{
+    journal_queue_entry_t e;
+    journal_view_t v;
+    pt_error_t err = {0};
+    char type[40] = "", id[PT_MESSAGE_ID_MAX + 1] = "";
+    if (c->rc != 0 || journal_dead_drop(c->t, recipient, seq, &e, &err) != 0)
+        return;
+    if (journal_txn_get(c->t, seq, &v, &c->a->rbuf, &c->a->rcap, &err) == 0) {
+        snprintf(type, sizeof type, "%s", v.msg_type);
+        snprintf(id, sizeof id, "%s", v.message_id);
+    }
+    journal_record_t rec = {.kind = PT_REC_DROPPED,
+                            .partner = recipient,
+                            .msg_type = type,
+                            .message_id = id,
+                            .ref_seq = seq,
+                            .attempt = e.attempts,
+                            .reason = c->why};
+    uint64_t rseq;
+    c->rc = journal_append(c->t, &rec, &rseq, &err);
+    if (c->rc == 0 && (c->rc = seqlist_push(&c->done, seq)) != 0)
+        pt_error_set(&err, c->rc, "admin", "out of memory");
+    if (c->rc != 0)
+        batch_fail(c->a->b, c->rc, &err);
+}
+
+/* Both states: the committed dead letters, dropped in the batch. */
+static int
+drop_all(drop_ctx_t *c, const char *recipient)
+{
+    journal_dead_entry_t *dead = NULL;
+    size_t n = 0;
+    pt_error_t err;
+    int rc = journal_dead_list(c->a->d.journal, recipient, ADMIN_REPLAY_MAX, &dead, &n, &err);
+    for (size_t i = 0; rc == 0 && c->rc == 0 && i < n; i++)
+        drop_one(c, dead[i].recipient, dead[i].seq);
+    free(dead);
+    return rc ? rc : c->rc;
+}
+
+/* The given seqs, of recipient or (NULL) of every partner that has them dead. */
+static int
+drop_seqs(drop_ctx_t *c, const char *recipient, const uint64_t *seqs, size_t n)
+{
+    const bconfig_t *cfg = c->a->d.cfg;
+    for (size_t i = 0; c->rc == 0 && i < n; i++) {
+        if (recipient != NULL)
+            drop_one(c, recipient, seqs[i]);
+        for (size_t p = 0; recipient == NULL && c->rc == 0 && p < cfg->n_partners; p++)
+            drop_one(c, cfg->partners[p].id, seqs[i]);
+    }
+    return c->rc;
+}
+
+static const char *
+drop_problem(admin_t *a, const Ptibus__V1__DeadLetterDropRequest *q, char *msg, size_t cap)
+{
+    const char *bad = reason_problem(q->reason);
+    if (q->recipient && q->recipient[0] && !known_recipient(a, q->recipient))
+        return "dead_letter_drop.recipient: not a configured partner";
+    if (bad != NULL) {
+        snprintf(msg, cap, "dead_letter_drop.reason: %s", bad);
+        return msg;
+    }
+    if (q->all == (q->n_seqs > 0))
+        return "dead_letter_drop: give either all or seqs";
+    if (q->n_seqs > ADMIN_REPLAY_SEQS)
+        return "dead_letter_drop.seqs: more than 1000 seqs in one request; split it";
+    return NULL;
+}
+
+static void
+handle_drop(admin_t *a, const char *who, const Ptibus__V1__DeadLetterDropRequest *q,
+            Ptibus__V1__AdminResponse *resp, char *ebuf, size_t cap)
+{
+    char msg[200], why[ADMIN_REASON_MAX + 120], head[160];
+    const char *bad = drop_problem(a, q, msg, sizeof msg);
+    const char *to = q->recipient && q->recipient[0] ? q->recipient : NULL;
+    if (bad != NULL)
+        return (void)fail(resp, ebuf, cap, bad);
+    drop_ctx_t c = {.a = a, .t = batch_txn(a->b), .why = why};
+    if (c.t == NULL)
+        return (void)fail(resp, ebuf, cap, "journal unavailable: nothing was changed, retry later");
+    snprintf(why, sizeof why, "dropped by %s: %s", who, q->reason);
+    int rc = q->all ? drop_all(&c, to) : drop_seqs(&c, to, q->seqs, q->n_seqs);
+    pt_error_t err;
+    snprintf(head, sizeof head, "dropped %zu dead letters of %s", c.done.n,
+             to ? to : "every recipient");
+    if (rc == 0)
+        rc = record_action(a, c.t, who, head, q->reason, &c.done, &err);
+    uint32_t n = (uint32_t)c.done.n;
+    free(c.done.v);
+    if (rc != 0)
+        return (void)fail(resp, ebuf, cap, "journal write failed: nothing was changed");
+    resp->ok = 1;
+    resp->kind_case = PTIBUS__V1__ADMIN_RESPONSE__KIND_DROPPED;
+    resp->dropped = n;
+}
+
 typedef struct replay_ctx {
     admin_t *a;
     journal_txn_t *t;
@@ -771,6 +884,9 @@ handle(admin_t *a, const uint8_t *rid, size_t rid_len, const char *who,
         return;
     case PTIBUS__V1__ADMIN_REQUEST__KIND_DEAD_LETTER_REQUEUE:
         handle_requeue(a, who, q->dead_letter_requeue, &resp, ebuf, sizeof ebuf);
+        break;
+    case PTIBUS__V1__ADMIN_REQUEST__KIND_DEAD_LETTER_DROP:
+        handle_drop(a, who, q->dead_letter_drop, &resp, ebuf, sizeof ebuf);
         break;
     case PTIBUS__V1__ADMIN_REQUEST__KIND_REPLAY:
         handle_replay(a, who, q->replay, &resp, ebuf, sizeof ebuf);

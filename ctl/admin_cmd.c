@@ -315,3 +315,44 @@ cmd_deadletters_requeue(ctl_t *c, int argc, char **argv)
     printf("requeued %u dead letters of %s\n", n, esc(a.to));
     return CTL_OK;
 }
+
+/* deadletters drop [--to PARTNER] (--all | --seq N...) --reason TEXT */
+int
+cmd_deadletters_drop(ctl_t *c, int argc, char **argv)
+{
+    admin_args_t a = {0};
+    int rc = admin_parse(c, argc, argv, &a);
+    if (rc == 0 && a.all == (a.n_seqs > 0))
+        rc = ctl_error(c, CTL_USAGE,
+                       "give either --all or --seq N... (and --to PARTNER to "
+                       "keep to one recipient)");
+    if (rc == 0 && !need_reason(c, a.reason))
+        rc = CTL_USAGE;
+    if (rc == 0)
+        rc = admin_settings(c);
+    if (rc != 0)
+        return rc;
+    Ptibus__V1__AdminRequest q = PTIBUS__V1__ADMIN_REQUEST__INIT;
+    Ptibus__V1__DeadLetterDropRequest dr = PTIBUS__V1__DEAD_LETTER_DROP_REQUEST__INIT;
+    dr.recipient = (char *)(a.to ? a.to : "");
+    dr.all = a.all;
+    dr.n_seqs = a.n_seqs;
+    dr.seqs = a.seqs;
+    dr.reason = (char *)a.reason;
+    q.request_id = "ptibusctl";
+    q.kind_case = PTIBUS__V1__ADMIN_REQUEST__KIND_DEAD_LETTER_DROP;
+    q.dead_letter_drop = &dr;
+    Ptibus__V1__AdminResponse *r;
+    if ((rc = admin_call(c, &q, &r)) != 0)
+        return rc;
+    uint32_t n = r->dropped;
+    codec_free((ProtobufCMessage **)&r);
+    const char *who = a.to ? esc(a.to) : "any recipient";
+    if (n == 0)
+        return ctl_error(c, CTL_NOMATCH, "nothing dropped: no such dead letter of %s%s", who,
+                         a.all ? "" : " among the --seq given");
+    printf("dropped %u dead letters of %s for good (journaled; a requeue cannot bring them "
+           "back)\n",
+           n, who);
+    return CTL_OK;
+}

@@ -263,6 +263,7 @@ int cmd_trace(ctl_t *c, int argc, char **argv);
 int cmd_stats(ctl_t *c, int argc, char **argv);
 int cmd_deadletters_list(ctl_t *c, int argc, char **argv);
 int cmd_deadletters_requeue(ctl_t *c, int argc, char **argv);
+int cmd_deadletters_drop(ctl_t *c, int argc, char **argv);
 int cmd_replay(ctl_t *c, int argc, char **argv);
 int cmd_config_show(ctl_t *c, int argc, char **argv);
 int cmd_person(ctl_t *c, int argc, char **argv);

@@ -34,7 +34,7 @@ typedef struct jq_run_ctx {
 journal_kind_t
 jq_kind(const char *name)
 {
-    for (int k = PT_REC_RECEIVED; k <= PT_REC_ADMIN; k++) {
+    for (int k = PT_REC_RECEIVED; k <= PT_REC_DROPPED; k++) {
         const char *n = journal_kind_name((journal_kind_t)k);
         size_t i = 0;
         while (n[i] && name[i] && (n[i] == (name[i] == '-' ? '_' : name[i] & ~0x20)))
@@ -49,7 +49,7 @@ bool
 jq_delivery_kind(journal_kind_t k)
 {
     return k == PT_REC_DELIVERED || k == PT_REC_ACKNOWLEDGED || k == PT_REC_DEAD_LETTERED ||
-           k == PT_REC_REPLAYED;
+           k == PT_REC_REPLAYED || k == PT_REC_DROPPED;
 }
 
 int

@@ -60,6 +60,10 @@ static const command_t commands[] = {
     {"deadletters", "requeue", cmd_deadletters_requeue,
      "--to PARTNER (--all | --seq N...) --reason TEXT [--admin E ...]",
      "Puts dead letters back in their recipient's queue (journaled with the reason)."},
+    {"deadletters", "drop", cmd_deadletters_drop,
+     "[--to PARTNER] (--all | --seq N...) --reason TEXT [--admin E ...]",
+     "Removes dead letters for good (no requeue finds them again); each is journaled as a\n"
+     "DROPPED record (trace shows it), the action as ADMIN records naming the seqs."},
     {"replay", NULL, cmd_replay,
      "--to PARTNER [--since T] [--until T] [--from P] [--type TYPE] [--message-id ID] "
      "[--correlation-id ID] [--seq-from N] [--seq-to M] --reason TEXT [--dry-run]",

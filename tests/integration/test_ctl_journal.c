@@ -669,6 +669,57 @@ test_receive_modes(void **state)
     assert_int_equal(ctl(f, "receive --as caf --refuse x --no-ack"), 2);
 }
 
+/* The second column (the seq) of the first data line of deadletters list's tsv. */
+static unsigned long
+first_seq(const char *tsv)
+{
+    const char *nl = strchr(tsv, '\n'), *tab = nl ? strchr(nl, '\t') : NULL;
+    return tab ? strtoul(tab + 1, NULL, 10) : 0;
+}
+
+/* deadletters drop: through the broker, reason required, journaled with the seqs;
+ * the dropped letter leaves the queue for good (requeue cannot find it), trace shows
+ * it, and the journal's state databases still verify. */
+static void
+test_deadletters_drop(void **state)
+{
+    fx_t *f = *state;
+    /* ori-1, requeued to caf by test_receive_modes, refused again: a dead letter. */
+    assert_int_equal(ctl(f, "receive --as caf --refuse 'still wrong' --count 1 --wait 5"), 0);
+    assert_int_equal(ctl(f, "deadletters list --to caf --format tsv"), 0);
+    unsigned long seq = first_seq(f->out);
+    assert_true(seq > 0);
+    assert_int_equal(ctl(f, "deadletters drop --to caf --seq %lu", seq), 2); /* no reason */
+    assert_non_null(strstr(f->err, "--reason TEXT is required"));
+    assert_int_equal(ctl(f, "deadletters drop --to caf --reason r"), 2); /* no --seq/--all */
+    assert_int_equal(ctl(f, "deadletters drop --to caf --seq 99999 --reason 'ticket 9'"), 3);
+    assert_non_null(strstr(f->err, "nothing dropped: no such dead letter of caf"));
+    assert_int_equal(ctl(f, "deadletters drop --to nobody --all --reason 'ticket 9'"), 4);
+    assert_int_equal(ctl(f, "deadletters drop --seq %lu --reason 'ticket 9'", seq), 0);
+    assert_non_null(strstr(f->out, "dropped 1 dead letters of any recipient for good"));
+    char want[200];
+    snprintf(want, sizeof want,
+             "dropped 1 dead letters of every recipient; reason: ticket 9; seqs (part 1): %lu\"",
+             seq);
+    assert_int_equal(ctl(f, "journal list --kind ADMIN --format json"), 0);
+    assert_non_null(strstr(f->out, want));
+    assert_int_equal(ctl(f, "journal list --kind dropped --to caf --format json"), 0);
+    assert_int_equal(count_lines(f->out), 1);
+    assert_non_null(strstr(f->out, "\"recipient\":\"caf\",\"type\":\"orientation\","
+                                   "\"message_id\":\"ori-1\""));
+    /* Gone for good: neither listed nor requeued; dropping it again matches nothing. */
+    assert_int_equal(ctl(f, "deadletters list --to caf --format csv"), 0);
+    assert_null(strstr(f->out, "ori-1"));
+    assert_int_equal(ctl(f, "deadletters requeue --to caf --seq %lu --reason 'ticket 9'", seq), 3);
+    assert_int_equal(ctl(f, "deadletters drop --to caf --all --reason 'ticket 9'"), 3);
+    assert_int_equal(ctl(f, "trace ori-1 --sender departement --format json"), 0);
+    assert_non_null(strstr(f->out, "\"event\":\"DROPPED\""));
+    assert_non_null(strstr(f->out, ": ticket 9\"}"));
+    assert_null(strstr(f->out, "not yet acknowledged by caf"));
+    /* The state databases agree with the records (a DROPPED record ends the entry). */
+    assert_int_equal(ctl(f, "journal verify"), 0);
+}
+
 int
 main(void)
 {
@@ -686,6 +737,7 @@ main(void)
         cmocka_unit_test(test_replay_by_filter),
         cmocka_unit_test(test_admin_exit_codes),
         cmocka_unit_test(test_receive_modes),
+        cmocka_unit_test(test_deadletters_drop),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
