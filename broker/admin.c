@@ -627,7 +627,9 @@ typedef struct replay_ctx {
     journal_txn_t *t;
     const char *recipient;
     const char *reason;
+    bool force; /* also to a recipient the routes did not give the message */
     uint32_t done;
+    uint32_t forced;      /* of done, those the routes did not give the recipient */
     uint32_t removed;     /* skipped: payload expired or erased (retention, erasure) */
     uint64_t removed_seq; /* the last of them */
     seqlist_t seqs;       /* the RECEIVED seqs replayed, for the ADMIN records */
@@ -648,7 +650,8 @@ static int
 replay_one(const journal_view_t *v, void *arg)
 {
     replay_ctx_t *c = arg;
-    if (v->kind != PT_REC_RECEIVED || !was_recipient(v, c->recipient))
+    bool routed = v->kind == PT_REC_RECEIVED && was_recipient(v, c->recipient);
+    if (v->kind != PT_REC_RECEIVED || (!routed && !c->force))
         return 0;
     if (v->payload_state == PT_PAYLOAD_EXPIRED || v->payload_state == PT_PAYLOAD_ERASED) {
         c->removed++; /* nothing left to deliver: reported, never replayed */
@@ -676,6 +679,7 @@ replay_one(const journal_view_t *v, void *arg)
         batch_fail(c->a->b, c->rc, &err);
         return 1;
     }
+    c->forced += !routed;
     return ++c->done >= ADMIN_REPLAY_MAX;
 }
 
@@ -741,14 +745,15 @@ static void
 handle_replay(admin_t *a, const char *who, const Ptibus__V1__ReplayRequest *q,
               Ptibus__V1__AdminResponse *resp, char *ebuf, size_t cap)
 {
-    char msg[200], why[300], head[160], said[2 * ADMIN_REASON_MAX + 16];
+    char msg[200], why[320], head[240], said[2 * ADMIN_REASON_MAX + 16];
     const char *bad = replay_problem(a, q, msg, sizeof msg);
     if (bad != NULL)
         return (void)fail(resp, ebuf, cap, bad);
-    replay_ctx_t c = {.a = a, .t = batch_txn(a->b), .recipient = q->recipient};
+    replay_ctx_t c = {.a = a, .t = batch_txn(a->b), .recipient = q->recipient, .force = q->force};
     if (c.t == NULL)
         return (void)fail(resp, ebuf, cap, "journal unavailable: nothing was changed");
-    snprintf(why, sizeof why, "replay by %s: %s", who, q->reason);
+    snprintf(why, sizeof why, "%s by %s: %s", q->force ? "forced replay" : "replay", who,
+             q->reason);
     c.reason = why;
     pt_error_t err = {0}; /* a failure inside replay_one leaves it empty */
     /* Both states: a committed scan whose callback writes into the batch. */
@@ -757,6 +762,9 @@ handle_replay(admin_t *a, const char *who, const Ptibus__V1__ReplayRequest *q,
                  ? replay_by_id(a, &c, q->message_id, &err)
                  : journal_scan(a->d.journal, q->from_seq, q->to_seq, replay_one, &c, &err);
     int hn = snprintf(head, sizeof head, "replayed %u messages to %s", c.done, q->recipient);
+    if (q->force && hn > 0 && (size_t)hn < sizeof head)
+        hn += snprintf(head + hn, sizeof head - (size_t)hn,
+                       " (forced: %u of them not routed to it)", c.forced);
     if (c.removed > 0 && hn > 0 && (size_t)hn < sizeof head)
         snprintf(head + hn, sizeof head - (size_t)hn, " (%u not: payload expired or erased)",
                  c.removed);

@@ -213,6 +213,7 @@ typedef struct journal_extra {
     const char **reason; /* --reason TEXT */
     bool *dry_run;       /* --dry-run */
     bool *payloads;      /* --with-payloads */
+    bool *force;         /* --force */
 } journal_extra_t;
 
 /* Parses the journal filter options (journal list, and the commands that select

@@ -66,10 +66,11 @@ static const command_t commands[] = {
      "DROPPED record (trace shows it), the action as ADMIN records naming the seqs."},
     {"replay", NULL, cmd_replay,
      "--to PARTNER [--since T] [--until T] [--from P] [--type TYPE] [--message-id ID] "
-     "[--correlation-id ID] [--seq-from N] [--seq-to M] --reason TEXT [--dry-run]",
+     "[--correlation-id ID] [--seq-from N] [--seq-to M] --reason TEXT [--force] [--dry-run]",
      "Delivers the matching journaled messages again to PARTNER, only those the routes gave\n"
-     "it, flagged as replays, in slices of 1000 (each journaled with the reason and the\n"
-     "filter); --dry-run lists them and sends nothing."},
+     "it (--force: also the others, journaled as forced), flagged as replays, in slices of\n"
+     "1000 (each journaled with the reason and the filter); --dry-run lists them and sends\n"
+     "nothing."},
     {"keygen", NULL, cmd_keygen, "[--dir DIR] [--kind curve|sign|hmac] NAME",
      "Generates a key pair (curve, sign) or a secret (hmac) and says what it wrote."},
     {"fingerprint", NULL, cmd_fingerprint, "FILE.pub",

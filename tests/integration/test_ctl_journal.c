@@ -452,12 +452,32 @@ test_replay_by_filter(void **state)
     assert_int_equal(ctl(f, "journal list --kind ADMIN --format json"), 0);
     assert_int_equal(count_lines(f->out), admins);
     assert_int_equal(ctl(f, "replay --to ml_nord --type sanction --reason t-2"), 3);
-    assert_non_null(strstr(f->err, "no message routed to ml_nord matches"));
+    assert_non_null(strstr(f->err, "no message routed to ml_nord matches the filter: 1 messages "
+                                   "match, but the routes did not give them to ml_nord"));
+    assert_non_null(strstr(f->err, "add --force"));
+    assert_int_equal(ctl(f, "replay --to ml_nord --type sanction --force --dry-run --format json"),
+                     0);
+    assert_int_equal(count_lines(f->out), 1);
+    assert_non_null(strstr(f->out, "\"message_id\":\"san-msa-1\""));
+    assert_int_equal(ctl(f, "journal list --kind REPLAYED --format json"), 0);
+    assert_string_equal(f->out, ""); /* neither the refusal nor the dry run sent anything */
+    assert_int_equal(ctl(f, "replay --to ml_nord --type sanction --force --reason 'ml took over'"),
+                     0);
+    assert_non_null(strstr(f->out, "replayed 1 of 1 matching messages to ml_nord, forced"));
+    assert_int_equal(ctl(f, "journal list --kind ADMIN --format json"), 0);
+    assert_non_null(strstr(f->out, "replayed 1 messages to ml_nord (forced: 1 of them not routed "
+                                   "to it); reason: ml took over; filter: --to ml_nord --type "
+                                   "sanction --force; seqs (part 1): "));
+    assert_int_equal(ctl(f, "journal list --kind REPLAYED --to ml_nord --format json"), 0);
+    assert_int_equal(count_lines(f->out), 1);
+    assert_non_null(strstr(f->out, "forced replay by "));
+    assert_int_equal(ctl(f, "trace san-msa-1 --format json"), 0);
+    assert_non_null(strstr(f->out, "not yet acknowledged by ml_nord, 0 attempts"));
     assert_int_equal(
         ctl(f, "replay --to pole_emploi --since 2001-01-01 --type sanction --reason 'CAF lost it'"),
         0);
     assert_non_null(strstr(f->out, "replayed 1 of 1 matching messages to pole_emploi"));
-    assert_int_equal(ctl(f, "journal list --kind REPLAYED --format json"), 0);
+    assert_int_equal(ctl(f, "journal list --kind REPLAYED --to pole_emploi --format json"), 0);
     assert_int_equal(count_lines(f->out), 1);
     assert_non_null(strstr(f->out, "\"sender\":\"departement\",\"recipient\":\"pole_emploi\","
                                    "\"type\":\"sanction\",\"message_id\":\"san-msa-1\""));
