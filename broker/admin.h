@@ -3,7 +3,8 @@
  * partner key is refused). It answers ptibus.v1.AdminRequest frames: live statistics,
  * dead-letter listing and requeue, replay of journaled messages to one of their
  * original recipients. Changes are written in the broker's batch transaction, with an
- * ADMIN record naming the administrator's key fingerprint, and answered after commit. */
+ * ADMIN record naming the administrator (admin:NAME, bconfig's admin_names), and
+ * answered after commit. */
 #ifndef PT_ADMIN_H
 #define PT_ADMIN_H
 

@@ -169,7 +169,8 @@ static int
 group_setup(void **state)
 {
     g = calloc(1, sizeof *g);
-    td_net_init(&g->net, "ctljournal", NULL);
+    td_net_options_t o = {.admin_name = "test-admin"};
+    td_net_init(&g->net, "ctljournal", &o);
     if (td_broker_start(&g->net) != 0)
         return -1;
     write_config(g);
@@ -532,6 +533,10 @@ test_show_is_journaled(void **state)
     assert_int_equal(ctl(f, "journal list --kind ADMIN --format json"), 0);
     assert_non_null(strstr(f->out, "personal-data read: journal show ori-1 --sender departement; "
                                    "operator: test-dpo; reason: DPO request 7"));
+    /* The administrator by the name the broker's config gives its key. */
+    assert_non_null(strstr(f->out, "\"kind\":\"ADMIN\",\"sender\":\"admin:test-admin\""));
+    assert_true(td_log_count(&f->net, "admin:test-admin: personal-data read (ADMIN record seq ") >
+                0);
 }
 
 /* backup: a verified copy while the broker runs, private from the start. */
@@ -734,7 +739,7 @@ test_deadletters_drop(void **state)
     assert_int_equal(ctl(f, "deadletters drop --to caf --all --reason 'ticket 9'"), 3);
     assert_int_equal(ctl(f, "trace ori-1 --sender departement --format json"), 0);
     assert_non_null(strstr(f->out, "\"event\":\"DROPPED\""));
-    assert_non_null(strstr(f->out, ": ticket 9\"}"));
+    assert_non_null(strstr(f->out, "\"detail\":\"dropped by admin:test-admin: ticket 9\"}"));
     assert_null(strstr(f->out, "not yet acknowledged by caf"));
     /* The state databases agree with the records (a DROPPED record ends the entry). */
     assert_int_equal(ctl(f, "journal verify"), 0);
