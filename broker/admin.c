@@ -37,6 +37,13 @@ typedef struct reader {
     uint64_t unjournaled[READ_KINDS]; /* reads since, counted in the next record */
 } reader_t;
 
+/* Counter samples for the rates of stats: a ring, one sample a second. */
+#define ADMIN_RATE_SAMPLES 61 /* 60 s of intervals */
+typedef struct rate_sample {
+    int64_t ms; /* monotonic; 0 = empty */
+    uint64_t in, out;
+} rate_sample_t;
+
 /* Seqs an action touched, for its ADMIN records. */
 typedef struct seqlist {
     uint64_t *v;
@@ -51,6 +58,8 @@ struct admin {
     batch_t *b; /* the loop turn, during admin_read */
     uint8_t *rbuf;
     size_t rcap;
+    rate_sample_t rates[ADMIN_RATE_SAMPLES];
+    size_t rate_next; /* where the next sample goes */
 };
 
 int
@@ -308,6 +317,47 @@ record_read(admin_t *a, const char *who, int kind, const char *what)
 
 /* ---- stats ---- */
 
+/* Accepted messages and deliveries sent (every partner) since start. */
+static void
+rate_counters(admin_t *a, uint64_t *in, uint64_t *out)
+{
+    *in = ingest_stats(a->d.ingest)->accepted;
+    *out = 0;
+    size_t n = delivery_peer_count(a->d.delivery);
+    for (size_t i = 0; i < n; i++) {
+        delivery_peer_stats_t p;
+        delivery_peer_stats(a->d.delivery, i, &p);
+        *out += p.delivered;
+    }
+}
+
+void
+admin_sample(admin_t *a, int64_t now_ms)
+{
+    rate_sample_t *s = &a->rates[a->rate_next];
+    s->ms = now_ms > 0 ? now_ms : 1;
+    rate_counters(a, &s->in, &s->out);
+    a->rate_next = (a->rate_next + 1) % ADMIN_RATE_SAMPLES;
+}
+
+/* The rates between the oldest sample kept and now (the counters as they are). */
+static void
+stats_rates(admin_t *a, Ptibus__V1__BrokerStats *st)
+{
+    const rate_sample_t *old = &a->rates[a->rate_next]; /* the oldest, once the ring is full */
+    for (size_t k = 0; old->ms == 0 && k < ADMIN_RATE_SAMPLES; k++)
+        old = &a->rates[(a->rate_next + k) % ADMIN_RATE_SAMPLES];
+    int64_t now = pt_clock_mono_ms(), ms = old->ms ? now - old->ms : 0;
+    uint64_t in, out;
+    rate_counters(a, &in, &out);
+    if (ms <= 0)
+        return;
+    st->rate_window_ms = (uint32_t)ms;
+    st->rate_in = (double)(in - old->in) * 1000.0 / (double)ms;
+    /* A partner removed by a reload takes its count with it: no negative rate. */
+    st->rate_out = out >= old->out ? (double)(out - old->out) * 1000.0 / (double)ms : 0;
+}
+
 static void
 handle_stats(admin_t *a, Ptibus__V1__AdminResponse *resp, Ptibus__V1__BrokerStats *st,
              Ptibus__V1__PartnerStats *ps, Ptibus__V1__PartnerStats **pps)
@@ -323,6 +373,13 @@ handle_stats(admin_t *a, Ptibus__V1__AdminResponse *resp, Ptibus__V1__BrokerStat
     st->journal_bytes_used = used;
     st->journal_map_bytes = map;
     st->journal_max_bytes = max;
+    journal_space_t sp;
+    if (journal_space(a->d.journal, &sp, NULL) == 0) {
+        st->journal_bytes_free = sp.free_bytes;
+        st->journal_bytes_reclaimable = sp.reclaimable_bytes;
+        st->journal_file_bytes = sp.file_bytes;
+    }
+    stats_rates(a, st);
     size_t n = delivery_peer_count(a->d.delivery);
     for (size_t i = 0; i < n; i++) {
         delivery_peer_stats_t p;

@@ -36,6 +36,11 @@ void admin_close(admin_t **a);
 /* The ROUTER socket, for the event loop to poll (ZMQ_FD). */
 void *admin_socket(admin_t *a);
 
+/* Samples the message counters (accepted, deliveries sent) at now_ms (monotonic), for
+ * the rates of the stats answer: the broker calls it once a second; the last 60 s are
+ * kept. */
+void admin_sample(admin_t *a, int64_t now_ms);
+
 /* Reads and handles the pending requests (non-blocking, at most 64) in batch b: their
  * journal records go into its transaction, their answers into it as frames (a request
  * that changed something is answered "nothing was changed" if the turn fails). Returns

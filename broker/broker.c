@@ -665,6 +665,8 @@ on_metrics(uv_timer_t *t)
             (double)sp.reclaimable_bytes);
     }
     retention_publish(b->retention);
+    if (b->admin)
+        admin_sample(b->admin, pt_clock_mono_ms());
     delivery_publish_metrics(b->delivery, pt_clock_wall_ms());
     metrics_publish(b->metrics);
 }

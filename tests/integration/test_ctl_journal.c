@@ -745,6 +745,52 @@ test_deadletters_drop(void **state)
     assert_int_equal(ctl(f, "journal verify"), 0);
 }
 
+/* A JSON number after "key": in s (0 when absent). */
+static double
+json_num(const char *s, const char *key)
+{
+    char k[80];
+    snprintf(k, sizeof k, "\"%s\":", key);
+    const char *p = strstr(s, k);
+    return p ? strtod(p + strlen(k), NULL) : 0;
+}
+
+/* stats: rates over the broker's window, the journal's used, free and reclaimable
+ * space; human units in the table (no raw byte count), raw numbers in JSON. */
+static void
+test_stats(void **state)
+{
+    fx_t *f = *state;
+    client_t *caf;
+    td_sample_t s;
+    assert_int_equal(td_client_session(&f->net, "caf", 0, &caf), 0);
+    td_sample_beneficiary_event(&s, "be-stats-1");
+    publish(caf, &s.env, 0);
+    client_close(&caf);
+    assert_int_equal(ctl(f, "stats --format json"), 0);
+    char *nl = strchr(f->out, '\n');
+    assert_non_null(nl);
+    *nl = '\0'; /* the broker's line */
+    double window = json_num(f->out, "rate_window_ms"), in = json_num(f->out, "rate_in_msgs_per_s");
+    double used = json_num(f->out, "journal_bytes_used");
+    assert_true(window >= 1000 && window <= 61000);
+    assert_true(in > 0);
+    assert_true(in * window / 1000 < 1000); /* a handful of messages in the window */
+    assert_true(json_num(f->out, "journal_file_bytes") >= used);
+    assert_non_null(strstr(f->out, "\"journal_bytes_free\":"));
+    assert_non_null(strstr(f->out, "\"journal_bytes_reclaimable\":"));
+    assert_non_null(strstr(nl + 1, "\"partner\":\"caf\""));
+    char raw[32];
+    snprintf(raw, sizeof raw, "%.0f", used);
+    assert_int_equal(ctl(f, "stats"), 0);
+    assert_non_null(strstr(f->out, "rates over the last "));
+    assert_non_null(strstr(f->out, " msgs/s, out "));
+    assert_non_null(strstr(f->out, "iB used of "));
+    assert_non_null(strstr(f->out, "reclaimable by ptibusctl compact"));
+    assert_null(strstr(f->out, raw)); /* never raw bytes in the table */
+    assert_non_null(strstr(f->out, "oldest_age"));
+}
+
 int
 main(void)
 {
@@ -763,6 +809,7 @@ main(void)
         cmocka_unit_test(test_admin_exit_codes),
         cmocka_unit_test(test_receive_modes),
         cmocka_unit_test(test_deadletters_drop),
+        cmocka_unit_test(test_stats),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
