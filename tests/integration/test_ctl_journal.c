@@ -360,21 +360,30 @@ find_id(xmlNode *n, const char *id)
     return NULL;
 }
 
-/* Each row of the page's flows table, as the csv writes it; returns the rows seen. */
-static size_t
-html_flows_in_csv(const char *html, const char *csv)
+/* The tbody of the page's table id. */
+static xmlNode *
+table_body(htmlDocPtr doc, const char *id)
 {
-    htmlDocPtr doc = htmlReadMemory(html, (int)strlen(html), "report.html", "UTF-8",
-                                    HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_NONET);
-    assert_non_null(doc);
-    xmlNode *table = find_id(xmlDocGetRootElement(doc), "flows"), *tbody = NULL;
+    xmlNode *table = find_id(xmlDocGetRootElement(doc), id), *tbody = NULL;
     assert_non_null(table);
     for (xmlNode *n = table->children; n; n = n->next)
         if (n->type == XML_ELEMENT_NODE && strcmp((const char *)n->name, "tbody") == 0)
             tbody = n;
     assert_non_null(tbody);
+    return tbody;
+}
+
+/* Each row of the page's flows table (12 cells) or refusals table (6), as the csv writes
+ * it; returns the rows seen. */
+static size_t
+html_rows_in_csv(const char *html, const char *csv, const char *id)
+{
+    htmlDocPtr doc = htmlReadMemory(html, (int)strlen(html), "report.html", "UTF-8",
+                                    HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_NONET);
+    assert_non_null(doc);
+    bool flows = strcmp(id, "flows") == 0;
     size_t rows = 0;
-    for (xmlNode *tr = tbody->children; tr; tr = tr->next) {
+    for (xmlNode *tr = table_body(doc, id)->children; tr; tr = tr->next) {
         if (tr->type != XML_ELEMENT_NODE)
             continue;
         char cell[12][128], line[2048];
@@ -382,12 +391,17 @@ html_flows_in_csv(const char *html, const char *csv)
         for (xmlNode *td = tr->children; td && k < 12; td = td->next)
             if (td->type == XML_ELEMENT_NODE)
                 node_text(td, cell[k++], sizeof cell[0]);
-        assert_int_equal(k, 12);
-        /* month, territory, sender, recipient, type, messages, acknowledged, ack_rate,
-         * dead_lettered, p50, p95, max: the csv has the reason (empty) after the type. */
-        snprintf(line, sizeof line, "\nflow,%s,%s,%s,%s,%s,,%s,%s,%s,%s,%s,%s,%s,", cell[0],
-                 cell[1], cell[2], cell[3], cell[4], cell[5], cell[6], cell[7], cell[8], cell[9],
-                 cell[10], cell[11]);
+        assert_int_equal(k, flows ? 12 : 6);
+        /* flows: month, territory, sender, recipient, type, messages, acknowledged,
+         * ack_rate, dead_lettered, p50, p95, max (the csv has the reason, empty, after
+         * the type); refusals: month, territory, sender, type, reason, refused. */
+        if (flows)
+            snprintf(line, sizeof line, "\nflow,%s,%s,%s,%s,%s,,%s,%s,%s,%s,%s,%s,%s,", cell[0],
+                     cell[1], cell[2], cell[3], cell[4], cell[5], cell[6], cell[7], cell[8],
+                     cell[9], cell[10], cell[11]);
+        else
+            snprintf(line, sizeof line, "\nrefusal,%s,%s,%s,,%s,%s,,,,,,,,%s,,\n", cell[0], cell[1],
+                     cell[2], cell[3], cell[4], cell[5]);
         if (strstr(csv, line) == NULL)
             print_message("html row not in the csv: %s\n%s", line + 1, csv);
         assert_non_null(strstr(csv, line));
@@ -408,14 +422,16 @@ test_report(void **state)
     snprintf(csv, sizeof csv, "%s", f->out);
     assert_int_equal(count_of(csv, "\nflow,"), 6);
     assert_int_equal(count_of(csv, "\nrefusal,"), 1);
-    /* A refusal's bytes are not journaled: no territory. */
+    /* A refusal's bytes are not journaled: its territory is in the reason's tag. */
     char want[200], month[8];
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(month, sizeof month, "%Y-%m", &tm);
-    snprintf(want, sizeof want, "\nrefusal,%s,,pole_emploi,,referral,referral.targetOrg.", month);
+    snprintf(want, sizeof want,
+             "\nrefusal,%s,nord_meusien,pole_emploi,,referral,referral.targetOrg.", month);
     assert_non_null(strstr(csv, want));
+    assert_null(strstr(csv, "[territory")); /* the tag is not part of the reason */
     assert_non_null(strstr(csv, ",nord_meusien,departement,msa,sanction,,1,0,0.000,0,,,,"));
     assert_non_null(strstr(csv, ",nord_meusien,departement,caf,orientation,,1,1,1.000,0,"));
     assert_non_null(strstr(csv, "\nbacklog,,,,msa,,,,,,,,,,,1,"));
@@ -424,10 +440,23 @@ test_report(void **state)
     assert_null(strstr(f->out, "src="));
     assert_null(strstr(f->out, "<link"));
     assert_int_equal(count_of(f->out, "<svg "), 3);
-    assert_int_equal(html_flows_in_csv(f->out, csv), 6);
+    assert_int_equal(html_rows_in_csv(f->out, csv, "flows"), 6);
+    assert_int_equal(html_rows_in_csv(f->out, csv, "refusals"), 1);
     assert_non_null(strstr(f->out, "<dd id=\"total-flows\">6</dd>"));
     assert_int_equal(ctl(f, "report --territory nowhere --format csv"), 0);
     assert_int_equal(count_of(f->out, "\nflow,"), 0);
+    assert_int_equal(count_of(f->out, "\nrefusal,"), 0);
+    assert_int_equal(ctl(f, "report --territory nord_meusien --format csv"), 0);
+    assert_int_equal(count_of(f->out, "\nflow,"), 6);
+    assert_int_equal(count_of(f->out, "\nrefusal,"), 1);
+    assert_int_equal(ctl(f, "report --territory nord_meusien --format html"), 0);
+    assert_int_equal(html_rows_in_csv(f->out, csv, "refusals"), 1);
+    assert_int_equal(ctl(f, "report --territory nord_meusien"), 0); /* the table */
+    assert_non_null(strstr(f->out, "refusal  "));
+    assert_non_null(strstr(f->out, "nord_meusien pole_emploi"));
+    assert_int_equal(ctl(f, "journal list --territory nord_meusien --kind REJECTED --format json"),
+                     0);
+    assert_int_equal(count_lines(f->out), 1);
     assert_int_equal(ctl(f, "report --since 2099-01-01 --format json"), 0);
     assert_null(strstr(f->out, "\"section\":\"flow\""));
     assert_int_equal(ctl(f, "report --since 2026-12-02 --until 2026-12-01"), 2);
