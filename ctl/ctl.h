@@ -181,7 +181,10 @@ void out_end(out_t *o);
 /* Writes s to f with HTML's special characters as entities (after esc()). */
 void out_html_text(FILE *f, const char *s);
 
-/* Unix ms as RFC 3339 UTC with milliseconds ("2026-12-02T10:00:00.000Z"). */
+/* v in decimal into buf (at least 21 bytes). */
+void out_u64(char *buf, uint64_t v);
+
+/* Unix ms as RFC 3339 UTC with milliseconds ("2026-12-02T10:00:00.000Z"); cap >= 32. */
 void out_time(int64_t ms, char *buf, size_t cap);
 
 /* ---- args.c ---- */

@@ -173,10 +173,10 @@ void
 journal_row_values(const jq_row_t *r, char bufs[4][32], const char *vals[JOURNAL_LIST_COLS])
 {
     const journal_view_t *v = r->v;
-    snprintf(bufs[0], 32, "%" PRIu64, v->seq);
+    out_u64(bufs[0], v->seq);
     out_time(v->time_ms, bufs[1], 32);
-    snprintf(bufs[2], 32, "%u", v->attempt);
-    snprintf(bufs[3], 32, "%" PRIu64, v->ref_seq);
+    out_u64(bufs[2], v->attempt);
+    out_u64(bufs[3], v->ref_seq);
     const char *vv[N_LIST_COLS] = {bufs[0],
                                    bufs[1],
                                    journal_kind_name(v->kind),
