@@ -137,36 +137,65 @@ plain_string(const char *v)
     return true;
 }
 
+/* A row assembled in memory and written with one fwrite (stdio's lock taken once). */
+#define LINE_MAX_ 16384
+typedef struct line {
+    char b[LINE_MAX_];
+    size_t n;
+    bool full;
+} line_t;
+
+static void
+line_put(line_t *l, const char *s, size_t n)
+{
+    if (l->full || n > LINE_MAX_ - l->n) {
+        l->full = true;
+        return;
+    }
+    memcpy(l->b + l->n, s, n);
+    l->n += n;
+}
+
+static void
+line_str(line_t *l, const char *s)
+{
+    line_put(l, s, strlen(s));
+}
+
 /* The common row, written directly: every value empty, a plain integer in a number
  * column or a plain string elsewhere. The same bytes as json_dumpf's; false when the
  * row needs jansson. */
 static bool
 json_row_fast(out_t *o, const char *const *vals)
 {
+    static line_t l;
     for (size_t i = 0; i < o->n_cols; i++) {
         const char *v = vals[i];
         if (v != NULL && v[0] != '\0' && !(o->cols[i].number ? plain_integer(v) : plain_string(v)))
             return false;
     }
-    fputc('{', o->f);
+    l.n = 0;
+    l.full = false;
+    line_put(&l, "{", 1);
     for (size_t i = 0; i < o->n_cols; i++) {
         const char *v = vals[i];
-        if (i)
-            fputc(',', o->f);
-        fputc('"', o->f);
-        fputs(o->cols[i].name, o->f);
-        fputs("\":", o->f);
+        line_put(&l, i ? ",\"" : "\"", i ? 2 : 1);
+        line_str(&l, o->cols[i].name);
+        line_put(&l, "\":", 2);
         if (v == NULL || v[0] == '\0')
-            fputs("null", o->f);
+            line_put(&l, "null", 4);
         else if (o->cols[i].number)
-            fputs(v, o->f);
+            line_str(&l, v);
         else {
-            fputc('"', o->f);
-            fputs(v, o->f);
-            fputc('"', o->f);
+            line_put(&l, "\"", 1);
+            line_str(&l, v);
+            line_put(&l, "\"", 1);
         }
     }
-    fputs("}\n", o->f);
+    line_put(&l, "}\n", 2);
+    if (l.full)
+        return false;
+    fwrite(l.b, 1, l.n, o->f);
     return true;
 }
 
@@ -235,6 +264,26 @@ html_row(out_t *o, const char *const *vals, bool header)
     fputs(header ? "</tr></thead>\n<tbody>\n" : "</tr>\n", o->f);
 }
 
+/* A TSV row in one fwrite; false when it does not fit the line buffer. */
+static bool
+tsv_row(out_t *o, const char *const *vals, bool header)
+{
+    static line_t l;
+    l.n = 0;
+    l.full = false;
+    for (size_t i = 0; i < o->n_cols; i++) {
+        const char *v = header ? o->cols[i].name : vals[i];
+        bool empty = v == NULL || v[0] == '\0';
+        if (i)
+            line_put(&l, "\t", 1);
+        line_str(&l, empty ? "-" : header ? v : esc(v));
+    }
+    line_put(&l, "\n", 1);
+    if (!l.full)
+        fwrite(l.b, 1, l.n, o->f);
+    return !l.full;
+}
+
 static void
 text_row(out_t *o, const char *const *vals, bool header)
 {
@@ -242,6 +291,8 @@ text_row(out_t *o, const char *const *vals, bool header)
         html_row(o, vals, header);
         return;
     }
+    if (o->fmt == CTL_FMT_TSV && tsv_row(o, vals, header))
+        return;
     for (size_t i = 0; i < o->n_cols; i++) {
         const char *v = header ? o->cols[i].name : vals[i];
         bool empty = v == NULL || v[0] == '\0';
