@@ -115,6 +115,20 @@ def others(rows):
             out.append("| person index merge (chunks of 4096, %d entries waiting) | %.0f entries/s, "
                        "longest chunk %.1f ms; a person query over them took %.1f ms |"
                        % (r["unmerged"], r["rate"], r["chunk_ms_max"], r["query_ms"]))
+        elif s in ("CTL-list", "CTL-export", "CTL-report"):
+            out.append("| ptibusctl %s, %d records, to /dev/null | %.2f s, %.0f records/s, peak RSS "
+                       "%.1f MiB |" % (s[4:], r["records"], r["seconds"], r["rate"],
+                                      r["peak_rss_kib"] / 1024))
+        elif s in ("CTL-trace", "CTL-message-id"):
+            out.append("| ptibusctl %s, %d records, whole process, %d queries | p50 %.2f ms, max "
+                       "%.2f ms |" % (s[4:], r["records"], r["queries"], r["p50_ms"], r["max_ms"]))
+        elif s == "CTL-person-index":
+            out.append("| person report's journal work (in process), %d records, %.1f records per "
+                       "person | p50 %.3f ms, max %.3f ms |"
+                       % (r["records"], r["records_per_person"], r["p50_ms"], r["max_ms"]))
+        elif s == "CTL-fill":
+            out.append("| ptibusctl scenario's journal built (journal API, no fsync) | %d records "
+                       "in %.1f s |" % (r["records"], r["seconds"]))
         elif s.startswith("S3"):
             out.append("| %s (%d records) | %.0f %s |" % (s, r["msgs"], r["rate"], r["unit"]))
         elif s == "MEM":
@@ -274,6 +288,20 @@ def targets(rows):
     sc = find(rows, "S3-scan", "ptibus")
     if sc:
         check("S3 scan >= 1M records/s", sc["rate"] >= 1e6, "%.0f records/s" % sc["rate"])
+    for name, what in (("CTL-list", "journal list"), ("CTL-export", "export")):
+        c = find(rows, name, "ptibusctl")
+        if c and c["records"] >= 10000000:
+            check("%s >= 1M records/s on 10M records" % what, c["rate"] >= 1e6,
+                  "%.0f records/s" % c["rate"])
+    for name, what in (("CTL-trace", "trace"), ("CTL-message-id", "journal list --message-id")):
+        c = find(rows, name, "ptibusctl")
+        if c and c["records"] >= 10000000:
+            check("%s <= 10 ms on 10M records" % what, c["max_ms"] <= 10,
+                  "p50 %.2f ms, max %.2f ms" % (c["p50_ms"], c["max_ms"]))
+    c = find(rows, "CTL-report", "ptibusctl")
+    if c and c["records"] >= 10000000:
+        check("report <= 30 s on 10M records", c["seconds"] <= 30,
+              "%.1f s, peak RSS %.1f MiB" % (c["seconds"], c["peak_rss_kib"] / 1024))
     ld = find(rows, "S4-load10k", "ptibus")
     f = fl("S4-load10k")
     if ld:
@@ -328,9 +356,12 @@ def main():
     ap.add_argument("--expiry-records", default="")
     ap.add_argument("--expiry-only", default="0")
     ap.add_argument("--elapsed", default="")
+    ap.add_argument("--ctl-only", default="0")
     a = ap.parse_args()
     rows = load(a.lines)
-    if a.expiry_only == "1":
+    if a.ctl_only == "1":
+        lines = others(rows)
+    elif a.expiry_only == "1":
         lines = expiry_table(rows)
     else:
         lines = ([] if a.codecs_only == "1" else table(rows) + others(rows) + expiry_table(rows))
@@ -353,15 +384,15 @@ def main():
     with open(a.out, "w") as f:
         json.dump(doc, f, indent=1)
     # The harness fails when a ptibus scenario produced nothing.
-    need = [] if a.codecs_only == "1" else ["S1-sync", "S1-window", "S1-multi6", "S2-e2e",
-                                            "S4-load10k"]
-    if a.expiry_only == "1":
-        need = []
-    if a.codecs_only != "1":
+    need = [] if a.codecs_only == "1" or a.ctl_only == "1" or a.expiry_only == "1" else [
+        "S1-sync", "S1-window", "S1-multi6", "S2-e2e", "S4-load10k"]
+    if a.codecs_only != "1" and a.ctl_only != "1":
         need += ["R1-base-window", "R1-expiry-window", "R1-expiry"]
     missing = [s for s in need if not find(rows, s, "ptibus")]
+    missing += [r["scenario"] for r in rows
+                if r.get("scenario", "").startswith("CTL-") and r.get("exit", 0) != 0]
     # a codec pass that failed is missing too (x4: one pass)
-    for codec, _ in CODECS[:2] if a.expiry_only != "1" else ():
+    for codec, _ in CODECS[:2] if a.ctl_only != "1" and a.expiry_only != "1" else ():
         for scen in ("pass1", "pass2"):
             r = find(rows, "C1-%s-%s" % (codec, scen), "ptibus-codec")
             if r is None or r["rc"] != 0:

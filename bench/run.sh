@@ -18,14 +18,18 @@
 #   bench/run.sh --keep              keep the temporary directory
 #   bench/run.sh --codecs-only       the codec scenario (C1) only
 #   bench/run.sh --perf              also profile ptibusd (perf, cpu-clock) during S1
+#   bench/run.sh --ctl-records N     also the ptibusctl scenario (CTL, issue 14) on a journal
+#                                    of N records (10000000 for the issue's figures; building
+#                                    it takes minutes); --smoke runs it at 30000 (< 1 s)
+#   bench/run.sh --ctl-only          the ptibusctl scenario only (default 1000000 records)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 
-smoke=0 peers=1 keep=0 profile=0 secs=10 jrecords=1000000 codecs_only=0
+smoke=0 peers=1 keep=0 profile=0 secs=10 jrecords=1000000 codecs_only=0 ctlrecords=0 ctl_only=0
 erecords=10000000 expiry_only=0
 while [ $# -gt 0 ]; do
     case "$1" in
-    --smoke) smoke=1 peers=0 secs=2 jrecords=20000 erecords=20000 ;;
+    --smoke) smoke=1 peers=0 secs=2 jrecords=20000 erecords=20000 ctlrecords=30000 ;;
     --expiry-records) erecords=$2; shift ;;
     --expiry-only) expiry_only=1 peers=0 ;;
     --no-peers) peers=0 ;;
@@ -34,7 +38,9 @@ while [ $# -gt 0 ]; do
     --perf) profile=1 ;;
     --seconds) secs=$2; shift ;;
     --journal-records) jrecords=$2; shift ;;
-    *) echo "usage: bench/run.sh [--smoke] [--no-peers] [--codecs-only] [--keep] [--seconds S] [--journal-records N] [--expiry-records N] [--expiry-only]" >&2
+    --ctl-records) ctlrecords=$2; shift ;;
+    --ctl-only) ctl_only=1 peers=0 ;;
+    *) echo "usage: bench/run.sh [--smoke] [--no-peers] [--codecs-only] [--ctl-only] [--keep] [--seconds S] [--journal-records N] [--ctl-records N] [--expiry-records N] [--expiry-only]" >&2
        exit 2 ;;
     esac
     shift
@@ -119,10 +125,11 @@ install_pkgs() { # install_pkgs PACKAGE...: those missing, from Debian
 build() {
     "$top/deploy/install-deps.sh"
     local b="$top/build-bench" targets=(ptibusd ptibusctl bench_ptibus bench_journal bench_lmdb
-        bench_floor bench_adapter bench_codecs)
+        bench_floor bench_adapter bench_codecs bench_ctl)
     cmake -S "$top" -B "$b" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPTIBUS_BENCH=ON >/dev/null
     [ "$peers" = 1 ] && targets+=(bench_rabbitmq bench_redis bench_nats)
     [ "$codecs_only" = 1 ] && targets=(bench_codecs)
+    [ "$ctl_only" = 1 ] && targets=(ptibusctl bench_ctl)
     cmake --build "$b" -j2 --target "${targets[@]}" >/dev/null
     bin="$b/bench"
     ptibusd="$b/broker/ptibusd"
@@ -455,6 +462,17 @@ run_reference() {
     rm -rf "$tmp/s3-journal" "$tmp"/lmdb-*
 }
 
+# The ptibusctl scenario (CTL, issue 14): a journal of $ctlrecords records built through
+# the journal API, then the real ptibusctl's list, export, trace, --message-id and
+# report on it (and the person index in process).
+run_ctl() {
+    [ "$ctlrecords" -ge 3 ] || return 0
+    log "CTL: ptibusctl on a journal of $ctlrecords records"
+    "$bin/bench_ctl" --dir "$tmp/ctl-journal" --ctl "$ctl" --records "$ctlrecords" \
+        --queries $((smoke ? 10 : 100)) 2>>"$tmp/clients.log" | tee -a "$results" >&2
+    rm -rf "$tmp/ctl-journal"
+}
+
 # ---------------------------------------------------------------- peers
 start_redis() {
     local d="$tmp/redis"
@@ -566,19 +584,26 @@ start_time=$(date +%s)
 install_pkgs libxml2-utils time # xmllint (the codec scenario's parsing floor), GNU time
 log "building in $top/build-bench"
 build
-if [ "$expiry_only" = 1 ]; then
+if [ "$ctl_only" = 1 ]; then
+    [ "$ctlrecords" -ge 3 ] || ctlrecords=1000000
+    run_ctl
+elif [ "$expiry_only" = 1 ]; then
     run_expiry
-elif [ "$codecs_only" = 0 ]; then
-    run_ptibus
-    run_expiry
-    run_adapter
-fi
-[ "$expiry_only" = 1 ] || run_codecs
-if [ "$codecs_only" = 0 ] && [ "$expiry_only" = 0 ]; then
-    run_floor
-    run_reference
-    [ "$peers" = 1 ] && run_peers
+else
+    if [ "$codecs_only" = 0 ]; then
+        run_ptibus
+        run_expiry
+        run_adapter
+    fi
+    run_codecs
+    if [ "$codecs_only" = 0 ]; then
+        run_floor
+        run_reference
+        run_ctl
+        [ "$peers" = 1 ] && run_peers
+    fi
 fi
 python3 "$top/bench/report.py" "$results" "$out/results.json" --codecs-only "$codecs_only" \
-    --smoke "$smoke" --seconds "$secs" --journal-records "$jrecords" --expiry-records "$erecords" --expiry-only "$expiry_only" \
+    --ctl-only "$ctl_only" --expiry-records "$erecords" --expiry-only "$expiry_only" \
+    --smoke "$smoke" --seconds "$secs" --journal-records "$jrecords" \
     --elapsed $(($(date +%s) - start_time))

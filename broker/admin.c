@@ -37,6 +37,13 @@ typedef struct reader {
     uint64_t unjournaled[READ_KINDS]; /* reads since, counted in the next record */
 } reader_t;
 
+/* Counter samples for the rates of stats: a ring, one sample a second. */
+#define ADMIN_RATE_SAMPLES 61 /* 60 s of intervals */
+typedef struct rate_sample {
+    int64_t ms; /* monotonic; 0 = empty */
+    uint64_t in, out;
+} rate_sample_t;
+
 /* Seqs an action touched, for its ADMIN records. */
 typedef struct seqlist {
     uint64_t *v;
@@ -51,6 +58,8 @@ struct admin {
     batch_t *b; /* the loop turn, during admin_read */
     uint8_t *rbuf;
     size_t rcap;
+    rate_sample_t rates[ADMIN_RATE_SAMPLES];
+    size_t rate_next; /* where the next sample goes */
 };
 
 int
@@ -308,6 +317,47 @@ record_read(admin_t *a, const char *who, int kind, const char *what)
 
 /* ---- stats ---- */
 
+/* Accepted messages and deliveries sent (every partner) since start. */
+static void
+rate_counters(admin_t *a, uint64_t *in, uint64_t *out)
+{
+    *in = ingest_stats(a->d.ingest)->accepted;
+    *out = 0;
+    size_t n = delivery_peer_count(a->d.delivery);
+    for (size_t i = 0; i < n; i++) {
+        delivery_peer_stats_t p;
+        delivery_peer_stats(a->d.delivery, i, &p);
+        *out += p.delivered;
+    }
+}
+
+void
+admin_sample(admin_t *a, int64_t now_ms)
+{
+    rate_sample_t *s = &a->rates[a->rate_next];
+    s->ms = now_ms > 0 ? now_ms : 1;
+    rate_counters(a, &s->in, &s->out);
+    a->rate_next = (a->rate_next + 1) % ADMIN_RATE_SAMPLES;
+}
+
+/* The rates between the oldest sample kept and now (the counters as they are). */
+static void
+stats_rates(admin_t *a, Ptibus__V1__BrokerStats *st)
+{
+    const rate_sample_t *old = &a->rates[a->rate_next]; /* the oldest, once the ring is full */
+    for (size_t k = 0; old->ms == 0 && k < ADMIN_RATE_SAMPLES; k++)
+        old = &a->rates[(a->rate_next + k) % ADMIN_RATE_SAMPLES];
+    int64_t now = pt_clock_mono_ms(), ms = old->ms ? now - old->ms : 0;
+    uint64_t in, out;
+    rate_counters(a, &in, &out);
+    if (ms <= 0)
+        return;
+    st->rate_window_ms = (uint32_t)ms;
+    st->rate_in = (double)(in - old->in) * 1000.0 / (double)ms;
+    /* A partner removed by a reload takes its count with it: no negative rate. */
+    st->rate_out = out >= old->out ? (double)(out - old->out) * 1000.0 / (double)ms : 0;
+}
+
 static void
 handle_stats(admin_t *a, Ptibus__V1__AdminResponse *resp, Ptibus__V1__BrokerStats *st,
              Ptibus__V1__PartnerStats *ps, Ptibus__V1__PartnerStats **pps)
@@ -323,6 +373,13 @@ handle_stats(admin_t *a, Ptibus__V1__AdminResponse *resp, Ptibus__V1__BrokerStat
     st->journal_bytes_used = used;
     st->journal_map_bytes = map;
     st->journal_max_bytes = max;
+    journal_space_t sp;
+    if (journal_space(a->d.journal, &sp, NULL) == 0) {
+        st->journal_bytes_free = sp.free_bytes;
+        st->journal_bytes_reclaimable = sp.reclaimable_bytes;
+        st->journal_file_bytes = sp.file_bytes;
+    }
+    stats_rates(a, st);
     size_t n = delivery_peer_count(a->d.delivery);
     for (size_t i = 0; i < n; i++) {
         delivery_peer_stats_t p;
@@ -509,12 +566,127 @@ handle_requeue(admin_t *a, const char *who, const Ptibus__V1__DeadLetterRequeueR
     resp->requeued = n;
 }
 
+/* ---- dead letters dropped for good ---- */
+
+typedef struct drop_ctx {
+    admin_t *a;
+    journal_txn_t *t;
+    const char *why; /* "dropped by WHO: REASON", in each DROPPED record */
+    seqlist_t done;
+    int rc;
+} drop_ctx_t;
+
+/* Drops one dead letter of recipient with its DROPPED record; a seq that is not one of
+ * its dead letters is skipped. Sets c->rc (the batch failed) on a write failure. */
+static void
+drop_one(drop_ctx_t *c, const char *recipient, uint64_t seq)
+{
+    journal_queue_entry_t e;
+    journal_view_t v;
+    pt_error_t err = {0};
+    char type[40] = "", id[PT_MESSAGE_ID_MAX + 1] = "";
+    if (c->rc != 0 || journal_dead_drop(c->t, recipient, seq, &e, &err) != 0)
+        return;
+    if (journal_txn_get(c->t, seq, &v, &c->a->rbuf, &c->a->rcap, &err) == 0) {
+        snprintf(type, sizeof type, "%s", v.msg_type);
+        snprintf(id, sizeof id, "%s", v.message_id);
+    }
+    journal_record_t rec = {.kind = PT_REC_DROPPED,
+                            .partner = recipient,
+                            .msg_type = type,
+                            .message_id = id,
+                            .ref_seq = seq,
+                            .attempt = e.attempts,
+                            .reason = c->why};
+    uint64_t rseq;
+    c->rc = journal_append(c->t, &rec, &rseq, &err);
+    if (c->rc == 0 && (c->rc = seqlist_push(&c->done, seq)) != 0)
+        pt_error_set(&err, c->rc, "admin", "out of memory");
+    if (c->rc != 0)
+        batch_fail(c->a->b, c->rc, &err);
+}
+
+/* Both states: the committed dead letters, dropped in the batch. */
+static int
+drop_all(drop_ctx_t *c, const char *recipient)
+{
+    journal_dead_entry_t *dead = NULL;
+    size_t n = 0;
+    pt_error_t err;
+    int rc = journal_dead_list(c->a->d.journal, recipient, ADMIN_REPLAY_MAX, &dead, &n, &err);
+    for (size_t i = 0; rc == 0 && c->rc == 0 && i < n; i++)
+        drop_one(c, dead[i].recipient, dead[i].seq);
+    free(dead);
+    return rc ? rc : c->rc;
+}
+
+/* The given seqs, of recipient or (NULL) of every partner that has them dead. */
+static int
+drop_seqs(drop_ctx_t *c, const char *recipient, const uint64_t *seqs, size_t n)
+{
+    const bconfig_t *cfg = c->a->d.cfg;
+    for (size_t i = 0; c->rc == 0 && i < n; i++) {
+        if (recipient != NULL)
+            drop_one(c, recipient, seqs[i]);
+        for (size_t p = 0; recipient == NULL && c->rc == 0 && p < cfg->n_partners; p++)
+            drop_one(c, cfg->partners[p].id, seqs[i]);
+    }
+    return c->rc;
+}
+
+static const char *
+drop_problem(admin_t *a, const Ptibus__V1__DeadLetterDropRequest *q, char *msg, size_t cap)
+{
+    const char *bad = reason_problem(q->reason);
+    if (q->recipient && q->recipient[0] && !known_recipient(a, q->recipient))
+        return "dead_letter_drop.recipient: not a configured partner";
+    if (bad != NULL) {
+        snprintf(msg, cap, "dead_letter_drop.reason: %s", bad);
+        return msg;
+    }
+    if (q->all == (q->n_seqs > 0))
+        return "dead_letter_drop: give either all or seqs";
+    if (q->n_seqs > ADMIN_REPLAY_SEQS)
+        return "dead_letter_drop.seqs: more than 1000 seqs in one request; split it";
+    return NULL;
+}
+
+static void
+handle_drop(admin_t *a, const char *who, const Ptibus__V1__DeadLetterDropRequest *q,
+            Ptibus__V1__AdminResponse *resp, char *ebuf, size_t cap)
+{
+    char msg[200], why[ADMIN_REASON_MAX + 120], head[160];
+    const char *bad = drop_problem(a, q, msg, sizeof msg);
+    const char *to = q->recipient && q->recipient[0] ? q->recipient : NULL;
+    if (bad != NULL)
+        return (void)fail(resp, ebuf, cap, bad);
+    drop_ctx_t c = {.a = a, .t = batch_txn(a->b), .why = why};
+    if (c.t == NULL)
+        return (void)fail(resp, ebuf, cap, "journal unavailable: nothing was changed, retry later");
+    snprintf(why, sizeof why, "dropped by %s: %s", who, q->reason);
+    int rc = q->all ? drop_all(&c, to) : drop_seqs(&c, to, q->seqs, q->n_seqs);
+    pt_error_t err;
+    snprintf(head, sizeof head, "dropped %zu dead letters of %s", c.done.n,
+             to ? to : "every recipient");
+    if (rc == 0)
+        rc = record_action(a, c.t, who, head, q->reason, &c.done, &err);
+    uint32_t n = (uint32_t)c.done.n;
+    free(c.done.v);
+    if (rc != 0)
+        return (void)fail(resp, ebuf, cap, "journal write failed: nothing was changed");
+    resp->ok = 1;
+    resp->kind_case = PTIBUS__V1__ADMIN_RESPONSE__KIND_DROPPED;
+    resp->dropped = n;
+}
+
 typedef struct replay_ctx {
     admin_t *a;
     journal_txn_t *t;
     const char *recipient;
     const char *reason;
+    bool force; /* also to a recipient the routes did not give the message */
     uint32_t done;
+    uint32_t forced;      /* of done, those the routes did not give the recipient */
     uint32_t removed;     /* skipped: payload expired or erased (retention, erasure) */
     uint64_t removed_seq; /* the last of them */
     seqlist_t seqs;       /* the RECEIVED seqs replayed, for the ADMIN records */
@@ -535,7 +707,8 @@ static int
 replay_one(const journal_view_t *v, void *arg)
 {
     replay_ctx_t *c = arg;
-    if (v->kind != PT_REC_RECEIVED || !was_recipient(v, c->recipient))
+    bool routed = v->kind == PT_REC_RECEIVED && was_recipient(v, c->recipient);
+    if (v->kind != PT_REC_RECEIVED || (!routed && !c->force))
         return 0;
     if (v->payload_state == PT_PAYLOAD_EXPIRED || v->payload_state == PT_PAYLOAD_ERASED) {
         c->removed++; /* nothing left to deliver: reported, never replayed */
@@ -563,6 +736,7 @@ replay_one(const journal_view_t *v, void *arg)
         batch_fail(c->a->b, c->rc, &err);
         return 1;
     }
+    c->forced += !routed;
     return ++c->done >= ADMIN_REPLAY_MAX;
 }
 
@@ -628,14 +802,15 @@ static void
 handle_replay(admin_t *a, const char *who, const Ptibus__V1__ReplayRequest *q,
               Ptibus__V1__AdminResponse *resp, char *ebuf, size_t cap)
 {
-    char msg[200], why[300], head[160], said[2 * ADMIN_REASON_MAX + 16];
+    char msg[200], why[320], head[240], said[2 * ADMIN_REASON_MAX + 16];
     const char *bad = replay_problem(a, q, msg, sizeof msg);
     if (bad != NULL)
         return (void)fail(resp, ebuf, cap, bad);
-    replay_ctx_t c = {.a = a, .t = batch_txn(a->b), .recipient = q->recipient};
+    replay_ctx_t c = {.a = a, .t = batch_txn(a->b), .recipient = q->recipient, .force = q->force};
     if (c.t == NULL)
         return (void)fail(resp, ebuf, cap, "journal unavailable: nothing was changed");
-    snprintf(why, sizeof why, "replay by %s: %s", who, q->reason);
+    snprintf(why, sizeof why, "%s by %s: %s", q->force ? "forced replay" : "replay", who,
+             q->reason);
     c.reason = why;
     pt_error_t err = {0}; /* a failure inside replay_one leaves it empty */
     /* Both states: a committed scan whose callback writes into the batch. */
@@ -644,6 +819,9 @@ handle_replay(admin_t *a, const char *who, const Ptibus__V1__ReplayRequest *q,
                  ? replay_by_id(a, &c, q->message_id, &err)
                  : journal_scan(a->d.journal, q->from_seq, q->to_seq, replay_one, &c, &err);
     int hn = snprintf(head, sizeof head, "replayed %u messages to %s", c.done, q->recipient);
+    if (q->force && hn > 0 && (size_t)hn < sizeof head)
+        hn += snprintf(head + hn, sizeof head - (size_t)hn,
+                       " (forced: %u of them not routed to it)", c.forced);
     if (c.removed > 0 && hn > 0 && (size_t)hn < sizeof head)
         snprintf(head + hn, sizeof head - (size_t)hn, " (%u not: payload expired or erased)",
                  c.removed);
@@ -771,6 +949,9 @@ handle(admin_t *a, const uint8_t *rid, size_t rid_len, const char *who,
         return;
     case PTIBUS__V1__ADMIN_REQUEST__KIND_DEAD_LETTER_REQUEUE:
         handle_requeue(a, who, q->dead_letter_requeue, &resp, ebuf, sizeof ebuf);
+        break;
+    case PTIBUS__V1__ADMIN_REQUEST__KIND_DEAD_LETTER_DROP:
+        handle_drop(a, who, q->dead_letter_drop, &resp, ebuf, sizeof ebuf);
         break;
     case PTIBUS__V1__ADMIN_REQUEST__KIND_REPLAY:
         handle_replay(a, who, q->replay, &resp, ebuf, sizeof ebuf);

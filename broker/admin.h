@@ -3,7 +3,8 @@
  * partner key is refused). It answers ptibus.v1.AdminRequest frames: live statistics,
  * dead-letter listing and requeue, replay of journaled messages to one of their
  * original recipients. Changes are written in the broker's batch transaction, with an
- * ADMIN record naming the administrator's key fingerprint, and answered after commit. */
+ * ADMIN record naming the administrator (admin:NAME, bconfig's admin_names), and
+ * answered after commit. */
 #ifndef PT_ADMIN_H
 #define PT_ADMIN_H
 
@@ -34,6 +35,11 @@ void admin_close(admin_t **a);
 
 /* The ROUTER socket, for the event loop to poll (ZMQ_FD). */
 void *admin_socket(admin_t *a);
+
+/* Samples the message counters (accepted, deliveries sent) at now_ms (monotonic), for
+ * the rates of the stats answer: the broker calls it once a second; the last 60 s are
+ * kept. */
+void admin_sample(admin_t *a, int64_t now_ms);
 
 /* Reads and handles the pending requests (non-blocking, at most 64) in batch b: their
  * journal records go into its transaction, their answers into it as frames (a request

@@ -15,11 +15,14 @@
 
 #define PT_ZAP_DOMAIN_PARTNERS "ptibus-partners"
 #define PT_ZAP_DOMAIN_ADMIN "ptibus-admin"
-/* User-Id of administrators: "admin:" + the hex of BLAKE2b-256 of their public key (the
- * whole digest, not the 64-bit fingerprint of the logs: ADMIN records name who acted). */
+/* User-Id of administrators: "admin:" + their name in admin.keys (bconfig_t.admin_names:
+ * unique; for a key given in the deprecated inline form, the hex of BLAKE2b-256 of the
+ * key, the whole digest, not the 64-bit fingerprint of the logs): ADMIN records name
+ * who acted. */
 #define PT_ADMIN_USER_PREFIX "admin:"
 #define PT_ADMIN_ID_BYTES 32
 #define PT_ADMIN_USER_MAX (sizeof PT_ADMIN_USER_PREFIX + 2 * PT_ADMIN_ID_BYTES)
+/* (PT_ADMIN_NAME_MAX <= 2 * PT_ADMIN_ID_BYTES: a name fits too.) */
 
 typedef struct auth auth_t;
 

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "codec.h"
 #include "config.h"
 #include "keys.h"
@@ -358,12 +360,12 @@ parse_partner_id(bload_t *ld, const config_node_t *pmap, bconfig_partner_t *p)
     return rc;
 }
 
-/* Exactly one of public_key (Z85) and public_key_file. */
+/* Exactly one of public_key (Z85) and public_key_file in map, into key. */
 static int
-parse_partner_key(bload_t *ld, const config_node_t *pmap, bconfig_partner_t *p)
+parse_public_key(bload_t *ld, const config_node_t *map, uint8_t key[PT_KEY_LEN])
 {
-    const config_node_t *z = config_map_get(pmap, "public_key");
-    const config_node_t *f = config_map_get(pmap, "public_key_file");
+    const config_node_t *z = config_map_get(map, "public_key");
+    const config_node_t *f = config_map_get(map, "public_key_file");
     const char *s;
     char *path = NULL;
     pt_error_t kerr;
@@ -371,22 +373,28 @@ parse_partner_key(bload_t *ld, const config_node_t *pmap, bconfig_partner_t *p)
         return config_error(ld->doc, f, PT_ECONFIG, ld->err,
                             "give either public_key or public_key_file, not both");
     if (z == NULL && f == NULL)
-        return config_error(ld->doc, pmap, PT_ECONFIG, ld->err,
+        return config_error(ld->doc, map, PT_ECONFIG, ld->err,
                             "missing public_key or public_key_file");
     const config_node_t *n = z ? z : f;
     int rc = config_node_string(ld->doc, n, &s, ld->err);
     if (rc != 0)
         return rc;
     if (z != NULL)
-        rc = keys_curve_public_from_z85(s, p->public_key, &kerr);
+        rc = keys_curve_public_from_z85(s, key, &kerr);
     else if ((rc = resolve_path(ld, s, &path)) == 0)
-        rc = keys_read(path, p->public_key, sizeof p->public_key, false, &kerr);
+        rc = keys_read(path, key, PT_KEY_LEN, false, &kerr);
     else
         return rc;
     free(path);
     if (rc != 0)
         rc = config_error(ld->doc, n, rc, ld->err, "%s", kerr.msg);
     return rc;
+}
+
+static int
+parse_partner_key(bload_t *ld, const config_node_t *pmap, bconfig_partner_t *p)
+{
+    return parse_public_key(ld, pmap, p->public_key);
 }
 
 static int
@@ -560,26 +568,68 @@ parse_retention(bload_t *ld)
 
 /* ---- admin ----------------------------------------------------------------- */
 
-static int
-parse_admin_key(bload_t *ld, const config_node_t *item, uint8_t key[PT_KEY_LEN])
+/* An administrator's name: 1 to 64 of A-Z, a-z, 0-9, '.', '_', '-' and '@'. */
+static bool
+admin_name_ok(const char *name)
 {
-    const char *s;
+    size_t n = strlen(name);
+    return n >= 1 && n <= PT_ADMIN_NAME_MAX &&
+           strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@") == n;
+}
+
+/* One item of admin.keys: {name, public_key | public_key_file}, or (deprecated) the
+ * key as an inline Z85 string, named by the hex of its BLAKE2b-256. */
+static int
+parse_admin_item(bload_t *ld, const config_node_t *item, uint8_t key[PT_KEY_LEN], char **name)
+{
+    static const char *const allowed[] = {"name", "public_key", "public_key_file", NULL};
+    const char *s = NULL;
     pt_error_t kerr;
-    int rc = config_node_string(ld->doc, item, &s, ld->err);
-    if (rc != 0)
+    int rc;
+    if (config_node_kind(item) == CONFIG_MAP) {
+        if ((rc = config_check_keys(ld->doc, item, allowed, ld->err)) != 0 ||
+            (rc = config_get_string(ld->doc, item, "name", true, &s, ld->err)) != 0)
+            return rc;
+        if (!admin_name_ok(s))
+            return config_error(ld->doc, config_map_get(item, "name"), PT_ECONFIG, ld->err,
+                                "\"%.40s\" is not a valid administrator name (1 to %d of A-Z, "
+                                "a-z, 0-9, '.', '_', '-', '@')",
+                                s, PT_ADMIN_NAME_MAX);
+        if ((rc = parse_public_key(ld, item, key)) != 0)
+            return rc;
+        return dup_string(ld, s, name);
+    }
+    if ((rc = config_node_string(ld->doc, item, &s, ld->err)) != 0)
         return rc;
     if ((rc = keys_curve_public_from_z85(s, key, &kerr)) != 0)
         return config_error(ld->doc, item, rc, ld->err, "%s", kerr.msg);
+    uint8_t id[32];
+    char hex[65];
+    crypto_generichash(id, sizeof id, key, PT_KEY_LEN, NULL, 0);
+    sodium_bin2hex(hex, sizeof hex, id, sizeof id);
+    return dup_string(ld, hex, name);
+}
+
+/* The checks of admin.keys[i] against the partners and the items before it. */
+static int
+check_admin_item(bload_t *ld, const config_node_t *item, size_t i)
+{
+    const uint8_t *key = ld->cfg->admin_keys[i];
     const bconfig_partner_t *p = bconfig_partner_by_key(ld->cfg, key);
     if (p != NULL)
         return config_error(ld->doc, item, PT_ECONFIG, ld->err,
                             "this admin key is also the key of partner \"%s\"; an administrator "
                             "needs a key of its own",
                             p->id);
-    for (size_t i = 0; i < ld->cfg->n_admin_keys; i++)
-        if (memcmp(ld->cfg->admin_keys[i], key, PT_KEY_LEN) == 0)
+    for (size_t k = 0; k < i; k++) {
+        if (memcmp(ld->cfg->admin_keys[k], key, PT_KEY_LEN) == 0)
             return config_error(ld->doc, item, PT_ECONFIG, ld->err,
                                 "the same admin key is listed twice");
+        if (strcmp(ld->cfg->admin_names[k], ld->cfg->admin_names[i]) == 0)
+            return config_error(ld->doc, item, PT_ECONFIG, ld->err,
+                                "administrator name \"%s\" is given twice (admin.keys[%zu])",
+                                ld->cfg->admin_names[i], k);
+    }
     return 0;
 }
 
@@ -588,23 +638,28 @@ parse_admin(bload_t *ld)
 {
     static const char *const allowed[] = {"listen", "keys", NULL};
     const config_node_t *a = NULL, *seq = NULL;
+    bconfig_t *c = ld->cfg;
     int rc = config_get_map(ld->doc, ld->root, "admin", false, &a, ld->err);
     if (rc != 0 || a == NULL)
         return rc;
     if ((rc = config_check_keys(ld->doc, a, allowed, ld->err)) != 0 ||
-        (rc = get_endpoint(ld, a, "listen", &ld->cfg->admin_listen)) != 0 ||
+        (rc = get_endpoint(ld, a, "listen", &c->admin_listen)) != 0 ||
         (rc = config_get_seq(ld->doc, a, "keys", false, &seq, ld->err)) != 0)
         return rc;
     size_t n = seq ? config_node_len(seq) : 0;
-    if (n == 0 && ld->cfg->admin_listen != NULL)
+    if (n == 0 && c->admin_listen != NULL)
         return config_error(ld->doc, a, PT_ECONFIG, ld->err,
                             "admin.listen is set but no admin key is listed in admin.keys");
-    if (n > 0 && (ld->cfg->admin_keys = calloc(n, sizeof *ld->cfg->admin_keys)) == NULL)
+    if (n > 0 && ((c->admin_keys = calloc(n, sizeof *c->admin_keys)) == NULL ||
+                  (c->admin_names = calloc(n, sizeof *c->admin_names)) == NULL))
         return oom(ld);
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        rc = parse_admin_key(ld, config_node_at(seq, i), ld->cfg->admin_keys[i]);
+        const config_node_t *item = config_node_at(seq, i);
+        rc = parse_admin_item(ld, item, c->admin_keys[i], &c->admin_names[i]);
         if (rc == 0)
-            ld->cfg->n_admin_keys++;
+            c->n_admin_keys++;
+        if (rc == 0)
+            rc = check_admin_item(ld, item, i);
     }
     return rc;
 }
@@ -734,6 +789,9 @@ bconfig_destroy(bconfig_t **cfg)
         free(c->retention[i].msg_type);
     free(c->retention);
     free(c->partners);
+    for (size_t i = 0; c->admin_names && i < c->n_admin_keys; i++)
+        free(c->admin_names[i]);
+    free(c->admin_names);
     free(c->admin_keys);
     char *strings[] = {c->path,
                        c->listen,
@@ -859,6 +917,12 @@ bconfig_restart_keys(const bconfig_t *live, const bconfig_t *next, char *out, si
         (live->n_admin_keys > 0 &&
          memcmp(live->admin_keys, next->admin_keys, live->n_admin_keys * PT_KEY_LEN) != 0))
         append_key(out, cap, "admin.keys");
+    else
+        for (size_t i = 0; i < live->n_admin_keys; i++)
+            if (strcmp(live->admin_names[i], next->admin_names[i]) != 0) {
+                append_key(out, cap, "admin.keys");
+                break;
+            }
 }
 
 void

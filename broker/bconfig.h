@@ -26,6 +26,9 @@
 #define PT_PARTNER_HANDSHAKES_DEFAULT 60
 #define PT_MAX_IN_FLIGHT_BYTES_DEFAULT (8u << 20)
 
+/* Characters of an administrator's name (admin.keys[].name). */
+#define PT_ADMIN_NAME_MAX 64
+
 typedef struct bconfig_partner {
     char *id;   /* [a-z0-9_]{1,32}, unique */
     char *name; /* display name (defaults to the id) */
@@ -125,6 +128,10 @@ typedef struct bconfig {
     bconfig_route_t *routes; /* in file order; empty when `routes:` is absent */
     size_t n_routes;
     uint8_t (*admin_keys)[PT_KEY_LEN]; /* CURVE public keys allowed on the admin socket */
+    /* admin_names[i]: the name of admin_keys[i] (admin.keys[i].name), which ADMIN records
+     * and the admin log lines use; for the deprecated inline-string form, the hex of the
+     * key's BLAKE2b-256 (the whole digest: a 64-bit fingerprint could be matched). */
+    char **admin_names;
     size_t n_admin_keys;
     bconfig_retention_t *retention; /* retention.payloads in file order; empty: kept forever */
     size_t n_retention;

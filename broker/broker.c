@@ -769,6 +769,8 @@ on_metrics(uv_timer_t *t)
     }
     broker_publish_admin_metrics(b);
     retention_publish(b->retention);
+    if (b->admin)
+        admin_sample(b->admin, pt_clock_mono_ms());
     delivery_publish_metrics(b->delivery, pt_clock_wall_ms());
     metrics_publish(b->metrics);
 }

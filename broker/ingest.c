@@ -304,11 +304,16 @@ reject(ingest_t *in, ingest_reply_t *r, const bconfig_partner_t *p, const char *
     }
     if (turn_txn(in) != 0)
         return;
+    /* The refused bytes are not stored: the envelope's territory goes with the reason,
+     * for the partnership report's refusals per territory. */
+    char said[PT_ERROR_MSG_MAX + 96];
+    snprintf(said, sizeof said, "%s", why->msg);
+    codec_refusal_tag(bytes, len, said, sizeof said);
     journal_record_t rec = {.kind = PT_REC_REJECTED,
                             .partner = p->id,
                             .msg_type = type ? type : "",
                             .message_id = r->message_id,
-                            .reason = why->msg,
+                            .reason = said,
                             .payload = bytes,
                             .payload_len = len};
     pt_error_t err;

@@ -104,6 +104,14 @@ utf8_escape(char *dst, size_t cap, const char *src, size_t len)
 {
     size_t in = 0, out = 0;
     while (in < len) {
+        unsigned char ch = (unsigned char)src[in];
+        if (ch >= 0x20 && ch < 0x7f && ch != '\\') { /* printable ASCII: itself */
+            if (out + 1 > cap - 1)
+                break;
+            dst[out++] = (char)ch;
+            in++;
+            continue;
+        }
         uint32_t cp = 0;
         int n = utf8_decode(src + in, len - in, &cp);
         char esc[6];

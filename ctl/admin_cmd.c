@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 
@@ -160,42 +161,107 @@ human_bytes(uint64_t b, char *out, size_t cap)
 }
 
 static const out_col_t stats_cols[] = {
-    {"partner", 14, false},       {"online", 6, false},   {"credit", 6, true},
-    {"in_flight", 9, true},       {"retrying", 8, true},  {"queue_depth", 11, true},
-    {"oldest_queued", 24, false}, {"delivered", 9, true}, {"acknowledged", 12, true},
-    {"dead_lettered", 0, true},
+    {"partner", 14, false},       {"online", 6, false},       {"credit", 6, true},
+    {"in_flight", 9, true},       {"retrying", 8, true},      {"queue_depth", 11, true},
+    {"oldest_queued", 24, false}, {"oldest_age", 10, true},   {"delivered", 9, true},
+    {"acknowledged", 12, true},   {"dead_lettered", 0, true},
 };
+
+/* An age for a person ("45 s", "12 min", "3 h 20 min", "2 d 4 h"). */
+static void
+human_age(int64_t s, char *out, size_t cap)
+{
+    if (s < 120)
+        snprintf(out, cap, "%" PRId64 " s", s < 0 ? 0 : s);
+    else if (s < 7200)
+        snprintf(out, cap, "%" PRId64 " min", s / 60);
+    else if (s < 2 * 86400)
+        snprintf(out, cap, "%" PRId64 " h %" PRId64 " min", s / 3600, s / 60 % 60);
+    else
+        snprintf(out, cap, "%" PRId64 " d %" PRId64 " h", s / 86400, s / 3600 % 24);
+}
+
+static uint64_t
+stats_left(const Ptibus__V1__BrokerStats *st)
+{
+    return st->journal_max_bytes > st->journal_bytes_used
+               ? st->journal_max_bytes - st->journal_bytes_used
+               : 0;
+}
+
+/* The broker's lines in the table format: counts, rates, the journal's space (human
+ * units only). */
+static void
+print_stats_head(const Ptibus__V1__BrokerStats *st)
+{
+    char used[32], left[32], max[32], fr[32], rec[32], file[32];
+    human_bytes(st->journal_bytes_used, used, sizeof used);
+    human_bytes(stats_left(st), left, sizeof left);
+    human_bytes(st->journal_max_bytes, max, sizeof max);
+    human_bytes(st->journal_bytes_free, fr, sizeof fr);
+    human_bytes(st->journal_bytes_reclaimable, rec, sizeof rec);
+    human_bytes(st->journal_file_bytes, file, sizeof file);
+    printf("last seq %" PRIu64 ", accepted %" PRIu64 ", rejected %" PRIu64 ", duplicates %" PRIu64
+           "\n",
+           st->last_seq, st->accepted, st->rejected, st->duplicates);
+    if (st->rate_window_ms > 0)
+        printf("rates over the last %.0f s: in %.1f msgs/s, out %.1f msgs/s (deliveries)\n",
+               st->rate_window_ms / 1000.0, st->rate_in, st->rate_out);
+    else
+        printf("rates: not yet measured (the broker samples its counters every second)\n");
+    printf("journal: %s used of %s maximum, %s left (%.1f%% used); of the used, %s free "
+           "(reused by later writes); file %s, %s reclaimable by ptibusctl compact\n",
+           used, max, left,
+           st->journal_max_bytes
+               ? 100.0 * (double)st->journal_bytes_used / (double)st->journal_max_bytes
+               : 0.0,
+           fr, file, rec);
+}
+
+/* The broker's numbers as one JSON line (raw numbers), before the partners'. */
+static void
+print_stats_json(const Ptibus__V1__BrokerStats *st)
+{
+    printf("{\"last_seq\":%" PRIu64 ",\"accepted\":%" PRIu64 ",\"rejected\":%" PRIu64
+           ",\"duplicates\":%" PRIu64 ",\"rate_in_msgs_per_s\":%.3f,\"rate_out_msgs_per_s\":%.3f,"
+           "\"rate_window_ms\":%u,\"journal_bytes_used\":%" PRIu64 ",\"journal_bytes_max\":%" PRIu64
+           ",\"journal_bytes_left\":%" PRIu64 ",\"journal_bytes_free\":%" PRIu64
+           ",\"journal_bytes_reclaimable\":%" PRIu64 ",\"journal_file_bytes\":%" PRIu64 "}\n",
+           st->last_seq, st->accepted, st->rejected, st->duplicates, st->rate_in, st->rate_out,
+           st->rate_window_ms, st->journal_bytes_used, st->journal_max_bytes, stats_left(st),
+           st->journal_bytes_free, st->journal_bytes_reclaimable, st->journal_file_bytes);
+}
 
 static void
 print_stats(const ctl_t *c, const Ptibus__V1__BrokerStats *st)
 {
-    char used[32], left[32], max[32];
-    uint64_t room = st->journal_max_bytes > st->journal_bytes_used
-                        ? st->journal_max_bytes - st->journal_bytes_used
-                        : 0;
-    human_bytes(st->journal_bytes_used, used, sizeof used);
-    human_bytes(room, left, sizeof left);
-    human_bytes(st->journal_max_bytes, max, sizeof max);
     if (c->fmt == CTL_FMT_TABLE)
-        printf("last seq %" PRIu64 ", accepted %" PRIu64 ", rejected %" PRIu64
-               ", duplicates %" PRIu64 "\njournal: %s used of %s maximum, %s left (%.1f%% used)\n",
-               st->last_seq, st->accepted, st->rejected, st->duplicates, used, max, left,
-               st->journal_max_bytes
-                   ? 100.0 * (double)st->journal_bytes_used / (double)st->journal_max_bytes
-                   : 0.0);
+        print_stats_head(st);
+    else if (c->fmt == CTL_FMT_JSON)
+        print_stats_json(st);
     out_t o;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
     out_begin(&o, c->fmt, stats_cols, sizeof stats_cols / sizeof *stats_cols);
     for (size_t i = 0; i < st->n_partners; i++) {
         const Ptibus__V1__PartnerStats *p = st->partners[i];
-        char n[8][24], oldest[40] = "";
+        char n[8][24], oldest[40] = "", age[40] = "";
         uint64_t v[] = {p->window,    p->in_flight,    p->retrying,     p->queue_depth,
                         p->delivered, p->acknowledged, p->dead_lettered};
         for (size_t k = 0; k < 7; k++)
             snprintf(n[k], sizeof n[k], "%" PRIu64, v[k]);
-        if (p->oldest_enqueued_ms > 0)
+        if (p->oldest_enqueued_ms > 0) {
+            int64_t s = (now_ms - p->oldest_enqueued_ms) / 1000;
             out_time(p->oldest_enqueued_ms, oldest, sizeof oldest);
+            if (c->fmt == CTL_FMT_TABLE)
+                human_age(s, age, sizeof age);
+            else
+                snprintf(age, sizeof age, "%" PRId64, s < 0 ? 0 : s);
+        }
         const char *row[] = {
-            p->partner, p->online ? "yes" : "no", n[0], n[1], n[2], n[3], oldest, n[4], n[5], n[6]};
+            p->partner, p->online ? "yes" : "no", n[0], n[1], n[2], n[3], oldest, age, n[4], n[5],
+            n[6]};
         out_row(&o, row);
     }
     out_end(&o);
@@ -313,5 +379,46 @@ cmd_deadletters_requeue(ctl_t *c, int argc, char **argv)
         return ctl_error(c, CTL_NOMATCH, "nothing requeued: no such dead letter of %s%s", esc(a.to),
                          a.all ? "" : " among the --seq given");
     printf("requeued %u dead letters of %s\n", n, esc(a.to));
+    return CTL_OK;
+}
+
+/* deadletters drop [--to PARTNER] (--all | --seq N...) --reason TEXT */
+int
+cmd_deadletters_drop(ctl_t *c, int argc, char **argv)
+{
+    admin_args_t a = {0};
+    int rc = admin_parse(c, argc, argv, &a);
+    if (rc == 0 && a.all == (a.n_seqs > 0))
+        rc = ctl_error(c, CTL_USAGE,
+                       "give either --all or --seq N... (and --to PARTNER to "
+                       "keep to one recipient)");
+    if (rc == 0 && !need_reason(c, a.reason))
+        rc = CTL_USAGE;
+    if (rc == 0)
+        rc = admin_settings(c);
+    if (rc != 0)
+        return rc;
+    Ptibus__V1__AdminRequest q = PTIBUS__V1__ADMIN_REQUEST__INIT;
+    Ptibus__V1__DeadLetterDropRequest dr = PTIBUS__V1__DEAD_LETTER_DROP_REQUEST__INIT;
+    dr.recipient = (char *)(a.to ? a.to : "");
+    dr.all = a.all;
+    dr.n_seqs = a.n_seqs;
+    dr.seqs = a.seqs;
+    dr.reason = (char *)a.reason;
+    q.request_id = "ptibusctl";
+    q.kind_case = PTIBUS__V1__ADMIN_REQUEST__KIND_DEAD_LETTER_DROP;
+    q.dead_letter_drop = &dr;
+    Ptibus__V1__AdminResponse *r;
+    if ((rc = admin_call(c, &q, &r)) != 0)
+        return rc;
+    uint32_t n = r->dropped;
+    codec_free((ProtobufCMessage **)&r);
+    const char *who = a.to ? esc(a.to) : "any recipient";
+    if (n == 0)
+        return ctl_error(c, CTL_NOMATCH, "nothing dropped: no such dead letter of %s%s", who,
+                         a.all ? "" : " among the --seq given");
+    printf("dropped %u dead letters of %s for good (journaled; a requeue cannot bring them "
+           "back)\n",
+           n, who);
     return CTL_OK;
 }

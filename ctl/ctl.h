@@ -181,7 +181,10 @@ void out_end(out_t *o);
 /* Writes s to f with HTML's special characters as entities (after esc()). */
 void out_html_text(FILE *f, const char *s);
 
-/* Unix ms as RFC 3339 UTC with milliseconds ("2026-12-02T10:00:00.000Z"). */
+/* v in decimal into buf (at least 21 bytes). */
+void out_u64(char *buf, uint64_t v);
+
+/* Unix ms as RFC 3339 UTC with milliseconds ("2026-12-02T10:00:00.000Z"); cap >= 32. */
 void out_time(int64_t ms, char *buf, size_t cap);
 
 /* ---- args.c ---- */
@@ -213,6 +216,7 @@ typedef struct journal_extra {
     const char **reason; /* --reason TEXT */
     bool *dry_run;       /* --dry-run */
     bool *payloads;      /* --with-payloads */
+    bool *force;         /* --force */
 } journal_extra_t;
 
 /* Parses the journal filter options (journal list, and the commands that select
@@ -263,6 +267,7 @@ int cmd_trace(ctl_t *c, int argc, char **argv);
 int cmd_stats(ctl_t *c, int argc, char **argv);
 int cmd_deadletters_list(ctl_t *c, int argc, char **argv);
 int cmd_deadletters_requeue(ctl_t *c, int argc, char **argv);
+int cmd_deadletters_drop(ctl_t *c, int argc, char **argv);
 int cmd_replay(ctl_t *c, int argc, char **argv);
 int cmd_config_show(ctl_t *c, int argc, char **argv);
 int cmd_person(ctl_t *c, int argc, char **argv);

@@ -38,6 +38,7 @@ enum {
     OPT_DRY_RUN,
     OPT_TERRITORY,
     OPT_PAYLOADS,
+    OPT_FORCE,
 };
 
 /* What list_opt fills: the filter, and the options of the commands that act on a
@@ -70,6 +71,11 @@ list_opt(ctl_t *c, int code, const char *v, void *arg)
             return ctl_error(c, CTL_USAGE, "--with-payloads: only export shows payloads");
         *fa->x->payloads = true;
         return 0;
+    case OPT_FORCE:
+        if (fa->x == NULL || fa->x->force == NULL)
+            return ctl_error(c, CTL_USAGE, "--force: only replay takes it");
+        *fa->x->force = true;
+        return 0;
     case OPT_SINCE:
         return args_time("--since", v, false, &f->since) ? 0 : CTL_USAGE;
     case OPT_UNTIL:
@@ -87,7 +93,7 @@ list_opt(ctl_t *c, int code, const char *v, void *arg)
         if ((f->kind = jq_kind(v)) == 0)
             return ctl_error(c, CTL_USAGE,
                              "--kind %.20s is not RECEIVED, REJECTED, DELIVERED, ACKNOWLEDGED, "
-                             "DEAD_LETTERED, REPLAYED or ADMIN",
+                             "DEAD_LETTERED, REPLAYED, ADMIN or DROPPED",
                              v);
         return 0;
     case OPT_MSGID:
@@ -132,6 +138,7 @@ journal_filter_parse(ctl_t *c, int argc, char **argv, jq_filter_t *f, const jour
                                          {"dry-run", no_argument, NULL, OPT_DRY_RUN},
                                          {"territory", required_argument, NULL, OPT_TERRITORY},
                                          {"with-payloads", no_argument, NULL, OPT_PAYLOADS},
+                                         {"force", no_argument, NULL, OPT_FORCE},
                                          CTL_COMMON_OPTS,
                                          CTL_CONN_OPTS,
                                          {NULL, 0, NULL, 0}};
@@ -166,10 +173,10 @@ void
 journal_row_values(const jq_row_t *r, char bufs[4][32], const char *vals[JOURNAL_LIST_COLS])
 {
     const journal_view_t *v = r->v;
-    snprintf(bufs[0], 32, "%" PRIu64, v->seq);
+    out_u64(bufs[0], v->seq);
     out_time(v->time_ms, bufs[1], 32);
-    snprintf(bufs[2], 32, "%u", v->attempt);
-    snprintf(bufs[3], 32, "%" PRIu64, v->ref_seq);
+    out_u64(bufs[2], v->attempt);
+    out_u64(bufs[3], v->ref_seq);
     const char *vv[N_LIST_COLS] = {bufs[0],
                                    bufs[1],
                                    journal_kind_name(v->kind),

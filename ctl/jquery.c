@@ -1,6 +1,8 @@
 /* jquery: filtered, streaming journal queries (see jquery.h). */
 #include "jquery.h"
 
+#include "codec.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +36,7 @@ typedef struct jq_run_ctx {
 journal_kind_t
 jq_kind(const char *name)
 {
-    for (int k = PT_REC_RECEIVED; k <= PT_REC_ADMIN; k++) {
+    for (int k = PT_REC_RECEIVED; k <= PT_REC_DROPPED; k++) {
         const char *n = journal_kind_name((journal_kind_t)k);
         size_t i = 0;
         while (n[i] && name[i] && (n[i] == (name[i] == '-' ? '_' : name[i] & ~0x20)))
@@ -49,7 +51,7 @@ bool
 jq_delivery_kind(journal_kind_t k)
 {
     return k == PT_REC_DELIVERED || k == PT_REC_ACKNOWLEDGED || k == PT_REC_DEAD_LETTERED ||
-           k == PT_REC_REPLAYED;
+           k == PT_REC_REPLAYED || k == PT_REC_DROPPED;
 }
 
 int
@@ -85,47 +87,14 @@ jq_plan(const jq_filter_t *f)
     return partner_key(f) ? "partner index" : "scan";
 }
 
-static bool
-varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-    *v = 0;
-    for (unsigned shift = 0; *p < end && shift < 64; shift += 7) {
-        uint8_t b = *(*p)++;
-        *v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80))
-            return true;
-    }
-    return false;
-}
-
 void
 jq_territory(const journal_view_t *v, char *out, size_t cap)
 {
-    const uint8_t *p = v->payload, *end = p ? p + v->payload_len : NULL;
     out[0] = '\0';
-    while (p && p < end) {
-        uint64_t key, len;
-        if (!varint(&p, end, &key) || (key >> 3) > 6)
-            return; /* the header's fields come first, in order: no territory */
-        unsigned wt = key & 7;
-        if (wt == 0 && !varint(&p, end, &len))
-            return;
-        if ((wt == 1 || wt == 5) && end - p < (wt == 1 ? 8 : 4))
-            return;
-        if (wt == 1 || wt == 5)
-            p += wt == 1 ? 8 : 4;
-        if (wt == 2) {
-            if (!varint(&p, end, &len) || len > (uint64_t)(end - p))
-                return;
-            if ((key >> 3) == 6) {
-                snprintf(out, cap, "%.*s", (int)(len < cap ? len : cap - 1), (const char *)p);
-                return;
-            }
-            p += len;
-        }
-        if (wt != 0 && wt != 1 && wt != 2 && wt != 5)
-            return;
-    }
+    if (v->payload != NULL)
+        codec_envelope_territory(v->payload, v->payload_len, out, cap);
+    else if (v->kind == PT_REC_REJECTED && v->reason != NULL)
+        codec_refusal_territory(v->reason, out, cap);
 }
 
 /* The RECEIVED record a delivery record refers to: its sender, time and territory. */

@@ -60,12 +60,17 @@ static const command_t commands[] = {
     {"deadletters", "requeue", cmd_deadletters_requeue,
      "--to PARTNER (--all | --seq N...) --reason TEXT [--admin E ...]",
      "Puts dead letters back in their recipient's queue (journaled with the reason)."},
+    {"deadletters", "drop", cmd_deadletters_drop,
+     "[--to PARTNER] (--all | --seq N...) --reason TEXT [--admin E ...]",
+     "Removes dead letters for good (no requeue finds them again); each is journaled as a\n"
+     "DROPPED record (trace shows it), the action as ADMIN records naming the seqs."},
     {"replay", NULL, cmd_replay,
      "--to PARTNER [--since T] [--until T] [--from P] [--type TYPE] [--message-id ID] "
-     "[--correlation-id ID] [--seq-from N] [--seq-to M] --reason TEXT [--dry-run]",
+     "[--correlation-id ID] [--seq-from N] [--seq-to M] --reason TEXT [--force] [--dry-run]",
      "Delivers the matching journaled messages again to PARTNER, only those the routes gave\n"
-     "it, flagged as replays, in slices of 1000 (each journaled with the reason and the\n"
-     "filter); --dry-run lists them and sends nothing."},
+     "it (--force: also the others, journaled as forced), flagged as replays, in slices of\n"
+     "1000 (each journaled with the reason and the filter); --dry-run lists them and sends\n"
+     "nothing."},
     {"keygen", NULL, cmd_keygen, "[--dir DIR] [--kind curve|sign|hmac] NAME",
      "Generates a key pair (curve, sign) or a secret (hmac) and says what it wrote."},
     {"fingerprint", NULL, cmd_fingerprint, "FILE.pub",

@@ -51,15 +51,47 @@ esc(const char *s)
 }
 
 void
+out_u64(char *buf, uint64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = tmp[n - 1 - i];
+    buf[n] = '\0';
+}
+
+void
 out_time(int64_t ms, char *buf, size_t cap)
 {
+    /* The second's text is kept: a listing's records share their seconds. */
+    static time_t last = -1;
+    static char text[32];
+    static size_t tlen;
     time_t t = (time_t)(ms / 1000);
     struct tm tm;
-    size_t n = gmtime_r(&t, &tm) ? strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm) : 0;
-    if (n == 0)
+    if (ms < 0 || cap < 32) {
         snprintf(buf, cap, "%lld ms", (long long)ms);
-    else
-        snprintf(buf + n, cap - n, ".%03dZ", (int)(ms % 1000));
+        return;
+    }
+    if (t != last) {
+        tlen = gmtime_r(&t, &tm) ? strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &tm) : 0;
+        last = tlen ? t : -1;
+    }
+    if (tlen == 0) {
+        snprintf(buf, cap, "%lld ms", (long long)ms);
+        return;
+    }
+    int f = (int)(ms % 1000);
+    memcpy(buf, text, tlen);
+    buf[tlen] = '.';
+    buf[tlen + 1] = (char)('0' + f / 100);
+    buf[tlen + 2] = (char)('0' + f / 10 % 10);
+    buf[tlen + 3] = (char)('0' + f % 10);
+    buf[tlen + 4] = 'Z';
+    buf[tlen + 5] = '\0';
 }
 
 /* A CSV cell: escaped like every output (no control character reaches a spreadsheet),
@@ -85,9 +117,93 @@ csv_cell(FILE *f, const char *v)
     fputc('"', f);
 }
 
+/* Whether v is an integer as jansson writes it (no sign but '-', no leading zero). */
+static bool
+plain_integer(const char *v)
+{
+    const char *d = v[0] == '-' ? v + 1 : v;
+    size_t n = strspn(d, "0123456789");
+    return n > 0 && n < 19 && d[n] == '\0' && (d[0] != '0' || n == 1);
+}
+
+/* A string jansson would write as is (JSON_ENSURE_ASCII): printable ASCII, no quote
+ * or backslash, no '/' (escaped by neither, but kept out to stay simple). */
+static bool
+plain_string(const char *v)
+{
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+        if (*p < 0x20 || *p >= 0x7f || *p == '"' || *p == '\\' || *p == '/')
+            return false;
+    return true;
+}
+
+/* A row assembled in memory and written with one fwrite (stdio's lock taken once). */
+#define LINE_MAX_ 16384
+typedef struct line {
+    char b[LINE_MAX_];
+    size_t n;
+    bool full;
+} line_t;
+
+static void
+line_put(line_t *l, const char *s, size_t n)
+{
+    if (l->full || n > LINE_MAX_ - l->n) {
+        l->full = true;
+        return;
+    }
+    memcpy(l->b + l->n, s, n);
+    l->n += n;
+}
+
+static void
+line_str(line_t *l, const char *s)
+{
+    line_put(l, s, strlen(s));
+}
+
+/* The common row, written directly: every value empty, a plain integer in a number
+ * column or a plain string elsewhere. The same bytes as json_dumpf's; false when the
+ * row needs jansson. */
+static bool
+json_row_fast(out_t *o, const char *const *vals)
+{
+    static line_t l;
+    for (size_t i = 0; i < o->n_cols; i++) {
+        const char *v = vals[i];
+        if (v != NULL && v[0] != '\0' && !(o->cols[i].number ? plain_integer(v) : plain_string(v)))
+            return false;
+    }
+    l.n = 0;
+    l.full = false;
+    line_put(&l, "{", 1);
+    for (size_t i = 0; i < o->n_cols; i++) {
+        const char *v = vals[i];
+        line_put(&l, i ? ",\"" : "\"", i ? 2 : 1);
+        line_str(&l, o->cols[i].name);
+        line_put(&l, "\":", 2);
+        if (v == NULL || v[0] == '\0')
+            line_put(&l, "null", 4);
+        else if (o->cols[i].number)
+            line_str(&l, v);
+        else {
+            line_put(&l, "\"", 1);
+            line_str(&l, v);
+            line_put(&l, "\"", 1);
+        }
+    }
+    line_put(&l, "}\n", 2);
+    if (l.full)
+        return false;
+    fwrite(l.b, 1, l.n, o->f);
+    return true;
+}
+
 static void
 json_row(out_t *o, const char *const *vals)
 {
+    if (json_row_fast(o, vals))
+        return;
     json_t *obj = json_object();
     for (size_t i = 0; obj && i < o->n_cols; i++) {
         const char *v = vals[i];
@@ -148,6 +264,26 @@ html_row(out_t *o, const char *const *vals, bool header)
     fputs(header ? "</tr></thead>\n<tbody>\n" : "</tr>\n", o->f);
 }
 
+/* A TSV row in one fwrite; false when it does not fit the line buffer. */
+static bool
+tsv_row(out_t *o, const char *const *vals, bool header)
+{
+    static line_t l;
+    l.n = 0;
+    l.full = false;
+    for (size_t i = 0; i < o->n_cols; i++) {
+        const char *v = header ? o->cols[i].name : vals[i];
+        bool empty = v == NULL || v[0] == '\0';
+        if (i)
+            line_put(&l, "\t", 1);
+        line_str(&l, empty ? "-" : header ? v : esc(v));
+    }
+    line_put(&l, "\n", 1);
+    if (!l.full)
+        fwrite(l.b, 1, l.n, o->f);
+    return !l.full;
+}
+
 static void
 text_row(out_t *o, const char *const *vals, bool header)
 {
@@ -155,6 +291,8 @@ text_row(out_t *o, const char *const *vals, bool header)
         html_row(o, vals, header);
         return;
     }
+    if (o->fmt == CTL_FMT_TSV && tsv_row(o, vals, header))
+        return;
     for (size_t i = 0; i < o->n_cols; i++) {
         const char *v = header ? o->cols[i].name : vals[i];
         bool empty = v == NULL || v[0] == '\0';
@@ -165,9 +303,11 @@ text_row(out_t *o, const char *const *vals, bool header)
             continue;
         }
         const char *e = empty ? "-" : header ? v : esc(v);
-        if (o->fmt == CTL_FMT_TSV)
-            fprintf(o->f, "%s%s", i ? "\t" : "", e);
-        else if (i + 1 == o->n_cols)
+        if (o->fmt == CTL_FMT_TSV) {
+            if (i)
+                fputc('\t', o->f);
+            fputs(e, o->f);
+        } else if (i + 1 == o->n_cols)
             fputs(e, o->f);
         else
             fprintf(o->f, "%-*s ", o->cols[i].width, e);

@@ -83,6 +83,8 @@ status_row(const jq_row_t *r, void *arg)
         s->status = "acknowledged", s->when = v->time_ms;
     else if (v->kind == PT_REC_DEAD_LETTERED)
         s->status = "dead-lettered", s->when = v->time_ms;
+    else if (v->kind == PT_REC_DROPPED)
+        s->status = "dropped", s->when = v->time_ms;
     else if (v->kind == PT_REC_DELIVERED || v->kind == PT_REC_REPLAYED)
         s->status = "pending", s->when = 0;
     return 0;

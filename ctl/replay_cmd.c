@@ -1,5 +1,6 @@
 /* replay_cmd: replay by filter: the journal is read here (read-only) for the RECEIVED
- * records that match and that the routes gave the recipient, and their seqs go to the
+ * records that match and that the routes gave the recipient (with --force, also those
+ * they did not give it: the broker journals the flag), and their seqs go to the
  * broker's admin socket in slices of at most 1000, each a short request, so that a
  * replay of any size never holds the broker's loop. Each slice is journaled by the
  * broker (operator, seqs, reason, filter); --dry-run lists what would go and sends
@@ -20,6 +21,7 @@
 typedef struct replay_ctx {
     const ctl_t *c;
     const char *to, *reason;
+    bool force;
     char filter[201];
     uint64_t slice[REPLAY_SLICE];
     size_t n;
@@ -40,6 +42,7 @@ replay_flush(replay_ctx_t *r)
     rp.filter = r->filter;
     rp.seqs = r->slice;
     rp.n_seqs = r->n;
+    rp.force = r->force;
     q.request_id = "ptibusctl";
     q.kind_case = PTIBUS__V1__ADMIN_REQUEST__KIND_REPLAY;
     q.replay = &rp;
@@ -103,14 +106,69 @@ replay_check(const ctl_t *c, const jq_filter_t *f, const char *reason, bool dry_
     return 0;
 }
 
-/* replay --to PARTNER [journal filters] --reason TEXT [--dry-run] */
+static int
+count_row(const jq_row_t *row, void *arg)
+{
+    (void)row;
+    (void)arg;
+    return 0;
+}
+
+/* Nothing the routes gave the recipient matched: whether the filter matches messages
+ * they did not give it, so that the refusal says why and how (--force). */
+static int
+replay_unrouted(const ctl_t *c, journal_t *j, const jq_filter_t *f)
+{
+    jq_filter_t g = *f;
+    uint64_t n = 0;
+    pt_error_t err;
+    g.to = NULL;
+    if (jq_run(j, &g, count_row, NULL, &n, &err) != 0)
+        return fail(&err);
+    if (n == 0)
+        return ctl_error(c, CTL_NOMATCH, "no message routed to %s matches the filter", esc(f->to));
+    return ctl_error(c, CTL_NOMATCH,
+                     "no message routed to %s matches the filter: %" PRIu64 " messages match, "
+                     "but the routes did not give them to %s, and a replay goes only to a "
+                     "message's recipients; to send them anyway (e.g. a partner that took over "
+                     "another's cases), add --force (journaled as a forced replay)",
+                     esc(f->to), n, esc(f->to));
+}
+
+/* The outcome, once the selection ran (and, unless a dry run, its slices were sent). */
+static int
+replay_done(const ctl_t *c, journal_t *j, const jq_filter_t *f, const replay_ctx_t *r,
+            uint64_t matched, bool dry_run)
+{
+    if (matched == 0)
+        return r->force ? ctl_error(c, CTL_NOMATCH, "no message matches the filter")
+                        : replay_unrouted(c, j, f);
+    if (dry_run) {
+        fprintf(stderr,
+                "ptibusctl: %s: dry run: %" PRIu64 " messages would be replayed to %s%s "
+                "(those still queued for it are skipped); nothing was sent\n",
+                c->name, matched, esc(r->to), r->force ? " (forced)" : "");
+        return CTL_OK;
+    }
+    if (r->replayed == 0)
+        return ctl_error(c, CTL_NOMATCH,
+                         "nothing replayed: the %" PRIu64 " matching messages "
+                         "are all still queued for %s",
+                         matched, esc(r->to));
+    printf("replayed %" PRIu64 " of %" PRIu64 " matching messages to %s%s (%" PRIu64
+           " requests; the others are still queued for it)\n",
+           r->replayed, matched, esc(r->to), r->force ? ", forced" : "", r->slices);
+    return CTL_OK;
+}
+
+/* replay --to PARTNER [journal filters] --reason TEXT [--force] [--dry-run] */
 int
 cmd_replay(ctl_t *c, int argc, char **argv)
 {
     jq_filter_t f = {0};
     const char *reason = NULL;
-    bool dry_run = false;
-    journal_extra_t x = {.reason = &reason, .dry_run = &dry_run};
+    bool dry_run = false, force = false;
+    journal_extra_t x = {.reason = &reason, .dry_run = &dry_run, .force = &force};
     int rc = journal_filter_parse(c, argc, argv, &f, &x);
     if (rc == 0)
         rc = replay_check(c, &f, reason, dry_run);
@@ -122,39 +180,27 @@ cmd_replay(ctl_t *c, int argc, char **argv)
     if (rc != 0 || (rc = jq_open(c->set.journal, &j)) != 0)
         return rc;
     f.kind = PT_REC_RECEIVED; /* with f.to: only what the routes gave the recipient */
-    replay_ctx_t r = {.c = c, .to = f.to, .reason = reason};
+    replay_ctx_t r = {.c = c, .to = f.to, .reason = reason, .force = force};
     replay_filter_text(&r, argc, argv);
+    jq_filter_t sel = f;
+    if (force)
+        sel.to = NULL; /* every matching message, whoever the routes gave it to */
     uint64_t matched = 0;
     pt_error_t err;
     out_t o;
     if (dry_run)
         out_begin(&o, c->fmt, journal_list_cols, JOURNAL_LIST_COLS);
-    rc = jq_run(j, &f, dry_run ? journal_list_row : replay_row, dry_run ? (void *)&o : &r, &matched,
-                &err);
+    rc = jq_run(j, &sel, dry_run ? journal_list_row : replay_row, dry_run ? (void *)&o : &r,
+                &matched, &err);
     if (dry_run)
         out_end(&o);
-    journal_close(&j);
     if (rc != 0)
-        return fail(&err);
-    if (!dry_run && replay_flush(&r) != 0)
-        return ctl_error(c, r.rc, "stopped after %" PRIu64 " slices, %" PRIu64 " replayed",
-                         r.slices, r.replayed);
-    if (matched == 0)
-        return ctl_error(c, CTL_NOMATCH, "no message routed to %s matches the filter", esc(f.to));
-    if (dry_run) {
-        fprintf(stderr,
-                "ptibusctl: %s: dry run: %" PRIu64 " messages would be replayed to %s "
-                "(those still queued for it are skipped); nothing was sent\n",
-                c->name, matched, esc(f.to));
-        return CTL_OK;
-    }
-    if (r.replayed == 0)
-        return ctl_error(c, CTL_NOMATCH,
-                         "nothing replayed: the %" PRIu64 " matching messages "
-                         "are all still queued for %s",
-                         matched, esc(f.to));
-    printf("replayed %" PRIu64 " of %" PRIu64 " matching messages to %s (%" PRIu64
-           " requests; the others are still queued for it)\n",
-           r.replayed, matched, esc(f.to), r.slices);
-    return CTL_OK;
+        rc = fail(&err);
+    else if (!dry_run && replay_flush(&r) != 0)
+        rc = ctl_error(c, r.rc, "stopped after %" PRIu64 " slices, %" PRIu64 " replayed", r.slices,
+                       r.replayed);
+    else
+        rc = replay_done(c, j, &f, &r, matched, dry_run);
+    journal_close(&j);
+    return rc;
 }

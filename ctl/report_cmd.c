@@ -1,7 +1,9 @@
 /* report_cmd: the partnership evaluation for the comité de pilotage: over the messages
  * received in a period, the flows per month, territory, sender, recipient and type
  * (messages, acknowledged, acknowledgement rate, dead letters, delivery delay p50, p95
- * and max), the refusals by reason, and the backlog per recipient now. One streaming
+ * and max), the refusals per month, territory (the tag the broker adds to a refusal's
+ * reason: the refused bytes are not stored), sender, type and reason, and the backlog
+ * per recipient now. One streaming
  * scan from the period's first seq; memory is bounded by the number of groups (a
  * delay histogram each), not by the journal. Audit fields and the envelope's territory
  * only: no personal data. */
@@ -13,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "codec.h"
 #include "jquery.h"
 #include "report.h"
 
@@ -48,7 +51,10 @@ in_period(const jq_filter_t *f, int64_t t)
 static void
 reason_head(const char *reason, char *out, size_t cap)
 {
+    const char *tag = reason ? strstr(reason, CODEC_TERRITORY_TAG) : NULL;
     size_t n = reason ? strcspn(reason, ":") : 0;
+    if (tag && (size_t)(tag - reason) < n)
+        n = (size_t)(tag - reason); /* the territory tag is not part of the reason */
     if (n > 60)
         n = 60;
     snprintf(out, cap, "%.*s", (int)n, reason ? reason : "");

@@ -243,11 +243,37 @@ trace_pending(out_t *o, journal_t *j, const trace_t *t, const trace_rec_t *rcv, 
     out_row(o, row);
 }
 
+/* Whether to is among the routed recipients of rcv ("a,b,c"). */
+static bool
+trace_routed(const trace_rec_t *rcv, const char *to)
+{
+    size_t n = strlen(to);
+    for (const char *p = rcv->recipients; p && (p = strstr(p, to)) != NULL; p += n)
+        if ((p == rcv->recipients || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
+            return true;
+    return false;
+}
+
+/* A forced replay's recipient (not routed): pending once, at its first REPLAYED record. */
+static void
+trace_forced_pending(out_t *o, journal_t *j, const trace_t *t, size_t i)
+{
+    const trace_rec_t *r = &t->r[i], *rcv = trace_origin(t, r->ref);
+    if (r->kind != PT_REC_REPLAYED || rcv == NULL || trace_routed(rcv, r->recipient))
+        return;
+    for (size_t k = 0; k < i; k++)
+        if (t->r[k].kind == PT_REC_REPLAYED && t->r[k].ref == r->ref &&
+            strcmp(t->r[k].recipient, r->recipient) == 0)
+            return;
+    trace_pending(o, j, t, rcv, r->recipient);
+}
+
 static void
 trace_summary(out_t *o, journal_t *j, const trace_t *t)
 {
     for (size_t i = 0; i < t->n; i++) {
         const trace_rec_t *r = &t->r[i];
+        trace_forced_pending(o, j, t, i);
         if (r->kind != PT_REC_RECEIVED || r->recipients == NULL)
             continue;
         char *list = strdup(r->recipients), *save = NULL;

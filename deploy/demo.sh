@@ -49,7 +49,8 @@ admin_key=$(cat "$state/keys/admin.pub")
 admin_key=${admin_key//&/\\&} # Z85 may hold '&', special in a sed replacement
 sed -e "s|^listen: .*|listen: \"tcp://127.0.0.1:$port\"|" \
     -e "s|ipc:///run/ptibus/admin.sock|ipc://$state/admin.sock|" \
-    -e "s|^    - \"R2zk.*\"|    - \"$admin_key\"|" \
+    -e "s|^    - name: exploitation|    - name: demo-admin|" \
+    -e "s|^      public_key: \"R2zk.*\"|      public_key: \"$admin_key\"|" \
     -e "s|127.0.0.1:9400|127.0.0.1:$mport|" \
     -e "s|dir: /var/lib/ptibus/journal|dir: journal|" \
     -e "s|checkpoint_interval: 60s|checkpoint_interval: 2s|" \

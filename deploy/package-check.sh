@@ -290,7 +290,7 @@ admin_key=${admin_key//&/\\&}
 install -d -m 0700 -o ptibus -g ptibus "$tmp/state"
 sed -e "s|^listen: .*|listen: \"tcp://127.0.0.1:$port\"|" \
     -e "s|ipc:///run/ptibus/admin.sock|ipc://$tmp/state/admin.sock|" \
-    -e "s|^    - \"R2zk.*\"|    - \"$admin_key\"|" \
+    -e "s|^      public_key: \"R2zk.*\"|      public_key: \"$admin_key\"|" \
     -e "s|127.0.0.1:9400|127.0.0.1:$(free_port)|" \
     -e "s|dir: /var/lib/ptibus/journal|dir: $tmp/state/journal|" "$conf" >"$tmp/ptibus/run.yaml"
 setpriv --reuid=ptibus --regid=ptibus --init-groups /usr/bin/ptibusd --config "$tmp/ptibus/run.yaml" >"$tmp/ptibusd.log" 2>&1 &

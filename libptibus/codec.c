@@ -392,3 +392,86 @@ codec_nack_name(int code)
         return "UNKNOWN";
     return strncmp(v->name, "NACK_CODE_", 10) == 0 ? v->name + 10 : v->name;
 }
+
+/* ---- the territory of an envelope's bytes ---- */
+
+static bool
+varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (unsigned shift = 0; *p < end && shift < 64; shift += 7) {
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return true;
+    }
+    return false;
+}
+
+/* Skips one field of wire type wt; false when it does not fit or wt is unknown. */
+static bool
+skip_field(const uint8_t **p, const uint8_t *end, unsigned wt)
+{
+    uint64_t len;
+    if (wt == 0)
+        return varint(p, end, &len);
+    if (wt == 1 || wt == 5) {
+        size_t n = wt == 1 ? 8 : 4;
+        if ((size_t)(end - *p) < n)
+            return false;
+        *p += n;
+        return true;
+    }
+    if (wt == 2 && varint(p, end, &len) && len <= (uint64_t)(end - *p)) {
+        *p += len;
+        return true;
+    }
+    return false;
+}
+
+void
+codec_envelope_territory(const uint8_t *bytes, size_t len, char *out, size_t cap)
+{
+    const uint8_t *p = bytes, *end = bytes ? bytes + len : NULL;
+    out[0] = '\0';
+    while (p && p < end) {
+        uint64_t key, n;
+        if (!varint(&p, end, &key) || (key >> 3) > 6)
+            return; /* the header's fields come first, in order: no territory */
+        if ((key >> 3) == 6 && (key & 7) == 2) {
+            if (varint(&p, end, &n) && n <= (uint64_t)(end - p))
+                snprintf(out, cap, "%.*s", (int)(n < cap ? n : cap - 1), (const char *)p);
+            return;
+        }
+        if (!skip_field(&p, end, key & 7))
+            return;
+    }
+}
+
+void
+codec_refusal_tag(const uint8_t *bytes, size_t len, char *reason, size_t cap)
+{
+    char terr[PT_TERRITORY_MAX + 1];
+    codec_envelope_territory(bytes, len, terr, sizeof terr);
+    size_t n = strlen(terr), have = strlen(reason);
+    if (n == 0 || strspn(terr, CODEC_TERRITORY_CHARS) != n ||
+        have + strlen(CODEC_TERRITORY_TAG) + n + 2 > cap)
+        return;
+    snprintf(reason + have, cap - have, "%s%s]", CODEC_TERRITORY_TAG, terr);
+}
+
+void
+codec_refusal_territory(const char *reason, char *out, size_t cap)
+{
+    const char *tag = NULL;
+    out[0] = '\0';
+    for (const char *p = strstr(reason, CODEC_TERRITORY_TAG); p;
+         p = strstr(p + 1, CODEC_TERRITORY_TAG))
+        tag = p; /* the last: the broker appends it after the reason */
+    if (tag == NULL)
+        return;
+    tag += strlen(CODEC_TERRITORY_TAG);
+    size_t n = strspn(tag, CODEC_TERRITORY_CHARS);
+    if (n > 0 && tag[n] == ']' && tag[n + 1] == '\0')
+        snprintf(out, cap, "%.*s", (int)(n < cap ? n : cap - 1), tag);
+}

@@ -66,4 +66,22 @@ void codec_envelope_type_list(char *out, size_t cap);
  * or "UNKNOWN" for a value this build does not know. Static storage. */
 const char *codec_nack_name(int code);
 
+/* The envelope's territory (field 6) read from its packed bytes without decoding the
+ * rest (the header's fields come first, in order), into out; "" when absent or
+ * unreadable. Partner text, at most cap - 1 bytes. */
+void codec_envelope_territory(const uint8_t *bytes, size_t len, char *out, size_t cap);
+
+/* The suffix the broker adds to a refusal's journaled reason when the refused
+ * envelope named a territory (the refused bytes are not stored, the report groups
+ * refusals by territory): " [territory: X]", X of CODEC_TERRITORY_CHARS only. */
+#define CODEC_TERRITORY_TAG " [territory: "
+#define CODEC_TERRITORY_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-."
+
+/* Appends the tag of bytes' territory to reason (a string of cap bytes) when there is
+ * one, of those characters only, and it fits; otherwise leaves reason as it is. */
+void codec_refusal_tag(const uint8_t *bytes, size_t len, char *reason, size_t cap);
+
+/* The territory a refusal's reason names in its tag, into out ("" when none). */
+void codec_refusal_territory(const char *reason, char *out, size_t cap);
+
 #endif

@@ -89,6 +89,10 @@ typedef enum journal_kind {
     PT_REC_ADMIN = 7, /* an administrator's action; reason describes it */
     /* 8 was PT_REC_RECEIPT, never written: receipts are the ACKNOWLEDGED and
      * DEAD_LETTERED records. Do not reuse the number. */
+    /* A dead letter an administrator dropped for good (partner = recipient, ref_seq =
+     * the RECEIVED record, reason = who and why): it leaves the dead-letter queue and
+     * no requeue finds it again. Readers older than this kind call it corrupt. */
+    PT_REC_DROPPED = 9,
 } journal_kind_t;
 
 /* Returns "RECEIVED", "REJECTED", ...; "UNKNOWN" for other values. Beside the enum,
@@ -111,6 +115,8 @@ journal_kind_name(journal_kind_t kind)
         return "REPLAYED";
     case PT_REC_ADMIN:
         return "ADMIN";
+    case PT_REC_DROPPED:
+        return "DROPPED";
     }
     return "UNKNOWN";
 }
@@ -428,6 +434,12 @@ int journal_dead_add(journal_txn_t *t, const char *recipient, const journal_queu
 /* Moves a dead letter back to the queue with its attempts reset. PT_ENOTFOUND if absent,
  * PT_EINVALID when its payload expired or was erased (nothing left to deliver). */
 int journal_dead_requeue(journal_txn_t *t, const char *recipient, uint64_t seq, pt_error_t *err);
+
+/* Removes a dead letter for good (an administrator's drop): *e gets its entry (attempts,
+ * time). PT_ENOTFOUND if recipient has no dead letter seq. The caller journals the
+ * PT_REC_DROPPED record in the same transaction. */
+int journal_dead_drop(journal_txn_t *t, const char *recipient, uint64_t seq,
+                      journal_queue_entry_t *e, pt_error_t *err);
 
 /* Lists dead letters of recipient (NULL: all recipients), at most max. Caller frees *out. */
 int journal_dead_list(journal_t *j, const char *recipient, size_t max, journal_dead_entry_t **out,

@@ -166,6 +166,14 @@ journal_dead_requeue(journal_txn_t *t, const char *recipient, uint64_t seq, pt_e
     return rc ? write_fail(t, rc, recipient, err) : 0;
 }
 
+int
+journal_dead_drop(journal_txn_t *t, const char *recipient, uint64_t seq, journal_queue_entry_t *e,
+                  pt_error_t *err)
+{
+    int rc = qget(t, JDB_DEAD, recipient, seq, e);
+    return rc != 0 ? rc : qdel(t, JDB_DEAD, recipient, seq, err);
+}
+
 /* Walks db from (recipient, after + 1) while keys keep recipient's prefix (all
  * recipients when recipient is NULL), calling fn for each entry. */
 typedef int (*qvisit_fn)(const char *recipient, const journal_queue_entry_t *e, void *arg);

@@ -127,6 +127,7 @@ apply_queue(state_check_t *c, const journal_view_t *v)
         e->attempts = v->attempt;
         break;
     case PT_REC_ACKNOWLEDGED:
+    case PT_REC_DROPPED: /* a dead letter an administrator dropped */
         e->state = ST_DONE;
         break;
     case PT_REC_DEAD_LETTERED:

@@ -266,6 +266,21 @@ test_replay_to_original_recipients_only(void **state)
     assert_false(r->ok);
     assert_non_null(strstr(r->error, "replay.recipient"));
     codec_free((ProtobufCMessage **)&r);
+    /* With force, an administrator's decision: msa gets it, flagged as a replay. */
+    rp.recipient = "msa";
+    rp.message_id = "rp-1";
+    rp.from_seq = 0;
+    rp.force = true;
+    r = call(f->admin, &q, TIMEOUT_MS);
+    assert_true(r->ok);
+    assert_int_equal(r->replayed, 1);
+    codec_free((ProtobufCMessage **)&r);
+    client_t *msa;
+    assert_int_equal(td_client_session(&f->net, "msa", 8, &msa), 0);
+    replay = false;
+    assert_int_equal(next_deliver(msa, TIMEOUT_MS, &replay, NULL, 0), s1);
+    assert_true(replay);
+    client_close(&msa);
 }
 
 /* A personal-data read is answered with the seq of its committed ADMIN record, which

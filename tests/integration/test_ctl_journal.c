@@ -169,7 +169,8 @@ static int
 group_setup(void **state)
 {
     g = calloc(1, sizeof *g);
-    td_net_init(&g->net, "ctljournal", NULL);
+    td_net_options_t o = {.admin_name = "test-admin"};
+    td_net_init(&g->net, "ctljournal", &o);
     if (td_broker_start(&g->net) != 0)
         return -1;
     write_config(g);
@@ -359,21 +360,30 @@ find_id(xmlNode *n, const char *id)
     return NULL;
 }
 
-/* Each row of the page's flows table, as the csv writes it; returns the rows seen. */
-static size_t
-html_flows_in_csv(const char *html, const char *csv)
+/* The tbody of the page's table id. */
+static xmlNode *
+table_body(htmlDocPtr doc, const char *id)
 {
-    htmlDocPtr doc = htmlReadMemory(html, (int)strlen(html), "report.html", "UTF-8",
-                                    HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_NONET);
-    assert_non_null(doc);
-    xmlNode *table = find_id(xmlDocGetRootElement(doc), "flows"), *tbody = NULL;
+    xmlNode *table = find_id(xmlDocGetRootElement(doc), id), *tbody = NULL;
     assert_non_null(table);
     for (xmlNode *n = table->children; n; n = n->next)
         if (n->type == XML_ELEMENT_NODE && strcmp((const char *)n->name, "tbody") == 0)
             tbody = n;
     assert_non_null(tbody);
+    return tbody;
+}
+
+/* Each row of the page's flows table (12 cells) or refusals table (6), as the csv writes
+ * it; returns the rows seen. */
+static size_t
+html_rows_in_csv(const char *html, const char *csv, const char *id)
+{
+    htmlDocPtr doc = htmlReadMemory(html, (int)strlen(html), "report.html", "UTF-8",
+                                    HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING | HTML_PARSE_NONET);
+    assert_non_null(doc);
+    bool flows = strcmp(id, "flows") == 0;
     size_t rows = 0;
-    for (xmlNode *tr = tbody->children; tr; tr = tr->next) {
+    for (xmlNode *tr = table_body(doc, id)->children; tr; tr = tr->next) {
         if (tr->type != XML_ELEMENT_NODE)
             continue;
         char cell[12][128], line[2048];
@@ -381,12 +391,17 @@ html_flows_in_csv(const char *html, const char *csv)
         for (xmlNode *td = tr->children; td && k < 12; td = td->next)
             if (td->type == XML_ELEMENT_NODE)
                 node_text(td, cell[k++], sizeof cell[0]);
-        assert_int_equal(k, 12);
-        /* month, territory, sender, recipient, type, messages, acknowledged, ack_rate,
-         * dead_lettered, p50, p95, max: the csv has the reason (empty) after the type. */
-        snprintf(line, sizeof line, "\nflow,%s,%s,%s,%s,%s,,%s,%s,%s,%s,%s,%s,%s,", cell[0],
-                 cell[1], cell[2], cell[3], cell[4], cell[5], cell[6], cell[7], cell[8], cell[9],
-                 cell[10], cell[11]);
+        assert_int_equal(k, flows ? 12 : 6);
+        /* flows: month, territory, sender, recipient, type, messages, acknowledged,
+         * ack_rate, dead_lettered, p50, p95, max (the csv has the reason, empty, after
+         * the type); refusals: month, territory, sender, type, reason, refused. */
+        if (flows)
+            snprintf(line, sizeof line, "\nflow,%s,%s,%s,%s,%s,,%s,%s,%s,%s,%s,%s,%s,", cell[0],
+                     cell[1], cell[2], cell[3], cell[4], cell[5], cell[6], cell[7], cell[8],
+                     cell[9], cell[10], cell[11]);
+        else
+            snprintf(line, sizeof line, "\nrefusal,%s,%s,%s,,%s,%s,,,,,,,,%s,,\n", cell[0], cell[1],
+                     cell[2], cell[3], cell[4], cell[5]);
         if (strstr(csv, line) == NULL)
             print_message("html row not in the csv: %s\n%s", line + 1, csv);
         assert_non_null(strstr(csv, line));
@@ -407,14 +422,16 @@ test_report(void **state)
     snprintf(csv, sizeof csv, "%s", f->out);
     assert_int_equal(count_of(csv, "\nflow,"), 6);
     assert_int_equal(count_of(csv, "\nrefusal,"), 1);
-    /* A refusal's bytes are not journaled: no territory. */
+    /* A refusal's bytes are not journaled: its territory is in the reason's tag. */
     char want[200], month[8];
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(month, sizeof month, "%Y-%m", &tm);
-    snprintf(want, sizeof want, "\nrefusal,%s,,pole_emploi,,referral,referral.targetOrg.", month);
+    snprintf(want, sizeof want,
+             "\nrefusal,%s,nord_meusien,pole_emploi,,referral,referral.targetOrg.", month);
     assert_non_null(strstr(csv, want));
+    assert_null(strstr(csv, "[territory")); /* the tag is not part of the reason */
     assert_non_null(strstr(csv, ",nord_meusien,departement,msa,sanction,,1,0,0.000,0,,,,"));
     assert_non_null(strstr(csv, ",nord_meusien,departement,caf,orientation,,1,1,1.000,0,"));
     assert_non_null(strstr(csv, "\nbacklog,,,,msa,,,,,,,,,,,1,"));
@@ -423,10 +440,23 @@ test_report(void **state)
     assert_null(strstr(f->out, "src="));
     assert_null(strstr(f->out, "<link"));
     assert_int_equal(count_of(f->out, "<svg "), 3);
-    assert_int_equal(html_flows_in_csv(f->out, csv), 6);
+    assert_int_equal(html_rows_in_csv(f->out, csv, "flows"), 6);
+    assert_int_equal(html_rows_in_csv(f->out, csv, "refusals"), 1);
     assert_non_null(strstr(f->out, "<dd id=\"total-flows\">6</dd>"));
     assert_int_equal(ctl(f, "report --territory nowhere --format csv"), 0);
     assert_int_equal(count_of(f->out, "\nflow,"), 0);
+    assert_int_equal(count_of(f->out, "\nrefusal,"), 0);
+    assert_int_equal(ctl(f, "report --territory nord_meusien --format csv"), 0);
+    assert_int_equal(count_of(f->out, "\nflow,"), 6);
+    assert_int_equal(count_of(f->out, "\nrefusal,"), 1);
+    assert_int_equal(ctl(f, "report --territory nord_meusien --format html"), 0);
+    assert_int_equal(html_rows_in_csv(f->out, csv, "refusals"), 1);
+    assert_int_equal(ctl(f, "report --territory nord_meusien"), 0); /* the table */
+    assert_non_null(strstr(f->out, "refusal  "));
+    assert_non_null(strstr(f->out, "nord_meusien pole_emploi"));
+    assert_int_equal(ctl(f, "journal list --territory nord_meusien --kind REJECTED --format json"),
+                     0);
+    assert_int_equal(count_lines(f->out), 1);
     assert_int_equal(ctl(f, "report --since 2099-01-01 --format json"), 0);
     assert_null(strstr(f->out, "\"section\":\"flow\""));
     assert_int_equal(ctl(f, "report --since 2026-12-02 --until 2026-12-01"), 2);
@@ -452,12 +482,32 @@ test_replay_by_filter(void **state)
     assert_int_equal(ctl(f, "journal list --kind ADMIN --format json"), 0);
     assert_int_equal(count_lines(f->out), admins);
     assert_int_equal(ctl(f, "replay --to ml_nord --type sanction --reason t-2"), 3);
-    assert_non_null(strstr(f->err, "no message routed to ml_nord matches"));
+    assert_non_null(strstr(f->err, "no message routed to ml_nord matches the filter: 1 messages "
+                                   "match, but the routes did not give them to ml_nord"));
+    assert_non_null(strstr(f->err, "add --force"));
+    assert_int_equal(ctl(f, "replay --to ml_nord --type sanction --force --dry-run --format json"),
+                     0);
+    assert_int_equal(count_lines(f->out), 1);
+    assert_non_null(strstr(f->out, "\"message_id\":\"san-msa-1\""));
+    assert_int_equal(ctl(f, "journal list --kind REPLAYED --format json"), 0);
+    assert_string_equal(f->out, ""); /* neither the refusal nor the dry run sent anything */
+    assert_int_equal(ctl(f, "replay --to ml_nord --type sanction --force --reason 'ml took over'"),
+                     0);
+    assert_non_null(strstr(f->out, "replayed 1 of 1 matching messages to ml_nord, forced"));
+    assert_int_equal(ctl(f, "journal list --kind ADMIN --format json"), 0);
+    assert_non_null(strstr(f->out, "replayed 1 messages to ml_nord (forced: 1 of them not routed "
+                                   "to it); reason: ml took over; filter: --to ml_nord --type "
+                                   "sanction --force; seqs (part 1): "));
+    assert_int_equal(ctl(f, "journal list --kind REPLAYED --to ml_nord --format json"), 0);
+    assert_int_equal(count_lines(f->out), 1);
+    assert_non_null(strstr(f->out, "forced replay by "));
+    assert_int_equal(ctl(f, "trace san-msa-1 --format json"), 0);
+    assert_non_null(strstr(f->out, "not yet acknowledged by ml_nord, 0 attempts"));
     assert_int_equal(
         ctl(f, "replay --to pole_emploi --since 2001-01-01 --type sanction --reason 'CAF lost it'"),
         0);
     assert_non_null(strstr(f->out, "replayed 1 of 1 matching messages to pole_emploi"));
-    assert_int_equal(ctl(f, "journal list --kind REPLAYED --format json"), 0);
+    assert_int_equal(ctl(f, "journal list --kind REPLAYED --to pole_emploi --format json"), 0);
     assert_int_equal(count_lines(f->out), 1);
     assert_non_null(strstr(f->out, "\"sender\":\"departement\",\"recipient\":\"pole_emploi\","
                                    "\"type\":\"sanction\",\"message_id\":\"san-msa-1\""));
@@ -512,6 +562,10 @@ test_show_is_journaled(void **state)
     assert_int_equal(ctl(f, "journal list --kind ADMIN --format json"), 0);
     assert_non_null(strstr(f->out, "personal-data read: journal show ori-1 --sender departement; "
                                    "operator: test-dpo; reason: DPO request 7"));
+    /* The administrator by the name the broker's config gives its key. */
+    assert_non_null(strstr(f->out, "\"kind\":\"ADMIN\",\"sender\":\"admin:test-admin\""));
+    assert_true(td_log_count(&f->net, "admin:test-admin: personal-data read (ADMIN record seq ") >
+                0);
 }
 
 /* backup: a verified copy while the broker runs, private from the start. */
@@ -668,6 +722,103 @@ test_receive_modes(void **state)
     assert_int_equal(ctl(f, "receive --as caf --refuse x --no-ack"), 2);
 }
 
+/* The second column (the seq) of the first data line of deadletters list's tsv. */
+static unsigned long
+first_seq(const char *tsv)
+{
+    const char *nl = strchr(tsv, '\n'), *tab = nl ? strchr(nl, '\t') : NULL;
+    return tab ? strtoul(tab + 1, NULL, 10) : 0;
+}
+
+/* deadletters drop: through the broker, reason required, journaled with the seqs;
+ * the dropped letter leaves the queue for good (requeue cannot find it), trace shows
+ * it, and the journal's state databases still verify. */
+static void
+test_deadletters_drop(void **state)
+{
+    fx_t *f = *state;
+    /* ori-1, requeued to caf by test_receive_modes, refused again: a dead letter. */
+    assert_int_equal(ctl(f, "receive --as caf --refuse 'still wrong' --count 1 --wait 5"), 0);
+    assert_int_equal(ctl(f, "deadletters list --to caf --format tsv"), 0);
+    unsigned long seq = first_seq(f->out);
+    assert_true(seq > 0);
+    assert_int_equal(ctl(f, "deadletters drop --to caf --seq %lu", seq), 2); /* no reason */
+    assert_non_null(strstr(f->err, "--reason TEXT is required"));
+    assert_int_equal(ctl(f, "deadletters drop --to caf --reason r"), 2); /* no --seq/--all */
+    assert_int_equal(ctl(f, "deadletters drop --to caf --seq 99999 --reason 'ticket 9'"), 3);
+    assert_non_null(strstr(f->err, "nothing dropped: no such dead letter of caf"));
+    assert_int_equal(ctl(f, "deadletters drop --to nobody --all --reason 'ticket 9'"), 4);
+    assert_int_equal(ctl(f, "deadletters drop --seq %lu --reason 'ticket 9'", seq), 0);
+    assert_non_null(strstr(f->out, "dropped 1 dead letters of any recipient for good"));
+    char want[200];
+    snprintf(want, sizeof want,
+             "dropped 1 dead letters of every recipient; reason: ticket 9; seqs (part 1): %lu\"",
+             seq);
+    assert_int_equal(ctl(f, "journal list --kind ADMIN --format json"), 0);
+    assert_non_null(strstr(f->out, want));
+    assert_int_equal(ctl(f, "journal list --kind dropped --to caf --format json"), 0);
+    assert_int_equal(count_lines(f->out), 1);
+    assert_non_null(strstr(f->out, "\"recipient\":\"caf\",\"type\":\"orientation\","
+                                   "\"message_id\":\"ori-1\""));
+    /* Gone for good: neither listed nor requeued; dropping it again matches nothing. */
+    assert_int_equal(ctl(f, "deadletters list --to caf --format csv"), 0);
+    assert_null(strstr(f->out, "ori-1"));
+    assert_int_equal(ctl(f, "deadletters requeue --to caf --seq %lu --reason 'ticket 9'", seq), 3);
+    assert_int_equal(ctl(f, "deadletters drop --to caf --all --reason 'ticket 9'"), 3);
+    assert_int_equal(ctl(f, "trace ori-1 --sender departement --format json"), 0);
+    assert_non_null(strstr(f->out, "\"event\":\"DROPPED\""));
+    assert_non_null(strstr(f->out, "\"detail\":\"dropped by admin:test-admin: ticket 9\"}"));
+    assert_null(strstr(f->out, "not yet acknowledged by caf"));
+    /* The state databases agree with the records (a DROPPED record ends the entry). */
+    assert_int_equal(ctl(f, "journal verify"), 0);
+}
+
+/* A JSON number after "key": in s (0 when absent). */
+static double
+json_num(const char *s, const char *key)
+{
+    char k[80];
+    snprintf(k, sizeof k, "\"%s\":", key);
+    const char *p = strstr(s, k);
+    return p ? strtod(p + strlen(k), NULL) : 0;
+}
+
+/* stats: rates over the broker's window, the journal's used, free and reclaimable
+ * space; human units in the table (no raw byte count), raw numbers in JSON. */
+static void
+test_stats(void **state)
+{
+    fx_t *f = *state;
+    client_t *caf;
+    td_sample_t s;
+    assert_int_equal(td_client_session(&f->net, "caf", 0, &caf), 0);
+    td_sample_beneficiary_event(&s, "be-stats-1");
+    publish(caf, &s.env, 0);
+    client_close(&caf);
+    assert_int_equal(ctl(f, "stats --format json"), 0);
+    char *nl = strchr(f->out, '\n');
+    assert_non_null(nl);
+    *nl = '\0'; /* the broker's line */
+    double window = json_num(f->out, "rate_window_ms"), in = json_num(f->out, "rate_in_msgs_per_s");
+    double used = json_num(f->out, "journal_bytes_used");
+    assert_true(window >= 1000 && window <= 61000);
+    assert_true(in > 0);
+    assert_true(in * window / 1000 < 1000); /* a handful of messages in the window */
+    assert_true(json_num(f->out, "journal_file_bytes") >= used);
+    assert_non_null(strstr(f->out, "\"journal_bytes_free\":"));
+    assert_non_null(strstr(f->out, "\"journal_bytes_reclaimable\":"));
+    assert_non_null(strstr(nl + 1, "\"partner\":\"caf\""));
+    char raw[32];
+    snprintf(raw, sizeof raw, "%.0f", used);
+    assert_int_equal(ctl(f, "stats"), 0);
+    assert_non_null(strstr(f->out, "rates over the last "));
+    assert_non_null(strstr(f->out, " msgs/s, out "));
+    assert_non_null(strstr(f->out, "iB used of "));
+    assert_non_null(strstr(f->out, "reclaimable by ptibusctl compact"));
+    assert_null(strstr(f->out, raw)); /* never raw bytes in the table */
+    assert_non_null(strstr(f->out, "oldest_age"));
+}
+
 int
 main(void)
 {
@@ -685,6 +836,8 @@ main(void)
         cmocka_unit_test(test_replay_by_filter),
         cmocka_unit_test(test_admin_exit_codes),
         cmocka_unit_test(test_receive_modes),
+        cmocka_unit_test(test_deadletters_drop),
+        cmocka_unit_test(test_stats),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -100,7 +100,13 @@ td_net_configure(td_net_t *n, const td_net_options_t *o)
     fclose(k);
     admin_pub[strcspn(admin_pub, "\n")] = '\0';
     fprintf(f, "listen: \"%s\"\n", n->endpoint);
-    fprintf(f, "admin:\n  listen: \"%s\"\n  keys: [\"%s\"]\n", n->admin_endpoint, admin_pub);
+    if (o && o->admin_name)
+        fprintf(f,
+                "admin:\n  listen: \"%s\"\n  keys:\n    - name: %s\n"
+                "      public_key_file: keys/admin.pub\n",
+                n->admin_endpoint, o->admin_name);
+    else
+        fprintf(f, "admin:\n  listen: \"%s\"\n  keys: [\"%s\"]\n", n->admin_endpoint, admin_pub);
     fprintf(f, "metrics:\n  listen: \"127.0.0.1:%d\"\n", n->metrics_port);
     fprintf(f, "journal:\n  dir: \"%s\"\n  checkpoint_interval: 1s\n", n->journal_dir);
     if (o && o->journal_max_size)

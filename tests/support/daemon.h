@@ -20,6 +20,9 @@ typedef struct td_net_options {
     const char *extra_limits;         /* more `limits:` lines ("  key: value\n"), or NULL */
     const char *extra_journal;        /* more `journal:` lines ("  key: value\n"), or NULL */
     const char *extra_config;         /* more top-level sections (e.g. `retention:`), or NULL */
+    /* The administrator key keys/admin.pub as {name: admin_name, public_key_file}; NULL:
+     * the deprecated inline form (named by the key's digest). */
+    const char *admin_name;
 } td_net_options_t;
 
 typedef struct td_net {

@@ -164,7 +164,52 @@ test_all_keys_set(void **state)
     pt_error_t err;
     assert_int_equal(keys_curve_public_from_z85(KEY_C, key, &err), 0);
     assert_memory_equal(cfg->admin_keys[0], key, 32);
+    /* The deprecated inline form: named by the key's whole BLAKE2b-256. */
+    assert_int_equal(strlen(cfg->admin_names[0]), 64);
     bconfig_destroy(&cfg);
+}
+
+/* Named administrators: inline key or key file; ADMIN records use the names; a name
+ * given twice is refused; a renamed administrator needs a restart, like a new key. */
+static void
+test_admin_names(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("bconfig");
+    char path[4096], yaml[8192];
+    pt_error_t err;
+    assert_int_equal(keys_curve_generate(dir, "dpo", &err), 0);
+    snprintf(yaml, sizeof yaml, "%s",
+             HEAD PARTNERS "admin:\n  keys:\n    - name: exploitation\n      public_key: \"" KEY_C
+                           "\"\n    - {name: dpo@cd55.fr, public_key_file: dpo.pub}\n");
+    snprintf(path, sizeof path, "%s/b.yaml", dir);
+    bconfig_t *cfg = load_ok(yaml, path);
+    assert_int_equal(cfg->n_admin_keys, 2);
+    assert_string_equal(cfg->admin_names[0], "exploitation");
+    assert_string_equal(cfg->admin_names[1], "dpo@cd55.fr");
+    uint8_t pk[32];
+    snprintf(path, sizeof path, "%s/dpo.pub", dir);
+    assert_int_equal(keys_read(path, pk, sizeof pk, false, &err), 0);
+    assert_memory_equal(cfg->admin_keys[1], pk, 32);
+    snprintf(yaml, sizeof yaml, "%s",
+             HEAD PARTNERS "admin:\n  keys:\n    - {name: ops, public_key: \"" KEY_C "\"}\n"
+                           "    - {name: ops, public_key_file: dpo.pub}\n");
+    snprintf(path, sizeof path, "%s/b.yaml", dir);
+    bconfig_t *bad = NULL;
+    assert_int_not_equal(bconfig_load_buffer(yaml, strlen(yaml), path, &bad, &err), 0);
+    assert_non_null(strstr(err.msg, "administrator name \"ops\" is given twice (admin.keys[0])"));
+    snprintf(yaml, sizeof yaml, "%s",
+             HEAD PARTNERS "admin:\n  keys:\n    - {name: operations, public_key: \"" KEY_C
+                           "\"}\n    - {name: dpo@cd55.fr, public_key_file: dpo.pub}\n");
+    bconfig_t *renamed = load_ok(yaml, path);
+    char keys[256];
+    bconfig_restart_keys(cfg, renamed, keys, sizeof keys);
+    assert_string_equal(keys, "admin.keys");
+    bconfig_restart_keys(cfg, cfg, keys, sizeof keys);
+    assert_string_equal(keys, "");
+    bconfig_destroy(&renamed);
+    bconfig_destroy(&cfg);
+    tu_rmtree(dir);
 }
 
 /* Copies deploy/broker.yaml into a temp dir and generates every key it names. */
@@ -187,6 +232,7 @@ test_deploy_example(void **state)
     assert_string_equal(cfg->metrics_listen, "127.0.0.1:9400");
     assert_string_equal(cfg->journal_dir, "/var/lib/ptibus/journal");
     assert_int_equal(cfg->n_admin_keys, 1);
+    assert_string_equal(cfg->admin_names[0], "exploitation");
     char want[4200];
     snprintf(want, sizeof want, "%s/keys/broker.sign", dir);
     assert_string_equal(cfg->signing_key_file, want);
@@ -345,6 +391,23 @@ static const reject_case_t rejects[] = {
      "b.yaml:15: admin: admin.listen is set but no admin key is listed in admin.keys"},
     {HEAD PARTNERS "admin:\n  keys: [\"not a key\"]\n",
      "b.yaml:15: admin.keys[0]: a CURVE public key is 40 Z85 characters, found 9"},
+    {HEAD PARTNERS "admin:\n  keys:\n    - {name: \"marie dupont\", public_key: \"" KEY_C "\"}\n",
+     "b.yaml:16: admin.keys[0].name: \"marie dupont\" is not a valid administrator name (1 to 64 "
+     "of A-Z, a-z, 0-9, '.', '_', '-', '@')"},
+    {HEAD PARTNERS "admin:\n  keys:\n    - {public_key: \"" KEY_C "\"}\n",
+     "b.yaml:16: admin.keys[0].name: missing required key"},
+    {HEAD PARTNERS "admin:\n  keys:\n    - {name: ops}\n",
+     "b.yaml:16: admin.keys[0]: missing public_key or public_key_file"},
+    {HEAD PARTNERS "admin:\n  keys:\n    - {name: ops, key: x}\n",
+     "b.yaml:16: admin.keys[0].key: unknown key (expected one of: name, public_key, "
+     "public_key_file)"},
+    {HEAD PARTNERS "admin:\n  keys:\n    - {name: ops, public_key: \"" KEY_C "\"}\n"
+                   "    - {name: ops, public_key: \"" KEY_C "\"}\n",
+     "b.yaml:17: admin.keys[1]: the same admin key is listed twice"},
+    {HEAD PARTNERS "admin:\n  keys:\n    - {name: ops, public_key: \"" KEY_C "\"}\n"
+                   "    - {name: ops, public_key_file: /nonexistent/a.pub}\n",
+     "b.yaml:17: admin.keys[1].public_key_file: /nonexistent/a.pub: cannot open the key file's "
+     "folder: No such file or directory"},
     {HEAD PARTNERS "journal: {dir: k}\n", "b.yaml:14: journal: duplicate key (first given on "
                                           "line 1)"},
     {"journal: [\n", "b.yaml:2:1: YAML syntax error: did not find expected node content while "
@@ -662,6 +725,7 @@ main(void)
         cmocka_unit_test(test_deploy_example),
         cmocka_unit_test(test_rejections),
         cmocka_unit_test(test_public_key_file_relative),
+        cmocka_unit_test(test_admin_names),
         cmocka_unit_test(test_route_rejections),
         cmocka_unit_test(test_routes_compiled),
         cmocka_unit_test(test_reload_restart_keys_and_swap),
