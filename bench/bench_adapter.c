@@ -12,7 +12,9 @@
  *                that, in batches of --floor-batch files made durable by one syncfs (the
  *                cheapest way), then renamed, the folder fsynced once. No adapter, broker,
  *                HTTP or JSON: an adapter that keeps its files' promise cannot beat
- *                half its files/s on this disk.
+ *                half its files/s on this disk. Also the latency floor of a 202: one
+ *                LMDB commit of one small put (the spool's fsync), paced at --rate for
+ *                the same seconds: its p50/p99 (commit_p50_ms, commit_p99_ms).
  * One JSON line per scenario on stdout (bench/run.sh collects them; report.py compares
  * A1-adapter with S2 of the same run). A program, never a test. */
 #include <dirent.h>
@@ -31,6 +33,7 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <lmdb.h>
 
 #include "adapter.h"
 #include "daemon.h"
@@ -263,6 +266,36 @@ floor_files(const char *dir, unsigned batch, double seconds, uint64_t *files)
     return (double)n / ((double)(now_ns() - t0) / 1e9);
 }
 
+/* A1-floor's latency part: one LMDB put+commit of 1 KiB paced at rate/s for `seconds`;
+ * fills lat (cap entries) with each commit's ns and returns how many. */
+static uint64_t
+floor_commits(const char *dir, double rate, double seconds, uint64_t *lat, uint64_t cap)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    char body[1024];
+    memset(body, 'x', sizeof body);
+    if (mdb_env_create(&env) != 0 || mdb_env_set_mapsize(env, 1ull << 30) != 0 ||
+        mdb_env_open(env, dir, 0, 0600) != 0)
+        return 0;
+    uint64_t n = 0, t0 = now_ns();
+    while (n < cap && n < (uint64_t)(rate * seconds)) {
+        uint64_t due = t0 + (uint64_t)((double)n / rate * 1e9), t = now_ns();
+        if (due > t)
+            usleep((useconds_t)((due - t) / 1000));
+        uint64_t key = n;
+        MDB_val k = {sizeof key, &key}, v = {sizeof body, body};
+        t = now_ns();
+        if (mdb_txn_begin(env, NULL, 0, &txn) != 0 || mdb_dbi_open(txn, NULL, 0, &dbi) != 0 ||
+            mdb_put(txn, dbi, &k, &v, 0) != 0 || mdb_txn_commit(txn) != 0)
+            break;
+        lat[n++] = now_ns() - t;
+    }
+    mdb_env_close(env);
+    return n;
+}
+
 static run_t *
 run_new(td_adapter_t *src, td_adapter_t *dst, const char *prefix, unsigned clients, uint64_t count,
         double seconds, double rate)
@@ -378,9 +411,16 @@ main(int argc, char **argv)
     snprintf(fdir, sizeof fdir, "%s/floor", net.dir);
     uint64_t files = 0;
     double fps = mkdir(fdir, 0700) == 0 ? floor_files(fdir, floor_batch, seconds, &files) : 0;
+    char cdir[4300];
+    snprintf(cdir, sizeof cdir, "%s/commits", fdir);
+    uint64_t cap = (uint64_t)(rate * seconds) + 1, *lat = calloc(cap, sizeof *lat);
+    uint64_t nc = lat && mkdir(cdir, 0700) == 0 ? floor_commits(cdir, rate, seconds, lat, cap) : 0;
     printf("{\"scenario\":\"A1-floor\",\"system\":\"floor\",\"batch\":%u,\"files\":%llu,"
-           "\"files_per_s\":%.0f,\"files_per_msg\":2,\"rate\":%.0f}\n",
-           floor_batch, (unsigned long long)files, fps, fps / 2);
+           "\"files_per_s\":%.0f,\"files_per_msg\":2,\"rate\":%.0f,\"commits\":%llu,"
+           "\"commit_rate\":%.0f,\"commit_p50_ms\":%.3f,\"commit_p99_ms\":%.3f}\n",
+           floor_batch, (unsigned long long)files, fps, fps / 2, (unsigned long long)nc, rate,
+           pct(lat, nc, 0.5), pct(lat, nc, 0.99));
+    free(lat);
     td_net_fini(&net);
     curl_global_cleanup();
     return 0;

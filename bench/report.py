@@ -325,9 +325,15 @@ def targets(rows):
                  100 * a["rate"] / af["rate"]) if af else "")
     al = find(rows, "A1-load1k", "ptibus-adapter")
     if al:
+        # The floor column: one LMDB commit (the spool's fsync) paced at the same rate, in
+        # the same run and folder: its p99 is what no 202 can beat on this disk.
         check("A1 p99 POST->202 <= 5 ms at 1000 requests/s offered",
               al["post_p99_ms"] <= 5 and al["rate"] >= 0.9 * al["offered_rate"],
-              "p99 %.2f ms at %.0f requests/s" % (al["post_p99_ms"], al["rate"]))
+              "p99 %.2f ms at %.0f requests/s" % (al["post_p99_ms"], al["rate"]),
+              af["commit_p99_ms"] <= 5 if af and "commit_p99_ms" in af else None,
+              "one LMDB commit at %.0f/s: p50 %.2f p99 %.2f ms" % (
+                  af["commit_rate"], af["commit_p50_ms"], af["commit_p99_ms"])
+              if af and "commit_p99_ms" in af else "")
     asp = find(rows, "A1-spool100k", "ptibus-adapter")
     if asp:
         check("adapter RssAnon <= 32 MiB with 100 000 messages spooled",
