@@ -75,6 +75,12 @@ static const command_t commands[] = {
      "Generates a key pair (curve, sign) or a secret (hmac) and says what it wrote."},
     {"fingerprint", NULL, cmd_fingerprint, "FILE.pub",
      "Prints the fingerprint of a public key, as the broker logs it."},
+    {"partner", "add", cmd_partner_add,
+     "ID --public-key FILE.pub [--may-send TYPE]... [--subscribe TYPE]... [--keys-dir DIR] "
+     "[--replace] [--to FILE]",
+     "Checks a partner's id and public key (a secret key refused), prints its fingerprint,\n"
+     "copies it to DIR/ID.pub (default /etc/ptibus/keys; a different key there only with\n"
+     "--replace, the rotation) and writes the broker.yaml fragment to add, check and reload."},
     {"publish", NULL, cmd_publish, "[--as NAME | --key K --pub P] [--endpoint E] FILE.json...",
      "Publishes proto3-JSON envelopes as a partner; exit 4 on a final refusal, 5 on a\n"
      "retryable one."},
