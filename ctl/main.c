@@ -28,9 +28,11 @@ static const command_t commands[] = {
      "Shows the record(s) and the message decoded to proto3 JSON: personal data, so the read\n"
      "is first recorded by the broker (operator, command, reason), or nothing is shown."},
     {"journal", "verify", cmd_journal_verify,
-     "[--pubkey SIGN.pub] [--from SEQ] [--to SEQ] [--max-unsigned-tail N] [--progress] "
+     "[--pubkey SIGN.pub]... [--from SEQ] [--to SEQ] [--max-unsigned-tail N] [--progress] "
      "[--journal DIR]",
-     "Verifies the hash chain, the signed linked checkpoints and the state databases."},
+     "Verifies the hash chain, the signed linked checkpoints and the state databases.\n"
+     "After a rotation of the signing key give --pubkey once per key: each checkpoint\n"
+     "verifies with any one of them, and the output says which key signed which range."},
     {"trace", NULL, cmd_trace, "MESSAGE_ID [--sender P] [--journal DIR]",
      "The life of a message in time order: received or refused, routed, each delivery\n"
      "attempt, acknowledgements with their delay, dead letters, replays, status replies;\n"

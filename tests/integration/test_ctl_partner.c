@@ -3,7 +3,10 @@
  * partner connect; a secret key file, a bad id and a different key already installed
  * (without --replace) are refused and nothing is written; the rotation of a partner's
  * key (--replace, reload) keeps its queue: the partner connecting with the new key gets
- * the messages queued for it, the old key is refused. */
+ * the messages queued for it, the old key is refused. And the rotation of the journal's
+ * signing key: checkpoints signed by key A, then after a restart by key B, verify with
+ * both public keys (journal verify --pubkey twice, saying which key signed which
+ * checkpoints) and not with B alone (naming the first checkpoint A signed). */
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -313,6 +316,99 @@ test_rotation_keeps_queue(void **state)
     assert_int_equal(td_broker_stop(&f->net), 0);
 }
 
+/* Publishes one training offer as region. */
+static void
+publish_offer(fixture_t *f, const char *id)
+{
+    client_t *region = NULL;
+    assert_int_equal(td_client_session(&f->net, "region", 16, &region), 0);
+    td_sample_t s;
+    td_sample_training_offer(&s, id);
+    client_result_t res;
+    pt_error_t err;
+    assert_int_equal(client_publish(region, &s.env, TIMEOUT_MS, &res, &err), 0);
+    assert_int_equal(res.nack_code, 0);
+    client_close(&region);
+}
+
+/* broker.yaml with its signing key replaced by keys/<name>.sign, and (retired not NULL)
+ * the retired key's public half listed in keys.previous_signing_public. */
+static void
+use_signing_key(fixture_t *f, const char *name, const char *retired)
+{
+    uint8_t *text;
+    size_t len;
+    char key[256];
+    td_net_configure(&f->net, NULL);
+    assert_int_equal(tu_read_file(f->net.config, &text, &len), 0);
+    char *at = strstr((char *)text, "signing_secret: keys/journal.sign\n");
+    assert_non_null(at);
+    int n = snprintf(key, sizeof key, "signing_secret: keys/%s.sign\n", name);
+    if (retired != NULL)
+        snprintf(key + n, sizeof key - (size_t)n, "  previous_signing_public: [keys/%s.sign.pub]\n",
+                 retired);
+    char *out = calloc(1, len + sizeof key);
+    assert_non_null(out);
+    memcpy(out, text, (size_t)(at - (char *)text));
+    strcat(out, key);
+    strcat(out, at + strlen("signing_secret: keys/journal.sign\n"));
+    assert_int_equal(tu_write_file(f->net.config, out, strlen(out)), 0);
+    free(out);
+    free(text);
+}
+
+static void
+test_signing_key_rotation(void **state)
+{
+    fixture_t *f = *state;
+    char out[8192], keys[4300];
+    path_in(f, keys, sizeof keys, "keys");
+    publish_offer(f, "sk-offer-1");
+    assert_int_equal(td_broker_stop(&f->net), 0);
+    /* The rotation: a new signing key, broker.yaml pointed at it, the old .pub kept. */
+    assert_int_equal(ctl(out, sizeof out, "keygen --dir '%s' --kind sign journal_b", keys), 0);
+    /* Without the old public key listed, the broker refuses to resume the journal (its
+     * last checkpoint does not verify with the new key); with it, it resumes. */
+    use_signing_key(f, "journal_b", NULL);
+    assert_int_not_equal(td_broker_start(&f->net), 0);
+    assert_true(td_log_contains(&f->net, "bad signature"));
+    use_signing_key(f, "journal_b", "journal");
+    assert_int_equal(td_broker_start(&f->net), 0);
+    publish_offer(f, "sk-offer-2");
+    assert_int_equal(td_broker_stop(&f->net), 0);
+
+    assert_int_equal(ctl(out, sizeof out,
+                         "journal verify --journal '%s' --pubkey '%s/journal.sign.pub' "
+                         "--pubkey '%s/journal_b.sign.pub'",
+                         f->net.journal_dir, keys, keys),
+                     0);
+    /* Two ranges, A's first: "signed by key FP (FILE): checkpoints at seq X..Y (N)". */
+    char *a = strstr(out, "signed by key ");
+    assert_non_null(a);
+    char *b = strstr(a + 1, "signed by key ");
+    assert_non_null(b);
+    assert_null(strstr(b + 1, "signed by key "));
+    assert_non_null(strstr(a, "journal.sign.pub): checkpoints at seq "));
+    assert_non_null(strstr(b, "journal_b.sign.pub): checkpoints at seq "));
+    unsigned long long first_a = 0;
+    assert_int_equal(sscanf(strstr(a, "at seq ") + 7, "%llu", &first_a), 1);
+    assert_non_null(strstr(out, "intact"));
+
+    assert_int_equal(ctl(out, sizeof out,
+                         "journal verify --journal '%s' --pubkey '%s/journal_b.sign.pub'",
+                         f->net.journal_dir, keys),
+                     6);
+    char expect[128];
+    snprintf(expect, sizeof expect, "FAILED at record %llu: checkpoint %llu: ", first_a, first_a);
+    if (strstr(out, expect) == NULL)
+        fail_msg("no \"%s\" in:\n%s", expect, out);
+    /* A alone fails too: B's checkpoints do not verify with it. */
+    assert_int_equal(ctl(out, sizeof out,
+                         "journal verify --journal '%s' --pubkey '%s/journal.sign.pub'",
+                         f->net.journal_dir, keys),
+                     6);
+}
+
 int
 main(void)
 {
@@ -320,6 +416,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_add_then_reload_connects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rotation_keeps_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_signing_key_rotation, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
