@@ -85,7 +85,7 @@ ends_with(const char *s, const char *suffix)
 static int
 read_partner_key(const char *path, uint8_t pk[PT_KEY_LEN])
 {
-    static const char *const secret_suffixes[] = {".key", ".sign", ".hmac", "_secret"};
+    static const char *const secret_suffixes[] = {".key", ".sign", ".hmac"};
     pt_error_t err;
     for (size_t i = 0; i < sizeof secret_suffixes / sizeof *secret_suffixes; i++)
         if (ends_with(path, secret_suffixes[i])) {
@@ -99,7 +99,7 @@ read_partner_key(const char *path, uint8_t pk[PT_KEY_LEN])
     if (keys_read(path, pk, PT_KEY_LEN, false, &err) != 0)
         return fail(&err);
     struct stat st;
-    if (stat(path, &st) == 0 && (st.st_mode & 0044) == 0) {
+    if (lstat(path, &st) == 0 && (st.st_mode & 0044) == 0) {
         fprintf(stderr,
                 "ptibusctl: partner add: %s: mode %04o, as a secret key file is: refused (a "
                 "public key file is 0644; if this really is the partner's public key, chmod "
