@@ -194,11 +194,36 @@ parse_journal(bload_t *ld)
     return resolve_path(ld, dir, &c->journal_dir);
 }
 
+/* keys.previous_signing_public: a list of public key files (optional). */
+static int
+parse_prev_sign_keys(bload_t *ld, const config_node_t *k)
+{
+    const config_node_t *seq = NULL;
+    int rc = config_get_seq(ld->doc, k, "previous_signing_public", false, &seq, ld->err);
+    size_t n = seq ? config_node_len(seq) : 0;
+    if (rc != 0 || n == 0)
+        return rc;
+    if (n > PT_PREV_SIGN_KEYS_MAX)
+        return config_error(ld->doc, seq, PT_ECONFIG, ld->err, "more than %d keys",
+                            PT_PREV_SIGN_KEYS_MAX);
+    if ((ld->cfg->prev_sign_pub_files = calloc(n, sizeof(char *))) == NULL)
+        return oom(ld);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const char *p;
+        rc = config_node_string(ld->doc, config_node_at(seq, i), &p, ld->err);
+        if (rc == 0)
+            rc = resolve_path(ld, p, &ld->cfg->prev_sign_pub_files[i]);
+        if (rc == 0)
+            ld->cfg->n_prev_sign_pub++;
+    }
+    return rc;
+}
+
 static int
 parse_keys(bload_t *ld)
 {
     static const char *const allowed[] = {"server_secret", "signing_secret", "person_index_hmac",
-                                          NULL};
+                                          "previous_signing_public", NULL};
     bconfig_t *c = ld->cfg;
     char **const dest[] = {&c->server_secret_key_file, &c->signing_key_file, &c->hmac_key_file};
     const config_node_t *k = NULL;
@@ -211,7 +236,7 @@ parse_keys(bload_t *ld)
         if (rc == 0)
             rc = resolve_path(ld, p, dest[i]);
     }
-    return rc;
+    return rc == 0 ? parse_prev_sign_keys(ld, k) : rc;
 }
 
 /* The input quotas of limits: (0 turns the rate and bytes quotas off). */
@@ -793,6 +818,9 @@ bconfig_destroy(bconfig_t **cfg)
         free(c->admin_names[i]);
     free(c->admin_names);
     free(c->admin_keys);
+    for (size_t i = 0; i < c->n_prev_sign_pub; i++)
+        free(c->prev_sign_pub_files[i]);
+    free(c->prev_sign_pub_files);
     char *strings[] = {c->path,
                        c->listen,
                        c->admin_listen,

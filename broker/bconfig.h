@@ -96,6 +96,8 @@ typedef struct bconfig_retention {
 /* Longest retention accepted: 100 years of 365 days. */
 #define PT_RETENTION_MAX_MS (UINT64_C(100) * 365 * 24 * 3600 * 1000)
 
+#define PT_PREV_SIGN_KEYS_MAX 8 /* keys.previous_signing_public, PT_JOURNAL_PREV_KEYS */
+
 typedef struct bconfig {
     char *path;                      /* the file loaded (or the name given to load_buffer) */
     char *listen;                    /* ZeroMQ endpoint, default "tcp://127.0.0.1:7400" */
@@ -107,6 +109,10 @@ typedef struct bconfig {
     uint32_t checkpoint_interval_ms; /* default 60 s */
     char *server_secret_key_file;    /* CURVE secret key (required); resolved */
     char *signing_key_file;          /* Ed25519 secret key for journal checkpoints (required) */
+    /* keys.previous_signing_public: the public keys of retired signing keys (after a
+     * rotation), resolved paths; the journal resumes from a checkpoint one of them signed. */
+    char **prev_sign_pub_files; /* at most PT_PREV_SIGN_KEYS_MAX (PT_JOURNAL_PREV_KEYS) */
+    size_t n_prev_sign_pub;
     char *hmac_key_file;             /* person index key (required) */
     uint32_t max_message_size;       /* default 262144, range 1KiB..16MiB */
     uint32_t heartbeat_interval_ms;  /* default 5 s */

@@ -105,7 +105,8 @@ struct broker {
     metrics_t *metrics;
     uint8_t *server_sk; /* PT_KEY_LEN bytes, keys_secret_load (guarded, read-only) */
     uint8_t *sign_sk;   /* 64 bytes */
-    uint8_t *hmac_key;  /* 32 bytes */
+    uint8_t prev_sign_pks[PT_JOURNAL_PREV_KEYS][32]; /* keys.previous_signing_public */
+    uint8_t *hmac_key;                               /* 32 bytes */
     bool loop_ready;
     bool stopping;
     bool nearly_full;           /* journal.nearly_full said, until use falls below the low mark */
@@ -130,6 +131,8 @@ broker_load_keys(broker_t *b, pt_error_t *err)
         rc = keys_secret_load(b->cfg->signing_key_file, PT_SIGN_SK_LEN, &b->sign_sk, err);
     if (rc == 0)
         rc = keys_secret_load(b->cfg->hmac_key_file, PT_KEY_LEN, &b->hmac_key, err);
+    for (size_t i = 0; rc == 0 && i < b->cfg->n_prev_sign_pub; i++)
+        rc = keys_read(b->cfg->prev_sign_pub_files[i], b->prev_sign_pks[i], PT_KEY_LEN, false, err);
     return rc;
 }
 
@@ -182,6 +185,8 @@ broker_open_journal(broker_t *b, pt_error_t *err)
                             .map_size_max = b->cfg->journal_map_max,
                             .hmac_key = b->hmac_key,
                             .sign_sk = b->sign_sk,
+                            .prev_sign_pks = (const uint8_t(*)[32])b->prev_sign_pks,
+                            .n_prev_sign_pks = b->cfg->n_prev_sign_pub,
                             .unsafe_nosync = b->cfg->unsafe_ack_before_fsync,
                             .wait_for_lock = b->cfg->journal_wait_for_lock,
                             .on_lock_wait = broker_on_lock_wait,

@@ -38,6 +38,12 @@ check_keys(const bconfig_t *cfg, pt_error_t *err)
         if (rc != 0)
             return rc;
     }
+    uint8_t pk[PT_KEY_LEN];
+    for (size_t i = 0; i < cfg->n_prev_sign_pub; i++) {
+        int rc = keys_read(cfg->prev_sign_pub_files[i], pk, PT_KEY_LEN, false, err);
+        if (rc != 0)
+            return rc;
+    }
     return 0;
 }
 

@@ -258,6 +258,7 @@ int admin_audit_read(const ctl_t *c, const char *command, const char *reason, ui
 /* The commands, one group per file. */
 int cmd_keygen(ctl_t *c, int argc, char **argv);
 int cmd_fingerprint(ctl_t *c, int argc, char **argv);
+int cmd_partner_add(ctl_t *c, int argc, char **argv);
 int cmd_publish(ctl_t *c, int argc, char **argv);
 int cmd_receive(ctl_t *c, int argc, char **argv);
 int cmd_journal_list(ctl_t *c, int argc, char **argv);

@@ -233,8 +233,22 @@ cmd_journal_list(ctl_t *c, int argc, char **argv)
     return CTL_OK;
 }
 
+#define VERIFY_MAX_KEYS 8
+#define VERIFY_MAX_RANGES 64
+
+/* The checkpoints signed by one key, consecutive. */
+typedef struct key_range {
+    size_t key;
+    uint64_t first, last, count;
+} key_range_t;
+
 typedef struct verify_args {
-    const char *pub;
+    const char *pubs[VERIFY_MAX_KEYS]; /* --pubkey, repeated after a key rotation */
+    size_t n_pubs;
+    uint8_t pks[VERIFY_MAX_KEYS][32];
+    key_range_t ranges[VERIFY_MAX_RANGES];
+    size_t n_ranges;
+    bool ranges_cut;
     uint64_t from, to, max_unsigned;
     bool progress; /* --progress, or stderr is a terminal */
 } verify_args_t;
@@ -254,8 +268,12 @@ verify_opt(ctl_t *c, int code, const char *v, void *arg)
 {
     (void)c;
     verify_args_t *a = arg;
+    if (code == 'p' && a->n_pubs == VERIFY_MAX_KEYS) {
+        fprintf(stderr, "ptibusctl: journal verify: more than %d --pubkey\n", VERIFY_MAX_KEYS);
+        return CTL_USAGE;
+    }
     if (code == 'p')
-        a->pub = v;
+        a->pubs[a->n_pubs++] = v;
     else if (code == 'f')
         return args_u64("--from", v, 1, UINT64_MAX, &a->from) ? 0 : CTL_USAGE;
     else if (code == 't')
@@ -267,6 +285,40 @@ verify_opt(ctl_t *c, int code, const char *v, void *arg)
     else
         return CTL_USAGE;
     return 0;
+}
+
+/* journal_verify_ex's signed_by: extends the current range or starts one. */
+static void
+verify_signed_by(void *arg, uint64_t seq, int64_t time_ms, size_t key)
+{
+    (void)time_ms;
+    verify_args_t *a = arg;
+    key_range_t *r = a->n_ranges ? &a->ranges[a->n_ranges - 1] : NULL;
+    if (r != NULL && r->key == key) {
+        r->last = seq;
+        r->count++;
+        return;
+    }
+    if (a->n_ranges == VERIFY_MAX_RANGES) {
+        a->ranges_cut = true;
+        return;
+    }
+    a->ranges[a->n_ranges++] = (key_range_t){.key = key, .first = seq, .last = seq, .count = 1};
+}
+
+/* Which key signed which checkpoints (by fingerprint), when more than one was given. */
+static void
+print_key_ranges(const verify_args_t *a)
+{
+    char fp[PT_FINGERPRINT_LEN + 1];
+    for (size_t i = 0; i < a->n_ranges; i++) {
+        const key_range_t *r = &a->ranges[i];
+        keys_fingerprint(a->pks[r->key], fp);
+        printf("signed by key %s (%s): checkpoints at seq %" PRIu64 "..%" PRIu64 " (%" PRIu64 ")\n",
+               fp, esc(a->pubs[r->key]), r->first, r->last, r->count);
+    }
+    if (a->ranges_cut)
+        printf("signed by: more than %d changes of key, the rest not listed\n", VERIFY_MAX_RANGES);
 }
 
 /* What was checked, success or not: an auditor reads the counts, not just "intact". */
@@ -297,19 +349,24 @@ print_verify_report(const journal_verify_report_t *r, bool signed_, uint64_t max
 
 /* A failed signature check: the key may simply not be the journal's. */
 static void
-print_verify_failure(const ctl_t *c, uint64_t bad, const pt_error_t *err)
+print_verify_failure(const ctl_t *c, uint64_t bad, const pt_error_t *err, size_t n_keys)
 {
     char msg[PT_ERROR_MSG_MAX];
     snprintf(msg, sizeof msg, "%s", err->msg);
     char *sig = strstr(msg, "bad signature");
-    if (sig)
+    if (sig && n_keys > 1)
+        snprintf(sig, sizeof msg - (size_t)(sig - msg),
+                 "the signature verifies with none of the %zu keys given: forged, or signed "
+                 "by another signing key (give each public key the journal was signed with)",
+                 n_keys);
+    else if (sig)
         snprintf(sig, sizeof msg - (size_t)(sig - msg),
                  "the signature does not verify with this key: forged, or not the journal's "
-                 "signing public key");
+                 "signing public key (after a key rotation, give --pubkey once per key)");
     fprintf(stderr, "ptibusctl: %s: FAILED at record %" PRIu64 ": %s\n", c->name, bad, msg);
 }
 
-/* journal verify [--pubkey SIGN.pub] [--from SEQ] [--to SEQ] [--max-unsigned-tail N] */
+/* journal verify [--pubkey SIGN.pub]... [--from SEQ] [--to SEQ] [--max-unsigned-tail N] */
 int
 cmd_journal_verify(ctl_t *c, int argc, char **argv)
 {
@@ -329,11 +386,13 @@ cmd_journal_verify(ctl_t *c, int argc, char **argv)
         rc = journal_settings(c);
     if (rc != 0)
         return rc;
-    const char *pub = a.pub ? a.pub : c->set.sign_pub;
-    uint8_t pk[32];
+    if (a.n_pubs == 0 && c->set.sign_pub != NULL)
+        a.pubs[a.n_pubs++] = c->set.sign_pub;
+    bool pub = a.n_pubs > 0;
     pt_error_t err;
-    if (pub && keys_read(pub, pk, PT_KEY_LEN, false, &err) != 0)
-        return fail(&err);
+    for (size_t i = 0; i < a.n_pubs; i++)
+        if (keys_read(a.pubs[i], a.pks[i], PT_KEY_LEN, false, &err) != 0)
+            return fail(&err);
     journal_t *j;
     if ((rc = jq_open(c->set.journal, &j)) != 0)
         return rc;
@@ -344,7 +403,10 @@ cmd_journal_verify(ctl_t *c, int argc, char **argv)
     }
     journal_verify_options_t o = {.first = a.from,
                                   .last = a.to,
-                                  .pk = pub ? pk : NULL,
+                                  .keys = (const uint8_t(*)[32])a.pks,
+                                  .n_keys = a.n_pubs,
+                                  .signed_by = a.n_pubs > 1 ? verify_signed_by : NULL,
+                                  .signed_by_arg = &a,
                                   .max_unsigned = a.max_unsigned,
                                   .check_state = true};
     bool tty = isatty(STDERR_FILENO);
@@ -358,9 +420,10 @@ cmd_journal_verify(ctl_t *c, int argc, char **argv)
     journal_close(&j);
     if (tty)
         fputs("\r\033[K", stderr);
-    print_verify_report(&rep, pub != NULL, a.max_unsigned);
+    print_verify_report(&rep, pub, a.max_unsigned);
+    print_key_ranges(&a);
     if (rc != 0) {
-        print_verify_failure(c, bad, &err);
+        print_verify_failure(c, bad, &err, a.n_pubs);
         return CTL_CORRUPT;
     }
     printf("journal %s: records %" PRIu64 "..%" PRIu64 " intact%s\n", c->set.journal, rep.first,

@@ -28,9 +28,11 @@ static const command_t commands[] = {
      "Shows the record(s) and the message decoded to proto3 JSON: personal data, so the read\n"
      "is first recorded by the broker (operator, command, reason), or nothing is shown."},
     {"journal", "verify", cmd_journal_verify,
-     "[--pubkey SIGN.pub] [--from SEQ] [--to SEQ] [--max-unsigned-tail N] [--progress] "
+     "[--pubkey SIGN.pub]... [--from SEQ] [--to SEQ] [--max-unsigned-tail N] [--progress] "
      "[--journal DIR]",
-     "Verifies the hash chain, the signed linked checkpoints and the state databases."},
+     "Verifies the hash chain, the signed linked checkpoints and the state databases.\n"
+     "After a rotation of the signing key give --pubkey once per key: each checkpoint\n"
+     "verifies with any one of them, and the output says which key signed which range."},
     {"trace", NULL, cmd_trace, "MESSAGE_ID [--sender P] [--journal DIR]",
      "The life of a message in time order: received or refused, routed, each delivery\n"
      "attempt, acknowledgements with their delay, dead letters, replays, status replies;\n"
@@ -75,6 +77,12 @@ static const command_t commands[] = {
      "Generates a key pair (curve, sign) or a secret (hmac) and says what it wrote."},
     {"fingerprint", NULL, cmd_fingerprint, "FILE.pub",
      "Prints the fingerprint of a public key, as the broker logs it."},
+    {"partner", "add", cmd_partner_add,
+     "ID --public-key FILE.pub [--may-send TYPE]... [--subscribe TYPE]... [--keys-dir DIR] "
+     "[--replace] [--to FILE]",
+     "Checks a partner's id and public key (a secret key refused), prints its fingerprint,\n"
+     "copies it to DIR/ID.pub (default /etc/ptibus/keys; a different key there only with\n"
+     "--replace, the rotation) and writes the broker.yaml fragment to add, check and reload."},
     {"publish", NULL, cmd_publish, "[--as NAME | --key K --pub P] [--endpoint E] FILE.json...",
      "Publishes proto3-JSON envelopes as a partner; exit 4 on a final refusal, 5 on a\n"
      "retryable one."},

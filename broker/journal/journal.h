@@ -146,14 +146,21 @@ journal_payload_name(journal_payload_t s)
     return "unknown";
 }
 
+#define PT_JOURNAL_PREV_KEYS 8 /* retired signing keys a journal_open accepts */
+
 typedef struct journal_options {
     const char *dir;         /* created 0700 if missing; files 0600 */
     size_t map_size_initial; /* bytes; 0 = 64 MiB */
     size_t map_size_max;     /* bytes; 0 = 64 GiB. The map grows up to this, then PT_EJOURNALFULL */
     const uint8_t *hmac_key; /* 32 bytes: key of the person index (HMAC-SHA256 of the NIR) */
     const uint8_t *sign_sk;  /* 64 bytes Ed25519 secret key for checkpoints; NULL = no signing */
-    bool unsafe_nosync;      /* MDB_NOSYNC: acks before disk. Only by explicit operator choice */
-    bool read_only;          /* admin tools: MDB_RDONLY, no writes; start-up checks only warn */
+    /* After a rotation of the signing key: the public keys of the retired signing keys
+     * (32 bytes each, at most PT_JOURNAL_PREV_KEYS). A read-write open with sign_sk
+     * accepts a last checkpoint signed by sign_sk or by one of them. */
+    const uint8_t (*prev_sign_pks)[32];
+    size_t n_prev_sign_pks;
+    bool unsafe_nosync; /* MDB_NOSYNC: acks before disk. Only by explicit operator choice */
+    bool read_only;     /* admin tools: MDB_RDONLY, no writes; start-up checks only warn */
     /* Read-write open with sign_sk: records allowed after the last checkpoint (0 =
      * PT_JOURNAL_UNSIGNED_MAX, also 0; UINT64_MAX = no check, to recover a journal
      * written by an older broker that crashed; see docs/journal.md). */
@@ -341,6 +348,15 @@ void journal_signed_head(const journal_t *j, journal_signed_head_t *out);
 typedef struct journal_verify_options {
     uint64_t first, last; /* records first..last; 0, 0 = all */
     const uint8_t *pk;    /* 32-byte Ed25519 public key; NULL = signatures not checked */
+    /* After a rotation of the signing key: more public keys (keys[0] is pk when pk is
+     * not NULL, or the only ones): each checkpoint and the anchor verify with any one
+     * of pk and keys[0..n_keys-1]. */
+    const uint8_t (*keys)[32];
+    size_t n_keys;
+    /* Called for each checkpoint whose signature verified, with the key that did (0 = pk
+     * or the first key given, then keys[] in order); NULL = none. */
+    void (*signed_by)(void *arg, uint64_t ckpt_seq, int64_t time_ms, size_t key);
+    void *signed_by_arg;
     /* With pk: records allowed after the last checkpoint (PT_JOURNAL_UNSIGNED_MAX is
      * what a broker leaves; more for a journal written by an older broker that crashed;
      * UINT64_MAX = report only). */

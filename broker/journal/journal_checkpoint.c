@@ -108,7 +108,20 @@ jint_load_signed_head(journal_t *j, MDB_txn *txn, pt_error_t *err)
     return 0;
 }
 
-/* A read-write open with the signing key: the last checkpoint must be ours and match
+/* Whether cp verifies with one of the retired signing keys (journal_options_t). */
+static bool
+signed_by_retired(const journal_t *j, const journal_checkpoint_rec_t *cp)
+{
+    uint8_t msg[PT_JCKP_MSG_LEN];
+    size_t mlen = journal_checkpoint_message(cp, msg);
+    for (size_t i = 0; i < j->n_prev_pks; i++)
+        if (crypto_sign_verify_detached(cp->sig, msg, mlen, j->prev_pks[i]) == 0)
+            return true;
+    return false;
+}
+
+/* A read-write open with the signing key: the last checkpoint must be ours (or signed
+ * by a retired key, after a rotation) and match
  * its record, and the records after it must chain from it and be at most max_unsigned:
  * the broker does not resume a journal whose checkpoints were deleted or whose tail
  * was rewritten (journal_verify says more). */
@@ -143,8 +156,10 @@ jint_check_signed_tail(journal_t *j, MDB_txn *txn, const journal_meta_t *m, pt_e
     if (rc != 0)
         return lmdbx_fail(err, rc, j->dir, "reading the last checkpoint");
     rc = jint_decode_checkpoint(&k, &v, &cp, &bad, err);
-    if (rc == 0)
+    if (rc == 0 && !signed_by_retired(j, &cp))
         rc = jint_check_checkpoint(j, txn, &cp, pk, &bad, err);
+    else if (rc == 0) /* the last one before a rotation of the signing key */
+        rc = jint_check_checkpoint(j, txn, &cp, NULL, &bad, err);
     if (rc == 0)
         rc = jint_verify_range(j, txn, h->seq, m->last_seq, &bad, err);
     return rc;

@@ -90,6 +90,8 @@ struct journal {
     bool have_sk;
     uint8_t hmac_key[crypto_auth_hmacsha256_KEYBYTES];
     uint8_t sign_sk[crypto_sign_SECRETKEYBYTES];
+    uint8_t prev_pks[PT_JOURNAL_PREV_KEYS][crypto_sign_PUBLICKEYBYTES]; /* retired keys */
+    size_t n_prev_pks;
     uint64_t max_unsigned;             /* checked on a read-write open with sign_sk */
     uint64_t held_after;               /* the expiry's retry of held payloads goes on after it */
     unsigned write_format;             /* asked at open: PT_JOURNAL_FORMAT or 1 (tests) */

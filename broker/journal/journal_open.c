@@ -391,6 +391,12 @@ copy_keys(journal_t *j, const journal_options_t *o, pt_error_t *err)
     j->have_sk = o->sign_sk != NULL;
     if (j->have_sk)
         memcpy(j->sign_sk, o->sign_sk, sizeof j->sign_sk);
+    if (o->n_prev_sign_pks > PT_JOURNAL_PREV_KEYS)
+        return pt_error_set(err, PT_EINVALID, "journal", "more than %d previous signing keys",
+                            PT_JOURNAL_PREV_KEYS);
+    j->n_prev_pks = o->n_prev_sign_pks;
+    if (j->n_prev_pks)
+        memcpy(j->prev_pks, o->prev_sign_pks, j->n_prev_pks * sizeof j->prev_pks[0]);
     j->max_unsigned = o->max_unsigned_tail ? o->max_unsigned_tail : PT_JOURNAL_UNSIGNED_MAX;
     j->write_format = o->write_format ? o->write_format : PT_JOURNAL_FORMAT;
     if (j->write_format != PT_JOURNAL_FORMAT && j->write_format != PT_JREC_FORMAT_V1)

@@ -213,9 +213,29 @@ jint_decode_checkpoint(const MDB_val *k, const MDB_val *v, journal_checkpoint_re
     return 0;
 }
 
+/* Whether the options give a key to check signatures with. */
+static bool
+keyed(const journal_verify_options_t *o)
+{
+    return o->pk != NULL || o->n_keys > 0;
+}
+
+/* The index of the first key of o that verifies sig over msg (0 = pk when given), or -1. */
+static long
+which_key(const journal_verify_options_t *o, const uint8_t *sig, const uint8_t *msg, size_t mlen)
+{
+    size_t base = o->pk != NULL;
+    if (o->pk != NULL && crypto_sign_verify_detached(sig, msg, mlen, o->pk) == 0)
+        return 0;
+    for (size_t i = 0; i < o->n_keys; i++)
+        if (crypto_sign_verify_detached(sig, msg, mlen, o->keys[i]) == 0)
+            return (long)(base + i);
+    return -1;
+}
+
 /* The walk over the checkpoints, in seq order from the first. */
 typedef struct ckpt_walk {
-    const uint8_t *pk;
+    const journal_verify_options_t *o;
     uint64_t prev_seq; /* last checkpoint seen, 0 = none yet */
     uint64_t base;     /* checkpoints moved out before the anchor's (its number - 1) */
     bool seen_v2;
@@ -255,9 +275,19 @@ walk_checkpoint(journal_t *j, MDB_txn *txn, ckpt_walk_t *w, const MDB_val *k, co
                 uint64_t *bad_seq, pt_error_t *err)
 {
     journal_checkpoint_rec_t cp;
+    uint8_t msg[PT_JCKP_MSG_LEN];
+    long key = -1;
     int rc = jint_decode_checkpoint(k, v, &cp, bad_seq, err);
+    if (rc == 0 && keyed(w->o)) {
+        key = which_key(w->o, cp.sig, msg, journal_checkpoint_message(&cp, msg));
+        if (key < 0)
+            rc = bad_checkpoint(bad_seq, cp.seq, err,
+                                w->o->n_keys > 0 ? "bad signature with every key given (forged, "
+                                                   "altered, or signed by another key)"
+                                                 : "bad signature (forged or altered)");
+    }
     if (rc == 0)
-        rc = jint_check_checkpoint(j, txn, &cp, w->pk, bad_seq, err);
+        rc = jint_check_checkpoint(j, txn, &cp, NULL, bad_seq, err);
     if (rc == 0)
         rc = check_link(w, &cp, bad_seq, err);
     if (rc != 0)
@@ -268,6 +298,8 @@ walk_checkpoint(journal_t *j, MDB_txn *txn, ckpt_walk_t *w, const MDB_val *k, co
     w->rep->old_checkpoints += cp.format == PT_JCKP_FORMAT_V1;
     w->rep->last_ckpt_seq = cp.seq;
     w->rep->last_ckpt_ms = cp.time_ms;
+    if (key >= 0 && w->o->signed_by != NULL)
+        w->o->signed_by(w->o->signed_by_arg, cp.seq, cp.time_ms, (size_t)key);
     return 0;
 }
 
@@ -378,8 +410,9 @@ before_anchor(journal_t *j, MDB_txn *txn, const journal_meta_t *m, uint64_t *bad
 /* The signed anchor of a journal whose oldest records were moved out: its signature
  * (with pk), and the checkpoint it names, kept, must be the one it signed. */
 static int
-verify_anchor(journal_t *j, MDB_txn *txn, const journal_meta_t *m, const uint8_t *pk,
-              journal_verify_report_t *rep, uint64_t *bad_seq, pt_error_t *err)
+verify_anchor(journal_t *j, MDB_txn *txn, const journal_meta_t *m,
+              const journal_verify_options_t *o, journal_verify_report_t *rep, uint64_t *bad_seq,
+              pt_error_t *err)
 {
     uint8_t msg[PT_JCKP_MSG_LEN], key[SEQ_KEY_LEN];
     journal_checkpoint_rec_t cp;
@@ -388,7 +421,7 @@ verify_anchor(journal_t *j, MDB_txn *txn, const journal_meta_t *m, const uint8_t
     rep->anchor_seq = m->anchor.seq;
     *bad_seq = m->anchor.seq;
     size_t mlen = journal_anchor_message(&m->anchor, msg);
-    if (pk != NULL && crypto_sign_verify_detached(m->anchor.sig, msg, mlen, pk) != 0)
+    if (keyed(o) && which_key(o, m->anchor.sig, msg, mlen) < 0)
         return pt_error_set(err, PT_ECORRUPT, NULL,
                             "anchor at %llu: bad signature (forged, altered or moved)",
                             (unsigned long long)m->anchor.seq);
@@ -416,13 +449,13 @@ verify_in(journal_t *j, MDB_txn *txn, const journal_verify_options_t *o,
     int rc = verify_meta(j, txn, &meta, err);
     if (rc != 0)
         return rc;
-    rc = verify_anchor(j, txn, &meta, o->pk, rep, bad_seq, err);
+    rc = verify_anchor(j, txn, &meta, o, rep, bad_seq, err);
     if (rc != 0)
         return rc;
     uint64_t first = o->first > jint_first_seq(&meta) ? o->first : jint_first_seq(&meta);
     uint64_t end = o->last == 0 || o->last > meta.last_seq ? meta.last_seq : o->last;
     uint64_t max = o->max_unsigned;
-    if (o->pk != NULL && end < meta.last_seq && end - checkpoint_near(j, txn, end, false) > max) {
+    if (keyed(o) && end < meta.last_seq && end - checkpoint_near(j, txn, end, false) > max) {
         /* A checkpoint after the range covers it once the chain is walked up to it. */
         uint64_t c = checkpoint_near(j, txn, end, true);
         end = c != 0 && c <= meta.last_seq ? c : end;
@@ -431,7 +464,7 @@ verify_in(journal_t *j, MDB_txn *txn, const journal_verify_options_t *o,
     rep->last = end;
     if (first > end)
         return 0;
-    ckpt_walk_t w = {.pk = o->pk, .rep = rep};
+    ckpt_walk_t w = {.o = o, .rep = rep};
     progress(j, "records", first, end);
     rc = jint_verify_range(j, txn, first, end, bad_seq, err);
     if (rc == 0)
@@ -444,7 +477,7 @@ verify_in(journal_t *j, MDB_txn *txn, const journal_verify_options_t *o,
     if (beyond != 0)
         return bad_checkpoint(bad_seq, beyond, err, "after the last record (records cut?)");
     rep->unsigned_tail = end - rep->last_ckpt_seq;
-    if (o->pk != NULL)
+    if (keyed(o))
         rc = check_unsigned_tail(rep, max, bad_seq, err);
     if (rc == 0 && o->check_state && first == jint_first_seq(&meta) && end == meta.last_seq) {
         progress(j, "state", end, end);

@@ -121,6 +121,29 @@ test_minimal_and_defaults(void **state)
     bconfig_destroy(&cfg);
 }
 
+/* keys.previous_signing_public: retired signing keys' public files, resolved; at most 8;
+ * absent by default. */
+static void
+test_previous_signing_keys(void **state)
+{
+    (void)state;
+    bconfig_t *cfg = load_ok(HEAD PARTNERS, "/srv/ptibus/b.yaml");
+    assert_int_equal(cfg->n_prev_sign_pub, 0);
+    bconfig_destroy(&cfg);
+    cfg = load_ok(
+        HEAD "  previous_signing_public: [k/old.sign.pub, /etc/ptibus/older.sign.pub]\n" PARTNERS,
+        "/srv/ptibus/b.yaml");
+    assert_int_equal(cfg->n_prev_sign_pub, 2);
+    assert_string_equal(cfg->prev_sign_pub_files[0], "/srv/ptibus/k/old.sign.pub");
+    assert_string_equal(cfg->prev_sign_pub_files[1], "/etc/ptibus/older.sign.pub");
+    bconfig_destroy(&cfg);
+    const char *nine = HEAD "  previous_signing_public: [a, b, c, d, e, f, g, h, i]\n" PARTNERS;
+    pt_error_t err;
+    assert_int_equal(bconfig_load_buffer(nine, strlen(nine), "b.yaml", &cfg, &err), PT_ECONFIG);
+    assert_non_null(strstr(err.msg, "b.yaml:7: keys.previous_signing_public: more than 8 keys"));
+    assert_null(cfg);
+}
+
 static void
 test_all_keys_set(void **state)
 {
@@ -722,6 +745,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_minimal_and_defaults),
         cmocka_unit_test(test_all_keys_set),
+        cmocka_unit_test(test_previous_signing_keys),
         cmocka_unit_test(test_deploy_example),
         cmocka_unit_test(test_rejections),
         cmocka_unit_test(test_public_key_file_relative),

@@ -615,6 +615,68 @@ test_checkpoints(void **state)
     assert_int_equal(bad, 20);
 }
 
+/* journal_verify_ex's signed_by: the key of each checkpoint, by seq (up to 64). */
+static void
+note_signer(void *arg, uint64_t seq, int64_t time_ms, size_t key)
+{
+    (void)time_ms;
+    long *by_seq = arg;
+    if (seq < 64)
+        by_seq[seq] = (long)key;
+}
+
+/* A rotation of the signing key: checkpoints signed by A, then by B after a reopen with
+ * A's public key among the retired ones. Both keys verify the journal (saying which
+ * signed which); B alone fails at A's first checkpoint; A's public key given as retired
+ * does not let a forged last checkpoint through. */
+static void
+test_signing_key_rotation(void **state)
+{
+    fixture_t *f = *state;
+    uint8_t keys[2][32], sk_b[64];
+    memcpy(keys[0], f->pk, 32);
+    crypto_sign_keypair(keys[1], sk_b);
+    fx_open(f);
+    append_n(f, 10);
+    journal_close(&f->j);
+    f->opts.sign_sk = sk_b;
+    fx_open_refused(f, "checkpoint 10: bad signature");
+    f->opts.prev_sign_pks = (const uint8_t(*)[32])keys;
+    f->opts.n_prev_sign_pks = 1;
+    fx_open(f);
+    append_n(f, 10);
+    long by_seq[64];
+    memset(by_seq, -1, sizeof by_seq);
+    journal_verify_options_t o = {.keys = (const uint8_t(*)[32])keys,
+                                  .n_keys = 2,
+                                  .signed_by = note_signer,
+                                  .signed_by_arg = by_seq};
+    journal_verify_report_t rep;
+    uint64_t bad;
+    pt_error_t err;
+    if (journal_verify_ex(f->j, &o, &rep, &bad, &err) != 0)
+        fail_msg("verify with both keys: %s", err.msg);
+    assert_int_equal(rep.checkpoints, 2);
+    assert_int_equal(by_seq[10], 0);
+    assert_int_equal(by_seq[20], 1);
+    o.keys = (const uint8_t(*)[32])keys[1];
+    o.n_keys = 1;
+    assert_int_equal(journal_verify_ex(f->j, &o, &rep, &bad, &err), PT_ECORRUPT);
+    assert_int_equal(bad, 10);
+    assert_non_null(strstr(err.msg, "checkpoint 10: bad signature"));
+    /* A forged last checkpoint verifies with neither key: still refused at open. */
+    journal_close(&f->j);
+    raw_t r;
+    size_t len;
+    raw_open(&r, f->opts.dir, "checkpoints");
+    uint8_t *cp = raw_get(&r, 20, &len);
+    cp[2 + 2 + 8 + 32] ^= 1; /* the time field */
+    raw_put(&r, 20, cp, len);
+    raw_close(&r);
+    free(cp);
+    fx_open_refused(f, "checkpoint 20: bad signature");
+}
+
 /* An attacker who edits a record and recomputes every later hash (and meta's head)
  * passes the chain check; only the signed checkpoint catches it. */
 static void
@@ -1332,6 +1394,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_deleted_record_detected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reordered_records_detected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoints, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_signing_key_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rewritten_chain_caught_by_checkpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_old_format_checkpoints, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_format_refused, setup, teardown),
