@@ -433,10 +433,28 @@ wtxn(spool_t *s, MDB_txn **txn, pt_error_t *err)
     return 0;
 }
 
-/* wtxn for a write that someone waits for: the turn is then committed at once. */
+/* Whether the spool is at its maximum map and more than 3/4 used (txn: the open turn). */
+static bool
+near_full(spool_t *s, MDB_txn *txn)
+{
+    MDB_envinfo info;
+    mdb_env_info(s->env, &info);
+    size_t max_pages = s->map_max / s->psize;
+    return info.me_mapsize >= s->map_max && (live_pages(s, txn) + s->limbo) * 4 > max_pages * 3;
+}
+
+/* wtxn for a write that someone waits for: the turn is then committed at once. Near the
+ * maximum, a turn of answer marks alone is committed first, on its own: mixed with new
+ * messages, its deletions could make the commit fail for room and take the marks down
+ * with it, again and again (their messages are sent again, answered again, marked again). */
 static int
 urgent_wtxn(spool_t *s, MDB_txn **txn, pt_error_t *err)
 {
+    if (s->txn != NULL && !s->urgent && s->failed == 0 && near_full(s, s->txn)) {
+        int rc = spool_commit(s, err);
+        if (rc != 0)
+            return rc;
+    }
     int rc = wtxn(s, txn, err);
     if (rc == 0)
         s->urgent = true;
@@ -579,9 +597,10 @@ spool_turn_open(const spool_t *s)
 }
 
 bool
-spool_turn_urgent(const spool_t *s)
+spool_turn_urgent(spool_t *s)
 {
-    return s->urgent || s->failed != 0;
+    /* near the maximum, answer marks do not wait: the space they free is wanted */
+    return s->urgent || s->failed != 0 || (s->txn != NULL && near_full(s, s->txn));
 }
 
 int64_t

@@ -151,8 +151,9 @@ bool spool_turn_open(const spool_t *s);
  * failure to report. The loop commits such a turn before it sleeps. A turn holding only
  * the marks of the broker's answers (accepted, retry, rejected, receipts) and purges may
  * wait for the next urgent write or a short delay: a crash that loses them makes the
- * adapter send those messages again, and the broker answers again (it dedups by id). */
-bool spool_turn_urgent(const spool_t *s);
+ * adapter send those messages again, and the broker answers again (it dedups by id).
+ * Near the maximum size (3/4 used) they are urgent too. */
+bool spool_turn_urgent(spool_t *s);
 
 /* Monotonic ms at which the open turn's transaction began; 0 when none is open. */
 int64_t spool_turn_began_ms(const spool_t *s);
