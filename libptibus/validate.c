@@ -597,13 +597,26 @@ rule_index_build(void)
     }
 }
 
+/* The rules of msg's fields (by field position), or NULL when it has none. */
+static const rule_index_t *
+rules_of(const ProtobufCMessageDescriptor *msg)
+{
+    pthread_once(&rule_index_once, rule_index_build);
+    return rule_index_slot(msg, false);
+}
+
+static const field_rule_t *
+rule_at(const rule_index_t *slot, const ProtobufCMessageDescriptor *msg,
+        const ProtobufCFieldDescriptor *f)
+{
+    size_t pos = (size_t)(f - msg->fields);
+    return slot && pos < RULE_INDEX_FIELDS ? slot->by_field[pos] : NULL;
+}
+
 static const field_rule_t *
 rule_of(const ProtobufCMessageDescriptor *msg, const ProtobufCFieldDescriptor *f)
 {
-    pthread_once(&rule_index_once, rule_index_build);
-    rule_index_t *slot = rule_index_slot(msg, false);
-    size_t pos = (size_t)(f - msg->fields);
-    return slot && pos < RULE_INDEX_FIELDS ? slot->by_field[pos] : NULL;
+    return rule_at(rules_of(msg), msg, f);
 }
 
 /* ---- field checks ---- */
@@ -633,6 +646,10 @@ check_text(vctx_t *c, const char *s, unsigned flags, size_t *count)
     const char *p = s;
     size_t left = strlen(s), n = 0;
     while (left > 0) {
+        if ((unsigned char)*p >= 0x20 && (unsigned char)*p < 0x7f) {
+            p++, left--, n++; /* printable ASCII, most of any text: one code point, allowed */
+            continue;
+        }
         uint32_t cp;
         int len = utf8_decode(p, left, &cp);
         if (len == 0)
@@ -917,11 +934,12 @@ static int
 walk_message(vctx_t *c, const ProtobufCMessage *m)
 {
     const ProtobufCMessageDescriptor *d = m->descriptor;
+    const rule_index_t *rules = rules_of(d);
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
         if (!in_active_oneof(m, f))
             continue;
-        const field_rule_t *r = rule_of(d, f);
+        const field_rule_t *r = rule_at(rules, d, f);
         size_t old = path_push(c, f->name);
         int rc = f->label == PROTOBUF_C_LABEL_REPEATED
                      ? check_repeated(c, m, f, r ? r : &default_rule)
