@@ -628,7 +628,7 @@ static int
 record_error(lctx_t *c, const char *where, unsigned long line, const char *msg)
 {
     pt_record_error_t e = {.line = line};
-    snprintf(e.where, sizeof e.where, "%s", where);
+    snprintf(e.where, sizeof e.where, "%.*s", (int)sizeof e.where - 1, where);
     snprintf(e.msg, sizeof e.msg, "line %lu: %s", line, msg);
     return hand_over(c, line, NULL, &e);
 }
@@ -685,26 +685,50 @@ first_error(const lformation_t *f, const laction_t *a, const lsession_t *s)
     return NULL;
 }
 
+/* A bad session, named by its numero attributes (formatted only then). */
+static int
+session_error(lctx_t *c, const laction_t *a, const lsession_t *s, unsigned long line,
+              const char *msg)
+{
+    char where[256];
+    snprintf(where, sizeof where,
+             "formation[@numero='%.40s']/action[@numero='%.30s']/session[@numero='%.30s']",
+             c->f.m->formation_number, a->m->action_number, s->m->session_number);
+    return record_error(c, where, line, msg);
+}
+
+/* "<formation>/<action>/<session>" into key (PT_OFFER_ID_MAX + 2 bytes); false when it
+ * would be over PT_OFFER_ID_MAX characters. */
+static bool
+session_key(char *key, const char *fn, const char *an, const char *sn)
+{
+    size_t lf = strlen(fn), la = strlen(an), ls = strlen(sn);
+    if (lf + la + ls + 2 > PT_OFFER_ID_MAX)
+        return false;
+    memcpy(key, fn, lf);
+    key[lf] = '/';
+    memcpy(key + lf + 1, an, la);
+    key[lf + 1 + la] = '/';
+    memcpy(key + lf + la + 2, sn, ls + 1);
+    return true;
+}
+
 static int
 emit_session(lctx_t *c, const laction_t *a, const lsession_t *s)
 {
     const lformation_t *f = &c->f;
-    char where[256], key[PT_OFFER_ID_MAX + 2];
+    char key[PT_OFFER_ID_MAX + 2];
     const char *fn = f->m->formation_number, *an = a->m->action_number, *sn = s->m->session_number;
-    snprintf(where, sizeof where,
-             "formation[@numero='%.40s']/action[@numero='%.30s']/session[@numero='%.30s']", fn, an,
-             sn);
     if (!numero_ok(fn) || !numero_ok(an) || !numero_ok(sn))
-        return record_error(c, where, s->line,
-                            "formation, action and session each need a numero attribute "
-                            "without '/' (they identify the session)");
-    int w = snprintf(key, sizeof key, "%s/%s/%s", fn, an, sn);
-    if (w < 0 || (size_t)w > PT_OFFER_ID_MAX)
-        return record_error(c, where, s->line, "the session key is over 128 characters");
+        return session_error(c, a, s, s->line,
+                             "formation, action and session each need a numero attribute "
+                             "without '/' (they identify the session)");
+    if (!session_key(key, fn, an, sn))
+        return session_error(c, a, s, s->line, "the session key is over 128 characters");
     const lerr_t *le = first_error(f, a, s);
     if (le != NULL) {
         lheo_diff_keep(c->diff, key);
-        return record_error(c, where, le->line, le->msg);
+        return session_error(c, a, s, le->line, le->msg);
     }
     Ptibus__V1__TrainingOffer o;
     merge(&o, f, a, s, c->version);
@@ -712,12 +736,12 @@ emit_session(lctx_t *c, const laction_t *a, const lsession_t *s)
     pt_error_t err;
     if (validate_training_offer(&o, &err) != 0) {
         lheo_diff_keep(c->diff, key);
-        return record_error(c, where, s->line, err.msg);
+        return session_error(c, a, s, s->line, err.msg);
     }
     bool publish = true;
     int rc = lheo_diff_offer(c->diff, &o, &publish, &err);
     if (rc == PT_EINVALID)
-        return record_error(c, where, s->line, err.msg);
+        return session_error(c, a, s, s->line, err.msg);
     if (rc < 0 || !publish)
         return rc;
     return hand_over(c, s->line, &o, NULL);
