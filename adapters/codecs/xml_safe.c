@@ -564,17 +564,32 @@ read_failed(xml_safe_t *x, pt_error_t *err)
     return fail(x, err, PT_EMALFORMED, "line %lu: malformed or truncated XML", xml_safe_line(x));
 }
 
+/* What xmlTextReaderConstNamespaceUri() gives for the reader's current node, "" for
+ * none, read from the node itself: that function interns the URI in the reader's
+ * dictionary (a hash of the string) at every call. Borrowed until the next read, as
+ * the events are. */
+static const char *
+node_ns(const xmlNode *cur)
+{
+    if (cur == NULL)
+        return "";
+    if (cur->type == XML_NAMESPACE_DECL)
+        return "http://www.w3.org/2000/xmlns/";
+    if (cur->type != XML_ELEMENT_NODE && cur->type != XML_ATTRIBUTE_NODE)
+        return "";
+    return cur->ns != NULL && cur->ns->href != NULL ? (const char *)cur->ns->href : "";
+}
+
 static void
 fill(xml_safe_t *x, xml_safe_node_t *node, xml_safe_kind_t kind)
 {
     memset(node, 0, sizeof *node);
     node->kind = kind;
-    const xmlChar *ns = xmlTextReaderConstNamespaceUri(x->r);
-    node->ns = ns ? (const char *)ns : "";
+    xmlNodePtr cur = xmlTextReaderCurrentNode(x->r);
+    node->ns = node_ns(cur);
     node->depth = x->depth > 0 ? x->depth - 1 : 0;
     if (kind == XML_SAFE_END) /* on_end gives the parser's line */
         return;
-    xmlNodePtr cur = xmlTextReaderCurrentNode(x->r);
     long line = cur ? xmlGetLineNo(cur) : -1;
     node->line = line > 0 ? (unsigned long)line : xml_safe_line(x);
 }
