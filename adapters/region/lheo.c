@@ -4,8 +4,11 @@
  * dispatched by their path relative to the formation, through one table. */
 #include "lheo.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -458,12 +461,36 @@ open_funder(lctx_t *c)
 
 /* Relative path bookkeeping: rel is the path below the formation, "" at the formation. */
 /* The field table's entry for the element at rel, or NULL. */
+#define FIELD_COUNT (sizeof fields / sizeof fields[0])
+#define FIELD_LEN_MAX 96 /* longer than any entry's rel (checked when the index is built) */
+
+/* The entries by length: by_len[len] is the first entry of that length plus one (0:
+ * none), next[i] the following one of the same length plus one. Built once. */
+_Static_assert(FIELD_COUNT < UINT8_MAX, "field indexes are bytes");
+static uint8_t field_by_len[FIELD_LEN_MAX + 1], field_next[FIELD_COUNT];
+static pthread_once_t field_index_once = PTHREAD_ONCE_INIT;
+
+static void
+field_index_build(void)
+{
+    for (size_t i = FIELD_COUNT; i-- > 0;) {
+        assert(fields[i].len <= FIELD_LEN_MAX); /* a constant table */
+        if (fields[i].len > FIELD_LEN_MAX)
+            continue;
+        field_next[i] = field_by_len[fields[i].len];
+        field_by_len[fields[i].len] = (uint8_t)(i + 1);
+    }
+}
+
 static const field_t *
 find_field(const char *rel, size_t len)
 {
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
-        if (fields[i].len == len && memcmp(fields[i].rel, rel, len) == 0)
-            return &fields[i];
+    if (len > FIELD_LEN_MAX)
+        return NULL;
+    pthread_once(&field_index_once, field_index_build);
+    for (unsigned i = field_by_len[len]; i != 0; i = field_next[i - 1])
+        if (memcmp(fields[i - 1].rel, rel, len) == 0)
+            return &fields[i - 1];
     return NULL;
 }
 
