@@ -639,6 +639,21 @@ is_control(uint32_t cp, unsigned flags)
     return utf8_is_control(cp);
 }
 
+/* Whether the 8 bytes at p are all printable ASCII (0x20-0x7e): no high bit, no byte
+ * below 0x20 (the high bit of (v - 0x20) & ~v per byte, exact once no high bit is set),
+ * no 0x7f (a zero byte of v ^ 0x7f). */
+static bool
+all_printable8(const char *p)
+{
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    uint64_t v;
+    memcpy(&v, p, sizeof v);
+    if (v & high)
+        return false;
+    uint64_t del = v ^ (ones * 0x7f);
+    return (((v - ones * 0x20) & ~v & high) | ((del - ones) & ~del & high)) == 0;
+}
+
 /* Checks encoding and characters; counts code points into *count. */
 static int
 check_text(vctx_t *c, const char *s, unsigned flags, size_t *count)
@@ -646,6 +661,10 @@ check_text(vctx_t *c, const char *s, unsigned flags, size_t *count)
     const char *p = s;
     size_t left = strlen(s), n = 0;
     while (left > 0) {
+        if (left >= 8 && all_printable8(p)) {
+            p += 8, left -= 8, n += 8;
+            continue;
+        }
         if ((unsigned char)*p >= 0x20 && (unsigned char)*p < 0x7f) {
             p++, left--, n++; /* printable ASCII, most of any text: one code point, allowed */
             continue;
