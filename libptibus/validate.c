@@ -23,13 +23,27 @@
 
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 
-/* The path of the field being checked, grown and shrunk as the walk descends, in the
- * JSON names a partner writes ("referral.availableFrom"), like pjson's paths: names
- * are given to it in proto form and converted as they are appended. */
+/* The path of the field being checked, kept as a stack of segments (a proto field name
+ * or a list index) while the walk descends, and rendered as text only when a check fails:
+ * a valid message costs no string building. The text is in the JSON names a partner
+ * writes ("referral.availableFrom"), like pjson's paths: names are converted as they are
+ * rendered, truncated at PT_ERROR_PATH_MAX - 1 characters.
+ *
+ * VCTX_DEPTH segments always fill the text: the first one adds at least 1 character and
+ * every other at least 2 (".x" or "[0]"), so 1 + 63 * 2 = PT_ERROR_PATH_MAX - 1, and the
+ * segments pushed beyond it (never, with this schema) would all be truncated away. */
+#define VCTX_DEPTH (PT_ERROR_PATH_MAX / 2)
+
+typedef struct vseg {
+    const char *name; /* a proto field name or a dotted path of them; NULL: index */
+    size_t index;
+} vseg_t;
+
 typedef struct vctx {
     pt_error_t *err;
-    char path[PT_ERROR_PATH_MAX];
-    size_t len;
+    const char *root; /* proto name of the path's start, "" for the Envelope */
+    vseg_t seg[VCTX_DEPTH];
+    size_t depth; /* may exceed VCTX_DEPTH: the segments beyond it are not kept */
 } vctx_t;
 
 static void
@@ -37,54 +51,87 @@ ctx_init(vctx_t *c, pt_error_t *err, const char *root)
 {
     pt_error_clear(err);
     c->err = err;
-    c->len = pjson_path_from_proto(root, c->path, sizeof c->path);
+    c->root = root;
+    c->depth = 0;
 }
 
-/* Appends text to the path, truncating at its capacity. The walk pushes a name for
- * every field of every message, so this stays a plain copy (no printf). */
-static void
-path_append(vctx_t *c, const char *text, size_t n)
-{
-    size_t room = sizeof c->path - 1 - c->len;
-    if (n > room)
-        n = room;
-    memcpy(c->path + c->len, text, n);
-    c->len += n;
-    c->path[c->len] = '\0';
-}
-
-/* Appends ".name" (or "name" at the root), name being a proto field name or a dotted
- * path of them, in JSON names; returns the length to restore. */
+/* Pushes a field name (proto form); returns the depth to restore. */
 static size_t
 path_push(vctx_t *c, const char *name)
 {
-    size_t old = c->len;
-    if (c->len)
-        path_append(c, ".", 1);
-    c->len += pjson_path_from_proto(name, c->path + c->len, sizeof c->path - c->len);
-    return old;
+    if (c->depth < VCTX_DEPTH)
+        c->seg[c->depth] = (vseg_t){name, 0};
+    return c->depth++;
 }
 
 static size_t
 path_push_index(vctx_t *c, size_t i)
 {
-    size_t old = c->len;
-    char digits[24], *p = digits + sizeof digits;
-    *--p = ']';
-    do {
-        *--p = (char)('0' + i % 10);
-        i /= 10;
-    } while (i);
-    *--p = '[';
-    path_append(c, p, (size_t)(digits + sizeof digits - p));
-    return old;
+    if (c->depth < VCTX_DEPTH)
+        c->seg[c->depth] = (vseg_t){NULL, i};
+    return c->depth++;
 }
 
 static void
-path_pop(vctx_t *c, size_t len)
+path_pop(vctx_t *c, size_t depth)
 {
-    c->len = len;
-    c->path[len] = '\0';
+    c->depth = depth;
+}
+
+/* The rendered path: text grown segment by segment, truncating at its capacity. */
+typedef struct vpath {
+    char s[PT_ERROR_PATH_MAX];
+    size_t len;
+} vpath_t;
+
+static void
+vpath_append(vpath_t *p, const char *text, size_t n)
+{
+    size_t room = sizeof p->s - 1 - p->len;
+    if (n > room)
+        n = room;
+    memcpy(p->s + p->len, text, n);
+    p->len += n;
+    p->s[p->len] = '\0';
+}
+
+/* Appends ".name" (or "name" at the start), name being a proto field name or a dotted
+ * path of them, in JSON names. */
+static void
+vpath_name(vpath_t *p, const char *name)
+{
+    if (p->len)
+        vpath_append(p, ".", 1);
+    p->len += pjson_path_from_proto(name, p->s + p->len, sizeof p->s - p->len);
+}
+
+static void
+vpath_index(vpath_t *p, size_t i)
+{
+    char digits[24], *d = digits + sizeof digits;
+    *--d = ']';
+    do {
+        *--d = (char)('0' + i % 10);
+        i /= 10;
+    } while (i);
+    *--d = '[';
+    vpath_append(p, d, (size_t)(digits + sizeof digits - d));
+}
+
+/* Renders the current path, then `field` (a dotted suffix) when given. */
+static void
+path_render(const vctx_t *c, const char *field, vpath_t *p)
+{
+    p->len = pjson_path_from_proto(c->root, p->s, sizeof p->s);
+    size_t kept = c->depth < VCTX_DEPTH ? c->depth : VCTX_DEPTH;
+    for (size_t i = 0; i < kept; i++) {
+        if (c->seg[i].name != NULL)
+            vpath_name(p, c->seg[i].name);
+        else
+            vpath_index(p, c->seg[i].index);
+    }
+    if (field != NULL)
+        vpath_name(p, field);
 }
 
 /* Fails at the current path, or at its sub-field `field` (a dotted suffix) when given. */
@@ -96,11 +143,9 @@ fail(vctx_t *c, const char *field, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    size_t old = c->len;
-    if (field != NULL)
-        path_push(c, field);
-    pt_error_set(c->err, PT_EINVALID, c->path[0] ? c->path : "envelope", "%s", msg);
-    path_pop(c, old);
+    vpath_t p;
+    path_render(c, field, &p);
+    pt_error_set(c->err, PT_EINVALID, p.s[0] ? p.s : "envelope", "%s", msg);
     return PT_EINVALID;
 }
 
@@ -552,13 +597,26 @@ rule_index_build(void)
     }
 }
 
+/* The rules of msg's fields (by field position), or NULL when it has none. */
+static const rule_index_t *
+rules_of(const ProtobufCMessageDescriptor *msg)
+{
+    pthread_once(&rule_index_once, rule_index_build);
+    return rule_index_slot(msg, false);
+}
+
+static const field_rule_t *
+rule_at(const rule_index_t *slot, const ProtobufCMessageDescriptor *msg,
+        const ProtobufCFieldDescriptor *f)
+{
+    size_t pos = (size_t)(f - msg->fields);
+    return slot && pos < RULE_INDEX_FIELDS ? slot->by_field[pos] : NULL;
+}
+
 static const field_rule_t *
 rule_of(const ProtobufCMessageDescriptor *msg, const ProtobufCFieldDescriptor *f)
 {
-    pthread_once(&rule_index_once, rule_index_build);
-    rule_index_t *slot = rule_index_slot(msg, false);
-    size_t pos = (size_t)(f - msg->fields);
-    return slot && pos < RULE_INDEX_FIELDS ? slot->by_field[pos] : NULL;
+    return rule_at(rules_of(msg), msg, f);
 }
 
 /* ---- field checks ---- */
@@ -581,6 +639,21 @@ is_control(uint32_t cp, unsigned flags)
     return utf8_is_control(cp);
 }
 
+/* Whether the 8 bytes at p are all printable ASCII (0x20-0x7e): no high bit, no byte
+ * below 0x20 (the high bit of (v - 0x20) & ~v per byte, exact once no high bit is set),
+ * no 0x7f (a zero byte of v ^ 0x7f). */
+static bool
+all_printable8(const char *p)
+{
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    uint64_t v;
+    memcpy(&v, p, sizeof v);
+    if (v & high)
+        return false;
+    uint64_t del = v ^ (ones * 0x7f);
+    return (((v - ones * 0x20) & ~v & high) | ((del - ones) & ~del & high)) == 0;
+}
+
 /* Checks encoding and characters; counts code points into *count. */
 static int
 check_text(vctx_t *c, const char *s, unsigned flags, size_t *count)
@@ -588,6 +661,14 @@ check_text(vctx_t *c, const char *s, unsigned flags, size_t *count)
     const char *p = s;
     size_t left = strlen(s), n = 0;
     while (left > 0) {
+        if (left >= 8 && all_printable8(p)) {
+            p += 8, left -= 8, n += 8;
+            continue;
+        }
+        if ((unsigned char)*p >= 0x20 && (unsigned char)*p < 0x7f) {
+            p++, left--, n++; /* printable ASCII, most of any text: one code point, allowed */
+            continue;
+        }
         uint32_t cp;
         int len = utf8_decode(p, left, &cp);
         if (len == 0)
@@ -646,7 +727,11 @@ static int
 check_nir(vctx_t *c, const char *s, const field_rule_t *r)
 {
     (void)r;
-    return nir_validate(s, c->path, c->err);
+    if (nir_is_valid(s))
+        return 0;
+    vpath_t p; /* the path only for the error: nir_validate says what is wrong */
+    path_render(c, NULL, &p);
+    return nir_validate(s, p.s, c->err);
 }
 
 static int
@@ -868,11 +953,12 @@ static int
 walk_message(vctx_t *c, const ProtobufCMessage *m)
 {
     const ProtobufCMessageDescriptor *d = m->descriptor;
+    const rule_index_t *rules = rules_of(d);
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
         if (!in_active_oneof(m, f))
             continue;
-        const field_rule_t *r = rule_of(d, f);
+        const field_rule_t *r = rule_at(rules, d, f);
         size_t old = path_push(c, f->name);
         int rc = f->label == PROTOBUF_C_LABEL_REPEATED
                      ? check_repeated(c, m, f, r ? r : &default_rule)
@@ -933,11 +1019,11 @@ check_order(vctx_t *c, const char *first_name, const char *first, const char *se
     if (is_empty(first) || is_empty(second) || date_parse(first, &a) != DATE_OK ||
         date_parse(second, &b) != DATE_OK)
         return 0;
+    if (b >= a)
+        return 0;
     char first_json[64];
     pjson_path_from_proto(first_name, first_json, sizeof first_json);
-    if (b < a)
-        return fail(c, second_name, "is before %s", first_json);
-    return 0;
+    return fail(c, second_name, "is before %s", first_json);
 }
 
 static int

@@ -11,6 +11,9 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include <libxml/xmlreader.h>
 #include <libxml/xmlschemas.h>
@@ -200,11 +203,56 @@ dtd_byte(xml_safe_t *x, uint8_t b)
  * next byte is seen, and a '!' not after '<' changes nothing. Most of any flow is plain
  * ASCII: this loop keeps everything in registers (a store through x would force the
  * compiler to reload the states at every byte, as p may alias them). */
+#if defined(__SSE2__)
+static unsigned
+bits_set(unsigned m)
+{
+    unsigned c = 0;
+    for (; m != 0; m &= m - 1) /* newlines are sparse: cheaper than a libgcc popcount */
+        c++;
+    return c;
+}
+
+/* skip_plain 16 bytes at a time: the first byte that is non-ASCII or '<' is found with
+ * one compare and a mask, and the newlines before it counted from another mask. A '<'
+ * that cannot open "<!" is stepped over, as the byte loop below does. */
+static size_t
+skip_plain16(const uint8_t *p, size_t i, size_t n, unsigned long *nl)
+{
+    const __m128i lt = _mm_set1_epi8('<'), lf = _mm_set1_epi8('\n');
+    while (i + 16 <= n) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+        /* high bit: a byte >= 0x80, or 0xff where the byte is '<' */
+        unsigned stop = (unsigned)_mm_movemask_epi8(_mm_or_si128(v, _mm_cmpeq_epi8(v, lt)));
+        unsigned lines = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, lf));
+        if (stop == 0) {
+            *nl += bits_set(lines);
+            i += 16;
+            continue;
+        }
+        unsigned k = (unsigned)__builtin_ctz(stop);
+        *nl += bits_set(lines & ((1u << k) - 1));
+        i += k;
+        if (p[i] >= 0x80 || i + 1 == n || p[i + 1] == '!')
+            return i;
+        i++;
+    }
+    return i;
+}
+#endif
+
 static size_t
 skip_plain(const uint8_t *p, size_t i, size_t n, unsigned long *lines)
 {
     const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
     unsigned long nl = 0;
+#if defined(__SSE2__)
+    i = skip_plain16(p, i, n, &nl);
+    if (i + 16 <= n) { /* stopped at a byte the states must see */
+        *lines += nl;
+        return i;
+    }
+#endif
     while (i < n) {
         /* 8 bytes at once when all are ASCII and none is '<': for ASCII bytes, the high
          * bit of ~(v + 0x7f) is set exactly where v is 0 (no carry between bytes) */
@@ -564,17 +612,32 @@ read_failed(xml_safe_t *x, pt_error_t *err)
     return fail(x, err, PT_EMALFORMED, "line %lu: malformed or truncated XML", xml_safe_line(x));
 }
 
+/* What xmlTextReaderConstNamespaceUri() gives for the reader's current node, "" for
+ * none, read from the node itself: that function interns the URI in the reader's
+ * dictionary (a hash of the string) at every call. Borrowed until the next read, as
+ * the events are. */
+static const char *
+node_ns(const xmlNode *cur)
+{
+    if (cur == NULL)
+        return "";
+    if (cur->type == XML_NAMESPACE_DECL)
+        return "http://www.w3.org/2000/xmlns/";
+    if (cur->type != XML_ELEMENT_NODE && cur->type != XML_ATTRIBUTE_NODE)
+        return "";
+    return cur->ns != NULL && cur->ns->href != NULL ? (const char *)cur->ns->href : "";
+}
+
 static void
 fill(xml_safe_t *x, xml_safe_node_t *node, xml_safe_kind_t kind)
 {
     memset(node, 0, sizeof *node);
     node->kind = kind;
-    const xmlChar *ns = xmlTextReaderConstNamespaceUri(x->r);
-    node->ns = ns ? (const char *)ns : "";
+    xmlNodePtr cur = xmlTextReaderCurrentNode(x->r);
+    node->ns = node_ns(cur);
     node->depth = x->depth > 0 ? x->depth - 1 : 0;
     if (kind == XML_SAFE_END) /* on_end gives the parser's line */
         return;
-    xmlNodePtr cur = xmlTextReaderCurrentNode(x->r);
     long line = cur ? xmlGetLineNo(cur) : -1;
     node->line = line > 0 ? (unsigned long)line : xml_safe_line(x);
 }

@@ -4,8 +4,11 @@
  * dispatched by their path relative to the formation, through one table. */
 #include "lheo.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -458,12 +461,36 @@ open_funder(lctx_t *c)
 
 /* Relative path bookkeeping: rel is the path below the formation, "" at the formation. */
 /* The field table's entry for the element at rel, or NULL. */
+#define FIELD_COUNT (sizeof fields / sizeof fields[0])
+#define FIELD_LEN_MAX 96 /* longer than any entry's rel (checked when the index is built) */
+
+/* The entries by length: by_len[len] is the first entry of that length plus one (0:
+ * none), next[i] the following one of the same length plus one. Built once. */
+_Static_assert(FIELD_COUNT < UINT8_MAX, "field indexes are bytes");
+static uint8_t field_by_len[FIELD_LEN_MAX + 1], field_next[FIELD_COUNT];
+static pthread_once_t field_index_once = PTHREAD_ONCE_INIT;
+
+static void
+field_index_build(void)
+{
+    for (size_t i = FIELD_COUNT; i-- > 0;) {
+        assert(fields[i].len <= FIELD_LEN_MAX); /* a constant table */
+        if (fields[i].len > FIELD_LEN_MAX)
+            continue;
+        field_next[i] = field_by_len[fields[i].len];
+        field_by_len[fields[i].len] = (uint8_t)(i + 1);
+    }
+}
+
 static const field_t *
 find_field(const char *rel, size_t len)
 {
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
-        if (fields[i].len == len && memcmp(fields[i].rel, rel, len) == 0)
-            return &fields[i];
+    if (len > FIELD_LEN_MAX)
+        return NULL;
+    pthread_once(&field_index_once, field_index_build);
+    for (unsigned i = field_by_len[len]; i != 0; i = field_next[i - 1])
+        if (memcmp(fields[i - 1].rel, rel, len) == 0)
+            return &fields[i - 1];
     return NULL;
 }
 
@@ -628,7 +655,7 @@ static int
 record_error(lctx_t *c, const char *where, unsigned long line, const char *msg)
 {
     pt_record_error_t e = {.line = line};
-    snprintf(e.where, sizeof e.where, "%s", where);
+    snprintf(e.where, sizeof e.where, "%.*s", (int)sizeof e.where - 1, where);
     snprintf(e.msg, sizeof e.msg, "line %lu: %s", line, msg);
     return hand_over(c, line, NULL, &e);
 }
@@ -685,26 +712,50 @@ first_error(const lformation_t *f, const laction_t *a, const lsession_t *s)
     return NULL;
 }
 
+/* A bad session, named by its numero attributes (formatted only then). */
+static int
+session_error(lctx_t *c, const laction_t *a, const lsession_t *s, unsigned long line,
+              const char *msg)
+{
+    char where[256];
+    snprintf(where, sizeof where,
+             "formation[@numero='%.40s']/action[@numero='%.30s']/session[@numero='%.30s']",
+             c->f.m->formation_number, a->m->action_number, s->m->session_number);
+    return record_error(c, where, line, msg);
+}
+
+/* "<formation>/<action>/<session>" into key (PT_OFFER_ID_MAX + 2 bytes); false when it
+ * would be over PT_OFFER_ID_MAX characters. */
+static bool
+session_key(char *key, const char *fn, const char *an, const char *sn)
+{
+    size_t lf = strlen(fn), la = strlen(an), ls = strlen(sn);
+    if (lf + la + ls + 2 > PT_OFFER_ID_MAX)
+        return false;
+    memcpy(key, fn, lf);
+    key[lf] = '/';
+    memcpy(key + lf + 1, an, la);
+    key[lf + 1 + la] = '/';
+    memcpy(key + lf + la + 2, sn, ls + 1);
+    return true;
+}
+
 static int
 emit_session(lctx_t *c, const laction_t *a, const lsession_t *s)
 {
     const lformation_t *f = &c->f;
-    char where[256], key[PT_OFFER_ID_MAX + 2];
+    char key[PT_OFFER_ID_MAX + 2];
     const char *fn = f->m->formation_number, *an = a->m->action_number, *sn = s->m->session_number;
-    snprintf(where, sizeof where,
-             "formation[@numero='%.40s']/action[@numero='%.30s']/session[@numero='%.30s']", fn, an,
-             sn);
     if (!numero_ok(fn) || !numero_ok(an) || !numero_ok(sn))
-        return record_error(c, where, s->line,
-                            "formation, action and session each need a numero attribute "
-                            "without '/' (they identify the session)");
-    int w = snprintf(key, sizeof key, "%s/%s/%s", fn, an, sn);
-    if (w < 0 || (size_t)w > PT_OFFER_ID_MAX)
-        return record_error(c, where, s->line, "the session key is over 128 characters");
+        return session_error(c, a, s, s->line,
+                             "formation, action and session each need a numero attribute "
+                             "without '/' (they identify the session)");
+    if (!session_key(key, fn, an, sn))
+        return session_error(c, a, s, s->line, "the session key is over 128 characters");
     const lerr_t *le = first_error(f, a, s);
     if (le != NULL) {
         lheo_diff_keep(c->diff, key);
-        return record_error(c, where, le->line, le->msg);
+        return session_error(c, a, s, le->line, le->msg);
     }
     Ptibus__V1__TrainingOffer o;
     merge(&o, f, a, s, c->version);
@@ -712,12 +763,12 @@ emit_session(lctx_t *c, const laction_t *a, const lsession_t *s)
     pt_error_t err;
     if (validate_training_offer(&o, &err) != 0) {
         lheo_diff_keep(c->diff, key);
-        return record_error(c, where, s->line, err.msg);
+        return session_error(c, a, s, s->line, err.msg);
     }
     bool publish = true;
     int rc = lheo_diff_offer(c->diff, &o, &publish, &err);
     if (rc == PT_EINVALID)
-        return record_error(c, where, s->line, err.msg);
+        return session_error(c, a, s, s->line, err.msg);
     if (rc < 0 || !publish)
         return rc;
     return hand_over(c, s->line, &o, NULL);

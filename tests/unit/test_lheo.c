@@ -369,6 +369,41 @@ test_whole_file_refusals(void **state)
     assert_int_equal(g.n + g.nerr, 0);
 }
 
+/* A session's key "<formation>/<action>/<session>" may be 128 characters, not 129; the
+ * bad session is named by its numero attributes, the location cut at the record
+ * error's size (formation's at 40 characters, action's and session's at 30). */
+static void
+test_session_key_bound_and_location(void **state)
+{
+    (void)state;
+    char fn[61], an[31], s128[37], s129[38], doc[1024], where[256];
+    memset(fn, 'F', 60), fn[60] = '\0';
+    memset(an, 'A', 30), an[30] = '\0';
+    memset(s128, 'S', 36), s128[36] = '\0'; /* 60 + 1 + 30 + 1 + 36 = 128 */
+    memset(s129, 'T', 37), s129[37] = '\0';
+    snprintf(doc, sizeof doc,
+             "<lheo xmlns=\"http://lheo.gouv.fr/2.3\"><offres><formation numero=\"%s\">"
+             "<action numero=\"%s\"><session numero=\"%s\"/><session numero=\"%s\"/>"
+             "</action></formation></offres></lheo>",
+             fn, an, s128, s129);
+    got_t g = {0};
+    pt_codec_outcome_t out;
+    assert_int_equal(decode_text(doc, &g, &out), 0);
+    assert_int_equal(g.n, 0);
+    assert_int_equal(g.nerr, 2);
+    /* 128: a key, so the session goes on to the contract's rules (no title, no dates) */
+    assert_null(strstr(g.errors[0].msg, "over 128"));
+    assert_non_null(strstr(g.errors[0].msg, "trainingOffer."));
+    /* 129: refused for its key, at the exact location, cut to the record error's size */
+    snprintf(where, sizeof where,
+             "formation[@numero='%.40s']/action[@numero='%.30s']/session[@numero='%.30s']", fn, an,
+             s129);
+    where[sizeof g.errors[1].where - 1] = '\0';
+    assert_string_equal(g.errors[1].where, where);
+    assert_string_equal(g.errors[1].msg, "line 1: the session key is over 128 characters");
+    got_free(&g);
+}
+
 /* The optional XSD check at the door, through the codec's config. */
 static void
 test_schema_at_the_door(void **state)
@@ -400,6 +435,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mapping_field_by_field),
         cmocka_unit_test(test_lheo_22),
+        cmocka_unit_test(test_session_key_bound_and_location),
         cmocka_unit_test(test_diff_unchanged_and_reordered),
         cmocka_unit_test(test_diff_changed_dates),
         cmocka_unit_test(test_diff_title_changes_every_session),
