@@ -344,7 +344,8 @@ unmap_touched(spool_t *s)
         return;
     if (s->map_len != info.me_mapsize) {
         char want[PATH_MAX + 16], line[PATH_MAX + 128];
-        snprintf(want, sizeof want, "%s/data.mdb", s->dir);
+        char real[PATH_MAX]; /* the maps name the file by its absolute path */
+        snprintf(want, sizeof want, "%s/data.mdb", realpath(s->dir, real) ? real : s->dir);
         FILE *f = fopen("/proc/self/maps", "r");
         s->map_base = NULL, s->map_len = 0;
         while (f != NULL && fgets(line, sizeof line, f) != NULL) {
