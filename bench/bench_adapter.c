@@ -346,14 +346,12 @@ main(int argc, char **argv)
     unsigned clients = 16;
     double seconds = 10, rate = 1000;
     uint64_t count = 200000, spool = 100000;
-    unsigned floor_batch = 64;
-    static const struct option opts[] = {{"clients", required_argument, NULL, 'c'},
-                                         {"seconds", required_argument, NULL, 's'},
-                                         {"rate", required_argument, NULL, 'r'},
-                                         {"count", required_argument, NULL, 'n'},
-                                         {"spool", required_argument, NULL, 'p'},
-                                         {"floor-batch", required_argument, NULL, 'b'},
-                                         {NULL, 0, NULL, 0}};
+    unsigned floor_batch = 64, credit = 0;
+    static const struct option opts[] = {
+        {"clients", required_argument, NULL, 'c'}, {"seconds", required_argument, NULL, 's'},
+        {"rate", required_argument, NULL, 'r'},    {"count", required_argument, NULL, 'n'},
+        {"spool", required_argument, NULL, 'p'},   {"floor-batch", required_argument, NULL, 'b'},
+        {"credit", required_argument, NULL, 'k'},  {NULL, 0, NULL, 0}};
     for (int o; (o = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
         if (o == 'c')
             clients = (unsigned)strtoul(optarg, NULL, 10);
@@ -367,9 +365,11 @@ main(int argc, char **argv)
             spool = strtoull(optarg, NULL, 10);
         else if (o == 'b')
             floor_batch = (unsigned)strtoul(optarg, NULL, 10);
+        else if (o == 'k')
+            credit = (unsigned)strtoul(optarg, NULL, 10);
         else {
             fprintf(stderr, "usage: bench_adapter [--clients N] [--seconds S] [--rate R] "
-                            "[--count N] [--spool N] [--floor-batch N]\n");
+                            "[--count N] [--spool N] [--floor-batch N] [--credit N]\n");
             return 2;
         }
     }
@@ -384,7 +384,7 @@ main(int argc, char **argv)
                            .extra_limits = "  partner_rate: 0\n  partner_bytes_per_hour: 0\n"};
     td_net_init(&net, "bench-adapter", &no);
     static td_adapter_t src, dst;
-    td_adapter_options_t ao = {.codecs = "[json]"};
+    td_adapter_options_t ao = {.codecs = "[json]", .credit = credit}; /* 0: the harness's 64 */
     td_adapter_init(&src, &net, "departement", &ao);
     td_adapter_init(&dst, &net, "pole_emploi", &ao);
     if (td_broker_start(&net) != 0 || td_adapter_start(&src) != 0 || td_adapter_start(&dst) != 0 ||

@@ -61,17 +61,18 @@ write_config(td_adapter_t *a, const td_adapter_options_t *o)
         snprintf(endpoint, sizeof endpoint, "  endpoints: %s\n", o->broker_endpoints);
     else
         snprintf(endpoint, sizeof endpoint, "  endpoint: \"%s\"\n", a->net->endpoint);
-    fprintf(
-        f,
-        "id: %s\nbroker:\n%s%s  server_public_key_file: ../keys/broker.pub\n"
-        "  secret_key_file: ../keys/%s.key\n  public_key_file: ../keys/%s.pub\n"
-        "  credit: 64\nspool:\n  dir: %s\n  retention: 24h\n%s%s%s"
-        "http:\n  listen: \"127.0.0.1:%d\"\n  tokens_file: tokens\n"
-        "inbox:\n  dir: inbox\n  scan_interval: 200ms\n  codecs: %s\n%s",
-        a->partner, endpoint, o && o->extra_broker ? o->extra_broker : "", a->partner, a->partner,
-        o && o->spool_dir ? o->spool_dir : "spool", o && o->spool_max ? "  max_size: " : "",
-        o && o->spool_max ? o->spool_max : "", o && o->spool_max ? "\n" : "", a->http_port,
-        o && o->codecs ? o->codecs : "[json, jsonl]", o && o->extra_inbox ? o->extra_inbox : "");
+    fprintf(f,
+            "id: %s\nbroker:\n%s%s  server_public_key_file: ../keys/broker.pub\n"
+            "  secret_key_file: ../keys/%s.key\n  public_key_file: ../keys/%s.pub\n"
+            "  credit: %u\nspool:\n  dir: %s\n  retention: 24h\n%s%s%s"
+            "http:\n  listen: \"127.0.0.1:%d\"\n  tokens_file: tokens\n"
+            "inbox:\n  dir: inbox\n  scan_interval: 200ms\n  codecs: %s\n%s",
+            a->partner, endpoint, o && o->extra_broker ? o->extra_broker : "", a->partner,
+            a->partner, o && o->credit ? o->credit : 64u,
+            o && o->spool_dir ? o->spool_dir : "spool", o && o->spool_max ? "  max_size: " : "",
+            o && o->spool_max ? o->spool_max : "", o && o->spool_max ? "\n" : "", a->http_port,
+            o && o->codecs ? o->codecs : "[json, jsonl]",
+            o && o->extra_inbox ? o->extra_inbox : "");
     if (o != NULL && o->pull)
         fprintf(f, "egress:\n  kind: pull\n");
     else if (o != NULL && o->webhook_url != NULL)

@@ -26,6 +26,7 @@ typedef struct td_adapter_options {
      * ("[\"tcp://...\", \"tcp://...\"]"), or NULL */
     const char *broker_endpoints;
     const char *extra_broker; /* more `broker:` lines ("  failover_after: 1s\n"), or NULL */
+    unsigned credit;          /* broker.credit; 0: 64 */
 } td_adapter_options_t;
 
 typedef struct td_adapter {
