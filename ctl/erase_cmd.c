@@ -94,7 +94,12 @@ cmd_erase(ctl_t *c, int argc, char **argv)
     sodium_memzero(nir, sizeof nir);
     if (rc != 0)
         return rc;
-    printf("erased %u payloads (the broker journaled the erasure)\n", r->erased);
+    uint32_t n = r->erased;
     codec_free((ProtobufCMessage **)&r);
+    if (n == 0)
+        return ctl_error(c, CTL_NOMATCH,
+                         "nothing erased: no stored payload about this person (none in the "
+                         "journal, or already erased)");
+    printf("erased %u payloads (the broker journaled the erasure)\n", n);
     return CTL_OK;
 }

@@ -370,6 +370,9 @@ print_verify_failure(const ctl_t *c, uint64_t bad, const pt_error_t *err, size_t
 int
 cmd_journal_verify(ctl_t *c, int argc, char **argv)
 {
+    for (int i = 1; i < argc; i++) /* journal verify --archive DIR: the archive's own check */
+        if (strcmp(argv[i], "--archive") == 0 || strncmp(argv[i], "--archive=", 10) == 0)
+            return cmd_archive_verify(c, argc, argv);
     static const struct option opts[] = {{"pubkey", required_argument, NULL, 'p'},
                                          {"from", required_argument, NULL, 'f'},
                                          {"to", required_argument, NULL, 't'},

@@ -247,7 +247,7 @@ test_segment_expiry(void **state)
     assert_int_equal(ctl(f, cmd), 0);
     assert_non_null(strstr(f->out, "archived records"));
     snprintf(cmd, sizeof cmd,
-             "'%s' archive-verify --archive '%s/archive' --pubkey '%s/keys/journal.sign.pub' "
+             "'%s' journal verify --archive '%s/archive' --pubkey '%s/keys/journal.sign.pub' "
              "--journal '%s' 2>&1",
              PT_PTIBUSCTL_PATH, f->net.dir, f->net.dir, f->net.journal_dir);
     FILE *p = popen(cmd, "r");
@@ -308,6 +308,15 @@ test_erase_through_admin_socket(void **state)
     print_message("%s", f->out);
     assert_int_equal(pclose(p), 0);
     assert_non_null(strstr(f->out, "erased 1 payloads"));
+    /* the same person again: nothing left to erase, said so, exit 3 */
+    p = popen(cmd, "r");
+    assert_non_null(p);
+    n = fread(f->out, 1, sizeof f->out - 1, p);
+    f->out[n] = '\0';
+    int st = pclose(p);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 3);
+    assert_non_null(strstr(f->out, "nothing erased"));
     assert_int_equal(td_broker_stop(&f->net), 0);
     assert_int_equal(payload_state(f, "er-a"), PT_PAYLOAD_ERASED);
     assert_int_equal(payload_state(f, "er-b"), PT_PAYLOAD_STORED);
