@@ -22,7 +22,6 @@
 
 #include <cmocka.h>
 
-
 #include "atomicfile.h"
 #include "testutil.h"
 
