@@ -11,7 +11,6 @@
 
 #include <sodium.h>
 
-#include "atomicfile.h"
 #include "clock.h"
 #include "codec.h"
 #include "log.h"
@@ -150,8 +149,11 @@ on_flushed(uv_async_t *a)
     egress_t *e = a->data;
     pt_error_t err;
     pt_error_clear(&err);
-    if (e == NULL || e->outbox == NULL || outbox_collect(e->outbox, &err) == 0)
+    if (e == NULL || e->outbox == NULL)
         return;
+    /* the batch may have been collected already (by a full staging batch's wait): the
+     * deliveries it made durable are resolved all the same */
+    outbox_collect(e->outbox, &err);
     resolve_waiting(e);
     if (outbox_flush(e->outbox, &err) != 0)
         pt_log_warn("egress.flush", "outbox: %s", err.msg);
@@ -295,9 +297,8 @@ wait_add(egress_t *e, uint64_t seq, uint64_t gen, uint64_t fmt_gen, bool written
 /* The delivery's files are staged (or found): its mark and ack wait until they are durable
  * (resolve_waiting, at once when they are already). */
 static void
-deliver_outbox(egress_t *e, const outbox_delivery_t *d, int64_t wall_ms)
+deliver_outbox(egress_t *e, const outbox_delivery_t *d)
 {
-    (void)wall_ms;
     outbox_result_t res = {0};
     pt_error_t err;
     pt_error_clear(&err);
@@ -510,7 +511,7 @@ egress_deliver(egress_t *e, const Ptibus__V1__Deliver *dv, int64_t wall_ms)
     else if (e->kind == ACONFIG_EGRESS_PULL)
         deliver_pull(e, &d);
     else
-        deliver_outbox(e, &d, wall_ms);
+        deliver_outbox(e, &d);
 }
 
 void
