@@ -24,11 +24,12 @@ cd "$top"
 
 "$top/deploy/install-deps.sh"
 
-# The ThreadSanitizer run: only the broker, ptibusctl and the tests that drive its threads
+# The ThreadSanitizer run: only the broker, ptibusctl and the tests that drive threads (the
+# broker's, the outbox's flusher, the XML reader thread of the codecs)
 # are built. Every process writes its reports to tsan-reports/ (a SIGKILLed broker never
 # reaches its exit code), and any report fails the run.
 TSAN_TESTS=(fault_test_crash_loop integration_test_delivery integration_test_ingest
-    integration_test_adapters)
+    integration_test_adapters test_xml_safe test_lheo test_cnaf)
 tsan_run() {
     cmake --build "$build" -j"$(nproc)" --target ptibusd ptibusctl ptibus-adapter-departement \
         ptibus-adapter-pole-emploi ptibus-adapter-caf ptibus-adapter-msa "${TSAN_TESTS[@]}"
@@ -36,7 +37,8 @@ tsan_run() {
     rm -rf "$reports" && mkdir -p "$reports"
     export TSAN_OPTIONS="log_path=$reports/tsan suppressions=$top/tests/tsan.supp ${TSAN_OPTIONS:-}"
     local rc=0
-    (cd "$build" && ctest --output-on-failure -R 'fault/test_crash_loop|integration/test_(delivery|ingest|adapters)$' "$@") || rc=$?
+    (cd "$build" && ctest --output-on-failure \
+        -R 'fault/test_crash_loop|integration/test_(delivery|ingest|adapters)$|unit/test_(xml_safe|lheo|cnaf)_threaded$' "$@") || rc=$?
     if compgen -G "$reports/tsan.*" >/dev/null; then
         grep -h -E '^(WARNING|SUMMARY): ThreadSanitizer' "$reports"/tsan.* | sort | uniq -c >&2
         echo "tsan: reports in $reports" >&2

@@ -5,11 +5,14 @@
 #include "xml_safe.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -17,6 +20,8 @@
 
 #include <libxml/xmlreader.h>
 #include <libxml/xmlschemas.h>
+
+#include "xml_events.h"
 
 #define PROLOG_MIN 256 /* bytes gathered before the XML declaration is read */
 
@@ -56,15 +61,24 @@ struct xml_safe {
     size_t pre_len, pre_off;
     pt_error_t in_err;
     pt_error_t lib_err;
-    pt_error_t fail; /* the sticky error returned by every later call */
-    bool pending_end;
-    bool pop_pending; /* an END was returned: pop its element on the next call */
-    /* element path */
-    level_t *levels; /* levels[0] is the document; levels[d + 1] the element at depth d */
-    unsigned depth;  /* number of open elements */
-    char path[PT_XML_PATH_MAX];
-    xmlChar *attr; /* the last xml_safe_attr() value */
     xmlSchemaPtr schema;
+    /* reading side: libxml2 nodes into event blocks (on the reader thread when there is one) */
+    unsigned rdepth;     /* elements open at the reader */
+    const char *ns_last; /* the namespace interned last */
+    xev_ring_t *ring;    /* the reader thread's ring; NULL: blocks are read inline */
+    pthread_t thread;
+    xev_block_t own; /* the one block of an inline reader */
+    /* decoding side: events out of the blocks */
+    xev_block_t *blk; /* the block being decoded */
+    size_t pos;       /* its next event */
+    const xev_t *cur; /* the event returned last */
+    unsigned long cur_line;
+    pt_error_t fail; /* the sticky error returned by every later call */
+    bool eof;
+    bool pop_pending; /* an END was returned: pop its element on the next call */
+    level_t *levels;  /* levels[0] is the document; levels[d + 1] the element at depth d */
+    unsigned depth;   /* number of open elements */
+    char path[PT_XML_PATH_MAX];
 };
 
 static int
@@ -440,6 +454,265 @@ load_schema(xml_safe_t *x, const char *path, pt_error_t *err)
     return 0;
 }
 
+/* ---- the reading side: libxml2 nodes into a block of events ---- */
+
+static unsigned long
+reader_line(const xml_safe_t *x)
+{
+    int l = xmlTextReaderGetParserLineNumber(x->r);
+    return l > 0 ? (unsigned long)l : x->in_line;
+}
+
+static bool emit_fail(xml_safe_t *x, xev_block_t *b, int code, bool no_path, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* An error: the document's last event. Returns true (the block is the last). */
+static bool
+emit_fail(xml_safe_t *x, xev_block_t *b, int code, bool no_path, const char *fmt, ...)
+{
+    char what[PT_ERROR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    xev_t *e = xev_block_push(b);
+    e->kind = XEV_FAIL;
+    e->code = code;
+    e->no_path = no_path;
+    e->parser_line = reader_line(x);
+    size_t n = strlen(what);
+    if (xev_block_copy(b, what, n, &e->off) < 0)
+        e->off = SIZE_MAX; /* read as "out of memory" */
+    e->len = n;
+    return true;
+}
+
+static bool
+read_failed(xml_safe_t *x, xev_block_t *b)
+{
+    const pt_error_t *e = x->in_err.code ? &x->in_err : x->lib_err.code ? &x->lib_err : NULL;
+    if (e != NULL) /* a schema violation: the reader's position is not the element's */
+        return emit_fail(x, b, e->code, e->code == PT_EINVALID, "%s", e->msg);
+    return emit_fail(x, b, PT_EMALFORMED, false, "line %lu: malformed or truncated XML",
+                     reader_line(x));
+}
+
+/* What xmlTextReaderConstNamespaceUri() gives for the reader's current node, "" for
+ * none, read from the node itself: that function interns the URI in the reader's
+ * dictionary (a hash of the string) at every call. Borrowed until the next read. */
+static const char *
+node_ns(const xmlNode *cur)
+{
+    if (cur == NULL)
+        return "";
+    if (cur->type == XML_NAMESPACE_DECL)
+        return "http://www.w3.org/2000/xmlns/";
+    if (cur->type != XML_ELEMENT_NODE && cur->type != XML_ATTRIBUTE_NODE)
+        return "";
+    return cur->ns != NULL && cur->ns->href != NULL ? (const char *)cur->ns->href : "";
+}
+
+/* The node's namespace, interned in the reader's dictionary (alive as long as the reader,
+ * so that it outlives the node): a flow uses one or two, so only a change is interned. */
+static const char *
+ns_interned(xml_safe_t *x, const xmlNode *cur)
+{
+    const char *href = node_ns(cur);
+    if (href[0] == '\0')
+        return "";
+    if (x->ns_last != NULL && (href == x->ns_last || strcmp(href, x->ns_last) == 0))
+        return x->ns_last;
+    const char *s = (const char *)xmlTextReaderConstString(x->r, (const xmlChar *)href);
+    if (s != NULL)
+        x->ns_last = s;
+    return s != NULL ? s : "";
+}
+
+static unsigned long
+node_line(xml_safe_t *x, xev_t *e)
+{
+    xmlNodePtr cur = xmlTextReaderCurrentNode(x->r);
+    long line = cur ? xmlGetLineNo(cur) : -1;
+    e->parser_line = reader_line(x);
+    return line > 0 ? (unsigned long)line : e->parser_line;
+}
+
+/* The element's attributes, copied (names are interned: "deallocated with the reader"). */
+static int
+read_attrs(xml_safe_t *x, xev_block_t *b, xev_t *e)
+{
+    e->attr0 = b->nattrs;
+    if (xmlTextReaderHasAttributes(x->r) != 1)
+        return 0;
+    int rc = 0;
+    while (rc == 0 && xmlTextReaderMoveToNextAttribute(x->r) == 1) {
+        const char *n = (const char *)xmlTextReaderConstName(x->r);
+        const char *v = (const char *)xmlTextReaderConstValue(x->r);
+        if (n == NULL)
+            continue;
+        rc = xev_block_attr(b, n, v ? v : "", v ? strlen(v) : 0);
+        e->nattr += rc == 0;
+    }
+    xmlTextReaderMoveToElement(x->r);
+    return rc;
+}
+
+static bool
+read_element(xml_safe_t *x, xev_block_t *b)
+{
+    if (x->rdepth >= x->lim.max_depth)
+        return emit_fail(x, b, PT_ETOOLARGE, false, "line %lu: elements nested deeper than %u",
+                         reader_line(x), x->lim.max_depth);
+    const char *name = (const char *)xmlTextReaderConstLocalName(x->r);
+    xev_t *e = xev_block_push(b);
+    e->kind = XEV_START;
+    e->name = name ? name : "?";
+    e->ns = ns_interned(x, xmlTextReaderCurrentNode(x->r));
+    e->line = node_line(x, e);
+    bool empty = xmlTextReaderIsEmptyElement(x->r) == 1;
+    if (read_attrs(x, b, e) < 0) {
+        b->nev--;
+        return emit_fail(x, b, -ENOMEM, false, "out of memory");
+    }
+    x->rdepth++;
+    if (empty) { /* START then END */
+        xev_t *end = xev_block_push(b);
+        end->kind = XEV_END;
+        end->ns = e->ns;
+        end->line = end->parser_line = e->parser_line;
+        x->rdepth--;
+    }
+    return false;
+}
+
+static void
+read_end(xml_safe_t *x, xev_block_t *b)
+{
+    xev_t *e = xev_block_push(b);
+    e->kind = XEV_END;
+    e->ns = ns_interned(x, xmlTextReaderCurrentNode(x->r));
+    e->line = e->parser_line = reader_line(x);
+    if (x->rdepth > 0)
+        x->rdepth--;
+}
+
+static bool
+read_text(xml_safe_t *x, xev_block_t *b)
+{
+    const char *v = (const char *)xmlTextReaderConstValue(x->r);
+    size_t n = v ? strlen(v) : 0;
+    if (n > x->lim.max_text)
+        return emit_fail(x, b, PT_ETOOLARGE, false,
+                         "line %lu: a text of %zu bytes is over the limit of %zu", reader_line(x),
+                         n, x->lim.max_text);
+    xev_t *e = xev_block_push(b);
+    e->kind = XEV_TEXT;
+    e->ns = "";
+    e->line = node_line(x, e);
+    e->len = n;
+    if (xev_block_copy(b, v ? v : "", n, &e->off) < 0) {
+        b->nev--;
+        return emit_fail(x, b, -ENOMEM, false, "out of memory");
+    }
+    return false;
+}
+
+/* One node of the reader into the block; true once it was the document's last event. */
+static bool
+read_node(xml_safe_t *x, xev_block_t *b)
+{
+    int rc = xmlTextReaderRead(x->r);
+    if (rc < 0 || x->in_err.code != 0 || x->lib_err.code != 0)
+        return read_failed(x, b);
+    if (rc == 0) {
+        xev_t *e = xev_block_push(b);
+        e->kind = XEV_EOF;
+        e->parser_line = reader_line(x);
+        return true;
+    }
+    int type = xmlTextReaderNodeType(x->r);
+    switch (type) {
+    case XML_READER_TYPE_ELEMENT:
+        return read_element(x, b);
+    case XML_READER_TYPE_END_ELEMENT:
+        read_end(x, b);
+        return false;
+    case XML_READER_TYPE_TEXT:
+    case XML_READER_TYPE_CDATA:
+        return read_text(x, b);
+    case XML_READER_TYPE_WHITESPACE:
+    case XML_READER_TYPE_SIGNIFICANT_WHITESPACE:
+    case XML_READER_TYPE_COMMENT:
+    case XML_READER_TYPE_PROCESSING_INSTRUCTION:
+    case XML_READER_TYPE_XML_DECLARATION:
+        return false;
+    default:
+        return emit_fail(x, b, PT_EMALFORMED, false,
+                         "line %lu: XML node of type %d is not accepted", reader_line(x), type);
+    }
+}
+
+/* Fills an empty block; true when it holds the document's last event (EOF or FAIL). */
+static bool
+read_block(xml_safe_t *x, xev_block_t *b)
+{
+    while (!xev_block_full(b))
+        if (read_node(x, b))
+            return true;
+    return false;
+}
+
+/* The reader thread: blocks until the document's end, or until the ring is stopped. */
+static void *
+reader_main(void *arg)
+{
+    xml_safe_t *x = arg;
+    for (bool last = false; !last;) {
+        xev_block_t *b = xev_ring_acquire(x->ring);
+        if (b == NULL)
+            break;
+        last = read_block(x, b);
+        xev_ring_publish(x->ring, b);
+    }
+    return NULL;
+}
+
+/* ---- opening and closing ---- */
+
+/* Whether to read on a thread of its own: a file of XML_SAFE_THREAD_MIN bytes or more,
+ * unless limits (or PTIBUS_XML_THREAD=always|never, when limits say auto) decide. */
+static bool
+wants_thread(const xml_safe_limits_t *limits, int fd, size_t len)
+{
+    xml_safe_thread_t mode = limits ? limits->thread : XML_SAFE_THREAD_AUTO;
+    const char *env = getenv("PTIBUS_XML_THREAD");
+    if (mode == XML_SAFE_THREAD_AUTO && env != NULL)
+        mode = strcmp(env, "always") == 0  ? XML_SAFE_THREAD_ALWAYS
+               : strcmp(env, "never") == 0 ? XML_SAFE_THREAD_NEVER
+                                           : mode;
+    if (mode != XML_SAFE_THREAD_AUTO)
+        return mode == XML_SAFE_THREAD_ALWAYS;
+    if (fd < 0)
+        return len >= XML_SAFE_THREAD_MIN;
+    struct stat st;
+    return fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= XML_SAFE_THREAD_MIN;
+}
+
+/* Starts the reader thread (signals blocked in it); on failure the reader stays inline. */
+static void
+start_thread(xml_safe_t *x)
+{
+    if (xev_ring_new(&x->ring) < 0)
+        return;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&x->thread, NULL, reader_main, x);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0)
+        xev_ring_destroy(&x->ring);
+}
+
 /* The source is set before the libxml2 reader exists: creating it reads the first bytes. */
 static int
 xml_safe_new(xml_safe_t **out, int fd, const void *mem, size_t len, const char *name,
@@ -456,9 +729,10 @@ xml_safe_new(xml_safe_t **out, int fd, const void *mem, size_t len, const char *
     x->mem = mem;
     x->mem_len = len;
     x->in_line = 1;
+    x->cur_line = 1;
     x->levels = calloc(x->lim.max_depth + 2, sizeof *x->levels);
-    if (x->levels == NULL) {
-        free(x);
+    if (x->levels == NULL || xev_block_init(&x->own) < 0) {
+        xml_safe_close(&x);
         return -ENOMEM;
     }
     x->r = xmlReaderForIO(io_read, io_close, x, NULL, NULL, XML_PARSE_NONET | XML_PARSE_COMPACT);
@@ -471,6 +745,8 @@ xml_safe_new(xml_safe_t **out, int fd, const void *mem, size_t len, const char *
         xml_safe_close(&x);
         return PT_ECONFIG;
     }
+    if (wants_thread(limits, fd, len))
+        start_thread(x);
     *out = x;
     return 0;
 }
@@ -491,6 +767,12 @@ xml_safe_open_memory(xml_safe_t **out, const void *buf, size_t len, const char *
     return xml_safe_new(out, -1, buf ? buf : "", len, name, limits, err);
 }
 
+bool
+xml_safe_threaded(const xml_safe_t *x)
+{
+    return x->ring != NULL;
+}
+
 static void
 level_fini(level_t *l)
 {
@@ -504,8 +786,12 @@ xml_safe_close(xml_safe_t **px)
     if (px == NULL || *px == NULL)
         return;
     xml_safe_t *x = *px;
-    if (x->attr != NULL)
-        xmlFree(x->attr);
+    if (x->ring != NULL) { /* the thread stops at its next block, or ended already */
+        xev_ring_stop(x->ring);
+        pthread_join(x->thread, NULL);
+        xev_ring_destroy(&x->ring);
+    }
+    xev_block_fini(&x->own);
     if (x->r != NULL)
         xmlFreeTextReader(x->r);
     if (x->schema != NULL)
@@ -517,6 +803,8 @@ xml_safe_close(xml_safe_t **px)
     free(x);
     *px = NULL;
 }
+
+/* ---- the decoding side: events out of the blocks ---- */
 
 /* Counts name among the children of levels[depth] and opens levels[depth + 1]. */
 static int
@@ -570,8 +858,7 @@ xml_safe_path(const xml_safe_t *x)
 unsigned long
 xml_safe_line(const xml_safe_t *x)
 {
-    int l = x->r ? xmlTextReaderGetParserLineNumber(x->r) : 0;
-    return l > 0 ? (unsigned long)l : x->in_line;
+    return x->cur_line;
 }
 
 const char *
@@ -580,106 +867,65 @@ xml_safe_encoding(const xml_safe_t *x)
     return x->encoding[0] ? x->encoding : "UTF-8";
 }
 
-static int fail(xml_safe_t *x, pt_error_t *err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
+/* The sticky error, with the element path where the decoder stands. */
 static int
-fail(xml_safe_t *x, pt_error_t *err, int code, const char *fmt, ...)
+fail(xml_safe_t *x, pt_error_t *err, int code, bool no_path, const char *what)
 {
-    char what[PT_ERROR_MSG_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
-    pt_error_set(&x->fail, code, xml_safe_path(x), "%s", what);
+    pt_error_set(&x->fail, code, no_path ? "" : xml_safe_path(x), "%s", what);
     if (err != NULL)
         *err = x->fail;
     return code;
 }
 
-static int
-read_failed(xml_safe_t *x, pt_error_t *err)
+/* The next event, from the block being decoded or the next one (read inline, or taken
+ * from the reader thread, the block decoded so far given back). */
+static const xev_t *
+next_event(xml_safe_t *x)
 {
-    const pt_error_t *e = x->in_err.code ? &x->in_err : x->lib_err.code ? &x->lib_err : NULL;
-    if (e != NULL && e->code == PT_EINVALID) { /* the reader's position is not the element's */
-        pt_error_set(&x->fail, e->code, "", "%s", e->msg);
-        if (err != NULL)
-            *err = x->fail;
-        return e->code;
+    if (x->blk == NULL || x->pos == x->blk->nev) {
+        if (x->ring != NULL) {
+            if (x->blk != NULL)
+                xev_ring_release(x->ring);
+            x->blk = xev_ring_next(x->ring);
+        } else {
+            xev_block_reset(&x->own);
+            read_block(x, &x->own);
+            x->blk = &x->own;
+        }
+        x->pos = 0;
     }
-    if (e != NULL)
-        return fail(x, err, e->code, "%s", e->msg);
-    return fail(x, err, PT_EMALFORMED, "line %lu: malformed or truncated XML", xml_safe_line(x));
-}
-
-/* What xmlTextReaderConstNamespaceUri() gives for the reader's current node, "" for
- * none, read from the node itself: that function interns the URI in the reader's
- * dictionary (a hash of the string) at every call. Borrowed until the next read, as
- * the events are. */
-static const char *
-node_ns(const xmlNode *cur)
-{
-    if (cur == NULL)
-        return "";
-    if (cur->type == XML_NAMESPACE_DECL)
-        return "http://www.w3.org/2000/xmlns/";
-    if (cur->type != XML_ELEMENT_NODE && cur->type != XML_ATTRIBUTE_NODE)
-        return "";
-    return cur->ns != NULL && cur->ns->href != NULL ? (const char *)cur->ns->href : "";
-}
-
-static void
-fill(xml_safe_t *x, xml_safe_node_t *node, xml_safe_kind_t kind)
-{
-    memset(node, 0, sizeof *node);
-    node->kind = kind;
-    xmlNodePtr cur = xmlTextReaderCurrentNode(x->r);
-    node->ns = node_ns(cur);
-    node->depth = x->depth > 0 ? x->depth - 1 : 0;
-    if (kind == XML_SAFE_END) /* on_end gives the parser's line */
-        return;
-    long line = cur ? xmlGetLineNo(cur) : -1;
-    node->line = line > 0 ? (unsigned long)line : xml_safe_line(x);
+    return &x->blk->ev[x->pos++];
 }
 
 static int
-on_element(xml_safe_t *x, xml_safe_node_t *node, pt_error_t *err)
+on_start(xml_safe_t *x, const xev_t *e, xml_safe_node_t *node, pt_error_t *err)
 {
-    const char *name = (const char *)xmlTextReaderConstLocalName(x->r);
-    if (x->depth >= x->lim.max_depth)
-        return fail(x, err, PT_ETOOLARGE, "line %lu: elements nested deeper than %u",
-                    xml_safe_line(x), x->lim.max_depth);
-    if (path_push(x, name ? name : "?") < 0)
-        return fail(x, err, -ENOMEM, "out of memory");
-    fill(x, node, XML_SAFE_START);
+    if (path_push(x, e->name) < 0)
+        return fail(x, err, -ENOMEM, false, "out of memory");
+    node->kind = XML_SAFE_START;
     node->name = x->levels[x->depth].name;
-    x->pending_end = xmlTextReaderIsEmptyElement(x->r) == 1;
+    node->depth = x->depth - 1;
     return 1;
 }
 
 static int
 on_end(xml_safe_t *x, xml_safe_node_t *node)
 {
-    fill(x, node, XML_SAFE_END);
+    node->kind = XML_SAFE_END;
     node->name = x->levels[x->depth].name;
-    node->line = xml_safe_line(x);
+    node->depth = x->depth > 0 ? x->depth - 1 : 0;
     x->pop_pending = x->depth > 0; /* the path names the element until the next call */
     return 1;
 }
 
 static int
-on_text(xml_safe_t *x, xml_safe_node_t *node, pt_error_t *err)
+on_text(xml_safe_t *x, const xev_t *e, xml_safe_node_t *node)
 {
-    const char *v = (const char *)xmlTextReaderConstValue(x->r);
-    size_t n = v ? strlen(v) : 0;
-    if (n > x->lim.max_text)
-        return fail(x, err, PT_ETOOLARGE, "line %lu: a text of %zu bytes is over the limit of %zu",
-                    xml_safe_line(x), n, x->lim.max_text);
-    fill(x, node, XML_SAFE_TEXT);
+    node->kind = XML_SAFE_TEXT;
     node->depth = x->depth;
     node->name = x->depth > 0 ? x->levels[x->depth].name : "";
-    node->value = v ? v : "";
-    node->value_len = n;
+    node->value = xev_block_str(x->blk, e->off);
+    node->value_len = e->len;
     return 1;
 }
 
@@ -691,49 +937,46 @@ xml_safe_next(xml_safe_t *x, xml_safe_node_t *node, pt_error_t *err)
             *err = x->fail;
         return x->fail.code;
     }
+    if (x->eof)
+        return 0;
     if (x->pop_pending) {
         x->pop_pending = false;
         x->depth--;
     }
-    if (x->pending_end) {
-        x->pending_end = false;
+    const xev_t *e = next_event(x);
+    x->cur = e;
+    x->cur_line = e->parser_line;
+    memset(node, 0, sizeof *node);
+    node->ns = e->ns ? e->ns : "";
+    node->line = e->line;
+    switch (e->kind) {
+    case XEV_START:
+        return on_start(x, e, node, err);
+    case XEV_END:
         return on_end(x, node);
-    }
-    for (;;) {
-        int rc = xmlTextReaderRead(x->r);
-        if (rc < 0 || x->in_err.code != 0 || x->lib_err.code != 0)
-            return read_failed(x, err);
-        if (rc == 0)
-            return 0;
-        int type = xmlTextReaderNodeType(x->r);
-        switch (type) {
-        case XML_READER_TYPE_ELEMENT:
-            return on_element(x, node, err);
-        case XML_READER_TYPE_END_ELEMENT:
-            return on_end(x, node);
-        case XML_READER_TYPE_TEXT:
-        case XML_READER_TYPE_CDATA:
-            return on_text(x, node, err);
-        case XML_READER_TYPE_WHITESPACE:
-        case XML_READER_TYPE_SIGNIFICANT_WHITESPACE:
-        case XML_READER_TYPE_COMMENT:
-        case XML_READER_TYPE_PROCESSING_INSTRUCTION:
-        case XML_READER_TYPE_XML_DECLARATION:
-            continue;
-        default:
-            return fail(x, err, PT_EMALFORMED, "line %lu: XML node of type %d is not accepted",
-                        xml_safe_line(x), type);
-        }
+    case XEV_TEXT:
+        return on_text(x, e, node);
+    case XEV_EOF:
+        x->eof = true;
+        return 0;
+    default:
+        return fail(x, err, e->code, e->no_path,
+                    e->off == SIZE_MAX ? "out of memory" : xev_block_str(x->blk, e->off));
     }
 }
 
 const char *
 xml_safe_attr(xml_safe_t *x, const char *name)
 {
-    if (x->attr != NULL)
-        xmlFree(x->attr);
-    x->attr = xmlTextReaderGetAttribute(x->r, (const xmlChar *)name);
-    return (const char *)x->attr;
+    const xev_t *e = x->cur;
+    if (e == NULL || e->kind != XEV_START)
+        return NULL;
+    for (size_t i = 0; i < e->nattr; i++) {
+        const xev_attr_t *a = &x->blk->attrs[e->attr0 + i];
+        if (strcmp(a->name, name) == 0)
+            return xev_block_str(x->blk, a->off);
+    }
+    return NULL;
 }
 
 void

@@ -6,7 +6,9 @@
  * valid UTF-8 is refused with its line (never guessed, never replaced by U+FFFD). The
  * reader owns its libxml2 reader and the element path it keeps for messages; values
  * handed out are borrowed until the next call. Error messages carry the line and never
- * a text value. */
+ * a text value. A large file is read on a thread of its own, a few blocks of events
+ * ahead of its decoder (xml_events.h), so that parsing and decoding use two cores; the
+ * events, paths, lines and errors are the same as when it is read inline. */
 #ifndef PT_XML_SAFE_H
 #define PT_XML_SAFE_H
 
@@ -21,6 +23,16 @@
 #define PT_XML_MAX_TEXT (64 * 1024)         /* default bytes per text node */
 #define PT_XML_MAX_FILE (UINT64_C(1) << 30) /* default bytes per file (1 GiB) */
 #define PT_XML_PATH_MAX 256                 /* element path kept for messages */
+#define XML_SAFE_THREAD_MIN (1u << 20)      /* bytes from which a file is read on a thread */
+
+/* Whether the document is read on a thread of its own. AUTO: from XML_SAFE_THREAD_MIN
+ * bytes on, unless the environment's PTIBUS_XML_THREAD says "always" or "never" (for
+ * tests and diagnosis). */
+typedef enum xml_safe_thread {
+    XML_SAFE_THREAD_AUTO = 0,
+    XML_SAFE_THREAD_NEVER,
+    XML_SAFE_THREAD_ALWAYS,
+} xml_safe_thread_t;
 
 typedef struct xml_safe_limits {
     unsigned max_depth; /* 0: PT_XML_MAX_DEPTH */
@@ -30,6 +42,7 @@ typedef struct xml_safe_limits {
      * while it streams; a violation fails with PT_EINVALID, its line and element, never
      * the value. NULL: no check. */
     const char *schema;
+    xml_safe_thread_t thread;
 } xml_safe_limits_t;
 
 typedef enum xml_safe_kind {
@@ -68,7 +81,10 @@ int xml_safe_open_memory(xml_safe_t **out, const void *buf, size_t len, const ch
 int xml_safe_open_source(xml_safe_t **x, const pt_codec_source_t *src, const pt_codec_config_t *cfg,
                          pt_codec_outcome_t *out);
 
-/* Frees the reader and sets *x to NULL; accepts NULL. */
+/* Whether x reads on a thread of its own (its events are the same either way). */
+bool xml_safe_threaded(const xml_safe_t *x);
+
+/* Frees the reader (stopping its thread) and sets *x to NULL; accepts NULL. */
 void xml_safe_close(xml_safe_t **x);
 
 /* Moves to the next event. Returns 1 with *node filled, 0 at a well-formed end of

@@ -338,6 +338,131 @@ test_schema_check(void **state)
     assert_null(x);
 }
 
+/* ---- the reader thread: the same events as inline, over many blocks ---- */
+
+/* A document of many blocks: namespaces (default and prefixed), attributes, CDATA,
+ * comments, empty elements and a text larger than a block's arena. */
+static char *
+big_document(size_t *len)
+{
+    size_t cap = 8u << 20, n = 0;
+    char *d = malloc(cap);
+    assert_non_null(d);
+    n += (size_t)snprintf(d + n, cap - n,
+                          "<?xml version=\"1.0\"?>\n<cat xmlns=\"urn:a\" xmlns:p=\"urn:p\">\n");
+    for (unsigned i = 0; i < 6000; i++)
+        n += (size_t)snprintf(d + n, cap - n,
+                              " <f numero=\"F%u\" p:k=\"%u\"><t>title %u</t><!-- c -->"
+                              "<p:x><![CDATA[a<b %u]]></p:x><e/><n>%u</n></f>\n",
+                              i, i % 7, i, i, i * 3);
+    n += (size_t)snprintf(d + n, cap - n, " <big>");
+    for (unsigned i = 0; i < 300000; i++)
+        d[n++] = (char)('a' + i % 26);
+    n += (size_t)snprintf(d + n, cap - n, "</big>\n</cat>\n");
+    *len = n;
+    return d;
+}
+
+/* Every event, its path, line and the numero attribute, one line each, then the end
+ * code and error. */
+static char *
+event_log(const char *doc, size_t len, xml_safe_thread_t mode, size_t stop_after)
+{
+    xml_safe_limits_t lim = {.max_text = 1u << 20, .thread = mode};
+    xml_safe_t *x;
+    pt_error_t err;
+    assert_int_equal(xml_safe_open_memory(&x, doc, len, "big.xml", &lim, &err), 0);
+    assert_int_equal(xml_safe_threaded(x), mode == XML_SAFE_THREAD_ALWAYS);
+    size_t cap = 32u << 20, n = 0, count = 0;
+    char *log = malloc(cap);
+    assert_non_null(log);
+    xml_safe_node_t e;
+    int rc;
+    while ((rc = xml_safe_next(x, &e, &err)) == 1 && ++count != stop_after) {
+        const char *numero = e.kind == XML_SAFE_START ? xml_safe_attr(x, "numero") : NULL;
+        const char *k = e.kind == XML_SAFE_START ? xml_safe_attr(x, "p:k") : NULL;
+        n += (size_t)snprintf(log + n, cap - n, "%d %s {%s} d%u l%lu/%lu %s %s %s %zu:%.40s\n",
+                              (int)e.kind, e.name, e.ns, e.depth, e.line, xml_safe_line(x),
+                              xml_safe_path(x), numero ? numero : "-", k ? k : "-", e.value_len,
+                              e.value ? e.value : "");
+        assert_true(n < cap);
+    }
+    snprintf(log + n, cap - n, "rc %d %s line %lu\n", rc, rc < 0 ? err.msg : "", xml_safe_line(x));
+    xml_safe_close(&x);
+    return log;
+}
+
+static void
+test_thread_same_events(void **state)
+{
+    (void)state;
+    size_t len;
+    char *doc = big_document(&len);
+    char *inline_log = event_log(doc, len, XML_SAFE_THREAD_NEVER, 0);
+    char *thread_log = event_log(doc, len, XML_SAFE_THREAD_ALWAYS, 0);
+    assert_non_null(strstr(inline_log, "rc 0"));
+    assert_non_null(strstr(inline_log, "/cat/f[6000]/x"));
+    assert_non_null(strstr(inline_log, "F5999 0"));
+    assert_non_null(strstr(inline_log, "{urn:p}"));
+    assert_non_null(strstr(inline_log, "300000:abcdefghij"));
+    assert_string_equal(inline_log, thread_log);
+    free(inline_log);
+    free(thread_log);
+    /* truncated in the middle of the big text, and cut inside a tag */
+    const size_t cuts[] = {len - 1000, len / 3 + 5};
+    for (size_t i = 0; i < 2; i++) {
+        inline_log = event_log(doc, cuts[i], XML_SAFE_THREAD_NEVER, 0);
+        thread_log = event_log(doc, cuts[i], XML_SAFE_THREAD_ALWAYS, 0);
+        assert_non_null(strstr(inline_log, "rc -"));
+        assert_string_equal(inline_log, thread_log);
+        free(inline_log);
+        free(thread_log);
+    }
+    free(doc);
+}
+
+/* The same errors on the reader thread: a depth limit and a DOCTYPE far into a file. */
+static void
+test_thread_same_errors(void **state)
+{
+    (void)state;
+    size_t len;
+    char *doc = big_document(&len);
+    char *deep = strstr(doc, "<f numero=\"F4000\"");
+    assert_non_null(deep);
+    memcpy(deep, "<!DOCTYPE", 9);
+    char *a = event_log(doc, len, XML_SAFE_THREAD_NEVER, 0);
+    char *b = event_log(doc, len, XML_SAFE_THREAD_ALWAYS, 0);
+    assert_non_null(strstr(a, "DOCTYPE"));
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+    free(doc);
+    char *nest = malloc(40000);
+    size_t n = 0;
+    for (unsigned i = 0; i < 5000; i++)
+        n += (size_t)snprintf(nest + n, 40000 - n, "<a>");
+    a = event_log(nest, n, XML_SAFE_THREAD_NEVER, 0);
+    b = event_log(nest, n, XML_SAFE_THREAD_ALWAYS, 0);
+    assert_non_null(strstr(a, "deeper than"));
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+    free(nest);
+}
+
+/* A decoder that stops early closes the reader while its thread waits for a free block. */
+static void
+test_thread_closed_early(void **state)
+{
+    (void)state;
+    size_t len;
+    char *doc = big_document(&len);
+    for (size_t stop = 1; stop < 40000; stop *= 7)
+        free(event_log(doc, len, XML_SAFE_THREAD_ALWAYS, stop));
+    free(doc);
+}
+
 int
 main(void)
 {
@@ -354,6 +479,9 @@ main(void)
         cmocka_unit_test(test_encodings_refused),
         cmocka_unit_test(test_real_cnaf_sample_reads),
         cmocka_unit_test(test_schema_check),
+        cmocka_unit_test(test_thread_same_events),
+        cmocka_unit_test(test_thread_same_errors),
+        cmocka_unit_test(test_thread_closed_early),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
