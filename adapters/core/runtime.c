@@ -748,6 +748,21 @@ close_all(runtime_t *rt)
     keys_secret_free(&rt->client_sk);
 }
 
+/* "tcp://a:7000" or "tcp://a:7000, then tcp://b:7000" (broker.endpoints, in failover order). */
+static const char *
+endpoints_text(const aconfig_t *cfg, char *out, size_t cap)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < cfg->n_endpoints && n < cap; i++) {
+        int w = snprintf(out + n, cap - n, "%s%s", i ? ", then " : "", cfg->endpoints[i]);
+        if (w < 0)
+            break;
+        n += (size_t)w;
+    }
+    return out[0] ? out : cfg->endpoint;
+}
+
 static int
 run(runtime_t *rt)
 {
@@ -762,10 +777,11 @@ run(runtime_t *rt)
         rt->exit_code = rc == PT_ECONFIG || rc == PT_EDENIED ? 3 : 1;
         shutdown_now(rt);
     } else {
-        char fp[PT_FINGERPRINT_LEN + 1];
+        char fp[PT_FINGERPRINT_LEN + 1], brokers[512];
         keys_fingerprint(rt->client_pk, fp);
         pt_log_info("runtime.start", "%s %s for partner %s (key %s), broker %s", rt->ops->program,
-                    PTIBUS_VERSION, rt->cfg->id, fp, rt->cfg->endpoint);
+                    PTIBUS_VERSION, rt->cfg->id, fp,
+                    endpoints_text(rt->cfg, brokers, sizeof brokers));
 #ifdef PTIBUS_HAVE_SYSTEMD
         if (sd_watchdog_enabled(0, &rt->watchdog_usec) <= 0)
             rt->watchdog_usec = 0;

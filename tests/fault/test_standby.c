@@ -250,6 +250,9 @@ test_failover_loses_nothing_and_duplicates_nothing(void **state)
     assert_true(h->n_ok > KILL_AFTER); /* 202s after the kill too */
     assert_true(adapter_log_has(&h->d, "uplink.failover"));
     assert_true(adapter_log_has(&h->p, "uplink.failover"));
+    char both[300]; /* the start line names every endpoint, in failover order */
+    snprintf(both, sizeof both, "broker %s, then %s", h->active.endpoint, h->standby.endpoint);
+    assert_true(adapter_log_has(&h->d, both));
     assert_int_equal(r.lost, 0);
     assert_int_equal(r.journal_dups, 0);
     assert_int_equal(r.outbox_dups, 0);
