@@ -158,11 +158,13 @@ dset_has(const dset_t *d, const char *key)
     return d->v[dset_slot(d, dg)][0] != 0;
 }
 
-/* 1 when key was added, 0 when it was there, -ENOMEM. Grown at 3/4. */
+/* 1 when key was added, 0 when it was there, -ENOMEM. Grown at 7/8, not 3/4: the set is
+ * what grows with a catalogue (16 MiB up to 917 504 sessions, the native file limit's
+ * worth, instead of 32), for a few more probes per session when nearly full. */
 static int
 dset_add(dset_t *d, const char *key)
 {
-    if ((d->n + 1) * 4 > d->cap * 3) {
+    if ((d->n + 1) * 8 > d->cap * 7) {
         dset_t g = *d;
         g.cap = d->cap ? d->cap * 2 : 1024;
         g.n = 0;
