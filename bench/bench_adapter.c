@@ -4,6 +4,10 @@
  *   A1-adapter   N keep-alive clients POST orientations as fast as they are answered:
  *                msgs/s, p50/p99 of POST->202 and of POST->file in the recipient's outbox;
  *   A1-load1k    the same paced at --rate requests/s offered (default 1000): p99 POST->202;
+ *   A1-floor-load1k  A1-load1k again with, beside it on the same disk, the ideal group
+ *                commit of a 202 at the same rate (no HTTP, no loop: LMDB commits of all
+ *                the requests arrived so far): its commits' p99 is the floor of a 202's
+ *                p99 under the scenario's own disk load;
  *   A1-spool100k the broker stopped, --spool messages POSTed (default 100 000): the
  *                sending adapter's RssAnon with that many messages spooled;
  *   A1-floor     the disk's floor for A1, in the same run and folder: every message of A1
@@ -15,6 +19,7 @@
  *                half its files/s on this disk. Also the latency floor of a 202: one
  *                LMDB commit of one small put (the spool's fsync), paced at --rate for
  *                the same seconds: its p50/p99 (commit_p50_ms, commit_p99_ms).
+ * --only runs some of them (A1-floor-load1k and the floor need no other).
  * One JSON line per scenario on stdout (bench/run.sh collects them; report.py compares
  * A1-adapter with S2 of the same run). A program, never a test. */
 #include <dirent.h>
@@ -296,6 +301,70 @@ floor_commits(const char *dir, double rate, double seconds, uint64_t *lat, uint6
     return n;
 }
 
+/* The ideal group commit of a 202: requests arrive at rate/s (request k at t0 + k / rate);
+ * each commit takes all the requests arrived so far (one 1 KiB put each) in one LMDB
+ * transaction, and a request's latency is from its arrival to the end of its commit: no
+ * HTTP, no parsing, no loop, the spool's one writer at a time. Fills lat (cap entries)
+ * with each request's ns and clat with each commit's; returns how many requests. */
+static uint64_t
+floor_group_commits(const char *dir, double rate, double seconds, uint64_t *lat, uint64_t *clat,
+                    uint64_t cap, uint64_t *ncommits)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    char body[1024];
+    memset(body, 'x', sizeof body);
+    if (mdb_env_create(&env) != 0 || mdb_env_set_mapsize(env, 1ull << 30) != 0 ||
+        mdb_env_open(env, dir, 0, 0600) != 0)
+        return 0;
+    uint64_t done = 0, nc = 0, t0 = now_ns(), total = (uint64_t)(rate * seconds);
+    while (done < cap && done < total) {
+        uint64_t t = now_ns(), due = t0 + (uint64_t)((double)done / rate * 1e9);
+        if (due > t) { /* nothing arrived: wait for the next request */
+            usleep((useconds_t)((due - t) / 1000));
+            continue;
+        }
+        uint64_t upto = (uint64_t)((double)(t - t0) / 1e9 * rate) + 1;
+        upto = upto > total ? total : upto > cap ? cap : upto;
+        if (mdb_txn_begin(env, NULL, 0, &txn) != 0 || mdb_dbi_open(txn, NULL, 0, &dbi) != 0)
+            break;
+        int rc = 0;
+        for (uint64_t k = done; k < upto && rc == 0; k++) {
+            MDB_val key = {sizeof k, &k}, v = {sizeof body, body};
+            rc = mdb_put(txn, dbi, &key, &v, 0);
+        }
+        if (rc != 0) {
+            mdb_txn_abort(txn);
+            break;
+        }
+        if (mdb_txn_commit(txn) != 0)
+            break;
+        uint64_t end = now_ns();
+        clat[nc++] = end - t;
+        for (; done < upto; done++)
+            lat[done] = end - (t0 + (uint64_t)((double)done / rate * 1e9));
+    }
+    mdb_env_close(env);
+    *ncommits = nc;
+    return done;
+}
+
+/* A1-floor-load1k's floor thread: floor_group_commits in its own folder, beside a run. */
+typedef struct floor_load {
+    char dir[4300];
+    double rate, seconds;
+    uint64_t *lat, *clat, cap, n, nc;
+} floor_load_t;
+
+static void *
+floor_load_main(void *arg)
+{
+    floor_load_t *f = arg;
+    f->n = floor_group_commits(f->dir, f->rate, f->seconds, f->lat, f->clat, f->cap, &f->nc);
+    return NULL;
+}
+
 static run_t *
 run_new(td_adapter_t *src, td_adapter_t *dst, const char *prefix, unsigned clients, uint64_t count,
         double seconds, double rate)
@@ -323,8 +392,19 @@ run_free(run_t *r)
     free(r);
 }
 
+/* Whether scenario is in the comma-separated list only (NULL: every scenario). */
+static bool
+wanted(const char *only, const char *scenario)
+{
+    size_t n = strlen(scenario);
+    for (const char *p = only; p != NULL; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+        if (strncmp(p, scenario, n) == 0 && (p[n] == ',' || p[n] == '\0'))
+            return true;
+    return only == NULL;
+}
+
 static void
-report(const char *scenario, run_t *r, double secs)
+report_row(const char *scenario, run_t *r, double secs, const char *extra)
 {
     uint64_t ok = atomic_load(&r->ok), n = atomic_load(&r->next);
     if (n > r->count)
@@ -332,12 +412,75 @@ report(const char *scenario, run_t *r, double secs)
     printf(
         "{\"scenario\":\"%s\",\"system\":\"ptibus-adapter\",\"clients\":%u,\"offered_rate\":%.0f,"
         "\"msgs\":%llu,\"failed\":%llu,\"seconds\":%.2f,\"rate\":%.0f,"
-        "\"post_p50_ms\":%.3f,\"post_p99_ms\":%.3f,\"file_p50_ms\":%.3f,\"file_p99_ms\":%.3f}\n",
+        "\"post_p50_ms\":%.3f,\"post_p99_ms\":%.3f,\"file_p50_ms\":%.3f,\"file_p99_ms\":%.3f%s}\n",
         scenario, r->clients, r->rate, (unsigned long long)ok,
         (unsigned long long)atomic_load(&r->failed), secs, (double)ok / secs,
         pct(r->post_ns, n, 0.5), pct(r->post_ns, n, 0.99), pct(r->file_ns, n, 0.5),
-        pct(r->file_ns, n, 0.99));
+        pct(r->file_ns, n, 0.99), extra);
     fflush(stdout);
+}
+
+static void
+report(const char *scenario, run_t *r, double secs)
+{
+    report_row(scenario, r, secs, "");
+}
+
+/* A1-floor-load1k: A1-load1k again while a thread runs the ideal group commit of a 202 at
+ * the same rate (floor_group_commits) in an LMDB of its own on the same disk: the sending
+ * adapter's spool and that floor share the disk with the broker's journal and the
+ * recipient's outbox and spool, and load it alike. A request is durable no sooner than its
+ * commit ends, and a slow commit holds more requests than a quick one: the floor's commit
+ * p99 is what no 202's p99 can beat under the scenario's own disk load. Reported beside
+ * the run's own POST->202 and the floor's request latencies (arrival to durable). */
+static void
+floor_load_row(td_net_t *net, td_adapter_t *src, td_adapter_t *dst, unsigned clients,
+               double seconds, double rate)
+{
+    floor_load_t f = {.rate = rate, .seconds = seconds, .cap = (uint64_t)(rate * seconds) + 1};
+    snprintf(f.dir, sizeof f.dir, "%s/floor-load", net->dir);
+    f.lat = calloc(f.cap, sizeof *f.lat);
+    f.clat = calloc(f.cap, sizeof *f.clat);
+    if (f.lat == NULL || f.clat == NULL || mkdir(f.dir, 0700) != 0) {
+        free(f.lat);
+        free(f.clat);
+        return;
+    }
+    run_t *r = run_new(src, dst, "a1floor", clients, (uint64_t)(rate * seconds), seconds + 5, rate);
+    pthread_t t;
+    pthread_create(&t, NULL, floor_load_main, &f);
+    double secs = drive(r);
+    pthread_join(t, NULL);
+    char extra[256];
+    snprintf(extra, sizeof extra,
+             ",\"floor_requests\":%llu,\"floor_p50_ms\":%.3f,\"floor_p99_ms\":%.3f,"
+             "\"commits\":%llu,\"commit_p50_ms\":%.3f,\"commit_p99_ms\":%.3f",
+             (unsigned long long)f.n, pct(f.lat, f.n, 0.5), pct(f.lat, f.n, 0.99),
+             (unsigned long long)f.nc, pct(f.clat, f.nc, 0.5), pct(f.clat, f.nc, 0.99));
+    report_row("A1-floor-load1k", r, secs, extra);
+    run_free(r);
+    free(f.lat);
+    free(f.clat);
+}
+
+/* A1-floor's row: files/s in batches, and the lone commit's latency paced at rate. */
+static void
+floor_row(const char *net_dir, unsigned floor_batch, double seconds, double rate)
+{
+    char fdir[4200];
+    snprintf(fdir, sizeof fdir, "%s/floor", net_dir);
+    uint64_t files = 0;
+    double fps = mkdir(fdir, 0700) == 0 ? floor_files(fdir, floor_batch, seconds, &files) : 0;
+    char cdir[4300];
+    snprintf(cdir, sizeof cdir, "%s/commits", fdir);
+    uint64_t cap = (uint64_t)(rate * seconds) + 1, *lat = calloc(cap, sizeof *lat);
+    uint64_t nc = lat && mkdir(cdir, 0700) == 0 ? floor_commits(cdir, rate, seconds, lat, cap) : 0;
+    printf("{\"scenario\":\"A1-floor\",\"system\":\"floor\",\"batch\":%u,\"files\":%llu,"
+           "\"files_per_s\":%.0f,\"files_per_msg\":2,\"rate\":%.0f,\"commits\":%llu,"
+           "\"commit_rate\":%.0f,\"commit_p50_ms\":%.3f,\"commit_p99_ms\":%.3f}\n",
+           floor_batch, (unsigned long long)files, fps, fps / 2, (unsigned long long)nc, rate,
+           pct(lat, nc, 0.5), pct(lat, nc, 0.99));
+    free(lat);
 }
 
 int
@@ -347,11 +490,16 @@ main(int argc, char **argv)
     double seconds = 10, rate = 1000;
     uint64_t count = 200000, spool = 100000;
     unsigned floor_batch = 64, credit = 0;
-    static const struct option opts[] = {
-        {"clients", required_argument, NULL, 'c'}, {"seconds", required_argument, NULL, 's'},
-        {"rate", required_argument, NULL, 'r'},    {"count", required_argument, NULL, 'n'},
-        {"spool", required_argument, NULL, 'p'},   {"floor-batch", required_argument, NULL, 'b'},
-        {"credit", required_argument, NULL, 'k'},  {NULL, 0, NULL, 0}};
+    const char *only = NULL; /* a comma-separated list of scenarios; NULL = all */
+    static const struct option opts[] = {{"clients", required_argument, NULL, 'c'},
+                                         {"seconds", required_argument, NULL, 's'},
+                                         {"rate", required_argument, NULL, 'r'},
+                                         {"count", required_argument, NULL, 'n'},
+                                         {"spool", required_argument, NULL, 'p'},
+                                         {"floor-batch", required_argument, NULL, 'b'},
+                                         {"credit", required_argument, NULL, 'k'},
+                                         {"only", required_argument, NULL, 'o'},
+                                         {NULL, 0, NULL, 0}};
     for (int o; (o = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
         if (o == 'c')
             clients = (unsigned)strtoul(optarg, NULL, 10);
@@ -367,9 +515,13 @@ main(int argc, char **argv)
             floor_batch = (unsigned)strtoul(optarg, NULL, 10);
         else if (o == 'k')
             credit = (unsigned)strtoul(optarg, NULL, 10);
+        else if (o == 'o')
+            only = optarg;
         else {
-            fprintf(stderr, "usage: bench_adapter [--clients N] [--seconds S] [--rate R] "
-                            "[--count N] [--spool N] [--floor-batch N] [--credit N]\n");
+            fprintf(stderr,
+                    "usage: bench_adapter [--clients N] [--seconds S] [--rate R] "
+                    "[--count N] [--spool N] [--floor-batch N] [--credit N] "
+                    "[--only A1-adapter,A1-load1k,A1-floor-load1k,A1-spool100k,A1-floor]\n");
             return 2;
         }
     }
@@ -392,35 +544,32 @@ main(int argc, char **argv)
         fprintf(stderr, "bench_adapter: the network did not start\n");
         return 1;
     }
-    run_t *r = run_new(&src, &dst, "a1", clients, count, seconds, 0);
-    report("A1-adapter", r, drive(r));
-    run_free(r);
-    r = run_new(&src, &dst, "a1load", clients, (uint64_t)(rate * seconds), seconds + 5, rate);
-    report("A1-load1k", r, drive(r));
-    run_free(r);
+    run_t *r;
+    if (wanted(only, "A1-adapter")) {
+        r = run_new(&src, &dst, "a1", clients, count, seconds, 0);
+        report("A1-adapter", r, drive(r));
+        run_free(r);
+    }
+    if (wanted(only, "A1-load1k")) {
+        r = run_new(&src, &dst, "a1load", clients, (uint64_t)(rate * seconds), seconds + 5, rate);
+        report("A1-load1k", r, drive(r));
+        run_free(r);
+    }
+    if (wanted(only, "A1-floor-load1k"))
+        floor_load_row(&net, &src, &dst, clients, seconds, rate);
     td_broker_stop(&net);
-    r = run_new(&src, NULL, "a1spool", clients, spool, 3600, 0);
-    double secs = drive(r);
-    printf("{\"scenario\":\"A1-spool100k\",\"system\":\"ptibus-adapter\",\"msgs\":%llu,"
-           "\"seconds\":%.2f,\"rss_anon_kib\":%ld}\n",
-           (unsigned long long)atomic_load(&r->ok), secs, tu_rss_anon_kib((int)src.pid));
-    run_free(r);
+    if (wanted(only, "A1-spool100k")) {
+        r = run_new(&src, NULL, "a1spool", clients, spool, 3600, 0);
+        double secs = drive(r);
+        printf("{\"scenario\":\"A1-spool100k\",\"system\":\"ptibus-adapter\",\"msgs\":%llu,"
+               "\"seconds\":%.2f,\"rss_anon_kib\":%ld}\n",
+               (unsigned long long)atomic_load(&r->ok), secs, tu_rss_anon_kib((int)src.pid));
+        run_free(r);
+    }
     td_adapter_stop(&src);
     td_adapter_stop(&dst);
-    char fdir[4200];
-    snprintf(fdir, sizeof fdir, "%s/floor", net.dir);
-    uint64_t files = 0;
-    double fps = mkdir(fdir, 0700) == 0 ? floor_files(fdir, floor_batch, seconds, &files) : 0;
-    char cdir[4300];
-    snprintf(cdir, sizeof cdir, "%s/commits", fdir);
-    uint64_t cap = (uint64_t)(rate * seconds) + 1, *lat = calloc(cap, sizeof *lat);
-    uint64_t nc = lat && mkdir(cdir, 0700) == 0 ? floor_commits(cdir, rate, seconds, lat, cap) : 0;
-    printf("{\"scenario\":\"A1-floor\",\"system\":\"floor\",\"batch\":%u,\"files\":%llu,"
-           "\"files_per_s\":%.0f,\"files_per_msg\":2,\"rate\":%.0f,\"commits\":%llu,"
-           "\"commit_rate\":%.0f,\"commit_p50_ms\":%.3f,\"commit_p99_ms\":%.3f}\n",
-           floor_batch, (unsigned long long)files, fps, fps / 2, (unsigned long long)nc, rate,
-           pct(lat, nc, 0.5), pct(lat, nc, 0.99));
-    free(lat);
+    if (wanted(only, "A1-floor"))
+        floor_row(net.dir, floor_batch, seconds, rate);
     td_net_fini(&net);
     curl_global_cleanup();
     return 0;

@@ -324,16 +324,34 @@ def targets(rows):
               % (af["rate"], af["files_per_s"], af["batch"], 100 * af["rate"] / e["rate"],
                  100 * a["rate"] / af["rate"]) if af else "")
     al = find(rows, "A1-load1k", "ptibus-adapter")
+    afl = find(rows, "A1-floor-load1k", "ptibus-adapter")
     if al:
-        # The floor column: one LMDB commit (the spool's fsync) paced at the same rate, in
-        # the same run and folder: its p99 is what no 202 can beat on this disk.
+        # The floor column: A1-load1k again with, beside it on the same disk, the ideal group
+        # commit of a 202 (requests arriving at the same rate, each LMDB commit taking all
+        # those arrived, one put each) in an LMDB of its own (A1-floor-load1k). A request is
+        # durable no sooner than its commit ends, and a slow commit holds more requests than
+        # a quick one, so that commit's p99 under the scenario's own disk load (the broker's
+        # journal, the recipient's outbox and spool) is what no 202's p99 can beat there. The
+        # ideal group commit's own request p99 and A1-floor's commit on a quiet disk are shown
+        # beside it; without A1-floor-load1k (an older run) the quiet commit is the floor.
+        quiet = ("quiet disk: one commit p50 %.2f p99 %.2f ms" % (
+            af["commit_p50_ms"], af["commit_p99_ms"]) if af and "commit_p99_ms" in af else "")
+        if afl and "floor_p99_ms" in afl:
+            floor_ok = afl["commit_p99_ms"] <= 5
+            floor_detail = ("an LMDB commit beside A1 at %.0f requests/s: p50 %.2f p99 %.2f ms; "
+                            "its ideal group commit at %.0f/s: request p50 %.2f p99 %.2f ms "
+                            "(that run's POST->202 p99 %.2f ms); %s" % (
+                                afl["rate"], afl["commit_p50_ms"], afl["commit_p99_ms"],
+                                afl["offered_rate"], afl["floor_p50_ms"], afl["floor_p99_ms"],
+                                afl["post_p99_ms"], quiet))
+        else:
+            floor_ok = af["commit_p99_ms"] <= 5 if af and "commit_p99_ms" in af else None
+            floor_detail = ("one LMDB commit at %.0f/s, %s" % (af["commit_rate"], quiet)
+                            if af and "commit_p99_ms" in af else "")
         check("A1 p99 POST->202 <= 5 ms at 1000 requests/s offered",
               al["post_p99_ms"] <= 5 and al["rate"] >= 0.9 * al["offered_rate"],
               "p99 %.2f ms at %.0f requests/s" % (al["post_p99_ms"], al["rate"]),
-              af["commit_p99_ms"] <= 5 if af and "commit_p99_ms" in af else None,
-              "one LMDB commit at %.0f/s: p50 %.2f p99 %.2f ms" % (
-                  af["commit_rate"], af["commit_p50_ms"], af["commit_p99_ms"])
-              if af and "commit_p99_ms" in af else "")
+              floor_ok, floor_detail)
     asp = find(rows, "A1-spool100k", "ptibus-adapter")
     if asp:
         check("adapter RssAnon <= 32 MiB with 100 000 messages spooled",
