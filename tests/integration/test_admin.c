@@ -363,7 +363,9 @@ test_metrics_scraped(void **state)
     assert_true(td_metric_value(text,
                                 "ptibus_messages_rejected_total{partner=\"caf\",type=\"sanction\","
                                 "code=\"not_allowed\"}") == 1);
-    assert_true(td_metric_value(text, "ptibus_commit_batch_size_count") >= 3);
+    /* m-1's commit, then its ack's and the refusal's, which group commit may join in one
+     * (">= 3" failed once under -j2 load) */
+    assert_true(td_metric_value(text, "ptibus_commit_batch_size_count") >= 2);
     assert_true(td_metric_value(text, "ptibus_journal_last_seq") >= 4);
     assert_non_null(strstr(text, "# TYPE ptibus_commit_latency_seconds histogram"));
     free(text);
