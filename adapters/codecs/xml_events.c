@@ -7,16 +7,17 @@
 #include <string.h>
 
 int
-xev_block_init(xev_block_t *b)
+xev_block_init(xev_block_t *b, size_t events, size_t arena)
 {
     memset(b, 0, sizeof *b);
-    b->ev = malloc(PT_XEV_BLOCK_EVENTS * sizeof *b->ev);
-    b->arena = malloc(PT_XEV_ARENA);
+    b->ev = malloc(events * sizeof *b->ev);
+    b->arena = malloc(arena);
     if (b->ev == NULL || b->arena == NULL) {
         xev_block_fini(b);
         return -ENOMEM;
     }
-    b->cap = PT_XEV_ARENA;
+    b->evcap = events;
+    b->cap = b->full_at = arena;
     return 0;
 }
 
@@ -35,17 +36,17 @@ xev_block_reset(xev_block_t *b)
     b->nev = 0;
     b->nattrs = 0;
     b->used = 0;
-    if (b->cap > 4 * PT_XEV_ARENA) { /* one huge text: give its memory back */
-        char *a = realloc(b->arena, PT_XEV_ARENA);
+    if (b->cap > 4 * b->full_at) { /* one huge text: give its memory back */
+        char *a = realloc(b->arena, b->full_at);
         if (a != NULL)
-            b->arena = a, b->cap = PT_XEV_ARENA;
+            b->arena = a, b->cap = b->full_at;
     }
 }
 
 bool
 xev_block_full(const xev_block_t *b)
 {
-    return b->nev + 2 > PT_XEV_BLOCK_EVENTS || b->used >= PT_XEV_ARENA;
+    return b->nev + 2 > b->evcap || b->used >= b->full_at;
 }
 
 xev_t *
@@ -111,7 +112,7 @@ xev_ring_new(xev_ring_t **out)
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv, NULL);
     for (size_t i = 0; i < PT_XEV_RING_BLOCKS; i++)
-        if (xev_block_init(&r->blocks[i]) < 0) {
+        if (xev_block_init(&r->blocks[i], PT_XEV_BLOCK_EVENTS, PT_XEV_ARENA) < 0) {
             xev_ring_destroy(&r);
             return -ENOMEM;
         }
@@ -147,9 +148,8 @@ xev_ring_acquire(xev_ring_t *r)
 }
 
 void
-xev_ring_publish(xev_ring_t *r, xev_block_t *b)
+xev_ring_publish(xev_ring_t *r)
 {
-    (void)b;
     pthread_mutex_lock(&r->mu);
     r->published++;
     pthread_cond_broadcast(&r->cv);

@@ -12,8 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PT_XEV_BLOCK_EVENTS 4096   /* events per block */
-#define PT_XEV_ARENA (128u * 1024) /* arena bytes after which a block is full */
+#define PT_XEV_BLOCK_EVENTS 4096   /* events per block of a ring */
+#define PT_XEV_ARENA (128u * 1024) /* arena bytes after which a ring's block is full */
 #define PT_XEV_RING_BLOCKS 4       /* blocks in a reader thread's ring */
 
 typedef enum xev_kind {
@@ -44,22 +44,24 @@ typedef struct xev_attr {
 
 typedef struct xev_block {
     xev_t *ev;
-    size_t nev;
+    size_t nev, evcap;
     xev_attr_t *attrs;
     size_t nattrs, attrcap;
     char *arena;
     size_t used, cap;
+    size_t full_at; /* arena bytes after which the block is full (it grows past for a text) */
 } xev_block_t;
 
-/* Allocates an empty block; returns 0 or -ENOMEM. */
-int xev_block_init(xev_block_t *b);
+/* Allocates an empty block of events slots, full once arena bytes are used; returns 0 or
+ * -ENOMEM. */
+int xev_block_init(xev_block_t *b, size_t events, size_t arena);
 void xev_block_fini(xev_block_t *b);
 
 /* Empties a block for reuse (an arena grown past four times its size is shrunk back). */
 void xev_block_reset(xev_block_t *b);
 
 /* Whether the block should be handed over: fewer than two event slots left (an empty
- * element gives two events), or its arena is past PT_XEV_ARENA. */
+ * element gives two events), or its arena is past full_at. */
 bool xev_block_full(const xev_block_t *b);
 
 /* The next event slot, zeroed (the caller checked xev_block_full). */
@@ -89,8 +91,8 @@ void xev_ring_destroy(xev_ring_t **r);
 
 /* Reader side: waits for a free block (emptied), NULL once the ring is stopped. */
 xev_block_t *xev_ring_acquire(xev_ring_t *r);
-/* Reader side: hands a filled block over, in order. */
-void xev_ring_publish(xev_ring_t *r, xev_block_t *b);
+/* Reader side: hands the block acquired last over, filled. */
+void xev_ring_publish(xev_ring_t *r);
 
 /* Decoder side: waits for the next filled block (blocks come in the order published).
  * The block stays the decoder's until xev_ring_release(). */

@@ -24,6 +24,9 @@
 #include "xml_events.h"
 
 #define PROLOG_MIN 256 /* bytes gathered before the XML declaration is read */
+/* An inline reader's one block: small, as it is read and decoded in turns. */
+#define XML_SAFE_INLINE_EVENTS 256
+#define XML_SAFE_INLINE_ARENA (16u * 1024)
 
 enum { ENC_UNKNOWN, ENC_UTF8, ENC_ASCII, ENC_LATIN1, ENC_CP1252 };
 
@@ -67,7 +70,7 @@ struct xml_safe {
     const char *ns_last; /* the namespace interned last */
     xev_ring_t *ring;    /* the reader thread's ring; NULL: blocks are read inline */
     pthread_t thread;
-    xev_block_t own; /* the one block of an inline reader */
+    xev_block_t own; /* the one block of an inline reader (not allocated with a ring) */
     /* decoding side: events out of the blocks */
     xev_block_t *blk; /* the block being decoded */
     size_t pos;       /* its next event */
@@ -672,7 +675,7 @@ reader_main(void *arg)
         if (b == NULL)
             break;
         last = read_block(x, b);
-        xev_ring_publish(x->ring, b);
+        xev_ring_publish(x->ring);
     }
     return NULL;
 }
@@ -731,7 +734,7 @@ xml_safe_new(xml_safe_t **out, int fd, const void *mem, size_t len, const char *
     x->in_line = 1;
     x->cur_line = 1;
     x->levels = calloc(x->lim.max_depth + 2, sizeof *x->levels);
-    if (x->levels == NULL || xev_block_init(&x->own) < 0) {
+    if (x->levels == NULL) {
         xml_safe_close(&x);
         return -ENOMEM;
     }
@@ -747,6 +750,11 @@ xml_safe_new(xml_safe_t **out, int fd, const void *mem, size_t len, const char *
     }
     if (wants_thread(limits, fd, len))
         start_thread(x);
+    if (x->ring == NULL &&
+        xev_block_init(&x->own, XML_SAFE_INLINE_EVENTS, XML_SAFE_INLINE_ARENA) < 0) {
+        xml_safe_close(&x);
+        return -ENOMEM;
+    }
     *out = x;
     return 0;
 }
